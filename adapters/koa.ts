@@ -1,0 +1,43 @@
+import type { Middleware } from 'koa'
+import { createGateway, type Gateway, type GatewayOptions, isGateway } from '../src/index.js'
+import { normalizePrefix, relativeUrl, toGatewayRequest, writeNodeResponse } from '../src/node/index.js'
+
+export interface KoaMountOptions {
+  /** Path the gateway answers under, e.g. `/ai`. Leave it out under koa-mount or a router. */
+  prefix?: string
+}
+
+/**
+ * Koa middleware (Koa 2 and 3). Requests outside `prefix`, or that the gateway does not serve, go on to
+ * `next()`. The gateway writes its own response (`ctx.respond = false`) so streams keep their backpressure.
+ *
+ * @example
+ * app.use(aiGateway({ prefix: '/ai', providers: { openai: { apiKey: process.env.OPENAI_API_KEY } } }))
+ */
+export function aiGateway(
+  optionsOrGateway: (GatewayOptions & KoaMountOptions) | Gateway = {},
+  mount: KoaMountOptions = {},
+): Middleware {
+  let gateway: Gateway
+  let prefix = mount.prefix
+  if (isGateway(optionsOrGateway)) gateway = optionsOrGateway
+  else {
+    const { prefix: optionPrefix, ...options } = optionsOrGateway
+    prefix ??= optionPrefix
+    gateway = createGateway(options)
+  }
+  const base = normalizePrefix(prefix)
+  return async function aiGatewayMiddleware(ctx, next) {
+    const url = relativeUrl(ctx.url, base)
+    if (url === undefined) return next()
+    const body = ctx.request as { body?: unknown; rawBody?: unknown }
+    const request = toGatewayRequest(ctx.req, ctx.res, { url, hostBody: body.body, rawBody: body.rawBody })
+    const response = await gateway.handle(request)
+    if (response === undefined) return next()
+    ctx.respond = false
+    await writeNodeResponse(ctx.res, response)
+  }
+}
+
+export default aiGateway
+export type { Gateway, GatewayOptions }

@@ -1,0 +1,67 @@
+import type { Dispatcher } from 'undici'
+import { GatewayError } from './errors.js'
+import type { GatewayEmitter } from './events.js'
+import { uuidv7 } from './ids.js'
+import type { ResolvedOptions } from './options.js'
+import type { ResolvedProvider } from './providers/registry.js'
+import type { GatewayContext, GatewayRequest, GatewayResponse, GatewayState, Surface } from './types.js'
+
+/** What every request of one gateway shares: validated options, events, providers, the upstream dispatcher. */
+export interface GatewayServices {
+  readonly options: ResolvedOptions
+  readonly events: GatewayEmitter
+  readonly providers: ReadonlyMap<string, ResolvedProvider>
+  readonly dispatcher: Dispatcher
+}
+
+class RequestContext implements GatewayContext {
+  readonly id = uuidv7()
+  readonly startedAt = performance.now()
+  readonly state: GatewayState = {}
+  readonly metrics: GatewayContext['metrics'] = { bytesIn: 0, bytesOut: 0, provider: undefined }
+  readonly responseHeaders: Record<string, string>
+  response: GatewayResponse | undefined = undefined
+  #body: Promise<Buffer | undefined> | undefined
+
+  constructor(
+    readonly request: GatewayRequest,
+    readonly surface: Surface,
+    readonly gateway: GatewayServices,
+  ) {
+    // A single-attempt request uses one id for request, log and event, as the reference does.
+    this.responseHeaders = {
+      'cf-aig-request-id': this.id,
+      'cf-aig-log-id': this.id,
+      'cf-aig-event-id': this.id,
+    }
+  }
+
+  readBody(): Promise<Buffer | undefined> {
+    this.#body ??= readRequestBody(this.request, this.gateway.options.maxBodyBytes).then((body) => {
+      this.metrics.bytesIn = body?.length ?? 0
+      return body
+    })
+    return this.#body
+  }
+}
+
+async function readRequestBody(request: GatewayRequest, limitBytes: number): Promise<Buffer | undefined> {
+  const { body } = request
+  if (body === undefined) return undefined
+  const bytes = typeof body === 'function' ? await body(limitBytes) : body
+  if (bytes === undefined) return undefined
+  const buffer =
+    typeof bytes === 'string'
+      ? Buffer.from(bytes)
+      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (buffer.length > limitBytes) throw new GatewayError('BODY_TOO_LARGE', `the limit is ${limitBytes} bytes`)
+  return buffer
+}
+
+export function createContext(
+  request: GatewayRequest,
+  surface: Surface,
+  services: GatewayServices,
+): GatewayContext {
+  return new RequestContext(request, surface, services)
+}

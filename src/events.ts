@@ -1,0 +1,77 @@
+import type { EventEmitter } from 'eventemitter3'
+
+export interface RequestStartEvent {
+  id: string
+  method: string
+  path: string
+  provider: string
+}
+export interface UpstreamRequestEvent {
+  id: string
+  provider: string
+  /** Origin and path, without the query string (it may carry a provider key). */
+  url: string
+  method: string
+  attempt: number
+}
+export interface UpstreamResponseEvent {
+  id: string
+  provider: string
+  status: number
+  attempt: number
+  /** Milliseconds from sending the request to the response headers. */
+  durationMs: number
+}
+export interface RequestEndEvent {
+  id: string
+  status: number
+  provider: string | undefined
+  /** Milliseconds from entering the gateway to the last byte (or the abort). */
+  durationMs: number
+  bytesIn: number
+  bytesOut: number
+  /** `completed`: every byte delivered; `aborted`: the client left; `error`: the stream failed. */
+  outcome: 'completed' | 'aborted' | 'error'
+  error?: { code: number; message: string } | undefined
+}
+
+/** The typed events a gateway emits. Listeners observe; they cannot change a request. */
+export interface GatewayEvents {
+  'request:start': (event: RequestStartEvent) => void
+  'upstream:request': (event: UpstreamRequestEvent) => void
+  'upstream:response': (event: UpstreamResponseEvent) => void
+  'request:end': (event: RequestEndEvent) => void
+  /** Bugs in steps and exceptions thrown by listeners. */
+  error: (error: unknown) => void
+}
+
+export type GatewayEmitter = EventEmitter<GatewayEvents>
+
+/**
+ * Emits without letting a listener break the request: each listener runs in its own try/catch and a throw
+ * is re-emitted as `error` (and dropped if an `error` listener throws too).
+ */
+export function notify<E extends Exclude<keyof GatewayEvents, 'error'>>(
+  events: GatewayEmitter,
+  name: E,
+  payload: Parameters<GatewayEvents[E]>[0],
+): void {
+  if (events.listenerCount(name) === 0) return
+  for (const listener of events.listeners(name)) {
+    try {
+      ;(listener as (event: typeof payload) => void)(payload)
+    } catch (error) {
+      reportError(events, error)
+    }
+  }
+}
+
+export function reportError(events: GatewayEmitter, error: unknown): void {
+  for (const listener of events.listeners('error')) {
+    try {
+      listener(error)
+    } catch {
+      // An error listener that throws has nowhere left to report to.
+    }
+  }
+}

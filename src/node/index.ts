@@ -1,0 +1,2 @@
+export { type NodeRequestOptions, normalizePrefix, relativeUrl, toGatewayRequest } from './request.js'
+export { writeNodeResponse } from './response.js'

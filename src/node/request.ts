@@ -1,0 +1,140 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { GatewayError } from '../errors.js'
+import type { BodyReader, GatewayRequest } from '../types.js'
+
+export interface NodeRequestOptions {
+  /** Request target relative to the mount point, with its query string (Express's `req.url`, say). */
+  url: string
+  /** The body a host parser already produced (`req.body`, `ctx.request.body`), if any. */
+  hostBody?: unknown
+  /** The exact bytes a host parser kept (`ctx.request.rawBody`, a `verify` hook's copy), if any. */
+  rawBody?: unknown
+}
+
+/**
+ * Builds the core's request from Node's. The body is not read here: the core reads it only if the path is
+ * the gateway's and a step needs it. The signal aborts when the client connection closes before the
+ * response is finished, which cancels the upstream call.
+ */
+export function toGatewayRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: NodeRequestOptions,
+): GatewayRequest {
+  const controller = new AbortController()
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort()
+  })
+  const query = options.url.indexOf('?')
+  const usesHostBody = options.rawBody === undefined && isConsumed(req)
+  return {
+    method: req.method ?? 'GET',
+    path: query === -1 ? options.url : options.url.slice(0, query),
+    search: query === -1 ? '' : options.url.slice(query),
+    headers: usesHostBody ? withoutEncoding(req.headers) : (req.headers as GatewayRequest['headers']),
+    signal: controller.signal,
+    body: bodyReader(req, options, usesHostBody),
+    ip: req.socket.remoteAddress,
+  }
+}
+
+/**
+ * Where the body bytes come from: kept raw bytes first (exact), then a host parser's result when the parser
+ * already drained the stream (re-serialised, so formatting may differ but content does not), else the
+ * stream itself, read up to the limit.
+ */
+function bodyReader(req: IncomingMessage, options: NodeRequestOptions, usesHostBody: boolean): BodyReader {
+  if (isBytes(options.rawBody)) {
+    const raw = options.rawBody
+    return () => Promise.resolve(typeof raw === 'string' ? Buffer.from(raw) : raw)
+  }
+  if (usesHostBody) {
+    return () => Promise.resolve(serializeHostBody(options.hostBody, req.headers['content-type']))
+  }
+  return (limitBytes) => readStream(req, limitBytes)
+}
+
+function isBytes(value: unknown): value is string | Uint8Array {
+  return typeof value === 'string' || value instanceof Uint8Array
+}
+
+function isConsumed(req: IncomingMessage): boolean {
+  // body-parser marks `_body`; every parser leaves the stream ended.
+  return req.readableEnded || (req as { _body?: unknown })._body === true
+}
+
+function serializeHostBody(body: unknown, contentType: string | undefined): Uint8Array | undefined {
+  if (body === undefined || body === null) return undefined
+  if (isBytes(body)) return typeof body === 'string' ? Buffer.from(body) : body
+  if (contentType?.includes('application/x-www-form-urlencoded')) {
+    return Buffer.from(new URLSearchParams(body as Record<string, string>).toString())
+  }
+  return Buffer.from(JSON.stringify(body))
+}
+
+// A parser that inflated a gzip body leaves decoded bytes: the encoding header no longer describes them.
+function withoutEncoding(headers: IncomingMessage['headers']): GatewayRequest['headers'] {
+  if (headers['content-encoding'] === undefined) return headers as GatewayRequest['headers']
+  const { 'content-encoding': _dropped, ...rest } = headers
+  return rest as GatewayRequest['headers']
+}
+
+/** Reads the request stream, refusing before reading anything when the declared length is over the limit. */
+function readStream(req: IncomingMessage, limitBytes: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const tooLarge = () => new GatewayError('BODY_TOO_LARGE', `the limit is ${limitBytes} bytes`)
+    if (Number(req.headers['content-length']) > limitBytes) return reject(tooLarge())
+    if (req.readableEnded) return resolve(undefined)
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limitBytes) {
+        cleanup()
+        req.pause()
+        reject(tooLarge())
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = () => {
+      cleanup()
+      resolve(size === 0 ? undefined : Buffer.concat(chunks, size))
+    }
+    const onClose = () => {
+      cleanup()
+      reject(new GatewayError('CLIENT_CLOSED'))
+    }
+    const cleanup = () => {
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onClose)
+      req.off('close', onClose)
+    }
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onClose)
+    req.on('close', onClose)
+  })
+}
+
+/**
+ * The request target below `prefix`, or `undefined` when the request is outside it. `/ai` matches `/ai`,
+ * `/ai/...` and `/ai?...`, never `/aix`.
+ */
+export function relativeUrl(url: string, prefix: string): string | undefined {
+  if (prefix === '' || prefix === '/') return url
+  if (!url.startsWith(prefix)) return undefined
+  const rest = url.slice(prefix.length)
+  if (rest === '') return '/'
+  if (rest[0] === '/') return rest
+  if (rest[0] === '?') return `/${rest}`
+  return undefined
+}
+
+/** `'/ai/'` → `'/ai'`; `''` and `'/'` → `''`. */
+export function normalizePrefix(prefix: string | undefined): string {
+  if (!prefix || prefix === '/') return ''
+  const withSlash = prefix.startsWith('/') ? prefix : `/${prefix}`
+  return withSlash.endsWith('/') ? withSlash.slice(0, -1) : withSlash
+}

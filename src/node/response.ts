@@ -1,0 +1,28 @@
+import type { ServerResponse } from 'node:http'
+import { pipeline, Readable } from 'node:stream'
+import type { GatewayResponse } from '../types.js'
+
+/**
+ * Writes a gateway response to Node's response. Streams are piped with backpressure (a slow client slows
+ * the provider instead of filling memory) and each chunk goes out as it comes; when the client leaves, the
+ * pipe destroys the source, which cancels the upstream call. Resolves when the response is done either way.
+ */
+export function writeNodeResponse(res: ServerResponse, response: GatewayResponse): Promise<void> {
+  const { body } = response
+  if (res.headersSent || res.destroyed) {
+    if (body instanceof Readable) body.destroy()
+    return Promise.resolve()
+  }
+  if (!(body instanceof Readable)) {
+    if (body !== null && response.headers['content-length'] === undefined) {
+      response.headers['content-length'] = String(Buffer.byteLength(body))
+    }
+    res.writeHead(response.status, response.headers)
+    res.end(body ?? undefined)
+    return Promise.resolve()
+  }
+  res.writeHead(response.status, response.headers)
+  return new Promise((resolve) => {
+    pipeline(body, res, () => resolve())
+  })
+}

@@ -1,0 +1,117 @@
+import { defineProvider, type ProviderSpec } from './types.js'
+
+const BEARER = { header: 'authorization', scheme: 'Bearer' } as const
+
+/** OpenAI-compatible vendors: one line of data each. */
+function openaiCompatible(id: string, baseURL: string): ProviderSpec {
+  return defineProvider({ id, dialect: 'openai', baseURL, auth: BEARER })
+}
+
+/**
+ * The providers the gateway knows, following Cloudflare AI Gateway's provider table. Upstream bases are
+ * what `/{provider}` in a gateway path stands for.
+ */
+export const PROVIDERS: readonly ProviderSpec[] = [
+  defineProvider({
+    id: 'openai',
+    dialect: 'openai',
+    baseURL: 'https://api.openai.com/v1',
+    auth: BEARER,
+    forwardHeaders: ['openai-organization', 'openai-project', 'openai-beta'],
+  }),
+  defineProvider({
+    id: 'anthropic',
+    dialect: 'anthropic',
+    baseURL: 'https://api.anthropic.com',
+    auth: { header: 'x-api-key' },
+    credentialHeaders: ['x-api-key', 'authorization'],
+    forwardHeaders: ['anthropic-version', 'anthropic-beta'],
+    defaultHeaders: { 'anthropic-version': '2023-06-01' },
+  }),
+  defineProvider({
+    id: 'google-ai-studio',
+    dialect: 'gemini',
+    baseURL: 'https://generativelanguage.googleapis.com',
+    auth: { header: 'x-goog-api-key' },
+    credentialHeaders: ['x-goog-api-key', 'authorization'],
+    credentialQuery: 'key',
+  }),
+  defineProvider({
+    id: 'azure-openai',
+    dialect: 'openai',
+    baseURL: 'https://{resource}.openai.azure.com/openai/deployments/{deployment}',
+    pathParams: ['resource', 'deployment'],
+    auth: { header: 'api-key' },
+    credentialHeaders: ['api-key', 'authorization'],
+  }),
+  defineProvider({
+    id: 'workers-ai',
+    dialect: 'workers-ai',
+    baseURL: 'https://api.cloudflare.com/client/v4/accounts/{accountId}/ai',
+    auth: BEARER,
+    // Model paths (`/@cf/meta/...`) are run through `/run`; OpenAI-style paths (`/v1/...`) go as they are.
+    mapPath: (path) => (path.startsWith('/@') ? `/run${path}` : path),
+  }),
+  defineProvider({
+    id: 'cohere',
+    dialect: 'cohere',
+    baseURL: 'https://api.cohere.ai',
+    auth: BEARER,
+  }),
+  openaiCompatible('groq', 'https://api.groq.com/openai/v1'),
+  openaiCompatible('mistral', 'https://api.mistral.ai'),
+  openaiCompatible('deepseek', 'https://api.deepseek.com'),
+  openaiCompatible('grok', 'https://api.x.ai'),
+  openaiCompatible('perplexity-ai', 'https://api.perplexity.ai'),
+  openaiCompatible('openrouter', 'https://openrouter.ai/api'),
+  openaiCompatible('cerebras', 'https://api.cerebras.ai/v1'),
+  openaiCompatible('fireworks', 'https://api.fireworks.ai/inference/v1'),
+  openaiCompatible('baseten', 'https://api.baseten.co'),
+  defineProvider({
+    id: 'huggingface',
+    dialect: 'native',
+    baseURL: 'https://api-inference.huggingface.co/models',
+    auth: BEARER,
+  }),
+  defineProvider({
+    id: 'replicate',
+    dialect: 'native',
+    baseURL: 'https://api.replicate.com/v1',
+    auth: BEARER,
+  }),
+  defineProvider({
+    id: 'cartesia',
+    dialect: 'native',
+    baseURL: 'https://api.cartesia.ai',
+    auth: { header: 'x-api-key' },
+    credentialHeaders: ['x-api-key', 'authorization'],
+    forwardHeaders: ['cartesia-version'],
+  }),
+  defineProvider({
+    id: 'elevenlabs',
+    dialect: 'native',
+    baseURL: 'https://api.elevenlabs.io',
+    auth: { header: 'xi-api-key' },
+  }),
+  defineProvider({
+    id: 'deepgram',
+    dialect: 'native',
+    baseURL: 'https://api.deepgram.com',
+    auth: { header: 'authorization', scheme: 'Token' },
+  }),
+  defineProvider({
+    id: 'fal',
+    dialect: 'native',
+    baseURL: 'https://fal.run',
+    auth: { header: 'authorization', scheme: 'Key' },
+  }),
+  defineProvider({
+    id: 'ideogram',
+    dialect: 'native',
+    baseURL: 'https://api.ideogram.ai',
+    auth: { header: 'api-key' },
+    credentialHeaders: ['api-key', 'authorization'],
+  }),
+]
+
+export const CUSTOM_PREFIX = 'custom-'

@@ -1,0 +1,169 @@
+import { GatewayError } from '../errors.js'
+import type { Surface } from '../types.js'
+import { CUSTOM_PREFIX, PROVIDERS } from './catalog.js'
+import type { ProviderSpec } from './types.js'
+
+/** Per-provider settings from the gateway options. */
+export interface ProviderConfig {
+  apiKey?: string | undefined
+  baseURL?: string | undefined
+  params?: Record<string, string> | undefined
+  headers?: Record<string, string> | undefined
+}
+
+export interface CustomProviderConfig extends ProviderConfig {
+  baseURL: string
+  auth?: { header: string; scheme?: string | undefined } | undefined
+}
+
+/** Request headers any provider may receive; everything else is dropped unless a spec or option allows it. */
+const COMMON_FORWARD_HEADERS = ['accept', 'content-type', 'content-encoding', 'user-agent', 'idempotency-key']
+
+/** A provider with its options applied and its base URL pre-parsed where it does not depend on the request. */
+export interface ResolvedProvider {
+  readonly spec: ProviderSpec
+  readonly apiKey: string | undefined
+  readonly staticHeaders: Readonly<Record<string, string>>
+  readonly credentialHeaders: readonly string[]
+  readonly forwardHeaders: readonly string[]
+  readonly base: ResolvedBase
+}
+
+type ResolvedBase =
+  | { readonly fixed: true; readonly origin: string; readonly basePath: string }
+  | { readonly fixed: false; readonly template: string; readonly params: Readonly<Record<string, string>> }
+
+export interface UpstreamLocation {
+  origin: string
+  /** Path and query string, ready for the request line. */
+  path: string
+}
+
+// Values that end up inside an upstream URL: no separators, no dot segments, nothing that can move the host.
+const URL_PARAM = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i
+const PLACEHOLDER = /\{([A-Za-z][A-Za-z0-9]*)\}/g
+
+/** Builds the provider table once, at construction: catalog entries plus `custom-{slug}` providers. */
+export function createProviderRegistry(
+  configs: Readonly<Record<string, ProviderConfig>>,
+  customs: Readonly<Record<string, CustomProviderConfig>>,
+  extraForwardHeaders: readonly string[],
+): ReadonlyMap<string, ResolvedProvider> {
+  const registry = new Map<string, ResolvedProvider>()
+  for (const spec of PROVIDERS)
+    registry.set(spec.id, resolveProvider(spec, configs[spec.id] ?? {}, extraForwardHeaders))
+  for (const [slug, config] of Object.entries(customs)) {
+    const spec: ProviderSpec = {
+      id: `${CUSTOM_PREFIX}${slug}`,
+      dialect: 'openai',
+      baseURL: config.baseURL,
+      auth: customAuth(config.auth),
+    }
+    registry.set(spec.id, resolveProvider(spec, config, extraForwardHeaders))
+  }
+  return registry
+}
+
+function customAuth(auth: CustomProviderConfig['auth']): ProviderSpec['auth'] {
+  if (!auth) return { header: 'authorization', scheme: 'Bearer' }
+  return auth.scheme ? { header: auth.header, scheme: auth.scheme } : { header: auth.header }
+}
+
+function resolveProvider(
+  spec: ProviderSpec,
+  config: ProviderConfig,
+  extraForwardHeaders: readonly string[],
+): ResolvedProvider {
+  const credentialHeaders = spec.credentialHeaders ?? [spec.auth.header]
+  return {
+    spec,
+    apiKey: config.apiKey,
+    staticHeaders: { ...spec.defaultHeaders, ...config.headers },
+    credentialHeaders,
+    forwardHeaders: [
+      ...new Set([...COMMON_FORWARD_HEADERS, ...(spec.forwardHeaders ?? []), ...extraForwardHeaders]),
+    ],
+    base: resolveBase(config.baseURL ?? spec.baseURL, config.params ?? {}),
+  }
+}
+
+function resolveBase(template: string, params: Readonly<Record<string, string>>): ResolvedBase {
+  if (!template.includes('{')) {
+    const url = new URL(template)
+    return { fixed: true, origin: url.origin, basePath: url.pathname.replace(/\/$/, '') }
+  }
+  return { fixed: false, template, params }
+}
+
+/**
+ * Where a passthrough request goes: the provider's base plus the path remainder and query, as they came.
+ * Leading segments named in `pathParams` (Azure's `/{resource}/{deployment}`) are consumed into the base.
+ */
+export function locateUpstream(
+  provider: ResolvedProvider,
+  surface: Surface,
+  search: string,
+): UpstreamLocation {
+  let rest = surface.rest
+  if (DOT_SEGMENT.test(rest) || rest.includes('\\')) {
+    throw new GatewayError('INVALID_PROVIDER_PATH', 'dot segments and backslashes are not allowed')
+  }
+  const { base, spec } = provider
+  let origin: string
+  let basePath: string
+  if (base.fixed) {
+    origin = base.origin
+    basePath = base.basePath
+  } else {
+    const values: Record<string, string> = { ...base.params }
+    if (surface.account !== undefined && values.accountId === undefined) values.accountId = surface.account
+    for (const name of spec.pathParams ?? []) {
+      const end = rest.indexOf('/', 1)
+      const segment = end === -1 ? rest.slice(1) : rest.slice(1, end)
+      if (!URL_PARAM.test(segment) || segment.includes('..')) {
+        const shape = (spec.pathParams ?? []).map((p) => `/{${p}}`).join('')
+        throw new GatewayError('INVALID_PROVIDER_PATH', `${spec.id} paths look like /${spec.id}${shape}/...`)
+      }
+      values[name] = segment
+      rest = end === -1 ? '' : rest.slice(end)
+    }
+    const url = new URL(fillTemplate(spec.id, base.template, values))
+    origin = url.origin
+    basePath = url.pathname.replace(/\/$/, '')
+  }
+  const path = `${basePath}${spec.mapPath ? spec.mapPath(rest) : rest}` || '/'
+  return { origin, path: path + search }
+}
+
+function fillTemplate(
+  providerId: string,
+  template: string,
+  values: Readonly<Record<string, string>>,
+): string {
+  return template.replace(PLACEHOLDER, (_, name: string) => {
+    const value = values[name]
+    if (value === undefined) {
+      throw new GatewayError(
+        'PROVIDER_NOT_CONFIGURED',
+        `${providerId} needs providers['${providerId}'].params.${name} in the gateway options`,
+      )
+    }
+    if (!URL_PARAM.test(value)) {
+      throw new GatewayError('INVALID_PROVIDER_PATH', `${providerId} ${name} '${value}' is not allowed`)
+    }
+    return value
+  })
+}
+
+/** Validates a custom base URL or an override at construction; `{params}` may stand anywhere. */
+export function isValidBaseURL(value: string): boolean {
+  try {
+    const url = new URL(value.replace(PLACEHOLDER, 'x'))
+    return (
+      (url.protocol === 'https:' || url.protocol === 'http:') && !url.search && !url.hash && !url.username
+    )
+  } catch {
+    return false
+  }
+}

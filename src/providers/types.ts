@@ -1,0 +1,38 @@
+/** The API dialect a provider speaks; only non-OpenAI dialects need translation code. */
+export type Dialect = 'openai' | 'anthropic' | 'gemini' | 'cohere' | 'workers-ai' | 'native'
+
+/**
+ * A provider described as data. Adding an OpenAI-compatible vendor is one entry in `catalog.ts`.
+ *
+ * @example
+ * defineProvider({ id: 'groq', dialect: 'openai', baseURL: 'https://api.groq.com/openai/v1', auth: BEARER })
+ */
+export interface ProviderSpec {
+  /** Slug used in paths (`/groq/...`) and in compat model names (`groq/llama-3.3-70b`). */
+  readonly id: string
+  readonly dialect: Dialect
+  /**
+   * Upstream base the path remainder is appended to. `{name}` placeholders are filled from provider options
+   * (`params`) or, for names listed in `pathParams`, from the leading path segments.
+   */
+  readonly baseURL: string
+  /** How a key from options is sent: header name, and an optional scheme put before it. */
+  readonly auth: { readonly header: string; readonly scheme?: string }
+  /** Headers that carry a client's own credential; if any is present, no stored key is injected. */
+  readonly credentialHeaders?: readonly string[]
+  /** A query parameter that carries a client's own credential (Google's `?key=`). */
+  readonly credentialQuery?: string
+  /** Provider-specific request headers allowed upstream, besides the common ones. */
+  readonly forwardHeaders?: readonly string[]
+  /** Headers sent when the client did not send them (e.g. `anthropic-version`). */
+  readonly defaultHeaders?: Readonly<Record<string, string>>
+  /** Leading path segments consumed into `baseURL` placeholders, in order (Azure's resource and deployment). */
+  readonly pathParams?: readonly string[]
+  /** Rewrites the path remainder before it is appended (Workers AI's `/@cf/...` → `/run/@cf/...`). */
+  readonly mapPath?: (path: string) => string
+}
+
+/** Identity function that types a provider spec, for catalogs and custom providers. */
+export function defineProvider<const T extends ProviderSpec>(spec: T): T {
+  return spec
+}

@@ -1,0 +1,2 @@
+export type { MockCall, MockProvider, MockProviderOptions, MockScript } from './mock-provider.js'
+export { createMockProvider } from './mock-provider.js'

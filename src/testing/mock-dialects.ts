@@ -1,0 +1,421 @@
+import { createHash } from 'node:crypto'
+
+/** A provider API family, recognised from the request path. */
+export type Dialect = 'openai' | 'anthropic' | 'gemini'
+
+/** What the mock recognised in a request line. */
+export interface Route {
+  dialect: Dialect
+  endpoint: 'chat' | 'embeddings' | 'models' | 'unknown'
+  /** Gemini names the model and the streaming mode in the path rather than in the body. */
+  gemini?: { model: string; stream: boolean }
+}
+
+/** Everything a dialect needs to answer one call. */
+export interface Exchange {
+  route: Route
+  request: Record<string, unknown>
+  query: string
+  sequence: number
+  created: number
+  model: string
+  reply: string
+  promptTokens: number
+  /** Function the OpenAI request asks to be called, when it asks for one. */
+  toolName: string | undefined
+}
+
+/** A response body: one JSON document, or events written one by one. */
+export type MockResponse =
+  | { kind: 'json'; body: unknown }
+  | { kind: 'stream'; contentType: string; events: string[] }
+
+/** Framed events of a stream; only `content` events are counted by `malformedEventAt`. */
+interface EventParts {
+  before: string[]
+  content: string[]
+  after: string[]
+}
+
+const MALFORMED_SSE_EVENT = 'data: {not json\n\n'
+const MALFORMED_ARRAY_ELEMENT = '{not json'
+const GEMINI_ACTION = /\/models\/([^/]+):(generateContent|streamGenerateContent)$/
+const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small']
+
+/**
+ * Narrows an unknown value to a plain object.
+ * @example isRecord(JSON.parse('{"a":1}')) // true
+ */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/**
+ * Recognises the provider endpoint from the path suffix, so any gateway prefix is accepted.
+ * @example resolveRoute('POST', '/openai/v1/chat/completions') // { dialect: 'openai', endpoint: 'chat' }
+ */
+export function resolveRoute(method: string, path: string): Route {
+  const trimmed = path.length > 1 ? path.replace(/\/+$/, '') : path
+  if (method === 'GET' && trimmed.endsWith('/models')) return { dialect: 'openai', endpoint: 'models' }
+  if (method !== 'POST') return { dialect: 'openai', endpoint: 'unknown' }
+  const gemini = GEMINI_ACTION.exec(trimmed)
+  if (gemini) {
+    const model = decodeSafely(gemini[1] ?? '')
+    return {
+      dialect: 'gemini',
+      endpoint: 'chat',
+      gemini: { model, stream: gemini[2] === 'streamGenerateContent' },
+    }
+  }
+  if (trimmed.endsWith('/chat/completions')) return { dialect: 'openai', endpoint: 'chat' }
+  if (trimmed.endsWith('/embeddings')) return { dialect: 'openai', endpoint: 'embeddings' }
+  if (trimmed.endsWith('/messages')) return { dialect: 'anthropic', endpoint: 'chat' }
+  return { dialect: 'openai', endpoint: 'unknown' }
+}
+
+/**
+ * Gathers what the answer depends on: model, reply text, token counts and tool intent.
+ * @example describeExchange(route, { model: 'gpt-4o', messages: [] }, '', 1, undefined).reply // 'mock reply'
+ */
+export function describeExchange(
+  route: Route,
+  request: Record<string, unknown>,
+  query: string,
+  sequence: number,
+  replyOverride: string | undefined,
+): Exchange {
+  const userText = lastUserText(route.dialect, request)
+  const conversation = route.dialect === 'gemini' ? request.contents : request.messages
+  const system = route.dialect === 'gemini' ? request.systemInstruction : request.system
+  const model = typeof request.model === 'string' ? request.model : (route.gemini?.model ?? 'mock-model')
+  return {
+    route,
+    request,
+    query,
+    sequence,
+    created: Math.floor(Date.now() / 1000),
+    model,
+    reply: replyOverride ?? (userText ? `mock reply to: ${userText}` : 'mock reply'),
+    promptTokens: countWords(textOf(conversation)) + countWords(textOf(system)),
+    toolName: route.dialect === 'openai' ? requestedToolName(request, userText) : undefined,
+  }
+}
+
+/**
+ * Builds the success response for a recognised route, streamed when the request asks for it.
+ * @example buildResponse(exchange, undefined) // { kind: 'json', body: { object: 'chat.completion', ... } }
+ */
+export function buildResponse(x: Exchange, malformedEventAt: number | undefined): MockResponse {
+  const { dialect, endpoint } = x.route
+  if (endpoint === 'embeddings') return { kind: 'json', body: embeddingsBody(x) }
+  if (endpoint === 'models') return { kind: 'json', body: modelsBody(x.created) }
+  if (dialect === 'gemini') return geminiResponse(x, malformedEventAt)
+  const streams = x.request.stream === true
+  if (dialect === 'anthropic') {
+    return streams ? sseResponse(anthropicEvents(x), malformedEventAt) : json(anthropicMessage(x))
+  }
+  return streams ? sseResponse(openAiEvents(x), malformedEventAt) : json(openAiCompletion(x))
+}
+
+/**
+ * The error body each provider sends with a non-2xx status.
+ * @example errorBody('anthropic', 529) // { type: 'error', error: { type: 'overloaded_error', message: ... } }
+ */
+export function errorBody(
+  dialect: Dialect,
+  status: number,
+  message = `mock error (HTTP ${status})`,
+): unknown {
+  if (dialect === 'anthropic') return { type: 'error', error: { type: anthropicErrorType(status), message } }
+  if (dialect === 'gemini') return { error: { code: status, message, status: geminiErrorStatus(status) } }
+  return { error: { message, type: openAiErrorType(status), param: null, code: openAiErrorCode(status) } }
+}
+
+function decodeSafely(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
+}
+
+/** Collects text from any of the dialects' message shapes: strings, parts arrays, messages, Gemini contents. */
+function textOf(content: unknown): string {
+  if (typeof content === 'string') return content
+  if (Array.isArray(content)) return content.map(textOf).filter(Boolean).join(' ')
+  if (!isRecord(content)) return ''
+  if (typeof content.text === 'string') return content.text
+  if (content.parts !== undefined) return textOf(content.parts)
+  return textOf(content.content)
+}
+
+function lastUserText(dialect: Dialect, request: Record<string, unknown>): string | undefined {
+  const list = dialect === 'gemini' ? request.contents : request.messages
+  if (!Array.isArray(list)) return undefined
+  for (const message of list.toReversed()) {
+    // Gemini lets single-turn requests omit the role.
+    const fromUser = isRecord(message) && (message.role === 'user' || (dialect === 'gemini' && !message.role))
+    const text = fromUser ? textOf(message).trim() : ''
+    if (text) return text
+  }
+  return undefined
+}
+
+function countWords(text: string): number {
+  return text.split(/\s+/).filter((word) => word.length > 0).length
+}
+
+/** Splits text into word pieces that concatenate back to the text, like a tokenizer would stream it. */
+function wordPieces(text: string): string[] {
+  return text.match(/\s*\S+(?:\s+$)?/g) ?? []
+}
+
+function requestedToolName(
+  request: Record<string, unknown>,
+  userText: string | undefined,
+): string | undefined {
+  const tools = request.tools
+  const choice = request.tool_choice
+  if (!Array.isArray(tools) || tools.length === 0 || choice === 'none') return undefined
+  if (isRecord(choice) && isRecord(choice.function) && typeof choice.function.name === 'string') {
+    return choice.function.name
+  }
+  if (choice !== 'required' && !/\btools?\b/i.test(userText ?? '')) return undefined
+  const first: unknown = tools[0]
+  const name = isRecord(first) && isRecord(first.function) ? first.function.name : undefined
+  return typeof name === 'string' ? name : 'tool'
+}
+
+function json(body: unknown): MockResponse {
+  return { kind: 'json', body }
+}
+
+function sseData(payload: unknown): string {
+  return `data: ${JSON.stringify(payload)}\n\n`
+}
+
+function withMalformed(content: string[], index: number | undefined, replacement: string): string[] {
+  if (index === undefined || index < 0 || index >= content.length) return content
+  return content.map((event, i) => (i === index ? replacement : event))
+}
+
+function sseResponse(parts: EventParts, malformedEventAt: number | undefined): MockResponse {
+  const content = withMalformed(parts.content, malformedEventAt, MALFORMED_SSE_EVENT)
+  return {
+    kind: 'stream',
+    contentType: 'text/event-stream',
+    events: [...parts.before, ...content, ...parts.after],
+  }
+}
+
+function completionTokens(x: Exchange): number {
+  return x.toolName ? 1 : countWords(x.reply)
+}
+
+function openAiUsage(x: Exchange): Record<string, number> {
+  const completion = completionTokens(x)
+  return {
+    prompt_tokens: x.promptTokens,
+    completion_tokens: completion,
+    total_tokens: x.promptTokens + completion,
+  }
+}
+
+function openAiToolCall(x: Exchange, name: string): Record<string, unknown> {
+  return { id: `call_mock${x.sequence}`, type: 'function', function: { name, arguments: '{}' } }
+}
+
+function openAiCompletion(x: Exchange): unknown {
+  const message = x.toolName
+    ? { role: 'assistant', content: null, tool_calls: [openAiToolCall(x, x.toolName)] }
+    : { role: 'assistant', content: x.reply }
+  const choice = { index: 0, message, logprobs: null, finish_reason: x.toolName ? 'tool_calls' : 'stop' }
+  const header = {
+    id: `chatcmpl-mock${x.sequence}`,
+    object: 'chat.completion',
+    created: x.created,
+    model: x.model,
+  }
+  return { ...header, choices: [choice], usage: openAiUsage(x) }
+}
+
+function openAiEvents(x: Exchange): EventParts {
+  const options = x.request.stream_options
+  const includeUsage = isRecord(options) && options.include_usage === true
+  const header = {
+    id: `chatcmpl-mock${x.sequence}`,
+    object: 'chat.completion.chunk',
+    created: x.created,
+    model: x.model,
+  }
+  // With include_usage, OpenAI marks every chunk but the last with `usage: null`.
+  const chunk = (delta: unknown, finishReason: string | null): string =>
+    sseData({
+      ...header,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+      ...(includeUsage ? { usage: null } : {}),
+    })
+  const content = x.toolName
+    ? [
+        {
+          tool_calls: [
+            { index: 0, ...openAiToolCall(x, x.toolName), function: { name: x.toolName, arguments: '' } },
+          ],
+        },
+        { tool_calls: [{ index: 0, function: { arguments: '{}' } }] },
+      ].map((delta) => chunk(delta, null))
+    : wordPieces(x.reply).map((piece) => chunk({ content: piece }, null))
+  const after = [chunk({}, x.toolName ? 'tool_calls' : 'stop')]
+  if (includeUsage) after.push(sseData({ ...header, choices: [], usage: openAiUsage(x) }))
+  after.push('data: [DONE]\n\n')
+  return { before: [chunk({ role: 'assistant', content: x.toolName ? null : '' }, null)], content, after }
+}
+
+function anthropicMessage(x: Exchange): Record<string, unknown> {
+  return {
+    id: `msg_mock${x.sequence}`,
+    type: 'message',
+    role: 'assistant',
+    model: x.model,
+    content: [{ type: 'text', text: x.reply }],
+    stop_reason: 'end_turn',
+    stop_sequence: null,
+    usage: { input_tokens: x.promptTokens, output_tokens: completionTokens(x) },
+  }
+}
+
+function anthropicEvent(type: string, payload: Record<string, unknown>): string {
+  return `event: ${type}\ndata: ${JSON.stringify({ type, ...payload })}\n\n`
+}
+
+function anthropicEvents(x: Exchange): EventParts {
+  const message = { ...anthropicMessage(x), content: [], stop_reason: null }
+  const started = { ...message, usage: { input_tokens: x.promptTokens, output_tokens: 1 } }
+  return {
+    before: [
+      anthropicEvent('message_start', { message: started }),
+      anthropicEvent('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+      anthropicEvent('ping', {}),
+    ],
+    content: wordPieces(x.reply).map((text) =>
+      anthropicEvent('content_block_delta', { index: 0, delta: { type: 'text_delta', text } }),
+    ),
+    after: [
+      anthropicEvent('content_block_stop', { index: 0 }),
+      anthropicEvent('message_delta', {
+        delta: { stop_reason: 'end_turn', stop_sequence: null },
+        usage: { output_tokens: completionTokens(x) },
+      }),
+      anthropicEvent('message_stop', {}),
+    ],
+  }
+}
+
+function geminiUsage(x: Exchange): Record<string, number> {
+  const candidates = completionTokens(x)
+  return {
+    promptTokenCount: x.promptTokens,
+    candidatesTokenCount: candidates,
+    totalTokenCount: x.promptTokens + candidates,
+  }
+}
+
+function geminiChunk(x: Exchange, text: string, final: boolean): Record<string, unknown> {
+  const candidate = {
+    content: { role: 'model', parts: [{ text }] },
+    ...(final ? { finishReason: 'STOP' } : {}),
+    index: 0,
+  }
+  return {
+    candidates: [candidate],
+    ...(final ? { usageMetadata: geminiUsage(x) } : {}),
+    modelVersion: x.model,
+  }
+}
+
+function geminiResponse(x: Exchange, malformedEventAt: number | undefined): MockResponse {
+  if (!x.route.gemini?.stream) return json(geminiChunk(x, x.reply, true))
+  const pieces = wordPieces(x.reply)
+  const texts = pieces.length > 0 ? pieces : ['']
+  const chunks = texts.map((text, i) => geminiChunk(x, text, i === texts.length - 1))
+  if (new URLSearchParams(x.query).get('alt') === 'sse') {
+    return sseResponse({ before: [], content: chunks.map(sseData), after: [] }, malformedEventAt)
+  }
+  // Without alt=sse Gemini streams one JSON array, written element by element.
+  const elements = withMalformed(
+    chunks.map((chunk) => JSON.stringify(chunk)),
+    malformedEventAt,
+    MALFORMED_ARRAY_ELEMENT,
+  )
+  const events = elements.map((element, i) => `${i === 0 ? '[' : ',\r\n'}${element}`)
+  return { kind: 'stream', contentType: 'application/json', events: [...events, ']'] }
+}
+
+/** Derives a stable unit vector from the text, so equal inputs embed equally across runs. */
+function embeddingOf(text: string): number[] {
+  const digest = createHash('sha256').update(text).digest()
+  const raw = Array.from({ length: 8 }, (_, i) => (digest.readUInt32BE(i * 4) / 0xffffffff) * 2 - 1)
+  const norm = Math.hypot(...raw) || 1
+  return raw.map((value) => value / norm)
+}
+
+function embeddingInputs(input: unknown): string[] {
+  if (typeof input === 'string') return [input]
+  if (!Array.isArray(input)) return []
+  // A flat array of numbers is one pre-tokenized input, not many.
+  if (input.every((item) => typeof item === 'number')) return [JSON.stringify(input)]
+  return input.map((item) => (typeof item === 'string' ? item : JSON.stringify(item)))
+}
+
+function embeddingsBody(x: Exchange): unknown {
+  const inputs = embeddingInputs(x.request.input)
+  const tokens = inputs.reduce((sum, input) => sum + countWords(input), 0)
+  return {
+    object: 'list',
+    data: inputs.map((input, index) => ({ object: 'embedding', index, embedding: embeddingOf(input) })),
+    model: x.model,
+    usage: { prompt_tokens: tokens, total_tokens: tokens },
+  }
+}
+
+function modelsBody(created: number): unknown {
+  return {
+    object: 'list',
+    data: MOCK_MODELS.map((id) => ({ id, object: 'model', created, owned_by: 'mock' })),
+  }
+}
+
+function openAiErrorType(status: number): string {
+  if (status === 429) return 'requests'
+  if (status >= 500) return 'server_error'
+  return 'invalid_request_error'
+}
+
+function openAiErrorCode(status: number): string | null {
+  const codes: Record<number, string> = {
+    401: 'invalid_api_key',
+    404: 'not_found',
+    429: 'rate_limit_exceeded',
+  }
+  return codes[status] ?? (status >= 500 ? 'server_error' : null)
+}
+
+function anthropicErrorType(status: number): string {
+  if (status === 529 || status === 503) return 'overloaded_error'
+  if (status === 429) return 'rate_limit_error'
+  return 'api_error'
+}
+
+function geminiErrorStatus(status: number): string {
+  const statuses: Record<number, string> = {
+    400: 'INVALID_ARGUMENT',
+    401: 'UNAUTHENTICATED',
+    403: 'PERMISSION_DENIED',
+    404: 'NOT_FOUND',
+    429: 'RESOURCE_EXHAUSTED',
+    500: 'INTERNAL',
+    503: 'UNAVAILABLE',
+    504: 'DEADLINE_EXCEEDED',
+  }
+  return statuses[status] ?? 'UNKNOWN'
+}

@@ -1,0 +1,360 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { createServer } from 'node:http'
+import {
+  buildResponse,
+  describeExchange,
+  errorBody,
+  isRecord,
+  type MockResponse,
+  resolveRoute,
+} from './mock-dialects.js'
+
+/**
+ * Where the mock provider listens.
+ * @example await createMockProvider({ port: 0 })
+ */
+export interface MockProviderOptions {
+  /** Defaults to '127.0.0.1'. */
+  host?: string
+  /** Defaults to 0 (a free port). */
+  port?: number
+}
+
+/**
+ * One request the mock provider received.
+ * @example
+ * const [call] = mock.calls
+ * expect(call?.headers.authorization).toBe('Bearer sk-test')
+ */
+export interface MockCall {
+  method: string
+  /** Pathname only. */
+  path: string
+  /** Raw search string including '?', or ''. */
+  query: string
+  /** Lower-case names; multi-valued headers joined with ', '. */
+  headers: Record<string, string>
+  /** Raw request body as received (utf8). */
+  body: string
+  /** Parsed body, or undefined when not JSON. */
+  json: unknown
+  /** Resolves 'finished' when the response was fully written, 'aborted' when the connection ended first. */
+  readonly outcome: Promise<'finished' | 'aborted'>
+}
+
+/**
+ * How the mock answers one call; every field is optional and the defaults answer normally.
+ * @example mock.enqueue({ status: 429, retryAfter: 2 }, { cutAfterEvents: 3 })
+ */
+export interface MockScript {
+  /** Default 200; a non-2xx status answers with the dialect's error body unless `body` is given. */
+  status?: number
+  /** Extra response headers. */
+  headers?: Record<string, string>
+  /** Sets Retry-After. */
+  retryAfter?: number | string
+  /** Replaces the whole response body (object → JSON, string → as is); no streaming then. */
+  body?: unknown
+  /** Assistant text; defaults to `mock reply to: <last user text>`, or 'mock reply' when there is none. */
+  reply?: string
+  /** Wait this long before sending headers. */
+  latencyMs?: number
+  /** Never answer, until the client goes away or the provider closes. */
+  stallBeforeHeaders?: boolean
+  /** Pause between streamed events (default 0). */
+  chunkDelayMs?: number
+  /** After N streamed events, stop sending for `stallMs` (default: forever), then continue. */
+  stallAfterEvents?: number
+  stallMs?: number
+  /** After N streamed events, destroy the socket: no terminal marker, no chunked terminator. */
+  cutAfterEvents?: number
+  /** Emit `data: {not json` as the content event at this 0-based index. */
+  malformedEventAt?: number
+}
+
+/**
+ * A running mock provider.
+ * @example
+ * const mock = await createMockProvider()
+ * mock.enqueue({ status: 503 })
+ * await fetch(`${mock.url}/v1/chat/completions`, { method: 'POST', body: '{}' }) // 503
+ * await mock.close()
+ */
+export interface MockProvider {
+  /** 'http://127.0.0.1:PORT', without a trailing slash. */
+  readonly url: string
+  readonly port: number
+  /** Every request received, in order. */
+  readonly calls: MockCall[]
+  /** Scripts are consumed one per incoming call, in order; with the queue empty, calls get the default behaviour. */
+  enqueue(...scripts: MockScript[]): void
+  /** Clears the recorded calls and the script queue. */
+  reset(): void
+  /** Closes the server and destroys open sockets, including stalled responses. */
+  close(): Promise<void>
+}
+
+interface ProviderState {
+  calls: MockCall[]
+  queue: MockScript[]
+  /** One controller per unanswered call, aborted when its connection ends or the provider closes. */
+  pending: Set<AbortController>
+}
+
+// setTimeout clamps anything larger to 1 ms, which would turn a long stall into none.
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/**
+ * Starts a mock AI provider speaking the OpenAI, Anthropic and Gemini wire formats.
+ * @example
+ * const mock = await createMockProvider()
+ * const res = await fetch(`${mock.url}/v1/messages`, { method: 'POST', body: JSON.stringify({ messages: [] }) })
+ * await mock.close()
+ */
+export async function createMockProvider(options: MockProviderOptions = {}): Promise<MockProvider> {
+  const state: ProviderState = { calls: [], queue: [], pending: new Set() }
+  const server = createServer((req, res) => {
+    handleRequest(req, res, state).catch(() => res.destroy())
+  })
+  const host = options.host ?? '127.0.0.1'
+  const port = await listen(server, host, options.port ?? 0)
+  let closing: Promise<void> | undefined
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    calls: state.calls,
+    enqueue: (...scripts) => {
+      state.queue.push(...scripts)
+    },
+    reset: () => {
+      state.calls.length = 0
+      state.queue.length = 0
+    },
+    close: () => {
+      closing ??= closeServer(server, state)
+      return closing
+    },
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      const address = server.address()
+      if (typeof address === 'object' && address !== null) resolve(address.port)
+      else reject(new Error('mock provider has no TCP address'))
+    })
+  })
+}
+
+function closeServer(server: Server, state: ProviderState): Promise<void> {
+  for (const controller of state.pending) controller.abort()
+  state.pending.clear()
+  return new Promise((resolve) => {
+    server.close(() => resolve())
+    server.closeAllConnections()
+  })
+}
+
+async function handleRequest(req: IncomingMessage, res: ServerResponse, state: ProviderState): Promise<void> {
+  const controller = new AbortController()
+  state.pending.add(controller)
+  const outcome = new Promise<'finished' | 'aborted'>((resolve) => {
+    res.on('close', () => {
+      state.pending.delete(controller)
+      controller.abort()
+      resolve(res.writableFinished ? 'finished' : 'aborted')
+    })
+  })
+  const call = recordCall(req, await readBody(req), outcome)
+  state.calls.push(call)
+  const script = state.queue.shift() ?? {}
+  if (controller.signal.aborted) return
+  await respond(res, call, script, state.calls.length, controller.signal)
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = []
+  try {
+    for await (const chunk of req) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)))
+  } catch {
+    // A client that hangs up mid-upload is still recorded, with what arrived.
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+function recordCall(req: IncomingMessage, body: string, outcome: MockCall['outcome']): MockCall {
+  const target = req.url ?? '/'
+  const queryStart = target.indexOf('?')
+  const headers: Record<string, string> = {}
+  for (const [name, values] of Object.entries(req.headersDistinct)) {
+    if (values) headers[name] = values.join(', ')
+  }
+  return {
+    method: req.method ?? 'GET',
+    path: queryStart === -1 ? target : target.slice(0, queryStart),
+    query: queryStart === -1 ? '' : target.slice(queryStart),
+    headers,
+    body,
+    json: parseJson(body),
+    outcome,
+  }
+}
+
+function parseJson(body: string): unknown {
+  if (body.trim() === '') return undefined
+  try {
+    return JSON.parse(body) as unknown
+  } catch {
+    return undefined
+  }
+}
+
+async function respond(
+  res: ServerResponse,
+  call: MockCall,
+  script: MockScript,
+  sequence: number,
+  signal: AbortSignal,
+): Promise<void> {
+  if (script.stallBeforeHeaders) {
+    await pause(undefined, signal)
+    return
+  }
+  if (script.latencyMs !== undefined && !(await pause(script.latencyMs, signal))) return
+  const extraHeaders = scriptHeaders(script)
+  if (script.body !== undefined) {
+    sendBody(res, script.status ?? 200, extraHeaders, script.body)
+    return
+  }
+  const route = resolveRoute(call.method, call.path)
+  if (route.endpoint === 'unknown') {
+    // A scripted failure still applies here; a scripted success cannot, as there is nothing to answer with.
+    const status = script.status !== undefined && !isSuccess(script.status) ? script.status : 404
+    const message = `no mock route for ${call.method} ${call.path}`
+    sendBody(res, status, extraHeaders, errorBody('openai', status, message))
+    return
+  }
+  const status = script.status ?? 200
+  if (!isSuccess(status)) {
+    sendBody(res, status, extraHeaders, errorBody(route.dialect, status))
+    return
+  }
+  const request = isRecord(call.json) ? call.json : {}
+  const exchange = describeExchange(route, request, call.query, sequence, script.reply)
+  const response = buildResponse(exchange, script.malformedEventAt)
+  if (response.kind === 'json') sendBody(res, status, extraHeaders, response.body)
+  else await sendStream(res, status, extraHeaders, response, script, signal)
+}
+
+function isSuccess(status: number): boolean {
+  return status >= 200 && status < 300
+}
+
+function scriptHeaders(script: MockScript): Record<string, string> {
+  const headers = { ...script.headers }
+  if (script.retryAfter !== undefined) headers['retry-after'] = String(script.retryAfter)
+  return headers
+}
+
+/** Base headers first, so scripted headers override them whatever their case. */
+function writeHead(
+  res: ServerResponse,
+  status: number,
+  base: Record<string, string>,
+  extra: Record<string, string>,
+): void {
+  for (const [name, value] of Object.entries(base)) res.setHeader(name, value)
+  for (const [name, value] of Object.entries(extra)) res.setHeader(name, value)
+  res.writeHead(status)
+}
+
+function sendBody(res: ServerResponse, status: number, extra: Record<string, string>, body: unknown): void {
+  const payload = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8')
+  // These statuses forbid a body; writing one anyway would corrupt the connection for the next call.
+  const bodyless = status === 204 || status === 304 || (status >= 100 && status < 200)
+  const base: Record<string, string> = bodyless
+    ? {}
+    : { 'content-type': 'application/json', 'content-length': String(payload.length) }
+  writeHead(res, status, base, extra)
+  res.end(bodyless ? undefined : payload)
+}
+
+async function sendStream(
+  res: ServerResponse,
+  status: number,
+  extra: Record<string, string>,
+  response: Extract<MockResponse, { kind: 'stream' }>,
+  script: MockScript,
+  signal: AbortSignal,
+): Promise<void> {
+  writeHead(res, status, { 'content-type': response.contentType, 'cache-control': 'no-cache' }, extra)
+  res.flushHeaders()
+  if (!(await interruptAfter(0, res, script, signal))) return
+  for (const [index, event] of response.events.entries()) {
+    if (index > 0 && script.chunkDelayMs && !(await pause(script.chunkDelayMs, signal))) return
+    if (!(await writeEvent(res, event))) return
+    if (!(await interruptAfter(index + 1, res, script, signal))) return
+  }
+  res.end()
+}
+
+/** Applies the scripted cut or stall once `sent` events are out; false when the stream must stop. */
+async function interruptAfter(
+  sent: number,
+  res: ServerResponse,
+  script: MockScript,
+  signal: AbortSignal,
+): Promise<boolean> {
+  if (script.cutAfterEvents === sent) {
+    res.destroy()
+    return false
+  }
+  if (script.stallAfterEvents === sent) return pause(script.stallMs, signal)
+  return true
+}
+
+/**
+ * Waiting for the write callback keeps events apart on the wire and lets a cut happen only after
+ * the events before it reached the socket; it also doubles as backpressure.
+ */
+function writeEvent(res: ServerResponse, event: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (res.destroyed) {
+      resolve(false)
+      return
+    }
+    const onClose = (): void => resolve(false)
+    res.once('close', onClose)
+    res.write(event, (error) => {
+      res.off('close', onClose)
+      resolve(!error)
+    })
+  })
+}
+
+/** Resolves true after `ms` (never, when undefined), or false as soon as the call is abandoned. */
+function pause(ms: number | undefined, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve(false)
+      return
+    }
+    let timer: NodeJS.Timeout | undefined
+    const onAbort = (): void => {
+      clearTimeout(timer)
+      resolve(false)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    if (ms === undefined) return
+    timer = setTimeout(
+      () => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(true)
+      },
+      Math.min(Math.max(ms, 0), MAX_TIMER_MS),
+    )
+  })
+}

@@ -1,0 +1,78 @@
+import type { Readable } from 'node:stream'
+import type { GatewayServices } from './context.js'
+
+export type MaybePromise<T> = T | Promise<T>
+
+/**
+ * Where a request body comes from. The bridge hands the core a reader so that the body is read only when a
+ * step needs it, and never past `limitBytes` (the reader rejects with `BODY_TOO_LARGE` first).
+ */
+export type BodyReader = (limitBytes: number) => Promise<Uint8Array | undefined>
+
+/** A request as the core sees it: framework-free, built by `src/node` or by a host calling `handle()`. */
+export interface GatewayRequest {
+  readonly method: string
+  /** Path relative to the mount point, always starting with `/`, without the query string. */
+  readonly path: string
+  /** The raw query string with its leading `?`, or `''`. Forwarded upstream as it came. */
+  readonly search: string
+  /** Lower-case header names; repeated headers joined with `, ` as Node does. */
+  readonly headers: Readonly<Record<string, string | undefined>>
+  /** Aborted when the client goes away; the upstream call is cancelled with it. */
+  readonly signal: AbortSignal
+  readonly body?: Uint8Array | string | BodyReader | undefined
+  readonly ip?: string | undefined
+}
+
+/** `null`, a complete body, or a Node stream that is piped to the client with backpressure. */
+export type ResponseBody = null | string | Uint8Array | Readable
+
+export interface GatewayResponse {
+  status: number
+  headers: Record<string, string>
+  body: ResponseBody
+}
+
+/**
+ * Per-request state shared by the steps. Each step declares the fields it owns next to itself by module
+ * augmentation (`declare module '../types.js' { interface GatewayState { ... } }`).
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: augmented by the steps
+export interface GatewayState {}
+
+/** The request surface the path addressed, decided before any step runs. */
+export type Surface = {
+  readonly kind: 'provider'
+  /** Provider slug as written in the path, e.g. `openai` or `custom-mylab`. */
+  readonly provider: string
+  /** Path after the provider segment, starting with `/` (or `''`). */
+  readonly rest: string
+  /** Account id from Cloudflare's long form `/v1/{account}/{gateway}/...`, when used. */
+  readonly account?: string | undefined
+  /** Gateway name from the long form, when used. */
+  readonly gatewayName?: string | undefined
+}
+
+export interface GatewayContext {
+  /** UUIDv7; also sent as `cf-aig-request-id` and `cf-aig-log-id`. */
+  readonly id: string
+  readonly request: GatewayRequest
+  readonly surface: Surface
+  readonly state: GatewayState
+  readonly gateway: GatewayServices
+  /** `performance.now()` when the request entered the gateway. */
+  readonly startedAt: number
+  /** Set by the step that answers; a step may replace it on the way back out. */
+  response: GatewayResponse | undefined
+  /** Extra response headers for whatever answers, errors included (`cf-aig-*`). */
+  readonly responseHeaders: Record<string, string>
+  /** Bytes counted on the way in and out, for `request:end`. */
+  readonly metrics: { bytesIn: number; bytesOut: number; provider?: string | undefined }
+  /** Reads the request body once, capped by `maxBodyBytes`; later calls get the same bytes. */
+  readBody(): Promise<Buffer | undefined>
+}
+
+export type Next = () => Promise<void>
+
+/** One stage of the pipeline, onion style: work before `await next()` runs on the way in, after it on the way out. */
+export type Step = (ctx: GatewayContext, next: Next) => Promise<void>
