@@ -1,0 +1,23 @@
+import { createServer } from 'node:http'
+import { pipeline } from 'node:stream'
+import express, { type NextFunction, type Request, type Response } from 'express'
+import type { Dispatcher } from 'undici'
+import { requestHeaders, responseHeaders, upstream, upstreamPath } from './bare-proxy.js'
+import { listenAndReport } from './shared.js'
+
+async function proxy(req: Request, res: Response, next: NextFunction): Promise<void> {
+  const path = upstreamPath(req.originalUrl)
+  if (path === undefined) return next()
+  const { statusCode, headers, body } = await upstream.request({
+    method: req.method as Dispatcher.HttpMethod,
+    path,
+    headers: requestHeaders(req.headers),
+    body: req,
+  })
+  res.status(statusCode).set(responseHeaders(headers))
+  pipeline(body, res, () => {})
+}
+
+const app = express()
+app.use('/ai/openai', proxy)
+await listenAndReport(createServer(app))

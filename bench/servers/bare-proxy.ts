@@ -1,0 +1,37 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { type Dispatcher, Pool } from 'undici'
+import { upstreamUrl } from './shared.js'
+
+// What the bare proxies share: one keep-alive pool to the upstream, the path mapping and the few headers they
+// pass on. None of it is policy; it is the least a proxy must do to deliver the same answer as the gateway.
+
+const MOUNT = '/ai/openai/'
+const UPSTREAM_BASE = '/v1/'
+
+type UpstreamHeaders = Dispatcher.ResponseData['headers']
+
+export const upstream = new Pool(upstreamUrl())
+
+/** `/ai/openai/chat/completions?x` → `/v1/chat/completions?x`; `undefined` outside the mount. */
+export function upstreamPath(url: string): string | undefined {
+  return url.startsWith(MOUNT) ? UPSTREAM_BASE + url.slice(MOUNT.length) : undefined
+}
+
+/** Content type and credential, plus the length so that the body is not re-framed as chunked. */
+export function requestHeaders(incoming: IncomingHttpHeaders): Record<string, string> {
+  const headers: Record<string, string> = {}
+  if (incoming['content-type'] !== undefined) headers['content-type'] = incoming['content-type']
+  if (incoming.authorization !== undefined) headers.authorization = incoming.authorization
+  if (incoming['content-length'] !== undefined) headers['content-length'] = incoming['content-length']
+  return headers
+}
+
+/** Content type, plus the length when the upstream sent one, so the client sees the same framing. */
+export function responseHeaders(upstreamHeaders: UpstreamHeaders): Record<string, string> {
+  const headers: Record<string, string> = {}
+  const contentType = upstreamHeaders['content-type']
+  const contentLength = upstreamHeaders['content-length']
+  if (typeof contentType === 'string') headers['content-type'] = contentType
+  if (typeof contentLength === 'string') headers['content-length'] = contentLength
+  return headers
+}

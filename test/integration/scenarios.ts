@@ -1,0 +1,398 @@
+import { request as rawRequest } from 'node:http'
+import { request } from 'undici'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import type { GatewayOptions } from '../../src/index.js'
+import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+import { type RunningApp, send } from '../helpers/http.js'
+
+/**
+ * Builds the host app under test with the gateway mounted at `/ai`. Every app also answers, itself,
+ * `GET /ai/` (the mount root, which the gateway does not serve) with `host:<path>`.
+ */
+export type BuildApp = (options: GatewayOptions, host: { bodyParser: boolean }) => Promise<RunningApp>
+
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+const CHAT = '/ai/openai/chat/completions'
+
+interface World {
+  mock: MockProvider
+  /** Starts the app with these gateway options; closed after the test. */
+  start(options?: GatewayOptions, host?: { bodyParser: boolean }): Promise<string>
+}
+
+function providers(mock: MockProvider): GatewayOptions['providers'] {
+  return {
+    openai: { apiKey: 'sk-stored', baseURL: `${mock.url}/v1` },
+    anthropic: { apiKey: 'sk-ant-stored', baseURL: mock.url },
+    'google-ai-studio': { apiKey: 'goog-stored', baseURL: mock.url },
+    'azure-openai': {
+      apiKey: 'az-stored',
+      baseURL: `${mock.url}/{resource}/openai/deployments/{deployment}`,
+    },
+  }
+}
+
+function chat(text: string, extra: Record<string, unknown> = {}) {
+  return { model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }], ...extra }
+}
+
+/** Reads an SSE body until `count` events arrived, then stops reading (without closing). */
+async function readEvents(body: AsyncIterable<Buffer>, count: number): Promise<string> {
+  let text = ''
+  for await (const chunk of body) {
+    text += chunk.toString()
+    if (text.split('\n\n').length - 1 >= count) return text
+  }
+  return text
+}
+
+/** One table of scenarios, run against every framework so the adapters cannot drift apart. */
+export function runScenarios(framework: string, build: BuildApp): void {
+  describe(`${framework}: gateway scenarios`, () => {
+    let mock: MockProvider
+    const running: RunningApp[] = []
+    const world: World = {
+      get mock() {
+        return mock
+      },
+      async start(options = {}, host = { bodyParser: false }) {
+        const app = await build({ providers: providers(mock), ...options }, host)
+        running.push(app)
+        return app.url
+      },
+    }
+
+    beforeAll(async () => {
+      mock = await createMockProvider()
+    })
+    afterAll(async () => {
+      await Promise.all(running.map((app) => app.close()))
+      await mock.close()
+    })
+
+    for (const bodyParser of [false, true]) {
+      it(`forwards JSON byte for byte and returns the provider's answer (host body parser ${bodyParser ? 'present' : 'absent'})`, async () => {
+        mock.reset()
+        const url = await world.start({}, { bodyParser })
+        const raw = '{ "model": "gpt-4o-mini",\n  "messages": [{"role": "user", "content": "héllo"}] }'
+        const res = await send(`${url}${CHAT}`, { body: raw })
+        expect(res.status).toBe(200)
+        expect(res.json()).toMatchObject({
+          object: 'chat.completion',
+          choices: [{ message: { content: 'mock reply to: héllo' } }],
+        })
+        expect(res.headers['cf-aig-request-id']).toMatch(UUID_V7)
+        expect(res.headers['cf-aig-log-id']).toBe(res.headers['cf-aig-request-id'])
+        const [call] = mock.calls
+        expect(call?.path).toBe('/v1/chat/completions')
+        // Without a host parser the exact bytes arrive; with one, the same JSON (formatting may differ).
+        if (bodyParser) expect(call?.json).toEqual(JSON.parse(raw))
+        else expect(call?.body).toBe(raw)
+      })
+    }
+
+    it('passes an SSE stream through byte for byte', async () => {
+      mock.reset()
+      const url = await world.start()
+      const body = chat('stream please', { stream: true, stream_options: { include_usage: true } })
+      const viaGateway = await send(`${url}${CHAT}`, { body })
+      const direct = await send(`${mock.url}/v1/chat/completions`, { body })
+      expect(viaGateway.status).toBe(200)
+      expect(viaGateway.headers['content-type']).toBe('text/event-stream')
+      expect(viaGateway.headers['cache-control']).toContain('no-transform')
+      const normalize = (text: string) =>
+        text.replaceAll(/chatcmpl-mock\d+/g, 'ID').replaceAll(/"created":\d+/g, '')
+      expect(normalize(viaGateway.text)).toBe(normalize(direct.text))
+      expect(viaGateway.text.endsWith('data: [DONE]\n\n')).toBe(true)
+    })
+
+    it('sends SSE events as they arrive, and a client that leaves cancels the upstream stream', async () => {
+      mock.reset()
+      mock.enqueue({ stallAfterEvents: 2 })
+      const url = await world.start()
+      const response = await request(`${url}${CHAT}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(chat('hi', { stream: true })),
+      })
+      // The provider is stalled after two events: they can only be here if nothing buffered them.
+      const seen = await readEvents(response.body, 2)
+      expect(seen.split('\n\n').length - 1).toBe(2)
+      response.body.destroy()
+      await expect(mock.calls[0]?.outcome).resolves.toBe('aborted')
+    })
+
+    it('forwards the query string as it came', async () => {
+      mock.reset()
+      const url = await world.start()
+      const res = await send(`${url}/ai/openai/models?limit=2&after=a%2Fb`)
+      expect(res.status).toBe(200)
+      expect(mock.calls[0]?.path).toBe('/v1/models')
+      expect(mock.calls[0]?.query).toBe('?limit=2&after=a%2Fb')
+    })
+
+    it('strips cf-aig-*, hop-by-hop, cookies and unknown headers upstream, and hop-by-hop headers coming back', async () => {
+      mock.reset()
+      mock.enqueue({
+        headers: {
+          'x-request-id': 'up-1',
+          'set-cookie': 'session=1',
+          'proxy-authenticate': 'Basic',
+          'keep-alive': 'timeout=99',
+        },
+      })
+      const url = await world.start()
+      const res = await new Promise<{ status: number; headers: Record<string, unknown> }>(
+        (resolve, reject) => {
+          const req = rawRequest(`${url}${CHAT}`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              'cf-aig-metadata': '{"user":"u1"}',
+              'cf-aig-authorization': 'Bearer gateway-token',
+              cookie: 'host-session=secret',
+              'x-forwarded-for': '203.0.113.9',
+              'x-custom': 'nope',
+              te: 'trailers',
+              'proxy-authorization': 'Basic Zm9vOmJhcg==',
+              'openai-organization': 'org-1',
+            },
+          })
+          req.on('response', (response) => {
+            response.resume()
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers }))
+          })
+          req.on('error', reject)
+          req.end(JSON.stringify(chat('hi')))
+        },
+      )
+      expect(res.status).toBe(200)
+      const sent = mock.calls[0]?.headers ?? {}
+      for (const name of Object.keys(sent)) expect(name.startsWith('cf-aig-')).toBe(false)
+      for (const name of ['cookie', 'x-forwarded-for', 'x-custom', 'te', 'proxy-authorization']) {
+        expect(sent[name]).toBeUndefined()
+      }
+      expect(sent.host).toBe(new URL(mock.url).host)
+      expect(sent['openai-organization']).toBe('org-1')
+      expect(res.headers['x-request-id']).toBe('up-1')
+      expect(res.headers['set-cookie']).toBeUndefined()
+      expect(res.headers['proxy-authenticate']).toBeUndefined()
+      expect(res.headers['keep-alive']).not.toBe('timeout=99')
+    })
+
+    it("injects a stored key in the provider's own scheme when the client sent none", async () => {
+      mock.reset()
+      const url = await world.start()
+      await send(`${url}${CHAT}`, { body: chat('hi') })
+      await send(`${url}/ai/anthropic/v1/messages`, {
+        body: { model: 'claude', max_tokens: 5, messages: [] },
+      })
+      await send(`${url}/ai/google-ai-studio/v1beta/models/gemini-2.5-flash:generateContent`, {
+        body: { contents: [{ parts: [{ text: 'hi' }] }] },
+      })
+      expect(mock.calls.map((call) => call.path)).toEqual([
+        '/v1/chat/completions',
+        '/v1/messages',
+        '/v1beta/models/gemini-2.5-flash:generateContent',
+      ])
+      expect(mock.calls[0]?.headers.authorization).toBe('Bearer sk-stored')
+      expect(mock.calls[1]?.headers['x-api-key']).toBe('sk-ant-stored')
+      expect(mock.calls[1]?.headers['anthropic-version']).toBe('2023-06-01')
+      expect(mock.calls[2]?.headers['x-goog-api-key']).toBe('goog-stored')
+    })
+
+    it("lets the client's own provider key win over the stored one", async () => {
+      mock.reset()
+      const url = await world.start()
+      await send(`${url}${CHAT}`, { body: chat('hi'), headers: { authorization: 'Bearer sk-client' } })
+      await send(`${url}/ai/google-ai-studio/v1beta/models/g:generateContent?key=goog-client`, {
+        body: { contents: [] },
+      })
+      expect(mock.calls[0]?.headers.authorization).toBe('Bearer sk-client')
+      expect(mock.calls[1]?.headers['x-goog-api-key']).toBeUndefined()
+      expect(mock.calls[1]?.query).toBe('?key=goog-client')
+    })
+
+    it('reaches Azure OpenAI through its resource/deployment path form, and custom providers', async () => {
+      mock.reset()
+      const url = await world.start({
+        customProviders: { mylab: { baseURL: `${mock.url}/lab/v1`, apiKey: 'lab-key' } },
+      })
+      const azure = await send(
+        `${url}/ai/azure-openai/my-res/gpt4o/chat/completions?api-version=2024-10-21`,
+        {
+          body: chat('hi'),
+        },
+      )
+      const custom = await send(`${url}/ai/custom-mylab/chat/completions`, { body: chat('hi') })
+      expect([azure.status, custom.status]).toEqual([200, 200])
+      expect(mock.calls[0]?.path).toBe('/my-res/openai/deployments/gpt4o/chat/completions')
+      expect(mock.calls[0]?.query).toBe('?api-version=2024-10-21')
+      expect(mock.calls[0]?.headers['api-key']).toBe('az-stored')
+      expect(mock.calls[1]?.path).toBe('/lab/v1/chat/completions')
+      expect(mock.calls[1]?.headers.authorization).toBe('Bearer lab-key')
+    })
+
+    it("serves Cloudflare's long URL form and refuses an unknown gateway name with 2001", async () => {
+      mock.reset()
+      const url = await world.start()
+      const ok = await send(`${url}/ai/v1/acct-1/default/openai/chat/completions`, { body: chat('hi') })
+      const unknown = await send(`${url}/ai/v1/acct-1/other/openai/chat/completions`, { body: chat('hi') })
+      expect(ok.status).toBe(200)
+      expect(unknown.status).toBe(400)
+      expect(unknown.json()).toMatchObject({
+        success: false,
+        error: [{ code: 2001 }],
+        name: 'AiGatewayError',
+      })
+      expect(mock.calls).toHaveLength(1)
+    })
+
+    it('answers an unknown provider with 400 and code 2008 in the reference body', async () => {
+      const url = await world.start()
+      const res = await send(`${url}/ai/not-a-provider/chat/completions`, { body: chat('hi') })
+      expect(res.status).toBe(400)
+      expect(res.json()).toEqual({
+        success: false,
+        result: [],
+        messages: [],
+        error: [{ code: 2008, message: "Invalid provider: 'not-a-provider' is not a known provider" }],
+        name: 'AiGatewayError',
+        httpCode: 400,
+        internalCode: 2008,
+        message: "Invalid provider: 'not-a-provider' is not a known provider",
+      })
+      expect(res.headers['cf-aig-request-id']).toMatch(UUID_V7)
+    })
+
+    it('lets a path that is not the gateway’s fall through to the host', async () => {
+      const url = await world.start()
+      const res = await send(`${url}/ai/`)
+      expect(res.status).toBe(200)
+      expect(res.text).toMatch(/^host:/)
+      expect(res.headers['cf-aig-request-id']).toBeUndefined()
+    })
+
+    for (const declared of [true, false]) {
+      it(`refuses a body over the cap with 413 and code 2101 (${declared ? 'declared length' : 'chunked'})`, async () => {
+        mock.reset()
+        const url = await world.start({ maxBodyBytes: 1024 })
+        const big = JSON.stringify(chat('x'.repeat(4096)))
+        const response = await request(`${url}${CHAT}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: declared
+            ? big
+            : (async function* () {
+                yield Buffer.from(big.slice(0, 2000))
+                yield Buffer.from(big.slice(2000))
+              })(),
+        })
+        const json = (await response.body.json()) as { error: { code: number }[] }
+        expect(response.statusCode).toBe(413)
+        expect(json.error[0]?.code).toBe(2101)
+        expect(mock.calls).toHaveLength(0)
+      })
+    }
+
+    it('cancels the upstream call when the client leaves before the answer', async () => {
+      mock.reset()
+      mock.enqueue({ stallBeforeHeaders: true })
+      const url = await world.start()
+      const controller = new AbortController()
+      const pending = request(`${url}${CHAT}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(chat('hi')),
+        signal: controller.signal,
+      })
+      pending.catch(() => {})
+      await vi.waitFor(() => expect(mock.calls).toHaveLength(1))
+      controller.abort()
+      await expect(mock.calls[0]?.outcome).resolves.toBe('aborted')
+    })
+
+    it('answers 504 with code 2105 when the first byte does not come within cf-aig-request-timeout', async () => {
+      mock.reset()
+      mock.enqueue({ stallBeforeHeaders: true })
+      const url = await world.start()
+      const res = await send(`${url}${CHAT}`, {
+        body: chat('hi'),
+        headers: { 'cf-aig-request-timeout': '150' },
+      })
+      expect(res.status).toBe(504)
+      expect(res.json()).toMatchObject({ error: [{ code: 2105 }], name: 'AiGatewayError' })
+      await expect(mock.calls[0]?.outcome).resolves.toBe('aborted')
+    })
+
+    it('rejects a malformed cf-aig-request-timeout with 400 and code 2100', async () => {
+      mock.reset()
+      const url = await world.start()
+      const res = await send(`${url}${CHAT}`, {
+        body: chat('hi'),
+        headers: { 'cf-aig-request-timeout': 'soon' },
+      })
+      expect(res.status).toBe(400)
+      expect(res.json()).toMatchObject({ error: [{ code: 2100 }] })
+      expect(res.text).toContain('cf-aig-request-timeout')
+      expect(mock.calls).toHaveLength(0)
+    })
+
+    it('answers 504 with code 2106 when a stream stalls before its first event', async () => {
+      mock.reset()
+      mock.enqueue({ stallAfterEvents: 0 })
+      const url = await world.start({ timeouts: { idleMs: 200 } })
+      const res = await send(`${url}${CHAT}`, { body: chat('hi', { stream: true }) })
+      expect(res.status).toBe(504)
+      expect(res.json()).toMatchObject({ error: [{ code: 2106 }] })
+    })
+
+    it('ends a stream that stalls mid-way as an incomplete response, never as a finished one', async () => {
+      mock.reset()
+      mock.enqueue({ stallAfterEvents: 3 })
+      const url = await world.start({ timeouts: { idleMs: 200 } })
+      const response = await request(`${url}${CHAT}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(chat('one two three four five', { stream: true })),
+      })
+      expect(response.statusCode).toBe(200)
+      let text = ''
+      const read = (async () => {
+        for await (const chunk of response.body) text += chunk.toString()
+      })()
+      await expect(read).rejects.toThrow()
+      expect(text).not.toContain('[DONE]')
+      await expect(mock.calls[0]?.outcome).resolves.toBe('aborted')
+    })
+
+    it('answers 504 with code 2107 when the total deadline passes', async () => {
+      mock.reset()
+      mock.enqueue({ stallBeforeHeaders: true })
+      const url = await world.start({ timeouts: { totalMs: 200 } })
+      const res = await send(`${url}${CHAT}`, { body: chat('hi') })
+      expect(res.status).toBe(504)
+      expect(res.json()).toMatchObject({ error: [{ code: 2107 }] })
+    })
+
+    it('answers 502 with code 2005 when the provider refuses the connection', async () => {
+      const url = await world.start({ providers: { openai: { baseURL: 'http://127.0.0.1:1/v1' } } })
+      const res = await send(`${url}${CHAT}`, { body: chat('hi') })
+      expect(res.status).toBe(502)
+      expect(res.json()).toMatchObject({ error: [{ code: 2005 }], name: 'AiGatewayError' })
+      expect(res.text).not.toContain('127.0.0.1')
+    })
+
+    it("passes a provider's error through unchanged", async () => {
+      mock.reset()
+      mock.enqueue({ status: 429, retryAfter: 7 }, { status: 429, retryAfter: 7 })
+      const url = await world.start()
+      const viaGateway = await send(`${url}${CHAT}`, { body: chat('hi') })
+      const direct = await send(`${mock.url}/v1/chat/completions`, { body: chat('hi') })
+      expect(viaGateway.status).toBe(429)
+      expect(viaGateway.headers['retry-after']).toBe('7')
+      expect(viaGateway.text).toBe(direct.text)
+      expect(viaGateway.text).not.toContain('AiGatewayError')
+    })
+  })
+}
