@@ -17,7 +17,10 @@ app.use(async (ctx, next) => {
   })
   ctx.status = statusCode
   ctx.set(responseHeaders(headers))
-  // Koa pipes a stream body to the response itself, and destroys it if the client leaves.
+  // Koa pipes a stream body to the response and destroys it once the response closes, after the pipe has
+  // let go of it: undici reports that late destroy of an unfinished body as an error event, which with no
+  // listener would crash the process whenever a client leaves mid-answer.
+  body.on('error', () => {})
   ctx.body = body
 })
 

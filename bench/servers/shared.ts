@@ -40,3 +40,5 @@ export function reportListening(server: Server): void {
 
 // A server orphaned by a crashed or killed runner would hold its port and CPU: leave with the parent.
 process.on('disconnect', () => process.exit(0))
+// Exiting normally (rather than dying of the signal) is what lets `--cpu-prof` write its profile.
+process.on('SIGTERM', () => process.exit(0))

@@ -27,7 +27,7 @@ export async function send(
   const response = await request(url, {
     method: (init.method ?? (body === undefined ? 'GET' : 'POST')) as 'GET',
     headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...init.headers },
-    body,
+    body: body ?? null,
   })
   const text = await response.body.text()
   const headers: Record<string, string> = {}

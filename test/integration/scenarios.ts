@@ -1,4 +1,5 @@
 import { request as rawRequest } from 'node:http'
+import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { GatewayOptions } from '../../src/index.js'
@@ -283,10 +284,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
           headers: { 'content-type': 'application/json' },
           body: declared
             ? big
-            : (async function* () {
-                yield Buffer.from(big.slice(0, 2000))
-                yield Buffer.from(big.slice(2000))
-              })(),
+            : Readable.from([Buffer.from(big.slice(0, 2000)), Buffer.from(big.slice(2000))]),
         })
         const json = (await response.body.json()) as { error: { code: number }[] }
         expect(response.statusCode).toBe(413)

@@ -1,0 +1,81 @@
+import { type ChildProcess, fork } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import type { ReadyMessage } from '../servers/shared.js'
+
+// Children load TypeScript sources the same way `npm run bench` does, so the package name resolves to src.
+const LOADER_ARGS = ['--import', 'tsx', '--conditions=ai-gateway-source']
+const START_TIMEOUT_MS = 30_000
+
+const running = new Set<ChildProcess>()
+
+export interface RunningServer {
+  readonly name: string
+  readonly origin: string
+  stop(): Promise<void>
+}
+
+/**
+ * Starts `bench/servers/<name>.ts` in its own process and resolves once it reports its port.
+ * `extraNodeArgs` lets a run profile the servers (`--cpu-prof`, say).
+ */
+export async function startServer(
+  name: string,
+  env: Record<string, string>,
+  extraNodeArgs: readonly string[],
+): Promise<RunningServer> {
+  const script = fileURLToPath(new URL(`../servers/${name}.ts`, import.meta.url))
+  const child = fork(script, [], {
+    execArgv: [...LOADER_ARGS, ...extraNodeArgs],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  running.add(child)
+  child.once('exit', () => running.delete(child))
+  try {
+    const port = await waitForPort(name, child)
+    return { name, origin: `http://127.0.0.1:${port}`, stop: () => stopChild(child) }
+  } catch (error) {
+    await stopChild(child)
+    throw error
+  }
+}
+
+function waitForPort(name: string, child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => fail(new Error(`${name} did not report a port within ${START_TIMEOUT_MS} ms`)),
+      START_TIMEOUT_MS,
+    )
+    const onMessage = (message: unknown) => {
+      const port = (message as Partial<ReadyMessage> | null)?.port
+      if (typeof port === 'number') done(() => resolve(port))
+    }
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+      fail(new Error(`${name} exited (${signal ?? `code ${code}`}) before it was listening`))
+    const fail = (error: Error) => done(() => reject(error))
+    const done = (settle: () => void) => {
+      clearTimeout(timer)
+      child.off('message', onMessage)
+      child.off('exit', onExit)
+      settle()
+    }
+    child.on('message', onMessage)
+    child.on('exit', onExit)
+  })
+}
+
+/** SIGTERM lets the child exit normally (so `--cpu-prof` gets written); SIGKILL if it does not. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
+  await exited
+  clearTimeout(timer)
+}
+
+/** Stops every child still running; safe to call more than once. */
+export async function stopAllServers(): Promise<void> {
+  await Promise.all([...running].map(stopChild))
+}

@@ -1,0 +1,162 @@
+import { writeFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
+import {
+  checkAnswer,
+  type Endpoint,
+  measureLatency,
+  measureThroughput,
+  type ThroughputResult,
+  warmUp,
+} from './lib/measure.js'
+import { startServer, stopAllServers } from './lib/processes.js'
+import { checkAims, compare, formatAims, formatModeTable, type Measurement } from './lib/report.js'
+import { MODES, type Mode, requestBody, requestPath, TARGETS, type Target } from './lib/targets.js'
+
+const CONNECTIONS = 32
+const WARMUP_CONCURRENCY = 8
+
+interface Config {
+  durationSeconds: number
+  requests: number
+  warmupRequests: number
+  targets: readonly Target[]
+  modes: readonly Mode[]
+  serverNodeArgs: readonly string[]
+}
+
+function readConfig(): Config {
+  const targetNames = TARGETS.map((t) => t.name)
+  const only = listFromEnv('BENCH_ONLY', targetNames)
+  return {
+    durationSeconds: numberFromEnv('BENCH_DURATION', 5),
+    requests: numberFromEnv('BENCH_REQUESTS', 1500),
+    warmupRequests: numberFromEnv('BENCH_WARMUP', 300),
+    targets: TARGETS.filter((t) => only.includes(t.name)),
+    modes: MODES.filter((m) => listFromEnv('BENCH_MODES', MODES).includes(m)),
+    // e.g. BENCH_SERVER_ARGS='--cpu-prof --cpu-prof-dir=prof' to profile the servers under test.
+    serverNodeArgs: (process.env.BENCH_SERVER_ARGS ?? '').split(/\s+/).filter(Boolean),
+  }
+}
+
+function numberFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!(value > 0)) throw new Error(`${name} must be a positive number, got '${raw}'`)
+  return value
+}
+
+function listFromEnv<T extends string>(name: string, known: readonly T[]): readonly T[] {
+  const raw = process.env[name]
+  if (raw === undefined || raw.trim() === '') return known
+  const picked = raw.split(',').map((item) => item.trim())
+  const unknown = picked.filter((item) => !(known as readonly string[]).includes(item))
+  if (unknown.length > 0)
+    throw new Error(`${name}: unknown ${unknown.join(', ')} (known: ${known.join(', ')})`)
+  return picked as T[]
+}
+
+const problems: string[] = []
+
+/** Errors and non-2xx answers make every figure of the row meaningless, so they are shouted, twice. */
+function reportProblems(name: string, mode: Mode, failures: number, throughput: ThroughputResult): void {
+  const { non2xx, errors, timeouts } = throughput
+  if (failures + non2xx + errors + timeouts === 0) return
+  const problem =
+    `${name} ${mode}: ${failures} non-200 in the latency run; under load ${non2xx} non-2xx, ` +
+    `${errors} errors, ${timeouts} timeouts`
+  problems.push(problem)
+  console.error(`\n!!!!! WARNING: ${problem} !!!!!\n`)
+}
+
+async function benchTarget(target: Target, upstreamOrigin: string, config: Config): Promise<Measurement[]> {
+  const server =
+    target.role === 'direct'
+      ? undefined
+      : await startServer(target.name, { UPSTREAM_URL: upstreamOrigin }, config.serverNodeArgs)
+  const origin = server?.origin ?? upstreamOrigin
+  const measurements: Measurement[] = []
+  try {
+    for (const mode of config.modes) {
+      const endpoint: Endpoint = { origin, path: requestPath(target), mode, body: requestBody(mode) }
+      await checkAnswer(endpoint)
+      await warmUp(endpoint, config.warmupRequests, WARMUP_CONCURRENCY)
+      const latency = await measureLatency(endpoint, config.requests)
+      const throughput = await measureThroughput(endpoint, CONNECTIONS, config.durationSeconds)
+      reportProblems(target.name, mode, latency.failures, throughput)
+      console.error(
+        `${target.name.padEnd(16)} ${mode.padEnd(4)} p50 ${latency.p50Ms.toFixed(3)} ms  ` +
+          `p99 ${latency.p99Ms.toFixed(3)} ms  ${throughput.requestsPerSecond.toFixed(0)} req/s`,
+      )
+      measurements.push({ target, mode, latency, throughput })
+    }
+  } finally {
+    await server?.stop()
+  }
+  return measurements
+}
+
+function describeRun(config: Config): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU'
+  return (
+    `node ${process.version}, ${cpus().length} x ${cpu}, load average ${loadavg()[0]?.toFixed(2)}\n` +
+    `${config.requests} sequential requests, ${config.durationSeconds} s at ${CONNECTIONS} connections, ` +
+    `${config.warmupRequests} warm-up requests, per target and mode`
+  )
+}
+
+function toJson(config: Config, measurements: readonly Measurement[], modes: readonly Mode[]) {
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    config: { ...config, targets: config.targets.map((t) => t.name), connections: CONNECTIONS },
+    results: measurements.map((m) => ({
+      target: m.target.name,
+      mode: m.mode,
+      ...m.latency,
+      ...m.throughput,
+      ...compare(m, measurements),
+    })),
+    aims: checkAims(measurements, modes),
+    problems,
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig()
+  console.log(describeRun(config))
+  if ((loadavg()[0] ?? 0) > 0.5) console.log('note: the machine is already busy; figures will be noisy')
+  const upstream = await startServer('upstream', {}, config.serverNodeArgs)
+  const measurements: Measurement[] = []
+  for (const target of config.targets) {
+    measurements.push(...(await benchTarget(target, upstream.origin, config)))
+  }
+  for (const mode of config.modes) console.log(`\n${formatModeTable(mode, measurements)}`)
+  console.log(`\n${formatAims(checkAims(measurements, config.modes))}`)
+  for (const problem of problems) console.log(`\n!!!!! WARNING: ${problem} !!!!!`)
+
+  const json = JSON.stringify(toJson(config, measurements, config.modes), null, 2)
+  if (process.argv.includes('--json')) console.log(json)
+  const out = process.env.BENCH_OUT
+  if (out) {
+    await writeFile(out, `${json}\n`)
+    console.log(`\nfigures written to ${out}`)
+  }
+}
+
+// Children must not outlive the run, whether it ends normally, fails or is interrupted.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void stopAllServers().finally(() => process.exit(130))
+  })
+}
+
+try {
+  await main()
+} catch (error) {
+  console.error(error)
+  process.exitCode = 1
+} finally {
+  await stopAllServers()
+}

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest'
+import { createGateway } from '../../src/gateway.js'
+import { GatewayOptionsError, parseOptions } from '../../src/options.js'
+
+describe('parseOptions()', () => {
+  it('fills defaults', () => {
+    const options = parseOptions({})
+    expect(options.name).toBe('default')
+    expect(options.maxBodyBytes).toBe(10 * 1024 * 1024)
+    expect(options.timeouts).toEqual({
+      connectMs: 10_000,
+      firstByteMs: 300_000,
+      idleMs: 120_000,
+      totalMs: 600_000,
+    })
+  })
+
+  it('keeps defaults for clocks that were not given', () => {
+    expect(parseOptions({ timeouts: { idleMs: 5 } }).timeouts).toEqual({
+      connectMs: 10_000,
+      firstByteMs: 300_000,
+      idleMs: 5,
+      totalMs: 600_000,
+    })
+  })
+
+  it.each([
+    [{ providers: { opneai: {} } }, /providers\.opneai: unknown provider 'opneai' \(known: openai,/],
+    [{ timeouts: { idleMs: -1 } }, /timeouts\.idleMs: /],
+    [
+      { providers: { openai: { baseURL: 'ftp://x' } } },
+      /providers\.openai\.baseURL: expected an http\(s\) URL/,
+    ],
+    [
+      { providers: { openai: { apiKey: 'sk\r\nx-evil: 1' } } },
+      /providers\.openai\.apiKey: expected a header value/,
+    ],
+    [{ customProviders: { 'My Lab': { baseURL: 'http://x' } } }, /customProviders\.My Lab/],
+    [{ maxBodyBytes: '10mb' }, /maxBodyBytes: /],
+    [{ steps: ['nope'] }, /steps: expected an array of step functions/],
+    [{ surprise: true }, /surprise/],
+  ])('names the wrong option: %j', (options, message) => {
+    expect(() => parseOptions(options)).toThrow(GatewayOptionsError)
+    expect(() => parseOptions(options)).toThrow(message)
+  })
+
+  it('is what createGateway validates with', () => {
+    expect(() => createGateway({ timeouts: { connectMs: 0 } })).toThrow(/timeouts\.connectMs/)
+  })
+})
