@@ -381,6 +381,35 @@ export function runScenarios(framework: string, build: BuildApp): void {
       expect(res.text).not.toContain('127.0.0.1')
     })
 
+    it('returns a redirect as the provider sent it, never following it', async () => {
+      mock.reset()
+      mock.enqueue({ status: 307, headers: { location: `${mock.url}/v1/models` }, body: '' })
+      const url = await world.start()
+      const res = await send(`${url}${CHAT}`, { body: chat('hi') })
+      expect(res.status).toBe(307)
+      expect(res.headers.location).toBe(`${mock.url}/v1/models`)
+      expect(mock.calls).toHaveLength(1)
+    })
+
+    it('ends a stream the provider cuts as an incomplete response', async () => {
+      mock.reset()
+      mock.enqueue({ cutAfterEvents: 3 })
+      const url = await world.start()
+      const response = await request(`${url}${CHAT}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(chat('one two three four five', { stream: true })),
+      })
+      expect(response.statusCode).toBe(200)
+      let text = ''
+      const read = (async () => {
+        for await (const chunk of response.body) text += chunk.toString()
+      })()
+      await expect(read).rejects.toThrow()
+      expect(text.split('\n\n').length - 1).toBe(3)
+      expect(text).not.toContain('[DONE]')
+    })
+
     it("passes a provider's error through unchanged", async () => {
       mock.reset()
       mock.enqueue({ status: 429, retryAfter: 7 }, { status: 429, retryAfter: 7 })

@@ -6,7 +6,7 @@ const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
 
 function readmeCodes(): Map<string, { code: number; status: number }> {
   const rows = new Map<string, { code: number; status: number }>()
-  for (const match of README.matchAll(/^\| (\d{4}) \| (\d{3}) \| `([A-Z_]+)` \|/gm)) {
+  for (const match of README.matchAll(/^\|\s*(\d{4})\s*\|\s*(\d{3})\s*\|\s*`([A-Z_]+)`\s*\|/gm)) {
     rows.set(match[3]!, { code: Number(match[1]), status: Number(match[2]) })
   }
   return rows
