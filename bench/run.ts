@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises'
-import { cpus, loadavg } from 'node:os'
+import { cpus } from 'node:os'
+import { waitForQuietMachine, watchForeignCpu } from './lib/machine.js'
 import {
   checkAnswer,
   type Endpoint,
@@ -8,12 +9,14 @@ import {
   type ThroughputResult,
   warmUp,
 } from './lib/measure.js'
-import { startServer, stopAllServers } from './lib/processes.js'
+import { type RunningServer, startServer, stopAllServers } from './lib/processes.js'
 import { checkAims, compare, formatAims, formatModeTable, type Measurement } from './lib/report.js'
 import { MODES, type Mode, requestBody, requestPath, TARGETS, type Target } from './lib/targets.js'
 
 const CONNECTIONS = 32
 const WARMUP_CONCURRENCY = 8
+// Another job on the machine often finishes within seconds; waiting a little beats a disturbed figure.
+const QUIET_WAIT_MS = 5_000
 
 interface Config {
   durationSeconds: number
@@ -30,7 +33,8 @@ function readConfig(): Config {
   return {
     durationSeconds: numberFromEnv('BENCH_DURATION', 5),
     requests: numberFromEnv('BENCH_REQUESTS', 1500),
-    warmupRequests: numberFromEnv('BENCH_WARMUP', 300),
+    // Fewer leaves the JIT mid-way: p50s then drift down over the first few thousand requests.
+    warmupRequests: numberFromEnv('BENCH_WARMUP', 4000),
     targets: TARGETS.filter((t) => only.includes(t.name)),
     modes: MODES.filter((m) => listFromEnv('BENCH_MODES', MODES).includes(m)),
     // e.g. BENCH_SERVER_ARGS='--cpu-prof --cpu-prof-dir=prof' to profile the servers under test.
@@ -69,26 +73,27 @@ function reportProblems(name: string, mode: Mode, failures: number, throughput: 
   console.error(`\n!!!!! WARNING: ${problem} !!!!!\n`)
 }
 
-async function benchTarget(target: Target, upstreamOrigin: string, config: Config): Promise<Measurement[]> {
+async function benchTarget(target: Target, upstream: RunningServer, config: Config): Promise<Measurement[]> {
   const server =
     target.role === 'direct'
       ? undefined
-      : await startServer(target.name, { UPSTREAM_URL: upstreamOrigin }, config.serverNodeArgs)
-  const origin = server?.origin ?? upstreamOrigin
+      : await startServer(target.name, { UPSTREAM_URL: upstream.origin }, config.serverNodeArgs)
+  const origin = server?.origin ?? upstream.origin
+  const ownPids = server ? [upstream.pid, server.pid] : [upstream.pid]
   const measurements: Measurement[] = []
   try {
     for (const mode of config.modes) {
       const endpoint: Endpoint = { origin, path: requestPath(target), mode, body: requestBody(mode) }
       await checkAnswer(endpoint)
+      await waitForQuietMachine(ownPids, QUIET_WAIT_MS)
+      const foreignCpu = watchForeignCpu(ownPids)
       await warmUp(endpoint, config.warmupRequests, WARMUP_CONCURRENCY)
       const latency = await measureLatency(endpoint, config.requests)
       const throughput = await measureThroughput(endpoint, CONNECTIONS, config.durationSeconds)
+      const measurement = { target, mode, latency, throughput, foreignCores: foreignCpu() }
       reportProblems(target.name, mode, latency.failures, throughput)
-      console.error(
-        `${target.name.padEnd(16)} ${mode.padEnd(4)} p50 ${latency.p50Ms.toFixed(3)} ms  ` +
-          `p99 ${latency.p99Ms.toFixed(3)} ms  ${throughput.requestsPerSecond.toFixed(0)} req/s`,
-      )
-      measurements.push({ target, mode, latency, throughput })
+      console.error(progressLine(measurement))
+      measurements.push(measurement)
     }
   } finally {
     await server?.stop()
@@ -96,10 +101,18 @@ async function benchTarget(target: Target, upstreamOrigin: string, config: Confi
   return measurements
 }
 
+function progressLine({ target, mode, latency, throughput, foreignCores }: Measurement): string {
+  const foreign = foreignCores === undefined ? '' : `  (others: ${foreignCores.toFixed(2)} cores)`
+  return (
+    `${target.name.padEnd(16)} ${mode.padEnd(4)} p50 ${latency.p50Ms.toFixed(3)} ms  ` +
+    `p99 ${latency.p99Ms.toFixed(3)} ms  ${throughput.requestsPerSecond.toFixed(0)} req/s${foreign}`
+  )
+}
+
 function describeRun(config: Config): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU'
   return (
-    `node ${process.version}, ${cpus().length} x ${cpu}, load average ${loadavg()[0]?.toFixed(2)}\n` +
+    `node ${process.version}, ${cpus().length} x ${cpu}\n` +
     `${config.requests} sequential requests, ${config.durationSeconds} s at ${CONNECTIONS} connections, ` +
     `${config.warmupRequests} warm-up requests, per target and mode`
   )
@@ -126,11 +139,10 @@ function toJson(config: Config, measurements: readonly Measurement[], modes: rea
 async function main(): Promise<void> {
   const config = readConfig()
   console.log(describeRun(config))
-  if ((loadavg()[0] ?? 0) > 0.5) console.log('note: the machine is already busy; figures will be noisy')
   const upstream = await startServer('upstream', {}, config.serverNodeArgs)
   const measurements: Measurement[] = []
   for (const target of config.targets) {
-    measurements.push(...(await benchTarget(target, upstream.origin, config)))
+    measurements.push(...(await benchTarget(target, upstream, config)))
   }
   for (const mode of config.modes) console.log(`\n${formatModeTable(mode, measurements)}`)
   console.log(`\n${formatAims(checkAims(measurements, config.modes))}`)

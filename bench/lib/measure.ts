@@ -23,13 +23,15 @@ export interface ThroughputResult {
 }
 
 const SSE_EVENTS_EXPECTED = 21
+// A hung proxy should fail the run within seconds, not after undici's five-minute defaults.
+const CLIENT_TIMEOUTS = { headersTimeout: 10_000, bodyTimeout: 10_000 }
 
 /**
  * Fails unless the endpoint answers the mode's response in full: a proxy that drops or cuts the body would
  * otherwise look fast.
  */
 export async function checkAnswer(endpoint: Endpoint): Promise<void> {
-  const client = new Client(endpoint.origin)
+  const client = new Client(endpoint.origin, CLIENT_TIMEOUTS)
   try {
     const response = await client.request(postRequest(endpoint))
     const text = await response.body.text()
@@ -56,7 +58,7 @@ function answerProblem(mode: Mode, status: number, text: string): string | undef
 
 /** Gets the JIT and the connection pools of every process on the path into their steady state. */
 export async function warmUp(endpoint: Endpoint, requests: number, concurrency: number): Promise<void> {
-  const pool = new Pool(endpoint.origin, { connections: concurrency })
+  const pool = new Pool(endpoint.origin, { ...CLIENT_TIMEOUTS, connections: concurrency })
   let remaining = requests
   const loop = async () => {
     while (remaining-- > 0) {
@@ -73,7 +75,7 @@ export async function warmUp(endpoint: Endpoint, requests: number, concurrency: 
 
 /** One request at a time over one keep-alive connection, each timed from sending to the last body byte. */
 export async function measureLatency(endpoint: Endpoint, requests: number): Promise<LatencyResult> {
-  const client = new Client(endpoint.origin)
+  const client = new Client(endpoint.origin, CLIENT_TIMEOUTS)
   const samples = new Float64Array(requests)
   let failures = 0
   try {

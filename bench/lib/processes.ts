@@ -11,6 +11,7 @@ const running = new Set<ChildProcess>()
 
 export interface RunningServer {
   readonly name: string
+  readonly pid: number
   readonly origin: string
   stop(): Promise<void>
 }
@@ -34,7 +35,7 @@ export async function startServer(
   child.once('exit', () => running.delete(child))
   try {
     const port = await waitForPort(name, child)
-    return { name, origin: `http://127.0.0.1:${port}`, stop: () => stopChild(child) }
+    return { name, pid: child.pid!, origin: `http://127.0.0.1:${port}`, stop: () => stopChild(child) }
   } catch (error) {
     await stopChild(child)
     throw error

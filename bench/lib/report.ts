@@ -1,3 +1,4 @@
+import { BUSY_CORES } from './machine.js'
 import type { LatencyResult, ThroughputResult } from './measure.js'
 import { bareNameFor, type Mode, type Target } from './targets.js'
 
@@ -6,6 +7,8 @@ export interface Measurement {
   readonly mode: Mode
   readonly latency: LatencyResult
   readonly throughput: ThroughputResult
+  /** Cores other processes on the machine kept busy meanwhile, when that can be measured. */
+  readonly foreignCores: number | undefined
 }
 
 /** How a proxy row compares with the baselines; `undefined` where a baseline was not measured. */
@@ -61,23 +64,30 @@ const COLUMNS = [
   '% bare-fw',
 ]
 
+function isDisturbed(m: Measurement): boolean {
+  return m.foreignCores !== undefined && m.foreignCores > BUSY_CORES
+}
+
 export function formatModeTable(mode: Mode, all: readonly Measurement[]): string {
-  const rows = all
-    .filter((m) => m.mode === mode)
-    .map((m) => {
-      const c = compare(m, all)
-      return [
-        m.target.name,
-        m.latency.p50Ms.toFixed(3),
-        m.latency.p99Ms.toFixed(3),
-        m.throughput.requestsPerSecond.toFixed(0),
-        signedMs(c.addedP50OverDirectMs),
-        signedMs(c.addedP50OverBareMs),
-        percent(c.shareOfBareNode),
-        percent(c.shareOfBare),
-      ]
-    })
-  return `${mode.toUpperCase()}\n${formatTable(COLUMNS, rows)}`
+  const ofMode = all.filter((m) => m.mode === mode)
+  const rows = ofMode.map((m) => {
+    const c = compare(m, all)
+    return [
+      isDisturbed(m) ? `${m.target.name} *` : m.target.name,
+      m.latency.p50Ms.toFixed(3),
+      m.latency.p99Ms.toFixed(3),
+      m.throughput.requestsPerSecond.toFixed(0),
+      signedMs(c.addedP50OverDirectMs),
+      signedMs(c.addedP50OverBareMs),
+      percent(c.shareOfBareNode),
+      percent(c.shareOfBare),
+    ]
+  })
+  const disturbed = ofMode.filter(isDisturbed)
+  const footnote = disturbed.length
+    ? `\n* other processes kept ${disturbed.map((m) => m.foreignCores!.toFixed(2)).join(', ')} cores busy meanwhile`
+    : ''
+  return `${mode.toUpperCase()}\n${formatTable(COLUMNS, rows)}${footnote}`
 }
 
 /** The first `textColumns` columns are left-aligned, the numbers after them right-aligned. */

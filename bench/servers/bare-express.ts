@@ -12,12 +12,13 @@ async function proxy(req: Request, res: Response, next: NextFunction): Promise<v
     method: req.method as Dispatcher.HttpMethod,
     path,
     headers: requestHeaders(req.headers),
-    body: req,
+    body: Buffer.isBuffer(req.body) ? req.body : null,
   })
-  res.status(statusCode).set(responseHeaders(headers))
+  res.writeHead(statusCode, responseHeaders(headers))
   pipeline(body, res, () => {})
 }
 
 const app = express()
-app.use('/ai/openai', proxy)
+// The body as bytes, whatever its type: a proxy relays it without parsing.
+app.use('/ai/openai', express.raw({ type: () => true }), proxy)
 await listenAndReport(createServer(app))

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { requestHeaders, responseHeaders, upstream, upstreamPath } from './bare-proxy.js'
@@ -6,19 +5,18 @@ import { reportListening } from './shared.js'
 
 const app = Fastify()
 
-// Hand the request stream over untouched instead of parsing JSON: a proxy only relays the bytes.
+// Every body as bytes instead of parsed JSON: a proxy only relays them.
 app.removeAllContentTypeParsers()
-app.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
+app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
 
-// The body is the raw request stream, as the parser above left it.
-async function proxy(request: FastifyRequest<{ Body: IncomingMessage }>, reply: FastifyReply) {
+async function proxy(request: FastifyRequest<{ Body: Buffer | undefined }>, reply: FastifyReply) {
   const path = upstreamPath(request.url)
   if (path === undefined) return reply.callNotFound()
   const { statusCode, headers, body } = await upstream.request({
     method: request.method as Dispatcher.HttpMethod,
     path,
     headers: requestHeaders(request.headers),
-    body: request.body,
+    body: request.body ?? null,
   })
   return reply.code(statusCode).headers(responseHeaders(headers)).send(body)
 }

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import Koa from 'koa'
 import type { Dispatcher } from 'undici'
-import { requestHeaders, responseHeaders, upstream, upstreamPath } from './bare-proxy.js'
+import { readBody, requestHeaders, responseHeaders, upstream, upstreamPath } from './bare-proxy.js'
 import { listenAndReport } from './shared.js'
 
 const app = new Koa()
@@ -13,13 +13,13 @@ app.use(async (ctx, next) => {
     method: ctx.method as Dispatcher.HttpMethod,
     path,
     headers: requestHeaders(ctx.headers),
-    body: ctx.req,
+    body: await readBody(ctx.req),
   })
   ctx.status = statusCode
   ctx.set(responseHeaders(headers))
-  // Koa pipes a stream body to the response and destroys it once the response closes, after the pipe has
-  // let go of it: undici reports that late destroy of an unfinished body as an error event, which with no
-  // listener would crash the process whenever a client leaves mid-answer.
+  // Koa also destroys a stream body when the response closes, which can come after its pipe has let go of
+  // it; undici reports that destroy of an unfinished body as an error event, and with no listener left the
+  // process would crash whenever a client leaves mid-answer.
   body.on('error', () => {})
   ctx.body = body
 })

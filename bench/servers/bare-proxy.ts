@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { type Dispatcher, Pool } from 'undici'
 import { upstreamUrl } from './shared.js'
 
@@ -17,12 +17,11 @@ export function upstreamPath(url: string): string | undefined {
   return url.startsWith(MOUNT) ? UPSTREAM_BASE + url.slice(MOUNT.length) : undefined
 }
 
-/** Content type and credential, plus the length so that the body is not re-framed as chunked. */
+/** Content type and credential: all the provider needs besides the body. */
 export function requestHeaders(incoming: IncomingHttpHeaders): Record<string, string> {
   const headers: Record<string, string> = {}
   if (incoming['content-type'] !== undefined) headers['content-type'] = incoming['content-type']
   if (incoming.authorization !== undefined) headers.authorization = incoming.authorization
-  if (incoming['content-length'] !== undefined) headers['content-length'] = incoming['content-length']
   return headers
 }
 
@@ -34,4 +33,17 @@ export function responseHeaders(upstreamHeaders: UpstreamHeaders): Record<string
   if (typeof contentType === 'string') headers['content-type'] = contentType
   if (typeof contentLength === 'string') headers['content-length'] = contentLength
   return headers
+}
+
+/**
+ * Reads the whole request body. Bodies are small JSON documents, and undici sends a buffer in one write with
+ * its length; handing it the request stream instead costs a third of the throughput or more.
+ */
+export function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => resolve(Buffer.concat(chunks)))
+    req.on('error', reject)
+  })
 }
