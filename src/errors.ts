@@ -24,7 +24,11 @@ export const ERRORS = {
   INTERNAL: { code: 2110, status: 500, message: 'Internal gateway error' },
   STEP_NEXT_TWICE: { code: 2111, status: 500, message: 'A step called next() more than once' },
   INVALID_REQUEST_BODY: { code: 2112, status: 400, message: 'Invalid request body' },
-  UNSUPPORTED_PARAMETER: { code: 2113, status: 400, message: 'Request cannot be translated for this provider' },
+  UNSUPPORTED_PARAMETER: {
+    code: 2113,
+    status: 400,
+    message: 'Request cannot be translated for this provider',
+  },
   INVALID_UNIVERSAL_REQUEST: { code: 2114, status: 400, message: 'Invalid universal request' },
   INVALID_PROVIDER_RESPONSE: { code: 2115, status: 502, message: 'Provider response could not be read' },
 } as const satisfies Record<string, { code: number; status: number; message: string }>

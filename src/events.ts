@@ -4,11 +4,14 @@ export interface RequestStartEvent {
   id: string
   method: string
   path: string
-  provider: string
+  /** `provider`, `compat` or `universal`. */
+  surface: string
 }
 export interface UpstreamRequestEvent {
   id: string
   provider: string
+  /** Index of the universal step (0 otherwise). */
+  step: number
   /** Origin and path, without the query string (it may carry a provider key). */
   url: string
   method: string
@@ -17,10 +20,25 @@ export interface UpstreamRequestEvent {
 export interface UpstreamResponseEvent {
   id: string
   provider: string
+  step: number
   status: number
   attempt: number
   /** Milliseconds from sending the request to the response headers. */
   durationMs: number
+}
+/** An attempt failed and another one (same target or the next) follows. */
+export interface UpstreamRetryEvent {
+  id: string
+  provider: string
+  step: number
+  attempt: number
+  /** The provider's status, or the gateway error code when no response came. */
+  status: number | undefined
+  reason: string
+  /** Wait before the next attempt; 0 when falling back to the next target. */
+  delayMs: number
+  /** `retry` (same target again) or `fallback` (next target). */
+  action: 'retry' | 'fallback'
 }
 export interface RequestEndEvent {
   id: string
@@ -40,6 +58,7 @@ export interface GatewayEvents {
   'request:start': (event: RequestStartEvent) => void
   'upstream:request': (event: UpstreamRequestEvent) => void
   'upstream:response': (event: UpstreamResponseEvent) => void
+  'upstream:retry': (event: UpstreamRetryEvent) => void
   'request:end': (event: RequestEndEvent) => void
   /** Bugs in steps and exceptions thrown by listeners. */
   error: (error: unknown) => void

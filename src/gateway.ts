@@ -1,4 +1,4 @@
-import { finished, Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { EventEmitter } from 'eventemitter3'
 import { compose } from './compose.js'
 import { createContext, type GatewayServices } from './context.js'
@@ -49,14 +49,14 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   const run = compose(arrangeSteps(resolved.steps))
 
   async function handle(request: GatewayRequest): Promise<GatewayResponse | undefined> {
-    const surface = matchSurface(request.path)
+    const surface = matchSurface(request.method, request.path)
     if (surface === undefined) return undefined
     const ctx = createContext(request, surface, services)
     notify(events, 'request:start', {
       id: ctx.id,
       method: request.method,
       path: request.path,
-      provider: surface.provider,
+      surface: surface.kind,
     })
     try {
       await run(ctx)
@@ -116,7 +116,14 @@ function trackEnd(ctx: GatewayContext, response: GatewayResponse): void {
     emitEnd(ctx, response.status, undefined)
     return
   }
-  finished(body, (error) => emitEnd(ctx, response.status, error ?? undefined))
+  let streamError: Error | undefined
+  body.once('error', (error) => {
+    streamError = error
+  })
+  body.once('close', () => {
+    const unfinished = body.readableEnded ? undefined : new GatewayError('UPSTREAM_INTERRUPTED')
+    emitEnd(ctx, response.status, streamError ?? unfinished)
+  })
 }
 
 function emitEnd(ctx: GatewayContext, status: number, streamError: Error | undefined): void {

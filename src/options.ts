@@ -44,6 +44,23 @@ const timeouts = z.strictObject({
   totalMs: positiveMs.default(600_000),
 })
 
+const retries = z.strictObject({
+  maxAttempts: z.number().int().min(1).max(5).default(1),
+  delayMs: z.number().int().min(0).max(5000).default(200),
+  backoff: z.enum(['constant', 'linear', 'exponential']).default('exponential'),
+  statuses: z.array(z.number().int().min(100).max(599)).default([408, 429, 500, 502, 503, 504]),
+  maxRetryAfterMs: z.number().int().min(0).default(10_000),
+  maxWaitMs: z.number().int().min(0).default(30_000),
+})
+const RETRY_DEFAULTS = {
+  maxAttempts: 1,
+  delayMs: 200,
+  backoff: 'exponential',
+  statuses: [408, 429, 500, 502, 503, 504],
+  maxRetryAfterMs: 10_000,
+  maxWaitMs: 30_000,
+} as const
+
 const stepsOption = z.custom<Step[] | ((builtIn: Step[]) => Step[])>(
   (value) =>
     typeof value === 'function' ||
@@ -81,6 +98,12 @@ export const gatewayOptionsSchema = z.strictObject({
     .default({}),
   /** Upstream clocks in milliseconds. */
   timeouts: timeouts.default({ connectMs: 10_000, firstByteMs: 300_000, idleMs: 120_000, totalMs: 600_000 }),
+  /**
+   * Retries per target: attempts (1 to 5; `cf-aig-max-attempts` overrides), base delay and backoff
+   * (`cf-aig-retry-delay`, `cf-aig-backoff`), which provider statuses are retried, the longest
+   * `Retry-After` honoured (longer: no retry, go to the next target) and the most time spent waiting.
+   */
+  retries: retries.default({ ...RETRY_DEFAULTS, statuses: [...RETRY_DEFAULTS.statuses] }),
   /** Largest request body read, in bytes; larger requests get 413. Default 10 MiB. */
   maxBodyBytes: z
     .number()

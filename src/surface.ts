@@ -4,27 +4,36 @@ import type { Surface } from './types.js'
  * Decides, from the method and path alone, whether a request is the gateway's, before any body is read.
  * `undefined` means "not ours": the adapter hands the request to the host's next handler untouched.
  *
- * Accepted shapes (relative to the mount point):
+ * Accepted shapes (relative to the mount point), each also under Cloudflare's long form
+ * `/v1/{account}/{gateway}`:
+ * - `POST /`: the universal endpoint
+ * - `/compat/chat/completions`, `/compat/embeddings`: the OpenAI-compatible API
  * - `/{provider}/{...rest}`: provider passthrough
- * - `/v1/{account}/{gateway}/{provider}/{...rest}`: Cloudflare's long form of the same
  */
-export function matchSurface(path: string): Surface | undefined {
-  if (path.length < 2 || path.charCodeAt(0) !== 47 /* / */) return undefined
+export function matchSurface(method: string, path: string): Surface | undefined {
+  if (path.length === 0 || path.charCodeAt(0) !== 47 /* / */) return undefined
   const first = segmentAt(path, 0)
   if (first.name === 'v1') {
     const account = segmentAt(path, first.end)
     const gateway = segmentAt(path, account.end)
-    const provider = segmentAt(path, gateway.end)
-    if (!account.name || !gateway.name || !provider.name) return undefined
-    return {
-      kind: 'provider',
-      provider: provider.name,
-      rest: path.slice(provider.end),
+    if (!account.name || !gateway.name) return undefined
+    return surfaceAt(method, path.slice(gateway.end) || '/', {
       account: account.name,
       gatewayName: gateway.name,
-    }
+    })
   }
-  return { kind: 'provider', provider: first.name, rest: path.slice(first.end) }
+  return surfaceAt(method, path, {})
+}
+
+type Scope = { account?: string; gatewayName?: string }
+
+function surfaceAt(method: string, path: string, scope: Scope): Surface | undefined {
+  if (path === '/') return method === 'POST' ? { kind: 'universal', ...scope } : undefined
+  const first = segmentAt(path, 0)
+  if (first.name === 'compat') {
+    return { kind: 'compat', operation: path.slice(first.end), ...scope }
+  }
+  return { kind: 'provider', provider: first.name, rest: path.slice(first.end), ...scope }
 }
 
 /** The segment that starts after the `/` at `start`, and where it ends. */

@@ -31,6 +31,11 @@ export interface GatewayResponse {
   status: number
   headers: Record<string, string>
   body: ResponseBody
+  /**
+   * For streams already under way: the bytes that end the stream when its source fails (a terminal error
+   * event in the client's dialect). Without it, the response is cut off without its terminator.
+   */
+  onStreamError?: ((error: unknown) => string | undefined) | undefined
 }
 
 /**
@@ -40,18 +45,27 @@ export interface GatewayResponse {
 // biome-ignore lint/suspicious/noEmptyInterface: augmented by the steps
 export interface GatewayState {}
 
-/** The request surface the path addressed, decided before any step runs. */
-export type Surface = {
-  readonly kind: 'provider'
-  /** Provider slug as written in the path, e.g. `openai` or `custom-mylab`. */
-  readonly provider: string
-  /** Path after the provider segment, starting with `/` (or `''`). */
-  readonly rest: string
-  /** Account id from Cloudflare's long form `/v1/{account}/{gateway}/...`, when used. */
+/** Cloudflare's long URL form `/v1/{account}/{gateway}/...`, when the request used it. */
+export interface SurfaceScope {
   readonly account?: string | undefined
-  /** Gateway name from the long form, when used. */
   readonly gatewayName?: string | undefined
 }
+
+/** The request surface the path addressed, decided before any step runs. */
+export type Surface =
+  | (SurfaceScope & {
+      readonly kind: 'provider'
+      /** Provider slug as written in the path, e.g. `openai` or `custom-mylab`. */
+      readonly provider: string
+      /** Path after the provider segment, starting with `/` (or `''`). */
+      readonly rest: string
+    })
+  | (SurfaceScope & {
+      readonly kind: 'compat'
+      /** Path after `/compat`, e.g. `/chat/completions`. */
+      readonly operation: string
+    })
+  | (SurfaceScope & { readonly kind: 'universal' })
 
 export interface GatewayContext {
   /** UUIDv7; also sent as `cf-aig-request-id` and `cf-aig-log-id`. */

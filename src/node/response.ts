@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import { pipeline, Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import type { GatewayResponse } from '../types.js'
 
 /**
@@ -23,6 +23,21 @@ export function writeNodeResponse(res: ServerResponse, response: GatewayResponse
   }
   res.writeHead(response.status, response.headers)
   return new Promise((resolve) => {
-    pipeline(body, res, () => resolve())
+    // pipe() rather than pipeline(): the same backpressure, without an AbortController and an end-of-stream
+    // watcher per response. The two failure paths are wired by hand.
+    res.once('close', () => {
+      // The client left (or the response is done): stop reading, which cancels the upstream call.
+      if (!body.readableEnded) body.destroy()
+      resolve()
+    })
+    body.once('error', (error) => {
+      // The source failed mid-stream. End with the dialect's terminal error event when there is one, else
+      // cut the response off without its terminator: either way it cannot look complete.
+      body.unpipe(res)
+      const tail = response.onStreamError?.(error)
+      if (tail === undefined || res.destroyed) res.destroy()
+      else res.end(tail)
+    })
+    body.pipe(res)
   })
 }

@@ -3,9 +3,12 @@ import { defineProvider, type ProviderSpec } from './types.js'
 const BEARER = { header: 'authorization', scheme: 'Bearer' } as const
 
 /** OpenAI-compatible vendors: one line of data each. */
-function openaiCompatible(id: string, baseURL: string): ProviderSpec {
-  return defineProvider({ id, dialect: 'openai', baseURL, auth: BEARER })
+function openaiCompatible(id: string, baseURL: string, extra: Partial<ProviderSpec> = {}): ProviderSpec {
+  return defineProvider({ id, dialect: 'openai', baseURL, auth: BEARER, ...extra })
 }
+
+// For vendors whose base URL stops above their `/v1`.
+const V1_PATHS = { chat: '/v1/chat/completions', embeddings: '/v1/embeddings' }
 
 /**
  * The providers the gateway knows, following Cloudflare AI Gateway's provider table. Upstream bases are
@@ -51,22 +54,25 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     auth: BEARER,
     // Model paths (`/@cf/meta/...`) are run through `/run`; OpenAI-style paths (`/v1/...`) go as they are.
     mapPath: (path) => (path.startsWith('/@') ? `/run${path}` : path),
+    compatPaths: V1_PATHS,
   }),
   defineProvider({
     id: 'cohere',
     dialect: 'cohere',
     baseURL: 'https://api.cohere.ai',
     auth: BEARER,
+    // Cohere serves an OpenAI-compatible API of its own, so the compat surface needs no Cohere codec.
+    compatPaths: { chat: '/compatibility/v1/chat/completions', embeddings: '/compatibility/v1/embeddings' },
   }),
   openaiCompatible('groq', 'https://api.groq.com/openai/v1'),
-  openaiCompatible('mistral', 'https://api.mistral.ai'),
+  openaiCompatible('mistral', 'https://api.mistral.ai', { compatPaths: V1_PATHS }),
   openaiCompatible('deepseek', 'https://api.deepseek.com'),
-  openaiCompatible('grok', 'https://api.x.ai'),
-  openaiCompatible('perplexity-ai', 'https://api.perplexity.ai'),
-  openaiCompatible('openrouter', 'https://openrouter.ai/api'),
+  openaiCompatible('grok', 'https://api.x.ai', { compatPaths: V1_PATHS, aliases: ['xai'] }),
+  openaiCompatible('perplexity-ai', 'https://api.perplexity.ai', { aliases: ['perplexity'] }),
+  openaiCompatible('openrouter', 'https://openrouter.ai/api', { compatPaths: V1_PATHS }),
   openaiCompatible('cerebras', 'https://api.cerebras.ai/v1'),
   openaiCompatible('fireworks', 'https://api.fireworks.ai/inference/v1'),
-  openaiCompatible('baseten', 'https://api.baseten.co'),
+  openaiCompatible('baseten', 'https://api.baseten.co', { compatPaths: V1_PATHS }),
   defineProvider({
     id: 'huggingface',
     dialect: 'native',

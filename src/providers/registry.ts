@@ -1,5 +1,4 @@
 import { GatewayError } from '../errors.js'
-import type { Surface } from '../types.js'
 import { CUSTOM_PREFIX, PROVIDERS } from './catalog.js'
 import type { ProviderSpec } from './types.js'
 
@@ -102,10 +101,11 @@ function resolveBase(template: string, params: Readonly<Record<string, string>>)
  */
 export function locateUpstream(
   provider: ResolvedProvider,
-  surface: Surface,
+  remainder: string,
   search: string,
+  account?: string | undefined,
 ): UpstreamLocation {
-  let rest = surface.rest
+  let rest = remainder
   if (DOT_SEGMENT.test(rest) || rest.includes('\\')) {
     throw new GatewayError('INVALID_PROVIDER_PATH', 'dot segments and backslashes are not allowed')
   }
@@ -117,7 +117,7 @@ export function locateUpstream(
     basePath = base.basePath
   } else {
     const values: Record<string, string> = { ...base.params }
-    if (surface.account !== undefined && values.accountId === undefined) values.accountId = surface.account
+    if (account !== undefined && values.accountId === undefined) values.accountId = account
     for (const name of spec.pathParams ?? []) {
       const end = rest.indexOf('/', 1)
       const segment = end === -1 ? rest.slice(1) : rest.slice(1, end)
@@ -134,6 +134,27 @@ export function locateUpstream(
   }
   const path = `${basePath}${spec.mapPath ? spec.mapPath(rest) : rest}` || '/'
   return { origin, path: path + search }
+}
+
+/**
+ * An endpoint as clients strip it from a provider URL (`v1/chat/completions` from
+ * `https://api.openai.com/v1/chat/completions`) may repeat the base path the gateway already adds; drop it.
+ */
+export function withoutBasePath(provider: ResolvedProvider, path: string): string {
+  const { base } = provider
+  if (!base.fixed || base.basePath === '') return path
+  return path.startsWith(`${base.basePath}/`) ? path.slice(base.basePath.length) : path
+}
+
+/** Finds a provider by slug or alias (`perplexity` → `perplexity-ai`), for compat model prefixes. */
+export function findProvider(
+  registry: ReadonlyMap<string, ResolvedProvider>,
+  name: string,
+): ResolvedProvider | undefined {
+  const direct = registry.get(name)
+  if (direct !== undefined) return direct
+  for (const provider of registry.values()) if (provider.spec.aliases?.includes(name)) return provider
+  return undefined
 }
 
 function fillTemplate(

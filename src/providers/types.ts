@@ -28,6 +28,10 @@ export interface ProviderSpec {
   readonly defaultHeaders?: Readonly<Record<string, string>>
   /** Leading path segments consumed into `baseURL` placeholders, in order (Azure's resource and deployment). */
   readonly pathParams?: readonly string[]
+  /** Paths of the OpenAI-compatible API below `baseURL`, when not `/chat/completions` and `/embeddings`. */
+  readonly compatPaths?: { readonly chat?: string; readonly embeddings?: string }
+  /** Other names accepted as the compat model prefix (`perplexity/…` for `perplexity-ai`). */
+  readonly aliases?: readonly string[]
   /** Rewrites the path remainder before it is appended (Workers AI's `/@cf/...` → `/run/@cf/...`). */
   readonly mapPath?: (path: string) => string
 }

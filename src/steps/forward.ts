@@ -1,25 +1,136 @@
-import { GatewayError } from '../errors.js'
-import type { Step } from '../types.js'
-import { callUpstream } from '../upstream/call.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { type ErrorName, GatewayError, toGatewayError } from '../errors.js'
+import { notify } from '../events.js'
+import type { GatewayContext, GatewayResponse, Step } from '../types.js'
+import { type AttemptClocks, callUpstream, type UpstreamTarget } from '../upstream/call.js'
+import { retryDelay, retryPolicy } from '../upstream/retry.js'
+import { translateResponse } from '../upstream/translate.js'
+
+// Failures before any answer that another attempt may cure. The client leaving and the total deadline end
+// the request instead.
+const RETRYABLE_ERRORS: ReadonlySet<ErrorName> = new Set([
+  'PROVIDER_FAILED',
+  'UPSTREAM_CONNECT_TIMEOUT',
+  'UPSTREAM_FIRST_BYTE_TIMEOUT',
+  'UPSTREAM_IDLE_TIMEOUT',
+  'UPSTREAM_INTERRUPTED',
+])
+const FINAL_ERRORS: ReadonlySet<ErrorName> = new Set(['CLIENT_CLOSED', 'UPSTREAM_DEADLINE'])
+
+type Failure = GatewayResponse | GatewayError
+type Outcome = { ok: true; response: GatewayResponse } | { ok: false; failure: Failure }
 
 /**
- * Calls the resolved target and answers with what the provider sent. The first-byte clock comes from
- * `cf-aig-request-timeout` when the client set one, else from the options.
+ * Calls the targets in order: each with its retries (retryable errors and statuses, backoff, Retry-After),
+ * then the next one. Everything here happens before the first byte goes to the client, so any failure may
+ * still retry or fall back; `callUpstream` resolves only once a response is committable. When every target
+ * fails, the last failure answers: the provider's own error response, or the gateway's error.
  */
 export function forward(): Step {
   return async function forward(ctx) {
-    const target = ctx.state.targets?.[0]
-    if (target === undefined) throw new GatewayError('INTERNAL', 'no upstream target was resolved')
-    const { timeouts } = ctx.gateway.options
-    ctx.response = await callUpstream(
-      ctx,
-      target,
-      {
-        firstByteMs: ctx.state.settings?.requestTimeoutMs ?? timeouts.firstByteMs,
-        idleMs: timeouts.idleMs,
-        totalMs: timeouts.totalMs,
-      },
-      1,
-    )
+    const targets = ctx.state.targets ?? []
+    if (targets.length === 0) throw new GatewayError('INTERNAL', 'no upstream target was resolved')
+    const deadlineAt = ctx.startedAt + ctx.gateway.options.timeouts.totalMs
+    const waited = { ms: 0 }
+    let last: { target: UpstreamTarget; failure: Failure } | undefined
+    for (const target of targets) {
+      if (last !== undefined) discard(last.failure)
+      const outcome = await tryTarget(ctx, target, deadlineAt, waited)
+      if (outcome.ok) {
+        ctx.response = await answer(ctx, target, outcome.response)
+        return
+      }
+      last = { target, failure: outcome.failure }
+      if (outcome.failure instanceof GatewayError && FINAL_ERRORS.has(outcome.failure.key)) break
+      if (target !== targets.at(-1)) notifyRetry(ctx, target, 1, outcome.failure, 0, 'fallback')
+    }
+    if (last === undefined) throw new GatewayError('INTERNAL')
+    if (last.failure instanceof GatewayError) {
+      markStep(ctx, last.target)
+      throw last.failure
+    }
+    ctx.response = await answer(ctx, last.target, last.failure)
   }
+}
+
+async function tryTarget(
+  ctx: GatewayContext,
+  target: UpstreamTarget,
+  deadlineAt: number,
+  waited: { ms: number },
+): Promise<Outcome> {
+  const { options } = ctx.gateway
+  const policy = retryPolicy(options.retries, target.settings)
+  const clocks: AttemptClocks = {
+    firstByteMs: target.settings.requestTimeoutMs ?? options.timeouts.firstByteMs,
+    idleMs: options.timeouts.idleMs,
+    deadlineAt,
+  }
+  let failure: Failure = new GatewayError('INTERNAL')
+  for (let attempt = 1; ; attempt++) {
+    let retryAfter: string | undefined
+    try {
+      const response = await callUpstream(ctx, target, clocks, attempt)
+      if (response.status < 400) return { ok: true, response }
+      failure = response
+      if (!policy.statuses.includes(response.status)) return { ok: false, failure }
+      retryAfter = response.headers['retry-after']
+    } catch (error) {
+      failure = toGatewayError(error)
+      if (!RETRYABLE_ERRORS.has(failure.key)) return { ok: false, failure }
+    }
+    if (attempt >= policy.maxAttempts) return { ok: false, failure }
+    const delay = retryDelay(policy, attempt, retryAfter)
+    if (delay === undefined || waited.ms + delay > policy.maxWaitMs) return { ok: false, failure }
+    if (performance.now() + delay >= deadlineAt) return { ok: false, failure }
+    discard(failure)
+    notifyRetry(ctx, target, attempt, failure, delay, 'retry')
+    waited.ms += delay
+    await sleep(delay, undefined, { signal: ctx.request.signal }).catch(() => {
+      throw new GatewayError('CLIENT_CLOSED')
+    })
+  }
+}
+
+async function answer(
+  ctx: GatewayContext,
+  target: UpstreamTarget,
+  response: GatewayResponse,
+): Promise<GatewayResponse> {
+  markStep(ctx, target)
+  if (target.translation === undefined) return response
+  return translateResponse(response, target.translation, ctx.id)
+}
+
+function markStep(ctx: GatewayContext, target: UpstreamTarget): void {
+  ctx.metrics.provider = target.provider.spec.id
+  if (ctx.surface.kind === 'universal') ctx.responseHeaders['cf-aig-step'] = String(target.step)
+}
+
+/** A failed answer that will not be sent: cancel its body so the connection is released, not pinned. */
+function discard(failure: Failure): void {
+  if (!(failure instanceof GatewayError) && failure.body !== null && typeof failure.body === 'object') {
+    if ('destroy' in failure.body) failure.body.destroy()
+  }
+}
+
+function notifyRetry(
+  ctx: GatewayContext,
+  target: UpstreamTarget,
+  attempt: number,
+  failure: Failure,
+  delayMs: number,
+  action: 'retry' | 'fallback',
+): void {
+  const isError = failure instanceof GatewayError
+  notify(ctx.gateway.events, 'upstream:retry', {
+    id: ctx.id,
+    provider: target.provider.spec.id,
+    step: target.step,
+    attempt,
+    status: isError ? undefined : failure.status,
+    reason: isError ? `${failure.code} ${failure.key}` : `status ${failure.status}`,
+    delayMs,
+    action,
+  })
 }

@@ -1,8 +1,9 @@
 import { GatewayError } from '../errors.js'
-import { locateUpstream } from '../providers/registry.js'
-import type { Step } from '../types.js'
+import { compatTarget } from '../routes/compat.js'
+import { passthroughTargets } from '../routes/passthrough.js'
+import { universalTargets } from '../routes/universal.js'
+import type { GatewayContext, Step } from '../types.js'
 import type { UpstreamTarget } from '../upstream/call.js'
-import { buildUpstreamHeaders } from '../upstream/headers.js'
 
 declare module '../types.js' {
   interface GatewayState {
@@ -11,32 +12,42 @@ declare module '../types.js' {
   }
 }
 
-const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
-
-/**
- * Resolves where the request goes. For provider passthrough that is one target: the provider's base plus
- * the path remainder and query as they came, the body byte for byte, and allowlisted headers.
- */
+/** Resolves where the request goes, as an ordered list of targets, from the surface the path addressed. */
 export function route(): Step {
   return async function route(ctx, next) {
-    const { surface, request } = ctx
-    const provider = ctx.gateway.providers.get(surface.provider)
-    if (provider === undefined) {
-      throw new GatewayError('INVALID_PROVIDER', `'${surface.provider}' is not a known provider`)
+    const { surface } = ctx
+    if (surface.kind === 'provider') {
+      ctx.state.targets = await passthroughTargets(ctx, surface.provider, surface.rest)
+    } else if (surface.kind === 'compat') {
+      const json = await readJson(ctx, 'INVALID_REQUEST_BODY')
+      const { headers } = ctx.request
+      ctx.state.targets = [
+        compatTarget(ctx, {
+          operation: surface.operation,
+          json,
+          headers,
+          settings: ctx.state.settings ?? {},
+          step: 0,
+        }),
+      ]
+    } else {
+      ctx.state.targets = universalTargets(ctx, await readJson(ctx, 'INVALID_UNIVERSAL_REQUEST'))
+      ctx.responseHeaders['cf-aig-step'] = '0'
     }
-    const { origin, path } = locateUpstream(provider, surface, request.search)
-    const method = request.method.toUpperCase()
-    ctx.metrics.provider = provider.spec.id
-    ctx.state.targets = [
-      {
-        provider,
-        origin,
-        path,
-        method,
-        headers: buildUpstreamHeaders(request, provider),
-        body: BODYLESS_METHODS.has(method) ? undefined : await ctx.readBody(),
-      },
-    ]
+    ctx.metrics.provider = ctx.state.targets[0]?.provider.spec.id
     await next()
+  }
+}
+
+async function readJson(
+  ctx: GatewayContext,
+  error: 'INVALID_REQUEST_BODY' | 'INVALID_UNIVERSAL_REQUEST',
+): Promise<unknown> {
+  const body = await ctx.readBody()
+  if (body === undefined) throw new GatewayError(error, 'the body must be JSON')
+  try {
+    return JSON.parse(body.toString('utf8'))
+  } catch {
+    throw new GatewayError(error, 'the body is not valid JSON')
   }
 }

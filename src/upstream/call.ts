@@ -1,13 +1,28 @@
-import { finished, type Readable } from 'node:stream'
+import { EventEmitter } from 'node:events'
+import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.js'
 import { notify } from '../events.js'
+import { terminalEvent } from '../providers/dialects/terminal.js'
+import type { ChatCodec } from '../providers/dialects/types.js'
 import type { ResolvedProvider } from '../providers/registry.js'
+import type { Dialect } from '../providers/types.js'
+import type { RequestSettings } from '../steps/parse.js'
 import type { GatewayContext, GatewayResponse } from '../types.js'
 import { filterResponseHeaders, isEventStream } from './headers.js'
 import { toUpstreamError } from './network-errors.js'
 
-/** One resolved upstream request: where it goes and exactly what is sent. */
+/** How a compat request is translated to and from a provider's own API. */
+export interface Translation {
+  readonly codec: ChatCodec
+  readonly operation: 'chat' | 'embeddings'
+  /** The model as the client named it after the provider prefix. */
+  readonly model: string
+  readonly stream: boolean
+  readonly includeUsage: boolean
+}
+
+/** One resolved upstream request: where it goes, exactly what is sent, and how it is retried. */
 export interface UpstreamTarget {
   readonly provider: ResolvedProvider
   readonly origin: string
@@ -15,13 +30,21 @@ export interface UpstreamTarget {
   readonly method: string
   readonly headers: Record<string, string>
   readonly body: Buffer | undefined
+  /** Index of the universal step this target came from (0 otherwise). */
+  readonly step: number
+  /** Timeout and retry settings for this target (request headers, overridden by the step's own). */
+  readonly settings: RequestSettings
+  /** The dialect the client reads, for terminal error events in streams. */
+  readonly clientDialect: Dialect
+  readonly translation?: Translation | undefined
 }
 
-/** Clocks for one attempt, in milliseconds. */
+/** Clocks for one attempt. */
 export interface AttemptClocks {
   firstByteMs: number
   idleMs: number
-  totalMs: number
+  /** `performance.now()` value at which the whole request must be done. */
+  deadlineAt: number
 }
 
 // Responses with a known length up to this size are read whole before anything is sent to the client, so
@@ -42,27 +65,24 @@ export async function callUpstream(
   const { dispatcher, events } = ctx.gateway
   const clientSignal = ctx.request.signal
   if (clientSignal.aborted) throw new GatewayError('CLIENT_CLOSED')
+  const remainingMs = Math.floor(clocks.deadlineAt - performance.now())
+  if (remainingMs <= 0) throw new GatewayError('UPSTREAM_DEADLINE')
 
-  // One controller per attempt: the client leaving, the total deadline and (later) guards all cancel it.
-  const controller = new AbortController()
+  // One abort handle per attempt: the client leaving, the total deadline and (later) guards all cancel it.
+  const controller = new AttemptAbort()
   const abortForClient = () => controller.abort(new GatewayError('CLIENT_CLOSED'))
   clientSignal.addEventListener('abort', abortForClient, { once: true })
-  const deadline = setTimeout(
-    () => controller.abort(new GatewayError('UPSTREAM_DEADLINE', `after ${clocks.totalMs} ms`)),
-    clocks.totalMs,
-  )
+  const deadline = setTimeout(() => controller.abort(new GatewayError('UPSTREAM_DEADLINE')), remainingMs)
   const release = () => {
     clearTimeout(deadline)
     clientSignal.removeEventListener('abort', abortForClient)
   }
 
-  const providerId = target.provider.spec.id
+  const base = { id: ctx.id, provider: target.provider.spec.id, step: target.step, attempt }
   notify(events, 'upstream:request', {
-    id: ctx.id,
-    provider: providerId,
+    ...base,
     url: `${target.origin}${stripQuery(target.path)}`,
     method: target.method,
-    attempt,
   })
   const sentAt = performance.now()
   let response: Dispatcher.ResponseData
@@ -73,28 +93,31 @@ export async function callUpstream(
       method: target.method as Dispatcher.HttpMethod,
       headers: target.headers,
       body: target.body ?? null,
-      signal: controller.signal,
+      signal: controller,
       headersTimeout: clocks.firstByteMs,
       bodyTimeout: clocks.idleMs,
     })
   } catch (error) {
     release()
-    throw toUpstreamError(error, controller.signal)
+    throw toUpstreamError(error, controller)
   }
   notify(events, 'upstream:response', {
-    id: ctx.id,
-    provider: providerId,
+    ...base,
     status: response.statusCode,
-    attempt,
     durationMs: performance.now() - sentAt,
   })
 
   try {
-    return await relay(ctx, response, release)
+    const relayed = await relay(ctx, response, release)
+    if (relayed.body !== null && typeof relayed.body === 'object' && 'pipe' in relayed.body) {
+      const dialect = target.clientDialect
+      relayed.onStreamError = (error) => terminalEvent(dialect, toUpstreamError(error, controller))
+    }
+    return relayed
   } catch (error) {
     release()
     response.body.destroy()
-    throw toUpstreamError(error, controller.signal)
+    throw toUpstreamError(error, controller)
   }
 }
 
@@ -116,7 +139,7 @@ async function relay(
   body.on('data', (chunk: Buffer) => {
     ctx.metrics.bytesOut += chunk.length
   })
-  finished(body, release)
+  body.once('close', release)
   return { status: response.statusCode, headers, body }
 }
 
@@ -149,6 +172,23 @@ function firstChunk(body: Readable): Promise<void> {
     body.once('end', onEnd)
     body.once('error', onError)
   })
+}
+
+/**
+ * An abort handle undici accepts in place of an AbortSignal (it takes any emitter of `abort` with `aborted`
+ * and `reason`). A plain emitter costs a fraction of an AbortController and its EventTarget, and one is made
+ * for every attempt.
+ */
+export class AttemptAbort extends EventEmitter {
+  aborted = false
+  reason: unknown = undefined
+
+  abort(reason: unknown): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.reason = reason
+    this.emit('abort')
+  }
 }
 
 function stripQuery(path: string): string {

@@ -1,5 +1,4 @@
 import type { ResolvedProvider } from '../providers/registry.js'
-import type { GatewayRequest } from '../types.js'
 
 // RFC 9110 §7.6.1 hop-by-hop headers, plus set-cookie: a provider's cookies are not the host's to hand out.
 const RESPONSE_HEADERS_DROPPED = new Set([
@@ -21,16 +20,16 @@ const RESPONSE_HEADERS_DROPPED = new Set([
  * credential wins; a stored key is injected, in the provider's scheme, only when the client sent none.
  */
 export function buildUpstreamHeaders(
-  request: GatewayRequest,
+  incoming: Readonly<Record<string, string | undefined>>,
+  search: string,
   provider: ResolvedProvider,
 ): Record<string, string> {
-  const incoming = request.headers
   const headers: Record<string, string> = {}
   for (const name of provider.forwardHeaders) {
     const value = incoming[name]
     if (value !== undefined) headers[name] = value
   }
-  let hasCredential = hasCredentialQuery(request.search, provider.spec.credentialQuery)
+  let hasCredential = hasCredentialQuery(search, provider.spec.credentialQuery)
   for (const name of provider.credentialHeaders) {
     const value = incoming[name]
     if (value !== undefined) {

@@ -23,7 +23,7 @@ const NETWORK_ERRORS: Readonly<Record<string, ErrorName>> = {
  * Turns what an upstream call threw into a catalog error. An abort carries its own reason (client gone,
  * deadline), which wins over whatever undici reported for the cancelled socket.
  */
-export function toUpstreamError(error: unknown, signal: AbortSignal): GatewayError {
+export function toUpstreamError(error: unknown, signal: { aborted: boolean; reason: unknown }): GatewayError {
   if (signal.aborted && signal.reason instanceof GatewayError) return signal.reason
   if (error instanceof GatewayError) return error
   const code = (error as { code?: unknown } | null)?.code

@@ -345,22 +345,16 @@ export function runScenarios(framework: string, build: BuildApp): void {
       expect(res.json()).toMatchObject({ error: [{ code: 2106 }] })
     })
 
-    it('ends a stream that stalls mid-way as an incomplete response, never as a finished one', async () => {
+    it('ends a stream that stalls mid-way with a terminal error event, never with [DONE]', async () => {
       mock.reset()
       mock.enqueue({ stallAfterEvents: 3 })
       const url = await world.start({ timeouts: { idleMs: 200 } })
-      const response = await request(`${url}${CHAT}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(chat('one two three four five', { stream: true })),
-      })
-      expect(response.statusCode).toBe(200)
-      let text = ''
-      const read = (async () => {
-        for await (const chunk of response.body) text += chunk.toString()
-      })()
-      await expect(read).rejects.toThrow()
-      expect(text).not.toContain('[DONE]')
+      const res = await send(`${url}${CHAT}`, { body: chat('one two three four five', { stream: true }) })
+      expect(res.status).toBe(200)
+      const events = res.text.split('\n\n').filter(Boolean)
+      expect(events).toHaveLength(4)
+      expect(JSON.parse(events[3]!.slice('data: '.length))).toMatchObject({ error: { code: 2106 } })
+      expect(res.text).not.toContain('[DONE]')
       await expect(mock.calls[0]?.outcome).resolves.toBe('aborted')
     })
 
@@ -391,23 +385,28 @@ export function runScenarios(framework: string, build: BuildApp): void {
       expect(mock.calls).toHaveLength(1)
     })
 
-    it('ends a stream the provider cuts as an incomplete response', async () => {
+    it('ends a stream the provider cuts with a terminal error event in its dialect', async () => {
       mock.reset()
-      mock.enqueue({ cutAfterEvents: 3 })
+      mock.enqueue({ cutAfterEvents: 3 }, { cutAfterEvents: 3 })
       const url = await world.start()
-      const response = await request(`${url}${CHAT}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(chat('one two three four five', { stream: true })),
+      const openai = await send(`${url}${CHAT}`, { body: chat('one two three four five', { stream: true }) })
+      const anthropic = await send(`${url}/ai/anthropic/v1/messages`, {
+        body: {
+          model: 'claude',
+          max_tokens: 50,
+          stream: true,
+          messages: [{ role: 'user', content: 'one two three' }],
+        },
       })
-      expect(response.statusCode).toBe(200)
-      let text = ''
-      const read = (async () => {
-        for await (const chunk of response.body) text += chunk.toString()
-      })()
-      await expect(read).rejects.toThrow()
-      expect(text.split('\n\n').length - 1).toBe(3)
-      expect(text).not.toContain('[DONE]')
+      const openaiEvents = openai.text.split('\n\n').filter(Boolean)
+      expect(openaiEvents).toHaveLength(4)
+      expect(openaiEvents[3]).toMatch(/^data: \{"error":\{.*"code":2108/)
+      expect(openai.text).not.toContain('[DONE]')
+      const anthropicEvents = anthropic.text.split('\n\n').filter(Boolean)
+      expect(anthropicEvents.at(-1)).toMatch(
+        /^event: error\ndata: \{"type":"error","error":\{"type":"api_error"/,
+      )
+      expect(anthropic.text).not.toContain('message_stop')
     })
 
     it("passes a provider's error through unchanged", async () => {

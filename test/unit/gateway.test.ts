@@ -41,7 +41,7 @@ async function drain(body: unknown): Promise<string> {
 describe('createGateway().handle()', () => {
   it('resolves undefined for paths that are not the gateway’s', async () => {
     const gateway = gatewayFor()
-    expect(await gateway.handle(chatRequest(hello, { path: '/' }))).toBeUndefined()
+    expect(await gateway.handle(chatRequest(hello, { method: 'GET', path: '/' }))).toBeUndefined()
     await gateway.close()
   })
 
@@ -49,7 +49,7 @@ describe('createGateway().handle()', () => {
     const gateway = gatewayFor()
     const seen: string[] = []
     let end: RequestEndEvent | undefined
-    gateway.events.on('request:start', (e) => seen.push(`start ${e.provider}`))
+    gateway.events.on('request:start', (e) => seen.push(`start ${e.surface}`))
     gateway.events.on('upstream:request', (e) => seen.push(`upstream ${e.method} ${e.url} #${e.attempt}`))
     gateway.events.on('upstream:response', (e) => seen.push(`response ${e.status}`))
     gateway.events.on('request:end', (e) => {
@@ -59,7 +59,7 @@ describe('createGateway().handle()', () => {
     const body = JSON.stringify(hello)
     const response = await gateway.handle(chatRequest(hello, { search: '?key=secret' }))
     expect(seen).toEqual([
-      'start openai',
+      'start provider',
       `upstream POST ${mock.url}/v1/chat/completions #1`,
       'response 200',
       'end',

@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { PROVIDERS } from '../../src/providers/catalog.js'
 import { createProviderRegistry, locateUpstream } from '../../src/providers/registry.js'
-import type { Surface } from '../../src/types.js'
-
-function surface(provider: string, rest: string, account?: string): Surface {
-  return { kind: 'provider', provider, rest, account }
-}
 
 describe('provider registry', () => {
   const registry = createProviderRegistry(
@@ -64,14 +59,14 @@ describe('provider registry', () => {
     ['custom-mylab', '/chat/completions', '', 'http://127.0.0.1:9000', '/v1/chat/completions'],
     ['openai', '', '', 'https://api.openai.com', '/v1'],
   ])('locates %s %s', (provider, rest, search, origin, path) => {
-    expect(locateUpstream(registry.get(provider)!, surface(provider, rest), search)).toEqual({ origin, path })
+    expect(locateUpstream(registry.get(provider)!, rest, search)).toEqual({ origin, path })
   })
 
   it('takes the Workers AI account from the long URL form when options have none', () => {
     const bare = createProviderRegistry({}, {}, [])
-    const location = locateUpstream(bare.get('workers-ai')!, surface('workers-ai', '/@cf/m', 'acc-url'), '')
+    const location = locateUpstream(bare.get('workers-ai')!, '/@cf/m', '', 'acc-url')
     expect(location.path).toBe('/client/v4/accounts/acc-url/ai/run/@cf/m')
-    expect(() => locateUpstream(bare.get('workers-ai')!, surface('workers-ai', '/@cf/m'), '')).toThrow(
+    expect(() => locateUpstream(bare.get('workers-ai')!, '/@cf/m', '')).toThrow(
       expect.objectContaining({ code: 2103 }),
     )
   })
@@ -84,7 +79,7 @@ describe('provider registry', () => {
     ['azure-openai', '/res/../x'],
     ['azure-openai', '/only-resource'],
   ])('refuses %s path %s with 2102', (provider, rest) => {
-    expect(() => locateUpstream(registry.get(provider)!, surface(provider, rest), '')).toThrow(
+    expect(() => locateUpstream(registry.get(provider)!, rest, '')).toThrow(
       expect.objectContaining({ code: 2102 }),
     )
   })

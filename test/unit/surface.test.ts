@@ -4,17 +4,27 @@ import { matchSurface } from '../../src/surface.js'
 
 describe('matchSurface()', () => {
   it.each([
-    ['/openai/chat/completions', { kind: 'provider', provider: 'openai', rest: '/chat/completions' }],
-    ['/openai', { kind: 'provider', provider: 'openai', rest: '' }],
+    ['POST', '/openai/chat/completions', { kind: 'provider', provider: 'openai', rest: '/chat/completions' }],
+    ['GET', '/openai', { kind: 'provider', provider: 'openai', rest: '' }],
+    ['POST', '/compat/chat/completions', { kind: 'compat', operation: '/chat/completions' }],
+    ['POST', '/', { kind: 'universal' }],
+    ['GET', '/', undefined],
+    ['POST', '/v1/acc/gw', { kind: 'universal', account: 'acc', gatewayName: 'gw' }],
+    ['POST', '/v1/acc/gw/', { kind: 'universal', account: 'acc', gatewayName: 'gw' }],
     [
+      'POST',
+      '/v1/acc/gw/compat/embeddings',
+      { kind: 'compat', operation: '/embeddings', account: 'acc', gatewayName: 'gw' },
+    ],
+    [
+      'POST',
       '/v1/acc/gw/anthropic/v1/messages',
       { kind: 'provider', provider: 'anthropic', rest: '/v1/messages', account: 'acc', gatewayName: 'gw' },
     ],
-    ['/', undefined],
-    ['', undefined],
-    ['/v1/acc', undefined],
-  ])('%s', (path, expected) => {
-    expect(matchSurface(path)).toEqual(expected)
+    ['GET', '', undefined],
+    ['POST', '/v1/acc', undefined],
+  ])('%s %s', (method, path, expected) => {
+    expect(matchSurface(method, path)).toEqual(expected)
   })
 })
 

@@ -40,7 +40,10 @@ export type ToolChoice = 'none' | 'auto' | 'required' | { type: 'function'; func
 export type ResponseFormat =
   | { type: 'text' }
   | { type: 'json_object' }
-  | { type: 'json_schema'; json_schema: { name: string; schema?: Record<string, unknown>; strict?: boolean; description?: string } }
+  | {
+      type: 'json_schema'
+      json_schema: { name: string; schema?: Record<string, unknown>; strict?: boolean; description?: string }
+    }
 
 /** A chat completion request after the gateway took the provider prefix off `model`. */
 export interface ChatRequest {

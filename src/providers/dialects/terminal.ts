@@ -1,0 +1,21 @@
+import type { GatewayError } from '../../errors.js'
+import type { Dialect } from '../types.js'
+
+/**
+ * The last event of a stream that failed after it started, in the client's dialect, so that SDKs raise an
+ * error instead of taking a cut answer for a complete one. Never a `[DONE]`. Dialects without an in-band
+ * error form get none: their stream is cut off instead.
+ */
+export function terminalEvent(dialect: Dialect, error: GatewayError): string | undefined {
+  switch (dialect) {
+    case 'openai':
+    case 'workers-ai':
+      return `data: ${JSON.stringify({ error: { message: error.message, type: 'gateway_error', param: null, code: error.code } })}\n\n`
+    case 'anthropic':
+      return `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type: 'api_error', message: error.message } })}\n\n`
+    case 'gemini':
+      return `data: ${JSON.stringify({ error: { code: error.status, message: error.message, status: 'UNAVAILABLE' } })}\n\n`
+    default:
+      return undefined
+  }
+}

@@ -1,0 +1,143 @@
+import { GatewayError } from '../errors.js'
+import { CODECS } from '../providers/dialects/index.js'
+import type { ChatRequest, EmbeddingsRequest } from '../providers/dialects/openai-types.js'
+import type { ProviderRequest } from '../providers/dialects/types.js'
+import { findProvider, locateUpstream, type ResolvedProvider } from '../providers/registry.js'
+import type { RequestSettings } from '../steps/parse.js'
+import type { GatewayContext } from '../types.js'
+import type { Translation, UpstreamTarget } from '../upstream/call.js'
+import { buildUpstreamHeaders } from '../upstream/headers.js'
+
+const OPERATIONS: Readonly<Record<string, 'chat' | 'embeddings'>> = {
+  '/chat/completions': 'chat',
+  '/embeddings': 'embeddings',
+}
+const DEFAULT_PATHS = { chat: '/chat/completions', embeddings: '/embeddings' } as const
+
+/** What a compat request needs besides its JSON body; the universal endpoint passes a step's own. */
+export interface CompatInput {
+  operation: string
+  json: unknown
+  headers: Readonly<Record<string, string | undefined>>
+  settings: RequestSettings
+  step: number
+}
+
+/**
+ * `/compat/chat/completions` and `/compat/embeddings`: `model: "{provider}/{model}"` picks the provider.
+ * OpenAI-compatible providers get the body as it came with the prefix taken off `model`; Anthropic and
+ * Gemini get it translated by their codec, and the answer is translated back on the way out.
+ */
+export function compatTarget(ctx: GatewayContext, input: CompatInput): UpstreamTarget {
+  const operation = OPERATIONS[input.operation]
+  if (operation === undefined) {
+    throw new GatewayError(
+      'INVALID_PROVIDER_PATH',
+      'the compat surface serves /compat/chat/completions and /compat/embeddings',
+    )
+  }
+  const body = requireObject(input.json)
+  const { provider, model } = splitModel(ctx, body.model)
+  if (operation === 'chat' && !Array.isArray(body.messages)) {
+    throw new GatewayError('INVALID_REQUEST_BODY', "'messages' must be an array of chat messages")
+  }
+  const request = { ...body, model }
+  const { upstream, translation } = buildProviderRequest(provider, operation, request)
+  const query = upstream.path.indexOf('?')
+  const { origin, path } = locateUpstream(
+    provider,
+    query === -1 ? upstream.path : upstream.path.slice(0, query),
+    query === -1 ? '' : upstream.path.slice(query),
+    ctx.surface.account,
+  )
+  return {
+    provider,
+    origin,
+    path,
+    method: 'POST',
+    headers: compatHeaders(input.headers, provider),
+    body: Buffer.from(JSON.stringify(upstream.body)),
+    step: input.step,
+    settings: input.settings,
+    clientDialect: 'openai',
+    translation,
+  }
+}
+
+function buildProviderRequest(
+  provider: ResolvedProvider,
+  operation: 'chat' | 'embeddings',
+  request: Record<string, unknown> & { model: string },
+): { upstream: ProviderRequest; translation: Translation | undefined } {
+  const { spec } = provider
+  const codec = CODECS[spec.dialect]
+  if (codec === undefined) {
+    if (spec.dialect !== 'openai' && spec.compatPaths === undefined) {
+      throw new GatewayError(
+        'INVALID_PROVIDER',
+        `${spec.id} has no chat completions API the compat surface can use`,
+      )
+    }
+    const path = spec.compatPaths?.[operation] ?? DEFAULT_PATHS[operation]
+    return { upstream: { path, body: request }, translation: undefined }
+  }
+  const translation: Translation = {
+    codec,
+    operation,
+    model: request.model,
+    stream: request.stream === true,
+    includeUsage: isRecord(request.stream_options) && request.stream_options.include_usage === true,
+  }
+  if (operation === 'chat') {
+    return { upstream: codec.toProviderRequest(request as ChatRequest), translation }
+  }
+  if (codec.embeddings === undefined) {
+    throw new GatewayError('UNSUPPORTED_PARAMETER', `${spec.id} has no embeddings API`)
+  }
+  return { upstream: codec.embeddings.toProviderRequest(request as EmbeddingsRequest), translation }
+}
+
+function splitModel(ctx: GatewayContext, model: unknown): { provider: ResolvedProvider; model: string } {
+  if (typeof model !== 'string' || model === '') {
+    throw new GatewayError('INVALID_REQUEST_BODY', "'model' must be a string like 'openai/gpt-4o-mini'")
+  }
+  const slash = model.indexOf('/')
+  const provider = slash > 0 ? findProvider(ctx.gateway.providers, model.slice(0, slash)) : undefined
+  if (provider === undefined || slash === model.length - 1) {
+    const known = [...ctx.gateway.providers.keys()].join(', ')
+    throw new GatewayError(
+      'INVALID_PROVIDER',
+      `model '${model}' must be '{provider}/{model}' with a provider among: ${known}`,
+    )
+  }
+  return { provider, model: model.slice(slash + 1) }
+}
+
+/**
+ * The OpenAI SDKs send the provider key as `authorization: Bearer …`; a provider that takes its key in
+ * another header (Anthropic's `x-api-key`, Google's `x-goog-api-key`) gets it there.
+ */
+function compatHeaders(
+  incoming: Readonly<Record<string, string | undefined>>,
+  provider: ResolvedProvider,
+): Record<string, string> {
+  const headers = buildUpstreamHeaders(incoming, '', provider)
+  headers['content-type'] = 'application/json'
+  delete headers['content-encoding']
+  const { header } = provider.spec.auth
+  const bearer = headers.authorization
+  if (header !== 'authorization' && bearer?.startsWith('Bearer ')) {
+    headers[header] ??= bearer.slice(7)
+    delete headers.authorization
+  }
+  return headers
+}
+
+function requireObject(json: unknown): Record<string, unknown> {
+  if (!isRecord(json)) throw new GatewayError('INVALID_REQUEST_BODY', 'expected a JSON object')
+  return json
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}

@@ -1,0 +1,37 @@
+import { GatewayError } from '../errors.js'
+import { locateUpstream } from '../providers/registry.js'
+import type { GatewayContext } from '../types.js'
+import type { UpstreamTarget } from '../upstream/call.js'
+import { buildUpstreamHeaders } from '../upstream/headers.js'
+
+const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/**
+ * `/{provider}/{...rest}`: one target, the provider's base plus the path remainder and query as they came,
+ * the body byte for byte, allowlisted headers.
+ */
+export async function passthroughTargets(
+  ctx: GatewayContext,
+  providerName: string,
+  rest: string,
+): Promise<UpstreamTarget[]> {
+  const { request } = ctx
+  const provider = ctx.gateway.providers.get(providerName)
+  if (provider === undefined)
+    throw new GatewayError('INVALID_PROVIDER', `'${providerName}' is not a known provider`)
+  const { origin, path } = locateUpstream(provider, rest, request.search, ctx.surface.account)
+  const method = request.method.toUpperCase()
+  return [
+    {
+      provider,
+      origin,
+      path,
+      method,
+      headers: buildUpstreamHeaders(request.headers, request.search, provider),
+      body: BODYLESS_METHODS.has(method) ? undefined : await ctx.readBody(),
+      step: 0,
+      settings: ctx.state.settings ?? {},
+      clientDialect: provider.spec.dialect,
+    },
+  ]
+}

@@ -1,0 +1,105 @@
+import { z } from 'zod'
+import { GatewayError } from '../errors.js'
+import { locateUpstream, withoutBasePath } from '../providers/registry.js'
+import { type RequestSettings, readSettings } from '../steps/parse.js'
+import type { GatewayContext } from '../types.js'
+import type { UpstreamTarget } from '../upstream/call.js'
+import { buildUpstreamHeaders } from '../upstream/headers.js'
+import { compatTarget } from './compat.js'
+
+/** More steps than any sane fallback chain; each step can cost a paid provider call. */
+export const MAX_UNIVERSAL_STEPS = 10
+
+const stepSchema = z.object({
+  provider: z.string().min(1, 'must name a provider'),
+  endpoint: z.string().min(1, 'must name an endpoint'),
+  headers: z.record(z.string(), z.string()).optional(),
+  query: z
+    .unknown()
+    .refine((value) => value !== undefined, "'query' (the provider's request body) is required"),
+  config: z
+    .strictObject({
+      requestTimeout: z.number().int().min(1).max(2_147_483_647).optional(),
+      maxAttempts: z.number().int().min(1).max(5).optional(),
+      retryDelay: z.number().int().min(0).max(5000).optional(),
+      backoff: z.enum(['constant', 'linear', 'exponential']).optional(),
+    })
+    .optional(),
+})
+
+type UniversalStep = z.infer<typeof stepSchema>
+
+/**
+ * `POST /`: a JSON array of steps (a single object is accepted), tried in order by `forward`. Each step's
+ * headers override the request's, which override the gateway's options; its `config` overrides both.
+ */
+export function universalTargets(ctx: GatewayContext, json: unknown): UpstreamTarget[] {
+  const steps = Array.isArray(json) ? json : [json]
+  if (steps.length === 0) throw new GatewayError('INVALID_UNIVERSAL_REQUEST', 'the step list is empty')
+  if (steps.length > MAX_UNIVERSAL_STEPS) {
+    throw new GatewayError(
+      'INVALID_UNIVERSAL_REQUEST',
+      `at most ${MAX_UNIVERSAL_STEPS} steps, got ${steps.length}`,
+    )
+  }
+  return steps.map((raw, index) => {
+    const parsed = stepSchema.safeParse(raw)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      const where = issue?.path.length ? `.${issue.path.join('.')}` : ''
+      throw new GatewayError(
+        'INVALID_UNIVERSAL_REQUEST',
+        `step ${index}${where}: ${issue?.message ?? 'invalid'}`,
+      )
+    }
+    return stepTarget(ctx, parsed.data, index)
+  })
+}
+
+function stepTarget(ctx: GatewayContext, step: UniversalStep, index: number): UpstreamTarget {
+  const stepHeaders = lowerCaseKeys(step.headers ?? {})
+  const headers = { ...ctx.request.headers, ...stepHeaders }
+  const settings = withConfig(readSettings(stepHeaders, ctx.state.settings), step.config)
+  const endpoint = step.endpoint.startsWith('/') ? step.endpoint : `/${step.endpoint}`
+  if (step.provider === 'compat') {
+    return compatTarget(ctx, { operation: endpoint, json: step.query, headers, settings, step: index })
+  }
+  const provider = ctx.gateway.providers.get(step.provider)
+  if (provider === undefined) {
+    throw new GatewayError('INVALID_PROVIDER', `step ${index}: '${step.provider}' is not a known provider`)
+  }
+  const query = endpoint.indexOf('?')
+  const search = query === -1 ? '' : endpoint.slice(query)
+  const path = withoutBasePath(provider, query === -1 ? endpoint : endpoint.slice(0, query))
+  const location = locateUpstream(provider, path, search, ctx.surface.account)
+  const upstreamHeaders = buildUpstreamHeaders(headers, search, provider)
+  upstreamHeaders['content-type'] ??= 'application/json'
+  delete upstreamHeaders['content-encoding']
+  return {
+    provider,
+    origin: location.origin,
+    path: location.path,
+    method: 'POST',
+    headers: upstreamHeaders,
+    body: Buffer.from(typeof step.query === 'string' ? step.query : JSON.stringify(step.query)),
+    step: index,
+    settings,
+    clientDialect: provider.spec.dialect,
+  }
+}
+
+function withConfig(settings: RequestSettings, config: UniversalStep['config']): RequestSettings {
+  if (config === undefined) return settings
+  const merged = { ...settings }
+  if (config.requestTimeout !== undefined) merged.requestTimeoutMs = config.requestTimeout
+  if (config.maxAttempts !== undefined) merged.maxAttempts = config.maxAttempts
+  if (config.retryDelay !== undefined) merged.retryDelayMs = config.retryDelay
+  if (config.backoff !== undefined) merged.backoff = config.backoff
+  return merged
+}
+
+function lowerCaseKeys(headers: Record<string, string>): Record<string, string> {
+  const lowered: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers)) lowered[name.toLowerCase()] = value
+  return lowered
+}

@@ -1,0 +1,88 @@
+import { StringDecoder } from 'node:string_decoder'
+import { GatewayError } from '../errors.js'
+import type { SSEEvent } from '../providers/dialects/types.js'
+
+/** Largest single event accepted; a provider sending more without a blank line is broken or hostile. */
+const MAX_EVENT_BYTES = 4 * 1024 * 1024
+
+/**
+ * Incremental server-sent-events parser (WHATWG rules): chunks may split lines, events and UTF-8 code points
+ * anywhere; lines end in `\n`, `\r\n` or `\r`; `data:` lines join with `\n`; comments and unknown fields are
+ * skipped. It never throws on content, only when one event outgrows the cap.
+ *
+ * @example
+ * const parser = new SSEParser()
+ * for (const event of parser.push(chunk)) handle(event)
+ */
+export class SSEParser {
+  #decoder = new StringDecoder('utf8')
+  #buffer = ''
+  #event: string | undefined = undefined
+  #data: string[] = []
+  #pendingCR = false
+
+  push(chunk: Buffer | string): SSEEvent[] {
+    let text = typeof chunk === 'string' ? chunk : this.#decoder.write(chunk)
+    // A `\r` at the end of the last chunk may have been the first half of `\r\n`.
+    if (this.#pendingCR && text.startsWith('\n')) text = text.slice(1)
+    this.#pendingCR = false
+    this.#buffer += text
+    const events: SSEEvent[] = []
+    let start = 0
+    for (;;) {
+      const lf = this.#buffer.indexOf('\n', start)
+      const cr = this.#buffer.indexOf('\r', start)
+      const end = lf === -1 ? cr : cr === -1 ? lf : Math.min(lf, cr)
+      if (end === -1) break
+      this.#line(this.#buffer.slice(start, end), events)
+      if (this.#buffer[end] === '\r') {
+        if (end + 1 === this.#buffer.length) this.#pendingCR = true
+        else if (this.#buffer[end + 1] === '\n') {
+          start = end + 2
+          continue
+        }
+      }
+      start = end + 1
+    }
+    this.#buffer = this.#buffer.slice(start)
+    if (this.#buffer.length + this.#dataLength() > MAX_EVENT_BYTES) {
+      throw new GatewayError(
+        'INVALID_PROVIDER_RESPONSE',
+        `a server-sent event exceeded ${MAX_EVENT_BYTES} bytes`,
+      )
+    }
+    return events
+  }
+
+  /** Events still held when the stream ends without a final blank line. */
+  end(): SSEEvent[] {
+    const events: SSEEvent[] = []
+    this.#buffer += this.#decoder.end()
+    if (this.#buffer) this.#line(this.#buffer, events)
+    this.#buffer = ''
+    this.#line('', events)
+    return events
+  }
+
+  #line(line: string, events: SSEEvent[]): void {
+    if (line === '') {
+      if (this.#data.length > 0) events.push({ event: this.#event, data: this.#data.join('\n') })
+      this.#event = undefined
+      this.#data = []
+      return
+    }
+    if (line.startsWith(':')) return
+    const colon = line.indexOf(':')
+    const field = colon === -1 ? line : line.slice(0, colon)
+    let value = colon === -1 ? '' : line.slice(colon + 1)
+    if (value.startsWith(' ')) value = value.slice(1)
+    if (field === 'data') this.#data.push(value)
+    else if (field === 'event') this.#event = value
+  }
+
+  #dataLength(): number {
+    let length = 0
+    for (const part of this.#data) length += part.length
+    return length
+  }
+}

@@ -1,0 +1,126 @@
+import { Readable } from 'node:stream'
+import { GatewayError } from '../errors.js'
+import type { OpenAIErrorBody } from '../providers/dialects/openai-types.js'
+import { terminalEvent } from '../providers/dialects/terminal.js'
+import type { StreamTranslator } from '../providers/dialects/types.js'
+import type { GatewayResponse } from '../types.js'
+import type { Translation } from './call.js'
+import { SSEParser } from './sse.js'
+
+/** A non-streamed provider answer is read whole for translation, up to this size. */
+const MAX_TRANSLATED_BODY_BYTES = 25 * 1024 * 1024
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+}
+
+/**
+ * Turns a provider's answer into the OpenAI shape the compat client asked for: errors into OpenAI error
+ * bodies with the provider's status, JSON into `chat.completion` / embeddings, and streams into
+ * `chat.completion.chunk` events that end in `[DONE]` only when the provider's stream really finished.
+ */
+export async function translateResponse(
+  response: GatewayResponse,
+  translation: Translation,
+  requestId: string,
+): Promise<GatewayResponse> {
+  const { codec } = translation
+  const created = Math.floor(Date.now() / 1000)
+  const id = `chatcmpl-${requestId.replaceAll('-', '')}`
+  if (response.status >= 400) {
+    const json = parseJson(await readWhole(response))
+    return jsonResponse(response.status, codec.fromProviderError(response.status, json))
+  }
+  if (translation.stream && response.body instanceof Readable) {
+    const translator = codec.streamTranslator({
+      id,
+      created,
+      model: translation.model,
+      includeUsage: translation.includeUsage,
+    })
+    return {
+      status: 200,
+      headers: { ...SSE_HEADERS },
+      body: Readable.from(translateEvents(response.body, translator)),
+    }
+  }
+  const json = parseJson(await readWhole(response))
+  if (json === undefined)
+    throw new GatewayError('INVALID_PROVIDER_RESPONSE', 'the provider did not answer with JSON')
+  if (translation.operation === 'embeddings' && codec.embeddings) {
+    return jsonResponse(200, codec.embeddings.fromProviderResponse(json, translation.model))
+  }
+  return jsonResponse(200, codec.fromProviderResponse(json, { id, created, model: translation.model }))
+}
+
+async function* translateEvents(upstream: Readable, translator: StreamTranslator): AsyncGenerator<string> {
+  const parser = new SSEParser()
+  const send = (chunk: unknown) => `data: ${JSON.stringify(chunk)}\n\n`
+  try {
+    for await (const bytes of upstream) {
+      for (const event of parser.push(bytes as Buffer)) {
+        const { chunks, error } = translator.push(event)
+        for (const chunk of chunks) yield send(chunk)
+        if (error !== undefined) {
+          yield send({ error } satisfies OpenAIErrorBody)
+          return
+        }
+      }
+    }
+    for (const event of parser.end()) for (const chunk of translator.push(event).chunks) yield send(chunk)
+  } catch (error) {
+    yield terminalEvent(
+      'openai',
+      error instanceof GatewayError ? error : new GatewayError('UPSTREAM_INTERRUPTED'),
+    ) ?? ''
+    return
+  }
+  if (!translator.complete) {
+    yield terminalEvent(
+      'openai',
+      new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event'),
+    ) ?? ''
+    return
+  }
+  for (const chunk of translator.finish()) yield send(chunk)
+  yield 'data: [DONE]\n\n'
+}
+
+async function readWhole(response: GatewayResponse): Promise<string> {
+  const { body } = response
+  if (body === null) return ''
+  if (!(body instanceof Readable)) return typeof body === 'string' ? body : Buffer.from(body).toString('utf8')
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length
+    if (size > MAX_TRANSLATED_BODY_BYTES) {
+      body.destroy()
+      throw new GatewayError(
+        'INVALID_PROVIDER_RESPONSE',
+        `the answer exceeded ${MAX_TRANSLATED_BODY_BYTES} bytes`,
+      )
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+function jsonResponse(status: number, value: unknown): GatewayResponse {
+  const body = JSON.stringify(value)
+  return {
+    status,
+    headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+    body,
+  }
+}
