@@ -1,8 +1,7 @@
 import { createServer } from 'node:http'
-import { pipeline } from 'node:stream'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import type { Dispatcher } from 'undici'
-import { requestHeaders, responseHeaders, upstream, upstreamPath } from './bare-proxy.js'
+import { relay, requestHeaders, responseHeaders, upstream, upstreamPath } from './bare-proxy.js'
 import { listenAndReport } from './shared.js'
 
 async function proxy(req: Request, res: Response, next: NextFunction): Promise<void> {
@@ -15,7 +14,7 @@ async function proxy(req: Request, res: Response, next: NextFunction): Promise<v
     body: Buffer.isBuffer(req.body) ? req.body : null,
   })
   res.writeHead(statusCode, responseHeaders(headers))
-  pipeline(body, res, () => {})
+  relay(body, res)
 }
 
 const app = express()

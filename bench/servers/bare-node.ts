@@ -1,7 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { pipeline } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { readBody, requestHeaders, responseHeaders, upstream, upstreamPath } from './bare-proxy.js'
+import { readBody, relay, requestHeaders, responseHeaders, upstream, upstreamPath } from './bare-proxy.js'
 import { listenAndReport } from './shared.js'
 
 // The floor: the least work a Node proxy can do to relay the request and stream the answer back.
@@ -19,7 +18,7 @@ async function proxy(req: IncomingMessage, res: ServerResponse): Promise<void> {
     body: await readBody(req),
   })
   res.writeHead(statusCode, responseHeaders(headers))
-  pipeline(body, res, () => {})
+  relay(body, res)
 }
 
 function answerFailure(res: ServerResponse): void {

@@ -1,4 +1,5 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
 import { type Dispatcher, Pool } from 'undici'
 import { upstreamUrl } from './shared.js'
 
@@ -46,4 +47,16 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on('end', () => resolve(Buffer.concat(chunks)))
     req.on('error', reject)
   })
+}
+
+/**
+ * Streams the upstream body to the client with `pipe` (backpressure included) and cancels the upstream
+ * when the client leaves: what a careful hand-written proxy does, and cheaper than `stream.pipeline`.
+ */
+export function relay(body: Readable, res: ServerResponse): void {
+  res.once('close', () => {
+    if (!body.readableEnded) body.destroy()
+  })
+  body.once('error', () => res.destroy())
+  body.pipe(res)
 }

@@ -39,7 +39,7 @@ interface EventParts {
 
 const MALFORMED_SSE_EVENT = 'data: {not json\n\n'
 const MALFORMED_ARRAY_ELEMENT = '{not json'
-const GEMINI_ACTION = /\/models\/([^/]+):(generateContent|streamGenerateContent)$/
+const GEMINI_ACTION = /\/models\/([^/]+):(generateContent|streamGenerateContent|batchEmbedContents)$/
 const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small']
 
 /**
@@ -63,7 +63,7 @@ export function resolveRoute(method: string, path: string): Route {
     const model = decodeSafely(gemini[1] ?? '')
     return {
       dialect: 'gemini',
-      endpoint: 'chat',
+      endpoint: gemini[2] === 'batchEmbedContents' ? 'embeddings' : 'chat',
       gemini: { model, stream: gemini[2] === 'streamGenerateContent' },
     }
   }
@@ -107,7 +107,9 @@ export function describeExchange(
  */
 export function buildResponse(x: Exchange, malformedEventAt: number | undefined): MockResponse {
   const { dialect, endpoint } = x.route
-  if (endpoint === 'embeddings') return { kind: 'json', body: embeddingsBody(x) }
+  if (endpoint === 'embeddings') {
+    return { kind: 'json', body: dialect === 'gemini' ? geminiEmbeddingsBody(x) : embeddingsBody(x) }
+  }
   if (endpoint === 'models') return { kind: 'json', body: modelsBody(x.created) }
   if (dialect === 'gemini') return geminiResponse(x, malformedEventAt)
   const streams = x.request.stream === true
@@ -375,6 +377,16 @@ function embeddingsBody(x: Exchange): unknown {
     data: inputs.map((input, index) => ({ object: 'embedding', index, embedding: embeddingOf(input) })),
     model: x.model,
     usage: { prompt_tokens: tokens, total_tokens: tokens },
+  }
+}
+
+/** Gemini `batchEmbedContents`: one vector per request part text. */
+function geminiEmbeddingsBody(x: Exchange): unknown {
+  const requests = Array.isArray(x.request.requests) ? x.request.requests : []
+  return {
+    embeddings: requests.map((request) => ({
+      values: embeddingOf(textOf(isRecord(request) ? request.content : '')),
+    })),
   }
 }
 

@@ -5,10 +5,10 @@ import { closeServer, serverUrl } from '../helpers/http.js'
 import { type BuildApp, runScenarios } from './scenarios.js'
 
 function buildExpress(express: typeof express5): BuildApp {
-  return async (options, host) => {
+  return async (gateway, host) => {
     const app = express()
     if (host.bodyParser) app.use(express.json())
-    app.use('/ai', aiGateway(options))
+    app.use('/ai', aiGateway(gateway))
     app.get('/ai', (req, res) => {
       res.send(`host:${req.originalUrl}`)
     })

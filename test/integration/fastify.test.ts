@@ -2,11 +2,11 @@ import Fastify from 'fastify'
 import { aiGateway } from '../../adapters/fastify.js'
 import { type BuildApp, runScenarios } from './scenarios.js'
 
-const buildFastify: BuildApp = async (options, host) => {
+const buildFastify: BuildApp = async (gateway, host) => {
   const app = Fastify()
   // Fastify parses JSON by default; "absent" takes its parsers away from the whole app.
   if (!host.bodyParser) app.removeAllContentTypeParsers()
-  await app.register(aiGateway, { prefix: '/ai', ...options })
+  await app.register(aiGateway, { prefix: '/ai', gateway })
   app.setNotFoundHandler((request, reply) => {
     reply.code(200).send(`host:${request.url}`)
   })

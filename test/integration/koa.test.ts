@@ -6,10 +6,10 @@ import { closeServer, serverUrl } from '../helpers/http.js'
 import { type BuildApp, runScenarios } from './scenarios.js'
 
 function buildKoa(Koa: typeof Koa3): BuildApp {
-  return async (options, host) => {
+  return async (gateway, host) => {
     const app = new Koa()
     if (host.bodyParser) app.use(bodyParser())
-    app.use(aiGateway({ prefix: '/ai', ...options }))
+    app.use(aiGateway(gateway, { prefix: '/ai' }))
     app.use((ctx) => {
       ctx.body = `host:${ctx.path}`
     })

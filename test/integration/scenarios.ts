@@ -2,23 +2,26 @@ import { request as rawRequest } from 'node:http'
 import { Readable } from 'node:stream'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import type { GatewayOptions } from '../../src/index.js'
+import { createGateway, type Gateway, type GatewayOptions } from '../../src/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
 import { type RunningApp, send } from '../helpers/http.js'
+import { routingScenarios } from './scenarios-routing.js'
 
 /**
  * Builds the host app under test with the gateway mounted at `/ai`. Every app also answers, itself,
  * `GET /ai/` (the mount root, which the gateway does not serve) with `host:<path>`.
  */
-export type BuildApp = (options: GatewayOptions, host: { bodyParser: boolean }) => Promise<RunningApp>
+export type BuildApp = (gateway: Gateway, host: { bodyParser: boolean }) => Promise<RunningApp>
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const CHAT = '/ai/openai/chat/completions'
 
-interface World {
+export interface World {
   mock: MockProvider
   /** Starts the app with these gateway options; closed after the test. */
   start(options?: GatewayOptions, host?: { bodyParser: boolean }): Promise<string>
+  /** The gateway of the app started last. */
+  gateway: Gateway | undefined
 }
 
 function providers(mock: MockProvider): GatewayOptions['providers'] {
@@ -33,7 +36,7 @@ function providers(mock: MockProvider): GatewayOptions['providers'] {
   }
 }
 
-function chat(text: string, extra: Record<string, unknown> = {}) {
+export function chat(text: string, extra: Record<string, unknown> = {}) {
   return { model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }], ...extra }
 }
 
@@ -56,9 +59,12 @@ export function runScenarios(framework: string, build: BuildApp): void {
       get mock() {
         return mock
       },
+      gateway: undefined,
       async start(options = {}, host = { bodyParser: false }) {
-        const app = await build({ providers: providers(mock), ...options }, host)
-        running.push(app)
+        const gateway = createGateway({ providers: providers(mock), ...options })
+        world.gateway = gateway
+        const app = await build(gateway, host)
+        running.push({ url: app.url, close: () => app.close().then(() => gateway.close()) })
         return app.url
       },
     }
@@ -420,5 +426,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
       expect(viaGateway.text).toBe(direct.text)
       expect(viaGateway.text).not.toContain('AiGatewayError')
     })
+
+    routingScenarios(world)
   })
 }

@@ -16,7 +16,7 @@ import {
   JSON_TOOL_NAME,
   parseJson,
 } from './anthropic-stream.js'
-import type { ChatMessage, ChatRequest } from './openai-types.js'
+import type { ChatRequest } from './openai-types.js'
 import type { ChatCodec, ProviderRequest } from './types.js'
 
 type JsonObject = Record<string, unknown>
@@ -186,16 +186,16 @@ function toolUse(call: unknown, at: string): ToolUseBlock {
   return { type: 'tool_use', id: call.id, name, input: parseArguments(args, at) }
 }
 
-function assistantBlocks(message: ChatMessage, at: string): Block[] {
+function assistantBlocks(message: JsonObject, at: string): Block[] {
   // SDKs echo `content: ''` or null beside tool calls; Anthropic refuses empty text blocks.
   const text = given(message.content) ? textBlocks(message.content, at, 'assistant messages') : []
-  const calls: unknown = message.tool_calls ?? []
+  const calls = message.tool_calls ?? []
   if (!Array.isArray(calls)) invalid(`${at}.tool_calls must be an array`)
   const uses = calls.map((call: unknown, j) => toolUse(call, `${at}.tool_calls[${j}]`))
   return [...text.filter((block) => block.text !== ''), ...uses]
 }
 
-function toolResult(message: ChatMessage, at: string): ToolResultBlock {
+function toolResult(message: JsonObject, at: string): ToolResultBlock {
   if (typeof message.tool_call_id !== 'string' || message.tool_call_id === '') {
     invalid(`${at}: a tool message needs a tool_call_id`)
   }
@@ -230,12 +230,12 @@ function toConversation(messages: unknown): { system: TextBlock[]; turns: Turn[]
     const at = `messages[${i}]`
     if (!isRecord(message)) invalid(`${at} must be an object`)
     refuseExtraKeys(message, at)
-    const typed = message as unknown as ChatMessage
-    if (typed.role === 'system' || typed.role === 'developer') {
-      system.push(...textBlocks(typed.content, at, 'system prompts'))
-    } else if (typed.role === 'user') appendTurn(turns, 'user', userBlocks(typed.content, at))
-    else if (typed.role === 'assistant') appendTurn(turns, 'assistant', assistantBlocks(typed, at))
-    else if (typed.role === 'tool') appendTurn(turns, 'user', [toolResult(typed, at)])
+    const { role } = message
+    if (role === 'system' || role === 'developer')
+      system.push(...textBlocks(message.content, at, 'system prompts'))
+    else if (role === 'user') appendTurn(turns, 'user', userBlocks(message.content, at))
+    else if (role === 'assistant') appendTurn(turns, 'assistant', assistantBlocks(message, at))
+    else if (role === 'tool') appendTurn(turns, 'user', [toolResult(message, at)])
     else invalid(`${at}.role '${String(message.role)}' is not a chat role`)
   })
   return { system, turns }

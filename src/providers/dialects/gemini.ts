@@ -398,19 +398,20 @@ function functionDeclaration(tool: unknown, at: string): FunctionDeclaration {
   }
   const fn = tool.function
   if (!isRecord(fn) || typeof fn.name !== 'string') throw invalid(`${at}.function.name must be a string`)
-  if (fn.description !== undefined && typeof fn.description !== 'string') {
+  const description = fn.description ?? undefined
+  if (description !== undefined && typeof description !== 'string') {
     throw invalid(`${at}.function.description must be a string`)
   }
-  if (fn.parameters !== undefined && !isRecord(fn.parameters)) {
+  if ((fn.parameters ?? undefined) !== undefined && !isRecord(fn.parameters)) {
     throw invalid(`${at}.function.parameters must be an object`)
   }
   if (fn.strict === true) {
     throw unsupported(`${at}.function.strict: Gemini has no strict mode for function declarations`)
   }
-  const parameters = toGeminiSchema(fn.parameters)
+  const parameters = toGeminiSchema(fn.parameters ?? undefined)
   return {
     name: fn.name,
-    ...(fn.description !== undefined ? { description: fn.description } : {}),
+    ...(description !== undefined ? { description } : {}),
     ...(parameters !== undefined && !isEmptyObjectSchema(parameters) ? { parameters } : {}),
   }
 }
