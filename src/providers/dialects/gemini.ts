@@ -69,8 +69,8 @@ const EMBEDDING_KEYS = new Set(['model', 'input', 'dimensions', 'encoding_format
 
 /**
  * JSON-schema keywords Gemini's Schema object rejects as unknown fields and that only annotate or loosen a
- * schema: `$schema`, `$id`, `$comment` (annotations) and `additionalProperties` (Gemini never adds
- * undeclared properties anyway). Keywords that change what is valid (`$ref`, `oneOf`, `allOf`, `const`,
+ * schema: `$schema`, `$id`, `$comment` (annotations) and `additionalProperties` (Gemini's output keeps to the
+ * declared properties). Keywords that change what is valid (`$ref`, `oneOf`, `allOf`, `const`,
  * `not`, ...) are kept, so Gemini's own error names them instead of the schema quietly loosening.
  */
 export const STRIPPED_SCHEMA_KEYS: ReadonlySet<string> = new Set([

@@ -268,6 +268,20 @@ describe('gemini requests', () => {
       },
     ],
     [
+      'a function whose description and parameters are null',
+      chat({
+        messages: [user('Ping?')],
+        tools: [{ type: 'function', function: { name: 'ping', description: null, parameters: null } }],
+      }),
+      {
+        path: GENERATE,
+        body: {
+          contents: [{ role: 'user', parts: [{ text: 'Ping?' }] }],
+          tools: [{ functionDeclarations: [{ name: 'ping' }] }],
+        },
+      },
+    ],
+    [
       'default values and nulls are accepted and not sent',
       chat({
         messages: [user('Hi')],
