@@ -18,7 +18,7 @@ const RETRYABLE_ERRORS: ReadonlySet<ErrorName> = new Set([
 const FINAL_ERRORS: ReadonlySet<ErrorName> = new Set(['CLIENT_CLOSED', 'UPSTREAM_DEADLINE'])
 
 type Failure = GatewayResponse | GatewayError
-type Outcome = { ok: true; response: GatewayResponse } | { ok: false; failure: Failure }
+type Outcome = { ok: true; response: GatewayResponse } | { ok: false; failure: Failure; attempts: number }
 
 /**
  * Calls the targets in order: each with its retries (retryable errors and statuses, backoff, Retry-After),
@@ -42,7 +42,8 @@ export function forward(): Step {
       }
       last = { target, failure: outcome.failure }
       if (outcome.failure instanceof GatewayError && FINAL_ERRORS.has(outcome.failure.key)) break
-      if (target !== targets.at(-1)) notifyRetry(ctx, target, 1, outcome.failure, 0, 'fallback')
+      if (target !== targets.at(-1))
+        notifyRetry(ctx, target, outcome.attempts, outcome.failure, 0, 'fallback')
     }
     if (last === undefined) throw new GatewayError('INTERNAL')
     if (last.failure instanceof GatewayError) {
@@ -73,16 +74,17 @@ async function tryTarget(
       const response = await callUpstream(ctx, target, clocks, attempt)
       if (response.status < 400) return { ok: true, response }
       failure = response
-      if (!policy.statuses.includes(response.status)) return { ok: false, failure }
+      if (!policy.statuses.includes(response.status)) return { ok: false, failure, attempts: attempt }
       retryAfter = response.headers['retry-after']
     } catch (error) {
       failure = toGatewayError(error)
-      if (!RETRYABLE_ERRORS.has(failure.key)) return { ok: false, failure }
+      if (!RETRYABLE_ERRORS.has(failure.key)) return { ok: false, failure, attempts: attempt }
     }
-    if (attempt >= policy.maxAttempts) return { ok: false, failure }
+    if (attempt >= policy.maxAttempts) return { ok: false, failure, attempts: attempt }
     const delay = retryDelay(policy, attempt, retryAfter)
-    if (delay === undefined || waited.ms + delay > policy.maxWaitMs) return { ok: false, failure }
-    if (performance.now() + delay >= deadlineAt) return { ok: false, failure }
+    if (delay === undefined || waited.ms + delay > policy.maxWaitMs)
+      return { ok: false, failure, attempts: attempt }
+    if (performance.now() + delay >= deadlineAt) return { ok: false, failure, attempts: attempt }
     discard(failure)
     notifyRetry(ctx, target, attempt, failure, delay, 'retry')
     waited.ms += delay

@@ -233,6 +233,8 @@ export function routingScenarios(world: World): void {
     mock.reset()
     mock.enqueue({ status: 503 })
     const url = await world.start()
+    const retries: UpstreamRetryEvent[] = []
+    world.gateway?.events.on('upstream:retry', (event) => retries.push(event))
     const res = await send(`${url}/ai`, {
       body: [
         { provider: 'openai', endpoint: 'chat/completions', headers: {}, query: chat('first') },
@@ -248,6 +250,9 @@ export function routingScenarios(world: World): void {
     expect(res.headers['cf-aig-step']).toBe('1')
     expect(res.json()).toMatchObject({ type: 'message', content: [{ text: 'mock reply to: second' }] })
     expect(mock.calls.map((call) => call.path)).toEqual(['/v1/chat/completions', '/v1/messages'])
+    expect(retries).toEqual([
+      expect.objectContaining({ action: 'fallback', step: 0, attempt: 1, status: 503, provider: 'openai' }),
+    ])
   })
 
   it('universal: falls back after a first-byte timeout and after a refused connection', async () => {
