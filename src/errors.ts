@@ -86,13 +86,20 @@ export function toGatewayError(error: unknown): GatewayError {
   return error instanceof GatewayError ? error : new GatewayError('INTERNAL', undefined, { cause: error })
 }
 
-/** The reference's error body, so clients of Cloudflare's gateway read ours the same way. */
-export function errorBody(error: GatewayError): string {
+/**
+ * The reference's error body, so clients of Cloudflare's gateway read ours the same way. On the
+ * OpenAI-compatible surface `error` is OpenAI's object instead of the reference's array, so the OpenAI SDKs
+ * show the message (they read `error.message`); every other field stays.
+ */
+export function errorBody(error: GatewayError, dialect: 'reference' | 'openai' = 'reference'): string {
   return JSON.stringify({
     success: false,
     result: [],
     messages: [],
-    error: [{ code: error.code, message: error.message }],
+    error:
+      dialect === 'openai'
+        ? { message: error.message, type: 'gateway_error', param: null, code: error.code }
+        : [{ code: error.code, message: error.message }],
     name: error.name,
     httpCode: error.status,
     internalCode: error.code,

@@ -65,7 +65,7 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
       const gatewayError = toGatewayError(error)
       if (gatewayError.key === 'INTERNAL' || gatewayError.key === 'STEP_NEXT_TWICE')
         reportError(events, error)
-      ctx.response = renderError(gatewayError)
+      ctx.response = renderError(gatewayError, ctx.surface.kind === 'compat' ? 'openai' : 'reference')
     }
     const response = ctx.response
     Object.assign(response.headers, ctx.responseHeaders)
@@ -96,8 +96,11 @@ function arrangeSteps(option: GatewayOptions['steps']) {
 }
 
 /** The one renderer for gateway-made errors. */
-export function renderError(error: GatewayError): GatewayResponse {
-  const body = errorBody(error)
+export function renderError(
+  error: GatewayError,
+  dialect: 'reference' | 'openai' = 'reference',
+): GatewayResponse {
+  const body = errorBody(error, dialect)
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'content-length': String(Buffer.byteLength(body)),

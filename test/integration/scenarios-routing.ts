@@ -195,8 +195,12 @@ export function routingScenarios(world: World): void {
     const url = await world.start()
     const res = await send(`${url}${COMPAT}`, { body: chat('hi', { model: 'gpt-4o' }) })
     expect(res.status).toBe(400)
+    // On the compat surface `error` is OpenAI's object, so OpenAI SDKs show the message.
     expect(res.json()).toMatchObject({
-      error: [{ code: 2008, message: expect.stringContaining('anthropic') }],
+      success: false,
+      name: 'AiGatewayError',
+      internalCode: 2008,
+      error: { code: 2008, type: 'gateway_error', message: expect.stringContaining('anthropic') },
     })
   })
 
@@ -208,7 +212,7 @@ export function routingScenarios(world: World): void {
       body: chat('hi', { model: 'anthropic/claude-sonnet-4-5', n: 3 }),
     })
     expect(res.status).toBe(400)
-    expect(res.json()).toMatchObject({ error: [{ code: 2113, message: expect.stringMatching(/\bn\b/) }] })
+    expect(res.json()).toMatchObject({ error: { code: 2113, message: expect.stringMatching(/\bn\b/) } })
     expect(mock.calls).toHaveLength(0)
   })
 

@@ -1,0 +1,427 @@
+import type { Server } from 'node:http'
+import Anthropic from '@anthropic-ai/sdk'
+import express from 'express'
+import OpenAI from 'openai'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { aiGateway } from '../../adapters/express.js'
+import { createGateway, type Gateway } from '../../src/index.js'
+import { createMockProvider, type MockCall, type MockProvider } from '../../src/testing/index.js'
+import { closeServer, serverUrl } from '../helpers/http.js'
+
+/**
+ * Third-party clients (the OpenAI and Anthropic SDKs, the Vercel AI SDK, Cloudflare's own
+ * ai-gateway-provider) used as their users use them, against the gateway in Express 5 and the mock provider.
+ */
+
+// `ai`, the @ai-sdk/* packages and ai-gateway-provider require Node 22; the two vendor SDKs run on 20.
+const nodeMajor = Number(process.versions.node.split('.')[0])
+
+const CLAUDE = 'anthropic/claude-sonnet-4-5'
+const GEMINI = 'google-ai-studio/gemini-2.5-flash'
+
+const weatherTool = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'Weather by city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
+} as const
+
+let mock: MockProvider
+let gateway: Gateway
+let server: Server
+let url: string
+
+beforeAll(async () => {
+  mock = await createMockProvider()
+  gateway = createGateway({
+    providers: {
+      openai: { baseURL: `${mock.url}/v1` },
+      anthropic: { baseURL: mock.url },
+      'google-ai-studio': { baseURL: mock.url },
+    },
+  })
+  const app = express()
+  app.use('/ai', aiGateway(gateway))
+  server = app.listen(0, '127.0.0.1')
+  await new Promise((resolve) => server.once('listening', resolve))
+  url = serverUrl(server)
+})
+
+afterAll(async () => {
+  await closeServer(server)
+  await gateway.close()
+  await mock.close()
+})
+
+beforeEach(() => {
+  mock.reset()
+})
+
+/** The one call the mock received; fails the test when there were more or none. */
+function onlyCall(): MockCall {
+  expect(mock.calls).toHaveLength(1)
+  return mock.calls[0]!
+}
+
+function ask(text: string) {
+  return [{ role: 'user' as const, content: text }]
+}
+
+describe('OpenAI SDK on /compat', () => {
+  // No SDK retries, so a scripted failure is what the client sees and the mock counts each call once.
+  const client = () => new OpenAI({ baseURL: `${url}/ai/compat`, apiKey: 'sk-test', maxRetries: 0 })
+
+  /** Streams a chat and collects the text deltas into `into`, so a test can see what came before a failure. */
+  async function streamChat(model: string, text: string, into: string[] = []): Promise<string> {
+    const stream = await client().chat.completions.create({ model, messages: ask(text), stream: true })
+    for await (const chunk of stream) into.push(chunk.choices[0]?.delta.content ?? '')
+    return into.join('')
+  }
+
+  it('chats with an OpenAI model', async () => {
+    const completion = await client().chat.completions.create({
+      model: 'openai/gpt-4o-mini',
+      messages: ask('hello openai'),
+    })
+    expect(completion.choices[0]?.message.content).toBe('mock reply to: hello openai')
+    expect(completion.model).toBe('gpt-4o-mini')
+    const call = onlyCall()
+    expect(call.path).toBe('/v1/chat/completions')
+    expect(call.headers.authorization).toBe('Bearer sk-test')
+    expect(call.json).toMatchObject({ model: 'gpt-4o-mini', messages: ask('hello openai') })
+  })
+
+  it('chats with an Anthropic model, the bearer key going upstream as x-api-key', async () => {
+    const completion = await client().chat.completions.create({
+      model: CLAUDE,
+      messages: ask('hello claude'),
+    })
+    expect(completion.object).toBe('chat.completion')
+    expect(completion.choices[0]?.message).toMatchObject({
+      role: 'assistant',
+      content: 'mock reply to: hello claude',
+    })
+    expect(completion.choices[0]?.finish_reason).toBe('stop')
+    expect(completion.usage?.total_tokens).toBeGreaterThan(0)
+    const call = onlyCall()
+    expect(call.path).toBe('/v1/messages')
+    expect(call.headers['x-api-key']).toBe('sk-test')
+    expect(call.headers.authorization).toBeUndefined()
+    expect(call.json).toMatchObject({
+      model: 'claude-sonnet-4-5',
+      max_tokens: expect.any(Number),
+      messages: [{ role: 'user' }],
+    })
+  })
+
+  it.each([
+    [CLAUDE, '/v1/messages', 'x-api-key'],
+    [GEMINI, '/v1beta/models/gemini-2.5-flash:streamGenerateContent', 'x-goog-api-key'],
+  ])('streams from %s', async (model, path, keyHeader) => {
+    const text = await streamChat(model, 'stream this please')
+    expect(text).toBe('mock reply to: stream this please')
+    const call = onlyCall()
+    expect(call.path).toBe(path)
+    expect(call.headers[keyHeader]).toBe('sk-test')
+    await expect(call.outcome).resolves.toBe('finished')
+  })
+
+  it('gets tool_calls back from an OpenAI model when tool_choice names the function', async () => {
+    const completion = await client().chat.completions.create({
+      model: 'openai/gpt-4o-mini',
+      messages: ask('what is the weather in Paris?'),
+      tools: [weatherTool],
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+    })
+    const choice = completion.choices[0]
+    expect(choice?.finish_reason).toBe('tool_calls')
+    expect(choice?.message.tool_calls).toEqual([
+      expect.objectContaining({ type: 'function', function: { name: 'get_weather', arguments: '{}' } }),
+    ])
+    expect(onlyCall().json).toMatchObject({
+      tools: [weatherTool],
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+    })
+  })
+
+  it('sends tools to an Anthropic model in its own shape', async () => {
+    const completion = await client().chat.completions.create({
+      model: CLAUDE,
+      messages: ask('what is the weather in Paris?'),
+      tools: [weatherTool],
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+    })
+    expect(completion.choices[0]?.message.content).toBe('mock reply to: what is the weather in Paris?')
+    expect(onlyCall().json).toMatchObject({
+      tools: [
+        {
+          name: 'get_weather',
+          description: 'Weather by city',
+          input_schema: weatherTool.function.parameters,
+        },
+      ],
+      tool_choice: { type: 'tool', name: 'get_weather' },
+    })
+  })
+
+  it('embeds with an OpenAI model', async () => {
+    // The mock always answers floats, so the SDK's default (base64, decoded client-side) cannot be used here.
+    const result = await client().embeddings.create({
+      model: 'openai/text-embedding-3-small',
+      input: ['first', 'second'],
+      encoding_format: 'float',
+    })
+    expect(result.data.map((item) => item.index)).toEqual([0, 1])
+    for (const item of result.data) {
+      expect(item.embedding).toHaveLength(8)
+      expect(Math.hypot(...item.embedding)).toBeCloseTo(1, 5)
+    }
+    expect(result.data[0]?.embedding).not.toEqual(result.data[1]?.embedding)
+    const call = onlyCall()
+    expect(call.path).toBe('/v1/embeddings')
+    expect(call.json).toEqual({
+      model: 'text-embedding-3-small',
+      input: ['first', 'second'],
+      encoding_format: 'float',
+    })
+  })
+
+  it("throws RateLimitError on a provider's 429, with a readable message", async () => {
+    mock.enqueue({ status: 429 })
+    const error = await client()
+      .chat.completions.create({ model: CLAUDE, messages: ask('hi') })
+      .then(
+        () => undefined,
+        (reason: unknown) => reason,
+      )
+    expect(error).toBeInstanceOf(OpenAI.RateLimitError)
+    expect(error).toBeInstanceOf(OpenAI.APIError)
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(429)
+    expect((error as Error).message).toContain('mock error (HTTP 429)')
+    expect(onlyCall().path).toBe('/v1/messages')
+  })
+
+  it('rejects while iterating a stream the provider cut, instead of ending quietly', async () => {
+    mock.enqueue({ cutAfterEvents: 4 })
+    const deltas: string[] = []
+    await expect(streamChat(CLAUDE, 'one two three four', deltas)).rejects.toBeInstanceOf(OpenAI.APIError)
+    expect(deltas.join('')).not.toBe('mock reply to: one two three four')
+    await expect(onlyCall().outcome).resolves.toBe('aborted')
+  })
+})
+
+describe('OpenAI SDK on the /openai passthrough', () => {
+  const client = () => new OpenAI({ baseURL: `${url}/ai/openai`, apiKey: 'sk-test', maxRetries: 0 })
+
+  it('chats', async () => {
+    const completion = await client().chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: ask('through'),
+    })
+    expect(completion.choices[0]?.message.content).toBe('mock reply to: through')
+    const call = onlyCall()
+    expect(call.path).toBe('/v1/chat/completions')
+    expect(call.headers.authorization).toBe('Bearer sk-test')
+  })
+
+  it('streams', async () => {
+    const stream = await client().chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: ask('stream through'),
+      stream: true,
+      stream_options: { include_usage: true },
+    })
+    let text = ''
+    let totalTokens: number | undefined
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? ''
+      totalTokens ??= chunk.usage?.total_tokens
+    }
+    expect(text).toBe('mock reply to: stream through')
+    expect(totalTokens).toBeGreaterThan(0)
+    expect(onlyCall().json).toMatchObject({ stream: true })
+  })
+
+  it('lists models', async () => {
+    const ids: string[] = []
+    for await (const model of client().models.list()) ids.push(model.id)
+    expect(ids).toEqual(['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small'])
+    const call = onlyCall()
+    expect(call.method).toBe('GET')
+    expect(call.path).toBe('/v1/models')
+  })
+})
+
+describe('Anthropic SDK on the /anthropic passthrough', () => {
+  const client = () => new Anthropic({ baseURL: `${url}/ai/anthropic`, apiKey: 'sk-ant-test', maxRetries: 0 })
+  const request = (text: string) => ({ model: 'claude-sonnet-4-5', max_tokens: 64, messages: ask(text) })
+
+  function expectAnthropicCall(): void {
+    const call = onlyCall()
+    expect(call.path).toBe('/v1/messages')
+    expect(call.headers['x-api-key']).toBe('sk-ant-test')
+    expect(call.headers['anthropic-version']).toBe('2023-06-01')
+    expect(call.headers.authorization).toBeUndefined()
+  }
+
+  it('creates a message', async () => {
+    const message = await client().messages.create(request('hello anthropic'))
+    expect(message.content).toEqual([{ type: 'text', text: 'mock reply to: hello anthropic' }])
+    expect(message.stop_reason).toBe('end_turn')
+    expectAnthropicCall()
+  })
+
+  it('streams with messages.stream()', async () => {
+    const stream = client().messages.stream(request('stream anthropic'))
+    expect(await stream.finalText()).toBe('mock reply to: stream anthropic')
+    const message = await stream.finalMessage()
+    expect(message.stop_reason).toBe('end_turn')
+    expectAnthropicCall()
+  })
+
+  it('streams with stream: true', async () => {
+    const stream = await client().messages.create({ ...request('raw events'), stream: true })
+    let text = ''
+    const types: string[] = []
+    for await (const event of stream) {
+      types.push(event.type)
+      if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') text += event.delta.text
+    }
+    expect(text).toBe('mock reply to: raw events')
+    expect(types.at(0)).toBe('message_start')
+    expect(types.at(-1)).toBe('message_stop')
+    expectAnthropicCall()
+  })
+})
+
+const loadAiSdk = async () => ({
+  ai: await import('ai'),
+  compatible: await import('@ai-sdk/openai-compatible'),
+  openai: await import('@ai-sdk/openai'),
+  anthropic: await import('@ai-sdk/anthropic'),
+  cloudflare: await import('ai-gateway-provider'),
+})
+
+describe.runIf(nodeMajor >= 22)('Vercel AI SDK (Node 22+)', () => {
+  let sdk: Awaited<ReturnType<typeof loadAiSdk>>
+  beforeAll(async () => {
+    sdk = await loadAiSdk()
+  })
+
+  describe('OpenAI-compatible provider on /compat', () => {
+    const gw = () =>
+      sdk.compatible.createOpenAICompatible({ name: 'gw', baseURL: `${url}/ai/compat`, apiKey: 'sk-test' })
+
+    it.each([
+      [CLAUDE, '/v1/messages'],
+      [GEMINI, '/v1beta/models/gemini-2.5-flash:generateContent'],
+    ])('generateText with %s', async (model, path) => {
+      const result = await sdk.ai.generateText({
+        model: gw()(model),
+        prompt: 'generate please',
+        maxRetries: 0,
+      })
+      expect(result.text).toBe('mock reply to: generate please')
+      expect(result.finishReason).toBe('stop')
+      expect(onlyCall().path).toBe(path)
+    })
+
+    it.each([
+      [CLAUDE, '/v1/messages'],
+      [GEMINI, '/v1beta/models/gemini-2.5-flash:streamGenerateContent'],
+    ])('streamText with %s', async (model, path) => {
+      const errors: unknown[] = []
+      const result = sdk.ai.streamText({
+        model: gw()(model),
+        prompt: 'stream please',
+        maxRetries: 0,
+        onError: ({ error }) => {
+          errors.push(error)
+        },
+      })
+      const deltas: string[] = []
+      for await (const delta of result.textStream) deltas.push(delta)
+      expect(errors).toEqual([])
+      expect(deltas.join('')).toBe('mock reply to: stream please')
+      expect(await result.finishReason).toBe('stop')
+      expect(onlyCall().path).toBe(path)
+    })
+  })
+
+  describe("Cloudflare's ai-gateway-provider on the universal endpoint", () => {
+    const CLOUDFLARE = 'https://gateway.ai.cloudflare.com/'
+    const original = globalThis.fetch
+
+    // The provider has no base URL option: it always posts to Cloudflare, so that origin is sent here.
+    beforeEach(() => {
+      globalThis.fetch = (input, init) => {
+        const href = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url
+        if (!href.startsWith(CLOUDFLARE)) return original(input, init)
+        const target = `${url}/ai/${href.slice(CLOUDFLARE.length)}`
+        return original(input instanceof Request ? new Request(target, input) : target, init)
+      }
+    })
+    afterEach(() => {
+      globalThis.fetch = original
+    })
+
+    const fallbackModel = () => {
+      const aigateway = sdk.cloudflare.createAiGateway({
+        accountId: 'acct',
+        gateway: 'default',
+        apiKey: 'cf-token',
+      })
+      return aigateway([
+        sdk.openai.createOpenAI({ apiKey: 'sk-test' }).chat('gpt-4o-mini'),
+        sdk.anthropic.createAnthropic({ apiKey: 'sk-ant' })('claude-sonnet-4-5'),
+      ])
+    }
+
+    it('generateText answers from the first model', async () => {
+      const result = await sdk.ai.generateText({
+        model: fallbackModel(),
+        prompt: 'first model',
+        maxRetries: 0,
+      })
+      expect(result.text).toBe('mock reply to: first model')
+      expect(result.response.headers?.['cf-aig-step']).toBe('0')
+      const call = onlyCall()
+      expect(call.path).toBe('/v1/chat/completions')
+      expect(call.headers.authorization).toBe('Bearer sk-test')
+      expect(call.headers['cf-aig-authorization']).toBeUndefined()
+      expect(call.json).toMatchObject({ model: 'gpt-4o-mini' })
+    })
+
+    it('falls over to the second model when the first answers 503', async () => {
+      mock.enqueue({ status: 503 })
+      const result = await sdk.ai.generateText({ model: fallbackModel(), prompt: 'fall over', maxRetries: 0 })
+      expect(result.text).toBe('mock reply to: fall over')
+      expect(result.response.headers?.['cf-aig-step']).toBe('1')
+      expect(mock.calls.map((call) => call.path)).toEqual(['/v1/chat/completions', '/v1/messages'])
+      const anthropicCall = mock.calls[1]
+      expect(anthropicCall?.headers['x-api-key']).toBe('sk-ant')
+      expect(anthropicCall?.headers['anthropic-version']).toBeDefined()
+      expect(anthropicCall?.json).toMatchObject({ model: 'claude-sonnet-4-5' })
+    })
+
+    it('streamText streams from the first model', async () => {
+      const errors: unknown[] = []
+      const result = sdk.ai.streamText({
+        model: fallbackModel(),
+        prompt: 'stream first',
+        maxRetries: 0,
+        onError: ({ error }) => {
+          errors.push(error)
+        },
+      })
+      const deltas: string[] = []
+      for await (const delta of result.textStream) deltas.push(delta)
+      expect(errors).toEqual([])
+      expect(deltas.join('')).toBe('mock reply to: stream first')
+      expect((await result.response).headers?.['cf-aig-step']).toBe('0')
+      expect(onlyCall().json).toMatchObject({ model: 'gpt-4o-mini', stream: true })
+    })
+  })
+})
