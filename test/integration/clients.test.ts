@@ -255,15 +255,37 @@ describe('OpenAI SDK on the /openai passthrough', () => {
 })
 
 describe('Anthropic SDK on the /anthropic passthrough', () => {
-  const client = () => new Anthropic({ baseURL: `${url}/ai/anthropic`, apiKey: 'sk-ant-test', maxRetries: 0 })
-  const request = (text: string) => ({ model: 'claude-sonnet-4-5', max_tokens: 64, messages: ask(text) })
+  // Headers of each request as the SDK put them on the wire, to compare with what reached the provider.
+  const sent: Headers[] = []
+  const client = () =>
+    new Anthropic({
+      baseURL: `${url}/ai/anthropic`,
+      apiKey: 'sk-ant-test',
+      maxRetries: 0,
+      fetch: (input, init) => {
+        sent.push(new Headers(init?.headers))
+        return fetch(input, init)
+      },
+    })
+  const request = (text: string) => ({ model: 'claude-haiku-4-5', max_tokens: 64, messages: ask(text) })
 
+  beforeEach(() => {
+    sent.length = 0
+  })
+
+  /** The SDK's key and API version reach the provider as the SDK sent them (1.x sends the key as a bearer). */
   function expectAnthropicCall(): void {
     const call = onlyCall()
     expect(call.path).toBe('/v1/messages')
-    expect(call.headers['x-api-key']).toBe('sk-ant-test')
-    expect(call.headers['anthropic-version']).toBe('2023-06-01')
-    expect(call.headers.authorization).toBeUndefined()
+    expect(sent).toHaveLength(1)
+    const headers = sent[0]!
+    const version = headers.get('anthropic-version')
+    expect(version).toMatch(/^\d{4}-\d{2}-\d{2}$/)
+    expect(call.headers['anthropic-version']).toBe(version)
+    const credential = headers.has('x-api-key') ? 'x-api-key' : 'authorization'
+    expect(headers.get(credential)).toContain('sk-ant-test')
+    expect(call.headers[credential]).toBe(headers.get(credential))
+    expect(call.json).toMatchObject({ model: 'claude-haiku-4-5', max_tokens: 64 })
   }
 
   it('creates a message', async () => {

@@ -8,12 +8,11 @@
  *   URIs, whose type cannot be told from the URL).
  * - System and developer messages, wherever they stand, become one `systemInstruction`, in order.
  * - JSON schemas (tool parameters and `response_format.json_schema`) go through `toGeminiSchema`, which
- *   removes the keywords listed in `STRIPPED_SCHEMA_KEYS`; `response_format` uses `responseSchema` so both
+ *   removes the keywords listed in `STRIPPED_SCHEMA_KEYS` (`gemini-tools.ts`); `response_format` uses `responseSchema` so both
  *   places speak the same OpenAPI-subset schema.
  * - `user` is accepted and not sent: it is an end-user id for OpenAI's abuse monitoring, it changes nothing
  *   in the answer, and Gemini has no field for it.
  */
-import { GatewayError } from '../../errors.js'
 import {
   fromBatchEmbed,
   fromGeminiError,
@@ -21,6 +20,7 @@ import {
   geminiStreamTranslator,
   isRecord,
 } from './gemini-stream.js'
+import { invalid, toGeminiSchema, toToolConfig, toTools, unsupported } from './gemini-tools.js'
 import type { ChatRequest, EmbeddingsRequest } from './openai-types.js'
 import type { ChatCodec, ProviderRequest } from './types.js'
 
@@ -33,12 +33,6 @@ type GeminiPart =
 interface GeminiContent {
   role: 'user' | 'model'
   parts: GeminiPart[]
-}
-
-interface FunctionDeclaration {
-  name: string
-  description?: string
-  parameters?: unknown
 }
 
 /** Request keys this codec reads. Any other key with a value is refused, never dropped. */
@@ -67,34 +61,8 @@ const CHAT_KEYS = new Set([
 
 const EMBEDDING_KEYS = new Set(['model', 'input', 'dimensions', 'encoding_format', 'user'])
 
-/**
- * JSON-schema keywords Gemini's Schema object rejects as unknown fields and that only annotate or loosen a
- * schema: `$schema`, `$id`, `$comment` (annotations) and `additionalProperties` (Gemini's output keeps to the
- * declared properties). Keywords that change what is valid (`$ref`, `oneOf`, `allOf`, `const`,
- * `not`, ...) are kept, so Gemini's own error names them instead of the schema quietly loosening.
- */
-export const STRIPPED_SCHEMA_KEYS: ReadonlySet<string> = new Set([
-  '$schema',
-  '$id',
-  '$comment',
-  'additionalProperties',
-])
-
-/** Keywords whose value is a map of subschemas, a list of them, or one (or a list) of them. */
-const SCHEMA_MAPS = new Set(['properties', '$defs', 'definitions'])
-const SCHEMA_LISTS = new Set(['anyOf', 'oneOf', 'allOf', 'prefixItems'])
-const SCHEMA_VALUES = new Set(['items', 'not'])
-
 const MODEL_NAME = /^[A-Za-z0-9._-]+$/
 const MIME_TYPE = /^[\w.+-]+\/[\w.+-]+$/
-
-function unsupported(detail: string): GatewayError {
-  return new GatewayError('UNSUPPORTED_PARAMETER', detail)
-}
-
-function invalid(detail: string): GatewayError {
-  return new GatewayError('INVALID_REQUEST_BODY', detail)
-}
 
 /** Drops keys whose value is undefined, so optional fields are absent rather than present-and-undefined. */
 function defined(record: Record<string, unknown>): Record<string, unknown> {
@@ -347,97 +315,6 @@ function toContents(messages: unknown): { contents: GeminiContent[]; system: { t
     }
   }
   return { contents, system }
-}
-
-function schemaType(type: unknown): Record<string, unknown> {
-  // Gemini takes one type and a `nullable` flag where JSON schema lists `[T, 'null']`.
-  if (Array.isArray(type) && type.length === 2 && type.includes('null')) {
-    const types: unknown[] = type
-    return { type: types.find((t) => t !== 'null'), nullable: true }
-  }
-  return { type }
-}
-
-function schemaEntry(key: string, value: unknown): Record<string, unknown> {
-  if (key === 'type') return schemaType(value)
-  if (SCHEMA_MAPS.has(key) && isRecord(value)) {
-    return {
-      [key]: Object.fromEntries(Object.entries(value).map(([name, sub]) => [name, toGeminiSchema(sub)])),
-    }
-  }
-  if (SCHEMA_LISTS.has(key) && Array.isArray(value)) return { [key]: value.map(toGeminiSchema) }
-  if (SCHEMA_VALUES.has(key)) {
-    return { [key]: Array.isArray(value) ? value.map(toGeminiSchema) : toGeminiSchema(value) }
-  }
-  return { [key]: value }
-}
-
-/**
- * A JSON schema as Gemini's Schema object: `STRIPPED_SCHEMA_KEYS` removed at every level (property names
- * are names, not keywords, so a property called `additionalProperties` stays), `type: [T, 'null']` as
- * `type: T, nullable: true`.
- * @example toGeminiSchema({ type: 'object', additionalProperties: false, properties: { a: { type: ['string', 'null'] } } })
- * // { type: 'object', properties: { a: { type: 'string', nullable: true } } }
- */
-export function toGeminiSchema(schema: unknown): unknown {
-  if (!isRecord(schema)) return schema
-  const entries = Object.entries(schema).filter(([key]) => !STRIPPED_SCHEMA_KEYS.has(key))
-  return Object.assign({}, ...entries.map(([key, value]) => schemaEntry(key, value)))
-}
-
-/** Gemini rejects an OBJECT schema with no properties, which is how a function without arguments is declared. */
-function isEmptyObjectSchema(schema: unknown): boolean {
-  if (!isRecord(schema) || schema.type !== 'object') return false
-  return !isRecord(schema.properties) || Object.keys(schema.properties).length === 0
-}
-
-function functionDeclaration(tool: unknown, at: string): FunctionDeclaration {
-  if (!isRecord(tool)) throw invalid(`${at} must be an object`)
-  if (tool.type !== 'function') {
-    throw unsupported(`${at}: '${String(tool.type)}' tools are not translated for Gemini, only 'function'`)
-  }
-  const fn = tool.function
-  if (!isRecord(fn) || typeof fn.name !== 'string') throw invalid(`${at}.function.name must be a string`)
-  const description = fn.description ?? undefined
-  if (description !== undefined && typeof description !== 'string') {
-    throw invalid(`${at}.function.description must be a string`)
-  }
-  if ((fn.parameters ?? undefined) !== undefined && !isRecord(fn.parameters)) {
-    throw invalid(`${at}.function.parameters must be an object`)
-  }
-  if (fn.strict === true) {
-    throw unsupported(`${at}.function.strict: Gemini has no strict mode for function declarations`)
-  }
-  const parameters = toGeminiSchema(fn.parameters ?? undefined)
-  return {
-    name: fn.name,
-    ...(description !== undefined ? { description } : {}),
-    ...(parameters !== undefined && !isEmptyObjectSchema(parameters) ? { parameters } : {}),
-  }
-}
-
-function toTools(tools: unknown): { declarations: FunctionDeclaration[] } {
-  if (tools === undefined || tools === null) return { declarations: [] }
-  if (!Array.isArray(tools)) throw invalid('tools must be an array')
-  return { declarations: tools.map((tool: unknown, i) => functionDeclaration(tool, `tools[${i}]`)) }
-}
-
-/**
- * OpenAI `tool_choice` as Gemini `toolConfig`.
- * @example toToolConfig('required', []) // { functionCallingConfig: { mode: 'ANY' } }
- */
-function toToolConfig(choice: unknown, declarations: FunctionDeclaration[]): unknown {
-  if (choice === undefined || choice === null) return undefined
-  const modes: Record<string, string> = { auto: 'AUTO', none: 'NONE', required: 'ANY' }
-  if (typeof choice === 'string' && modes[choice]) return { functionCallingConfig: { mode: modes[choice] } }
-  if (!isRecord(choice) || choice.type !== 'function' || !isRecord(choice.function)) {
-    throw invalid("tool_choice must be 'auto', 'none', 'required' or {type: 'function', function: {name}}")
-  }
-  const name = choice.function.name
-  if (typeof name !== 'string' || !declarations.some((declaration) => declaration.name === name)) {
-    throw invalid(`tool_choice names function '${String(name)}', which is not among tools`)
-  }
-  return { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: [name] } }
 }
 
 function maxOutputTokens(request: Record<string, unknown>): number | undefined {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { GatewayError } from '../../../src/errors.js'
-import { checkModel, geminiCodec, toGeminiSchema } from '../../../src/providers/dialects/gemini.js'
+import { checkModel, geminiCodec } from '../../../src/providers/dialects/gemini.js'
+import { toGeminiSchema } from '../../../src/providers/dialects/gemini-tools.js'
 import type {
   ChatCompletion,
   ChatCompletionChunk,
