@@ -87,6 +87,7 @@ function buildProviderRequest(
     model: request.model,
     stream: request.stream === true,
     includeUsage: isRecord(request.stream_options) && request.stream_options.include_usage === true,
+    base64Embeddings: request.encoding_format === 'base64',
   }
   if (operation === 'chat') {
     return { upstream: codec.toProviderRequest(request as ChatRequest), translation }

@@ -20,6 +20,8 @@ export interface Translation {
   readonly model: string
   readonly stream: boolean
   readonly includeUsage: boolean
+  /** Embeddings asked for as base64 (`encoding_format`), encoded by the gateway when the provider sends floats. */
+  readonly base64Embeddings: boolean
 }
 
 /** One resolved upstream request: where it goes, exactly what is sent, and how it is retried. */

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { GatewayError } from '../errors.js'
-import type { OpenAIErrorBody } from '../providers/dialects/openai-types.js'
+import type { EmbeddingsResponse, OpenAIErrorBody } from '../providers/dialects/openai-types.js'
 import { terminalEvent } from '../providers/dialects/terminal.js'
 import type { StreamTranslator } from '../providers/dialects/types.js'
 import type { GatewayResponse } from '../types.js'
@@ -50,7 +50,8 @@ export async function translateResponse(
   if (json === undefined)
     throw new GatewayError('INVALID_PROVIDER_RESPONSE', 'the provider did not answer with JSON')
   if (translation.operation === 'embeddings' && codec.embeddings) {
-    return jsonResponse(200, codec.embeddings.fromProviderResponse(json, translation.model))
+    const embeddings = codec.embeddings.fromProviderResponse(json, translation.model)
+    return jsonResponse(200, translation.base64Embeddings ? toBase64Embeddings(embeddings) : embeddings)
   }
   return jsonResponse(200, codec.fromProviderResponse(json, { id, created, model: translation.model }))
 }
@@ -106,6 +107,17 @@ async function readWhole(response: GatewayResponse): Promise<string> {
     chunks.push(chunk as Buffer)
   }
   return Buffer.concat(chunks).toString('utf8')
+}
+
+/** OpenAI's base64 embeddings: each vector as little-endian float32 bytes, base64-encoded. */
+function toBase64Embeddings(response: EmbeddingsResponse): unknown {
+  return {
+    ...response,
+    data: response.data.map((item) => ({
+      ...item,
+      embedding: Buffer.from(new Float32Array(item.embedding).buffer).toString('base64'),
+    })),
+  }
 }
 
 function parseJson(text: string): unknown {

@@ -188,6 +188,26 @@ describe('OpenAI SDK on /compat', () => {
     })
   })
 
+  it("gets Gemini embeddings with the SDK's default base64 encoding, which the gateway encodes", async () => {
+    const [viaBase64, viaFloat] = [
+      await client().embeddings.create({ model: 'google-ai-studio/text-embedding-004', input: 'same text' }),
+      await client().embeddings.create({
+        model: 'google-ai-studio/text-embedding-004',
+        input: 'same text',
+        encoding_format: 'float',
+      }),
+    ]
+    expect(mock.calls.map((call) => call.path)).toEqual([
+      '/v1beta/models/text-embedding-004:batchEmbedContents',
+      '/v1beta/models/text-embedding-004:batchEmbedContents',
+    ])
+    expect(viaFloat.data[0]?.embedding).toHaveLength(8)
+    // The SDK decoded the base64 float32 vector back into the same numbers (to float32 precision).
+    const decoded = viaBase64.data[0]?.embedding ?? []
+    expect(decoded).toHaveLength(8)
+    decoded.forEach((value, i) => expect(value).toBeCloseTo(viaFloat.data[0]?.embedding[i] ?? Number.NaN, 6))
+  })
+
   it("throws RateLimitError on a provider's 429, with a readable message", async () => {
     mock.enqueue({ status: 429 })
     const error = await client()
@@ -206,8 +226,19 @@ describe('OpenAI SDK on /compat', () => {
   it('rejects while iterating a stream the provider cut, instead of ending quietly', async () => {
     mock.enqueue({ cutAfterEvents: 4 })
     const deltas: string[] = []
-    await expect(streamChat(CLAUDE, 'one two three four', deltas)).rejects.toBeInstanceOf(OpenAI.APIError)
-    expect(deltas.join('')).not.toBe('mock reply to: one two three four')
+    const error = await streamChat(CLAUDE, 'one two three four', deltas).then(
+      () => undefined,
+      (reason: unknown) => reason,
+    )
+    expect(error).toBeInstanceOf(OpenAI.APIError)
+    // 2108: the provider closed the connection mid-answer.
+    expect((error as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({
+      code: 2108,
+      message: expect.stringMatching(/\S/),
+    })
+    const partial = deltas.join('')
+    expect('mock reply to: one two three four'.startsWith(partial)).toBe(true)
+    expect(partial).not.toBe('mock reply to: one two three four')
     await expect(onlyCall().outcome).resolves.toBe('aborted')
   })
 })
@@ -396,6 +427,7 @@ describe.runIf(nodeMajor >= 22)('Vercel AI SDK (Node 22+)', () => {
         apiKey: 'cf-token',
       })
       return aigateway([
+        // `.chat`: the mock speaks Chat Completions, not the Responses API the default model id uses.
         sdk.openai.createOpenAI({ apiKey: 'sk-test' }).chat('gpt-4o-mini'),
         sdk.anthropic.createAnthropic({ apiKey: 'sk-ant' })('claude-sonnet-4-5'),
       ])

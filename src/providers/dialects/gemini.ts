@@ -426,9 +426,10 @@ export function toBatchEmbed(request: EmbeddingsRequest): ProviderRequest {
   if (!isRecord(raw)) throw invalid('the request body must be a JSON object')
   refuseUnknownKeys(raw, EMBEDDING_KEYS)
   const model = checkModel(raw.model)
+  // Gemini answers floats only; the gateway encodes them when the client asked for base64 (the OpenAI SDKs'
+  // default), so the format is checked here and not sent.
   const format = raw.encoding_format ?? 'float'
-  if (format === 'base64') throw unsupported("encoding_format: 'base64': Gemini returns float values only")
-  if (format !== 'float') throw invalid("encoding_format must be 'float' or 'base64'")
+  if (format !== 'float' && format !== 'base64') throw invalid("encoding_format must be 'float' or 'base64'")
   const dimensions = optionalInteger(raw, 'dimensions', 1)
   const requests = embeddingInputs(raw.input).map((text) => ({
     model: `models/${model}`,

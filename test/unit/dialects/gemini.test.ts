@@ -1244,12 +1244,6 @@ describe('gemini embeddings', () => {
 
   it.each<[string, Record<string, unknown>, string, string]>([
     [
-      'base64 output',
-      { input: 'a', encoding_format: 'base64' },
-      'UNSUPPORTED_PARAMETER',
-      "encoding_format: 'base64': Gemini returns float values only",
-    ],
-    [
       'token ids',
       { input: [101, 2023] },
       'UNSUPPORTED_PARAMETER',
