@@ -11,7 +11,15 @@ import {
 } from './lib/measure.js'
 import { type RunningServer, startServer, stopAllServers } from './lib/processes.js'
 import { checkAims, compare, formatAims, formatModeTable, type Measurement } from './lib/report.js'
-import { MODES, type Mode, requestBody, requestPath, TARGETS, type Target } from './lib/targets.js'
+import {
+  expectedAnswer,
+  MODES,
+  type Mode,
+  requestBody,
+  requestPath,
+  TARGETS,
+  type Target,
+} from './lib/targets.js'
 
 const CONNECTIONS = 32
 const WARMUP_CONCURRENCY = 8
@@ -31,7 +39,7 @@ function readConfig(): Config {
   const targetNames = TARGETS.map((t) => t.name)
   const only = listFromEnv('BENCH_ONLY', targetNames)
   return {
-    durationSeconds: numberFromEnv('BENCH_DURATION', 5),
+    durationSeconds: numberFromEnv('BENCH_DURATION', 4),
     requests: numberFromEnv('BENCH_REQUESTS', 1500),
     // Fewer leaves the JIT mid-way: p50s then drift down over the first few thousand requests.
     warmupRequests: numberFromEnv('BENCH_WARMUP', 4000),
@@ -83,7 +91,13 @@ async function benchTarget(target: Target, upstream: RunningServer, config: Conf
   const measurements: Measurement[] = []
   try {
     for (const mode of config.modes) {
-      const endpoint: Endpoint = { origin, path: requestPath(target), mode, body: requestBody(mode) }
+      const endpoint: Endpoint = {
+        origin,
+        path: requestPath(target, mode),
+        mode,
+        body: requestBody(target, mode),
+        answer: expectedAnswer(target, mode),
+      }
       await checkAnswer(endpoint)
       await waitForQuietMachine(ownPids, QUIET_WAIT_MS)
       const foreignCpu = watchForeignCpu(ownPids)
@@ -104,7 +118,7 @@ async function benchTarget(target: Target, upstream: RunningServer, config: Conf
 function progressLine({ target, mode, latency, throughput, foreignCores }: Measurement): string {
   const foreign = foreignCores === undefined ? '' : `  (others: ${foreignCores.toFixed(2)} cores)`
   return (
-    `${target.name.padEnd(16)} ${mode.padEnd(4)} p50 ${latency.p50Ms.toFixed(3)} ms  ` +
+    `${target.name.padEnd(16)} ${mode.padEnd(11)} p50 ${latency.p50Ms.toFixed(3)} ms  ` +
     `p99 ${latency.p99Ms.toFixed(3)} ms  ${throughput.requestsPerSecond.toFixed(0)} req/s${foreign}`
   )
 }

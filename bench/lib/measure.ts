@@ -1,12 +1,14 @@
 import autocannon from 'autocannon'
 import { Client, Pool } from 'undici'
-import { type Mode, REQUEST_HEADERS } from './targets.js'
+import { ANSWER_TEXT, ANTHROPIC_DELTA_COUNT } from '../servers/answer.js'
+import { type Answer, isStreaming, type Mode, REQUEST_HEADERS } from './targets.js'
 
 export interface Endpoint {
   readonly origin: string
   readonly path: string
   readonly mode: Mode
   readonly body: string
+  readonly answer: Answer
 }
 
 export interface LatencyResult {
@@ -23,6 +25,7 @@ export interface ThroughputResult {
 }
 
 const SSE_EVENTS_EXPECTED = 21
+const ANTHROPIC_END = 'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 // A hung proxy should fail the run within seconds, not after undici's five-minute defaults.
 const CLIENT_TIMEOUTS = { headersTimeout: 10_000, bodyTimeout: 10_000 }
 
@@ -35,7 +38,7 @@ export async function checkAnswer(endpoint: Endpoint): Promise<void> {
   try {
     const response = await client.request(postRequest(endpoint))
     const text = await response.body.text()
-    const problem = answerProblem(endpoint.mode, response.statusCode, text)
+    const problem = answerProblem(endpoint, response.statusCode, text)
     if (problem !== undefined) {
       throw new Error(
         `${endpoint.origin}${endpoint.path} (${endpoint.mode}): ${problem}: ${text.slice(0, 300)}`,
@@ -46,14 +49,69 @@ export async function checkAnswer(endpoint: Endpoint): Promise<void> {
   }
 }
 
-function answerProblem(mode: Mode, status: number, text: string): string | undefined {
+function answerProblem(endpoint: Endpoint, status: number, text: string): string | undefined {
   if (status !== 200) return `status ${status}`
-  if (mode === 'json') {
-    return text.includes('"object":"chat.completion"') ? undefined : 'not a chat.completion'
+  const streaming = isStreaming(endpoint.mode)
+  switch (endpoint.answer) {
+    case 'openai':
+      return streaming ? openaiStreamProblem(text) : openaiJsonProblem(text)
+    case 'anthropic':
+      return streaming ? anthropicStreamProblem(text) : anthropicJsonProblem(text)
+    case 'translated':
+      return streaming ? translatedStreamProblem(text) : translatedJsonProblem(text)
   }
+}
+
+function openaiJsonProblem(text: string): string | undefined {
+  return text.includes('"object":"chat.completion"') ? undefined : 'not a chat.completion'
+}
+
+function openaiStreamProblem(text: string): string | undefined {
   const events = text.split('\n\n').filter((event) => event.startsWith('data: ')).length
   if (events !== SSE_EVENTS_EXPECTED) return `${events} events instead of ${SSE_EVENTS_EXPECTED}`
   return text.endsWith('data: [DONE]\n\n') ? undefined : 'the stream does not end with [DONE]'
+}
+
+function anthropicJsonProblem(text: string): string | undefined {
+  return text.includes('"type":"message"') ? undefined : 'not an Anthropic message'
+}
+
+function anthropicStreamProblem(text: string): string | undefined {
+  const deltas = text.split('\n\n').filter((event) => event.startsWith('event: content_block_delta\n')).length
+  if (deltas !== ANTHROPIC_DELTA_COUNT) return `${deltas} text deltas instead of ${ANTHROPIC_DELTA_COUNT}`
+  return text.endsWith(ANTHROPIC_END) ? undefined : 'the stream does not end with message_stop'
+}
+
+/** The gateway's translation must keep the text whole, not merely produce the right shape. */
+function translatedJsonProblem(text: string): string | undefined {
+  const problem = openaiJsonProblem(text)
+  if (problem !== undefined) return problem
+  const completion = parseJson(text) as { choices?: { message?: { content?: unknown } }[] } | undefined
+  const content = completion?.choices?.[0]?.message?.content
+  return content === ANSWER_TEXT ? undefined : 'the content is not the upstream text'
+}
+
+function translatedStreamProblem(text: string): string | undefined {
+  if (!text.endsWith('data: [DONE]\n\n')) return 'the stream does not end with [DONE]'
+  const events = text.split('\n\n').filter((event) => event.startsWith('data: ') && event !== 'data: [DONE]')
+  let content = ''
+  for (const event of events) {
+    const chunk = parseJson(event.slice('data: '.length)) as
+      | { object?: unknown; choices?: { delta?: { content?: unknown } }[] }
+      | undefined
+    if (chunk?.object !== 'chat.completion.chunk') return `not a chat.completion.chunk: ${event}`
+    const piece = chunk.choices?.[0]?.delta?.content
+    if (typeof piece === 'string') content += piece
+  }
+  return content === ANSWER_TEXT ? undefined : `the deltas make '${content}', not the upstream text`
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
 }
 
 /** Gets the JIT and the connection pools of every process on the path into their steady state. */

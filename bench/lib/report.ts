@@ -1,6 +1,6 @@
 import { BUSY_CORES } from './machine.js'
 import type { LatencyResult, ThroughputResult } from './measure.js'
-import { bareNameFor, type Mode, type Target } from './targets.js'
+import { bareNameFor, isCompat, type Mode, type Target } from './targets.js'
 
 export interface Measurement {
   readonly target: Target
@@ -19,7 +19,8 @@ export interface Comparison {
   shareOfBare: number | undefined
 }
 
-export type Verdict = 'PASS' | 'MISS' | 'n/a'
+/** `info` marks a figure reported for reading, with no threshold to pass. */
+export type Verdict = 'PASS' | 'MISS' | 'info' | 'n/a'
 
 export interface AimCheck {
   readonly aim: string
@@ -118,7 +119,9 @@ export function checkAims(all: readonly Measurement[], modes: readonly Mode[]): 
   for (const mode of modes) {
     for (const target of gateways) {
       const measurement = lookupIn(all)(mode, target.name)
-      if (measurement) checks.push(...modeAims(measurement, compare(measurement, all)))
+      if (!measurement) continue
+      const comparison = compare(measurement, all)
+      checks.push(...(isCompat(mode) ? compatAims : modeAims)(measurement, comparison))
     }
   }
   if (modes.includes('json') && modes.includes('sse')) {
@@ -139,6 +142,19 @@ function modeAims(m: Measurement, c: Comparison): AimCheck[] {
     checks.push(atLeast('Fastify mount >= 75% of bare-node', subject, c.shareOfBareNode, 0.75))
   }
   return checks
+}
+
+/**
+ * Translation to Anthropic and back, against the same framework relaying Anthropic's own call untouched: the
+ * cost should stay well under a millisecond per request. The throughput share is reported, not judged.
+ */
+function compatAims(m: Measurement, c: Comparison): AimCheck[] {
+  const subject = `${m.target.name} ${m.mode}`
+  const bare = `bare-${m.target.framework}`
+  return [
+    atMost(`translation: p50 <= 1 ms over ${bare}`, subject, c.addedP50OverBareMs, 1, 'ms'),
+    shareOf(`translation: throughput share of ${bare}`, subject, c.shareOfBare),
+  ]
 }
 
 /** Streaming must not cost more than buffering: the gateway relays events as they come. */
@@ -174,6 +190,11 @@ function atMost(
 function atLeast(aim: string, subject: string, share: number | undefined, floor: number): AimCheck {
   if (share === undefined) return { aim, subject, value: '-', verdict: 'n/a' }
   return { aim, subject, value: percent(share), verdict: verdictOf(share >= floor) }
+}
+
+function shareOf(aim: string, subject: string, share: number | undefined): AimCheck {
+  if (share === undefined) return { aim, subject, value: '-', verdict: 'n/a' }
+  return { aim, subject, value: percent(share), verdict: 'info' }
 }
 
 function verdictOf(pass: boolean): Verdict {

@@ -24,23 +24,69 @@ export function bareNameFor(framework: Framework): string {
   return `bare-${framework}`
 }
 
-export type Mode = 'json' | 'sse'
-export const MODES: readonly Mode[] = ['json', 'sse']
+/**
+ * `json` and `sse` go to OpenAI through every proxy untouched. `compat-json` and `compat-sse` go to Anthropic:
+ * the gateways take an OpenAI request on their compat surface and translate both ways, while `direct` and the
+ * bare proxies send Anthropic's own request, so the bare rows are what the same call costs untranslated.
+ */
+export type Mode = 'json' | 'sse' | 'compat-json' | 'compat-sse'
+export const MODES: readonly Mode[] = ['json', 'sse', 'compat-json', 'compat-sse']
 
-/** The path the load generator requests: every proxy serves the same one, the upstream its own. */
-export function requestPath(target: Target): string {
-  return target.role === 'direct' ? '/v1/chat/completions' : '/ai/openai/chat/completions'
+export function isCompat(mode: Mode): boolean {
+  return mode === 'compat-json' || mode === 'compat-sse'
+}
+
+export function isStreaming(mode: Mode): boolean {
+  return mode === 'sse' || mode === 'compat-sse'
+}
+
+/**
+ * What a target answers in a mode: OpenAI's answer relayed, Anthropic's relayed, or Anthropic's translated
+ * into OpenAI's shape by the gateway.
+ */
+export type Answer = 'openai' | 'anthropic' | 'translated'
+
+export function expectedAnswer(target: Target, mode: Mode): Answer {
+  if (!isCompat(mode)) return 'openai'
+  return target.role === 'gateway' ? 'translated' : 'anthropic'
+}
+
+/** The path the load generator requests. The bare proxies map `/ai/openai/*` to the upstream's `/v1/*`. */
+export function requestPath(target: Target, mode: Mode): string {
+  switch (expectedAnswer(target, mode)) {
+    case 'openai':
+      return target.role === 'direct' ? '/v1/chat/completions' : '/ai/openai/chat/completions'
+    case 'anthropic':
+      return target.role === 'direct' ? '/v1/messages' : '/ai/openai/messages'
+    case 'translated':
+      return '/ai/compat/chat/completions'
+  }
 }
 
 const MESSAGES = [{ role: 'user', content: 'Say hello to the benchmark.' }]
+const MAX_TOKENS = 256
 
-/** The request body per mode; the upstream streams when it sees `"stream":true`. */
-export function requestBody(mode: Mode): string {
-  return JSON.stringify(
-    mode === 'sse'
-      ? { model: 'gpt-4o-mini', stream: true, messages: MESSAGES }
-      : { model: 'gpt-4o-mini', messages: MESSAGES },
-  )
+/** The request body per target and mode; the upstream streams when it sees `"stream":true`. */
+export function requestBody(target: Target, mode: Mode): string {
+  const stream = isStreaming(mode) ? { stream: true } : {}
+  switch (expectedAnswer(target, mode)) {
+    case 'openai':
+      return JSON.stringify({ model: 'gpt-4o-mini', ...stream, messages: MESSAGES })
+    case 'anthropic':
+      return JSON.stringify({
+        model: 'claude-sonnet-4-5',
+        max_tokens: MAX_TOKENS,
+        ...stream,
+        messages: MESSAGES,
+      })
+    case 'translated':
+      return JSON.stringify({
+        model: 'anthropic/claude-sonnet-4-5',
+        messages: MESSAGES,
+        max_tokens: MAX_TOKENS,
+        ...stream,
+      })
+  }
 }
 
 export const REQUEST_HEADERS = { 'content-type': 'application/json' } as const

@@ -15,7 +15,13 @@ export function upstreamUrl(): string {
 
 /** The gateway's options, the same for all three framework mounts. */
 export function gatewayOptions() {
-  return { providers: { openai: { apiKey: 'sk-bench', baseURL: `${upstreamUrl()}/v1` } } }
+  return {
+    providers: {
+      openai: { apiKey: 'sk-bench', baseURL: `${upstreamUrl()}/v1` },
+      // Anthropic's base stops above `/v1`: compat requests go to `/v1/messages` on the same fake upstream.
+      anthropic: { apiKey: 'sk-ant-bench', baseURL: upstreamUrl() },
+    },
+  }
 }
 
 /** Listens on a free loopback port, then tells the parent which one. */

@@ -1,11 +1,20 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { ANSWER_TEXT, ANTHROPIC_DELTA_COUNT, answerPieces } from './answer.js'
 import { listenAndReport } from './shared.js'
 
-// A fake OpenAI that does as little as an honest server can: it reads the whole request body, then answers
-// precomputed bytes. Anything slower here would shrink the gateway's share of the measured time.
+// A fake OpenAI and Anthropic that does as little as an honest server can: it reads the whole request body,
+// then answers precomputed bytes. Anything slower here would shrink the gateway's share of the measured time.
 
-const COMPLETION_PATH = '/v1/chat/completions'
 const CREATED = 1_735_689_600
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' }
+
+/** One provider endpoint's answers: a JSON document, and the events of a stream in the order they go out. */
+interface Answers {
+  readonly json: Buffer
+  readonly events: readonly Buffer[]
+}
+
+// OpenAI Chat Completions: `POST /v1/chat/completions`.
 
 const COMPLETION = Buffer.from(
   JSON.stringify({
@@ -17,14 +26,7 @@ const COMPLETION = Buffer.from(
     choices: [
       {
         index: 0,
-        message: {
-          role: 'assistant',
-          content:
-            'Hello! This is a fixed answer from the benchmark upstream. It is long enough to look like a ' +
-            'real short completion, so that the proxies under test move a realistic number of bytes per ' +
-            'request. Nothing in it depends on the request.',
-          refusal: null,
-        },
+        message: { role: 'assistant', content: ANSWER_TEXT, refusal: null },
         logprobs: null,
         finish_reason: 'stop',
       },
@@ -34,10 +36,8 @@ const COMPLETION = Buffer.from(
 )
 
 const CHUNK_COUNT = 20
-const STREAM_EVENTS = Array.from({ length: CHUNK_COUNT }, (_, index) => sseEvent(index))
-const STREAM_DONE = Buffer.from('data: [DONE]\n\n')
 
-function sseEvent(index: number): Buffer {
+function openaiEvent(index: number): Buffer {
   const last = index === CHUNK_COUNT - 1
   const chunk = {
     id: 'chatcmpl-bench0000000000000000000000000',
@@ -57,29 +57,117 @@ function sseEvent(index: number): Buffer {
   return Buffer.from(`data: ${JSON.stringify(chunk)}\n\n`)
 }
 
+const OPENAI: Answers = {
+  json: COMPLETION,
+  events: [
+    ...Array.from({ length: CHUNK_COUNT }, (_, index) => openaiEvent(index)),
+    Buffer.from('data: [DONE]\n\n'),
+  ],
+}
+
+// Anthropic Messages: `POST /v1/messages`, the same text, with the usage block Anthropic reports.
+
+const MESSAGE_ID = 'msg_01Bench000000000000000000'
+const CLAUDE_MODEL = 'claude-sonnet-4-5-20250929'
+const INPUT_USAGE = {
+  input_tokens: 12,
+  cache_creation_input_tokens: 0,
+  cache_read_input_tokens: 0,
+  cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 },
+}
+
+const MESSAGE = Buffer.from(
+  JSON.stringify({
+    id: MESSAGE_ID,
+    type: 'message',
+    role: 'assistant',
+    model: CLAUDE_MODEL,
+    content: [{ type: 'text', text: ANSWER_TEXT }],
+    stop_reason: 'end_turn',
+    stop_sequence: null,
+    usage: { ...INPUT_USAGE, output_tokens: 48, service_tier: 'standard' },
+  }),
+)
+
+/** Anthropic names every event twice: in its `event:` line and in the `type` of its data. */
+function anthropicEvent(type: string, data: string): Buffer {
+  return Buffer.from(`event: ${type}\ndata: ${data}\n\n`)
+}
+
+const ANTHROPIC: Answers = {
+  json: MESSAGE,
+  events: [
+    anthropicEvent(
+      'message_start',
+      JSON.stringify({
+        type: 'message_start',
+        message: {
+          id: MESSAGE_ID,
+          type: 'message',
+          role: 'assistant',
+          model: CLAUDE_MODEL,
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          usage: { ...INPUT_USAGE, output_tokens: 1, service_tier: 'standard' },
+        },
+      }),
+    ),
+    anthropicEvent(
+      'content_block_start',
+      JSON.stringify({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
+    ),
+    // Anthropic's ping data is written with a space after the colon.
+    anthropicEvent('ping', '{"type": "ping"}'),
+    ...answerPieces(ANTHROPIC_DELTA_COUNT).map((text) =>
+      anthropicEvent(
+        'content_block_delta',
+        JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }),
+      ),
+    ),
+    anthropicEvent('content_block_stop', JSON.stringify({ type: 'content_block_stop', index: 0 })),
+    anthropicEvent(
+      'message_delta',
+      JSON.stringify({
+        type: 'message_delta',
+        delta: { stop_reason: 'end_turn', stop_sequence: null },
+        usage: { output_tokens: 48 },
+      }),
+    ),
+    anthropicEvent('message_stop', JSON.stringify({ type: 'message_stop' })),
+  ],
+}
+
+const ROUTES: ReadonlyMap<string, Answers> = new Map([
+  ['/v1/chat/completions', OPENAI],
+  ['/v1/messages', ANTHROPIC],
+])
+
 function handle(req: IncomingMessage, res: ServerResponse): void {
-  if (req.method !== 'POST' || req.url !== COMPLETION_PATH) {
+  const answers = req.method === 'POST' ? ROUTES.get(req.url ?? '') : undefined
+  if (answers === undefined) {
     res.writeHead(404, { 'content-type': 'text/plain', 'content-length': '9' }).end('not found')
     return
   }
   const chunks: Buffer[] = []
   req.on('data', (chunk: Buffer) => chunks.push(chunk))
   req.on('end', () => {
-    if (Buffer.concat(chunks).includes('"stream":true')) answerStream(res)
-    else answerJson(res)
+    if (Buffer.concat(chunks).includes('"stream":true')) answerStream(res, answers.events)
+    else answerJson(res, answers.json)
   })
 }
 
-function answerJson(res: ServerResponse): void {
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': COMPLETION.length })
-  res.end(COMPLETION)
+function answerJson(res: ServerResponse, json: Buffer): void {
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': json.length })
+  res.end(json)
 }
 
-/** Each event is its own write, as a provider emitting tokens would send them. */
-function answerStream(res: ServerResponse): void {
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' })
-  for (const event of STREAM_EVENTS) res.write(event)
-  res.end(STREAM_DONE)
+/** Each event is its own write, as a provider emitting tokens would send them; the last one ends the answer. */
+function answerStream(res: ServerResponse, events: readonly Buffer[]): void {
+  res.writeHead(200, SSE_HEADERS)
+  const last = events.length - 1
+  for (let i = 0; i < last; i++) res.write(events[i])
+  res.end(events[last])
 }
 
 await listenAndReport(createServer({ keepAliveTimeout: 60_000 }, handle))

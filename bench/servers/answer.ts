@@ -1,0 +1,20 @@
+// The text every fake provider answer carries, shared by the upstream (which sends it) and the runner (which
+// checks that a translated answer still carries it). No side effects: the runner imports this module.
+
+export const ANSWER_TEXT =
+  'Hello! This is a fixed answer from the benchmark upstream. It is long enough to look like a ' +
+  'real short completion, so that the proxies under test move a realistic number of bytes per ' +
+  'request. Nothing in it depends on the request.'
+
+/** How many text deltas a streamed Anthropic answer carries. */
+export const ANTHROPIC_DELTA_COUNT = 20
+
+/** `ANSWER_TEXT` cut at word boundaries into `count` pieces (each word keeps its leading space). */
+export function answerPieces(count: number): string[] {
+  const words = ANSWER_TEXT.match(/\s*\S+/g) ?? []
+  return Array.from({ length: count }, (_, i) =>
+    words
+      .slice(Math.floor((i * words.length) / count), Math.floor(((i + 1) * words.length) / count))
+      .join(''),
+  )
+}
