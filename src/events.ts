@@ -85,6 +85,11 @@ export function notify<E extends Exclude<keyof GatewayEvents, 'error'>>(
   }
 }
 
+/** True when someone listens, so callers can skip building a payload nobody reads. */
+export function isObserved(events: GatewayEmitter, name: keyof GatewayEvents): boolean {
+  return events.listenerCount(name) > 0
+}
+
 export function reportError(events: GatewayEmitter, error: unknown): void {
   for (const listener of events.listeners('error')) {
     try {

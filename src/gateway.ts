@@ -3,7 +3,7 @@ import { EventEmitter } from 'eventemitter3'
 import { compose } from './compose.js'
 import { createContext, type GatewayServices } from './context.js'
 import { errorBody, GatewayError, toGatewayError } from './errors.js'
-import { type GatewayEmitter, type GatewayEvents, notify, reportError } from './events.js'
+import { type GatewayEmitter, type GatewayEvents, isObserved, notify, reportError } from './events.js'
 import { type GatewayOptions, parseOptions } from './options.js'
 import { createProviderRegistry } from './providers/registry.js'
 import { builtInSteps } from './steps/index.js'
@@ -130,6 +130,7 @@ function trackEnd(ctx: GatewayContext, response: GatewayResponse): void {
 }
 
 function emitEnd(ctx: GatewayContext, status: number, streamError: Error | undefined): void {
+  if (!isObserved(ctx.gateway.events, 'request:end')) return
   const aborted = ctx.request.signal.aborted
   const failure = streamError === undefined ? undefined : toGatewayError(streamError)
   notify(ctx.gateway.events, 'request:end', {

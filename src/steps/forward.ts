@@ -67,8 +67,8 @@ async function tryTarget(
     idleMs: options.timeouts.idleMs,
     deadlineAt,
   }
-  let failure: Failure = new GatewayError('INTERNAL')
   for (let attempt = 1; ; attempt++) {
+    let failure: Failure
     let retryAfter: string | undefined
     try {
       const response = await callUpstream(ctx, target, clocks, attempt)

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.js'
-import { notify } from '../events.js'
+import { isObserved, notify } from '../events.js'
 import { terminalEvent } from '../providers/dialects/terminal.js'
 import type { ChatCodec } from '../providers/dialects/types.js'
 import type { ResolvedProvider } from '../providers/registry.js'
@@ -81,11 +81,13 @@ export async function callUpstream(
   }
 
   const base = { id: ctx.id, provider: target.provider.spec.id, step: target.step, attempt }
-  notify(events, 'upstream:request', {
-    ...base,
-    url: `${target.origin}${stripQuery(target.path)}`,
-    method: target.method,
-  })
+  if (isObserved(events, 'upstream:request')) {
+    notify(events, 'upstream:request', {
+      ...base,
+      url: `${target.origin}${stripQuery(target.path)}`,
+      method: target.method,
+    })
+  }
   const sentAt = performance.now()
   let response: Dispatcher.ResponseData
   try {
