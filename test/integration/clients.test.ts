@@ -205,7 +205,9 @@ describe('OpenAI SDK on /compat', () => {
     // The SDK decoded the base64 float32 vector back into the same numbers (to float32 precision).
     const decoded = viaBase64.data[0]?.embedding ?? []
     expect(decoded).toHaveLength(8)
-    decoded.forEach((value, i) => expect(value).toBeCloseTo(viaFloat.data[0]?.embedding[i] ?? Number.NaN, 6))
+    for (const [i, value] of decoded.entries()) {
+      expect(value).toBeCloseTo(viaFloat.data[0]?.embedding[i] ?? Number.NaN, 6)
+    }
   })
 
   it("throws RateLimitError on a provider's 429, with a readable message", async () => {
