@@ -22,8 +22,6 @@ export interface Gateway {
    */
   handle(request: GatewayRequest): Promise<GatewayResponse | undefined>
   readonly events: EventEmitter<GatewayEvents>
-  /** Largest request body read, in bytes. */
-  readonly maxBodyBytes: number
   /** Closes upstream connections the gateway opened itself. */
   close(): Promise<void>
 }
@@ -76,7 +74,6 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   return {
     handle,
     events,
-    maxBodyBytes: resolved.maxBodyBytes,
     async close() {
       if (ownsDispatcher) await services.dispatcher.close()
     },

@@ -56,21 +56,29 @@ export async function translateResponse(
   return jsonResponse(200, codec.fromProviderResponse(json, { id, created, model: translation.model }))
 }
 
+/**
+ * Re-frames the provider's events as OpenAI chunks. What one upstream read carried goes out as one write:
+ * those events arrived together, so joining them delays nothing and saves a write per event.
+ */
 async function* translateEvents(upstream: Readable, translator: StreamTranslator): AsyncGenerator<string> {
   const parser = new SSEParser()
   const send = (chunk: unknown) => `data: ${JSON.stringify(chunk)}\n\n`
   try {
     for await (const bytes of upstream) {
+      let out = ''
       for (const event of parser.push(bytes as Buffer)) {
         const { chunks, error } = translator.push(event)
-        for (const chunk of chunks) yield send(chunk)
+        for (const chunk of chunks) out += send(chunk)
         if (error !== undefined) {
-          yield send({ error } satisfies OpenAIErrorBody)
+          yield out + send({ error } satisfies OpenAIErrorBody)
           return
         }
       }
+      if (out !== '') yield out
     }
-    for (const event of parser.end()) for (const chunk of translator.push(event).chunks) yield send(chunk)
+    let out = ''
+    for (const event of parser.end()) for (const chunk of translator.push(event).chunks) out += send(chunk)
+    if (out !== '') yield out
   } catch (error) {
     yield terminalEvent(
       'openai',
@@ -85,8 +93,9 @@ async function* translateEvents(upstream: Readable, translator: StreamTranslator
     ) ?? ''
     return
   }
-  for (const chunk of translator.finish()) yield send(chunk)
-  yield 'data: [DONE]\n\n'
+  let tail = ''
+  for (const chunk of translator.finish()) tail += send(chunk)
+  yield `${tail}data: [DONE]\n\n`
 }
 
 async function readWhole(response: GatewayResponse): Promise<string> {
