@@ -1,4 +1,4 @@
-import { request as rawRequest } from 'node:http'
+import { createServer, request as rawRequest } from 'node:http'
 import { Readable } from 'node:stream'
 import supertest from 'supertest'
 import { request } from 'undici'
@@ -128,6 +128,54 @@ export function runScenarios(framework: string, build: BuildApp): void {
       expect(seen.split('\n\n').length - 1).toBe(2)
       response.body.destroy()
       await expect(mock.calls[0]?.outcome).resolves.toBe('aborted')
+    })
+
+    it('holds the provider back while the client is not reading (backpressure), then delivers every byte', async () => {
+      const total = 64 * 1024 * 1024
+      const piece = Buffer.alloc(64 * 1024, 'x')
+      let sent = 0
+      const upstream = createServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' })
+        const pump = () => {
+          while (sent < total) {
+            sent += piece.length
+            if (!res.write(piece)) return void res.once('drain', pump)
+          }
+          res.end()
+        }
+        pump()
+      })
+      await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+      try {
+        const { port } = upstream.address() as { port: number }
+        const url = await world.start({ customProviders: { bulk: { baseURL: `http://127.0.0.1:${port}` } } })
+        const response = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+          rawRequest(`${url}/ai/custom-bulk/download`, resolve).on('error', reject).end()
+        })
+        response.pause()
+        // Wait until the provider is stuck: its count stops moving while nobody reads.
+        let previous = -1
+        await vi.waitFor(
+          () => {
+            const now = sent
+            const settled = now === previous
+            previous = now
+            if (!settled) throw new Error('still sending')
+          },
+          { timeout: 10_000, interval: 100 },
+        )
+        expect(sent).toBeLessThan(total / 4)
+        let received = 0
+        response.on('data', (chunk: Buffer) => {
+          received += chunk.length
+        })
+        response.resume()
+        await new Promise((resolve) => response.once('end', resolve))
+        expect(received).toBe(total)
+      } finally {
+        upstream.closeAllConnections()
+        await new Promise((resolve) => upstream.close(resolve))
+      }
     })
 
     it('forwards the query string as it came', async () => {
