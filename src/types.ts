@@ -36,6 +36,11 @@ export interface GatewayResponse {
    * event in the client's dialect). Without it, the response is cut off without its terminator.
    */
   onStreamError?: ((error: unknown) => string | undefined) | undefined
+  /**
+   * For streams: called when the source ends; the bytes to end the response with (a terminal error event
+   * when the stream ended without its dialect's last event), or `undefined` to end as it is.
+   */
+  onStreamEnd?: (() => string | undefined) | undefined
 }
 
 /**

@@ -38,6 +38,14 @@ export function writeNodeResponse(res: ServerResponse, response: GatewayResponse
       if (tail === undefined || res.destroyed) res.destroy()
       else res.end(tail)
     })
-    body.pipe(res)
+    const { onStreamEnd } = response
+    if (onStreamEnd === undefined) {
+      body.pipe(res)
+      return
+    }
+    body.pipe(res, { end: false })
+    body.once('end', () => {
+      if (!res.destroyed) res.end(onStreamEnd())
+    })
   })
 }

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.js'
 import { isObserved, notify } from '../events.js'
-import { terminalEvent } from '../providers/dialects/terminal.js'
+import { streamTerminator, terminalEvent } from '../providers/dialects/terminal.js'
 import type { ChatCodec } from '../providers/dialects/types.js'
 import type { ResolvedProvider } from '../providers/registry.js'
 import type { Dialect } from '../providers/types.js'
@@ -105,16 +105,25 @@ export async function callUpstream(
     release()
     throw toUpstreamError(error, controller)
   }
-  notify(events, 'upstream:response', {
-    ...base,
-    status: response.statusCode,
-    durationMs: performance.now() - sentAt,
-  })
+  if (isObserved(events, 'upstream:response')) {
+    notify(events, 'upstream:response', {
+      ...base,
+      status: response.statusCode,
+      durationMs: performance.now() - sentAt,
+    })
+  }
 
   try {
-    const relayed = await relay(ctx, response, release)
+    // Translated streams are checked by their translator; the others here, by their dialect's terminator.
+    const dialect = target.clientDialect
+    const terminator = target.translation ? undefined : streamTerminator(dialect, target.path)
+    const relayed = await relay(
+      ctx,
+      response,
+      release,
+      terminator === undefined ? undefined : { terminator, dialect },
+    )
     if (relayed.body !== null && typeof relayed.body === 'object' && 'pipe' in relayed.body) {
-      const dialect = target.clientDialect
       relayed.onStreamError = (error) => terminalEvent(dialect, toUpstreamError(error, controller))
     }
     return relayed
@@ -129,6 +138,7 @@ async function relay(
   ctx: GatewayContext,
   response: Dispatcher.ResponseData,
   release: () => void,
+  expected: { terminator: string; dialect: Dialect } | undefined,
 ): Promise<GatewayResponse> {
   const headers = filterResponseHeaders(response.headers)
   const { body } = response
@@ -140,11 +150,25 @@ async function relay(
     return { status: response.statusCode, headers, body: bytes }
   }
   await firstChunk(body)
+  // The last two chunks are kept to look for the terminator, which may straddle a chunk boundary.
+  let previous: Buffer | undefined
+  let last: Buffer | undefined
   body.on('data', (chunk: Buffer) => {
     ctx.metrics.bytesOut += chunk.length
+    previous = last
+    last = chunk
   })
   body.once('close', release)
-  return { status: response.statusCode, headers, body }
+  const relayed: GatewayResponse = { status: response.statusCode, headers, body }
+  if (expected !== undefined && isEventStream(headers['content-type'])) {
+    relayed.onStreamEnd = () => {
+      const tail = previous && last ? Buffer.concat([previous, last]) : last
+      if (tail?.includes(expected.terminator)) return undefined
+      const error = new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event')
+      return terminalEvent(expected.dialect, error)
+    }
+  }
+  return relayed
 }
 
 /**

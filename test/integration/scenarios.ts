@@ -178,6 +178,48 @@ export function runScenarios(framework: string, build: BuildApp): void {
       }
     })
 
+    it('ends a stream that finishes without its last event with a terminal error event, and leaves complete ones alone', async () => {
+      const streams: Record<string, string> = {
+        '/v1/chat/completions': 'data: {"choices":[{"delta":{"content":"a"}}]}\n\n',
+        '/v1/messages': 'event: message_start\ndata: {"type":"message_start"}\n\n',
+      }
+      const terminators: Record<string, string> = {
+        '/v1/chat/completions': 'data: [DONE]\n\n',
+        '/v1/messages': 'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+      }
+      const upstream = createServer((req, res) => {
+        const [path, query] = (req.url ?? '').split('?')
+        res.writeHead(200, { 'content-type': 'text/event-stream' })
+        res.write(streams[path ?? ''] ?? '')
+        res.end(query === 'complete' ? terminators[path ?? ''] : undefined)
+      })
+      await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+      try {
+        const { port } = upstream.address() as { port: number }
+        const base = `http://127.0.0.1:${port}`
+        const url = await world.start({
+          providers: { openai: { baseURL: `${base}/v1` }, anthropic: { baseURL: base } },
+        })
+        const body = { model: 'm', stream: true, messages: [] }
+        const openaiCut = await send(`${url}/ai/openai/chat/completions`, { body })
+        const anthropicCut = await send(`${url}/ai/anthropic/v1/messages`, { body })
+        const openaiWhole = await send(`${url}/ai/openai/chat/completions?complete`, { body })
+        const anthropicWhole = await send(`${url}/ai/anthropic/v1/messages?complete`, { body })
+        expect(openaiCut.text).toBe(
+          `${streams['/v1/chat/completions']}data: {"error":{"message":"Provider response was interrupted: the stream ended before its last event","type":"gateway_error","param":null,"code":2108}}\n\n`,
+        )
+        expect(anthropicCut.text.startsWith(streams['/v1/messages'] ?? '')).toBe(true)
+        expect(anthropicCut.text).toMatch(/event: error\ndata: \{"type":"error","error":\{"type":"api_error"/)
+        expect(openaiWhole.text).toBe(
+          `${streams['/v1/chat/completions']}${terminators['/v1/chat/completions']}`,
+        )
+        expect(anthropicWhole.text).toBe(`${streams['/v1/messages']}${terminators['/v1/messages']}`)
+      } finally {
+        upstream.closeAllConnections()
+        await new Promise((resolve) => upstream.close(resolve))
+      }
+    })
+
     it('forwards the query string as it came', async () => {
       mock.reset()
       const url = await world.start()

@@ -19,3 +19,19 @@ export function terminalEvent(dialect: Dialect, error: GatewayError): string | u
       return undefined
   }
 }
+
+// Streaming endpoints whose last event is known, per dialect. Other streams (OpenAI's Responses API, say,
+// which ends without `[DONE]`) are not checked, so that a complete stream is never flagged.
+const TERMINATORS: readonly { dialect: Dialect; path: RegExp; terminator: string }[] = [
+  { dialect: 'openai', path: /\/chat\/completions$/, terminator: 'data: [DONE]' },
+  { dialect: 'workers-ai', path: /\/chat\/completions$/, terminator: 'data: [DONE]' },
+  { dialect: 'anthropic', path: /\/v1\/messages$/, terminator: 'event: message_stop' },
+  { dialect: 'gemini', path: /:streamGenerateContent$/, terminator: '"finishReason"' },
+]
+
+/** The text a complete stream from this endpoint ends with, when it is known. */
+export function streamTerminator(dialect: Dialect, path: string): string | undefined {
+  const query = path.indexOf('?')
+  const pathname = query === -1 ? path : path.slice(0, query)
+  return TERMINATORS.find((entry) => entry.dialect === dialect && entry.path.test(pathname))?.terminator
+}
