@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import type { GatewayServices } from './context.js'
+import type { Dialect } from './providers/types.js'
 
 export type MaybePromise<T> = T | Promise<T>
 
@@ -37,10 +38,12 @@ export interface GatewayResponse {
    */
   onStreamError?: ((error: unknown) => string | undefined) | undefined
   /**
-   * For streams: called when the source ends; the bytes to end the response with (a terminal error event
-   * when the stream ended without its dialect's last event), or `undefined` to end as it is.
+   * For streams whose last event is known: what it is, and the client's dialect. When the source ends and
+   * `endSeen` is still false, the stream is ended with a terminal error event in that dialect.
    */
-  onStreamEnd?: (() => string | undefined) | undefined
+  expectedEnd?: { readonly terminator: string; readonly dialect: Dialect } | undefined
+  /** Kept up to date while the stream flows: whether what went by so far ends with `expectedEnd`. */
+  endSeen?: boolean | undefined
 }
 
 /**

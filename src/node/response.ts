@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
+import { GatewayError } from '../errors.js'
+import { terminalEvent } from '../providers/dialects/terminal.js'
 import type { GatewayResponse } from '../types.js'
 
 /**
@@ -38,14 +40,20 @@ export function writeNodeResponse(res: ServerResponse, response: GatewayResponse
       if (tail === undefined || res.destroyed) res.destroy()
       else res.end(tail)
     })
-    const { onStreamEnd } = response
-    if (onStreamEnd === undefined) {
+    const { expectedEnd } = response
+    if (expectedEnd === undefined) {
       body.pipe(res)
       return
     }
     body.pipe(res, { end: false })
     body.once('end', () => {
-      if (!res.destroyed) res.end(onStreamEnd())
+      if (res.destroyed) return
+      if (response.endSeen) res.end()
+      else res.end(terminalEvent(expectedEnd.dialect, incompleteStream()))
     })
   })
+}
+
+function incompleteStream(): GatewayError {
+  return new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event')
 }

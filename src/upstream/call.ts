@@ -150,23 +150,22 @@ async function relay(
     return { status: response.statusCode, headers, body: bytes }
   }
   await firstChunk(body)
-  // The last two chunks are kept to look for the terminator, which may straddle a chunk boundary.
-  let previous: Buffer | undefined
-  let last: Buffer | undefined
+  const relayed: GatewayResponse = { status: response.statusCode, headers, body }
+  const watched = expected !== undefined && isEventStream(headers['content-type'])
+  const terminator = expected?.terminator ?? ''
+  let carry = ''
   body.on('data', (chunk: Buffer) => {
     ctx.metrics.bytesOut += chunk.length
-    previous = last
-    last = chunk
+    if (!watched) return
+    // Whether the stream so far ends with its last event; the terminator may straddle two chunks.
+    if (chunk.includes(terminator)) relayed.endSeen = true
+    else relayed.endSeen = (carry + chunk.toString('latin1', 0, terminator.length)).includes(terminator)
+    carry = chunk.toString('latin1', Math.max(0, chunk.length - terminator.length))
   })
   body.once('close', release)
-  const relayed: GatewayResponse = { status: response.statusCode, headers, body }
-  if (expected !== undefined && isEventStream(headers['content-type'])) {
-    relayed.onStreamEnd = () => {
-      const tail = previous && last ? Buffer.concat([previous, last]) : last
-      if (tail?.includes(expected.terminator)) return undefined
-      const error = new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event')
-      return terminalEvent(expected.dialect, error)
-    }
+  if (watched) {
+    relayed.expectedEnd = expected
+    relayed.endSeen = false
   }
   return relayed
 }
