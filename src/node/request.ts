@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '../errors.js'
 import type { BodyReader, GatewayRequest } from '../types.js'
+import { splitQuery } from '../url.js'
 
 export interface NodeRequestOptions {
   /** Request target relative to the mount point, with its query string (Express's `req.url`, say). */
@@ -25,12 +26,12 @@ export function toGatewayRequest(
   res.once('close', () => {
     if (!res.writableFinished) controller.abort()
   })
-  const query = options.url.indexOf('?')
+  const { path, search } = splitQuery(options.url)
   const usesHostBody = options.rawBody === undefined && isConsumed(req)
   return {
     method: req.method ?? 'GET',
-    path: query === -1 ? options.url : options.url.slice(0, query),
-    search: query === -1 ? '' : options.url.slice(query),
+    path,
+    search,
     headers: usesHostBody ? withoutEncoding(req.headers) : (req.headers as GatewayRequest['headers']),
     signal: controller.signal,
     body: bodyReader(req, options, usesHostBody),

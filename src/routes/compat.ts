@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.js'
+import { isRecord } from '../json.js'
 import { CODECS } from '../providers/dialects/index.js'
 import type { ChatRequest, EmbeddingsRequest } from '../providers/dialects/openai-types.js'
 import type { ProviderRequest } from '../providers/dialects/types.js'
@@ -7,6 +8,7 @@ import type { RequestSettings } from '../steps/parse.js'
 import type { GatewayContext } from '../types.js'
 import type { Translation, UpstreamTarget } from '../upstream/call.js'
 import { buildUpstreamHeaders } from '../upstream/headers.js'
+import { splitQuery } from '../url.js'
 
 const OPERATIONS: Readonly<Record<string, 'chat' | 'embeddings'>> = {
   '/chat/completions': 'chat',
@@ -43,13 +45,8 @@ export function compatTarget(ctx: GatewayContext, input: CompatInput): UpstreamT
   }
   const request = { ...body, model }
   const { upstream, translation } = buildProviderRequest(provider, operation, request)
-  const query = upstream.path.indexOf('?')
-  const { origin, path } = locateUpstream(
-    provider,
-    query === -1 ? upstream.path : upstream.path.slice(0, query),
-    query === -1 ? '' : upstream.path.slice(query),
-    ctx.surface.account,
-  )
+  const target = splitQuery(upstream.path)
+  const { origin, path } = locateUpstream(provider, target.path, target.search, ctx.surface.account)
   return {
     provider,
     origin,
@@ -137,8 +134,4 @@ function compatHeaders(
 function requireObject(json: unknown): Record<string, unknown> {
   if (!isRecord(json)) throw new GatewayError('INVALID_REQUEST_BODY', 'expected a JSON object')
   return json
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }

@@ -5,6 +5,7 @@ import { type RequestSettings, readSettings } from '../steps/parse.js'
 import type { GatewayContext } from '../types.js'
 import type { UpstreamTarget } from '../upstream/call.js'
 import { buildUpstreamHeaders } from '../upstream/headers.js'
+import { splitQuery } from '../url.js'
 import { compatTarget } from './compat.js'
 
 /** More steps than any sane fallback chain; each step can cost a paid provider call. */
@@ -68,10 +69,8 @@ function stepTarget(ctx: GatewayContext, step: UniversalStep, index: number): Up
   if (provider === undefined) {
     throw new GatewayError('INVALID_PROVIDER', `step ${index}: '${step.provider}' is not a known provider`)
   }
-  const query = endpoint.indexOf('?')
-  const search = query === -1 ? '' : endpoint.slice(query)
-  const path = withoutBasePath(provider, query === -1 ? endpoint : endpoint.slice(0, query))
-  const location = locateUpstream(provider, path, search, ctx.surface.account)
+  const { path, search } = splitQuery(endpoint)
+  const location = locateUpstream(provider, withoutBasePath(provider, path), search, ctx.surface.account)
   const upstreamHeaders = buildUpstreamHeaders(headers, search, provider)
   upstreamHeaders['content-type'] ??= 'application/json'
   delete upstreamHeaders['content-encoding']

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { isRecord } from '../json.js'
 
 /** A provider API family, recognised from the request path. */
 export type Dialect = 'openai' | 'anthropic' | 'gemini'
@@ -41,14 +42,6 @@ const MALFORMED_SSE_EVENT = 'data: {not json\n\n'
 const MALFORMED_ARRAY_ELEMENT = '{not json'
 const GEMINI_ACTION = /\/models\/([^/]+):(generateContent|streamGenerateContent|batchEmbedContents)$/
 const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small']
-
-/**
- * Narrows an unknown value to a plain object.
- * @example isRecord(JSON.parse('{"a":1}')) // true
- */
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
 
 /**
  * Recognises the provider endpoint from the path suffix, so any gateway prefix is accepted.

@@ -1,10 +1,10 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
+import { isRecord } from '../json.js'
 import {
   buildResponse,
   describeExchange,
   errorBody,
-  isRecord,
   type MockResponse,
   resolveRoute,
 } from './mock-dialects.js'

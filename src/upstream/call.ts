@@ -9,6 +9,7 @@ import type { ResolvedProvider } from '../providers/registry.js'
 import type { Dialect } from '../providers/types.js'
 import type { RequestSettings } from '../steps/parse.js'
 import type { GatewayContext, GatewayResponse } from '../types.js'
+import { splitQuery } from '../url.js'
 import { filterResponseHeaders, isEventStream } from './headers.js'
 import { toUpstreamError } from './network-errors.js'
 
@@ -84,7 +85,7 @@ export async function callUpstream(
   if (isObserved(events, 'upstream:request')) {
     notify(events, 'upstream:request', {
       ...base,
-      url: `${target.origin}${stripQuery(target.path)}`,
+      url: `${target.origin}${splitQuery(target.path).path}`,
       method: target.method,
     })
   }
@@ -114,19 +115,7 @@ export async function callUpstream(
   }
 
   try {
-    // Translated streams are checked by their translator; the others here, by their dialect's terminator.
-    const dialect = target.clientDialect
-    const terminator = target.translation ? undefined : streamTerminator(dialect, target.path)
-    const relayed = await relay(
-      ctx,
-      response,
-      release,
-      terminator === undefined ? undefined : { terminator, dialect },
-    )
-    if (relayed.body !== null && typeof relayed.body === 'object' && 'pipe' in relayed.body) {
-      relayed.onStreamError = (error) => terminalEvent(dialect, toUpstreamError(error, controller))
-    }
-    return relayed
+    return await relay(ctx, target, response, controller, release)
   } catch (error) {
     release()
     response.body.destroy()
@@ -136,35 +125,44 @@ export async function callUpstream(
 
 async function relay(
   ctx: GatewayContext,
+  target: UpstreamTarget,
   response: Dispatcher.ResponseData,
+  controller: AttemptAbort,
   release: () => void,
-  expected: { terminator: string; dialect: Dialect } | undefined,
 ): Promise<GatewayResponse> {
   const headers = filterResponseHeaders(response.headers)
   const { body } = response
   const length = Number(headers['content-length'] ?? Number.NaN)
-  if (length <= BUFFERED_BODY_LIMIT && !isEventStream(headers['content-type'])) {
+  const eventStream = isEventStream(headers['content-type'])
+  if (length <= BUFFERED_BODY_LIMIT && !eventStream) {
     const bytes = Buffer.from(await body.arrayBuffer())
     release()
     ctx.metrics.bytesOut = bytes.length
     return { status: response.statusCode, headers, body: bytes }
   }
   await firstChunk(body)
-  const relayed: GatewayResponse = { status: response.statusCode, headers, body }
-  const watched = expected !== undefined && isEventStream(headers['content-type'])
-  const terminator = expected?.terminator ?? ''
+  const dialect = target.clientDialect
+  const relayed: GatewayResponse = {
+    status: response.statusCode,
+    headers,
+    body,
+    onStreamError: (error) => terminalEvent(dialect, toUpstreamError(error, controller)),
+  }
+  // Translated streams are checked by their translator; the others here, by their dialect's terminator.
+  const terminator =
+    eventStream && target.translation === undefined ? streamTerminator(dialect, target.path) : undefined
   let carry = ''
   body.on('data', (chunk: Buffer) => {
     ctx.metrics.bytesOut += chunk.length
-    if (!watched) return
+    if (terminator === undefined) return
     // Whether the stream so far ends with its last event; the terminator may straddle two chunks.
     if (chunk.includes(terminator)) relayed.endSeen = true
     else relayed.endSeen = (carry + chunk.toString('latin1', 0, terminator.length)).includes(terminator)
     carry = chunk.toString('latin1', Math.max(0, chunk.length - terminator.length))
   })
   body.once('close', release)
-  if (watched) {
-    relayed.expectedEnd = expected
+  if (terminator !== undefined) {
+    relayed.expectedEnd = { terminator, dialect }
     relayed.endSeen = false
   }
   return relayed
@@ -216,9 +214,4 @@ export class AttemptAbort extends EventEmitter {
     this.reason = reason
     this.emit('abort')
   }
-}
-
-function stripQuery(path: string): string {
-  const q = path.indexOf('?')
-  return q === -1 ? path : path.slice(0, q)
 }

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
 import { GatewayError } from '../errors.js'
+import { parseJson } from '../json.js'
 import type { EmbeddingsResponse, OpenAIErrorBody } from '../providers/dialects/openai-types.js'
 import { terminalEvent } from '../providers/dialects/terminal.js'
 import type { StreamTranslator } from '../providers/dialects/types.js'
@@ -126,14 +127,6 @@ function toBase64Embeddings(response: EmbeddingsResponse): unknown {
       ...item,
       embedding: Buffer.from(new Float32Array(item.embedding).buffer).toString('base64'),
     })),
-  }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
   }
 }
 

@@ -3,6 +3,7 @@
  * translator from Anthropic stream events to OpenAI chunks, with the stop-reason and usage rules they share.
  */
 import { GatewayError } from '../../errors.js'
+import { isRecord, parseJson } from '../../json.js'
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -62,10 +63,6 @@ const STATUS_ERROR_TYPES: Readonly<Record<number, string>> = {
   429: 'rate_limit_error',
   503: 'overloaded_error',
   529: 'overloaded_error',
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function count(value: unknown, fallback: number): number {
@@ -129,15 +126,6 @@ function openAIError(error: { type: string; message: string }, status?: number):
 function invalidEvent(why: string): StreamStep {
   const message = `Anthropic stream could not be read: ${why}`
   return { chunks: [], error: { message, type: 'invalid_provider_response', param: null, code: null } }
-}
-
-/** Parsed JSON, or undefined (which JSON cannot produce) when the text is not JSON. */
-export function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
-  }
 }
 
 function unusable(detail: string): never {

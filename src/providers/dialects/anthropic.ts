@@ -8,13 +8,12 @@
  * become content deltas. The answer side recognises the call by the reserved name alone.
  */
 import { GatewayError } from '../../errors.js'
+import { isRecord, parseJson } from '../../json.js'
 import {
   anthropicStreamTranslator,
   fromProviderError,
   fromProviderResponse,
-  isRecord,
   JSON_TOOL_NAME,
-  parseJson,
 } from './anthropic-stream.js'
 import type { ChatRequest } from './openai-types.js'
 import type { ChatCodec, ProviderRequest } from './types.js'

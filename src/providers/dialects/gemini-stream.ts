@@ -4,6 +4,7 @@
  * The OpenAI → Gemini direction is in `gemini.ts`.
  */
 import { GatewayError } from '../../errors.js'
+import { isRecord } from '../../json.js'
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -61,14 +62,6 @@ const ERROR_TYPES: Record<string, string> = {
   INTERNAL: 'api_error',
   DEADLINE_EXCEEDED: 'api_error',
   UNKNOWN: 'api_error',
-}
-
-/**
- * Narrows an unknown value to a plain object.
- * @example isRecord({ a: 1 }) // true; isRecord([1]) // false
- */
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function badResponse(detail: string): GatewayError {

@@ -1,5 +1,5 @@
 import { GatewayError } from '../../errors.js'
-import { isRecord } from './gemini-stream.js'
+import { isRecord } from '../../json.js'
 
 /** Tool declarations, tool choice and JSON schemas for Gemini, shared by tools and `response_format`. */
 

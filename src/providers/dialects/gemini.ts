@@ -13,12 +13,12 @@
  * - `user` is accepted and not sent: it is an end-user id for OpenAI's abuse monitoring, it changes nothing
  *   in the answer, and Gemini has no field for it.
  */
+import { isRecord } from '../../json.js'
 import {
   fromBatchEmbed,
   fromGeminiError,
   fromGenerateContent,
   geminiStreamTranslator,
-  isRecord,
 } from './gemini-stream.js'
 import { invalid, toGeminiSchema, toToolConfig, toTools, unsupported } from './gemini-tools.js'
 import type { ChatRequest, EmbeddingsRequest } from './openai-types.js'

@@ -1,4 +1,5 @@
 import type { GatewayError } from '../../errors.js'
+import { splitQuery } from '../../url.js'
 import type { Dialect } from '../types.js'
 
 /**
@@ -31,7 +32,6 @@ const TERMINATORS: readonly { dialect: Dialect; path: RegExp; terminator: string
 
 /** The text a complete stream from this endpoint ends with, when it is known. */
 export function streamTerminator(dialect: Dialect, path: string): string | undefined {
-  const query = path.indexOf('?')
-  const pathname = query === -1 ? path : path.slice(0, query)
+  const { path: pathname } = splitQuery(path)
   return TERMINATORS.find((entry) => entry.dialect === dialect && entry.path.test(pathname))?.terminator
 }
