@@ -16,6 +16,7 @@ export function aiGateway(optionsOrGateway: GatewayOptions | Gateway = {}): Requ
       url: req.url,
       hostBody: req.body,
       rawBody: (req as { rawBody?: unknown }).rawBody,
+      host: req,
     })
     gateway
       .handle(request)

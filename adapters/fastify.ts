@@ -30,7 +30,7 @@ const aiGatewayPlugin: FastifyPluginAsync<FastifyGatewayOptions> = async (app, r
   const prefix = app.prefix
   async function handleGatewayRequest(request: FastifyRequest, reply: FastifyReply) {
     const url = relativeUrl(request.raw.url ?? '/', prefix) ?? '/'
-    const response = await gateway.handle(toGatewayRequest(request.raw, reply.raw, { url }))
+    const response = await gateway.handle(toGatewayRequest(request.raw, reply.raw, { url, host: request }))
     if (response === undefined) return reply.callNotFound()
     reply.hijack()
     await writeNodeResponse(reply.raw, response)

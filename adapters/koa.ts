@@ -31,7 +31,12 @@ export function aiGateway(
     const url = relativeUrl(ctx.url, base)
     if (url === undefined) return next()
     const body = ctx.request as { body?: unknown; rawBody?: unknown }
-    const request = toGatewayRequest(ctx.req, ctx.res, { url, hostBody: body.body, rawBody: body.rawBody })
+    const request = toGatewayRequest(ctx.req, ctx.res, {
+      url,
+      hostBody: body.body,
+      rawBody: body.rawBody,
+      host: ctx,
+    })
     const response = await gateway.handle(request)
     if (response === undefined) return next()
     ctx.respond = false

@@ -4,6 +4,8 @@ import type { GatewayEmitter } from './events.js'
 import { uuidv7 } from './ids.js'
 import type { ResolvedOptions } from './options.js'
 import type { ResolvedProvider } from './providers/registry.js'
+import type { CacheRuntime } from './steps/cache.js'
+import type { CompiledRule } from './steps/limit.js'
 import type { GatewayContext, GatewayRequest, GatewayResponse, GatewayState, Surface } from './types.js'
 
 /** What every request of one gateway shares: validated options, events, providers, the upstream dispatcher. */
@@ -12,6 +14,10 @@ export interface GatewayServices {
   readonly events: GatewayEmitter
   readonly providers: ReadonlyMap<string, ResolvedProvider>
   readonly dispatcher: Dispatcher
+  readonly cache: CacheRuntime
+  readonly limits: readonly CompiledRule[]
+  /** Milliseconds since the epoch, from the `now` option. */
+  readonly now: () => number
 }
 
 class RequestContext implements GatewayContext {

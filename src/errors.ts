@@ -5,6 +5,7 @@
  */
 export const ERRORS = {
   GATEWAY_NOT_FOUND: { code: 2001, status: 400, message: 'Gateway not found' },
+  RATE_LIMITED: { code: 2003, status: 429, message: 'Rate limited' },
   PROVIDER_FAILED: { code: 2005, status: 502, message: 'Failed to get response from provider' },
   INVALID_PROVIDER: { code: 2008, status: 400, message: 'Invalid provider' },
   INVALID_HEADER: { code: 2100, status: 400, message: 'Invalid request header' },
@@ -31,6 +32,11 @@ export const ERRORS = {
   },
   INVALID_UNIVERSAL_REQUEST: { code: 2114, status: 400, message: 'Invalid universal request' },
   INVALID_PROVIDER_RESPONSE: { code: 2115, status: 502, message: 'Provider response could not be read' },
+  LIMIT_STORE_UNAVAILABLE: {
+    code: 2116,
+    status: 503,
+    message: 'Rate limit store unavailable and the limit fails closed',
+  },
 } as const satisfies Record<string, { code: number; status: number; message: string }>
 
 export type ErrorName = keyof typeof ERRORS

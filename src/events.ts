@@ -50,7 +50,17 @@ export interface RequestEndEvent {
   bytesOut: number
   /** `completed`: every byte delivered; `aborted`: the client left; `error`: the stream failed. */
   outcome: 'completed' | 'aborted' | 'error'
+  /** `HIT` or `MISS` when the request was cacheable. */
+  cacheStatus?: 'HIT' | 'MISS' | undefined
   error?: { code: number; message: string } | undefined
+}
+
+/** A store failed or timed out; the request went on by the store's failure policy. */
+export interface StoreErrorEvent {
+  id: string
+  store: 'cache' | 'limit'
+  operation: string
+  error: unknown
 }
 
 /** The typed events a gateway emits. Listeners observe; they cannot change a request. */
@@ -60,6 +70,7 @@ export interface GatewayEvents {
   'upstream:response': (event: UpstreamResponseEvent) => void
   'upstream:retry': (event: UpstreamRetryEvent) => void
   'request:end': (event: RequestEndEvent) => void
+  'store:error': (event: StoreErrorEvent) => void
   /** Bugs in steps and exceptions thrown by listeners. */
   error: (error: unknown) => void
 }
@@ -98,4 +109,14 @@ export function reportError(events: GatewayEmitter, error: unknown): void {
       // An error listener that throws has nowhere left to report to.
     }
   }
+}
+
+/** Reports a failed store call without failing the request. */
+export function reportStoreError(
+  ctx: { readonly id: string; readonly gateway: { readonly events: GatewayEmitter } },
+  store: StoreErrorEvent['store'],
+  operation: string,
+  error: unknown,
+): void {
+  notify(ctx.gateway.events, 'store:error', { id: ctx.id, store, operation, error })
 }

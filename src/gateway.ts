@@ -6,7 +6,9 @@ import { errorBody, GatewayError, toGatewayError } from './errors.js'
 import { type GatewayEmitter, type GatewayEvents, isObserved, notify, reportError } from './events.js'
 import { type GatewayOptions, parseOptions } from './options.js'
 import { createProviderRegistry } from './providers/registry.js'
+import { createCacheRuntime } from './steps/cache.js'
 import { builtInSteps } from './steps/index.js'
+import { compileRules } from './steps/limit.js'
 import { matchSurface } from './surface.js'
 import type { GatewayContext, GatewayRequest, GatewayResponse } from './types.js'
 import { createDispatcher } from './upstream/dispatcher.js'
@@ -43,6 +45,9 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     events,
     providers: createProviderRegistry(resolved.providers, resolved.customProviders, resolved.forwardHeaders),
     dispatcher: resolved.dispatcher ?? createDispatcher(resolved.timeouts.connectMs),
+    cache: createCacheRuntime(resolved.cache),
+    limits: compileRules(resolved.rateLimit),
+    now: resolved.now,
   }
   const run = compose(arrangeSteps(resolved.steps))
 
@@ -138,6 +143,7 @@ function emitEnd(ctx: GatewayContext, status: number, streamError: Error | undef
     bytesIn: ctx.metrics.bytesIn,
     bytesOut: ctx.metrics.bytesOut,
     outcome: aborted ? 'aborted' : failure ? 'error' : 'completed',
+    cacheStatus: ctx.state.cacheStatus,
     error: failure && !aborted ? { code: failure.code, message: failure.message } : undefined,
   })
 }

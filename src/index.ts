@@ -5,16 +5,33 @@ export type {
   GatewayEvents,
   RequestEndEvent,
   RequestStartEvent,
+  StoreErrorEvent,
   UpstreamRequestEvent,
   UpstreamResponseEvent,
 } from './events.js'
 export { createGateway, type Gateway, isGateway, renderError } from './gateway.js'
-export { type GatewayOptions, GatewayOptionsError, parseOptions, type ResolvedOptions } from './options.js'
+export {
+  type GatewayOptions,
+  GatewayOptionsError,
+  type LimitKey,
+  type LimitRuleOptions,
+  parseOptions,
+  type ResolvedOptions,
+} from './options.js'
 export { PROVIDERS } from './providers/catalog.js'
 export type { CustomProviderConfig, ProviderConfig } from './providers/registry.js'
 export { type Dialect, defineProvider, type ProviderSpec } from './providers/types.js'
-export { builtInSteps, forward, parse, route } from './steps/index.js'
-export type { RequestSettings } from './steps/parse.js'
+export { builtInSteps, cache, forward, identify, limit, parse, route } from './steps/index.js'
+export type { Metadata, RequestSettings } from './steps/parse.js'
+export { createMemoryCacheStore, type MemoryCacheStoreOptions } from './stores/memory-cache.js'
+export { createMemoryLimitStore, type MemoryLimitStoreOptions } from './stores/memory-limits.js'
+export type {
+  CacheEntry,
+  CacheStore,
+  LimitDecision,
+  LimitStore,
+  LimitWindow,
+} from './stores/types.js'
 export type {
   BodyReader,
   GatewayContext,
@@ -23,6 +40,7 @@ export type {
   GatewayState,
   MaybePromise,
   Next,
+  Principal,
   ResponseBody,
   Step,
   Surface,

@@ -2,7 +2,9 @@ import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 import { PROVIDERS } from './providers/catalog.js'
 import { isValidBaseURL } from './providers/registry.js'
-import type { Step } from './types.js'
+import { MAX_CACHE_TTL, MIN_CACHE_TTL } from './steps/parse.js'
+import type { CacheStore, LimitStore } from './stores/types.js'
+import type { GatewayContext, GatewayRequest, MaybePromise, Principal, Step } from './types.js'
 
 const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/
@@ -74,6 +76,97 @@ const dispatcherOption = z.custom<Dispatcher>(
   'expected an undici Dispatcher (Agent, Pool, ProxyAgent, ...)',
 )
 
+const isFunction = (value: unknown) => typeof value === 'function'
+const hasMethods =
+  (...names: string[]) =>
+  (value: unknown) =>
+    typeof value === 'object' &&
+    value !== null &&
+    names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function')
+
+const cacheOptions = z.strictObject({
+  /** Default time to live in seconds (60 to 30 days). Without it only requests that opt in are cached. */
+  ttl: z.number().int().min(MIN_CACHE_TTL).max(MAX_CACHE_TTL).optional(),
+  /** Where entries live. Default: an in-memory LRU bounded by `maxBytes`. */
+  store: z.custom<CacheStore>(hasMethods('get', 'set', 'delete'), 'expected a CacheStore').optional(),
+  /** Largest response stored, in bytes; larger ones pass through uncached. Default 25 MiB. */
+  maxEntryBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(25 * 1024 * 1024),
+  /** Total size of the default in-memory store, in bytes. Default 256 MiB. */
+  maxBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024 * 1024),
+  /**
+   * Secret for the keyed fingerprint of provider credentials inside cache keys. Give every instance that
+   * shares a store the same one; without it a fixed, public key is used (the fingerprint is then a plain
+   * hash of the credential, still never the credential).
+   */
+  keySecret: z.string().min(16, 'expected at least 16 characters').optional(),
+  /** Whether `cf-aig-skip-cache: true` writes the fresh answer back to the cache. Default true. */
+  writeOnSkip: z.boolean().default(true),
+  /** Concurrent identical misses share one provider call. Default true. */
+  coalesce: z.boolean().default(true),
+  /** Longest wait for the store on a lookup or a write, in ms; past it the request goes on as a miss. */
+  storeTimeoutMs: positiveMs.default(250),
+})
+
+export type LimitKey =
+  | 'gateway'
+  | 'principal'
+  | 'tenant'
+  | 'provider'
+  | 'model'
+  | `metadata.${string}`
+  | ((ctx: GatewayContext) => string | undefined)
+
+const limitKey = z.union([
+  z.enum(['gateway', 'principal', 'tenant', 'provider', 'model']),
+  z.custom<`metadata.${string}`>(
+    (value) => typeof value === 'string' && /^metadata\.[^.]{1,128}$/.test(value),
+    "expected 'gateway', 'principal', 'tenant', 'provider', 'model', 'metadata.<key>' or a function",
+  ),
+  z.custom<(ctx: GatewayContext) => string | undefined>(isFunction),
+])
+
+const limitRule = z.strictObject({
+  /** Names the rule in `RateLimit` headers, events and store keys. Default `rule{index}`. */
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1 to 64 letters, digits, - or _')
+    .optional(),
+  /** Requests (or tokens) allowed per window. */
+  limit: z.number().int().positive(),
+  /** Window length in seconds. */
+  window: z.number().int().positive(),
+  /** `fixed` windows aligned to the clock, or an exact `sliding` window. Default `sliding`. */
+  technique: z.enum(['fixed', 'sliding']).default('sliding'),
+  /** What one counter is kept per. Default `gateway`: one counter for every request. */
+  key: limitKey.default('gateway'),
+  /** Count `requests`, or `tokens` (an estimate is reserved before the call and settled with real usage). */
+  unit: z.enum(['requests', 'tokens']).default('requests'),
+  /** Token estimate reserved before the call; default: request bytes / 4 plus the requested output cap. */
+  estimate: z.custom<(ctx: GatewayContext, body: unknown) => number>(isFunction).optional(),
+  /** Where counters live. Default: in memory, per process. */
+  store: z.custom<LimitStore>(hasMethods('consume', 'adjust'), 'expected a LimitStore').optional(),
+  /**
+   * When the store fails or times out: `open` admits by an in-process insurance limit, `closed` refuses
+   * with 503 (code 2116). Default `open`.
+   */
+  onStoreError: z.enum(['open', 'closed']).default('open'),
+  /** The in-process limit while failing open; default the rule's own (size it to `limit / instances`). */
+  insuranceLimit: z.number().int().positive().optional(),
+  /** Longest wait for the store, in ms. Default 100. */
+  storeTimeoutMs: positiveMs.default(100),
+})
+
+export type LimitRuleOptions = z.input<typeof limitRule>
+export type LimitRule = z.output<typeof limitRule>
+
 export const gatewayOptionsSchema = z.strictObject({
   /** Gateway name matched by Cloudflare's long URL form `/v1/{account}/{name}/...`. Default `'default'`. */
   name: z.string().regex(SLUG, 'expected a slug (a-z, 0-9, -)').default('default'),
@@ -116,6 +209,28 @@ export const gatewayOptionsSchema = z.strictObject({
   steps: stepsOption.optional(),
   /** The undici dispatcher for upstream calls. Default: an Agent built from `timeouts.connectMs`. */
   dispatcher: dispatcherOption.optional(),
+  /**
+   * Who is calling, from the host's request (Express `req`, Koa `ctx`, Fastify `request`): keys limits,
+   * scopes the cache and is logged. Runs once per request; a throw answers 500.
+   */
+  identify: z
+    .custom<(host: unknown, request: GatewayRequest) => MaybePromise<Principal | undefined>>(isFunction)
+    .optional(),
+  /** Response cache; off unless set (requests can still opt in with `cf-aig-cache-key`). */
+  cache: cacheOptions.optional(),
+  /** One rate limit or several, each refusing with 429 (code 2003) when exceeded. */
+  rateLimit: z
+    .union([limitRule, z.array(limitRule)])
+    .superRefine((rules, ctx) => {
+      // A name keys the rule's counters in a shared store: two rules with one name would share counts.
+      const names = (Array.isArray(rules) ? rules : [rules]).map((rule) => rule.name).filter(Boolean)
+      const repeated = names.find((name, index) => names.indexOf(name) !== index)
+      if (repeated !== undefined)
+        ctx.addIssue({ code: 'custom', message: `rule name '${repeated}' is used twice` })
+    })
+    .optional(),
+  /** The clock limits and cache timestamps read, in ms since the epoch. Default `Date.now`. */
+  now: z.custom<() => number>(isFunction).default(() => Date.now),
 })
 
 /** What `createGateway()` accepts. */

@@ -23,6 +23,19 @@ export interface GatewayRequest {
   readonly signal: AbortSignal
   readonly body?: Uint8Array | string | BodyReader | undefined
   readonly ip?: string | undefined
+  /** The host framework's request (Express `req`, Koa `ctx`, Fastify `request`), for `identify`. */
+  readonly host?: unknown
+}
+
+/**
+ * Who is calling, in the host's own terms, as `identify` returns it. `tenant` (else `id`) scopes cache
+ * entries; limit rules can be keyed on either. Any other fields are the host's, for its own steps.
+ */
+export interface Principal {
+  readonly id?: string | undefined
+  readonly tenant?: string | undefined
+  readonly plan?: string | undefined
+  readonly [field: string]: unknown
 }
 
 /** `null`, a complete body, or a Node stream that is piped to the client with backpressure. */

@@ -10,6 +10,8 @@ export interface NodeRequestOptions {
   hostBody?: unknown
   /** The exact bytes a host parser kept (`ctx.request.rawBody`, a `verify` hook's copy), if any. */
   rawBody?: unknown
+  /** The framework's own request object (Express `req`, Koa `ctx`, Fastify `request`), handed to `identify`. */
+  host?: unknown
 }
 
 /**
@@ -36,6 +38,7 @@ export function toGatewayRequest(
     signal: controller.signal,
     body: bodyReader(req, options, usesHostBody),
     ip: req.socket.remoteAddress,
+    host: options.host ?? req,
   }
 }
 

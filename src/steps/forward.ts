@@ -105,6 +105,7 @@ async function answer(
 }
 
 function markStep(ctx: GatewayContext, target: UpstreamTarget): void {
+  ctx.state.target = target
   ctx.metrics.provider = target.provider.spec.id
   if (ctx.surface.kind === 'universal') ctx.responseHeaders['cf-aig-step'] = String(target.step)
 }

@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.js'
+import { isRecord } from '../json.js'
 import type { Step } from '../types.js'
 
 export type Backoff = 'constant' | 'linear' | 'exponential'
@@ -15,11 +16,22 @@ export interface RequestSettings {
   retryDelayMs?: number
   /** `cf-aig-backoff`: how the delay grows. */
   backoff?: Backoff
+  /** `cf-aig-cache-ttl` (or the legacy `cf-cache-ttl`): seconds, 60 to 30 days; 0 turns caching off. */
+  cacheTtl?: number
+  /** `cf-aig-skip-cache: true` (or the legacy `cf-skip-cache`): go to the provider without a lookup. */
+  skipCache?: boolean
+  /** `cf-aig-cache-key`: a key of the client's own, instead of one derived from the request. */
+  cacheKey?: string
 }
+
+/** A request's `cf-aig-metadata`: a flat object of at most five entries. */
+export type Metadata = Record<string, string | number | boolean>
 
 declare module '../types.js' {
   interface GatewayState {
     settings?: RequestSettings
+    /** `cf-aig-metadata`, validated; `{}` when absent. */
+    metadata?: Metadata
   }
 }
 
@@ -29,6 +41,12 @@ type HeaderRule = {
 }
 
 const MAX_TIMER_MS = 2_147_483_647
+export const MIN_CACHE_TTL = 60
+export const MAX_CACHE_TTL = 30 * 24 * 60 * 60
+const MAX_METADATA_ENTRIES = 5
+const MAX_METADATA_BYTES = 4096
+// Printable ASCII only: the key ends up in a cache key and in logs, never in a header, but stays readable.
+const CACHE_KEY = /^[\x21-\x7e]{1,1024}$/
 const BACKOFFS: readonly Backoff[] = ['constant', 'linear', 'exponential']
 
 /** One row per `cf-aig-*` request header this gateway understands; later features add rows. */
@@ -72,7 +90,79 @@ const HEADER_RULES: readonly HeaderRule[] = [
       settings.backoff = value as Backoff
     },
   },
+  ...['cf-aig-cache-ttl', 'cf-cache-ttl'].map(
+    (header): HeaderRule => ({
+      header,
+      apply(value, settings) {
+        const ttl = parseWhole(header, value, 0, MAX_CACHE_TTL, 'seconds')
+        if (ttl !== 0 && ttl < MIN_CACHE_TTL) {
+          throw new GatewayError(
+            'INVALID_HEADER',
+            `${header} must be 0 (no caching) or from ${MIN_CACHE_TTL} to ${MAX_CACHE_TTL} seconds, got '${value}'`,
+          )
+        }
+        settings.cacheTtl = ttl
+      },
+    }),
+  ),
+  ...['cf-aig-skip-cache', 'cf-skip-cache'].map(
+    (header): HeaderRule => ({
+      header,
+      apply(value, settings) {
+        settings.skipCache = parseBoolean(header, value)
+      },
+    }),
+  ),
+  {
+    header: 'cf-aig-cache-key',
+    apply(value, settings) {
+      if (!CACHE_KEY.test(value)) {
+        throw new GatewayError(
+          'INVALID_HEADER',
+          'cf-aig-cache-key must be 1 to 1024 printable ASCII characters without spaces',
+        )
+      }
+      settings.cacheKey = value
+    },
+  },
 ]
+
+function parseBoolean(header: string, value: string): boolean {
+  if (value === 'true') return true
+  if (value === 'false') return false
+  throw new GatewayError('INVALID_HEADER', `${header} must be 'true' or 'false', got '${value}'`)
+}
+
+/**
+ * `cf-aig-metadata`: a flat JSON object of at most five string, number or boolean values. The reference
+ * silently keeps the first five entries and drops nested values; a silent drop hides a client bug that
+ * then skews limits and analytics keyed on metadata, so anything outside the rule is a 400 that says why.
+ */
+export function parseMetadata(value: string | undefined): Metadata {
+  if (value === undefined) return {}
+  const invalid = (why: string) => new GatewayError('INVALID_HEADER', `cf-aig-metadata ${why}`)
+  if (Buffer.byteLength(value) > MAX_METADATA_BYTES)
+    throw invalid(`must be at most ${MAX_METADATA_BYTES} bytes`)
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(value)
+  } catch {
+    throw invalid('must be a JSON object')
+  }
+  if (!isRecord(parsed)) throw invalid('must be a JSON object')
+  const entries = Object.entries(parsed)
+  if (entries.length > MAX_METADATA_ENTRIES)
+    throw invalid(`may have at most ${MAX_METADATA_ENTRIES} entries, got ${entries.length}`)
+  for (const [key, entry] of entries) {
+    if (key === '' || key.length > 128) throw invalid('keys must be 1 to 128 characters')
+    if (key.startsWith('cf.')) throw invalid(`key '${key}': keys starting with 'cf.' are reserved`)
+    const kind = typeof entry
+    if (kind !== 'string' && kind !== 'boolean' && !(kind === 'number' && Number.isFinite(entry))) {
+      throw invalid(`value of '${key}' must be a string, a finite number or a boolean`)
+    }
+  }
+  return parsed as Metadata
+}
 
 function parseWhole(header: string, value: string, min: number, max: number, unit: string): number {
   const number = /^\d{1,10}$/.test(value) ? Number(value) : Number.NaN
@@ -113,6 +203,7 @@ export function parse(): Step {
     }
     const settings = readSettings(ctx.request.headers)
     ctx.state.settings = settings
+    ctx.state.metadata = parseMetadata(ctx.request.headers['cf-aig-metadata'])
     if (settings.eventId !== undefined) ctx.responseHeaders['cf-aig-event-id'] = settings.eventId
     await next()
   }

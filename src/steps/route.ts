@@ -9,6 +9,8 @@ declare module '../types.js' {
   interface GatewayState {
     /** The upstream calls to try, in order; `forward` takes the first that answers. */
     targets?: UpstreamTarget[]
+    /** The target that answered (or failed last), set by `forward`. */
+    target?: UpstreamTarget
   }
 }
 

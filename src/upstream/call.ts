@@ -164,6 +164,8 @@ async function relay(
   if (terminator !== undefined) {
     relayed.expectedEnd = { terminator, dialect }
     relayed.endSeen = false
+    // The gateway may append a terminal error event: a provider's length would make Node refuse it.
+    delete headers['content-length']
   }
   return relayed
 }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
 import { type RunningApp, send } from '../helpers/http.js'
+import { cacheScenarios } from './scenarios-cache.js'
 import { routingScenarios } from './scenarios-routing.js'
 
 /**
@@ -521,5 +522,6 @@ export function runScenarios(framework: string, build: BuildApp): void {
     })
 
     routingScenarios(world)
+    cacheScenarios(world)
   })
 }

@@ -1,0 +1,123 @@
+import { createHash, createHmac } from 'node:crypto'
+import { isRecord } from '../json.js'
+import type { UpstreamTarget } from '../upstream/call.js'
+import { splitQuery } from '../url.js'
+
+// Bumped when the key's inputs change, so entries written by an older version are never read as current.
+const KEY_VERSION = 'aigw-cache-v1'
+// Used when the host gives no `keySecret`: the fingerprint is then a domain-separated hash, still one-way.
+const PUBLIC_FINGERPRINT_KEY = 'ai-gateway-middleware/credential-fingerprint'
+
+export interface CacheKeyInput {
+  /** The gateway's name: instances of different gateways sharing a store never share entries. */
+  readonly gateway: string
+  /** The principal's scope (`tenant`, else `id`), or `''` for anonymous callers. */
+  readonly scope: string
+  readonly targets: readonly UpstreamTarget[]
+  /** The client's request body (`undefined` for bodyless requests). */
+  readonly body: Buffer | undefined
+  /** `cf-aig-cache-key`, which replaces the body in the key (never the scope). */
+  readonly customKey: string | undefined
+  readonly fingerprintSecret: string | undefined
+}
+
+/**
+ * The cache key: SHA-256 over length-prefixed fields, so no two different inputs can run together into
+ * the same string. What goes in: gateway, principal scope, and per target the provider, method, endpoint
+ * (credential query parameter removed), model, stream flag and a keyed fingerprint of the credential; then
+ * the canonical body (object keys sorted) or the custom key. Metadata is left out, as the reference does.
+ *
+ * @example
+ * cacheKey({ gateway: 'default', scope: 'acme', targets, body, customKey: undefined, fingerprintSecret })
+ * // 'f3a1…' (64 hex characters)
+ */
+export function cacheKey(input: CacheKeyInput): string {
+  const hash = createHash('sha256')
+  const field = (value: string | Buffer) => {
+    hash.update(`${Buffer.byteLength(value)}:`)
+    hash.update(value)
+  }
+  field(KEY_VERSION)
+  field(input.gateway)
+  field(input.scope)
+  const json = parseBody(input.body)
+  field(String(input.targets.length))
+  for (const target of input.targets) {
+    const { path, credential } = withoutCredentialQuery(target)
+    field(target.provider.spec.id)
+    field(target.method)
+    field(path)
+    field(modelOf(target, json) ?? '')
+    field(isStreamRequest(target, json) ? 'stream' : 'whole')
+    field(credentialFingerprint(target, credential, input.fingerprintSecret))
+  }
+  if (input.customKey !== undefined) {
+    field('custom')
+    field(input.customKey)
+  } else {
+    field('body')
+    field(json === undefined ? (input.body ?? '') : canonicalJson(json))
+  }
+  return hash.digest('hex')
+}
+
+/** JSON with object keys sorted at every depth, so that key order never splits one request into two entries. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (isRecord(value)) {
+    const keys = Object.keys(value).sort()
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key])}`).join(',')}}`
+  }
+  return JSON.stringify(value) ?? 'null'
+}
+
+function parseBody(body: Buffer | undefined): unknown {
+  if (body === undefined || body.length === 0) return undefined
+  const first = body[0]
+  // Only bodies that look like JSON objects or arrays are parsed; anything else is keyed by its bytes.
+  if (first !== 0x7b && first !== 0x5b) return undefined
+  try {
+    return JSON.parse(body.toString('utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+function modelOf(target: UpstreamTarget, json: unknown): string | undefined {
+  if (target.translation !== undefined) return target.translation.model
+  return isRecord(json) && typeof json.model === 'string' ? json.model : undefined
+}
+
+/** A streamed and a whole answer to the same prompt are different entries, custom key or not. */
+function isStreamRequest(target: UpstreamTarget, json: unknown): boolean {
+  if (target.translation !== undefined) return target.translation.stream
+  return (isRecord(json) && json.stream === true) || target.path.includes(':streamGenerateContent')
+}
+
+function withoutCredentialQuery(target: UpstreamTarget): { path: string; credential: string } {
+  const name = target.provider.spec.credentialQuery
+  const { path, search } = splitQuery(target.path)
+  if (name === undefined || search === '') return { path: target.path, credential: '' }
+  const params = new URLSearchParams(search)
+  const credential = params.get(name) ?? ''
+  params.delete(name)
+  const rest = params.toString()
+  return { path: rest === '' ? path : `${path}?${rest}`, credential }
+}
+
+/** HMAC of every credential the target carries: two keys never share entries, and no key is stored. */
+function credentialFingerprint(
+  target: UpstreamTarget,
+  queryCredential: string,
+  secret: string | undefined,
+): string {
+  const hmac = createHmac('sha256', secret ?? PUBLIC_FINGERPRINT_KEY)
+  const { auth } = target.provider.spec
+  const names = new Set([auth.header, ...target.provider.credentialHeaders])
+  for (const name of names) {
+    const value = target.headers[name]
+    if (value !== undefined) hmac.update(`${name}:${Buffer.byteLength(value)}:${value}`)
+  }
+  hmac.update(`query:${queryCredential}`)
+  return hmac.digest('hex')
+}

@@ -1,0 +1,249 @@
+import { isRecord } from '../json.js'
+import { SSEParser } from '../upstream/sse.js'
+import type { Price } from './pricing.js'
+
+/**
+ * Token counts of one response. Providers disagree on whether cached prompt tokens are part of the input
+ * count: OpenAI and Gemini include them, Anthropic reports them beside it; `inputIncludesCache` says which.
+ *
+ * @example
+ * const usage: Usage = { inputTokens: 1200, outputTokens: 80, cacheReadTokens: 1024, inputIncludesCache: true }
+ */
+export interface Usage {
+  inputTokens: number
+  /** Includes reasoning / thinking tokens, which every listed provider bills as output. */
+  outputTokens: number
+  cacheReadTokens?: number
+  cacheWriteTokens?: number
+  inputIncludesCache: boolean
+}
+
+/** The response formats usage can be read from. */
+export type UsageDialect = 'openai' | 'anthropic' | 'google'
+
+const PER_MILLION = 1_000_000
+const MAX_CUSTOM_COST_LENGTH = 1024
+const CUSTOM_COST_FIELDS = {
+  per_token_in: 'input',
+  per_token_out: 'output',
+  per_cache_read_token: 'cacheRead',
+  per_cache_write_token: 'cacheWrite',
+} as const
+
+/**
+ * The cost of a response in USD. Cache tokens are priced at their own rates (the input rate when the price
+ * has none) and are taken out of the input count first when the provider included them, so no token is
+ * charged twice. Counts that are not finite and non-negative count as 0.
+ *
+ * @example
+ * computeCost({ inputTokens: 1000, outputTokens: 500, inputIncludesCache: true }, findPrice('openai', 'gpt-4o-mini')!)
+ * // 0.00045 (1000 × $0.15/M + 500 × $0.60/M)
+ */
+export function computeCost(usage: Usage, price: Price): number {
+  const input = count(usage.inputTokens)
+  const cacheRead = count(usage.cacheReadTokens)
+  const cacheWrite = count(usage.cacheWriteTokens)
+  const uncached = usage.inputIncludesCache ? Math.max(0, input - cacheRead - cacheWrite) : input
+  const microDollars =
+    uncached * price.input +
+    cacheRead * (price.cacheRead ?? price.input) +
+    cacheWrite * (price.cacheWrite ?? price.input) +
+    count(usage.outputTokens) * price.output
+  return microDollars / PER_MILLION
+}
+
+/**
+ * Every prompt token of a response, cached or not: what logs call tokens in.
+ *
+ * @example
+ * totalInputTokens({ inputTokens: 10, outputTokens: 5, cacheReadTokens: 90, inputIncludesCache: false }) // 100
+ */
+export function totalInputTokens(usage: Usage): number {
+  const input = count(usage.inputTokens)
+  if (usage.inputIncludesCache) return input
+  return input + count(usage.cacheReadTokens) + count(usage.cacheWriteTokens)
+}
+
+function count(value: number | undefined): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0
+}
+
+/**
+ * Reads a `cf-aig-custom-cost` header: JSON with USD per token, `per_token_in` and `per_token_out` required,
+ * `per_cache_read_token` and `per_cache_write_token` optional. Answers a {@link Price} in USD per million
+ * tokens like every other price; a missing cache rate is then charged at `per_token_in` by
+ * {@link computeCost}. Throws an Error naming the bad field; unknown fields are refused, so a misspelt cache
+ * rate cannot silently fall back to the input rate.
+ *
+ * @example
+ * parseCustomCost('{"per_token_in":0.000001,"per_token_out":0.000002}') // { input: 1, output: 2 }
+ */
+export function parseCustomCost(headerValue: string): Price {
+  if (headerValue.length > MAX_CUSTOM_COST_LENGTH) {
+    throw new Error(`cf-aig-custom-cost is longer than ${MAX_CUSTOM_COST_LENGTH} characters`)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(headerValue)
+  } catch {
+    throw new Error(
+      'cf-aig-custom-cost must be JSON, e.g. {"per_token_in":0.000001,"per_token_out":0.000002}',
+    )
+  }
+  if (!isRecord(parsed)) throw new Error('cf-aig-custom-cost must be a JSON object')
+  const unknown = Object.keys(parsed).filter((field) => !Object.hasOwn(CUSTOM_COST_FIELDS, field))
+  if (unknown.length > 0) {
+    throw new Error(
+      `cf-aig-custom-cost has unknown field ${unknown.join(', ')}; expected ${Object.keys(CUSTOM_COST_FIELDS).join(', ')}`,
+    )
+  }
+  const price: { -readonly [K in keyof Price]: Price[K] } = {
+    input: perMillion(parsed, 'per_token_in'),
+    output: perMillion(parsed, 'per_token_out'),
+  }
+  if (parsed.per_cache_read_token !== undefined) price.cacheRead = perMillion(parsed, 'per_cache_read_token')
+  if (parsed.per_cache_write_token !== undefined)
+    price.cacheWrite = perMillion(parsed, 'per_cache_write_token')
+  return price
+}
+
+function perMillion(fields: Record<string, unknown>, name: keyof typeof CUSTOM_COST_FIELDS): number {
+  const value = fields[name]
+  if (value === undefined) throw new Error(`cf-aig-custom-cost.${name} is required`)
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new Error(
+      `cf-aig-custom-cost.${name} must be a finite number >= 0 (USD per token), got ${JSON.stringify(value)}`,
+    )
+  }
+  // Per-token rates like 0.0000025 do not scale exactly in binary; 12 significant digits drop the noise.
+  return Number((value * PER_MILLION).toPrecision(12))
+}
+
+/**
+ * Token usage from a provider's JSON response, or undefined when it reports none.
+ * - `openai`: `usage.prompt_tokens` / `completion_tokens` / `prompt_tokens_details.cached_tokens`, the
+ *   Responses API's `input_tokens` / `output_tokens` / `input_tokens_details.cached_tokens`, DeepSeek's
+ *   `prompt_cache_hit_tokens` and Groq's `x_groq.usage`.
+ * - `anthropic`: `usage.input_tokens` / `output_tokens` / `cache_read_input_tokens` /
+ *   `cache_creation_input_tokens`.
+ * - `google`: `usageMetadata.promptTokenCount` / `candidatesTokenCount` + `thoughtsTokenCount` /
+ *   `cachedContentTokenCount`; for a streamed array of responses, the last one that has it.
+ *
+ * @example
+ * extractUsage('anthropic', { usage: { input_tokens: 12, output_tokens: 3 } })
+ * // { inputTokens: 12, outputTokens: 3, inputIncludesCache: false }
+ */
+export function extractUsage(dialect: UsageDialect, body: unknown): Usage | undefined {
+  if (dialect === 'openai') return openaiUsage(body)
+  if (dialect === 'anthropic') return isRecord(body) ? anthropicUsage(body.usage) : undefined
+  if (Array.isArray(body)) return lastDefined(body.map(googleUsage))
+  return googleUsage(body)
+}
+
+/**
+ * Token usage from a complete server-sent-events body, or undefined when it reports none.
+ * - `openai`: the last chunk carrying usage (sent when `stream_options.include_usage` is set), or the
+ *   Responses API's `response.completed` event.
+ * - `anthropic`: `message_start`'s usage, updated by the last `message_delta`'s.
+ * - `google`: the last chunk's `usageMetadata` (Gemini repeats running totals).
+ *
+ * @example
+ * extractStreamUsage('openai', 'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}\n\ndata: [DONE]\n\n')
+ * // { inputTokens: 5, outputTokens: 2, inputIncludesCache: true }
+ */
+export function extractStreamUsage(dialect: UsageDialect, sseText: string): Usage | undefined {
+  const events = readEvents(sseText)
+  if (dialect === 'anthropic') return anthropicStreamUsage(events)
+  return lastDefined(events.map((event) => extractUsage(dialect, event)))
+}
+
+function readEvents(sseText: string): unknown[] {
+  const parser = new SSEParser()
+  try {
+    return [...parser.push(sseText), ...parser.end()].map((event) => parseData(event.data))
+  } catch {
+    // Only an oversized event throws; a body that broken has no usage worth reporting.
+    return []
+  }
+}
+
+function parseData(data: string): unknown {
+  if (data === '[DONE]') return undefined
+  try {
+    return JSON.parse(data)
+  } catch {
+    return undefined
+  }
+}
+
+function openaiUsage(body: unknown): Usage | undefined {
+  if (!isRecord(body)) return undefined
+  const usage = [body.usage, isRecord(body.response) ? body.response.usage : undefined]
+    .concat(isRecord(body.x_groq) ? [body.x_groq.usage] : [])
+    .find(isRecord)
+  if (usage === undefined) return undefined
+  const input = tokens(usage.prompt_tokens) ?? tokens(usage.input_tokens)
+  const output = tokens(usage.completion_tokens) ?? tokens(usage.output_tokens)
+  if (input === undefined && output === undefined) return undefined
+  const cached =
+    tokens(field(usage.prompt_tokens_details, 'cached_tokens')) ??
+    tokens(field(usage.input_tokens_details, 'cached_tokens')) ??
+    tokens(usage.prompt_cache_hit_tokens)
+  return withCache({ inputTokens: input ?? 0, outputTokens: output ?? 0, inputIncludesCache: true }, cached)
+}
+
+function anthropicUsage(usage: unknown, base?: Usage): Usage | undefined {
+  if (!isRecord(usage)) return base
+  const input = tokens(usage.input_tokens) ?? base?.inputTokens
+  const output = tokens(usage.output_tokens) ?? base?.outputTokens
+  if (input === undefined && output === undefined) return base
+  const result = withCache(
+    { inputTokens: input ?? 0, outputTokens: output ?? 0, inputIncludesCache: false },
+    tokens(usage.cache_read_input_tokens) ?? base?.cacheReadTokens,
+  )
+  const cacheWrite = tokens(usage.cache_creation_input_tokens) ?? base?.cacheWriteTokens
+  return cacheWrite === undefined ? result : { ...result, cacheWriteTokens: cacheWrite }
+}
+
+// message_start carries the prompt counts; each message_delta carries running totals, so the last wins.
+function anthropicStreamUsage(events: unknown[]): Usage | undefined {
+  let usage: Usage | undefined
+  for (const event of events) {
+    if (!isRecord(event)) continue
+    if (event.type === 'message_start' && isRecord(event.message)) usage = anthropicUsage(event.message.usage)
+    else if (event.type === 'message_delta') usage = anthropicUsage(event.usage, usage)
+  }
+  return usage
+}
+
+function googleUsage(body: unknown): Usage | undefined {
+  if (!isRecord(body) || !isRecord(body.usageMetadata)) return undefined
+  const metadata = body.usageMetadata
+  const input = tokens(metadata.promptTokenCount)
+  const candidates = tokens(metadata.candidatesTokenCount)
+  const thoughts = tokens(metadata.thoughtsTokenCount)
+  if (input === undefined && candidates === undefined && thoughts === undefined) return undefined
+  return withCache(
+    { inputTokens: input ?? 0, outputTokens: (candidates ?? 0) + (thoughts ?? 0), inputIncludesCache: true },
+    tokens(metadata.cachedContentTokenCount),
+  )
+}
+
+function withCache(usage: Usage, cacheRead: number | undefined): Usage {
+  return cacheRead === undefined ? usage : { ...usage, cacheReadTokens: cacheRead }
+}
+
+function field(value: unknown, name: string): unknown {
+  return isRecord(value) ? value[name] : undefined
+}
+
+function tokens(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined
+}
+
+function lastDefined<T>(values: (T | undefined)[]): T | undefined {
+  for (let i = values.length - 1; i >= 0; i--) {
+    if (values[i] !== undefined) return values[i]
+  }
+  return undefined
+}

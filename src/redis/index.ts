@@ -1,0 +1,8 @@
+/**
+ * Redis-backed stores, for gateways that run as several instances. Pass your own ioredis client, created
+ * with `enableOfflineQueue: false` and connected before the first request: a store call on a client that
+ * is not ready fails at once, and the gateway applies the store's failure policy instead of waiting.
+ */
+export { createRedisCacheStore, type RedisCacheStoreOptions } from './cache-store.js'
+export { createRedisLimitStore, type RedisLimitStoreOptions } from './limit-store.js'
+export type { RedisClientLike } from './redis-types.js'

@@ -1,0 +1,27 @@
+/**
+ * The part of an ioredis client the Redis stores use. Written structurally rather than importing ioredis's
+ * `Redis` class, so a host's client is accepted whichever ioredis copy or major version (5 or 6) created it:
+ * a class type with private members only matches instances of that exact copy.
+ *
+ * @example
+ * import { Redis } from 'ioredis'
+ * const client: RedisClientLike = new Redis(process.env.REDIS_URL!)
+ */
+export interface RedisClientLike {
+  /** `'ready'` once connected; the stores refuse to queue commands in any other state. */
+  readonly status: string
+  getBuffer(key: string): Promise<Buffer | null>
+  set(key: string, value: Buffer, expiryMode: 'PX', milliseconds: number): Promise<unknown>
+  del(key: string): Promise<number>
+  defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void
+}
+
+/**
+ * Fails a call when the client is reconnecting or closed. ioredis would otherwise queue the command until
+ * the connection returns, and the request would hang on it.
+ */
+export function assertReady(client: { readonly status: string }): void {
+  if (client.status !== 'ready') {
+    throw new Error(`Redis client is not ready (status '${client.status}'); not queueing the command`)
+  }
+}

@@ -1,0 +1,71 @@
+import { Readable } from 'node:stream'
+import type { GatewayResponse } from './types.js'
+
+/** What a tap saw of a response body once it was over. */
+export interface TappedBody {
+  /** Every byte the client was sent, or `undefined` when the body outgrew the tap's cap. */
+  readonly bytes: Buffer | undefined
+  /**
+   * True when the body was delivered to its end, and for streams with a known last event (or translated
+   * OpenAI streams), when that event came: a cut, stalled or abandoned stream is never complete.
+   */
+  readonly complete: boolean
+}
+
+const OPENAI_STREAM_END = Buffer.from('data: [DONE]\n\n')
+
+/**
+ * Watches a response body on its way to the client without changing or delaying it, and calls `done` once
+ * with what went by: at once for whole bodies, at the stream's end (or failure) for streams. Several taps
+ * may watch one response; none of them holds the stream back, and bytes past `maxBytes` are not kept.
+ *
+ * @example
+ * tapBody(ctx.response, 25 * 1024 * 1024, ({ bytes, complete }) => { if (complete) store(bytes) })
+ */
+export function tapBody(response: GatewayResponse, maxBytes: number, done: (body: TappedBody) => void): void {
+  const { body } = response
+  if (!(body instanceof Readable)) {
+    const bytes =
+      body === null ? Buffer.alloc(0) : typeof body === 'string' ? Buffer.from(body) : Buffer.from(body)
+    done({ bytes: bytes.length > maxBytes ? undefined : bytes, complete: true })
+    return
+  }
+  // A stream nobody reads yet must not start flowing because a listener was added: pause it first (the
+  // bridge's pipe resumes it), so the client misses nothing.
+  if (body.readableFlowing === null) body.pause()
+  const chunks: Buffer[] = []
+  let size = 0
+  let overflowed = false
+  const onData = (chunk: Buffer | string) => {
+    if (overflowed) return
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    size += bytes.length
+    if (size > maxBytes) {
+      overflowed = true
+      chunks.length = 0
+      return
+    }
+    chunks.push(bytes)
+  }
+  let ended = false
+  body.on('data', onData)
+  body.once('end', () => {
+    ended = true
+  })
+  body.once('close', () => {
+    body.off('data', onData)
+    const bytes = overflowed ? undefined : Buffer.concat(chunks, size)
+    done({ bytes, complete: ended && streamFinished(response, bytes) })
+  })
+}
+
+function streamFinished(response: GatewayResponse, bytes: Buffer | undefined): boolean {
+  if (response.expectedEnd !== undefined) return response.endSeen === true
+  if (!isEventStream(response)) return true
+  // Translated streams end in `[DONE]` only when the provider's stream really finished.
+  return bytes?.subarray(-OPENAI_STREAM_END.length).equals(OPENAI_STREAM_END) === true
+}
+
+function isEventStream(response: GatewayResponse): boolean {
+  return response.headers['content-type']?.startsWith('text/event-stream') === true
+}

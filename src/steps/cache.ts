@@ -1,0 +1,221 @@
+import { cacheKey } from '../cache/key.js'
+import { GatewayError } from '../errors.js'
+import { reportStoreError } from '../events.js'
+import type { ResolvedOptions } from '../options.js'
+import { tapBody } from '../response-tap.js'
+import { callStore } from '../stores/call.js'
+import { createMemoryCacheStore } from '../stores/memory-cache.js'
+import type { CacheEntry, CacheStore } from '../stores/types.js'
+import type { GatewayContext, GatewayResponse, Step } from '../types.js'
+
+/** TTL for requests that opt in with `cf-aig-cache-key` alone, as the reference does. */
+const CUSTOM_KEY_TTL = 300
+/** How often a request waits on another's call before going to the provider itself. */
+const MAX_WAIT_ROUNDS = 3
+const CACHEABLE_METHODS = new Set(['GET', 'POST'])
+// Response headers that describe one delivery rather than the answer: recomputed or re-sent per request.
+const UNREPLAYED_HEADERS = new Set(['content-length', 'date', 'age', 'connection', 'keep-alive'])
+
+export type CacheStatus = 'HIT' | 'MISS'
+
+declare module '../types.js' {
+  interface GatewayState {
+    /** Set when the request was cacheable: whether the cache answered it. */
+    cacheStatus?: CacheStatus
+  }
+}
+
+/** Per gateway: the store and the provider calls in flight that identical requests can wait on. */
+export interface CacheRuntime {
+  readonly settings: ResolvedOptions['cache']
+  readonly store: () => CacheStore
+  readonly flights: Map<string, Promise<CacheEntry | undefined>>
+}
+
+export function createCacheRuntime(settings: ResolvedOptions['cache']): CacheRuntime {
+  let store = settings?.store
+  return {
+    settings,
+    // The default store is made on first use: a gateway whose requests never opt in never allocates it.
+    store: () => {
+      store ??= createMemoryCacheStore({ maxBytes: settings?.maxBytes ?? 256 * 1024 * 1024 })
+      return store
+    },
+    flights: new Map(),
+  }
+}
+
+interface CachePlan {
+  readonly key: string
+  readonly ttl: number
+  readonly skip: boolean
+}
+
+/**
+ * The response cache. A hit answers at once (`cf-aig-cache-status: HIT`) without touching limits or the
+ * provider. On a miss, identical requests arriving meanwhile wait for this one's answer instead of calling
+ * the provider too; if it fails, one of them goes to the provider next. Complete 2xx answers are stored
+ * once their last byte went out: streams only when they ended with their final event.
+ */
+export function cache(): Step {
+  return async function cache(ctx, next) {
+    const ttl = cacheTtl(ctx)
+    if (ttl === undefined) return next()
+    const plan = await planCaching(ctx, ttl)
+    const runtime = ctx.gateway.cache
+    const coalesce = runtime.settings?.coalesce ?? true
+    if (!plan.skip) {
+      for (let round = 0; round < MAX_WAIT_ROUNDS; round++) {
+        const stored = await lookup(ctx, plan.key)
+        if (stored !== undefined) return serveHit(ctx, stored)
+        const flight = coalesce ? runtime.flights.get(plan.key) : undefined
+        if (flight === undefined) break
+        const shared = await waitForFlight(flight, ctx.request.signal)
+        if (shared !== undefined) return serveHit(ctx, shared)
+      }
+    }
+    // No await between the last look at `flights` and this line: the next identical request must see it.
+    const settle = coalesce && !plan.skip ? openFlight(runtime, plan.key) : undefined
+    ctx.state.cacheStatus = 'MISS'
+    ctx.responseHeaders['cf-aig-cache-status'] = 'MISS'
+    try {
+      await next()
+    } catch (error) {
+      settle?.(undefined)
+      throw error
+    }
+    const writeBack = !plan.skip || (runtime.settings?.writeOnSkip ?? true)
+    const response = ctx.response
+    if (response === undefined || response.status < 200 || response.status > 299 || !writeBack) {
+      settle?.(undefined)
+      return
+    }
+    recordForCache(ctx, response, plan, settle)
+  }
+}
+
+/** The TTL this request is cached for, or `undefined` when it is not cacheable. */
+function cacheTtl(ctx: GatewayContext): number | undefined {
+  const target = ctx.state.targets?.[0]
+  if (target === undefined || !CACHEABLE_METHODS.has(target.method)) return undefined
+  const { cacheTtl: ttl, cacheKey: customKey } = target.settings
+  if (ttl === 0) return undefined
+  return ttl ?? ctx.gateway.cache.settings?.ttl ?? (customKey === undefined ? undefined : CUSTOM_KEY_TTL)
+}
+
+async function planCaching(ctx: GatewayContext, ttl: number): Promise<CachePlan> {
+  const targets = ctx.state.targets!
+  const { cacheKey: customKey, skipCache } = targets[0]!.settings
+  const principal = ctx.state.principal
+  const key = cacheKey({
+    gateway: ctx.gateway.options.name,
+    scope: principal?.tenant ?? principal?.id ?? '',
+    targets,
+    // Read already by `route`; bodyless requests resolve `undefined`.
+    body: await ctx.readBody(),
+    customKey,
+    fingerprintSecret: ctx.gateway.cache.settings?.keySecret,
+  })
+  return { key, ttl, skip: skipCache === true }
+}
+
+async function lookup(ctx: GatewayContext, key: string): Promise<CacheEntry | undefined> {
+  const { cache } = ctx.gateway
+  try {
+    return await callStore(() => cache.store().get(key), storeTimeout(ctx))
+  } catch (error) {
+    // A cache that is down is a cache that misses: the request goes on to the provider.
+    reportStoreError(ctx, 'cache', 'get', error)
+    return undefined
+  }
+}
+
+function serveHit(ctx: GatewayContext, entry: CacheEntry): void {
+  const { 'cf-aig-step': step, ...headers } = entry.headers
+  headers['content-length'] = String(entry.body.byteLength)
+  if (step !== undefined) ctx.responseHeaders['cf-aig-step'] = step
+  ctx.state.cacheStatus = 'HIT'
+  ctx.responseHeaders['cf-aig-cache-status'] = 'HIT'
+  ctx.response = { status: entry.status, headers, body: entry.body }
+}
+
+/** Resolves with the other request's entry, or `undefined` when it ended without one. */
+function waitForFlight(
+  flight: Promise<CacheEntry | undefined>,
+  signal: AbortSignal,
+): Promise<CacheEntry | undefined> {
+  if (signal.aborted) return Promise.reject(new GatewayError('CLIENT_CLOSED'))
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new GatewayError('CLIENT_CLOSED'))
+    signal.addEventListener('abort', onAbort, { once: true })
+    flight.then((entry) => {
+      signal.removeEventListener('abort', onAbort)
+      resolve(entry)
+    })
+  })
+}
+
+/**
+ * Registers this request as the one calling the provider for `key`, and returns how to end that: with the
+ * entry (waiters are served from it) or `undefined` (waiters go on themselves). The flight stays listed
+ * until the entry is in the store, so nobody arriving in between calls the provider again.
+ */
+function openFlight(
+  runtime: CacheRuntime,
+  key: string,
+): (entry: CacheEntry | undefined, written?: Promise<unknown>) => void {
+  let resolve!: (entry: CacheEntry | undefined) => void
+  const flight = new Promise<CacheEntry | undefined>((done) => {
+    resolve = done
+  })
+  runtime.flights.set(key, flight)
+  let settled = false
+  return (entry, written) => {
+    if (settled) return
+    settled = true
+    resolve(entry)
+    const forget = () => {
+      if (runtime.flights.get(key) === flight) runtime.flights.delete(key)
+    }
+    if (written === undefined) forget()
+    else written.then(forget, forget)
+  }
+}
+
+function recordForCache(
+  ctx: GatewayContext,
+  response: GatewayResponse,
+  plan: CachePlan,
+  settle: ((entry: CacheEntry | undefined, written?: Promise<unknown>) => void) | undefined,
+): void {
+  const maxBytes = ctx.gateway.cache.settings?.maxEntryBytes ?? 25 * 1024 * 1024
+  const headers = replayedHeaders(response.headers, ctx.responseHeaders['cf-aig-step'])
+  tapBody(response, maxBytes, ({ bytes, complete }) => {
+    if (!complete || bytes === undefined) return settle?.(undefined)
+    const entry: CacheEntry = { status: response.status, headers, body: bytes, storedAt: ctx.gateway.now() }
+    settle?.(entry, write(ctx, plan, entry))
+    if (settle === undefined) void write(ctx, plan, entry)
+  })
+}
+
+async function write(ctx: GatewayContext, plan: CachePlan, entry: CacheEntry): Promise<void> {
+  const { cache } = ctx.gateway
+  try {
+    await callStore(() => cache.store().set(plan.key, entry, plan.ttl), storeTimeout(ctx))
+  } catch (error) {
+    reportStoreError(ctx, 'cache', 'set', error)
+  }
+}
+
+function replayedHeaders(headers: Record<string, string>, step: string | undefined): Record<string, string> {
+  const kept: Record<string, string> = {}
+  for (const name in headers) {
+    if (!UNREPLAYED_HEADERS.has(name) && !name.startsWith('cf-aig-')) kept[name] = headers[name]!
+  }
+  if (step !== undefined) kept['cf-aig-step'] = step
+  return kept
+}
+
+function storeTimeout(ctx: GatewayContext): number {
+  return ctx.gateway.cache.settings?.storeTimeoutMs ?? 250
+}

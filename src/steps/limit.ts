@@ -1,0 +1,224 @@
+import { GatewayError } from '../errors.js'
+import { reportStoreError } from '../events.js'
+import { isRecord, parseJson } from '../json.js'
+import type { LimitRule, ResolvedOptions } from '../options.js'
+import { tapBody } from '../response-tap.js'
+import { callStore } from '../stores/call.js'
+import { createMemoryLimitStore } from '../stores/memory-limits.js'
+import type { LimitDecision, LimitStore, LimitWindow } from '../stores/types.js'
+import type { GatewayContext, Step } from '../types.js'
+import { responseTokens } from '../usage.js'
+
+/** After a store failure, its rule uses the fallback this long before asking the store again. */
+const STORE_RETRY_MS = 1000
+/** Largest response read back for its token usage. */
+const MAX_USAGE_BODY_BYTES = 32 * 1024 * 1024
+const OUTPUT_CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'] as const
+
+/** One rule, ready to count: its window, its store, and its fallback while the store is down. */
+export interface CompiledRule {
+  readonly name: string
+  readonly rule: LimitRule
+  readonly window: LimitWindow
+  readonly store: LimitStore
+  readonly insurance: LimitStore
+  readonly insuranceWindow: LimitWindow
+  /** `performance.now()` before which the store is not asked again after it failed. */
+  storeDownUntil: number
+}
+
+export function compileRules(option: ResolvedOptions['rateLimit']): CompiledRule[] {
+  if (option === undefined) return []
+  const rules = Array.isArray(option) ? option : [option]
+  const memory = createMemoryLimitStore()
+  const insurance = createMemoryLimitStore()
+  return rules.map((rule, index) => {
+    const window: LimitWindow = { limit: rule.limit, windowMs: rule.window * 1000, technique: rule.technique }
+    return {
+      name: rule.name ?? (rules.length === 1 ? 'default' : `rule${index}`),
+      rule,
+      window,
+      store: rule.store ?? memory,
+      insurance,
+      insuranceWindow: { ...window, limit: rule.insuranceLimit ?? rule.limit },
+      storeDownUntil: 0,
+    }
+  })
+}
+
+interface Admission {
+  readonly compiled: CompiledRule
+  readonly key: string
+  readonly amount: number
+  readonly decision: LimitDecision
+  /** The store that admitted it (the rule's, or the insurance one), so a correction goes to the same place. */
+  readonly store: LimitStore
+  readonly window: LimitWindow
+}
+
+/**
+ * Rate limits. Every rule that applies must admit the request; the first that refuses answers 429 (code
+ * 2003) with `Retry-After`, and what the others had admitted is given back. Token rules reserve an estimate
+ * here and settle it with the usage the answer reports once its last byte went out. Each admitted response
+ * carries the IETF `RateLimit-Policy` and `RateLimit` headers for the rules that applied.
+ */
+export function limit(): Step {
+  return async function limit(ctx, next) {
+    const rules = ctx.gateway.limits
+    const admitted: Admission[] = []
+    for (const compiled of rules) {
+      const key = ruleKey(ctx, compiled)
+      if (key === undefined) continue
+      const amount = compiled.rule.unit === 'tokens' ? await estimateTokens(ctx, compiled) : 1
+      const admission = await admit(ctx, compiled, key, amount)
+      if (!admission.decision.allowed) {
+        giveBack(ctx, admitted)
+        throw refusal(admission)
+      }
+      admitted.push(admission)
+    }
+    if (admitted.length === 0) return next()
+    Object.assign(ctx.responseHeaders, rateLimitHeaders(admitted))
+    const reserved = admitted.filter((a) => a.compiled.rule.unit === 'tokens')
+    if (reserved.length === 0) return next()
+    try {
+      await next()
+    } catch (error) {
+      giveBack(ctx, reserved)
+      throw error
+    }
+    settleTokens(ctx, reserved)
+  }
+}
+
+/** The counter this request counts against for a rule, or `undefined` when the rule does not apply to it. */
+function ruleKey(ctx: GatewayContext, compiled: CompiledRule): string | undefined {
+  const { key } = compiled.rule
+  let value: string | undefined
+  if (typeof key === 'function') value = key(ctx)
+  else if (key === 'gateway') value = ''
+  // Callers `identify` cannot name share one counter: leaving them out would let them skip the limit.
+  else if (key === 'principal') value = ctx.state.principal?.id ?? '(anonymous)'
+  else if (key === 'tenant') value = ctx.state.principal?.tenant ?? '(anonymous)'
+  else if (key === 'provider') value = ctx.state.targets?.[0]?.provider.spec.id
+  else if (key === 'model') value = targetModel(ctx)
+  else {
+    const entry = ctx.state.metadata?.[key.slice('metadata.'.length)]
+    value = entry === undefined ? undefined : String(entry)
+  }
+  if (value === undefined) return undefined
+  return `${ctx.gateway.options.name}:${compiled.name}:${encodeURIComponent(value)}`
+}
+
+function targetModel(ctx: GatewayContext): string | undefined {
+  const target = ctx.state.targets?.[0]
+  if (target === undefined) return undefined
+  if (target.translation !== undefined) return `${target.provider.spec.id}/${target.translation.model}`
+  const json = target.body === undefined ? undefined : parseJson(target.body.toString('utf8'))
+  return isRecord(json) && typeof json.model === 'string'
+    ? `${target.provider.spec.id}/${json.model}`
+    : undefined
+}
+
+async function admit(
+  ctx: GatewayContext,
+  compiled: CompiledRule,
+  key: string,
+  amount: number,
+): Promise<Admission> {
+  const now = ctx.gateway.now()
+  const fallback = (): Admission => {
+    if (compiled.rule.onStoreError === 'closed') {
+      throw new GatewayError('LIMIT_STORE_UNAVAILABLE', `rule '${compiled.name}'`)
+    }
+    const decision = compiled.insurance.consume(key, amount, compiled.insuranceWindow, now) as LimitDecision
+    return { compiled, key, amount, decision, store: compiled.insurance, window: compiled.insuranceWindow }
+  }
+  if (performance.now() < compiled.storeDownUntil) return fallback()
+  try {
+    const decision = await callStore(
+      () => compiled.store.consume(key, amount, compiled.window, now),
+      compiled.rule.storeTimeoutMs,
+    )
+    return { compiled, key, amount, decision, store: compiled.store, window: compiled.window }
+  } catch (error) {
+    compiled.storeDownUntil = performance.now() + STORE_RETRY_MS
+    reportStoreError(ctx, 'limit', 'consume', error)
+    return fallback()
+  }
+}
+
+function refusal({ compiled, decision }: Admission): GatewayError {
+  const retryAfter = Math.max(1, Math.ceil(decision.resetMs / 1000))
+  return new GatewayError('RATE_LIMITED', `rule '${compiled.name}' allows ${describe(compiled)}`, {
+    headers: { 'retry-after': String(retryAfter), ...rateLimitHeaders([{ compiled, decision }]) },
+  })
+}
+
+function describe({ rule }: CompiledRule): string {
+  return `${rule.limit} ${rule.unit} per ${rule.window} s (${rule.technique})`
+}
+
+/** IETF `RateLimit-Policy` / `RateLimit` (draft-ietf-httpapi-ratelimit-headers): quota, window, remaining, reset. */
+function rateLimitHeaders(
+  admissions: ReadonlyArray<Pick<Admission, 'compiled' | 'decision'>>,
+): Record<string, string> {
+  const policies: string[] = []
+  const states: string[] = []
+  for (const { compiled, decision } of admissions) {
+    const unit = compiled.rule.unit === 'tokens' ? ';qu="tokens"' : ''
+    policies.push(`"${compiled.name}";q=${compiled.rule.limit};w=${compiled.rule.window}${unit}`)
+    states.push(`"${compiled.name}";r=${decision.remaining};t=${Math.ceil(decision.resetMs / 1000)}`)
+  }
+  return { 'ratelimit-policy': policies.join(', '), ratelimit: states.join(', ') }
+}
+
+/** Tokens reserved before the call: the host's estimate, else request bytes / 4 plus the output cap asked for. */
+async function estimateTokens(ctx: GatewayContext, compiled: CompiledRule): Promise<number> {
+  const body = await ctx.readBody()
+  const json = body === undefined ? undefined : parseJson(body.toString('utf8'))
+  const custom = compiled.rule.estimate?.(ctx, json)
+  if (custom !== undefined) return Math.max(1, Math.ceil(custom))
+  let outputCap = 0
+  if (isRecord(json)) {
+    for (const field of OUTPUT_CAP_FIELDS) if (typeof json[field] === 'number') outputCap = json[field]
+    const generation = json.generationConfig
+    if (isRecord(generation) && typeof generation.maxOutputTokens === 'number')
+      outputCap = generation.maxOutputTokens
+  }
+  return Math.max(1, Math.ceil((body?.length ?? 0) / 4) + outputCap)
+}
+
+/** Corrects each token reservation to the usage the response reported, once it was delivered. */
+function settleTokens(ctx: GatewayContext, reserved: readonly Admission[]): void {
+  const response = ctx.response
+  if (response === undefined || response.status >= 400) {
+    // The provider refused or failed: no tokens were spent.
+    giveBack(ctx, reserved)
+    return
+  }
+  tapBody(response, MAX_USAGE_BODY_BYTES, ({ bytes }) => {
+    const used = bytes === undefined ? undefined : responseTokens(ctx, response, bytes)
+    // Without a usage report (a cut stream, an answer too large to read) the estimate stands.
+    if (used === undefined) return
+    for (const admission of reserved) correct(ctx, admission, used - admission.amount)
+  })
+}
+
+function giveBack(ctx: GatewayContext, admissions: readonly Admission[]): void {
+  for (const admission of admissions) correct(ctx, admission, -admission.amount)
+}
+
+function correct(ctx: GatewayContext, admission: Admission, delta: number): void {
+  const { reservation } = admission.decision
+  if (delta === 0 || reservation === undefined) return
+  const { store, key, window, compiled } = admission
+  Promise.resolve()
+    .then(() =>
+      callStore(
+        () => store.adjust(key, reservation, delta, window, ctx.gateway.now()),
+        compiled.rule.storeTimeoutMs,
+      ),
+    )
+    .catch((error) => reportStoreError(ctx, 'limit', 'adjust', error))
+}

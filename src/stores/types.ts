@@ -1,0 +1,72 @@
+/**
+ * The storage interfaces. Each may answer synchronously or with a promise, so an in-memory store costs no
+ * microtask and a networked one fits the same shape. The gateway bounds every call with its own timeout and
+ * decides what a failure means; a store only has to answer or throw.
+ */
+
+export type MaybePromise<T> = T | Promise<T>
+
+/** A complete successful response as the cache keeps it. */
+export interface CacheEntry {
+  status: number
+  /** The response headers worth replaying (no hop-by-hop, no length, no per-request `cf-aig-*` ids). */
+  headers: Record<string, string>
+  /** The whole body as the client received it; for streams, every SSE byte up to the terminal event. */
+  body: Uint8Array
+  /** Milliseconds since the epoch when it was stored. */
+  storedAt: number
+}
+
+/**
+ * Where cached responses live. Keys are opaque hex strings the gateway derives (already scoped to the
+ * gateway, the principal and the credential); a store may prefix them but must not interpret them.
+ */
+export interface CacheStore {
+  get(key: string): MaybePromise<CacheEntry | undefined>
+  /** Stores the entry for `ttlSeconds`; replaces an existing one. */
+  set(key: string, entry: CacheEntry, ttlSeconds: number): MaybePromise<void>
+  delete(key: string): MaybePromise<void>
+}
+
+/** One limit's window: how much may be taken per window, and how the window moves. */
+export interface LimitWindow {
+  /** Requests or tokens allowed per window. */
+  readonly limit: number
+  readonly windowMs: number
+  /**
+   * `fixed`: windows aligned to the clock (`floor(now / windowMs)`), as the reference counts them.
+   * `sliding`: at most `limit` in the trailing `windowMs` at any instant (an exact log, not an estimate).
+   */
+  readonly technique: 'fixed' | 'sliding'
+}
+
+export interface LimitDecision {
+  readonly allowed: boolean
+  /** What is left in the window after this call (0 when refused). */
+  readonly remaining: number
+  /** Milliseconds until the window has room again: for `fixed`, the window's end; for `sliding`, until enough of the log has aged out to admit this amount. */
+  readonly resetMs: number
+  /** Present when allowed: what `adjust` needs to correct this admission later. Opaque to the gateway. */
+  readonly reservation?: string | undefined
+}
+
+/**
+ * Counters for rate limits. `consume` must be atomic across every instance sharing the store: an amount is
+ * admitted only if it fits, and a refused amount takes nothing.
+ */
+export interface LimitStore {
+  /** Takes `amount` (at least 1) from `key`'s window at time `now` (ms since the epoch) if it fits. */
+  consume(key: string, amount: number, window: LimitWindow, now: number): MaybePromise<LimitDecision>
+  /**
+   * Corrects an admitted amount by `delta` (positive or negative) once the real figure is known, e.g. the
+   * tokens a response actually used against the estimate reserved. Never fails a request; a window that has
+   * since ended may ignore it.
+   */
+  adjust(
+    key: string,
+    reservation: string,
+    delta: number,
+    window: LimitWindow,
+    now: number,
+  ): MaybePromise<void>
+}

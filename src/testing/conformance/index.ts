@@ -1,0 +1,11 @@
+/**
+ * Conformance suites for the storage interfaces: run them in your own vitest tests against your own store
+ * to check it behaves as the gateway expects. This entry imports `vitest`; the mock provider's entry
+ * (`ai-gateway-middleware/testing`) does not.
+ */
+export {
+  type CacheConformanceHooks,
+  type ConformanceHooks,
+  cacheStoreConformance,
+  limitStoreConformance,
+} from '../conformance.js'

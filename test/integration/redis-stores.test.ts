@@ -1,0 +1,167 @@
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis, type RedisOptions } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createRedisCacheStore } from '../../src/redis/cache-store.js'
+import { createRedisLimitStore } from '../../src/redis/limit-store.js'
+import type { CacheEntry, LimitDecision, LimitWindow } from '../../src/stores/types.js'
+import { cacheStoreConformance, limitStoreConformance } from '../../src/testing/conformance.js'
+import { REDIS_URL, uniqueName } from '../helpers/services.js'
+
+const opened: Redis[] = []
+
+/** A connected client, quit after the file. The stores refuse to queue, so they need one that is ready. */
+async function connect(options: RedisOptions = {}): Promise<Redis> {
+  const client = new Redis(REDIS_URL!, { lazyConnect: true, ...options })
+  opened.push(client)
+  await client.connect()
+  return client
+}
+
+async function untilReady(client: Redis): Promise<void> {
+  if (client.status !== 'ready') await once(client, 'ready')
+}
+
+const entry: CacheEntry = {
+  status: 200,
+  headers: { 'content-type': 'application/json' },
+  body: new TextEncoder().encode('{"ok":true}'),
+  storedAt: 1_700_000_000_000,
+}
+
+describe.skipIf(!REDIS_URL)('redis stores', () => {
+  let client: Redis
+  let admin: Redis
+
+  beforeAll(async () => {
+    client = await connect()
+    admin = await connect()
+  })
+
+  afterAll(async () => {
+    await Promise.allSettled(opened.map((each) => (each.status === 'end' ? undefined : each.quit())))
+  })
+
+  cacheStoreConformance('redis cache store', () =>
+    createRedisCacheStore(client, { prefix: `${uniqueName('aigw_cache')}:` }),
+  )
+  limitStoreConformance('redis limit store', () =>
+    createRedisLimitStore(client, { prefix: `${uniqueName('aigw_limit')}:` }),
+  )
+
+  for (const technique of ['fixed', 'sliding'] as const) {
+    it(`admits exactly the limit across three connections (${technique}, 60 against 25)`, async () => {
+      const prefix = `${uniqueName('aigw_limit_shared')}:`
+      const stores = await Promise.all([connect(), connect(), connect()]).then((clients) =>
+        clients.map((each) => createRedisLimitStore(each, { prefix })),
+      )
+      const window: LimitWindow = { limit: 25, windowMs: 60_000, technique }
+      const now = Date.now()
+      const decisions = await Promise.all(
+        Array.from({ length: 60 }, (_, index) => stores[index % 3]!.consume('shared', 1, window, now)),
+      )
+      expect(decisions.filter((decision) => decision.allowed)).toHaveLength(25)
+    })
+  }
+
+  it('reads through one client an entry written through another', async () => {
+    const prefix = `${uniqueName('aigw_cache_shared')}:`
+    const other = await connect()
+    await createRedisCacheStore(client, { prefix }).set('k', entry, 60)
+    const found = await createRedisCacheStore(other, { prefix }).get('k')
+    expect(found).toEqual({ ...entry, body: expect.any(Uint8Array) })
+    expect(new TextDecoder().decode(found!.body)).toBe('{"ok":true}')
+  })
+
+  it('reads a malformed stored value as a miss', async () => {
+    const prefix = `${uniqueName('aigw_cache_bad')}:`
+    const store = createRedisCacheStore(client, { prefix })
+    const head = (json: string) => {
+      const bytes = Buffer.from(json)
+      const length = Buffer.alloc(4)
+      length.writeUInt32BE(bytes.byteLength)
+      return Buffer.concat([length, bytes, Buffer.from('body')])
+    }
+    const values = {
+      short: Buffer.from([0, 0]),
+      overlong: Buffer.from([0xff, 0xff, 0xff, 0xff, 0x7b, 0x7d]),
+      notJson: head('{nope'),
+      wrongVersion: head('{"v":99,"status":200,"headers":{},"storedAt":1}'),
+      badHeaders: head('{"v":1,"status":200,"headers":{"a":1},"storedAt":1}'),
+      plainText: Buffer.from('hello world, this is not an entry'),
+    }
+    for (const [key, value] of Object.entries(values)) await client.set(prefix + key, value)
+    for (const key of Object.keys(values)) expect(await store.get(key), key).toBeUndefined()
+  })
+
+  it('writes keys that expire: a counter per fixed window, one log per sliding key', async () => {
+    const prefix = `${uniqueName('aigw_limit_keys')}:`
+    const store = createRedisLimitStore(client, { prefix })
+    const now = Date.UTC(2025, 0, 15, 12, 0, 15)
+    await store.consume('k', 1, { limit: 5, windowMs: 60_000, technique: 'fixed' }, now)
+    await store.consume('k', 1, { limit: 5, windowMs: 60_000, technique: 'sliding' }, now)
+    const bucket = Math.floor(now / 60_000)
+    expect(await client.get(`${prefix}k:${bucket}`)).toBe('1')
+    expect(await client.zcard(`${prefix}k:log`)).toBe(1)
+    for (const key of [`${prefix}k:${bucket}`, `${prefix}k:log`]) {
+      const ttl = await client.pttl(key)
+      expect(ttl).toBeGreaterThan(0)
+      expect(ttl).toBeLessThanOrEqual(70_000)
+    }
+  })
+
+  describe('outages', () => {
+    const window: LimitWindow = { limit: 100, windowMs: 60_000, technique: 'sliding' }
+    const fragile = () =>
+      connect({ enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: () => 300 })
+
+    it('fails at once while a killed connection reconnects, then works again', async () => {
+      const victim = await fragile()
+      const prefix = `${uniqueName('aigw_outage_kill')}:`
+      const limits = createRedisLimitStore(victim, { prefix })
+      const cache = createRedisCacheStore(victim, { prefix })
+      const id = await victim.client('ID')
+      const closed = once(victim, 'close')
+      await admin.client('KILL', 'ID', String(id))
+      await closed
+      await expect(limits.consume('k', 1, window, Date.now())).rejects.toThrow(/not ready/)
+      await expect(cache.get('k')).rejects.toThrow(/not ready/)
+      await expect(cache.set('k', entry, 60)).rejects.toThrow(/not ready/)
+      await untilReady(victim)
+      expect((await limits.consume('k', 1, window, Date.now())).allowed).toBe(true)
+      await cache.set('k', entry, 60)
+      expect(await cache.get('k')).toBeDefined()
+    })
+
+    it('fails at once after disconnect() and works again after connect()', async () => {
+      const victim = await fragile()
+      const prefix = `${uniqueName('aigw_outage_disconnect')}:`
+      const limits = createRedisLimitStore(victim, { prefix })
+      const cache = createRedisCacheStore(victim, { prefix })
+      const ended = once(victim, 'end')
+      victim.disconnect()
+      await ended
+      await expect(limits.consume('k', 1, window, Date.now())).rejects.toThrow(/not ready/)
+      await expect(limits.adjust('k', 'r', 1, window, Date.now())).rejects.toThrow(/not ready/)
+      await expect(cache.delete('k')).rejects.toThrow(/not ready/)
+      await victim.connect()
+      expect((await limits.consume('k', 1, window, Date.now())).allowed).toBe(true)
+    })
+
+    it('leaves a call pending while the server is paused, so the caller must bound it', async () => {
+      const prefix = `${uniqueName('aigw_outage_pause')}:`
+      const limits = createRedisLimitStore(client, { prefix })
+      const cache = createRedisCacheStore(client, { prefix })
+      // Pauses every client of this server, other test files' included: kept short and done once.
+      await admin.call('CLIENT', 'PAUSE', '1500', 'ALL')
+      let settled = 0
+      const consumed = Promise.resolve(limits.consume('k', 1, window, Date.now())).finally(() => settled++)
+      const read = Promise.resolve(cache.get('k')).finally(() => settled++)
+      await sleep(300)
+      expect(settled).toBe(0)
+      const decision: LimitDecision = await consumed
+      expect(decision.allowed).toBe(true)
+      expect(await read).toBeUndefined()
+    })
+  })
+})

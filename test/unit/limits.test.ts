@@ -1,0 +1,169 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { StoreErrorEvent } from '../../src/events.js'
+import {
+  createGateway,
+  createMemoryLimitStore,
+  type GatewayOptions,
+  type GatewayRequest,
+  type LimitStore,
+} from '../../src/index.js'
+import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+
+let mock: MockProvider
+beforeAll(async () => {
+  mock = await createMockProvider()
+})
+afterAll(() => mock.close())
+
+function gatewayFor(options: GatewayOptions = {}) {
+  return createGateway({
+    providers: { openai: { apiKey: 'sk-stored', baseURL: `${mock.url}/v1` } },
+    ...options,
+  })
+}
+
+function chat(
+  text: string,
+  extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): GatewayRequest {
+  return {
+    method: 'POST',
+    path: '/openai/chat/completions',
+    search: '',
+    headers: { 'content-type': 'application/json', ...headers },
+    signal: new AbortController().signal,
+    body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }], ...extra }),
+  }
+}
+
+async function statusOf(gateway: ReturnType<typeof gatewayFor>, request: GatewayRequest): Promise<number> {
+  const response = await gateway.handle(request)
+  return response!.status
+}
+
+/** 12:mm on one day, in ms since the epoch. */
+const at = (minutes: number, seconds = 0) => Date.UTC(2026, 0, 5, 12, minutes, seconds)
+
+describe('rate limits through the gateway', () => {
+  for (const [technique, secondBatch] of [
+    ['fixed', 200],
+    ['sliding', 429],
+  ] as const) {
+    it(`the reference's example: 10 per 10 minutes, 10 requests at 12:09 and 10 at 12:11 (${technique})`, async () => {
+      let now = at(9)
+      const gateway = gatewayFor({ rateLimit: { limit: 10, window: 600, technique }, now: () => now })
+      for (let i = 0; i < 10; i++) expect(await statusOf(gateway, chat(`a${i}`))).toBe(200)
+      now = at(11)
+      for (let i = 0; i < 10; i++) expect(await statusOf(gateway, chat(`b${i}`))).toBe(secondBatch)
+      await gateway.close()
+    })
+  }
+
+  it('a refusal by one rule gives back what the rules before it admitted', async () => {
+    const store = createMemoryLimitStore()
+    const gateway = gatewayFor({
+      rateLimit: [
+        { name: 'wide', limit: 3, window: 60, store },
+        { name: 'narrow', limit: 1, window: 60, key: 'metadata.team', store },
+      ],
+    })
+    const team = (name: string) => ({ 'cf-aig-metadata': JSON.stringify({ team: name }) })
+    expect(await statusOf(gateway, chat('1', {}, team('red')))).toBe(200)
+    expect(await statusOf(gateway, chat('2', {}, team('red')))).toBe(429)
+    expect(await statusOf(gateway, chat('3', {}, team('red')))).toBe(429)
+    // 'wide' counted only the one request that went through, so two more fit.
+    expect(await statusOf(gateway, chat('4', {}, team('blue')))).toBe(200)
+    expect(await statusOf(gateway, chat('5', {}))).toBe(200)
+    expect(await statusOf(gateway, chat('6', {}))).toBe(429)
+    await gateway.close()
+  })
+
+  it('token rules reserve an estimate and settle it with the usage the answer reports', async () => {
+    const store = createMemoryLimitStore()
+    const window = { limit: 1000, windowMs: 60_000, technique: 'sliding' as const }
+    let now = at(0)
+    const gateway = gatewayFor({
+      rateLimit: { name: 'tokens', limit: 1000, window: 60, unit: 'tokens', store },
+      now: () => now,
+    })
+    const response = await gateway.handle(chat('count my tokens', { max_tokens: 500 }))
+    expect(response?.status).toBe(200)
+    const usage = (JSON.parse(String(response?.body)) as { usage: { total_tokens: number } }).usage
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    now += 1
+    const probe = store.consume('probe', 1, window, now) as { remaining: number }
+    expect(probe.remaining).toBe(999)
+    const left = store.consume(`default:tokens:`, 1, window, now) as { remaining: number }
+    expect(left.remaining).toBe(1000 - usage.total_tokens - 1)
+    await gateway.close()
+  })
+
+  it('a token reservation larger than the limit is refused before the provider is called', async () => {
+    mock.reset()
+    const gateway = gatewayFor({ rateLimit: { limit: 100, window: 60, unit: 'tokens' } })
+    const response = await gateway.handle(chat('too big', { max_tokens: 4096 }))
+    expect(response?.status).toBe(429)
+    expect(mock.calls).toHaveLength(0)
+    await gateway.close()
+  })
+
+  it('fails open on a store that throws, by the in-process insurance limit, and reports it', async () => {
+    const broken: LimitStore = {
+      consume: () => Promise.reject(new Error('connection refused')),
+      adjust: () => undefined,
+    }
+    const gateway = gatewayFor({ rateLimit: { limit: 5, window: 60, store: broken, insuranceLimit: 2 } })
+    const errors: StoreErrorEvent[] = []
+    gateway.events.on('store:error', (e) => errors.push(e))
+    expect(await statusOf(gateway, chat('1'))).toBe(200)
+    expect(await statusOf(gateway, chat('2'))).toBe(200)
+    expect(await statusOf(gateway, chat('3'))).toBe(429)
+    expect(errors[0]).toMatchObject({ store: 'limit', operation: 'consume' })
+    await gateway.close()
+  })
+
+  it('fails closed with 503 and code 2116 on a store that never answers, without waiting past its timeout', async () => {
+    const hanging: LimitStore = { consume: () => new Promise(() => {}), adjust: () => undefined }
+    const gateway = gatewayFor({
+      rateLimit: { limit: 5, window: 60, store: hanging, onStoreError: 'closed', storeTimeoutMs: 50 },
+    })
+    const response = await gateway.handle(chat('hello'))
+    expect(response?.status).toBe(503)
+    expect(JSON.parse(String(response?.body))).toMatchObject({ error: [{ code: 2116 }] })
+    await gateway.close()
+  })
+
+  it('asks a store again after it failed, and uses it once it answers', async () => {
+    let down = true
+    const memory = createMemoryLimitStore()
+    const flaky: LimitStore = {
+      consume: (...args) => (down ? Promise.reject(new Error('down')) : memory.consume(...args)),
+      adjust: (...args) => memory.adjust(...args),
+    }
+    let now = at(0)
+    const gateway = gatewayFor({
+      rateLimit: { limit: 1, window: 60, store: flaky, insuranceLimit: 100 },
+      now: () => now,
+    })
+    expect(await statusOf(gateway, chat('1'))).toBe(200)
+    expect(await statusOf(gateway, chat('2'))).toBe(200)
+    down = false
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    now += 1
+    expect(await statusOf(gateway, chat('3'))).toBe(200)
+    expect(await statusOf(gateway, chat('4'))).toBe(429)
+    await gateway.close()
+  })
+
+  it('rejects rule names given twice', () => {
+    expect(() =>
+      gatewayFor({
+        rateLimit: [
+          { name: 'a', limit: 1, window: 1 },
+          { name: 'a', limit: 2, window: 1 },
+        ],
+      }),
+    ).toThrow(/rateLimit.*'a'/)
+  })
+})
