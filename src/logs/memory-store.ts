@@ -1,0 +1,245 @@
+import {
+  BUCKET_MS,
+  comparePositions,
+  compareText,
+  decodeCursor,
+  encodeCursor,
+  isLogId,
+  matchesSelection,
+  metadataText,
+  type OrderPosition,
+  positionOf,
+} from './filters.js'
+import {
+  type AnalyticsGroupBy,
+  type AnalyticsQuery,
+  type AnalyticsRow,
+  type LogListQuery,
+  type LogPage,
+  type LogPatch,
+  type LogRecord,
+  type LogSelection,
+  type LogStore,
+  parseAnalyticsQuery,
+  parseLogPatch,
+  parseLogQuery,
+  parseLogSelection,
+  validateLogRecords,
+} from './types.js'
+
+export interface MemoryLogStoreOptions {
+  /** Records kept; the oldest written go first beyond it. Default 10,000. */
+  maxRecords?: number | undefined
+  /**
+   * UTF-8 bytes of request and response bodies kept; the oldest records go first beyond it. A record whose
+   * bodies alone exceed it is kept without bodies. Default 64 MiB.
+   */
+  maxBytes?: number | undefined
+}
+
+interface Entry {
+  record: LogRecord
+  bodyBytes: number
+}
+
+function copy(record: LogRecord, withBodies: boolean): LogRecord {
+  const copied = { ...record, metadata: { ...record.metadata } }
+  if (!withBodies) {
+    copied.requestBody = null
+    copied.responseBody = null
+  }
+  return copied
+}
+
+function bodyBytes(record: LogRecord): number {
+  return Buffer.byteLength(record.requestBody ?? '') + Buffer.byteLength(record.responseBody ?? '')
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`${name} must be a positive integer`)
+  return value
+}
+
+/**
+ * `durationMs` at percentile `p` (0..1) of ascending `sorted` values, interpolated linearly between the two
+ * nearest ranks, with the same arithmetic as Postgres `percentile_cont` so both stores report equal numbers.
+ */
+function percentileCont(sorted: readonly number[], p: number): number {
+  const position = p * (sorted.length - 1)
+  const lower = Math.floor(position)
+  const low = sorted[lower]!
+  const high = sorted[Math.ceil(position)]!
+  return low + (high - low) * (position - lower)
+}
+
+function groupValue(record: LogRecord, group: AnalyticsGroupBy): string | null {
+  if (group === 'provider' || group === 'model' || group === 'outcome') return record[group]
+  const key = group.slice('metadata.'.length)
+  return Object.hasOwn(record.metadata, key) ? metadataText(record.metadata[key]!) : null
+}
+
+interface Accumulator {
+  row: AnalyticsRow
+  values: (string | null)[]
+  durations: number[]
+}
+
+function accumulate(acc: Accumulator, record: LogRecord): void {
+  const row = acc.row
+  row.requests++
+  if (!record.success) row.errors++
+  if (record.cached) row.cacheHits++
+  row.tokensIn += record.tokensIn ?? 0
+  row.tokensOut += record.tokensOut ?? 0
+  if (record.cost !== null) row.cost = (row.cost ?? 0) + record.cost
+  acc.durations.push(record.durationMs)
+}
+
+function compareGroups(a: Accumulator, b: Accumulator): number {
+  const byBucket = (a.row.bucketStart ?? 0) - (b.row.bucketStart ?? 0)
+  if (byBucket !== 0) return byBucket
+  for (let i = 0; i < a.values.length; i++) {
+    const x = a.values[i]!
+    const y = b.values[i]!
+    if (x === y) continue
+    if (x === null) return 1
+    if (y === null) return -1
+    return compareText(x, y)
+  }
+  return 0
+}
+
+function aggregate(records: Iterable<LogRecord>, query: AnalyticsQuery): AnalyticsRow[] {
+  const { groupBy, bucket, ...selection } = parseAnalyticsQuery(query)
+  const groups = new Map<string, Accumulator>()
+  for (const record of records) {
+    if (!matchesSelection(record, selection)) continue
+    const bucketStart = bucket && Math.floor(record.createdAt / BUCKET_MS[bucket]) * BUCKET_MS[bucket]
+    const values = groupBy.map((group) => groupValue(record, group))
+    const key = JSON.stringify([bucketStart, values])
+    let acc = groups.get(key)
+    if (!acc) {
+      const group = Object.fromEntries(groupBy.map((name, i) => [name, values[i]!]))
+      const row: AnalyticsRow = {
+        group,
+        requests: 0,
+        errors: 0,
+        cacheHits: 0,
+        tokensIn: 0,
+        tokensOut: 0,
+        cost: null,
+        latencyP50: 0,
+        latencyP95: 0,
+      }
+      if (bucketStart !== undefined) row.bucketStart = bucketStart
+      acc = { row, values, durations: [] }
+      groups.set(key, acc)
+    }
+    accumulate(acc, record)
+  }
+  return [...groups.values()].sort(compareGroups).map(({ row, durations }) => {
+    durations.sort((a, b) => a - b)
+    row.latencyP50 = percentileCont(durations, 0.5)
+    row.latencyP95 = percentileCont(durations, 0.95)
+    return row
+  })
+}
+
+/**
+ * A bounded in-process `LogStore`: the default, and the reference the Postgres store is tested against.
+ * Records live in write order; beyond `maxRecords` or `maxBytes` of bodies the oldest written are dropped.
+ * Queries scan every record, which is fine at the default bound; a busy gateway wants a database.
+ *
+ * @example
+ * const logs = createMemoryLogStore({ maxRecords: 5000 })
+ * await logs.write([record])
+ * const { records } = await logs.list({ filters: [{ field: 'provider', op: 'eq', value: 'openai' }] })
+ */
+export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogStore {
+  const maxRecords = positiveInteger('maxRecords', options.maxRecords, 10_000)
+  const maxBytes = positiveInteger('maxBytes', options.maxBytes, 64 * 1024 * 1024)
+  // A Map iterates in insertion order, so its first entry is always the oldest written.
+  const entries = new Map<string, Entry>()
+  let totalBytes = 0
+
+  function remove(id: string): void {
+    const entry = entries.get(id)
+    if (!entry) return
+    totalBytes -= entry.bodyBytes
+    entries.delete(id)
+  }
+
+  function add(record: LogRecord): void {
+    if (entries.has(record.id)) return
+    let bytes = bodyBytes(record)
+    if (bytes > maxBytes) {
+      record.requestBody = null
+      record.responseBody = null
+      bytes = 0
+    }
+    entries.set(record.id, { record, bodyBytes: bytes })
+    totalBytes += bytes
+    while (entries.size > maxRecords || totalBytes > maxBytes) remove(entries.keys().next().value!)
+  }
+
+  function* records(): Generator<LogRecord> {
+    for (const entry of entries.values()) yield entry.record
+  }
+
+  return {
+    async write(batch) {
+      for (const record of validateLogRecords(batch)) add(record)
+    },
+
+    async get(id) {
+      const entry = isLogId(id) ? entries.get(id.toLowerCase()) : undefined
+      return entry && copy(entry.record, true)
+    },
+
+    async list(query: LogListQuery): Promise<LogPage> {
+      const q = parseLogQuery(query)
+      const sign = q.direction === 'asc' ? 1 : -1
+      const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, q.orderBy, q.direction)
+      const selected: { record: LogRecord; position: OrderPosition }[] = []
+      for (const record of records()) {
+        if (!matchesSelection(record, q)) continue
+        const position = positionOf(record, q.orderBy)
+        if (after && sign * comparePositions(position, after) <= 0) continue
+        selected.push({ record, position })
+      }
+      selected.sort((a, b) => sign * comparePositions(a.position, b.position))
+      const page = selected.slice(0, q.limit)
+      const result: LogPage = { records: page.map(({ record }) => copy(record, q.includeBodies)) }
+      const last = page.at(-1)
+      if (selected.length > q.limit && last)
+        result.nextCursor = encodeCursor(q.orderBy, q.direction, last.position)
+      return result
+    },
+
+    async patch(id, patch: LogPatch) {
+      const changes = parseLogPatch(patch)
+      const entry = isLogId(id) ? entries.get(id.toLowerCase()) : undefined
+      if (!entry) return undefined
+      if (changes.feedback !== undefined) entry.record.feedback = changes.feedback
+      if (changes.score !== undefined) entry.record.score = changes.score
+      if (changes.metadata !== undefined) entry.record.metadata = changes.metadata
+      return copy(entry.record, true)
+    },
+
+    async delete(selection: LogSelection) {
+      const q = parseLogSelection(selection)
+      let deleted = 0
+      for (const [id, entry] of entries) {
+        if (!matchesSelection(entry.record, q)) continue
+        remove(id)
+        deleted++
+      }
+      return deleted
+    },
+
+    async analytics(query) {
+      return aggregate(records(), query)
+    },
+  }
+}

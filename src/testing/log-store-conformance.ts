@@ -1,0 +1,650 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { uuidv7 } from '../ids.js'
+import {
+  type AnalyticsQuery,
+  type LogFilter,
+  type LogListQuery,
+  LogQueryError,
+  type LogRecord,
+  LogRecordError,
+  type LogStore,
+} from '../logs/types.js'
+
+// Hour-aligned, so the fixture's first records share a minute and an hour bucket.
+const T = Date.UTC(2026, 0, 15, 10)
+const DAY = 86_400_000
+
+function makeRecord(overrides: Partial<LogRecord> & { createdAt: number }): LogRecord {
+  return {
+    id: uuidv7(overrides.createdAt),
+    provider: 'openai',
+    model: 'gpt-4o-mini',
+    path: '/openai/chat/completions',
+    success: true,
+    statusCode: 200,
+    cached: false,
+    durationMs: 100,
+    ttfbMs: 40,
+    tokensIn: 10,
+    tokensOut: 20,
+    cost: 0.001,
+    customCost: false,
+    metadata: {},
+    step: null,
+    eventId: null,
+    attempts: 1,
+    requestSize: 120,
+    responseSize: 480,
+    outcome: 'success',
+    errorCode: null,
+    principal: null,
+    requestBody: '{"messages":[{"role":"user","content":"hi"}]}',
+    responseBody: '{"choices":[{"message":{"content":"hello"}}]}',
+    feedback: null,
+    score: null,
+    ...overrides,
+  }
+}
+
+/** Five records, A to E in time order, spanning every field kind, null and absent values included. */
+function fixture() {
+  const records = {
+    A: makeRecord({
+      createdAt: T,
+      model: 'gpt-4o',
+      cost: 0.5,
+      eventId: 'evt-1',
+      principal: 'alice',
+      metadata: { team: 'red', tier: 3, beta: true },
+    }),
+    B: makeRecord({
+      createdAt: T + 1000,
+      provider: 'anthropic',
+      model: 'claude-3-5-sonnet',
+      success: false,
+      statusCode: 502,
+      durationMs: 250,
+      tokensIn: null,
+      tokensOut: null,
+      cost: null,
+      outcome: 'upstream_error',
+      errorCode: 2005,
+      principal: 'bob',
+      metadata: { team: 'blue', tier: '10' },
+    }),
+    C: makeRecord({
+      createdAt: T + 2000,
+      cached: true,
+      durationMs: 3,
+      tokensIn: 5,
+      tokensOut: null,
+      cost: 0,
+      eventId: 'evt-2',
+      outcome: 'cache_hit',
+    }),
+    D: makeRecord({
+      createdAt: T + 3000,
+      provider: null,
+      model: null,
+      success: false,
+      statusCode: 429,
+      durationMs: 1.5,
+      tokensIn: null,
+      tokensOut: null,
+      cost: null,
+      outcome: 'rate_limited',
+      principal: 'alice',
+      metadata: { team: 'red', note: 'ünïcode 🚀' },
+    }),
+    E: makeRecord({
+      createdAt: T + 4000,
+      provider: 'workers-ai',
+      model: '@cf/meta/llama-3.1-8b-instruct',
+      durationMs: 40,
+      tokensIn: 100,
+      tokensOut: 0,
+      cost: 1.25,
+      eventId: 'evt-3',
+      principal: 'carol',
+      metadata: { tier: 2.5, 'a.b': 'dotted', big: 1e21 },
+    }),
+  }
+  const nameOf = new Map(Object.entries(records).map(([name, record]) => [record.id, name]))
+  return {
+    records,
+    all: Object.values(records),
+    names: (list: LogRecord[]) => list.map((r) => nameOf.get(r.id)),
+  }
+}
+
+type Case = [field: string, op: LogFilter['op'], value: string | number | boolean, expected: string]
+
+const FILTER_CASES: Record<string, Case[]> = {
+  text: [
+    ['provider', 'eq', 'openai', 'AC'],
+    ['provider', 'neq', 'openai', 'BDE'],
+    ['provider', 'contains', 'a', 'ABCE'],
+    ['provider', 'contains', 'Open', ''],
+    ['model', 'eq', 'gpt-4o', 'A'],
+    ['model', 'contains', 'gpt-4o', 'AC'],
+    ['eventId', 'eq', 'evt-1', 'A'],
+    ['eventId', 'neq', 'evt-1', 'BCDE'],
+    ['eventId', 'contains', 'evt', 'ACE'],
+    ['outcome', 'eq', 'cache_hit', 'C'],
+    ['outcome', 'neq', 'success', 'BCD'],
+    ['outcome', 'contains', 'error', 'B'],
+    ['principal', 'eq', 'alice', 'AD'],
+    ['principal', 'neq', 'alice', 'BCE'],
+    ['principal', 'contains', 'o', 'BE'],
+  ],
+  boolean: [
+    ['success', 'eq', true, 'ACE'],
+    ['success', 'eq', 'false', 'BD'],
+    ['success', 'neq', true, 'BD'],
+    ['cached', 'eq', true, 'C'],
+    ['cached', 'neq', true, 'ABDE'],
+  ],
+  number: [
+    ['cost', 'eq', 0, 'C'],
+    ['cost', 'neq', 0.5, 'BCDE'],
+    ['cost', 'gt', 0.4, 'AE'],
+    ['cost', 'lt', 1, 'AC'],
+    ['tokens', 'gt', 10, 'AE'],
+    ['tokens', 'eq', 5, 'C'],
+    ['tokens', 'lt', 50, 'AC'],
+    ['tokens', 'neq', 30, 'BCDE'],
+    ['tokensIn', 'lt', 10, 'C'],
+    ['tokensIn', 'gt', 50.5, 'E'],
+    ['tokensOut', 'eq', 0, 'E'],
+    ['tokensOut', 'gt', 0, 'A'],
+    ['duration', 'lt', 5, 'CD'],
+    ['duration', 'gt', 100, 'B'],
+    ['duration', 'eq', 1.5, 'D'],
+    ['statusCode', 'eq', 200, 'ACE'],
+    ['statusCode', 'neq', '200', 'BD'],
+    ['statusCode', 'gt', 400, 'BD'],
+    ['statusCode', 'lt', 300, 'ACE'],
+  ],
+  time: [
+    ['createdAt', 'gt', T + 1000, 'CDE'],
+    ['createdAt', 'lt', T + 1000, 'A'],
+    ['createdAt', 'eq', T + 2000, 'C'],
+    ['createdAt', 'neq', T, 'BCDE'],
+  ],
+  metadata: [
+    ['metadata.team', 'eq', 'red', 'AD'],
+    ['metadata.team', 'neq', 'red', 'BCE'],
+    ['metadata.team', 'contains', 'e', 'ABD'],
+    ['metadata.tier', 'eq', '3', 'A'],
+    ['metadata.tier', 'eq', 3, 'A'],
+    ['metadata.tier', 'neq', 3, 'BCDE'],
+    ['metadata.tier', 'lt', 5, 'AE'],
+    ['metadata.tier', 'gt', 5, 'B'],
+    ['metadata.tier', 'gt', '2.5', 'AB'],
+    ['metadata.beta', 'eq', true, 'A'],
+    ['metadata.beta', 'eq', 'true', 'A'],
+    ['metadata.note', 'contains', '🚀', 'D'],
+    ['metadata.a.b', 'eq', 'dotted', 'E'],
+    ['metadata.big', 'eq', '1000000000000000000000', 'E'],
+    ['metadata.big', 'gt', 1e20, 'E'],
+    ['metadata.team', 'lt', 5, ''],
+    ['metadata.key', 'eq', 'team', 'ABD'],
+    ['metadata.key', 'neq', 'team', 'CE'],
+    ['metadata.key', 'contains', 'ti', 'ABE'],
+    ['metadata.key', 'lt', 100, ''],
+    ['metadata.value', 'eq', 'red', 'AD'],
+    ['metadata.value', 'eq', 3, 'A'],
+    ['metadata.value', 'neq', 'red', 'BCE'],
+    ['metadata.value', 'contains', 'blu', 'B'],
+    ['metadata.value', 'lt', 3, 'E'],
+    ['metadata.value', 'gt', 5, 'BE'],
+  ],
+}
+
+const ORDER_CASES: [LogListQuery['orderBy'], 'asc' | 'desc', string][] = [
+  ['createdAt', 'asc', 'ABCDE'],
+  ['provider', 'asc', 'BACED'],
+  ['provider', 'desc', 'DECAB'],
+  ['model', 'asc', 'EBACD'],
+  ['model', 'desc', 'DCABE'],
+  ['cost', 'asc', 'CAEBD'],
+  ['cost', 'desc', 'DBEAC'],
+  ['duration', 'desc', 'BAECD'],
+  ['duration', 'asc', 'DCEAB'],
+  ['success', 'asc', 'BDACE'],
+  ['success', 'desc', 'ECADB'],
+  ['cached', 'desc', 'CEDBA'],
+  ['cached', 'asc', 'ABDEC'],
+]
+
+async function listAll(store: LogStore, query: LogListQuery): Promise<LogRecord[]> {
+  const records: LogRecord[] = []
+  let cursor = query.cursor
+  do {
+    const page = await store.list({ ...query, cursor })
+    records.push(...page.records)
+    cursor = page.nextCursor
+  } while (cursor !== undefined)
+  return records
+}
+
+/** Thirty records with tied times and costs and null providers, for paging. */
+function pagingRecords(): LogRecord[] {
+  const providers = ['openai', null, 'anthropic', 'groq']
+  return Array.from({ length: 30 }, (_, i) =>
+    makeRecord({
+      createdAt: T + Math.floor(i / 3) * 1000,
+      provider: providers[i % 4] ?? null,
+      cost: i % 5 === 0 ? null : (i % 7) / 10,
+      success: i % 2 === 0,
+      durationMs: i % 6,
+    }),
+  )
+}
+
+/**
+ * Registers a vitest suite that pins the behaviour every `LogStore` shares: validation, filters, ordering,
+ * keyset paging under concurrent writes, feedback, deletion and analytics. `makeStore` must return an
+ * empty store each time; the suite closes it after each test when it has `close()`.
+ *
+ * @example
+ * logStoreConformance('memory', async () => createMemoryLogStore())
+ */
+export function logStoreConformance(name: string, makeStore: () => Promise<LogStore>): void {
+  describe(name, () => {
+    let store: LogStore
+    beforeEach(async () => {
+      store = await makeStore()
+    })
+    afterEach(async () => {
+      await store.close?.()
+    })
+
+    describe('write and get', () => {
+      it('returns a written record whole, bodies included', async () => {
+        const { records } = fixture()
+        await store.write(Object.values(records))
+        for (const record of Object.values(records)) expect(await store.get(record.id)).toEqual(record)
+      })
+
+      it('answers undefined for unknown and malformed ids', async () => {
+        expect(await store.get(uuidv7())).toBeUndefined()
+        expect(await store.get('not-a-uuid')).toBeUndefined()
+        expect(await store.get("'; DROP TABLE logs; --")).toBeUndefined()
+      })
+
+      it('keeps the first write of an id, within and across batches', async () => {
+        const first = makeRecord({ createdAt: T, provider: 'first' })
+        await store.write([first, { ...first, provider: 'second' }])
+        await store.write([{ ...first, provider: 'third' }])
+        expect((await store.get(first.id))?.provider).toBe('first')
+        expect((await store.list({})).records).toHaveLength(1)
+      })
+
+      it('accepts an empty batch and a batch larger than one statement', async () => {
+        await store.write([])
+        await store.write(Array.from({ length: 1200 }, (_, i) => makeRecord({ createdAt: T + i })))
+        expect((await store.analytics({}))[0]?.requests).toBe(1200)
+      })
+
+      it('refuses a batch with an invalid record and writes none of it', async () => {
+        const good = makeRecord({ createdAt: T })
+        const bad = { ...makeRecord({ createdAt: T }), id: 'nope' }
+        await expect(store.write([good, bad])).rejects.toThrow(LogRecordError)
+        await expect(store.write([{ ...good, score: 101 }])).rejects.toThrow(LogRecordError)
+        expect(await store.get(good.id)).toBeUndefined()
+      })
+
+      it('keeps ids lower-case and finds them in any case', async () => {
+        const record = makeRecord({ createdAt: T })
+        await store.write([{ ...record, id: record.id.toUpperCase() }])
+        expect((await store.get(record.id.toUpperCase()))?.id).toBe(record.id)
+      })
+
+      it('stores text a database cannot hold with U+FFFD in its place', async () => {
+        const record = makeRecord({ createdAt: T, provider: 'a\u0000b', requestBody: 'x\ud800y' })
+        await store.write([record])
+        const stored = await store.get(record.id)
+        expect([stored?.provider, stored?.requestBody]).toEqual(['a\ufffdb', 'x\ufffdy'])
+      })
+
+      it('returns bodies from list only with includeBodies', async () => {
+        const { all } = fixture()
+        await store.write(all)
+        const plain = await store.list({})
+        expect(plain.records.every((r) => r.requestBody === null && r.responseBody === null)).toBe(true)
+        const full = await store.list({ includeBodies: true })
+        expect(full.records.every((r) => r.requestBody !== null && r.responseBody !== null)).toBe(true)
+        expect(full.records).toEqual([...all].reverse())
+      })
+    })
+
+    describe('filters', () => {
+      for (const [kind, cases] of Object.entries(FILTER_CASES)) {
+        it(`applies every operator to ${kind} fields`, async () => {
+          const { all, names } = fixture()
+          await store.write(all)
+          for (const [field, op, value, expected] of cases) {
+            const { records } = await store.list({
+              filters: [{ field, op, value } as LogFilter],
+              orderBy: 'createdAt',
+              direction: 'asc',
+            })
+            expect(names(records).join(''), `${field} ${op} ${JSON.stringify(value)}`).toBe(expected)
+          }
+        })
+      }
+
+      it('combines filters with AND', async () => {
+        const { all, names } = fixture()
+        await store.write(all)
+        const filters: LogFilter[] = [
+          { field: 'provider', op: 'eq', value: 'openai' },
+          { field: 'cached', op: 'eq', value: false },
+        ]
+        expect(names((await store.list({ filters })).records)).toEqual(['A'])
+      })
+
+      it('refuses operators and values that do not fit the field', async () => {
+        const bad: LogFilter[] = [
+          { field: 'provider', op: 'lt', value: 'x' },
+          { field: 'cost', op: 'contains', value: 1 },
+          { field: 'success', op: 'gt', value: true },
+          { field: 'statusCode', op: 'eq', value: 'abc' },
+          { field: 'createdAt', op: 'eq', value: 1.5 },
+          { field: 'metadata.team', op: 'lt', value: 'abc' },
+          { field: 'colour' as LogFilter['field'], op: 'eq', value: 'red' },
+        ]
+        for (const filter of bad)
+          await expect(store.list({ filters: [filter] })).rejects.toThrow(LogQueryError)
+      })
+
+      it('selects a time range, from inclusive and to exclusive', async () => {
+        const { all, names } = fixture()
+        await store.write(all)
+        const list = async (from?: number, to?: number) =>
+          names((await store.list({ from, to, direction: 'asc' })).records).join('')
+        expect(await list(T + 1000, T + 3000)).toBe('BC')
+        expect(await list(T + 4000)).toBe('E')
+        expect(await list(undefined, T)).toBe('')
+        await expect(store.list({ from: T + 1, to: T })).rejects.toThrow(LogQueryError)
+      })
+    })
+
+    describe('order and pages', () => {
+      it('orders newest first by default and by any order field either way', async () => {
+        const { all, names } = fixture()
+        await store.write(all)
+        expect(names((await store.list({})).records).join('')).toBe('EDCBA')
+        for (const [orderBy, direction, expected] of ORDER_CASES) {
+          const { records } = await store.list({ orderBy, direction })
+          expect(names(records).join(''), `${orderBy} ${direction}`).toBe(expected)
+        }
+      })
+
+      it('orders text by code point, not by locale or UTF-16 unit', async () => {
+        const providers = ['😀', 'b', 'ﬁ', 'B', 'é', 'a']
+        await store.write(providers.map((provider, i) => makeRecord({ createdAt: T + i, provider })))
+        const { records } = await store.list({ orderBy: 'provider', direction: 'asc' })
+        expect(records.map((r) => r.provider)).toEqual(['B', 'a', 'b', 'é', 'ﬁ', '😀'])
+      })
+
+      it('pages through every order without duplicates or gaps', async () => {
+        const records = pagingRecords()
+        await store.write(records)
+        const orders = ['createdAt', 'provider', 'cost', 'success', 'duration'] as const
+        for (const orderBy of orders) {
+          for (const direction of ['asc', 'desc'] as const) {
+            const whole = await store.list({ orderBy, direction, limit: 1000 })
+            const paged = await listAll(store, { orderBy, direction, limit: 4 })
+            expect(
+              paged.map((r) => r.id),
+              `${orderBy} ${direction}`,
+            ).toEqual(whole.records.map((r) => r.id))
+            expect(new Set(paged.map((r) => r.id)).size).toBe(records.length)
+          }
+        }
+      })
+
+      it('keeps its place when records are written between pages', async () => {
+        const records = pagingRecords()
+        await store.write(records)
+        const first = await store.list({ limit: 5 })
+        const last = first.records.at(-1)!
+        const newer = makeRecord({ createdAt: T + DAY })
+        const older = makeRecord({ createdAt: T - 1000 })
+        const tied = makeRecord({ createdAt: last.createdAt })
+        await store.write([newer, older, tied])
+        const rest = await listAll(store, { limit: 5, cursor: first.nextCursor })
+        const seen = [...first.records, ...rest].map((r) => r.id)
+        expect(new Set(seen).size).toBe(seen.length)
+        for (const record of records) expect(seen).toContain(record.id)
+        expect(seen).toContain(older.id)
+        expect(seen).not.toContain(newer.id)
+        // Same time as the cursor: the id decides which side of it the record falls on.
+        expect(seen.includes(tied.id)).toBe(tied.id < last.id)
+      })
+
+      it('keeps its place among nulls when records are written between pages', async () => {
+        await store.write(pagingRecords())
+        const query = { orderBy: 'provider', direction: 'asc', limit: 4 } as const
+        const first = await store.list(query)
+        const before = makeRecord({ createdAt: T, provider: 'aaa' })
+        const after = makeRecord({ createdAt: T, provider: 'zzz' })
+        const nullProvider = makeRecord({ createdAt: T, provider: null })
+        await store.write([before, after, nullProvider])
+        const rest = await listAll(store, { ...query, cursor: first.nextCursor })
+        const seen = [...first.records, ...rest].map((r) => r.id)
+        expect(new Set(seen).size).toBe(seen.length)
+        expect(seen).toHaveLength(32)
+        expect(seen).not.toContain(before.id)
+        expect(rest.at(-1)?.provider ?? null).toBeNull()
+      })
+
+      it('ends with a full page that has no cursor, and defaults to 50 of at most 1000', async () => {
+        await store.write(Array.from({ length: 60 }, (_, i) => makeRecord({ createdAt: T + i })))
+        const first = await store.list({})
+        expect(first.records).toHaveLength(50)
+        const second = await store.list({ cursor: first.nextCursor })
+        expect(second.records).toHaveLength(10)
+        expect(second.nextCursor).toBeUndefined()
+        const exact = await store.list({ limit: 30, cursor: (await store.list({ limit: 30 })).nextCursor })
+        expect(exact.records).toHaveLength(30)
+        expect(exact.nextCursor).toBeUndefined()
+        await expect(store.list({ limit: 1001 })).rejects.toThrow(LogQueryError)
+        await expect(store.list({ limit: 0 })).rejects.toThrow(LogQueryError)
+      })
+
+      it('refuses a cursor from another order and one it never made', async () => {
+        await store.write(pagingRecords())
+        const { nextCursor } = await store.list({ limit: 2 })
+        await expect(store.list({ cursor: nextCursor, orderBy: 'cost' })).rejects.toThrow(LogQueryError)
+        await expect(store.list({ cursor: nextCursor, direction: 'asc' })).rejects.toThrow(LogQueryError)
+        await expect(store.list({ cursor: 'garbage' })).rejects.toThrow(LogQueryError)
+      })
+    })
+
+    describe('patch', () => {
+      it('sets and clears feedback and score, and the filters see it', async () => {
+        const { records, all, names } = fixture()
+        await store.write(all)
+        const patched = await store.patch(records.A.id, { feedback: 1, score: 87 })
+        expect(patched).toEqual({ ...records.A, feedback: 1, score: 87 })
+        expect(await store.get(records.A.id)).toEqual(patched)
+        const filters: LogFilter[] = [{ field: 'feedback', op: 'eq', value: 1 }]
+        expect(names((await store.list({ filters })).records)).toEqual(['A'])
+        await store.patch(records.A.id, { feedback: -1 })
+        expect((await store.get(records.A.id))?.feedback).toBe(-1)
+        expect(await store.patch(records.A.id, { feedback: null, score: null })).toEqual(records.A)
+      })
+
+      it('replaces metadata whole', async () => {
+        const { records, all, names } = fixture()
+        await store.write(all)
+        await store.patch(records.A.id, { metadata: { team: 'green', reviewed: true } })
+        expect((await store.get(records.A.id))?.metadata).toEqual({ team: 'green', reviewed: true })
+        const green = await store.list({ filters: [{ field: 'metadata.team', op: 'eq', value: 'green' }] })
+        expect(names(green.records)).toEqual(['A'])
+        const tier = await store.list({ filters: [{ field: 'metadata.key', op: 'eq', value: 'tier' }] })
+        expect(names(tier.records).sort()).toEqual(['B', 'E'])
+      })
+
+      it('changes nothing for an empty patch and answers undefined for an unknown id', async () => {
+        const { records, all } = fixture()
+        await store.write(all)
+        expect(await store.patch(records.B.id, {})).toEqual(records.B)
+        expect(await store.patch(uuidv7(), { feedback: 1 })).toBeUndefined()
+        expect(await store.patch('nope', { feedback: 1 })).toBeUndefined()
+      })
+
+      it('refuses values outside the rules and leaves the record alone', async () => {
+        const { records, all } = fixture()
+        await store.write(all)
+        const bad = [
+          { feedback: 2 },
+          { feedback: 0 },
+          { score: 101 },
+          { score: -1 },
+          { score: 1.5 },
+          { metadata: { a: 1, b: 2, c: 3, d: 4, e: 5, f: 6 } },
+          { metadata: { nested: { no: true } } },
+          { rating: 5 },
+        ]
+        for (const patch of bad) {
+          await expect(store.patch(records.A.id, patch as never), JSON.stringify(patch)).rejects.toThrow(
+            LogQueryError,
+          )
+        }
+        expect(await store.get(records.A.id)).toEqual(records.A)
+      })
+    })
+
+    describe('delete', () => {
+      it('deletes what a selection matches and says how many', async () => {
+        const { all, names } = fixture()
+        await store.write(all)
+        expect(await store.delete({ filters: [{ field: 'provider', op: 'eq', value: 'openai' }] })).toBe(2)
+        expect(await store.delete({ filters: [{ field: 'provider', op: 'eq', value: 'openai' }] })).toBe(0)
+        expect(await store.delete({ from: T + 3000 })).toBe(2)
+        expect(names((await store.list({})).records)).toEqual(['B'])
+        expect(await store.delete({})).toBe(1)
+        expect((await store.list({})).records).toEqual([])
+      })
+    })
+
+    describe('analytics', () => {
+      const totals = (query: AnalyticsQuery) => store.analytics(query)
+
+      it('totals requests, errors, cache hits, tokens, cost and latency', async () => {
+        await store.write(fixture().all)
+        const [row, ...rest] = await totals({})
+        expect(rest).toEqual([])
+        expect(row).toMatchObject({
+          group: {},
+          requests: 5,
+          errors: 2,
+          cacheHits: 1,
+          tokensIn: 115,
+          tokensOut: 20,
+        })
+        expect(row?.bucketStart).toBeUndefined()
+        expect(row?.cost).toBeCloseTo(1.75, 12)
+        expect(row?.latencyP50).toBe(40)
+        expect(row?.latencyP95).toBeCloseTo(220, 9)
+      })
+
+      it('interpolates percentiles linearly, as percentile_cont does', async () => {
+        await store.write(
+          Array.from({ length: 100 }, (_, i) => makeRecord({ createdAt: T + i, durationMs: 100 - i })),
+        )
+        const [row] = await totals({})
+        expect(row?.latencyP50).toBeCloseTo(50.5, 9)
+        expect(row?.latencyP95).toBeCloseTo(95.05, 9)
+        await store.write([makeRecord({ createdAt: T + DAY, durationMs: 7 })])
+        const [single] = await totals({ from: T + DAY })
+        expect([single?.latencyP50, single?.latencyP95]).toEqual([7, 7])
+      })
+
+      it('groups by provider, model, outcome and metadata keys, nulls last', async () => {
+        await store.write(fixture().all)
+        const groups = async (groupBy: AnalyticsQuery['groupBy']) =>
+          (await totals({ groupBy })).map((row) => Object.values(row.group).join('/'))
+        expect(await groups(['provider'])).toEqual(['anthropic', 'openai', 'workers-ai', ''])
+        expect(await groups(['model'])).toEqual([
+          '@cf/meta/llama-3.1-8b-instruct',
+          'claude-3-5-sonnet',
+          'gpt-4o',
+          'gpt-4o-mini',
+          '',
+        ])
+        expect(await groups(['outcome'])).toEqual(['cache_hit', 'rate_limited', 'success', 'upstream_error'])
+        expect(await groups(['metadata.tier'])).toEqual(['10', '2.5', '3', ''])
+        expect(await groups(['provider', 'metadata.team'])).toEqual([
+          'anthropic/blue',
+          'openai/red',
+          'openai/',
+          'workers-ai/',
+          '/red',
+        ])
+        const [anthropic, openai, , none] = await totals({ groupBy: ['provider'] })
+        expect(anthropic).toMatchObject({
+          group: { provider: 'anthropic' },
+          requests: 1,
+          errors: 1,
+          cost: null,
+        })
+        expect(openai).toMatchObject({
+          group: { provider: 'openai' },
+          requests: 2,
+          cacheHits: 1,
+          tokensIn: 15,
+        })
+        expect(openai?.cost).toBeCloseTo(0.5, 12)
+        expect(openai?.latencyP50).toBeCloseTo(51.5, 9)
+        expect(openai?.latencyP95).toBeCloseTo(95.15, 9)
+        expect(none?.group).toEqual({ provider: null })
+      })
+
+      it('buckets by minute, hour and UTC day', async () => {
+        const times = [T, T + 30_000, T + 90_000, T + 3_900_000, T + DAY]
+        await store.write(times.map((createdAt) => makeRecord({ createdAt })))
+        const buckets = async (bucket: AnalyticsQuery['bucket']) =>
+          (await totals({ bucket })).map((row) => [row.bucketStart, row.requests])
+        expect(await buckets('minute')).toEqual([
+          [T, 2],
+          [T + 60_000, 1],
+          [T + 3_900_000, 1],
+          [T + DAY, 1],
+        ])
+        expect(await buckets('hour')).toEqual([
+          [T, 3],
+          [T + 3_600_000, 1],
+          [T + DAY, 1],
+        ])
+        const midnight = Date.UTC(2026, 0, 15)
+        expect(await buckets('day')).toEqual([
+          [midnight, 4],
+          [midnight + DAY, 1],
+        ])
+      })
+
+      it('applies filters and time range, and answers nothing over nothing', async () => {
+        await store.write(fixture().all)
+        expect((await totals({ filters: [{ field: 'success', op: 'eq', value: true }] }))[0]?.requests).toBe(
+          3,
+        )
+        expect((await totals({ from: T + 1000, groupBy: ['provider'] })).map((r) => r.requests)).toEqual([
+          1, 1, 1, 1,
+        ])
+        expect(await totals({ from: T + DAY })).toEqual([])
+        expect(await totals({ from: T + DAY, groupBy: ['model'], bucket: 'hour' })).toEqual([])
+      })
+
+      it('refuses groups it does not know and groups named twice', async () => {
+        await expect(totals({ groupBy: ['path' as 'provider'] })).rejects.toThrow(LogQueryError)
+        await expect(totals({ groupBy: ['model', 'model'] })).rejects.toThrow(LogQueryError)
+        await expect(totals({ bucket: 'week' as 'day' })).rejects.toThrow(LogQueryError)
+      })
+    })
+  })
+}

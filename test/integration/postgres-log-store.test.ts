@@ -1,0 +1,149 @@
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { uuidv7 } from '../../src/ids.js'
+import type { LogRecord } from '../../src/logs/types.js'
+import { createPostgresLogStore } from '../../src/postgres/log-store.js'
+import { logStoreConformance } from '../../src/testing/log-store-conformance.js'
+import { DATABASE_URL, uniqueName } from '../helpers/services.js'
+
+function record(createdAt: number, overrides: Partial<LogRecord> = {}): LogRecord {
+  return {
+    id: uuidv7(createdAt),
+    createdAt,
+    provider: 'openai',
+    model: 'gpt-4o-mini',
+    path: '/openai/chat/completions',
+    success: true,
+    statusCode: 200,
+    cached: false,
+    durationMs: 10,
+    ttfbMs: 5,
+    tokensIn: 1,
+    tokensOut: 2,
+    cost: 0.001,
+    customCost: false,
+    metadata: {},
+    step: null,
+    eventId: null,
+    attempts: 1,
+    requestSize: 10,
+    responseSize: 20,
+    outcome: 'success',
+    errorCode: null,
+    principal: null,
+    requestBody: null,
+    responseBody: null,
+    feedback: null,
+    score: null,
+    ...overrides,
+  }
+}
+
+describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
+  const schema = uniqueName('logs')
+  const schemas = [schema]
+  const pools: pg.Pool[] = []
+  let pool: pg.Pool
+  let tables = 0
+
+  function newPool(): pg.Pool {
+    const created = new pg.Pool({ connectionString: DATABASE_URL, max: 4 })
+    pools.push(created)
+    return created
+  }
+
+  function freshSchema(): string {
+    const name = uniqueName('logs')
+    schemas.push(name)
+    return name
+  }
+
+  async function migrationVersions(name: string, table = 'ai_gateway_logs'): Promise<number[]> {
+    const { rows } = await pool.query(`SELECT version FROM "${name}"."${table}_migrations" ORDER BY version`)
+    return rows.map((row) => row.version)
+  }
+
+  beforeAll(() => {
+    pool = newPool()
+  })
+
+  afterAll(async () => {
+    for (const name of schemas) await pool.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`)
+    await Promise.all(pools.map((p) => p.end()))
+  })
+
+  // A table per test keeps the conformance tests independent; the schema goes in afterAll.
+  logStoreConformance('conformance', () =>
+    createPostgresLogStore(pool, { schema, table: `logs_${++tables}` }),
+  )
+
+  it('migrates one fresh schema from several instances at once', async () => {
+    const name = freshSchema()
+    const [a, b] = [newPool(), newPool()]
+    const stores = await Promise.all([a, b, a, b].map((p) => createPostgresLogStore(p, { schema: name })))
+    expect(stores).toHaveLength(4)
+    expect(await migrationVersions(name)).toEqual([1])
+  })
+
+  it('lets instances on separate pools see each other’s writes', async () => {
+    const name = freshSchema()
+    const [first, second] = await Promise.all([
+      createPostgresLogStore(newPool(), { schema: name }),
+      createPostgresLogStore(newPool(), { schema: name }),
+    ])
+    const [one, two] = [record(1000), record(2000)]
+    await Promise.all([first.write([one]), second.write([two])])
+    for (const store of [first, second]) {
+      expect((await store.list({ direction: 'asc' })).records.map((r) => r.id)).toEqual([one.id, two.id])
+    }
+  })
+
+  it('migrates again without changes or data loss', async () => {
+    const name = freshSchema()
+    const store = await createPostgresLogStore(pool, { schema: name, table: 'again' })
+    const kept = record(1000)
+    await store.write([kept])
+    const reopened = await createPostgresLogStore(pool, { schema: name, table: 'again' })
+    expect(await reopened.get(kept.id)).toEqual(kept)
+    expect(await migrationVersions(name, 'again')).toEqual([1])
+  })
+
+  it('refuses schema and table names that are not plain identifiers, before any query', async () => {
+    for (const options of [
+      { schema: 'Bad-Name' },
+      { table: 'x"; DROP TABLE y; --' },
+      { table: 'a'.repeat(49) },
+    ]) {
+      await expect(createPostgresLogStore(pool, options)).rejects.toThrow(TypeError)
+    }
+  })
+
+  it('passes hostile values as parameters', async () => {
+    const store = await createPostgresLogStore(pool, { schema, table: 'hostile' })
+    const hostile = `x'); DROP TABLE "${schema}"."hostile"; --`
+    await store.write([record(1000, { provider: hostile, metadata: { [hostile]: hostile } })])
+    const filters = [
+      { field: 'provider', op: 'eq', value: hostile },
+      { field: `metadata.${hostile}`, op: 'eq', value: hostile },
+    ] as const
+    expect((await store.list({ filters: [...filters] })).records).toHaveLength(1)
+    expect(await store.analytics({ groupBy: [`metadata.${hostile}`] })).toMatchObject([
+      { group: { [`metadata.${hostile}`]: hostile }, requests: 1 },
+    ])
+  })
+
+  it('keeps created_at as bigint milliseconds and metadata as jsonb', async () => {
+    await createPostgresLogStore(pool, { schema, table: 'typed' })
+    const { rows } = await pool.query(
+      `SELECT column_name, data_type FROM information_schema.columns
+       WHERE table_schema = $1 AND table_name = 'typed' AND column_name = ANY($2)`,
+      [schema, ['created_at', 'metadata', 'cost', 'id']],
+    )
+    expect(Object.fromEntries(rows.map((row) => [row.column_name, row.data_type]))).toEqual({
+      id: 'uuid',
+      created_at: 'bigint',
+      cost: 'double precision',
+      metadata: 'jsonb',
+    })
+  })
+})

@@ -1,0 +1,214 @@
+import { describe, expect, it } from 'vitest'
+import { uuidv7 } from '../../src/ids.js'
+import { compareText, metadataText } from '../../src/logs/filters.js'
+import { createMemoryLogStore } from '../../src/logs/memory-store.js'
+import {
+  LogQueryError,
+  type LogRecord,
+  parseAnalyticsQuery,
+  parseLogPatch,
+  parseLogQuery,
+} from '../../src/logs/types.js'
+import { logStoreConformance } from '../../src/testing/log-store-conformance.js'
+
+logStoreConformance('createMemoryLogStore()', async () => createMemoryLogStore())
+
+function record(createdAt: number, body = ''): LogRecord {
+  return {
+    id: uuidv7(createdAt),
+    createdAt,
+    provider: 'openai',
+    model: 'gpt-4o-mini',
+    path: '/openai/chat/completions',
+    success: true,
+    statusCode: 200,
+    cached: false,
+    durationMs: 10,
+    ttfbMs: null,
+    tokensIn: null,
+    tokensOut: null,
+    cost: null,
+    customCost: false,
+    metadata: {},
+    step: null,
+    eventId: null,
+    attempts: 1,
+    requestSize: 0,
+    responseSize: 0,
+    outcome: 'success',
+    errorCode: null,
+    principal: null,
+    requestBody: body,
+    responseBody: null,
+    feedback: null,
+    score: null,
+  }
+}
+
+function issueOf(run: () => unknown): { path: string; message: string } | undefined {
+  try {
+    run()
+  } catch (error) {
+    expect(error).toBeInstanceOf(LogQueryError)
+    return (error as LogQueryError).issues[0]
+  }
+  throw new Error('expected a LogQueryError')
+}
+
+describe('createMemoryLogStore() bounds', () => {
+  it('drops the oldest written beyond maxRecords', async () => {
+    const store = createMemoryLogStore({ maxRecords: 3 })
+    const records = [1, 2, 3, 4, 5].map((i) => record(i))
+    await store.write(records)
+    expect((await store.list({ direction: 'asc' })).records.map((r) => r.createdAt)).toEqual([3, 4, 5])
+    expect(await store.get(records[0]!.id)).toBeUndefined()
+  })
+
+  it('drops the oldest beyond maxBytes of bodies, and keeps a record too big alone without bodies', async () => {
+    const store = createMemoryLogStore({ maxBytes: 10 })
+    const [a, b, c] = [record(1, 'aaaa'), record(2, 'bbbb'), record(3, 'ccc')]
+    await store.write([a!, b!, c!])
+    expect((await store.list({ direction: 'asc' })).records.map((r) => r.createdAt)).toEqual([2, 3])
+    const huge = record(4, 'x'.repeat(11))
+    await store.write([huge])
+    expect((await store.get(huge.id))?.requestBody).toBeNull()
+    expect(await store.get(b!.id)).toBeDefined()
+    // Multi-byte characters count in UTF-8 bytes, not UTF-16 units.
+    const wide = record(5, 'éééé')
+    await store.write([wide])
+    expect(await store.get(b!.id)).toBeUndefined()
+  })
+
+  it('frees the bytes of deleted records', async () => {
+    const store = createMemoryLogStore({ maxBytes: 8 })
+    const a = record(1, 'aaaa')
+    await store.write([a])
+    await store.delete({})
+    await store.write([record(2, 'bbbb'), record(3, 'cccc')])
+    expect((await store.list({})).records).toHaveLength(2)
+  })
+
+  it('refuses bounds that are not positive integers', () => {
+    expect(() => createMemoryLogStore({ maxRecords: 0 })).toThrow(TypeError)
+    expect(() => createMemoryLogStore({ maxBytes: 1.5 })).toThrow(TypeError)
+  })
+
+  it('hands out copies that do not change what it stores', async () => {
+    const store = createMemoryLogStore()
+    const original = record(1)
+    await store.write([original])
+    original.provider = 'changed'
+    const got = await store.get(original.id)
+    got!.metadata.added = true
+    expect(await store.get(original.id)).toMatchObject({ provider: 'openai', metadata: {} })
+  })
+})
+
+describe('parseLogQuery()', () => {
+  it('reads a URL query: filters as JSON text, numbers and booleans as strings', () => {
+    const query = parseLogQuery({
+      filters: JSON.stringify([
+        { field: 'cost', op: 'gt', value: '0.01' },
+        { field: 'cached', op: 'eq', value: 'true' },
+        { field: 'metadata.tier', op: 'eq', value: 3 },
+      ]),
+      from: '1700000000000',
+      limit: '20',
+      includeBodies: 'true',
+    })
+    expect(query).toEqual({
+      filters: [
+        { field: 'cost', op: 'gt', value: 0.01 },
+        { field: 'cached', op: 'eq', value: true },
+        { field: 'metadata.tier', op: 'eq', value: '3' },
+      ],
+      from: 1_700_000_000_000,
+      orderBy: 'createdAt',
+      direction: 'desc',
+      limit: 20,
+      includeBodies: true,
+    })
+  })
+
+  it('fills the defaults', () => {
+    expect(parseLogQuery(undefined)).toEqual({
+      filters: [],
+      orderBy: 'createdAt',
+      direction: 'desc',
+      limit: 50,
+      includeBodies: false,
+    })
+  })
+
+  it('names the bad field in its issues and message', () => {
+    const op = issueOf(() => parseLogQuery({ filters: [{ field: 'cost', op: 'contains', value: 1 }] }))
+    expect(op?.path).toBe('filters.0.op')
+    expect(op?.message).toMatch(/'contains' does not apply to 'cost'/)
+    expect(issueOf(() => parseLogQuery({ filters: [{ field: 'colour', op: 'eq', value: 1 }] }))?.path).toBe(
+      'filters.0.field',
+    )
+    expect(issueOf(() => parseLogQuery({ limit: 5000 }))?.path).toBe('limit')
+    expect(issueOf(() => parseLogQuery({ orderBy: 'path' }))?.path).toBe('orderBy')
+    expect(issueOf(() => parseLogQuery({ order_by: 'model' }))?.message).toMatch(/order_by/)
+    expect(issueOf(() => parseLogQuery({ filters: '[{"field":' }))?.path).toBe('filters')
+    expect(issueOf(() => parseLogQuery({ cursor: 'abc' }))?.path).toBe('cursor')
+    expect(() => parseLogQuery({ limit: 5000 })).toThrow(/Invalid log query: limit: /)
+  })
+})
+
+describe('parseLogPatch()', () => {
+  it('accepts feedback, score and metadata, and clears with null', () => {
+    expect(parseLogPatch({ feedback: -1, score: 0, metadata: { team: 'red' } })).toEqual({
+      feedback: -1,
+      score: 0,
+      metadata: { team: 'red' },
+    })
+    expect(parseLogPatch({ feedback: null, score: null })).toEqual({ feedback: null, score: null })
+  })
+
+  it('names each bad field', () => {
+    expect(issueOf(() => parseLogPatch({ feedback: 0 }))?.path).toBe('feedback')
+    expect(issueOf(() => parseLogPatch({ score: 100.5 }))?.path).toBe('score')
+    expect(
+      issueOf(() => parseLogPatch({ metadata: { a: 1, b: 1, c: 1, d: 1, e: 1, f: 1 } }))?.message,
+    ).toMatch(/at most 5/)
+    expect(issueOf(() => parseLogPatch({ metadata: { a: [1] } }))?.path).toBe('metadata.a')
+  })
+})
+
+describe('parseAnalyticsQuery()', () => {
+  it('reads groupBy as an array, a JSON array or a comma-separated list', () => {
+    const expected = ['provider', 'metadata.team']
+    expect(parseAnalyticsQuery({ groupBy: expected }).groupBy).toEqual(expected)
+    expect(parseAnalyticsQuery({ groupBy: JSON.stringify(expected) }).groupBy).toEqual(expected)
+    expect(parseAnalyticsQuery({ groupBy: 'provider,metadata.team', bucket: 'day' })).toEqual({
+      filters: [],
+      groupBy: expected,
+      bucket: 'day',
+    })
+  })
+
+  it('names the bad field', () => {
+    expect(issueOf(() => parseAnalyticsQuery({ groupBy: ['path'] }))?.path).toBe('groupBy.0')
+    expect(issueOf(() => parseAnalyticsQuery({ bucket: 'week' }))?.path).toBe('bucket')
+    expect(issueOf(() => parseAnalyticsQuery({ from: 5, to: 4 }))?.path).toBe('to')
+  })
+})
+
+describe('log filter semantics', () => {
+  it('prints metadata numbers as Postgres prints jsonb numbers', () => {
+    expect([1e21, 1.5e-7, -2.5e-7, 0.1, 12, true, 'x'].map(metadataText)).toEqual([
+      '1000000000000000000000',
+      '0.00000015',
+      '-0.00000025',
+      '0.1',
+      '12',
+      'true',
+      'x',
+    ])
+  })
+
+  it('compares text by code point', () => {
+    expect(['😀', 'ﬁ', 'a', 'B'].sort(compareText)).toEqual(['B', 'a', 'ﬁ', '😀'])
+  })
+})
