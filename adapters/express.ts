@@ -1,4 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import { type Admin, type AdminOptions, createAdmin, isAdmin } from '../src/admin/index.js'
 import { createGateway, type Gateway, type GatewayOptions, isGateway } from '../src/index.js'
 import { toGatewayRequest, writeNodeResponse } from '../src/node/index.js'
 
@@ -27,3 +28,28 @@ export function aiGateway(optionsOrGateway: GatewayOptions | Gateway = {}): Requ
 
 export default aiGateway
 export type { Gateway, GatewayOptions }
+
+/**
+ * Express middleware for the admin API (logs, analytics, stored keys). Mount it under its own path;
+ * requests it does not serve go on to `next()`. Works with or without `express.json()` in front of it.
+ *
+ * @example
+ * app.use('/ai-admin', aiGatewayAdmin({ logs, keys, token: process.env.GATEWAY_ADMIN_TOKEN! }))
+ */
+export function aiGatewayAdmin(optionsOrAdmin: AdminOptions | Admin): RequestHandler {
+  const admin = isAdmin(optionsOrAdmin) ? optionsOrAdmin : createAdmin(optionsOrAdmin)
+  return function aiGatewayAdminMiddleware(req: Request, res: Response, next: NextFunction) {
+    const request = toGatewayRequest(req, res, {
+      url: req.url,
+      hostBody: req.body,
+      rawBody: (req as { rawBody?: unknown }).rawBody,
+      host: req,
+    })
+    admin
+      .handle(request)
+      .then((response) => (response ? writeNodeResponse(res, response) : next()))
+      .catch(next)
+  }
+}
+
+export type { Admin, AdminOptions }

@@ -1,4 +1,5 @@
 import type { Middleware } from 'koa'
+import { type Admin, type AdminOptions, createAdmin, isAdmin } from '../src/admin/index.js'
 import { createGateway, type Gateway, type GatewayOptions, isGateway } from '../src/index.js'
 import { normalizePrefix, relativeUrl, toGatewayRequest, writeNodeResponse } from '../src/node/index.js'
 
@@ -46,3 +47,42 @@ export function aiGateway(
 
 export default aiGateway
 export type { Gateway, GatewayOptions }
+
+/**
+ * Koa middleware for the admin API (logs, analytics, stored keys). Requests outside `prefix`, or that the
+ * admin does not serve, go on to `next()`. Works with or without a body parser in front of it.
+ *
+ * @example
+ * app.use(aiGatewayAdmin({ logs, keys, token: process.env.GATEWAY_ADMIN_TOKEN! }, { prefix: '/ai-admin' }))
+ */
+export function aiGatewayAdmin(
+  optionsOrAdmin: (AdminOptions & KoaMountOptions) | Admin,
+  mount: KoaMountOptions = {},
+): Middleware {
+  let admin: Admin
+  let prefix = mount.prefix
+  if (isAdmin(optionsOrAdmin)) admin = optionsOrAdmin
+  else {
+    const { prefix: optionPrefix, ...options } = optionsOrAdmin
+    prefix ??= optionPrefix
+    admin = createAdmin(options)
+  }
+  const base = normalizePrefix(prefix)
+  return async function aiGatewayAdminMiddleware(ctx, next) {
+    const url = relativeUrl(ctx.url, base)
+    if (url === undefined) return next()
+    const body = ctx.request as { body?: unknown; rawBody?: unknown }
+    const request = toGatewayRequest(ctx.req, ctx.res, {
+      url,
+      hostBody: body.body,
+      rawBody: body.rawBody,
+      host: ctx,
+    })
+    const response = await admin.handle(request)
+    if (response === undefined) return next()
+    ctx.respond = false
+    await writeNodeResponse(ctx.res, response)
+  }
+}
+
+export type { Admin, AdminOptions }

@@ -16,6 +16,8 @@ export interface GatewayServices {
   readonly dispatcher: Dispatcher
   readonly cache: CacheRuntime
   readonly limits: readonly CompiledRule[]
+  /** Whether anything (logs, token limits, telemetry) reads the usage answers report. */
+  readonly watchesUsage: boolean
   /** Milliseconds since the epoch, from the `now` option. */
   readonly now: () => number
 }
@@ -24,10 +26,11 @@ class RequestContext implements GatewayContext {
   readonly id = uuidv7()
   readonly startedAt = performance.now()
   readonly state: GatewayState = {}
-  readonly metrics: GatewayContext['metrics'] = { bytesIn: 0, bytesOut: 0, provider: undefined }
+  readonly metrics: GatewayContext['metrics'] = { bytesIn: 0, bytesOut: 0, provider: undefined, attempts: 0 }
   readonly responseHeaders: Record<string, string>
   response: GatewayResponse | undefined = undefined
   #body: Promise<Buffer | undefined> | undefined
+  #bodyBytes: Buffer | undefined
 
   constructor(
     readonly request: GatewayRequest,
@@ -45,9 +48,14 @@ class RequestContext implements GatewayContext {
   readBody(): Promise<Buffer | undefined> {
     this.#body ??= readRequestBody(this.request, this.gateway.options.maxBodyBytes).then((body) => {
       this.metrics.bytesIn = body?.length ?? 0
+      this.#bodyBytes = body
       return body
     })
     return this.#body
+  }
+
+  bodyIfRead(): Buffer | undefined {
+    return this.#bodyBytes
   }
 }
 

@@ -8,6 +8,9 @@ export const ERRORS = {
   RATE_LIMITED: { code: 2003, status: 429, message: 'Rate limited' },
   PROVIDER_FAILED: { code: 2005, status: 502, message: 'Failed to get response from provider' },
   INVALID_PROVIDER: { code: 2008, status: 400, message: 'Invalid provider' },
+  UNAUTHORIZED: { code: 2009, status: 401, message: 'Unauthorized' },
+  UNKNOWN_KEY_ALIAS: { code: 2040, status: 400, message: 'Unknown stored key alias' },
+  MISSING_PROVIDER_CREDENTIALS: { code: 2044, status: 400, message: 'No provider credentials' },
   INVALID_HEADER: { code: 2100, status: 400, message: 'Invalid request header' },
   BODY_TOO_LARGE: { code: 2101, status: 413, message: 'Request body too large' },
   INVALID_PROVIDER_PATH: { code: 2102, status: 400, message: 'Invalid provider path' },
@@ -37,6 +40,10 @@ export const ERRORS = {
     status: 503,
     message: 'Rate limit store unavailable and the limit fails closed',
   },
+  KEY_STORE_UNAVAILABLE: { code: 2117, status: 503, message: 'Key store unavailable' },
+  NOT_FOUND: { code: 2118, status: 404, message: 'Not found' },
+  METHOD_NOT_ALLOWED: { code: 2119, status: 405, message: 'Method not allowed' },
+  INVALID_QUERY: { code: 2120, status: 400, message: 'Invalid query' },
 } as const satisfies Record<string, { code: number; status: number; message: string }>
 
 export type ErrorName = keyof typeof ERRORS

@@ -58,9 +58,17 @@ export interface RequestEndEvent {
 /** A store failed or timed out; the request went on by the store's failure policy. */
 export interface StoreErrorEvent {
   id: string
-  store: 'cache' | 'limit'
+  store: 'cache' | 'limit' | 'logs'
   operation: string
   error: unknown
+}
+
+/** Log records were lost: the queue was full, or the store refused a batch. */
+export interface LogDroppedEvent {
+  count: number
+  /** Dropped since the gateway started. */
+  total: number
+  reason: 'queue-full' | 'write-failed'
 }
 
 /** The typed events a gateway emits. Listeners observe; they cannot change a request. */
@@ -71,6 +79,7 @@ export interface GatewayEvents {
   'upstream:retry': (event: UpstreamRetryEvent) => void
   'request:end': (event: RequestEndEvent) => void
   'store:error': (event: StoreErrorEvent) => void
+  'log:dropped': (event: LogDroppedEvent) => void
   /** Bugs in steps and exceptions thrown by listeners. */
   error: (error: unknown) => void
 }

@@ -1,16 +1,21 @@
-import { Readable } from 'node:stream'
 import { EventEmitter } from 'eventemitter3'
 import { compose } from './compose.js'
 import { createContext, type GatewayServices } from './context.js'
+import { createPriceTable } from './cost/pricing.js'
 import { errorBody, GatewayError, toGatewayError } from './errors.js'
-import { type GatewayEmitter, type GatewayEvents, isObserved, notify, reportError } from './events.js'
-import { type GatewayOptions, parseOptions } from './options.js'
+import { type GatewayEmitter, type GatewayEvents, notify, reportError } from './events.js'
+import { createMemoryLogStore } from './logs/memory-store.js'
+import { LogQueue, type LogStats } from './logs/recorder.js'
+import type { LogStore } from './logs/types.js'
+import { type GatewayOptions, parseOptions, type ResolvedOptions } from './options.js'
 import { createProviderRegistry } from './providers/registry.js'
+import { type RequestEndServices, trackEnd } from './request-end.js'
 import { createCacheRuntime } from './steps/cache.js'
 import { builtInSteps } from './steps/index.js'
 import { compileRules } from './steps/limit.js'
 import { matchSurface } from './surface.js'
-import type { GatewayContext, GatewayRequest, GatewayResponse } from './types.js'
+import { createTelemetry } from './telemetry.js'
+import type { GatewayRequest, GatewayResponse } from './types.js'
 import { createDispatcher } from './upstream/dispatcher.js'
 
 const kGateway = Symbol.for('ai-gateway-middleware.gateway')
@@ -24,7 +29,13 @@ export interface Gateway {
    */
   handle(request: GatewayRequest): Promise<GatewayResponse | undefined>
   readonly events: EventEmitter<GatewayEvents>
-  /** Closes upstream connections the gateway opened itself. */
+  /** Where request logs go (the `logs.store` option, or the default in-memory store); `undefined` with `logs: false`. */
+  readonly logs: LogStore | undefined
+  /** Counters for what cannot be seen from a single request: log records queued, written and dropped. */
+  stats(): { logs: LogStats | undefined }
+  /** Writes the log records still queued; resolves when they are stored (or counted as dropped). */
+  flushLogs(): Promise<void>
+  /** Writes the queued log records, then closes upstream connections the gateway opened itself. */
   close(): Promise<void>
 }
 
@@ -40,21 +51,41 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   const resolved = parseOptions(options)
   const events: GatewayEmitter = new EventEmitter<GatewayEvents>()
   const ownsDispatcher = resolved.dispatcher === undefined
+  const limits = compileRules(resolved.rateLimit)
+  const logStore = resolved.logs === false ? undefined : (resolved.logs.store ?? createMemoryLogStore())
+  const logQueue =
+    logStore === undefined || resolved.logs === false
+      ? undefined
+      : new LogQueue(logStore, resolved.logs, events)
+  const telemetry = createTelemetry(resolved.telemetry)
+  const ending: RequestEndServices = {
+    logs: logQueue,
+    telemetry,
+    recordSettings: {
+      payloads: resolved.logs !== false && resolved.logs.payloads,
+      maxPayloadBytes: resolved.logs === false ? 0 : resolved.logs.maxPayloadBytes,
+      prices: createPriceTable(resolved.prices),
+      secrets: configuredSecrets(resolved),
+    },
+  }
   const services: GatewayServices = {
     options: resolved,
     events,
     providers: createProviderRegistry(resolved.providers, resolved.customProviders, resolved.forwardHeaders),
     dispatcher: resolved.dispatcher ?? createDispatcher(resolved.timeouts.connectMs),
     cache: createCacheRuntime(resolved.cache),
-    limits: compileRules(resolved.rateLimit),
+    limits,
+    watchesUsage:
+      logQueue !== undefined || telemetry !== undefined || limits.some((rule) => rule.rule.unit === 'tokens'),
     now: resolved.now,
   }
-  const run = compose(arrangeSteps(resolved.steps))
+  const run = compose(arrangeSteps(resolved))
 
   async function handle(request: GatewayRequest): Promise<GatewayResponse | undefined> {
     const surface = matchSurface(request.method, request.path)
     if (surface === undefined) return undefined
     const ctx = createContext(request, surface, services)
+    telemetry?.begin(ctx)
     notify(events, 'request:start', {
       id: ctx.id,
       method: request.method,
@@ -66,20 +97,26 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
       if (ctx.response === undefined) throw new GatewayError('INTERNAL', 'no step answered the request')
     } catch (error) {
       const gatewayError = toGatewayError(error)
+      ctx.state.error = gatewayError
       if (gatewayError.key === 'INTERNAL' || gatewayError.key === 'STEP_NEXT_TWICE')
         reportError(events, error)
       ctx.response = renderError(gatewayError, ctx.surface.kind === 'compat' ? 'openai' : 'reference')
     }
     const response = ctx.response
     Object.assign(response.headers, ctx.responseHeaders)
-    trackEnd(ctx, response)
+    ctx.metrics.firstByteMs = performance.now() - ctx.startedAt
+    trackEnd(ctx, response, ending)
     return response
   }
 
   return {
     handle,
     events,
+    logs: logStore,
+    stats: () => ({ logs: logQueue === undefined ? undefined : { ...logQueue.stats } }),
+    flushLogs: () => logQueue?.flush() ?? Promise.resolve(),
     async close() {
+      await logQueue?.flush()
       if (ownsDispatcher) await services.dispatcher.close()
     },
     [kGateway]: true,
@@ -91,8 +128,9 @@ export function isGateway(value: unknown): value is Gateway {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kGateway] === true
 }
 
-function arrangeSteps(option: GatewayOptions['steps']) {
-  const builtIn = builtInSteps()
+function arrangeSteps(options: ResolvedOptions) {
+  const builtIn = builtInSteps(options)
+  const option = options.steps
   if (option === undefined) return builtIn
   return typeof option === 'function' ? option(builtIn) : [...option, ...builtIn]
 }
@@ -113,37 +151,12 @@ export function renderError(
   return { status: error.status, headers, body }
 }
 
-/** Emits `request:end` once the response is fully delivered, or when its stream fails or the client leaves. */
-function trackEnd(ctx: GatewayContext, response: GatewayResponse): void {
-  const { body } = response
-  if (!(body instanceof Readable)) {
-    if (body !== null && ctx.metrics.bytesOut === 0) ctx.metrics.bytesOut = Buffer.byteLength(body)
-    emitEnd(ctx, response.status, undefined)
-    return
-  }
-  let streamError: Error | undefined
-  body.once('error', (error) => {
-    streamError = error
-  })
-  body.once('close', () => {
-    const unfinished = body.readableEnded ? undefined : new GatewayError('UPSTREAM_INTERRUPTED')
-    emitEnd(ctx, response.status, streamError ?? unfinished)
-  })
-}
-
-function emitEnd(ctx: GatewayContext, status: number, streamError: Error | undefined): void {
-  if (!isObserved(ctx.gateway.events, 'request:end')) return
-  const aborted = ctx.request.signal.aborted
-  const failure = streamError === undefined ? undefined : toGatewayError(streamError)
-  notify(ctx.gateway.events, 'request:end', {
-    id: ctx.id,
-    status: aborted ? 499 : status,
-    provider: ctx.metrics.provider,
-    durationMs: performance.now() - ctx.startedAt,
-    bytesIn: ctx.metrics.bytesIn,
-    bytesOut: ctx.metrics.bytesOut,
-    outcome: aborted ? 'aborted' : failure ? 'error' : 'completed',
-    cacheStatus: ctx.state.cacheStatus,
-    error: failure && !aborted ? { code: failure.code, message: failure.message } : undefined,
-  })
+/** Every secret the options hold, so log records can be scrubbed of them wherever they turn up. */
+function configuredSecrets(options: ResolvedOptions): string[] {
+  const secrets = [
+    ...Object.values(options.providers).map((provider) => provider.apiKey),
+    ...Object.values(options.customProviders).map((provider) => provider.apiKey),
+    ...(options.authentication?.tokens ?? []),
+  ]
+  return secrets.filter((secret): secret is string => secret !== undefined && secret.length >= 8)
 }

@@ -1,8 +1,25 @@
+export {
+  type Admin,
+  type AdminOptions,
+  createAdmin,
+  isAdmin,
+  type VerifyAdminToken,
+} from './admin/index.js'
 export { compose } from './compose.js'
 export type { GatewayServices } from './context.js'
+export {
+  computeCost,
+  extractStreamUsage,
+  extractUsage,
+  parseCustomCost,
+  totalInputTokens,
+  type Usage,
+} from './cost/cost.js'
+export { createPriceTable, findPrice, PRICES_AS_OF, type Price, type PriceOverrides } from './cost/pricing.js'
 export { ERRORS, type ErrorName, errorBody, GatewayError, toGatewayError } from './errors.js'
 export type {
   GatewayEvents,
+  LogDroppedEvent,
   RequestEndEvent,
   RequestStartEvent,
   StoreErrorEvent,
@@ -10,6 +27,26 @@ export type {
   UpstreamResponseEvent,
 } from './events.js'
 export { createGateway, type Gateway, isGateway, renderError } from './gateway.js'
+export { createKeyRing, type KeyRing, type KeyRingOptions } from './keys/key-ring.js'
+export { createMemorySecretStore, type MemorySecretStoreOptions } from './keys/memory-store.js'
+export { KeyStoreError, type MaskedKey, type SecretStore, type StoredSecret } from './keys/types.js'
+export { createMemoryLogStore, type MemoryLogStoreOptions } from './logs/memory-store.js'
+export type { LogStats } from './logs/recorder.js'
+export {
+  type AnalyticsQuery,
+  type AnalyticsRow,
+  type LogFilter,
+  type LogOutcome,
+  type LogPage,
+  type LogPatch,
+  type LogQuery,
+  LogQueryError,
+  type LogRecord,
+  type LogStore,
+  parseAnalyticsQuery,
+  parseLogPatch,
+  parseLogQuery,
+} from './logs/types.js'
 export {
   type GatewayOptions,
   GatewayOptionsError,
@@ -21,7 +58,8 @@ export {
 export { PROVIDERS } from './providers/catalog.js'
 export type { CustomProviderConfig, ProviderConfig } from './providers/registry.js'
 export { type Dialect, defineProvider, type ProviderSpec } from './providers/types.js'
-export { builtInSteps, cache, forward, identify, limit, parse, route } from './steps/index.js'
+export type { AuthenticationOptions } from './steps/authenticate.js'
+export { authenticate, builtInSteps, cache, forward, identify, limit, parse, route } from './steps/index.js'
 export type { Metadata, RequestSettings } from './steps/parse.js'
 export { createMemoryCacheStore, type MemoryCacheStoreOptions } from './stores/memory-cache.js'
 export { createMemoryLimitStore, type MemoryLimitStoreOptions } from './stores/memory-limits.js'

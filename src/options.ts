@@ -1,7 +1,11 @@
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
+import type { PriceOverrides } from './cost/pricing.js'
+import type { KeyRing } from './keys/key-ring.js'
+import type { LogStore } from './logs/types.js'
 import { PROVIDERS } from './providers/catalog.js'
 import { isValidBaseURL } from './providers/registry.js'
+import type { AuthenticationOptions } from './steps/authenticate.js'
 import { MAX_CACHE_TTL, MIN_CACHE_TTL } from './steps/parse.js'
 import type { CacheStore, LimitStore } from './stores/types.js'
 import type { GatewayContext, GatewayRequest, MaybePromise, Principal, Step } from './types.js'
@@ -167,6 +171,41 @@ const limitRule = z.strictObject({
 export type LimitRuleOptions = z.input<typeof limitRule>
 export type LimitRule = z.output<typeof limitRule>
 
+const authenticationOptions = z
+  .strictObject({
+    /** Accepted gateway tokens (`cf-aig-authorization: Bearer <token>`). */
+    tokens: z.array(z.string().min(16, 'expected a token of at least 16 characters')).optional(),
+    /** Checks a token the list does not hold; a principal (or `true`) accepts it. */
+    verifyToken: z
+      .custom<NonNullable<AuthenticationOptions['verifyToken']>>(isFunction, 'expected a function')
+      .optional(),
+  })
+  .refine((auth) => auth.tokens?.length || auth.verifyToken, 'expected tokens, verifyToken, or both')
+
+const logOptions = z.strictObject({
+  /** Where records go. Default: a bounded in-memory store (`createMemoryLogStore`). */
+  store: z
+    .custom<LogStore>(
+      hasMethods('write', 'get', 'list', 'patch', 'delete', 'analytics'),
+      'expected a LogStore',
+    )
+    .optional(),
+  /** Keep request and response bodies (redacted) in records. `cf-aig-collect-log-payload: false` opts out. */
+  payloads: z.boolean().default(true),
+  /** Bodies larger than this are not kept (the record still is). Default 10 MiB. */
+  maxPayloadBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(10 * 1024 * 1024),
+  /** Records per write to the store. */
+  batchSize: z.number().int().min(1).max(10_000).default(100),
+  /** Longest a record waits for its batch to fill, in ms. */
+  flushIntervalMs: positiveMs.default(1000),
+  /** Records waiting beyond this are dropped (and counted), so a stalled store cannot grow memory. */
+  maxQueue: z.number().int().positive().default(10_000),
+})
+
 export const gatewayOptionsSchema = z.strictObject({
   /** Gateway name matched by Cloudflare's long URL form `/v1/{account}/{name}/...`. Default `'default'`. */
   name: z.string().regex(SLUG, 'expected a slug (a-z, 0-9, -)').default('default'),
@@ -216,6 +255,36 @@ export const gatewayOptionsSchema = z.strictObject({
   identify: z
     .custom<(host: unknown, request: GatewayRequest) => MaybePromise<Principal | undefined>>(isFunction)
     .optional(),
+  /** Gateway authentication: off unless set; on, every request needs a valid `cf-aig-authorization`. */
+  authentication: authenticationOptions.optional(),
+  /**
+   * Stored provider keys (`createKeyRing`), looked up by provider and `cf-aig-byok-alias` when a request
+   * brings no key of its own. Provider `apiKey` options are the `default` alias and win over the ring's.
+   */
+  keys: z
+    .custom<KeyRing>(hasMethods('getSecret', 'aliases'), 'expected a KeyRing (createKeyRing)')
+    .optional(),
+  /** Refuse (400, code 2044) requests with no provider credential and none stored. Default false. */
+  requireCredentials: z.boolean().default(false),
+  /** Request logs: one record per request, written in batches off the request's path. `false` turns them off. */
+  logs: z.union([z.literal(false), logOptions]).prefault({}),
+  /** Prices per provider and model (USD per million tokens) over the built-in table. */
+  prices: z
+    .custom<PriceOverrides>(
+      (value) => typeof value === 'object' && value !== null,
+      'expected { provider: { model: price } }',
+    )
+    .optional(),
+  /**
+   * OpenTelemetry: `true` makes one span per request with the global tracer of `@opentelemetry/api` (an
+   * optional peer), or pass `{ tracer }`. Default off.
+   */
+  telemetry: z
+    .union([
+      z.boolean(),
+      z.strictObject({ tracer: z.custom<object>(hasMethods('startSpan'), 'expected a Tracer') }),
+    ])
+    .default(false),
   /** Response cache; off unless set (requests can still opt in with `cf-aig-cache-key`). */
   cache: cacheOptions.optional(),
   /** One rate limit or several, each refusing with 429 (code 2003) when exceeded. */

@@ -10,6 +10,10 @@ export interface TappedBody {
    * OpenAI streams), when that event came: a cut, stalled or abandoned stream is never complete.
    */
   readonly complete: boolean
+  /** Bytes that went by, kept or not. */
+  readonly size: number
+  /** What failed the stream, if it failed. */
+  readonly error?: Error | undefined
 }
 
 const OPENAI_STREAM_END = Buffer.from('data: [DONE]\n\n')
@@ -27,7 +31,7 @@ export function tapBody(response: GatewayResponse, maxBytes: number, done: (body
   if (!(body instanceof Readable)) {
     const bytes =
       body === null ? Buffer.alloc(0) : typeof body === 'string' ? Buffer.from(body) : Buffer.from(body)
-    done({ bytes: bytes.length > maxBytes ? undefined : bytes, complete: true })
+    done({ bytes: bytes.length > maxBytes ? undefined : bytes, complete: true, size: bytes.length })
     return
   }
   // A stream nobody reads yet must not start flowing because a listener was added: pause it first (the
@@ -37,25 +41,28 @@ export function tapBody(response: GatewayResponse, maxBytes: number, done: (body
   let size = 0
   let overflowed = false
   const onData = (chunk: Buffer | string) => {
+    size += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length
     if (overflowed) return
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
-    size += bytes.length
     if (size > maxBytes) {
       overflowed = true
       chunks.length = 0
       return
     }
-    chunks.push(bytes)
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
   }
   let ended = false
+  let error: Error | undefined
   body.on('data', onData)
   body.once('end', () => {
     ended = true
   })
+  body.once('error', (failure) => {
+    error = failure
+  })
   body.once('close', () => {
     body.off('data', onData)
     const bytes = overflowed ? undefined : Buffer.concat(chunks, size)
-    done({ bytes, complete: ended && streamFinished(response, bytes) })
+    done({ bytes, complete: ended && streamFinished(response, bytes), size, error })
   })
 }
 

@@ -101,10 +101,20 @@ export interface GatewayContext {
   response: GatewayResponse | undefined
   /** Extra response headers for whatever answers, errors included (`cf-aig-*`). */
   readonly responseHeaders: Record<string, string>
-  /** Bytes counted on the way in and out, for `request:end`. */
-  readonly metrics: { bytesIn: number; bytesOut: number; provider?: string | undefined }
+  /** Counted on the way in and out, for `request:end` and the log record. */
+  readonly metrics: {
+    bytesIn: number
+    bytesOut: number
+    provider?: string | undefined
+    /** Upstream calls made, retries and fallbacks included. */
+    attempts: number
+    /** Milliseconds from arrival until the answer was ready to send (its first byte in hand). */
+    firstByteMs?: number | undefined
+  }
   /** Reads the request body once, capped by `maxBodyBytes`; later calls get the same bytes. */
   readBody(): Promise<Buffer | undefined>
+  /** The body if a step has read it already, without reading it. */
+  bodyIfRead(): Buffer | undefined
 }
 
 export type Next = () => Promise<void>

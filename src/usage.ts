@@ -1,38 +1,46 @@
-import { extractStreamUsage, extractUsage, type Usage } from './cost/cost.js'
+import {
+  extractStreamUsage,
+  extractUsage,
+  totalInputTokens,
+  type Usage,
+  type UsageDialect,
+} from './cost/cost.js'
 import { parseJson } from './json.js'
 import type { Dialect } from './providers/types.js'
-import type { GatewayContext, GatewayResponse } from './types.js'
+import { tapBody } from './response-tap.js'
+import type { GatewayResponse } from './types.js'
+import type { UpstreamTarget } from './upstream/call.js'
 
-type UsageDialect = 'openai' | 'anthropic' | 'google'
+/** Largest provider answer read back for the usage it reports. */
+const MAX_USAGE_BODY_BYTES = 32 * 1024 * 1024
 
-/**
- * The usage an answer reports, read from the bytes the client received: the provider's own shape on
- * passthrough, OpenAI's on the compat surface. `undefined` when the answer carries none.
- */
-export function responseUsage(
-  ctx: GatewayContext,
-  response: GatewayResponse,
-  bytes: Buffer,
-): Usage | undefined {
-  const target = ctx.state.target ?? ctx.state.targets?.[0]
-  if (target === undefined) return undefined
-  const dialect = usageDialect(target.clientDialect)
-  const text = bytes.toString('utf8')
-  if (response.headers['content-type']?.startsWith('text/event-stream'))
-    return extractStreamUsage(dialect, text)
-  return extractUsage(dialect, parseJson(text))
+declare module './types.js' {
+  interface GatewayState {
+    /** The usage the provider's answer reports, once it has been read to its end; set by `forward`. */
+    usage?: Promise<Usage | undefined>
+  }
 }
 
-/** Input plus output tokens, for token limits. */
-export function responseTokens(
-  ctx: GatewayContext,
-  response: GatewayResponse,
-  bytes: Buffer,
-): number | undefined {
-  const usage = responseUsage(ctx, response, bytes)
-  if (usage === undefined) return undefined
-  const cache = usage.inputIncludesCache ? 0 : (usage.cacheReadTokens ?? 0) + (usage.cacheWriteTokens ?? 0)
-  return usage.inputTokens + usage.outputTokens + cache
+/**
+ * Reads the usage a provider's answer reports, from the provider's own bytes as they pass (before any
+ * translation), so translated streams are counted even when the client asked for no usage. Resolves
+ * `undefined` when the answer carries none or was cut short.
+ */
+export function watchUsage(target: UpstreamTarget, response: GatewayResponse): Promise<Usage | undefined> {
+  const dialect = usageDialect(target.provider.spec.dialect)
+  const stream = response.headers['content-type']?.startsWith('text/event-stream') === true
+  return new Promise((resolve) => {
+    tapBody(response, MAX_USAGE_BODY_BYTES, ({ bytes }) => {
+      if (bytes === undefined) return resolve(undefined)
+      const text = bytes.toString('utf8')
+      resolve(stream ? extractStreamUsage(dialect, text) : extractUsage(dialect, parseJson(text)))
+    })
+  })
+}
+
+/** Every token the provider counted, prompt cache included, once: what a token limit charges. */
+export function totalTokens(usage: Usage): number {
+  return totalInputTokens(usage) + usage.outputTokens
 }
 
 function usageDialect(dialect: Dialect): UsageDialect {

@@ -1,5 +1,6 @@
 import { createHash, createHmac } from 'node:crypto'
 import { isRecord } from '../json.js'
+import { targetModel } from '../routes/model.js'
 import type { UpstreamTarget } from '../upstream/call.js'
 import { splitQuery } from '../url.js'
 
@@ -47,7 +48,7 @@ export function cacheKey(input: CacheKeyInput): string {
     field(target.provider.spec.id)
     field(target.method)
     field(path)
-    field(modelOf(target, json) ?? '')
+    field(targetModel(target) ?? '')
     field(isStreamRequest(target, json) ? 'stream' : 'whole')
     field(credentialFingerprint(target, credential, input.fingerprintSecret))
   }
@@ -81,11 +82,6 @@ function parseBody(body: Buffer | undefined): unknown {
   } catch {
     return undefined
   }
-}
-
-function modelOf(target: UpstreamTarget, json: unknown): string | undefined {
-  if (target.translation !== undefined) return target.translation.model
-  return isRecord(json) && typeof json.model === 'string' ? json.model : undefined
 }
 
 /** A streamed and a whole answer to the same prompt are different entries, custom key or not. */

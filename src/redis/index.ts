@@ -4,5 +4,6 @@
  * is not ready fails at once, and the gateway applies the store's failure policy instead of waiting.
  */
 export { createRedisCacheStore, type RedisCacheStoreOptions } from './cache-store.js'
+export { createRedisSecretStore, type RedisSecretStoreOptions } from './key-store.js'
 export { createRedisLimitStore, type RedisLimitStoreOptions } from './limit-store.js'
 export type { RedisClientLike } from './redis-types.js'

@@ -119,7 +119,7 @@ function compatHeaders(
   incoming: Readonly<Record<string, string | undefined>>,
   provider: ResolvedProvider,
 ): Record<string, string> {
-  const headers = buildUpstreamHeaders(incoming, '', provider)
+  const headers = buildUpstreamHeaders(incoming, provider)
   headers['content-type'] = 'application/json'
   delete headers['content-encoding']
   const { header } = provider.spec.auth

@@ -27,7 +27,7 @@ export async function passthroughTargets(
       origin,
       path,
       method,
-      headers: buildUpstreamHeaders(request.headers, request.search, provider),
+      headers: buildUpstreamHeaders(request.headers, provider),
       body: BODYLESS_METHODS.has(method) ? undefined : await ctx.readBody(),
       step: 0,
       settings: ctx.state.settings ?? {},

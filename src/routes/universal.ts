@@ -71,7 +71,7 @@ function stepTarget(ctx: GatewayContext, step: UniversalStep, index: number): Up
   }
   const { path, search } = splitQuery(endpoint)
   const location = locateUpstream(provider, withoutBasePath(provider, path), search, ctx.surface.account)
-  const upstreamHeaders = buildUpstreamHeaders(headers, search, provider)
+  const upstreamHeaders = buildUpstreamHeaders(headers, provider)
   upstreamHeaders['content-type'] ??= 'application/json'
   delete upstreamHeaders['content-encoding']
   return {

@@ -2,9 +2,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { type ErrorName, GatewayError, toGatewayError } from '../errors.js'
 import { notify } from '../events.js'
 import type { GatewayContext, GatewayResponse, Step } from '../types.js'
-import { type AttemptClocks, callUpstream, type UpstreamTarget } from '../upstream/call.js'
+import { type AttemptClocks, asProviderSent, callUpstream, type UpstreamTarget } from '../upstream/call.js'
 import { retryDelay, retryPolicy } from '../upstream/retry.js'
 import { translateResponse } from '../upstream/translate.js'
+import { watchUsage } from '../usage.js'
 
 // Failures before any answer that another attempt may cure. The client leaving and the total deadline end
 // the request instead.
@@ -100,6 +101,8 @@ async function answer(
   response: GatewayResponse,
 ): Promise<GatewayResponse> {
   markStep(ctx, target)
+  if (ctx.gateway.watchesUsage && response.status < 400)
+    ctx.state.usage = watchUsage(target, asProviderSent(response))
   if (target.translation === undefined) return response
   return translateResponse(response, target.translation, ctx.id)
 }

@@ -11,7 +11,9 @@ declare module '../types.js' {
 export function identify(): Step {
   return async function identify(ctx, next) {
     const ask = ctx.gateway.options.identify
-    if (ask !== undefined) ctx.state.principal = (await ask(ctx.request.host, ctx.request)) ?? undefined
+    // The host's answer wins; without one, the principal `verifyToken` returned (if any) stays.
+    const principal = ask === undefined ? undefined : await ask(ctx.request.host, ctx.request)
+    if (principal) ctx.state.principal = principal
     await next()
   }
 }

@@ -2,17 +2,15 @@ import { GatewayError } from '../errors.js'
 import { reportStoreError } from '../events.js'
 import { isRecord, parseJson } from '../json.js'
 import type { LimitRule, ResolvedOptions } from '../options.js'
-import { tapBody } from '../response-tap.js'
+import { targetModel } from '../routes/model.js'
 import { callStore } from '../stores/call.js'
 import { createMemoryLimitStore } from '../stores/memory-limits.js'
 import type { LimitDecision, LimitStore, LimitWindow } from '../stores/types.js'
 import type { GatewayContext, Step } from '../types.js'
-import { responseTokens } from '../usage.js'
+import { totalTokens } from '../usage.js'
 
 /** After a store failure, its rule uses the fallback this long before asking the store again. */
 const STORE_RETRY_MS = 1000
-/** Largest response read back for its token usage. */
-const MAX_USAGE_BODY_BYTES = 32 * 1024 * 1024
 const OUTPUT_CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'] as const
 
 /** One rule, ready to count: its window, its store, and its fallback while the store is down. */
@@ -101,7 +99,7 @@ function ruleKey(ctx: GatewayContext, compiled: CompiledRule): string | undefine
   else if (key === 'principal') value = ctx.state.principal?.id ?? '(anonymous)'
   else if (key === 'tenant') value = ctx.state.principal?.tenant ?? '(anonymous)'
   else if (key === 'provider') value = ctx.state.targets?.[0]?.provider.spec.id
-  else if (key === 'model') value = targetModel(ctx)
+  else if (key === 'model') value = modelKey(ctx)
   else {
     const entry = ctx.state.metadata?.[key.slice('metadata.'.length)]
     value = entry === undefined ? undefined : String(entry)
@@ -110,14 +108,10 @@ function ruleKey(ctx: GatewayContext, compiled: CompiledRule): string | undefine
   return `${ctx.gateway.options.name}:${compiled.name}:${encodeURIComponent(value)}`
 }
 
-function targetModel(ctx: GatewayContext): string | undefined {
+function modelKey(ctx: GatewayContext): string | undefined {
   const target = ctx.state.targets?.[0]
-  if (target === undefined) return undefined
-  if (target.translation !== undefined) return `${target.provider.spec.id}/${target.translation.model}`
-  const json = target.body === undefined ? undefined : parseJson(target.body.toString('utf8'))
-  return isRecord(json) && typeof json.model === 'string'
-    ? `${target.provider.spec.id}/${json.model}`
-    : undefined
+  const model = target === undefined ? undefined : targetModel(target)
+  return model === undefined ? undefined : `${target!.provider.spec.id}/${model}`
 }
 
 async function admit(
@@ -189,18 +183,18 @@ async function estimateTokens(ctx: GatewayContext, compiled: CompiledRule): Prom
   return Math.max(1, Math.ceil((body?.length ?? 0) / 4) + outputCap)
 }
 
-/** Corrects each token reservation to the usage the response reported, once it was delivered. */
+/** Corrects each token reservation to the usage the provider reported, once its answer was read. */
 function settleTokens(ctx: GatewayContext, reserved: readonly Admission[]): void {
   const response = ctx.response
-  if (response === undefined || response.status >= 400) {
-    // The provider refused or failed: no tokens were spent.
+  if (response === undefined || response.status >= 400 || ctx.state.usage === undefined) {
+    // The provider refused or failed, or the cache answered: no tokens were spent.
     giveBack(ctx, reserved)
     return
   }
-  tapBody(response, MAX_USAGE_BODY_BYTES, ({ bytes }) => {
-    const used = bytes === undefined ? undefined : responseTokens(ctx, response, bytes)
+  void ctx.state.usage.then((usage) => {
     // Without a usage report (a cut stream, an answer too large to read) the estimate stands.
-    if (used === undefined) return
+    if (usage === undefined) return
+    const used = totalTokens(usage)
     for (const admission of reserved) correct(ctx, admission, used - admission.amount)
   })
 }

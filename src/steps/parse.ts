@@ -1,3 +1,5 @@
+import { parseCustomCost } from '../cost/cost.js'
+import type { Price } from '../cost/pricing.js'
 import { GatewayError } from '../errors.js'
 import { isRecord } from '../json.js'
 import type { Step } from '../types.js'
@@ -22,6 +24,16 @@ export interface RequestSettings {
   skipCache?: boolean
   /** `cf-aig-cache-key`: a key of the client's own, instead of one derived from the request. */
   cacheKey?: string
+  /** `cf-aig-collect-log`: `false` keeps this request out of the logs. */
+  collectLog?: boolean
+  /** `cf-aig-collect-log-payload`: `false` logs the request without its bodies. */
+  collectLogPayload?: boolean
+  /** `cf-aig-custom-cost`: prices for this request, instead of the table's. */
+  customCost?: Price
+  /** `cf-aig-byok-alias`: which stored provider key to use when the request brings none. */
+  keyAlias?: string
+  /** `cf-aig-otel-trace-id` and `cf-aig-otel-parent-span-id`: the trace this request's span joins. */
+  traceParent?: { traceId: string; spanId: string }
 }
 
 /** A request's `cf-aig-metadata`: a flat object of at most five entries. */
@@ -47,6 +59,9 @@ const MAX_METADATA_ENTRIES = 5
 const MAX_METADATA_BYTES = 4096
 // Printable ASCII only: the key ends up in a cache key and in logs, never in a header, but stays readable.
 const CACHE_KEY = /^[\x21-\x7e]{1,1024}$/
+const KEY_ALIAS = /^[a-z0-9][a-z0-9_-]{0,63}$/
+const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/
+const SPAN_ID = /^(?!0{16})[0-9a-f]{16}$/
 const BACKOFFS: readonly Backoff[] = ['constant', 'linear', 'exponential']
 
 /** One row per `cf-aig-*` request header this gateway understands; later features add rows. */
@@ -125,6 +140,40 @@ const HEADER_RULES: readonly HeaderRule[] = [
       settings.cacheKey = value
     },
   },
+  {
+    header: 'cf-aig-collect-log',
+    apply(value, settings) {
+      settings.collectLog = parseBoolean('cf-aig-collect-log', value)
+    },
+  },
+  {
+    header: 'cf-aig-collect-log-payload',
+    apply(value, settings) {
+      settings.collectLogPayload = parseBoolean('cf-aig-collect-log-payload', value)
+    },
+  },
+  {
+    header: 'cf-aig-custom-cost',
+    apply(value, settings) {
+      try {
+        settings.customCost = parseCustomCost(value)
+      } catch (error) {
+        throw new GatewayError('INVALID_HEADER', (error as Error).message)
+      }
+    },
+  },
+  {
+    header: 'cf-aig-byok-alias',
+    apply(value, settings) {
+      if (!KEY_ALIAS.test(value)) {
+        throw new GatewayError(
+          'INVALID_HEADER',
+          'cf-aig-byok-alias must be 1 to 64 lower-case letters, digits, - or _, starting with a letter or digit',
+        )
+      }
+      settings.keyAlias = value
+    },
+  },
 ]
 
 function parseBoolean(header: string, value: string): boolean {
@@ -162,6 +211,25 @@ export function parseMetadata(value: string | undefined): Metadata {
     }
   }
   return parsed as Metadata
+}
+
+/** Both trace headers or neither; a malformed one is a 400 rather than a silently new trace. */
+function parseTraceParent(
+  headers: Readonly<Record<string, string | undefined>>,
+): RequestSettings['traceParent'] {
+  const traceId = headers['cf-aig-otel-trace-id']?.trim().toLowerCase()
+  const spanId = headers['cf-aig-otel-parent-span-id']?.trim().toLowerCase()
+  if (traceId === undefined && spanId === undefined) return undefined
+  if (traceId === undefined || !TRACE_ID.test(traceId)) {
+    throw new GatewayError('INVALID_HEADER', 'cf-aig-otel-trace-id must be 32 hex characters, not all zero')
+  }
+  if (spanId === undefined || !SPAN_ID.test(spanId)) {
+    throw new GatewayError(
+      'INVALID_HEADER',
+      'cf-aig-otel-parent-span-id must be 16 hex characters, not all zero',
+    )
+  }
+  return { traceId, spanId }
 }
 
 function parseWhole(header: string, value: string, min: number, max: number, unit: string): number {
@@ -204,6 +272,8 @@ export function parse(): Step {
     const settings = readSettings(ctx.request.headers)
     ctx.state.settings = settings
     ctx.state.metadata = parseMetadata(ctx.request.headers['cf-aig-metadata'])
+    const traceParent = parseTraceParent(ctx.request.headers)
+    if (traceParent !== undefined) settings.traceParent = traceParent
     if (settings.eventId !== undefined) ctx.responseHeaders['cf-aig-event-id'] = settings.eventId
     await next()
   }

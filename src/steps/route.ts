@@ -1,9 +1,11 @@
 import { GatewayError } from '../errors.js'
 import { compatTarget } from '../routes/compat.js'
+import { attachStoredKeys } from '../routes/credentials.js'
 import { passthroughTargets } from '../routes/passthrough.js'
 import { universalTargets } from '../routes/universal.js'
 import type { GatewayContext, Step } from '../types.js'
 import type { UpstreamTarget } from '../upstream/call.js'
+import { askForStreamUsage } from '../upstream/stream-usage.js'
 
 declare module '../types.js' {
   interface GatewayState {
@@ -36,6 +38,8 @@ export function route(): Step {
       ctx.state.targets = universalTargets(ctx, await readJson(ctx, 'INVALID_UNIVERSAL_REQUEST'))
       ctx.responseHeaders['cf-aig-step'] = '0'
     }
+    await attachStoredKeys(ctx, ctx.state.targets)
+    if (ctx.gateway.watchesUsage) ctx.state.targets = ctx.state.targets.map(askForStreamUsage)
     ctx.metrics.provider = ctx.state.targets[0]?.provider.spec.id
     await next()
   }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.js'
 import { isObserved, notify } from '../events.js'
@@ -12,6 +12,7 @@ import type { GatewayContext, GatewayResponse } from '../types.js'
 import { splitQuery } from '../url.js'
 import { filterResponseHeaders, isEventStream } from './headers.js'
 import { toUpstreamError } from './network-errors.js'
+import { hideStreamUsage } from './stream-usage.js'
 
 /** How a compat request is translated to and from a provider's own API. */
 export interface Translation {
@@ -40,6 +41,8 @@ export interface UpstreamTarget {
   /** The dialect the client reads, for terminal error events in streams. */
   readonly clientDialect: Dialect
   readonly translation?: Translation | undefined
+  /** The gateway added `stream_options.include_usage`; the client's stream must not show it. */
+  readonly hidesStreamUsage?: boolean | undefined
 }
 
 /** Clocks for one attempt. */
@@ -81,6 +84,7 @@ export async function callUpstream(
     clientSignal.removeEventListener('abort', abortForClient)
   }
 
+  ctx.metrics.attempts++
   const base = { id: ctx.id, provider: target.provider.spec.id, step: target.step, attempt }
   if (isObserved(events, 'upstream:request')) {
     notify(events, 'upstream:request', {
@@ -142,10 +146,12 @@ async function relay(
   }
   await firstChunk(body)
   const dialect = target.clientDialect
+  const clientBody = target.hidesStreamUsage && eventStream ? hideStreamUsage(body) : body
+  if (clientBody !== body) providerBodies.set(clientBody, body)
   const relayed: GatewayResponse = {
     status: response.statusCode,
     headers,
-    body,
+    body: clientBody,
     onStreamError: (error) => terminalEvent(dialect, toUpstreamError(error, controller)),
   }
   // Translated streams are checked by their translator; the others here, by their dialect's terminator.
@@ -168,6 +174,15 @@ async function relay(
     delete headers['content-length']
   }
   return relayed
+}
+
+// Client-facing streams that differ from what the provider sent, mapped to the provider's own stream.
+const providerBodies = new WeakMap<Readable, Readable>()
+
+/** The provider's answer as it sent it, for reading its usage: the same response unless the gateway reshaped it. */
+export function asProviderSent(response: GatewayResponse): GatewayResponse {
+  const source = response.body instanceof Readable ? providerBodies.get(response.body) : undefined
+  return source === undefined ? response : { ...response, body: source }
 }
 
 /**

@@ -16,12 +16,11 @@ const RESPONSE_HEADERS_DROPPED = new Set([
 
 /**
  * Request headers for the provider, built from an allowlist rather than by copying and deleting, so that
- * `cf-aig-*`, hop-by-hop, Host, cookies and anything a client invents never leave. The client's own provider
- * credential wins; a stored key is injected, in the provider's scheme, only when the client sent none.
+ * `cf-aig-*`, hop-by-hop, Host, cookies and anything a client invents never leave. A credential the client
+ * sent itself is kept; a stored one is added later, by `attachStoredKeys`, only when there is none.
  */
 export function buildUpstreamHeaders(
   incoming: Readonly<Record<string, string | undefined>>,
-  search: string,
   provider: ResolvedProvider,
 ): Record<string, string> {
   const headers: Record<string, string> = {}
@@ -29,22 +28,32 @@ export function buildUpstreamHeaders(
     const value = incoming[name]
     if (value !== undefined) headers[name] = value
   }
-  let hasCredential = hasCredentialQuery(search, provider.spec.credentialQuery)
   for (const name of provider.credentialHeaders) {
     const value = incoming[name]
-    if (value !== undefined) {
-      headers[name] = value
-      hasCredential = true
-    }
-  }
-  if (!hasCredential && provider.apiKey !== undefined) {
-    const { header, scheme } = provider.spec.auth
-    headers[header] = scheme ? `${scheme} ${provider.apiKey}` : provider.apiKey
+    if (value !== undefined) headers[name] = value
   }
   for (const name in provider.staticHeaders) {
     if (headers[name] === undefined) headers[name] = provider.staticHeaders[name]!
   }
   return headers
+}
+
+/** Whether an upstream request already carries a provider credential: a header, or Google's `?key=`. */
+export function carriesCredential(
+  headers: Readonly<Record<string, string>>,
+  path: string,
+  provider: ResolvedProvider,
+): boolean {
+  if (headers[provider.spec.auth.header] !== undefined) return true
+  for (const name of provider.credentialHeaders) if (headers[name] !== undefined) return true
+  const query = path.indexOf('?')
+  return query !== -1 && hasCredentialQuery(path.slice(query), provider.spec.credentialQuery)
+}
+
+/** Adds a stored key in the provider's own scheme (`authorization: Bearer …`, `x-api-key: …`). */
+export function injectKey(headers: Record<string, string>, provider: ResolvedProvider, key: string): void {
+  const { header, scheme } = provider.spec.auth
+  headers[header] = scheme ? `${scheme} ${key}` : key
 }
 
 function hasCredentialQuery(search: string, name: string | undefined): boolean {

@@ -16,13 +16,22 @@ const EXPECTED_EXPORTS: Record<string, string[]> = {
     'PROVIDERS',
     'createMemoryCacheStore',
     'createMemoryLimitStore',
+    'createMemoryLogStore',
+    'createKeyRing',
+    'createMemorySecretStore',
   ],
   'ai-gateway-middleware/express': ['aiGateway', 'default'],
   'ai-gateway-middleware/koa': ['aiGateway', 'default'],
   'ai-gateway-middleware/fastify': ['aiGateway', 'default'],
   'ai-gateway-middleware/testing': ['createMockProvider'],
-  'ai-gateway-middleware/testing/conformance': ['cacheStoreConformance', 'limitStoreConformance'],
-  'ai-gateway-middleware/redis': ['createRedisCacheStore', 'createRedisLimitStore'],
+  'ai-gateway-middleware/testing/conformance': [
+    'cacheStoreConformance',
+    'limitStoreConformance',
+    'logStoreConformance',
+    'secretStoreConformance',
+  ],
+  'ai-gateway-middleware/redis': ['createRedisCacheStore', 'createRedisLimitStore', 'createRedisSecretStore'],
+  'ai-gateway-middleware/postgres': ['createPostgresLogStore', 'createPostgresSecretStore'],
 }
 
 // Vitest, which the conformance suites register with, can only be imported, so that entry is ESM only.

@@ -7,6 +7,7 @@ import { createGateway, type Gateway, type GatewayOptions } from '../../src/inde
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
 import { type RunningApp, send } from '../helpers/http.js'
 import { cacheScenarios } from './scenarios-cache.js'
+import { logScenarios } from './scenarios-logs.js'
 import { routingScenarios } from './scenarios-routing.js'
 
 /**
@@ -523,5 +524,6 @@ export function runScenarios(framework: string, build: BuildApp): void {
 
     routingScenarios(world)
     cacheScenarios(world)
+    logScenarios(world)
   })
 }

@@ -9,3 +9,5 @@ export {
   cacheStoreConformance,
   limitStoreConformance,
 } from '../conformance.js'
+export { secretStoreConformance } from '../key-store-conformance.js'
+export { logStoreConformance } from '../log-store-conformance.js'

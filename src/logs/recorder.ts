@@ -1,0 +1,213 @@
+import { computeCost, totalInputTokens, type Usage } from '../cost/cost.js'
+import type { PriceTable } from '../cost/pricing.js'
+import type { GatewayError } from '../errors.js'
+import { type GatewayEmitter, notify } from '../events.js'
+import { targetModel } from '../routes/model.js'
+import type { GatewayContext } from '../types.js'
+import type { LogOutcome, LogRecord, LogStore } from './types.js'
+
+declare module '../types.js' {
+  interface GatewayState {
+    /** The gateway-made error the request was answered with, if any. */
+    error?: GatewayError
+  }
+}
+
+export interface LogQueueSettings {
+  readonly batchSize: number
+  readonly flushIntervalMs: number
+  readonly maxQueue: number
+}
+
+/** Counters of the log queue, also emitted as `log:dropped` events when records are lost. */
+export interface LogStats {
+  queued: number
+  written: number
+  dropped: number
+}
+
+/**
+ * Records wait in a bounded queue and go to the store in batches, one write at a time, never on a
+ * request's path: a slow or failing store costs records (counted as dropped), never latency or memory.
+ */
+export class LogQueue {
+  readonly stats: LogStats = { queued: 0, written: 0, dropped: 0 }
+  #pending: LogRecord[] = []
+  #writing: Promise<void> | undefined
+  #timer: NodeJS.Timeout | undefined
+
+  constructor(
+    readonly store: LogStore,
+    private readonly settings: LogQueueSettings,
+    private readonly events: GatewayEmitter,
+  ) {}
+
+  push(record: LogRecord): void {
+    if (this.#pending.length >= this.settings.maxQueue) {
+      this.#drop(1, 'queue-full')
+      return
+    }
+    this.#pending.push(record)
+    this.stats.queued = this.#pending.length
+    if (this.#pending.length >= this.settings.batchSize) this.#schedule(0)
+    else this.#schedule(this.settings.flushIntervalMs)
+  }
+
+  /** Writes everything queued so far; resolves once it is stored (or counted as dropped). */
+  async flush(): Promise<void> {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    while (this.#pending.length > 0 || this.#writing !== undefined) {
+      if (this.#writing === undefined) this.#writeBatch()
+      await this.#writing
+    }
+  }
+
+  #schedule(delayMs: number): void {
+    if (this.#writing !== undefined) return
+    if (this.#timer !== undefined) {
+      if (delayMs > 0) return
+      clearTimeout(this.#timer)
+    }
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      this.#writeBatch()
+    }, delayMs)
+    // A queue waiting to flush must not keep the host's process alive.
+    this.#timer.unref()
+  }
+
+  #writeBatch(): void {
+    const batch = this.#pending.splice(0, this.settings.batchSize)
+    this.stats.queued = this.#pending.length
+    if (batch.length === 0) return
+    this.#writing = this.store
+      .write(batch)
+      .then(
+        () => {
+          this.stats.written += batch.length
+        },
+        (error: unknown) => {
+          notify(this.events, 'store:error', { id: batch[0]!.id, store: 'logs', operation: 'write', error })
+          this.#drop(batch.length, 'write-failed')
+        },
+      )
+      .finally(() => {
+        this.#writing = undefined
+        if (this.#pending.length > 0)
+          this.#schedule(this.#pending.length >= this.settings.batchSize ? 0 : this.settings.flushIntervalMs)
+      })
+  }
+
+  #drop(count: number, reason: 'queue-full' | 'write-failed'): void {
+    this.stats.dropped += count
+    notify(this.events, 'log:dropped', { count, total: this.stats.dropped, reason })
+  }
+}
+
+/** How a request ended, as the gateway saw it. */
+export interface RequestEnd {
+  readonly status: number
+  readonly aborted: boolean
+  /** The stream failed or ended before its last event. */
+  readonly failed: boolean
+  readonly responseBytes: Buffer | undefined
+  readonly responseSize: number
+  readonly usage: Usage | undefined
+}
+
+export interface RecordSettings {
+  readonly payloads: boolean
+  readonly maxPayloadBytes: number
+  readonly prices: PriceTable
+  /** Values that must never appear in a record: provider keys and gateway tokens from the options. */
+  readonly secrets: readonly string[]
+}
+
+// Shapes of provider keys and bearer tokens, masked in logged bodies even when nobody configured them here.
+const SECRET_PATTERNS =
+  /\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,}|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,})|(?<=Bearer\s+)[A-Za-z0-9._~+/=-]{16,}/g
+const REDACTED = '[REDACTED]'
+// Gateway errors that report the provider's failure rather than the gateway's own refusal.
+const UPSTREAM_ERRORS = /^(?:UPSTREAM_|PROVIDER_FAILED$|INVALID_PROVIDER_RESPONSE$)/
+
+/** The request's log record: the reference's fields, with bodies capped and secrets masked. */
+export function buildLogRecord(ctx: GatewayContext, end: RequestEnd, settings: RecordSettings): LogRecord {
+  const { state, metrics } = ctx
+  const target = state.target ?? state.targets?.[0]
+  const cached = state.cacheStatus === 'HIT'
+  const usage = cached ? undefined : end.usage
+  const model = target === undefined ? undefined : targetModel(target)
+  const withPayload = settings.payloads && state.settings?.collectLogPayload !== false
+  const durationMs = performance.now() - ctx.startedAt
+  const principal = state.principal
+  return {
+    id: ctx.id,
+    createdAt: Math.round(Date.now() - durationMs),
+    provider: metrics.provider ?? null,
+    model: model ?? null,
+    path: ctx.request.path,
+    success: !end.aborted && !end.failed && end.status < 400,
+    statusCode: end.aborted ? 499 : end.status,
+    cached,
+    durationMs: Math.round(durationMs),
+    ttfbMs: metrics.firstByteMs === undefined ? null : Math.round(metrics.firstByteMs),
+    tokensIn: usage === undefined ? (cached ? 0 : null) : totalInputTokens(usage),
+    tokensOut: usage === undefined ? (cached ? 0 : null) : usage.outputTokens,
+    cost: cached
+      ? 0
+      : costOf(usage, target === undefined ? undefined : target.provider.spec.id, model, state, settings),
+    customCost: state.settings?.customCost !== undefined,
+    metadata: state.metadata ?? {},
+    step: ctx.surface.kind === 'universal' && target !== undefined ? target.step : null,
+    eventId: state.settings?.eventId ?? null,
+    attempts: metrics.attempts,
+    requestSize: metrics.bytesIn,
+    responseSize: end.responseSize,
+    outcome: outcomeOf(ctx, end),
+    errorCode: state.error?.code ?? null,
+    principal: principal?.id ?? principal?.tenant ?? null,
+    requestBody: withPayload ? payload(ctx.bodyIfRead(), settings) : null,
+    responseBody: withPayload ? payload(end.responseBytes, settings) : null,
+    feedback: null,
+    score: null,
+  }
+}
+
+function costOf(
+  usage: Usage | undefined,
+  provider: string | undefined,
+  model: string | undefined,
+  state: GatewayContext['state'],
+  settings: RecordSettings,
+): number | null {
+  if (usage === undefined) return null
+  const price =
+    state.settings?.customCost ??
+    (provider === undefined || model === undefined ? undefined : settings.prices.find(provider, model))
+  // A model without a price is logged with cost null, never 0: 0 would read as "free".
+  return price === undefined ? null : computeCost(usage, price)
+}
+
+function outcomeOf(ctx: GatewayContext, end: RequestEnd): LogOutcome {
+  if (end.aborted) return 'aborted'
+  if (ctx.state.cacheStatus === 'HIT') return 'cache_hit'
+  const error = ctx.state.error
+  if (error?.key === 'RATE_LIMITED') return 'rate_limited'
+  if (error !== undefined) return UPSTREAM_ERRORS.test(error.key) ? 'upstream_error' : 'gateway_error'
+  if (end.status >= 400 || end.failed) return 'upstream_error'
+  return 'success'
+}
+
+function payload(bytes: Buffer | undefined, settings: RecordSettings): string | null {
+  // Larger bodies are not stored at all, as the reference does, rather than stored cut in two.
+  if (bytes === undefined || bytes.length > settings.maxPayloadBytes) return null
+  return redact(bytes.toString('utf8'), settings.secrets)
+}
+
+/** Masks the configured secrets and anything shaped like a provider key or bearer token. */
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text
+  for (const secret of secrets) if (out.includes(secret)) out = out.replaceAll(secret, REDACTED)
+  return out.replace(SECRET_PATTERNS, REDACTED)
+}

@@ -1,0 +1,104 @@
+import type { Attributes, Context, Tracer } from '@opentelemetry/api'
+import type { LogRecord } from './logs/types.js'
+import type { GatewayContext } from './types.js'
+
+type OtelApi = typeof import('@opentelemetry/api')
+
+declare module './types.js' {
+  interface GatewayState {
+    /** The OpenTelemetry context active when the request arrived (or the one its trace headers name). */
+    traceContext?: Context
+  }
+}
+
+/**
+ * One span per request, made once the request is over (so a request pays nothing for it while it runs),
+ * with the GenAI semantic-convention attributes and the reference's extras: model, provider, tokens,
+ * cost, and the request's metadata. Its parent is the context active when the request arrived, or the
+ * trace named by `cf-aig-otel-trace-id` / `cf-aig-otel-parent-span-id`.
+ */
+export interface Telemetry {
+  /** Captures the parent context at arrival. */
+  begin(ctx: GatewayContext): void
+  end(ctx: GatewayContext, record: LogRecord): void
+}
+
+export function createTelemetry(option: boolean | { tracer: object }): Telemetry | undefined {
+  if (option === false) return undefined
+  // An optional peer: loaded only when telemetry is on, and only once.
+  let api: OtelApi | undefined
+  const loading = import('@opentelemetry/api').then(
+    (loaded) => {
+      api = (loaded as OtelApi & { default?: OtelApi }).default ?? loaded
+    },
+    () => {
+      throw new TypeError('telemetry needs the @opentelemetry/api package: npm install @opentelemetry/api')
+    },
+  )
+  loading.catch(() => {})
+  const tracerOf = (loaded: OtelApi): Tracer =>
+    option === true ? loaded.trace.getTracer('ai-gateway-middleware') : (option.tracer as Tracer)
+  return {
+    begin(ctx) {
+      if (api !== undefined) ctx.state.traceContext = api.context.active()
+    },
+    end(ctx, record) {
+      if (api === undefined) return
+      const traceParent = ctx.state.settings?.traceParent
+      let parent = ctx.state.traceContext ?? api.context.active()
+      if (traceParent !== undefined) {
+        parent = api.trace.setSpanContext(parent, {
+          traceId: traceParent.traceId,
+          spanId: traceParent.spanId,
+          traceFlags: api.TraceFlags.SAMPLED,
+          isRemote: true,
+        })
+      }
+      const startTime = record.createdAt
+      const span = tracerOf(api).startSpan(
+        spanName(ctx, record),
+        { kind: api.SpanKind.CLIENT, startTime, attributes: spanAttributes(ctx, record) },
+        parent,
+      )
+      if (!record.success) span.setStatus({ code: api.SpanStatusCode.ERROR, message: record.outcome })
+      span.end(startTime + record.durationMs)
+    },
+  }
+}
+
+function spanName(ctx: GatewayContext, record: LogRecord): string {
+  const operation = operationOf(ctx)
+  return record.model === null ? operation : `${operation} ${record.model}`
+}
+
+function operationOf(ctx: GatewayContext): string {
+  const path = ctx.state.target?.path ?? ctx.request.path
+  if (path.includes('embed')) return 'embeddings'
+  if (path.includes('chat') || path.includes('messages') || path.includes('generateContent')) return 'chat'
+  return 'request'
+}
+
+function spanAttributes(ctx: GatewayContext, record: LogRecord): Attributes {
+  const attributes: Attributes = {
+    'gen_ai.operation.name': operationOf(ctx),
+    'http.response.status_code': record.statusCode,
+    'ai_gateway.log_id': record.id,
+    'ai_gateway.outcome': record.outcome,
+    'ai_gateway.cached': record.cached,
+  }
+  const set = (name: string, value: string | number | boolean | null) => {
+    if (value !== null) attributes[name] = value
+  }
+  set('gen_ai.provider.name', record.provider)
+  set('gen_ai.model.provider', record.provider)
+  set('gen_ai.request.model', record.model)
+  set('gen_ai.usage.input_tokens', record.tokensIn)
+  set('gen_ai.usage.output_tokens', record.tokensOut)
+  set('gen_ai.usage.cost', record.cost)
+  set('error.type', record.errorCode === null ? null : String(record.errorCode))
+  // Metadata goes in under its own names, as the reference exports it; never over a gen_ai.* attribute.
+  for (const [key, value] of Object.entries(record.metadata)) {
+    if (!key.startsWith('gen_ai.') && attributes[key] === undefined) attributes[key] = value
+  }
+  return attributes
+}
