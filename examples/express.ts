@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { createKeyRing, createMemoryLogStore, createMemorySecretStore } from 'ai-gateway-middleware'
+import { createGateway, createKeyRing, createMemorySecretStore } from 'ai-gateway-middleware'
 import { aiGateway, aiGatewayAdmin } from 'ai-gateway-middleware/express'
 import express from 'express'
 import { demoProviders, printTryIt } from './demo-providers.js'
@@ -9,14 +9,17 @@ const { providers, upstream } = await demoProviders()
 // The admin API serves request logs and stored provider keys; the keys are encrypted under the master key.
 const masterKey = process.env.GATEWAY_MASTER_KEY ?? randomBytes(32)
 const adminToken = process.env.GATEWAY_ADMIN_TOKEN ?? randomBytes(24).toString('base64url')
-const logs = createMemoryLogStore()
 const keys = createKeyRing({ store: createMemorySecretStore(), masterKey })
+// Every request is logged to the gateway's in-memory store (logs: { store } takes Postgres), answers are
+// cached when a request asks (cf-aig-cache-ttl), and keys stored through the admin API serve cf-aig-byok-alias.
+const gateway = createGateway({ providers, keys, rateLimit: { limit: 600, window: 60 } })
+const logs = gateway.logs
 
 const app = express()
 app.get('/', (_req, res) => {
   res.send('Host app. The AI gateway is mounted at /ai, its admin API at /ai-admin.')
 })
-app.use('/ai', aiGateway({ providers }))
+app.use('/ai', aiGateway(gateway))
 app.use('/ai-admin', aiGatewayAdmin({ logs, keys, token: adminToken }))
 
 const server = app.listen(Number(process.env.PORT ?? 8787), '127.0.0.1', () => {

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import type { Usage } from './cost/cost.js'
 import { GatewayError, toGatewayError } from './errors.js'
-import { isObserved, notify } from './events.js'
+import { isObserved, notify, reportError } from './events.js'
 import { buildLogRecord, type LogQueue, type RecordSettings } from './logs/recorder.js'
 import { tapBody } from './response-tap.js'
 import type { Telemetry } from './telemetry.js'
@@ -62,7 +62,12 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
         recordSettings,
       )
       if (logged) services.logs!.push(record)
-      services.telemetry?.end(ctx, record)
+      try {
+        services.telemetry?.end(ctx, record)
+      } catch (error) {
+        // A tracer that throws is the host's bug to hear about, not the request's.
+        reportError(ctx.gateway.events, error)
+      }
     }
     const usage = ctx.state.usage
     if (usage === undefined) finish(undefined)

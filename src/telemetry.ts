@@ -29,7 +29,8 @@ export function createTelemetry(option: boolean | { tracer: object }): Telemetry
   let api: OtelApi | undefined
   const loading = import('@opentelemetry/api').then(
     (loaded) => {
-      api = (loaded as OtelApi & { default?: OtelApi }).default ?? loaded
+      // Named exports carry the enums; a CommonJS interop namespace may hold them under `default` only.
+      api = 'TraceFlags' in loaded ? loaded : (loaded as { default: OtelApi }).default
     },
     () => {
       throw new TypeError('telemetry needs the @opentelemetry/api package: npm install @opentelemetry/api')

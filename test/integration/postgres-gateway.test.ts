@@ -1,0 +1,96 @@
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createGateway, createKeyRing, type Gateway, type GatewayRequest } from '../../src/index.js'
+import { createPostgresLogStore, createPostgresSecretStore } from '../../src/postgres/index.js'
+import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+import { DATABASE_URL, uniqueName } from '../helpers/services.js'
+
+const MASTER_KEY = 'b'.repeat(64)
+
+function chat(text: string, headers: Record<string, string> = {}): GatewayRequest {
+  return {
+    method: 'POST',
+    path: '/openai/chat/completions',
+    search: '',
+    headers: { 'content-type': 'application/json', ...headers },
+    signal: new AbortController().signal,
+    body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }] }),
+  }
+}
+
+describe.skipIf(!DATABASE_URL)('gateways sharing one Postgres database', () => {
+  const schema = uniqueName('gw')
+  const pools: pg.Pool[] = []
+  const gateways: Gateway[] = []
+  let mock: MockProvider
+
+  beforeAll(async () => {
+    mock = await createMockProvider()
+  })
+  afterAll(async () => {
+    await Promise.all(gateways.map((gateway) => gateway.close()))
+    await pools[0]?.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    await Promise.all(pools.map((pool) => pool.end()))
+    await mock.close()
+  })
+
+  async function instance(): Promise<Gateway> {
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 })
+    pools.push(pool)
+    const keys = createKeyRing({ store: createPostgresSecretStore(pool, { schema }), masterKey: MASTER_KEY })
+    const gateway = createGateway({
+      providers: { openai: { baseURL: `${mock.url}/v1` } },
+      keys,
+      logs: { store: await createPostgresLogStore(pool, { schema }), batchSize: 10, flushIntervalMs: 20 },
+    })
+    gateways.push(gateway)
+    return gateway
+  }
+
+  it('two instances log to one table, read each other’s records and stored keys, and aggregate in SQL', async () => {
+    const [first, second] = await Promise.all([instance(), instance()])
+    // A key stored through one instance's key ring is used by the other's.
+    await createKeyRing({
+      store: createPostgresSecretStore(pools[0]!, { schema }),
+      masterKey: MASTER_KEY,
+    }).putSecret('openai', 'default', 'sk-from-postgres')
+    const sent = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        (i % 2 === 0 ? first! : second!).handle(
+          chat(`n${i}`, { 'cf-aig-metadata': `{"team":"${i % 3 === 0 ? 'red' : 'blue'}"}` }),
+        ),
+      ),
+    )
+    expect(sent.map((response) => response?.status)).toEqual(Array(30).fill(200))
+    expect(new Set(mock.calls.map((call) => call.headers.authorization))).toEqual(
+      new Set(['Bearer sk-from-postgres']),
+    )
+    await Promise.all([first!.flushLogs(), second!.flushLogs()])
+
+    const ids = sent.map((response) => response!.headers['cf-aig-log-id']!)
+    const seen: string[] = []
+    let cursor: string | undefined
+    do {
+      const page = await second!.logs!.list({ limit: 7, ...(cursor ? { cursor } : {}) })
+      seen.push(...page.records.map((record) => record.id))
+      cursor = page.nextCursor ?? undefined
+    } while (cursor)
+    expect(seen.sort()).toEqual([...ids].sort())
+    expect(await first!.logs!.get(ids[1]!)).toMatchObject({ provider: 'openai', success: true })
+
+    const [rows, byTeam] = await Promise.all([
+      first!.logs!.analytics({ groupBy: ['provider'] }),
+      first!.logs!.analytics({ groupBy: ['metadata.team'] }),
+    ])
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ group: { provider: 'openai' }, requests: 30, errors: 0, cacheHits: 0 })
+    expect(rows[0]!.cost).toBeGreaterThan(0)
+    expect(Object.fromEntries(byTeam.map((row) => [row.group['metadata.team'], row.requests]))).toEqual({
+      red: 10,
+      blue: 20,
+    })
+
+    const patched = await second!.logs!.patch(ids[0]!, { feedback: 1, score: 90 })
+    expect(patched).toMatchObject({ feedback: 1, score: 90 })
+  })
+})

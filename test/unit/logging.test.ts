@@ -1,0 +1,179 @@
+import { context, trace } from '@opentelemetry/api'
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { LogDroppedEvent, StoreErrorEvent } from '../../src/events.js'
+import {
+  createGateway,
+  createMemoryLogStore,
+  type GatewayOptions,
+  type GatewayRequest,
+  type LogRecord,
+  type LogStore,
+} from '../../src/index.js'
+import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+
+let mock: MockProvider
+beforeAll(async () => {
+  mock = await createMockProvider()
+})
+afterAll(() => mock.close())
+
+function gatewayFor(options: GatewayOptions = {}) {
+  return createGateway({
+    providers: { openai: { apiKey: 'sk-stored', baseURL: `${mock.url}/v1` } },
+    ...options,
+  })
+}
+
+function chat(text: string, headers: Record<string, string> = {}): GatewayRequest {
+  return {
+    method: 'POST',
+    path: '/openai/chat/completions',
+    search: '',
+    headers: { 'content-type': 'application/json', ...headers },
+    signal: new AbortController().signal,
+    body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }] }),
+  }
+}
+
+/** A log store whose writes wait until released, to stand for a slow or stalled database. */
+function stalledStore(): LogStore & { release(): void; batches: number[] } {
+  const inner = createMemoryLogStore()
+  let release!: () => void
+  const gate = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  const batches: number[] = []
+  return {
+    ...inner,
+    batches,
+    release: () => release(),
+    async write(records) {
+      batches.push(records.length)
+      await gate
+      await inner.write(records)
+    },
+  }
+}
+
+describe('request logs', () => {
+  it('answer without waiting for the log store, in batches of batchSize', async () => {
+    const store = stalledStore()
+    const gateway = gatewayFor({ logs: { store, batchSize: 3, flushIntervalMs: 50 } })
+    for (let i = 0; i < 7; i++) expect((await gateway.handle(chat(`n${i}`)))?.status).toBe(200)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    // One batch of three is stuck in the store; the rest wait in the queue. Every response came back.
+    expect(store.batches).toEqual([3])
+    expect(gateway.stats().logs).toMatchObject({ queued: 4, written: 0, dropped: 0 })
+    store.release()
+    await gateway.flushLogs()
+    expect(store.batches).toEqual([3, 3, 1])
+    expect(gateway.stats().logs).toMatchObject({ queued: 0, written: 7, dropped: 0 })
+    await gateway.close()
+  })
+
+  it('drop what does not fit in the queue, and count it, rather than grow', async () => {
+    const store = stalledStore()
+    const gateway = gatewayFor({ logs: { store, batchSize: 1, maxQueue: 2 } })
+    const dropped: LogDroppedEvent[] = []
+    gateway.events.on('log:dropped', (e) => dropped.push(e))
+    for (let i = 0; i < 6; i++) await gateway.handle(chat(`n${i}`))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    // One record is being written, two wait, three were dropped.
+    expect(gateway.stats().logs).toMatchObject({ queued: 2, dropped: 3 })
+    expect(dropped.at(-1)).toEqual({ count: 1, total: 3, reason: 'queue-full' })
+    store.release()
+    await gateway.close()
+    expect(gateway.stats().logs).toMatchObject({ written: 3, dropped: 3 })
+  })
+
+  it('count a batch the store refuses as dropped, and report the failure', async () => {
+    const failing: LogStore = {
+      ...createMemoryLogStore(),
+      write: () => Promise.reject(new Error('disk full')),
+    }
+    const gateway = gatewayFor({ logs: { store: failing } })
+    const errors: StoreErrorEvent[] = []
+    gateway.events.on('store:error', (e) => errors.push(e))
+    expect((await gateway.handle(chat('x')))?.status).toBe(200)
+    await gateway.flushLogs()
+    expect(gateway.stats().logs).toMatchObject({ written: 0, dropped: 1 })
+    expect(errors[0]).toMatchObject({ store: 'logs', operation: 'write' })
+    await gateway.close()
+  })
+
+  it('write nothing with logs: false', async () => {
+    const gateway = gatewayFor({ logs: false })
+    await gateway.handle(chat('x'))
+    expect(gateway.logs).toBeUndefined()
+    expect(gateway.stats().logs).toBeUndefined()
+    await gateway.close()
+  })
+})
+
+describe('telemetry', () => {
+  const exporter = new InMemorySpanExporter()
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
+  const tracer = provider.getTracer('test')
+
+  it('makes one span per request with GenAI attributes, metadata and the trace named by the cf-aig-otel headers', async () => {
+    exporter.reset()
+    const gateway = gatewayFor({ telemetry: { tracer } })
+    await new Promise((resolve) => setTimeout(resolve, 20)) // the optional API loads once, at construction
+    const traceId = '0af7651916cd43dd8448eb211c80319c'
+    const spanId = 'b7ad6b7169203331'
+    const response = await gateway.handle(
+      chat('traced', {
+        'cf-aig-otel-trace-id': traceId,
+        'cf-aig-otel-parent-span-id': spanId,
+        'cf-aig-metadata': '{"team":"red"}',
+      }),
+    )
+    await gateway.flushLogs()
+    const [span] = exporter.getFinishedSpans()
+    expect(span?.name).toBe('chat gpt-4o-mini')
+    expect(span?.spanContext().traceId).toBe(traceId)
+    expect(span?.parentSpanContext?.spanId).toBe(spanId)
+    const record = (await gateway.logs!.get(response!.headers['cf-aig-log-id']!)) as LogRecord
+    expect(span?.attributes).toMatchObject({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai',
+      'gen_ai.request.model': 'gpt-4o-mini',
+      'gen_ai.usage.input_tokens': record.tokensIn,
+      'gen_ai.usage.output_tokens': record.tokensOut,
+      'gen_ai.usage.cost': record.cost,
+      'http.response.status_code': 200,
+      team: 'red',
+    })
+    await gateway.close()
+  })
+
+  it('joins the context active when the request arrived, and marks failures', async () => {
+    // As a host with tracing set up has it: a context manager that carries the active span across awaits.
+    const manager = new AsyncLocalStorageContextManager().enable()
+    context.setGlobalContextManager(manager)
+    exporter.reset()
+    const gateway = gatewayFor({ telemetry: { tracer } })
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const parent = tracer.startSpan('host request')
+    mock.enqueue({ status: 500 })
+    await context.with(trace.setSpan(context.active(), parent), () => gateway.handle(chat('fails')))
+    parent.end()
+    await gateway.flushLogs()
+    const span = exporter.getFinishedSpans().find((s) => s.name.startsWith('chat'))
+    expect(span?.spanContext().traceId).toBe(parent.spanContext().traceId)
+    expect(span?.status.code).toBe(2)
+    context.disable()
+    await gateway.close()
+  })
+
+  it('refuses malformed trace headers with a 400', async () => {
+    const gateway = gatewayFor({ telemetry: true })
+    const response = await gateway.handle(
+      chat('x', { 'cf-aig-otel-trace-id': 'xyz', 'cf-aig-otel-parent-span-id': '1' }),
+    )
+    expect(response?.status).toBe(400)
+    await gateway.close()
+  })
+})
