@@ -193,8 +193,8 @@ function recordForCache(
   tapBody(response, maxBytes, ({ bytes, complete }) => {
     if (!complete || bytes === undefined) return settle?.(undefined)
     const entry: CacheEntry = { status: response.status, headers, body: bytes, storedAt: ctx.gateway.now() }
-    settle?.(entry, write(ctx, plan, entry))
-    if (settle === undefined) void write(ctx, plan, entry)
+    const written = write(ctx, plan, entry)
+    settle?.(entry, written)
   })
 }
 
