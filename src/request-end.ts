@@ -57,6 +57,7 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
           failed: failure !== undefined,
           responseBytes: tapped.bytes,
           responseSize: tapped.size,
+          stream: response.headers['content-type']?.startsWith('text/event-stream') === true,
           usage,
         },
         recordSettings,

@@ -4,6 +4,7 @@ import type { GatewayError } from '../errors.js'
 import { type GatewayEmitter, notify } from '../events.js'
 import { targetModel } from '../routes/model.js'
 import type { GatewayContext } from '../types.js'
+import { assembleStream } from './assemble.js'
 import type { LogOutcome, LogRecord, LogStore } from './types.js'
 
 declare module '../types.js' {
@@ -113,6 +114,8 @@ export interface RequestEnd {
   readonly failed: boolean
   readonly responseBytes: Buffer | undefined
   readonly responseSize: number
+  /** The answer was a server-sent event stream. */
+  readonly stream: boolean
   readonly usage: Usage | undefined
 }
 
@@ -168,7 +171,7 @@ export function buildLogRecord(ctx: GatewayContext, end: RequestEnd, settings: R
     errorCode: state.error?.code ?? null,
     principal: principal?.id ?? principal?.tenant ?? null,
     requestBody: withPayload ? payload(ctx.bodyIfRead(), settings) : null,
-    responseBody: withPayload ? payload(end.responseBytes, settings) : null,
+    responseBody: withPayload ? responsePayload(ctx, end, settings) : null,
     feedback: null,
     score: null,
   }
@@ -197,6 +200,15 @@ function outcomeOf(ctx: GatewayContext, end: RequestEnd): LogOutcome {
   if (error !== undefined) return UPSTREAM_ERRORS.test(error.key) ? 'upstream_error' : 'gateway_error'
   if (end.status >= 400 || end.failed) return 'upstream_error'
   return 'success'
+}
+
+/** The answer as logged: a stream assembled into the text it carried (with its usage in the record). */
+function responsePayload(ctx: GatewayContext, end: RequestEnd, settings: RecordSettings): string | null {
+  const bytes = end.responseBytes
+  const dialect = (ctx.state.target ?? ctx.state.targets?.[0])?.clientDialect
+  if (bytes === undefined || dialect === undefined || !end.stream) return payload(bytes, settings)
+  const assembled = assembleStream(dialect, bytes.toString('utf8'))
+  return assembled === undefined ? payload(bytes, settings) : redact(assembled, settings.secrets)
 }
 
 function payload(bytes: Buffer | undefined, settings: RecordSettings): string | null {

@@ -166,6 +166,19 @@ export function cacheScenarios(world: World): void {
     expect(answers.filter((a) => a.headers['cf-aig-cache-status'] === 'MISS')).toHaveLength(1)
   })
 
+  it('cache: concurrent identical streams share one provider call and each get the whole stream', async () => {
+    const { mock } = world
+    mock.reset()
+    mock.enqueue({ chunkDelayMs: 20 })
+    const url = await world.start(CACHE_ON)
+    const body = chat('stream for all', { stream: true })
+    const answers = await Promise.all(Array.from({ length: 4 }, () => send(`${url}${CHAT}`, { body })))
+    expect(mock.calls).toHaveLength(1)
+    expect(new Set(answers.map((a) => a.text)).size).toBe(1)
+    expect(answers[0]!.text.endsWith('data: [DONE]\n\n')).toBe(true)
+    expect(answers.every((a) => a.headers['content-type'] === 'text/event-stream')).toBe(true)
+  })
+
   it('cache: when the shared call fails, the waiters are not left hanging and one of them calls again', async () => {
     const { mock } = world
     mock.reset()

@@ -225,6 +225,11 @@ export function logScenarios(world: World): void {
       const streamRecord = await recordOf(world, streamed.headers['cf-aig-log-id'])
       expect(wholeRecord.cost).toBeGreaterThan(0)
       expect(streamRecord.cost).toBe(wholeRecord.cost)
+      expect(JSON.parse(streamRecord.responseBody!)).toMatchObject({
+        stream: true,
+        content: 'mock reply to: price me',
+        finishReason: 'stop',
+      })
       expect([streamRecord.tokensIn, streamRecord.tokensOut]).toEqual([
         wholeRecord.tokensIn,
         wholeRecord.tokensOut,
