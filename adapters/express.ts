@@ -1,7 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { type Admin, type AdminOptions, createAdmin, isAdmin } from '../src/admin/index.js'
 import { createGateway, type Gateway, type GatewayOptions, isGateway } from '../src/index.js'
-import { toGatewayRequest, writeNodeResponse } from '../src/node/index.js'
+import { type RequestHandlerCore, toGatewayRequest, writeNodeResponse } from '../src/node/index.js'
 
 /**
  * Express middleware (Express 4 and 5). Mount it under a path; requests the gateway does not serve go on
@@ -11,23 +11,8 @@ import { toGatewayRequest, writeNodeResponse } from '../src/node/index.js'
  * app.use('/ai', aiGateway({ providers: { openai: { apiKey: process.env.OPENAI_API_KEY } } }))
  */
 export function aiGateway(optionsOrGateway: GatewayOptions | Gateway = {}): RequestHandler {
-  const gateway = isGateway(optionsOrGateway) ? optionsOrGateway : createGateway(optionsOrGateway)
-  return function aiGatewayMiddleware(req: Request, res: Response, next: NextFunction) {
-    const request = toGatewayRequest(req, res, {
-      url: req.url,
-      hostBody: req.body,
-      rawBody: (req as { rawBody?: unknown }).rawBody,
-      host: req,
-    })
-    gateway
-      .handle(request)
-      .then((response) => (response ? writeNodeResponse(res, response) : next()))
-      .catch(next)
-  }
+  return middleware(isGateway(optionsOrGateway) ? optionsOrGateway : createGateway(optionsOrGateway))
 }
-
-export default aiGateway
-export type { Gateway, GatewayOptions }
 
 /**
  * Express middleware for the admin API (logs, analytics, stored keys). Mount it under its own path;
@@ -37,19 +22,24 @@ export type { Gateway, GatewayOptions }
  * app.use('/ai-admin', aiGatewayAdmin({ logs, keys, token: process.env.GATEWAY_ADMIN_TOKEN! }))
  */
 export function aiGatewayAdmin(optionsOrAdmin: AdminOptions | Admin): RequestHandler {
-  const admin = isAdmin(optionsOrAdmin) ? optionsOrAdmin : createAdmin(optionsOrAdmin)
-  return function aiGatewayAdminMiddleware(req: Request, res: Response, next: NextFunction) {
+  return middleware(isAdmin(optionsOrAdmin) ? optionsOrAdmin : createAdmin(optionsOrAdmin))
+}
+
+/** Translates Express's request to the core's and the core's answer back; nothing else. */
+function middleware(core: RequestHandlerCore): RequestHandler {
+  return function aiGatewayMiddleware(req: Request, res: Response, next: NextFunction) {
     const request = toGatewayRequest(req, res, {
       url: req.url,
       hostBody: req.body,
       rawBody: (req as { rawBody?: unknown }).rawBody,
       host: req,
     })
-    admin
+    core
       .handle(request)
       .then((response) => (response ? writeNodeResponse(res, response) : next()))
       .catch(next)
   }
 }
 
-export type { Admin, AdminOptions }
+export default aiGateway
+export type { Admin, AdminOptions, Gateway, GatewayOptions }

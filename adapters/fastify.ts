@@ -1,11 +1,21 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { type Admin, type AdminOptions, createAdmin } from '../src/admin/index.js'
 import { createGateway, type Gateway, type GatewayOptions } from '../src/index.js'
-import { relativeUrl, toGatewayRequest, writeNodeResponse } from '../src/node/index.js'
+import {
+  type RequestHandlerCore,
+  relativeUrl,
+  toGatewayRequest,
+  writeNodeResponse,
+} from '../src/node/index.js'
 
 export type FastifyGatewayOptions = GatewayOptions & {
   /** A gateway built with `createGateway`, instead of options. */
   gateway?: Gateway
+}
+
+export type FastifyAdminOptions = AdminOptions & {
+  /** An admin built with `createAdmin`, instead of options. */
+  admin?: Admin
 }
 
 // Keys Fastify itself reads from register() options; they are not gateway options.
@@ -20,35 +30,9 @@ const REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
  */
 const aiGatewayPlugin: FastifyPluginAsync<FastifyGatewayOptions> = async (app, registerOptions) => {
   const { gateway: given, ...rest } = registerOptions
-  const options = Object.fromEntries(Object.entries(rest).filter(([key]) => !REGISTER_KEYS.has(key)))
-  const gateway = given ?? createGateway(options as GatewayOptions)
+  const gateway = given ?? createGateway(withoutRegisterKeys(rest) as GatewayOptions)
   if (given === undefined) app.addHook('onClose', () => gateway.close())
-
-  // Leave the stream unread: the gateway reads it with its own cap and forwards the exact bytes.
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', (_request, _payload, done) => done(null))
-
-  const prefix = app.prefix
-  async function handleGatewayRequest(request: FastifyRequest, reply: FastifyReply) {
-    const url = relativeUrl(request.raw.url ?? '/', prefix) ?? '/'
-    const response = await gateway.handle(toGatewayRequest(request.raw, reply.raw, { url, host: request }))
-    if (response === undefined) return reply.callNotFound()
-    reply.hijack()
-    await writeNodeResponse(reply.raw, response)
-  }
-  app.all('/', handleGatewayRequest)
-  app.all('/*', handleGatewayRequest)
-}
-
-Object.assign(aiGatewayPlugin, { [Symbol.for('fastify.display-name')]: 'ai-gateway-middleware' })
-
-export const aiGateway = aiGatewayPlugin
-export default aiGatewayPlugin
-export type { Gateway, GatewayOptions }
-
-export type FastifyAdminOptions = AdminOptions & {
-  /** An admin built with `createAdmin`, instead of options. */
-  admin?: Admin
+  serve(app, gateway)
 }
 
 /**
@@ -60,26 +44,34 @@ export type FastifyAdminOptions = AdminOptions & {
  */
 const aiGatewayAdminPlugin: FastifyPluginAsync<FastifyAdminOptions> = async (app, registerOptions) => {
   const { admin: given, ...rest } = registerOptions
-  const options = Object.fromEntries(Object.entries(rest).filter(([key]) => !REGISTER_KEYS.has(key)))
-  const admin = given ?? createAdmin(options as AdminOptions)
+  serve(app, given ?? createAdmin(withoutRegisterKeys(rest) as AdminOptions))
+}
 
-  // Leave the stream unread: the admin reads it with its own cap.
+function withoutRegisterKeys(options: object): object {
+  return Object.fromEntries(Object.entries(options).filter(([key]) => !REGISTER_KEYS.has(key)))
+}
+
+/** Routes everything under the plugin's prefix to the core, translating Fastify's request and reply only. */
+function serve(app: FastifyInstance, core: RequestHandlerCore): void {
+  // Leave the stream unread: the core reads it with its own cap and forwards the exact bytes.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
-
   const prefix = app.prefix
-  async function handleAdminRequest(request: FastifyRequest, reply: FastifyReply) {
+  async function handleGatewayRequest(request: FastifyRequest, reply: FastifyReply) {
     const url = relativeUrl(request.raw.url ?? '/', prefix) ?? '/'
-    const response = await admin.handle(toGatewayRequest(request.raw, reply.raw, { url, host: request }))
+    const response = await core.handle(toGatewayRequest(request.raw, reply.raw, { url, host: request }))
     if (response === undefined) return reply.callNotFound()
     reply.hijack()
     await writeNodeResponse(reply.raw, response)
   }
-  app.all('/', handleAdminRequest)
-  app.all('/*', handleAdminRequest)
+  app.all('/', handleGatewayRequest)
+  app.all('/*', handleGatewayRequest)
 }
 
+Object.assign(aiGatewayPlugin, { [Symbol.for('fastify.display-name')]: 'ai-gateway-middleware' })
 Object.assign(aiGatewayAdminPlugin, { [Symbol.for('fastify.display-name')]: 'ai-gateway-middleware-admin' })
 
+export const aiGateway = aiGatewayPlugin
 export const aiGatewayAdmin = aiGatewayAdminPlugin
-export type { Admin, AdminOptions }
+export default aiGatewayPlugin
+export type { Admin, AdminOptions, Gateway, GatewayOptions }

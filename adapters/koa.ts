@@ -1,7 +1,13 @@
 import type { Middleware } from 'koa'
 import { type Admin, type AdminOptions, createAdmin, isAdmin } from '../src/admin/index.js'
 import { createGateway, type Gateway, type GatewayOptions, isGateway } from '../src/index.js'
-import { normalizePrefix, relativeUrl, toGatewayRequest, writeNodeResponse } from '../src/node/index.js'
+import {
+  normalizePrefix,
+  type RequestHandlerCore,
+  relativeUrl,
+  toGatewayRequest,
+  writeNodeResponse,
+} from '../src/node/index.js'
 
 export interface KoaMountOptions {
   /** Path the gateway answers under, e.g. `/ai`. Leave it out under koa-mount or a router. */
@@ -19,34 +25,10 @@ export function aiGateway(
   optionsOrGateway: (GatewayOptions & KoaMountOptions) | Gateway = {},
   mount: KoaMountOptions = {},
 ): Middleware {
-  let gateway: Gateway
-  let prefix = mount.prefix
-  if (isGateway(optionsOrGateway)) gateway = optionsOrGateway
-  else {
-    const { prefix: optionPrefix, ...options } = optionsOrGateway
-    prefix ??= optionPrefix
-    gateway = createGateway(options)
-  }
-  const base = normalizePrefix(prefix)
-  return async function aiGatewayMiddleware(ctx, next) {
-    const url = relativeUrl(ctx.url, base)
-    if (url === undefined) return next()
-    const body = ctx.request as { body?: unknown; rawBody?: unknown }
-    const request = toGatewayRequest(ctx.req, ctx.res, {
-      url,
-      hostBody: body.body,
-      rawBody: body.rawBody,
-      host: ctx,
-    })
-    const response = await gateway.handle(request)
-    if (response === undefined) return next()
-    ctx.respond = false
-    await writeNodeResponse(ctx.res, response)
-  }
+  if (isGateway(optionsOrGateway)) return middleware(optionsOrGateway, mount.prefix)
+  const { prefix, ...options } = optionsOrGateway
+  return middleware(createGateway(options), mount.prefix ?? prefix)
 }
-
-export default aiGateway
-export type { Gateway, GatewayOptions }
 
 /**
  * Koa middleware for the admin API (logs, analytics, stored keys). Requests outside `prefix`, or that the
@@ -59,16 +41,15 @@ export function aiGatewayAdmin(
   optionsOrAdmin: (AdminOptions & KoaMountOptions) | Admin,
   mount: KoaMountOptions = {},
 ): Middleware {
-  let admin: Admin
-  let prefix = mount.prefix
-  if (isAdmin(optionsOrAdmin)) admin = optionsOrAdmin
-  else {
-    const { prefix: optionPrefix, ...options } = optionsOrAdmin
-    prefix ??= optionPrefix
-    admin = createAdmin(options)
-  }
+  if (isAdmin(optionsOrAdmin)) return middleware(optionsOrAdmin, mount.prefix)
+  const { prefix, ...options } = optionsOrAdmin
+  return middleware(createAdmin(options), mount.prefix ?? prefix)
+}
+
+/** Translates Koa's context to the core's request and the core's answer back; nothing else. */
+function middleware(core: RequestHandlerCore, prefix: string | undefined): Middleware {
   const base = normalizePrefix(prefix)
-  return async function aiGatewayAdminMiddleware(ctx, next) {
+  return async function aiGatewayMiddleware(ctx, next) {
     const url = relativeUrl(ctx.url, base)
     if (url === undefined) return next()
     const body = ctx.request as { body?: unknown; rawBody?: unknown }
@@ -78,11 +59,12 @@ export function aiGatewayAdmin(
       rawBody: body.rawBody,
       host: ctx,
     })
-    const response = await admin.handle(request)
+    const response = await core.handle(request)
     if (response === undefined) return next()
     ctx.respond = false
     await writeNodeResponse(ctx.res, response)
   }
 }
 
-export type { Admin, AdminOptions }
+export default aiGateway
+export type { Admin, AdminOptions, Gateway, GatewayOptions }
