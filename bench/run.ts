@@ -1,20 +1,21 @@
 import { writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { waitForQuietMachine, watchForeignCpu } from './lib/machine.js'
-import {
-  checkAnswer,
-  type Endpoint,
-  measureLatency,
-  measureThroughput,
-  type ThroughputResult,
-  warmUp,
-} from './lib/measure.js'
+import { checkAnswer, type Endpoint, measureLatency, measureThroughput, warmUp } from './lib/measure.js'
 import { type RunningServer, startServer, stopAllServers } from './lib/processes.js'
-import { checkAims, compare, formatAims, formatModeTable, type Measurement } from './lib/report.js'
+import {
+  checkAims,
+  compare,
+  formatAims,
+  formatModeTable,
+  formatPolicyTable,
+  type Measurement,
+} from './lib/report.js'
 import {
   expectedAnswer,
   MODES,
   type Mode,
+  modesOf,
   requestBody,
   requestPath,
   TARGETS,
@@ -25,6 +26,7 @@ const CONNECTIONS = 32
 const WARMUP_CONCURRENCY = 8
 // Another job on the machine often finishes within seconds; waiting a little beats a disturbed figure.
 const QUIET_WAIT_MS = 5_000
+const NAME_WIDTH = Math.max(...TARGETS.map((t) => t.name.length))
 
 interface Config {
   durationSeconds: number
@@ -70,42 +72,87 @@ function listFromEnv<T extends string>(name: string, known: readonly T[]): reado
 
 const problems: string[] = []
 
-/** Errors and non-2xx answers make every figure of the row meaningless, so they are shouted, twice. */
-function reportProblems(name: string, mode: Mode, failures: number, throughput: ThroughputResult): void {
-  const { non2xx, errors, timeouts } = throughput
-  if (failures + non2xx + errors + timeouts === 0) return
-  const problem =
-    `${name} ${mode}: ${failures} non-200 in the latency run; under load ${non2xx} non-2xx, ` +
-    `${errors} errors, ${timeouts} timeouts`
+function warn(problem: string): void {
   problems.push(problem)
   console.error(`\n!!!!! WARNING: ${problem} !!!!!\n`)
 }
 
+/**
+ * Errors, non-2xx answers and answers that skipped the policy under test (a cache miss, a limit step that
+ * did not run, a store that failed and was ridden over) make every figure of the row meaningless, so they
+ * are shouted, twice.
+ */
+function reportProblems(m: Measurement): void {
+  const { non2xx, errors, timeouts } = m.throughput
+  const found: string[] = []
+  if (m.latency.failures + non2xx + errors + timeouts > 0) {
+    found.push(
+      `${m.latency.failures} non-200 in the latency run; under load ${non2xx} non-2xx, ` +
+        `${errors} errors, ${timeouts} timeouts`,
+    )
+  }
+  const marker = m.target.marker
+  if (marker && m.latency.unmarked > 0) {
+    const expected = marker.value === undefined ? marker.header : `${marker.header}: ${marker.value}`
+    found.push(`${m.latency.unmarked} answers in the latency run without ${expected}`)
+  }
+  if (m.target.cached && m.upstreamAnswers > 0) {
+    found.push(`${m.upstreamAnswers} requests reached the upstream instead of the cache`)
+  }
+  if (m.storeErrors > 0) found.push(`${m.storeErrors} store calls failed or timed out`)
+  if (found.length > 0) warn(`${m.target.name} ${m.mode}: ${found.join('; ')}`)
+}
+
+/** A Redis row is left out with a warning when Redis cannot be reached, rather than ending the whole run. */
+async function startTarget(target: Target, upstream: RunningServer, config: Config) {
+  if (target.role === 'direct') return undefined
+  try {
+    return await startServer(target.name, { UPSTREAM_URL: upstream.origin }, config.serverNodeArgs)
+  } catch (error) {
+    if (!target.redis) throw error
+    warn(`${target.name} not measured: ${(error as Error).message}`)
+    return null
+  }
+}
+
 async function benchTarget(target: Target, upstream: RunningServer, config: Config): Promise<Measurement[]> {
-  const server =
-    target.role === 'direct'
-      ? undefined
-      : await startServer(target.name, { UPSTREAM_URL: upstream.origin }, config.serverNodeArgs)
+  const modes = modesOf(target, config.modes)
+  if (modes.length === 0) return []
+  const server = await startTarget(target, upstream, config)
+  if (server === null) return []
   const origin = server?.origin ?? upstream.origin
-  const ownPids = server ? [upstream.pid, server.pid] : [upstream.pid]
+  const ownPids = server ? [upstream.pid, server.pid, ...server.helperPids] : [upstream.pid]
   const measurements: Measurement[] = []
   try {
-    for (const mode of config.modes) {
+    for (const mode of modes) {
       const endpoint: Endpoint = {
         origin,
         path: requestPath(target, mode),
         mode,
         body: requestBody(target, mode),
         answer: expectedAnswer(target, mode),
+        marker: target.marker,
       }
       await checkAnswer(endpoint)
+      // From here on, a cache must answer everything: the check above has filled it.
+      const before = await counters(upstream, server)
       await waitForQuietMachine(ownPids, QUIET_WAIT_MS)
       const foreignCpu = watchForeignCpu(ownPids)
       await warmUp(endpoint, config.warmupRequests, WARMUP_CONCURRENCY)
       const latency = await measureLatency(endpoint, config.requests)
       const throughput = await measureThroughput(endpoint, CONNECTIONS, config.durationSeconds)
-      const measurement = { target, mode, latency, throughput, foreignCores: foreignCpu() }
-      reportProblems(target.name, mode, latency.failures, throughput)
+      const foreignCores = foreignCpu()
+      const after = await counters(upstream, server)
+      const measurement: Measurement = {
+        target,
+        mode,
+        latency,
+        throughput,
+        foreignCores,
+        upstreamAnswers: after.upstreamAnswers - before.upstreamAnswers,
+        storeErrors: after.storeErrors - before.storeErrors,
+      }
+      reportProblems(measurement)
       console.error(progressLine(measurement))
       measurements.push(measurement)
     }
@@ -115,10 +162,15 @@ async function benchTarget(target: Target, upstream: RunningServer, config: Conf
   return measurements
 }
 
+async function counters(upstream: RunningServer, server: RunningServer | undefined) {
+  const [upstreamStats, serverStats] = await Promise.all([upstream.stats(), server?.stats()])
+  return { upstreamAnswers: upstreamStats.answers ?? 0, storeErrors: serverStats?.storeErrors ?? 0 }
+}
+
 function progressLine({ target, mode, latency, throughput, foreignCores }: Measurement): string {
   const foreign = foreignCores === undefined ? '' : `  (others: ${foreignCores.toFixed(2)} cores)`
   return (
-    `${target.name.padEnd(16)} ${mode.padEnd(11)} p50 ${latency.p50Ms.toFixed(3)} ms  ` +
+    `${target.name.padEnd(NAME_WIDTH)} ${mode.padEnd(11)} p50 ${latency.p50Ms.toFixed(3)} ms  ` +
     `p99 ${latency.p99Ms.toFixed(3)} ms  ${throughput.requestsPerSecond.toFixed(0)} req/s${foreign}`
   )
 }
@@ -143,6 +195,8 @@ function toJson(config: Config, measurements: readonly Measurement[], modes: rea
       mode: m.mode,
       ...m.latency,
       ...m.throughput,
+      upstreamAnswers: m.upstreamAnswers,
+      storeErrors: m.storeErrors,
       ...compare(m, measurements),
     })),
     aims: checkAims(measurements, modes),
@@ -159,6 +213,8 @@ async function main(): Promise<void> {
     measurements.push(...(await benchTarget(target, upstream, config)))
   }
   for (const mode of config.modes) console.log(`\n${formatModeTable(mode, measurements)}`)
+  const policyTable = formatPolicyTable(measurements)
+  if (policyTable !== undefined) console.log(`\n${policyTable}`)
   console.log(`\n${formatAims(checkAims(measurements, config.modes))}`)
   for (const problem of problems) console.log(`\n!!!!! WARNING: ${problem} !!!!!`)
 

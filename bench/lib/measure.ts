@@ -1,7 +1,7 @@
 import autocannon from 'autocannon'
-import { Client, Pool } from 'undici'
+import { Client, type Dispatcher, Pool } from 'undici'
 import { ANSWER_TEXT, ANTHROPIC_DELTA_COUNT } from '../servers/answer.js'
-import { type Answer, isStreaming, type Mode, REQUEST_HEADERS } from './targets.js'
+import { type Answer, isStreaming, type Marker, type Mode, REQUEST_HEADERS } from './targets.js'
 
 export interface Endpoint {
   readonly origin: string
@@ -9,12 +9,16 @@ export interface Endpoint {
   readonly mode: Mode
   readonly body: string
   readonly answer: Answer
+  /** A header every answer must carry: proof that the policy under test ran. */
+  readonly marker: Marker | undefined
 }
 
 export interface LatencyResult {
   p50Ms: number
   p99Ms: number
   failures: number
+  /** Answers without the endpoint's marker header (a cache miss, a skipped limit). */
+  unmarked: number
 }
 
 export interface ThroughputResult {
@@ -31,22 +35,36 @@ const CLIENT_TIMEOUTS = { headersTimeout: 10_000, bodyTimeout: 10_000 }
 
 /**
  * Fails unless the endpoint answers the mode's response in full: a proxy that drops or cuts the body would
- * otherwise look fast.
+ * otherwise look fast. With a marker, the second answer must carry it: the first fills a cache.
  */
 export async function checkAnswer(endpoint: Endpoint): Promise<void> {
   const client = new Client(endpoint.origin, CLIENT_TIMEOUTS)
   try {
-    const response = await client.request(postRequest(endpoint))
-    const text = await response.body.text()
-    const problem = answerProblem(endpoint, response.statusCode, text)
-    if (problem !== undefined) {
-      throw new Error(
-        `${endpoint.origin}${endpoint.path} (${endpoint.mode}): ${problem}: ${text.slice(0, 300)}`,
-      )
+    for (let i = 0; i < (endpoint.marker ? 2 : 1); i++) {
+      const response = await client.request(postRequest(endpoint))
+      const text = await response.body.text()
+      const problem =
+        answerProblem(endpoint, response.statusCode, text) ??
+        (i === 0 ? undefined : markerProblem(endpoint.marker, response.headers))
+      if (problem !== undefined) {
+        throw new Error(
+          `${endpoint.origin}${endpoint.path} (${endpoint.mode}): ${problem}: ${text.slice(0, 300)}`,
+        )
+      }
     }
   } finally {
     await client.close()
   }
+}
+
+type ResponseHeaders = Dispatcher.ResponseData['headers']
+
+function markerProblem(marker: Marker | undefined, headers: ResponseHeaders): string | undefined {
+  if (marker === undefined) return undefined
+  const value = headers[marker.header]
+  if (value === undefined) return `no ${marker.header} header`
+  if (marker.value !== undefined && value !== marker.value) return `${marker.header}: ${String(value)}`
+  return undefined
 }
 
 function answerProblem(endpoint: Endpoint, status: number, text: string): string | undefined {
@@ -136,6 +154,7 @@ export async function measureLatency(endpoint: Endpoint, requests: number): Prom
   const client = new Client(endpoint.origin, CLIENT_TIMEOUTS)
   const samples = new Float64Array(requests)
   let failures = 0
+  let unmarked = 0
   try {
     for (let i = 0; i < requests; i++) {
       const start = performance.now()
@@ -143,12 +162,14 @@ export async function measureLatency(endpoint: Endpoint, requests: number): Prom
       await response.body.arrayBuffer()
       samples[i] = performance.now() - start
       if (response.statusCode !== 200) failures++
+      // After the clock stopped: the check must not count as the server's time.
+      if (markerProblem(endpoint.marker, response.headers) !== undefined) unmarked++
     }
   } finally {
     await client.close()
   }
   samples.sort()
-  return { p50Ms: percentile(samples, 0.5), p99Ms: percentile(samples, 0.99), failures }
+  return { p50Ms: percentile(samples, 0.5), p99Ms: percentile(samples, 0.99), failures, unmarked }
 }
 
 function percentile(sorted: Float64Array, fraction: number): number {

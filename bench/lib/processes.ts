@@ -1,11 +1,12 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import type { ReadyMessage } from '../servers/shared.js'
+import { type ReadyMessage, STATS_REQUEST, type StatsMessage } from '../servers/messages.js'
 
 // Children load TypeScript sources the same way `npm run bench` does, so the package name resolves to src.
 const LOADER_ARGS = ['--import', 'tsx', '--conditions=ai-gateway-source']
 const START_TIMEOUT_MS = 30_000
+const STATS_TIMEOUT_MS = 5_000
 
 const running = new Set<ChildProcess>()
 
@@ -13,6 +14,10 @@ export interface RunningServer {
   readonly name: string
   readonly pid: number
   readonly origin: string
+  /** Processes the server makes work (its local Redis), whose CPU is part of its measurement. */
+  readonly helperPids: readonly number[]
+  /** The counters the server keeps (`bench/servers/shared.ts`), as they are now. */
+  stats(): Promise<Record<string, number>>
   stop(): Promise<void>
 }
 
@@ -34,23 +39,30 @@ export async function startServer(
   running.add(child)
   child.once('exit', () => running.delete(child))
   try {
-    const port = await waitForPort(name, child)
-    return { name, pid: child.pid!, origin: `http://127.0.0.1:${port}`, stop: () => stopChild(child) }
+    const { port, helperPids = [] } = await waitForReady(name, child)
+    return {
+      name,
+      pid: child.pid!,
+      origin: `http://127.0.0.1:${port}`,
+      helperPids,
+      stats: () => askStats(name, child),
+      stop: () => stopChild(child),
+    }
   } catch (error) {
     await stopChild(child)
     throw error
   }
 }
 
-function waitForPort(name: string, child: ChildProcess): Promise<number> {
+function waitForReady(name: string, child: ChildProcess): Promise<ReadyMessage> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
       () => fail(new Error(`${name} did not report a port within ${START_TIMEOUT_MS} ms`)),
       START_TIMEOUT_MS,
     )
     const onMessage = (message: unknown) => {
-      const port = (message as Partial<ReadyMessage> | null)?.port
-      if (typeof port === 'number') done(() => resolve(port))
+      const ready = message as Partial<ReadyMessage> | null
+      if (typeof ready?.port === 'number') done(() => resolve(ready as ReadyMessage))
     }
     const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
       fail(new Error(`${name} exited (${signal ?? `code ${code}`}) before it was listening`))
@@ -63,6 +75,24 @@ function waitForPort(name: string, child: ChildProcess): Promise<number> {
     }
     child.on('message', onMessage)
     child.on('exit', onExit)
+  })
+}
+
+function askStats(name: string, child: ChildProcess): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.off('message', onMessage)
+      reject(new Error(`${name} did not report its counters within ${STATS_TIMEOUT_MS} ms`))
+    }, STATS_TIMEOUT_MS)
+    const onMessage = (message: unknown) => {
+      const stats = (message as Partial<StatsMessage> | null)?.stats
+      if (stats === undefined) return
+      clearTimeout(timer)
+      child.off('message', onMessage)
+      resolve(stats)
+    }
+    child.on('message', onMessage)
+    child.send(STATS_REQUEST)
   })
 }
 

@@ -1,6 +1,6 @@
 import { BUSY_CORES } from './machine.js'
 import type { LatencyResult, ThroughputResult } from './measure.js'
-import { bareNameFor, isCompat, type Mode, type Target } from './targets.js'
+import { bareNameFor, gatewayNameFor, isCompat, type Mode, type Target } from './targets.js'
 
 export interface Measurement {
   readonly target: Target
@@ -9,6 +9,10 @@ export interface Measurement {
   readonly throughput: ThroughputResult
   /** Cores other processes on the machine kept busy meanwhile, when that can be measured. */
   readonly foreignCores: number | undefined
+  /** Answers the upstream gave from the warm-up to the end of the throughput run (all of them, for `direct`). */
+  readonly upstreamAnswers: number
+  /** Store calls the gateway saw fail or time out meanwhile, each ridden over by its failure policy. */
+  readonly storeErrors: number
 }
 
 /** How a proxy row compares with the baselines; `undefined` where a baseline was not measured. */
@@ -17,6 +21,9 @@ export interface Comparison {
   addedP50OverBareMs: number | undefined
   shareOfBareNode: number | undefined
   shareOfBare: number | undefined
+  /** For a policy target: p50 added over the same mount without the policy, and throughput as a share of it. */
+  addedP50OverGatewayMs: number | undefined
+  shareOfGateway: number | undefined
 }
 
 /** `info` marks a figure reported for reading, with no threshold to pass. */
@@ -43,6 +50,8 @@ export function compare(measurement: Measurement, all: readonly Measurement[]): 
   // Only a gateway has its "own framework's bare proxy"; for a bare proxy that would be itself.
   const bare =
     target.role === 'gateway' && target.framework ? find(mode, bareNameFor(target.framework)) : undefined
+  const gateway =
+    target.role === 'policy' && target.framework ? find(mode, gatewayNameFor(target.framework)) : undefined
   const p50 = measurement.latency.p50Ms
   const rps = measurement.throughput.requestsPerSecond
   return {
@@ -51,6 +60,8 @@ export function compare(measurement: Measurement, all: readonly Measurement[]): 
     shareOfBareNode:
       bareNode && target.role !== 'direct' ? rps / bareNode.throughput.requestsPerSecond : undefined,
     shareOfBare: bare ? rps / bare.throughput.requestsPerSecond : undefined,
+    addedP50OverGatewayMs: gateway ? p50 - gateway.latency.p50Ms : undefined,
+    shareOfGateway: gateway ? rps / gateway.throughput.requestsPerSecond : undefined,
   }
 }
 
@@ -91,6 +102,47 @@ export function formatModeTable(mode: Mode, all: readonly Measurement[]): string
   return `${mode.toUpperCase()}\n${formatTable(COLUMNS, rows)}${footnote}`
 }
 
+const POLICY_COLUMNS = [
+  'target',
+  'p50 ms',
+  'req/s',
+  'direct p50',
+  '+p50 direct',
+  'direct req/s',
+  '% direct',
+  '+p50 gateway-fw',
+  '% gateway-fw',
+]
+
+/**
+ * Cache hits and limits side by side with what they are weighed against: `direct` (a hit should beat the
+ * provider) and the same gateway mount without the policy (what the policy costs, or saves).
+ */
+export function formatPolicyTable(all: readonly Measurement[]): string | undefined {
+  const policies = all.filter((m) => m.target.role === 'policy')
+  if (policies.length === 0) return undefined
+  const rows = policies.map((m) => {
+    const c = compare(m, all)
+    const direct = lookupIn(all)(m.mode, 'direct')
+    return [
+      `${isDisturbed(m) ? `${m.target.name} *` : m.target.name} (${m.mode})`,
+      m.latency.p50Ms.toFixed(3),
+      m.throughput.requestsPerSecond.toFixed(0),
+      direct ? direct.latency.p50Ms.toFixed(3) : '-',
+      signedMs(c.addedP50OverDirectMs),
+      direct ? direct.throughput.requestsPerSecond.toFixed(0) : '-',
+      percent(direct ? m.throughput.requestsPerSecond / direct.throughput.requestsPerSecond : undefined),
+      signedMs(c.addedP50OverGatewayMs),
+      percent(c.shareOfGateway),
+    ]
+  })
+  const disturbed = policies.filter(isDisturbed)
+  const footnote = disturbed.length
+    ? `\n* other processes kept ${disturbed.map((m) => m.foreignCores!.toFixed(2)).join(', ')} cores busy meanwhile`
+    : ''
+  return `CACHE AND LIMITS\n${formatTable(POLICY_COLUMNS, rows)}${footnote}`
+}
+
 /** The first `textColumns` columns are left-aligned, the numbers after them right-aligned. */
 function formatTable(header: readonly string[], rows: readonly string[][], textColumns = 1): string {
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]?.length ?? 0)))
@@ -127,7 +179,30 @@ export function checkAims(all: readonly Measurement[], modes: readonly Mode[]): 
   if (modes.includes('json') && modes.includes('sse')) {
     for (const target of gateways) checks.push(streamingAim(target, all))
   }
+  for (const m of all) if (m.target.role === 'policy') checks.push(...policyAims(m, all))
   return checks
+}
+
+/**
+ * A cache hit must beat the provider itself, here a fake one that answers precomputed bytes at once: a real
+ * provider takes far longer. A limit's cost is reported against the same mount without it, as `info`.
+ */
+function policyAims(m: Measurement, all: readonly Measurement[]): AimCheck[] {
+  const subject = `${m.target.name} ${m.mode}`
+  const c = compare(m, all)
+  if (m.target.cached) {
+    const direct = lookupIn(all)(m.mode, 'direct')
+    const share = direct ? m.throughput.requestsPerSecond / direct.throughput.requestsPerSecond : undefined
+    return [
+      atMost('cache hit: p50 <= direct', subject, c.addedP50OverDirectMs, 0, 'ms'),
+      atLeast('cache hit: throughput >= direct', subject, share, 1),
+    ]
+  }
+  const gateway = gatewayNameFor(m.target.framework!)
+  return [
+    addedMs(`limit step: p50 over ${gateway}`, subject, c.addedP50OverGatewayMs),
+    shareOf(`limit step: throughput share of ${gateway}`, subject, c.shareOfGateway),
+  ]
 }
 
 function modeAims(m: Measurement, c: Comparison): AimCheck[] {
@@ -190,6 +265,11 @@ function atMost(
 function atLeast(aim: string, subject: string, share: number | undefined, floor: number): AimCheck {
   if (share === undefined) return { aim, subject, value: '-', verdict: 'n/a' }
   return { aim, subject, value: percent(share), verdict: verdictOf(share >= floor) }
+}
+
+function addedMs(aim: string, subject: string, value: number | undefined): AimCheck {
+  if (value === undefined) return { aim, subject, value: '-', verdict: 'n/a' }
+  return { aim, subject, value: `${signedMs(value)} ms`, verdict: 'info' }
 }
 
 function shareOf(aim: string, subject: string, share: number | undefined): AimCheck {

@@ -1,12 +1,35 @@
 /** The frameworks a proxy can run in; `node` is plain node:http. */
 export type Framework = 'node' | 'express' | 'koa' | 'fastify'
 
+/** A response header that shows a policy ran; `value`, when given, is what it must say. */
+export interface Marker {
+  readonly header: string
+  readonly value?: string
+}
+
 export interface Target {
   readonly name: string
-  /** `direct` is the upstream itself, the baseline every proxy adds to. */
-  readonly role: 'direct' | 'bare' | 'gateway'
+  /**
+   * `direct` is the upstream itself, the baseline every proxy adds to. A `policy` target is a gateway mount
+   * with a response cache or a rate limit added, compared with `direct` and with the same mount without it.
+   */
+  readonly role: 'direct' | 'bare' | 'gateway' | 'policy'
   readonly framework: Framework | undefined
+  /** The only modes it runs in; every mode when absent. */
+  readonly modes?: readonly Mode[]
+  /** A header every answer must carry, so that a row cannot measure a path that skipped its policy. */
+  readonly marker?: Marker
+  /** Answers come from the cache: no measured request may reach the upstream. */
+  readonly cached?: boolean
+  /** Needs the Redis at `REDIS_URL`; the run warns and goes on without the row when it cannot connect. */
+  readonly redis?: boolean
 }
+
+// The same JSON request every time is all a cache hit needs, and a limit is decided before the answer's
+// shape matters: one mode tells their cost and keeps the default run short.
+const POLICY_MODES: readonly Mode[] = ['json']
+const CACHE_HIT: Marker = { header: 'cf-aig-cache-status', value: 'HIT' }
+const RATE_LIMITED: Marker = { header: 'ratelimit' }
 
 export const TARGETS: readonly Target[] = [
   { name: 'direct', role: 'direct', framework: undefined },
@@ -17,11 +40,38 @@ export const TARGETS: readonly Target[] = [
   { name: 'gateway-express', role: 'gateway', framework: 'express' },
   { name: 'gateway-koa', role: 'gateway', framework: 'koa' },
   { name: 'gateway-fastify', role: 'gateway', framework: 'fastify' },
+  policyTarget('cache', 'memory'),
+  policyTarget('cache', 'redis'),
+  policyTarget('limit', 'memory'),
+  policyTarget('limit', 'redis'),
 ]
+
+/** `bench/servers/gateway-fastify-{policy}-{store}.ts`: the Fastify mount with a cache or a limit added. */
+function policyTarget(policy: 'cache' | 'limit', store: 'memory' | 'redis'): Target {
+  return {
+    name: `gateway-fastify-${policy}-${store}`,
+    role: 'policy',
+    framework: 'fastify',
+    modes: POLICY_MODES,
+    marker: policy === 'cache' ? CACHE_HIT : RATE_LIMITED,
+    cached: policy === 'cache',
+    redis: store === 'redis',
+  }
+}
 
 /** The bare proxy a gateway mount is compared against: the same framework without the gateway. */
 export function bareNameFor(framework: Framework): string {
   return `bare-${framework}`
+}
+
+/** The gateway a policy target is compared against: the same mount without the policy. */
+export function gatewayNameFor(framework: Framework): string {
+  return `gateway-${framework}`
+}
+
+/** The modes of `modes` that a target runs in. */
+export function modesOf(target: Target, modes: readonly Mode[]): Mode[] {
+  return modes.filter((mode) => target.modes?.includes(mode) ?? true)
 }
 
 /**
@@ -48,7 +98,7 @@ export type Answer = 'openai' | 'anthropic' | 'translated'
 
 export function expectedAnswer(target: Target, mode: Mode): Answer {
   if (!isCompat(mode)) return 'openai'
-  return target.role === 'gateway' ? 'translated' : 'anthropic'
+  return target.role === 'gateway' || target.role === 'policy' ? 'translated' : 'anthropic'
 }
 
 /** The path the load generator requests. The bare proxies map `/ai/openai/*` to the upstream's `/v1/*`. */

@@ -1,10 +1,23 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { type ReadyMessage, STATS_REQUEST, type StatsMessage } from './messages.js'
 
-/** The message every bench server sends its parent once it accepts connections. */
-export interface ReadyMessage {
-  port: number
+/**
+ * What a server counts for the runner to check after a measurement: the upstream counts the answers it
+ * gave (none may reach it while a cache answers), the gateways the store failures they rode over.
+ */
+const counters: Record<string, number> = {}
+
+/** Adds one to a counter: one property write, cheap enough for the upstream to call per request. */
+export function count(name: string): void {
+  counters[name] = (counters[name] ?? 0) + 1
 }
+
+process.on('message', (message) => {
+  if (message !== STATS_REQUEST || !process.send) return
+  const reply: StatsMessage = { stats: { ...counters } }
+  process.send(reply)
+})
 
 /** Where every proxy under test sends its requests (set by the runner for each child). */
 export function upstreamUrl(): string {
@@ -37,14 +50,33 @@ export function listenAndReport(server: Server): Promise<void> {
 }
 
 /** For servers a framework started itself (Fastify's `listen`). */
-export function reportListening(server: Server): void {
+export function reportListening(server: Server, helperPids: readonly number[] = []): void {
   const { port } = server.address() as AddressInfo
-  const message: ReadyMessage = { port }
+  const message: ReadyMessage = { port, helperPids: [...helperPids] }
   if (process.send) process.send(message)
   else console.log(`listening on http://127.0.0.1:${port}`)
 }
 
+const shutdownTasks: (() => Promise<void>)[] = []
+// The runner sends SIGKILL 5 s after SIGTERM; a cleanup that hangs must not use all of that.
+const SHUTDOWN_TASKS_MS = 2_000
+
+/** Work to finish before the process exits, such as removing what it left in a shared Redis. */
+export function onShutdown(task: () => Promise<void>): void {
+  shutdownTasks.push(task)
+}
+
+let exiting = false
+
+async function exitCleanly(): Promise<void> {
+  if (exiting) return
+  exiting = true
+  const timeout = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_TASKS_MS).unref())
+  await Promise.race([Promise.allSettled(shutdownTasks.map((task) => task())), timeout])
+  process.exit(0)
+}
+
 // A server orphaned by a crashed or killed runner would hold its port and CPU: leave with the parent.
-process.on('disconnect', () => process.exit(0))
+process.on('disconnect', () => void exitCleanly())
 // Exiting normally (rather than dying of the signal) is what lets `--cpu-prof` write its profile.
-process.on('SIGTERM', () => process.exit(0))
+process.on('SIGTERM', () => void exitCleanly())

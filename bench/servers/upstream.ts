@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { ANSWER_TEXT, ANTHROPIC_DELTA_COUNT, answerPieces } from './answer.js'
-import { listenAndReport } from './shared.js'
+import { count, listenAndReport } from './shared.js'
 
 // A fake OpenAI and Anthropic that does as little as an honest server can: it reads the whole request body,
 // then answers precomputed bytes. Anything slower here would shrink the gateway's share of the measured time.
@@ -152,6 +152,8 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   const chunks: Buffer[] = []
   req.on('data', (chunk: Buffer) => chunks.push(chunk))
   req.on('end', () => {
+    // The runner checks this count to prove that a cache answered without reaching the provider.
+    count('answers')
     if (Buffer.concat(chunks).includes('"stream":true')) answerStream(res, answers.events)
     else answerJson(res, answers.json)
   })
