@@ -18,7 +18,14 @@ interface LogEntry {
   id: string
 }
 
-type State = FixedState | LogEntry[]
+/** A sliding window's admissions, oldest first, with their running sum and an index by id. */
+interface SlidingState {
+  entries: LogEntry[]
+  used: number
+  byId: Map<string, LogEntry>
+}
+
+type State = FixedState | SlidingState
 
 const DEFAULT_MAX_KEYS = 100_000
 
@@ -54,28 +61,40 @@ export function createMemoryLimitStore(options: MemoryLimitStoreOptions = {}): L
 
   function consumeSliding(key: string, amount: number, window: LimitWindow, now: number): LimitDecision {
     const log = liveLog(`s:${key}`, window, now)
-    const used = log.reduce((sum, entry) => sum + entry.amount, 0)
-    if (used + amount > window.limit) {
-      return { allowed: false, remaining: 0, resetMs: slidingWait(log, used, amount, window, now) }
+    if (log.used + amount > window.limit) {
+      return { allowed: false, remaining: 0, resetMs: slidingWait(log, amount, window, now) }
     }
-    const id = String(++nextId)
-    insertByTime(log, { at: now, amount, id })
+    const entry = { at: now, amount, id: String(++nextId) }
+    insertByTime(log.entries, entry)
+    log.byId.set(entry.id, entry)
+    log.used += amount
     states.set(`s:${key}`, log, { ttl: window.windowMs })
     return {
       allowed: true,
-      remaining: window.limit - used - amount,
-      resetMs: log[0]!.at + window.windowMs - now,
-      reservation: id,
+      remaining: window.limit - log.used,
+      resetMs: log.entries[0]!.at + window.windowMs - now,
+      reservation: entry.id,
     }
   }
 
-  /** The key's log without the entries that have aged out of the window at `now`. */
-  function liveLog(stateKey: string, window: LimitWindow, now: number): LogEntry[] {
-    const log = (states.get(stateKey) as LogEntry[] | undefined) ?? []
+  /**
+   * The key's log without the entries that have aged out of the window at `now`. Each entry leaves the sum
+   * once, as it ages out, so a decision never sums the whole window.
+   */
+  function liveLog(stateKey: string, window: LimitWindow, now: number): SlidingState {
+    const log = (states.get(stateKey) as SlidingState | undefined) ?? {
+      entries: [],
+      used: 0,
+      byId: new Map(),
+    }
     const cutoff = now - window.windowMs
     let expired = 0
-    while (expired < log.length && log[expired]!.at <= cutoff) expired++
-    if (expired > 0) log.splice(0, expired)
+    while (expired < log.entries.length && log.entries[expired]!.at <= cutoff) {
+      const entry = log.entries[expired++]!
+      log.used -= entry.amount
+      log.byId.delete(entry.id)
+    }
+    if (expired > 0) log.entries.splice(0, expired)
     return log
   }
 
@@ -97,8 +116,12 @@ export function createMemoryLimitStore(options: MemoryLimitStoreOptions = {}): L
         stored.count = Math.max(0, stored.count + step)
         return
       }
-      const entry = liveLog(`s:${key}`, window, now).find((candidate) => candidate.id === reservation)
-      if (entry !== undefined) entry.amount = Math.max(0, entry.amount + step)
+      const log = liveLog(`s:${key}`, window, now)
+      const entry = log.byId.get(reservation)
+      if (entry === undefined) return
+      const amount = Math.max(0, entry.amount + step)
+      log.used += amount - entry.amount
+      entry.amount = amount
     },
   }
 }
@@ -107,17 +130,11 @@ export function createMemoryLimitStore(options: MemoryLimitStoreOptions = {}): L
  * How long until enough of the oldest entries age out for `amount` to fit; a full window when it never can.
  * An entry ages out once `now - windowMs >= at`, so at `at + windowMs`.
  */
-function slidingWait(
-  log: LogEntry[],
-  used: number,
-  amount: number,
-  window: LimitWindow,
-  now: number,
-): number {
+function slidingWait(log: SlidingState, amount: number, window: LimitWindow, now: number): number {
   if (amount > window.limit) return window.windowMs
-  const excess = used + amount - window.limit
+  const excess = log.used + amount - window.limit
   let freed = 0
-  for (const entry of log) {
+  for (const entry of log.entries) {
     freed += entry.amount
     if (freed >= excess) return entry.at + window.windowMs - now
   }

@@ -44,7 +44,7 @@ function sampleEntry(body: Uint8Array, status = 200): CacheEntry {
  *
  * @example
  * // test/my-cache.test.ts
- * import { cacheStoreConformance } from 'ai-gateway-middleware/testing'
+ * import { cacheStoreConformance } from 'ai-gateway-middleware/testing/conformance'
  * cacheStoreConformance('my cache', () => createMyCacheStore(client), { afterAll: () => client.quit() })
  */
 export function cacheStoreConformance(
@@ -150,7 +150,7 @@ export function cacheStoreConformance(
  *
  * @example
  * // test/my-limits.test.ts
- * import { limitStoreConformance } from 'ai-gateway-middleware/testing'
+ * import { limitStoreConformance } from 'ai-gateway-middleware/testing/conformance'
  * limitStoreConformance('my limits', () => createMyLimitStore(client), { afterAll: () => client.quit() })
  */
 export function limitStoreConformance(
@@ -342,6 +342,20 @@ function fixedLimitCases(makeStore: () => MaybePromise<LimitStore>): void {
 
 function slidingLimitCases(makeStore: () => MaybePromise<LimitStore>): void {
   const window = (limit: number): LimitWindow => ({ limit, windowMs: MINUTE, technique: 'sliding' })
+
+  it('lets an adjusted admission age out with its adjusted amount', async () => {
+    const store = await makeStore()
+    const key = freshKey('sliding-adjusted-ageing')
+    const first = await store.consume(key, 40, window(100), NOON)
+    await store.adjust(key, first.reservation!, 30, window(100), NOON + 1000)
+    await store.consume(key, 20, window(100), NOON + 30_000)
+    expect((await store.consume(key, 11, window(100), NOON + 30_001)).allowed).toBe(false)
+    // The first admission (now 70) has aged out; only the 20 remain in the window.
+    expect(await store.consume(key, 80, window(100), NOON + MINUTE + 1)).toMatchObject({
+      allowed: true,
+      remaining: 0,
+    })
+  })
 
   it('reports resetMs as the time until the oldest admission ages out', async () => {
     const store = await makeStore()

@@ -7,7 +7,7 @@ import type { SecretStore, StoredSecret } from '../keys/types.js'
  * must answer an empty store (a fresh prefix, schema or table); cleaning up afterwards is the caller's job.
  *
  * @example
- * import { secretStoreConformance } from 'ai-gateway-middleware/testing'
+ * import { secretStoreConformance } from 'ai-gateway-middleware/testing/conformance'
  * secretStoreConformance('my store', () => createMyStore({ prefix: `test-${randomUUID()}:` }))
  */
 export function secretStoreConformance(

@@ -94,7 +94,7 @@ describe.skipIf(!REDIS_URL)('redis stores', () => {
     for (const key of Object.keys(values)) expect(await store.get(key), key).toBeUndefined()
   })
 
-  it('writes keys that expire: a counter per fixed window, one log per sliding key', async () => {
+  it('writes keys that expire: a counter per fixed window, a log and its sum per sliding key', async () => {
     const prefix = `${uniqueName('aigw_limit_keys')}:`
     const store = createRedisLimitStore(client, { prefix })
     const now = Date.UTC(2025, 0, 15, 12, 0, 15)
@@ -102,8 +102,9 @@ describe.skipIf(!REDIS_URL)('redis stores', () => {
     await store.consume('k', 1, { limit: 5, windowMs: 60_000, technique: 'sliding' }, now)
     const bucket = Math.floor(now / 60_000)
     expect(await client.get(`${prefix}k:${bucket}`)).toBe('1')
-    expect(await client.zcard(`${prefix}k:log`)).toBe(1)
-    for (const key of [`${prefix}k:${bucket}`, `${prefix}k:log`]) {
+    expect(await client.zcard(`${prefix}{k}:log`)).toBe(1)
+    expect(await client.get(`${prefix}{k}:sum`)).toBe('1')
+    for (const key of [`${prefix}k:${bucket}`, `${prefix}{k}:log`, `${prefix}{k}:sum`]) {
       const ttl = await client.pttl(key)
       expect(ttl).toBeGreaterThan(0)
       expect(ttl).toBeLessThanOrEqual(70_000)
