@@ -187,7 +187,7 @@ async function estimateTokens(ctx: GatewayContext, compiled: CompiledRule): Prom
 function settleTokens(ctx: GatewayContext, reserved: readonly Admission[]): void {
   const response = ctx.response
   if (response === undefined || response.status >= 400 || ctx.state.usage === undefined) {
-    // The provider refused or failed, or the cache answered: no tokens were spent.
+    // The provider refused or failed before answering: no tokens were spent.
     giveBack(ctx, reserved)
     return
   }
