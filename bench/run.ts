@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { waitForQuietMachine, watchForeignCpu } from './lib/machine.js'
 import { checkAnswer, type Endpoint, measureLatency, measureThroughput, warmUp } from './lib/measure.js'
 import { type RunningServer, startServer, stopAllServers } from './lib/processes.js'
@@ -7,8 +8,11 @@ import {
   checkAims,
   compare,
   formatAims,
+  formatLoggingTable,
   formatModeTable,
   formatPolicyTable,
+  type LogCounts,
+  logsOn,
   type Measurement,
 } from './lib/report.js'
 import {
@@ -27,6 +31,10 @@ const WARMUP_CONCURRENCY = 8
 // Another job on the machine often finishes within seconds; waiting a little beats a disturbed figure.
 const QUIET_WAIT_MS = 5_000
 const NAME_WIDTH = Math.max(...TARGETS.map((t) => t.name.length))
+// Records go to the store in batches at least once a second: a store that keeps up has written every
+// record of a mode well within this after its last request.
+const LOG_SETTLE_MS = 10_000
+const LOG_POLL_MS = 100
 
 interface Config {
   durationSeconds: number
@@ -100,16 +108,42 @@ function reportProblems(m: Measurement): void {
     found.push(`${m.upstreamAnswers} requests reached the upstream instead of the cache`)
   }
   if (m.storeErrors > 0) found.push(`${m.storeErrors} store calls failed or timed out`)
+  found.push(...logProblems(m))
   if (found.length > 0) warn(`${m.target.name} ${m.mode}: ${found.join('; ')}`)
 }
 
-/** A Redis row is left out with a warning when Redis cannot be reached, rather than ending the whole run. */
+/**
+ * A logging row measures nothing unless the gateway wrote a record for each request: every one the upstream
+ * answered must have one, written (or dropped) by the time its queue settled after the throughput run.
+ */
+function logProblems(m: Measurement): string[] {
+  if (m.target.logs === 'off')
+    return m.logs ? ['its logs are on, though the row is the logs-off baseline'] : []
+  if (!logsOn(m.target)) return []
+  if (m.logs === undefined) return ['no log counters reported: nothing shows that its records were written']
+  const { written, dropped } = m.logs
+  const found: string[] = []
+  if (written === 0) found.push(`no record written (${dropped} dropped): the row measured no logging`)
+  else if (dropped > 0)
+    found.push(`${dropped} records dropped, ${written} written: the store failed or fell behind`)
+  const missing = m.upstreamAnswers - written - dropped
+  if (missing > 0) {
+    const after = `${LOG_SETTLE_MS / 1000} s after the run`
+    found.push(`${missing} of the ${m.upstreamAnswers} requests had no record written ${after}`)
+  }
+  return found
+}
+
+/**
+ * A Redis or Postgres row is left out with a warning when its store cannot be reached, rather than ending
+ * the whole run.
+ */
 async function startTarget(target: Target, upstream: RunningServer, config: Config) {
   if (target.role === 'direct') return undefined
   try {
     return await startServer(target.name, { UPSTREAM_URL: upstream.origin }, config.serverNodeArgs)
   } catch (error) {
-    if (!target.redis) throw error
+    if (!target.redis && !target.postgres) throw error
     warn(`${target.name} not measured: ${(error as Error).message}`)
     return null
   }
@@ -143,14 +177,18 @@ async function benchTarget(target: Target, upstream: RunningServer, config: Conf
       const throughput = await measureThroughput(endpoint, CONNECTIONS, config.durationSeconds)
       const foreignCores = foreignCpu()
       const after = await counters(upstream, server)
+      const upstreamAnswers = after.upstreamAnswers - before.upstreamAnswers
+      // After the clock stopped: waiting for the store is no part of any request's figure.
+      const logs = server && (await settleLogs(server, before.logs, after.logs, upstreamAnswers))
       const measurement: Measurement = {
         target,
         mode,
         latency,
         throughput,
         foreignCores,
-        upstreamAnswers: after.upstreamAnswers - before.upstreamAnswers,
+        upstreamAnswers,
         storeErrors: after.storeErrors - before.storeErrors,
+        logs,
       }
       reportProblems(measurement)
       console.error(progressLine(measurement))
@@ -164,14 +202,62 @@ async function benchTarget(target: Target, upstream: RunningServer, config: Conf
 
 async function counters(upstream: RunningServer, server: RunningServer | undefined) {
   const [upstreamStats, serverStats] = await Promise.all([upstream.stats(), server?.stats()])
-  return { upstreamAnswers: upstreamStats.answers ?? 0, storeErrors: serverStats?.storeErrors ?? 0 }
+  return {
+    upstreamAnswers: upstreamStats.answers ?? 0,
+    storeErrors: serverStats?.storeErrors ?? 0,
+    logs: serverStats && logQueueOf(serverStats),
+  }
 }
 
-function progressLine({ target, mode, latency, throughput, foreignCores }: Measurement): string {
+interface LogQueueCounts {
+  written: number
+  dropped: number
+  queued: number
+}
+
+/** The gateway's log queue counters; `undefined` from a server whose logs are off or not reported. */
+function logQueueOf(stats: Record<string, number>): LogQueueCounts | undefined {
+  const { logsWritten, logsDropped, logsQueued } = stats
+  if (logsWritten === undefined || logsDropped === undefined || logsQueued === undefined) return undefined
+  return { written: logsWritten, dropped: logsDropped, queued: logsQueued }
+}
+
+/**
+ * Waits until the gateway has written or dropped a record for each of `expected` requests and emptied its
+ * queue, or `LOG_SETTLE_MS` passed, then gives its counts since `before`.
+ */
+async function settleLogs(
+  server: RunningServer,
+  before: LogQueueCounts | undefined,
+  after: LogQueueCounts | undefined,
+  expected: number,
+): Promise<LogCounts | undefined> {
+  if (before === undefined || after === undefined) return undefined
+  const deadline = performance.now() + LOG_SETTLE_MS
+  let now = after
+  const settled = (c: LogQueueCounts) =>
+    c.queued === 0 && c.written + c.dropped - before.written - before.dropped >= expected
+  while (!settled(now) && performance.now() < deadline) {
+    await sleep(LOG_POLL_MS)
+    now = logQueueOf(await server.stats()) ?? now
+  }
+  return {
+    written: now.written - before.written,
+    dropped: now.dropped - before.dropped,
+    queuedAtEnd: after.queued,
+  }
+}
+
+function progressLine({ target, mode, latency, throughput, foreignCores, logs }: Measurement): string {
   const foreign = foreignCores === undefined ? '' : `  (others: ${foreignCores.toFixed(2)} cores)`
+  const records =
+    logs === undefined
+      ? ''
+      : `\n${''.padEnd(NAME_WIDTH)} ${mode.padEnd(11)} log records: ${logs.written} written, ` +
+        `${logs.dropped} dropped (${logs.queuedAtEnd} still queued when the throughput run ended)`
   return (
     `${target.name.padEnd(NAME_WIDTH)} ${mode.padEnd(11)} p50 ${latency.p50Ms.toFixed(3)} ms  ` +
-    `p99 ${latency.p99Ms.toFixed(3)} ms  ${throughput.requestsPerSecond.toFixed(0)} req/s${foreign}`
+    `p99 ${latency.p99Ms.toFixed(3)} ms  ${throughput.requestsPerSecond.toFixed(0)} req/s${foreign}${records}`
   )
 }
 
@@ -197,6 +283,7 @@ function toJson(config: Config, measurements: readonly Measurement[], modes: rea
       ...m.throughput,
       upstreamAnswers: m.upstreamAnswers,
       storeErrors: m.storeErrors,
+      logs: m.logs,
       ...compare(m, measurements),
     })),
     aims: checkAims(measurements, modes),
@@ -215,6 +302,8 @@ async function main(): Promise<void> {
   for (const mode of config.modes) console.log(`\n${formatModeTable(mode, measurements)}`)
   const policyTable = formatPolicyTable(measurements)
   if (policyTable !== undefined) console.log(`\n${policyTable}`)
+  const loggingTable = formatLoggingTable(measurements)
+  if (loggingTable !== undefined) console.log(`\n${loggingTable}`)
   console.log(`\n${formatAims(checkAims(measurements, config.modes))}`)
   for (const problem of problems) console.log(`\n!!!!! WARNING: ${problem} !!!!!`)
 

@@ -1,6 +1,24 @@
 import { BUSY_CORES } from './machine.js'
 import type { LatencyResult, ThroughputResult } from './measure.js'
-import { bareNameFor, gatewayNameFor, isCompat, type Mode, type Target } from './targets.js'
+import {
+  bareNameFor,
+  gatewayNameFor,
+  isCompat,
+  logsOffNameFor,
+  MODES,
+  type Mode,
+  type Target,
+} from './targets.js'
+
+/** What the gateway's log queue did with the records of one mode's requests, by its own count. */
+export interface LogCounts {
+  /** Records stored, counted once the queue had emptied after the throughput run. */
+  readonly written: number
+  /** Records lost: a full queue or a failed write. */
+  readonly dropped: number
+  /** Records still waiting for a batch when the throughput run ended: a store falling behind shows here. */
+  readonly queuedAtEnd: number
+}
 
 export interface Measurement {
   readonly target: Target
@@ -13,6 +31,8 @@ export interface Measurement {
   readonly upstreamAnswers: number
   /** Store calls the gateway saw fail or time out meanwhile, each ridden over by its failure policy. */
   readonly storeErrors: number
+  /** For a mount with request logs on that reports its log queue; `undefined` otherwise. */
+  readonly logs: LogCounts | undefined
 }
 
 /** How a proxy row compares with the baselines; `undefined` where a baseline was not measured. */
@@ -24,6 +44,9 @@ export interface Comparison {
   /** For a policy target: p50 added over the same mount without the policy, and throughput as a share of it. */
   addedP50OverGatewayMs: number | undefined
   shareOfGateway: number | undefined
+  /** For a mount with request logs on: p50 added over the same mount with logs off, and throughput share. */
+  addedP50OverLogsOffMs: number | undefined
+  shareOfLogsOff: number | undefined
 }
 
 /** `info` marks a figure reported for reading, with no threshold to pass. */
@@ -52,6 +75,8 @@ export function compare(measurement: Measurement, all: readonly Measurement[]): 
     target.role === 'gateway' && target.framework ? find(mode, bareNameFor(target.framework)) : undefined
   const gateway =
     target.role === 'policy' && target.framework ? find(mode, gatewayNameFor(target.framework)) : undefined
+  const logsOff =
+    logsOn(target) && target.framework ? find(mode, logsOffNameFor(target.framework)) : undefined
   const p50 = measurement.latency.p50Ms
   const rps = measurement.throughput.requestsPerSecond
   return {
@@ -62,7 +87,14 @@ export function compare(measurement: Measurement, all: readonly Measurement[]): 
     shareOfBare: bare ? rps / bare.throughput.requestsPerSecond : undefined,
     addedP50OverGatewayMs: gateway ? p50 - gateway.latency.p50Ms : undefined,
     shareOfGateway: gateway ? rps / gateway.throughput.requestsPerSecond : undefined,
+    addedP50OverLogsOffMs: logsOff ? p50 - logsOff.latency.p50Ms : undefined,
+    shareOfLogsOff: logsOff ? rps / logsOff.throughput.requestsPerSecond : undefined,
   }
+}
+
+/** A mount whose request logs are on, whichever store they go to. */
+export function logsOn(target: Target): boolean {
+  return target.logs !== undefined && target.logs !== 'off'
 }
 
 const COLUMNS = [
@@ -80,12 +112,23 @@ function isDisturbed(m: Measurement): boolean {
   return m.foreignCores !== undefined && m.foreignCores > BUSY_CORES
 }
 
+function nameCell(m: Measurement): string {
+  return isDisturbed(m) ? `${m.target.name} *` : m.target.name
+}
+
+function disturbedFootnote(rows: readonly Measurement[]): string {
+  const disturbed = rows.filter(isDisturbed)
+  return disturbed.length
+    ? `\n* other processes kept ${disturbed.map((m) => m.foreignCores!.toFixed(2)).join(', ')} cores busy meanwhile`
+    : ''
+}
+
 export function formatModeTable(mode: Mode, all: readonly Measurement[]): string {
   const ofMode = all.filter((m) => m.mode === mode)
   const rows = ofMode.map((m) => {
     const c = compare(m, all)
     return [
-      isDisturbed(m) ? `${m.target.name} *` : m.target.name,
+      nameCell(m),
       m.latency.p50Ms.toFixed(3),
       m.latency.p99Ms.toFixed(3),
       m.throughput.requestsPerSecond.toFixed(0),
@@ -95,11 +138,7 @@ export function formatModeTable(mode: Mode, all: readonly Measurement[]): string
       percent(c.shareOfBare),
     ]
   })
-  const disturbed = ofMode.filter(isDisturbed)
-  const footnote = disturbed.length
-    ? `\n* other processes kept ${disturbed.map((m) => m.foreignCores!.toFixed(2)).join(', ')} cores busy meanwhile`
-    : ''
-  return `${mode.toUpperCase()}\n${formatTable(COLUMNS, rows)}${footnote}`
+  return `${mode.toUpperCase()}\n${formatTable(COLUMNS, rows)}${disturbedFootnote(ofMode)}`
 }
 
 const POLICY_COLUMNS = [
@@ -125,7 +164,7 @@ export function formatPolicyTable(all: readonly Measurement[]): string | undefin
     const c = compare(m, all)
     const direct = lookupIn(all)(m.mode, 'direct')
     return [
-      `${isDisturbed(m) ? `${m.target.name} *` : m.target.name} (${m.mode})`,
+      `${nameCell(m)} (${m.mode})`,
       m.latency.p50Ms.toFixed(3),
       m.throughput.requestsPerSecond.toFixed(0),
       direct ? direct.latency.p50Ms.toFixed(3) : '-',
@@ -136,11 +175,60 @@ export function formatPolicyTable(all: readonly Measurement[]): string | undefin
       percent(c.shareOfGateway),
     ]
   })
-  const disturbed = policies.filter(isDisturbed)
+  return `CACHE AND LIMITS\n${formatTable(POLICY_COLUMNS, rows)}${disturbedFootnote(policies)}`
+}
+
+const LOGGING_COLUMNS = [
+  'target',
+  'store',
+  'p50 ms',
+  'req/s',
+  'logs-off p50',
+  '+p50 logs-off',
+  'logs-off req/s',
+  '% logs-off',
+  'written',
+  'dropped',
+]
+
+/**
+ * Request logs on, per store, against the same mount with logs off in the same run: what writing one record
+ * per request costs the requests themselves. `written` and `dropped` are the gateway's own counts of the
+ * records of that mode's requests: a row that wrote none measured nothing.
+ */
+export function formatLoggingTable(all: readonly Measurement[]): string | undefined {
+  const find = lookupIn(all)
+  const logsOffOf = (m: Measurement) => find(m.mode, logsOffNameFor(m.target.framework!))
+  const modeOrder = (m: Measurement) => MODES.indexOf(m.mode)
+  const logging = all
+    .filter((m) => logsOn(m.target) && logsOffOf(m) !== undefined)
+    .sort((a, b) => modeOrder(a) - modeOrder(b))
+  if (logging.length === 0) return undefined
+  // A disturbed baseline skews the delta as much as a disturbed row: either marks the row.
+  const disturbed = logging.flatMap((m) => [m, logsOffOf(m)!].filter(isDisturbed))
+  const rows = logging.map((m) => {
+    const c = compare(m, all)
+    const off = logsOffOf(m)!
+    const marked = isDisturbed(m) || isDisturbed(off)
+    return [
+      `${marked ? `${m.target.name} *` : m.target.name} (${m.mode})`,
+      m.target.logs!,
+      m.latency.p50Ms.toFixed(3),
+      m.throughput.requestsPerSecond.toFixed(0),
+      off.latency.p50Ms.toFixed(3),
+      signedMs(c.addedP50OverLogsOffMs),
+      off.throughput.requestsPerSecond.toFixed(0),
+      percent(c.shareOfLogsOff),
+      m.logs ? String(m.logs.written) : '-',
+      m.logs ? String(m.logs.dropped) : '-',
+    ]
+  })
   const footnote = disturbed.length
-    ? `\n* other processes kept ${disturbed.map((m) => m.foreignCores!.toFixed(2)).join(', ')} cores busy meanwhile`
+    ? `\n* other processes kept cores busy meanwhile: ${[...new Set(disturbed)]
+        .map((m) => `${m.target.name} (${m.mode}) ${m.foreignCores!.toFixed(2)}`)
+        .join(', ')}`
     : ''
-  return `CACHE AND LIMITS\n${formatTable(POLICY_COLUMNS, rows)}${footnote}`
+  return `LOGGING\n${formatTable(LOGGING_COLUMNS, rows, 2)}${footnote}`
 }
 
 /** The first `textColumns` columns are left-aligned, the numbers after them right-aligned. */
@@ -180,7 +268,21 @@ export function checkAims(all: readonly Measurement[], modes: readonly Mode[]): 
     for (const target of gateways) checks.push(streamingAim(target, all))
   }
   for (const m of all) if (m.target.role === 'policy') checks.push(...policyAims(m, all))
+  for (const m of all) if (logsOn(m.target)) checks.push(...loggingAims(m, all))
   return checks
+}
+
+/** What request logs cost, per store, against the same mount with logs off; `info`, with no threshold. */
+function loggingAims(m: Measurement, all: readonly Measurement[]): AimCheck[] {
+  const c = compare(m, all)
+  // Modes the logs-off mount did not run in (the compat ones) have nothing to compare with.
+  if (c.shareOfLogsOff === undefined) return []
+  const subject = `${m.target.name} ${m.mode}`
+  const off = logsOffNameFor(m.target.framework!)
+  return [
+    addedMs(`request logs (${m.target.logs}): p50 over ${off}`, subject, c.addedP50OverLogsOffMs),
+    shareOf(`request logs (${m.target.logs}): throughput share of ${off}`, subject, c.shareOfLogsOff),
+  ]
 }
 
 /**

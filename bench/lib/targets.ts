@@ -12,8 +12,9 @@ export interface Target {
   /**
    * `direct` is the upstream itself, the baseline every proxy adds to. A `policy` target is a gateway mount
    * with a response cache or a rate limit added, compared with `direct` and with the same mount without it.
+   * A `logs` target is a gateway mount whose request logs are off or go to another store than the default.
    */
-  readonly role: 'direct' | 'bare' | 'gateway' | 'policy'
+  readonly role: 'direct' | 'bare' | 'gateway' | 'policy' | 'logs'
   readonly framework: Framework | undefined
   /** The only modes it runs in; every mode when absent. */
   readonly modes?: readonly Mode[]
@@ -23,13 +24,25 @@ export interface Target {
   readonly cached?: boolean
   /** Needs the Redis at `REDIS_URL`; the run warns and goes on without the row when it cannot connect. */
   readonly redis?: boolean
+  /** Needs the Postgres at `DATABASE_URL`; left out with a warning, as for Redis, when it cannot connect. */
+  readonly postgres?: boolean
+  /**
+   * Where the mount's request log records go, for the LOGGING table: `off` is the baseline the others are
+   * read against. The plain `gateway-fastify` runs on the defaults, logs on in the memory store.
+   */
+  readonly logs?: LogStoreKind
 }
+
+export type LogStoreKind = 'off' | 'memory' | 'postgres'
 
 // The same JSON request every time is all a cache hit needs, and a limit is decided before the answer's
 // shape matters: one mode tells their cost and keeps the default run short.
 const POLICY_MODES: readonly Mode[] = ['json']
 const CACHE_HIT: Marker = { header: 'cf-aig-cache-status', value: 'HIT' }
 const RATE_LIMITED: Marker = { header: 'ratelimit' }
+// A stream is where logging costs most (the gateway keeps the streamed body for the record); JSON is the
+// plain case. Compat requests log the same record, so they would add runs without telling anything new.
+const LOG_MODES: readonly Mode[] = ['json', 'sse']
 
 export const TARGETS: readonly Target[] = [
   { name: 'direct', role: 'direct', framework: undefined },
@@ -39,11 +52,13 @@ export const TARGETS: readonly Target[] = [
   { name: 'bare-fastify', role: 'bare', framework: 'fastify' },
   { name: 'gateway-express', role: 'gateway', framework: 'express' },
   { name: 'gateway-koa', role: 'gateway', framework: 'koa' },
-  { name: 'gateway-fastify', role: 'gateway', framework: 'fastify' },
+  { name: 'gateway-fastify', role: 'gateway', framework: 'fastify', logs: 'memory' },
   policyTarget('cache', 'memory'),
   policyTarget('cache', 'redis'),
   policyTarget('limit', 'memory'),
   policyTarget('limit', 'redis'),
+  logsTarget('off'),
+  logsTarget('postgres'),
 ]
 
 /** `bench/servers/gateway-fastify-{policy}-{store}.ts`: the Fastify mount with a cache or a limit added. */
@@ -59,6 +74,18 @@ function policyTarget(policy: 'cache' | 'limit', store: 'memory' | 'redis'): Tar
   }
 }
 
+/** `bench/servers/gateway-fastify-logs-{store}.ts`: the Fastify mount, request logs off or in Postgres. */
+function logsTarget(store: 'off' | 'postgres'): Target {
+  return {
+    name: `gateway-fastify-logs-${store}`,
+    role: 'logs',
+    framework: 'fastify',
+    modes: LOG_MODES,
+    postgres: store === 'postgres',
+    logs: store,
+  }
+}
+
 /** The bare proxy a gateway mount is compared against: the same framework without the gateway. */
 export function bareNameFor(framework: Framework): string {
   return `bare-${framework}`
@@ -67,6 +94,11 @@ export function bareNameFor(framework: Framework): string {
 /** The gateway a policy target is compared against: the same mount without the policy. */
 export function gatewayNameFor(framework: Framework): string {
   return `gateway-${framework}`
+}
+
+/** The mount a logging row is compared against: the same framework's gateway with logs off. */
+export function logsOffNameFor(framework: Framework): string {
+  return `gateway-${framework}-logs-off`
 }
 
 /** The modes of `modes` that a target runs in. */
@@ -98,7 +130,7 @@ export type Answer = 'openai' | 'anthropic' | 'translated'
 
 export function expectedAnswer(target: Target, mode: Mode): Answer {
   if (!isCompat(mode)) return 'openai'
-  return target.role === 'gateway' || target.role === 'policy' ? 'translated' : 'anthropic'
+  return target.role === 'direct' || target.role === 'bare' ? 'anthropic' : 'translated'
 }
 
 /** The path the load generator requests. The bare proxies map `/ai/openai/*` to the upstream's `/v1/*`. */

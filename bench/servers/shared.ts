@@ -1,5 +1,6 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Gateway } from 'ai-gateway-middleware'
 import { type ReadyMessage, STATS_REQUEST, type StatsMessage } from './messages.js'
 
 /**
@@ -13,11 +14,26 @@ export function count(name: string): void {
   counters[name] = (counters[name] ?? 0) + 1
 }
 
+/** Counters something else keeps (the gateway's log queue), read only when the runner asks. */
+const statsSources: (() => Record<string, number>)[] = []
+
 process.on('message', (message) => {
   if (message !== STATS_REQUEST || !process.send) return
-  const reply: StatsMessage = { stats: { ...counters } }
+  const reply: StatsMessage = { stats: Object.assign({ ...counters }, ...statsSources.map((read) => read())) }
   process.send(reply)
 })
+
+/**
+ * Reports the gateway's log queue (`logsWritten`, `logsDropped`, `logsQueued`) with the other counters, so
+ * that a logging row shows the records it claims to write were written. Nothing while its logs are off.
+ */
+export function reportLogStats(gateway: Gateway): void {
+  statsSources.push(() => {
+    const logs = gateway.stats().logs
+    if (logs === undefined) return {}
+    return { logsWritten: logs.written, logsDropped: logs.dropped, logsQueued: logs.queued }
+  })
+}
 
 /** Where every proxy under test sends its requests (set by the runner for each child). */
 export function upstreamUrl(): string {
