@@ -1,5 +1,5 @@
 import { createHash, createHmac } from 'node:crypto'
-import { isRecord } from '../json.js'
+import { isRecord, jsonBody } from '../json.js'
 import { targetModel } from '../routes/model.js'
 import type { UpstreamTarget } from '../upstream/call.js'
 import { splitQuery } from '../url.js'
@@ -41,7 +41,7 @@ export function cacheKey(input: CacheKeyInput): string {
   field(KEY_VERSION)
   field(input.gateway)
   field(input.scope)
-  const json = parseBody(input.body)
+  const json = jsonBody(input.body)
   field(String(input.targets.length))
   for (const target of input.targets) {
     const { path, credential } = withoutCredentialQuery(target)
@@ -70,18 +70,6 @@ export function canonicalJson(value: unknown): string {
     return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key])}`).join(',')}}`
   }
   return JSON.stringify(value) ?? 'null'
-}
-
-function parseBody(body: Buffer | undefined): unknown {
-  if (body === undefined || body.length === 0) return undefined
-  const first = body[0]
-  // Only bodies that look like JSON objects or arrays are parsed; anything else is keyed by its bytes.
-  if (first !== 0x7b && first !== 0x5b) return undefined
-  try {
-    return JSON.parse(body.toString('utf8'))
-  } catch {
-    return undefined
-  }
 }
 
 /** A streamed and a whole answer to the same prompt are different entries, custom key or not. */

@@ -157,10 +157,16 @@ export function extractStreamUsage(dialect: UsageDialect, sseText: string): Usag
   return lastDefined(events.map((event) => extractUsage(dialect, event)))
 }
 
+const USAGE_FIELD = /"usage(?:Metadata)?"\s*:\s*\{/
+
 function readEvents(sseText: string): unknown[] {
   const parser = new SSEParser()
   try {
-    return [...parser.push(sseText), ...parser.end()].map((event) => parseData(event.data))
+    // Every dialect's usage is an object under `usage` or `usageMetadata`: events without one (OpenAI's
+    // `"usage":null` included) are not parsed at all, which on a long stream is nearly all of them.
+    return [...parser.push(sseText), ...parser.end()]
+      .filter((event) => USAGE_FIELD.test(event.data))
+      .map((event) => parseData(event.data))
   } catch {
     // Only an oversized event throws; a body that broken has no usage worth reporting.
     return []

@@ -1,4 +1,4 @@
-import { isRecord } from '../json.js'
+import { isRecord, jsonBody } from '../json.js'
 import type { UpstreamTarget } from '../upstream/call.js'
 
 const models = new WeakMap<UpstreamTarget, string | null>()
@@ -19,15 +19,7 @@ export function targetModel(target: UpstreamTarget): string | undefined {
 
 function readModel(target: UpstreamTarget): string | undefined {
   if (target.translation !== undefined) return target.translation.model
-  const body = target.body
-  // Only bodies that look like JSON objects are parsed; anything else has no model field to read.
-  if (body !== undefined && body[0] === 0x7b) {
-    try {
-      const json: unknown = JSON.parse(body.toString('utf8'))
-      if (isRecord(json) && typeof json.model === 'string') return json.model
-    } catch {
-      // Not JSON after all: fall through to the path.
-    }
-  }
+  const json = jsonBody(target.body)
+  if (isRecord(json) && typeof json.model === 'string') return json.model
   return /\/models\/([^/:?]+)/.exec(target.path)?.[1]
 }

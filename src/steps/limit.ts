@@ -1,6 +1,6 @@
 import { GatewayError } from '../errors.js'
 import { reportStoreError } from '../events.js'
-import { isRecord, parseJson } from '../json.js'
+import { isRecord, jsonBody } from '../json.js'
 import type { LimitRule, ResolvedOptions } from '../options.js'
 import { targetModel } from '../routes/model.js'
 import { callStore } from '../stores/call.js'
@@ -170,7 +170,7 @@ function rateLimitHeaders(
 /** Tokens reserved before the call: the host's estimate, else request bytes / 4 plus the output cap asked for. */
 async function estimateTokens(ctx: GatewayContext, compiled: CompiledRule): Promise<number> {
   const body = await ctx.readBody()
-  const json = body === undefined ? undefined : parseJson(body.toString('utf8'))
+  const json = jsonBody(body)
   const custom = compiled.rule.estimate?.(ctx, json)
   if (custom !== undefined) return Math.max(1, Math.ceil(custom))
   let outputCap = 0
