@@ -52,18 +52,15 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   const events: GatewayEmitter = new EventEmitter<GatewayEvents>()
   const ownsDispatcher = resolved.dispatcher === undefined
   const limits = compileRules(resolved.rateLimit)
-  const logStore = resolved.logs === false ? undefined : (resolved.logs.store ?? createMemoryLogStore())
-  const logQueue =
-    logStore === undefined || resolved.logs === false
-      ? undefined
-      : new LogQueue(logStore, resolved.logs, events)
+  const logOptions = resolved.logs === false ? undefined : resolved.logs
+  const logQueue = logOptions && new LogQueue(logOptions.store ?? createMemoryLogStore(), logOptions, events)
   const telemetry = createTelemetry(resolved.telemetry)
   const ending: RequestEndServices = {
     logs: logQueue,
     telemetry,
     recordSettings: {
-      payloads: resolved.logs !== false && resolved.logs.payloads,
-      maxPayloadBytes: resolved.logs === false ? 0 : resolved.logs.maxPayloadBytes,
+      payloads: logOptions?.payloads ?? false,
+      maxPayloadBytes: logOptions?.maxPayloadBytes ?? 0,
       prices: createPriceTable(resolved.prices),
       secrets: configuredSecrets(resolved),
     },
@@ -112,7 +109,7 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   return {
     handle,
     events,
-    logs: logStore,
+    logs: logQueue?.store,
     stats: () => ({ logs: logQueue === undefined ? undefined : { ...logQueue.stats } }),
     flushLogs: () => logQueue?.flush() ?? Promise.resolve(),
     async close() {

@@ -104,7 +104,6 @@ export interface GatewayContext {
   /** Counted on the way in and out, for `request:end` and the log record. */
   readonly metrics: {
     bytesIn: number
-    bytesOut: number
     provider?: string | undefined
     /** Upstream calls made, retries and fallbacks included. */
     attempts: number

@@ -119,7 +119,7 @@ export async function callUpstream(
   }
 
   try {
-    return await relay(ctx, target, response, controller, release)
+    return await relay(target, response, controller, release)
   } catch (error) {
     release()
     response.body.destroy()
@@ -128,7 +128,6 @@ export async function callUpstream(
 }
 
 async function relay(
-  ctx: GatewayContext,
   target: UpstreamTarget,
   response: Dispatcher.ResponseData,
   controller: AttemptAbort,
@@ -141,7 +140,6 @@ async function relay(
   if (length <= BUFFERED_BODY_LIMIT && !eventStream) {
     const bytes = Buffer.from(await body.arrayBuffer())
     release()
-    ctx.metrics.bytesOut = bytes.length
     return { status: response.statusCode, headers, body: bytes }
   }
   await firstChunk(body)
@@ -157,17 +155,15 @@ async function relay(
   // Translated streams are checked by their translator; the others here, by their dialect's terminator.
   const terminator =
     eventStream && target.translation === undefined ? streamTerminator(dialect, target.path) : undefined
-  let carry = ''
-  body.on('data', (chunk: Buffer) => {
-    ctx.metrics.bytesOut += chunk.length
-    if (terminator === undefined) return
-    // Whether the stream so far ends with its last event; the terminator may straddle two chunks.
-    if (chunk.includes(terminator)) relayed.endSeen = true
-    else relayed.endSeen = (carry + chunk.toString('latin1', 0, terminator.length)).includes(terminator)
-    carry = chunk.toString('latin1', Math.max(0, chunk.length - terminator.length))
-  })
   body.once('close', release)
   if (terminator !== undefined) {
+    let carry = ''
+    body.on('data', (chunk: Buffer) => {
+      // Whether the stream so far ends with its last event; the terminator may straddle two chunks.
+      if (chunk.includes(terminator)) relayed.endSeen = true
+      else relayed.endSeen = (carry + chunk.toString('latin1', 0, terminator.length)).includes(terminator)
+      carry = chunk.toString('latin1', Math.max(0, chunk.length - terminator.length))
+    })
     relayed.expectedEnd = { terminator, dialect }
     relayed.endSeen = false
     // The gateway may append a terminal error event: a provider's length would make Node refuse it.

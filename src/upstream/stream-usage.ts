@@ -1,4 +1,4 @@
-import { pipeline, type Readable, Transform } from 'node:stream'
+import { type Readable, Transform } from 'node:stream'
 import { isRecord, jsonBody } from '../json.js'
 import type { UpstreamTarget } from './call.js'
 
