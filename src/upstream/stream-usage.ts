@@ -3,6 +3,16 @@ import { isRecord, jsonBody } from '../json.js'
 import type { UpstreamTarget } from './call.js'
 
 const EVENT_END = '\n\n'
+const STREAM_OPTIONS_FIELD = Buffer.from(',"stream_options":{"include_usage":true}')
+
+/**
+ * The client's bytes with one more field before the object's closing brace: what it sent stays as it
+ * sent it, and the body is not parsed and written out again.
+ */
+function withFieldAppended(body: Buffer, field: Buffer): Buffer {
+  const end = body.lastIndexOf(0x7d)
+  return Buffer.concat([body.subarray(0, end), field, body.subarray(end)])
+}
 
 /**
  * An OpenAI-dialect streamed chat completion carries usage only when the client asked for it
@@ -15,9 +25,12 @@ export function askForStreamUsage(target: UpstreamTarget): UpstreamTarget {
   if (target.method !== 'POST' || !target.path.split('?', 1)[0]!.endsWith('/chat/completions')) return target
   const json = jsonBody(target.body)
   if (!isRecord(json) || json.stream !== true) return target
-  const options = isRecord(json.stream_options) ? json.stream_options : {}
-  if (options.include_usage === true) return target
-  const body = Buffer.from(JSON.stringify({ ...json, stream_options: { ...options, include_usage: true } }))
+  const options = isRecord(json.stream_options) ? json.stream_options : undefined
+  if (options?.include_usage === true) return target
+  const body =
+    json.stream_options === undefined
+      ? withFieldAppended(target.body!, STREAM_OPTIONS_FIELD)
+      : Buffer.from(JSON.stringify({ ...json, stream_options: { ...options, include_usage: true } }))
   const headers = { ...target.headers }
   if (headers['content-length'] !== undefined) headers['content-length'] = String(body.length)
   return { ...target, body, headers, hidesStreamUsage: true }
