@@ -1,5 +1,13 @@
+import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
-import type { GatewayOptions } from 'ai-gateway-middleware'
+import {
+  createGateway,
+  createKeyRing,
+  createMemorySecretStore,
+  type Gateway,
+  type GatewayOptions,
+  type KeyRing,
+} from 'ai-gateway-middleware'
 import { createMockProvider } from 'ai-gateway-middleware/testing'
 
 type Providers = NonNullable<GatewayOptions['providers']>
@@ -52,4 +60,31 @@ Try:
     -d '{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hello!"}]}'
   curl -s ${base}/google-ai-studio/v1beta/models/gemini-2.5-flash:generateContent \\
     -H 'content-type: application/json' -d '{"contents":[{"parts":[{"text":"Hello!"}]}]}'`)
+}
+
+/**
+ * The demo's gateway and what its admin API serves. Every request is logged to the gateway's in-memory
+ * store (`logs: { store }` takes Postgres), answers are cached when a request asks (`cf-aig-cache-ttl`),
+ * and keys stored through the admin API serve `cf-aig-byok-alias`; they are encrypted under the master key.
+ */
+export function demoGateway(providers: Providers): { gateway: Gateway; keys: KeyRing; adminToken: string } {
+  const masterKey = process.env.GATEWAY_MASTER_KEY ?? randomBytes(32)
+  const keys = createKeyRing({ store: createMemorySecretStore(), masterKey })
+  const gateway = createGateway({ providers, keys, rateLimit: { limit: 600, window: 60 } })
+  const adminToken = process.env.GATEWAY_ADMIN_TOKEN ?? randomBytes(24).toString('base64url')
+  return { gateway, keys, adminToken }
+}
+
+/** Prints how to reach the admin API, and warns when stored keys will not survive a restart. */
+export function printAdmin(address: AddressInfo | string | null, mount: string, adminToken: string): void {
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  if (!process.env.GATEWAY_MASTER_KEY) {
+    console.warn(
+      'GATEWAY_MASTER_KEY is not set: stored keys use a random master key and are lost on restart.',
+    )
+  }
+  const token = process.env.GATEWAY_ADMIN_TOKEN ? '$GATEWAY_ADMIN_TOKEN' : adminToken
+  console.log(`
+Admin API (logs, stored keys):
+  curl -s http://127.0.0.1:${port}${mount}/keys -H "authorization: Bearer ${token}"`)
 }

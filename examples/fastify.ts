@@ -1,18 +1,10 @@
-import { randomBytes } from 'node:crypto'
-import { createGateway, createKeyRing, createMemorySecretStore } from 'ai-gateway-middleware'
 import { aiGateway, aiGatewayAdmin } from 'ai-gateway-middleware/fastify'
 import Fastify from 'fastify'
-import { demoProviders, printTryIt } from './demo-providers.js'
+import { demoGateway, demoProviders, printAdmin, printTryIt } from './demo-providers.js'
 
 const { providers, upstream } = await demoProviders()
 
-// The admin API serves request logs and stored provider keys; the keys are encrypted under the master key.
-const masterKey = process.env.GATEWAY_MASTER_KEY ?? randomBytes(32)
-const adminToken = process.env.GATEWAY_ADMIN_TOKEN ?? randomBytes(24).toString('base64url')
-const keys = createKeyRing({ store: createMemorySecretStore(), masterKey })
-// Every request is logged to the gateway's in-memory store (logs: { store } takes Postgres), answers are
-// cached when a request asks (cf-aig-cache-ttl), and keys stored through the admin API serve cf-aig-byok-alias.
-const gateway = createGateway({ providers, keys, rateLimit: { limit: 600, window: 60 } })
+const { gateway, keys, adminToken } = demoGateway(providers)
 const logs = gateway.logs
 
 const app = Fastify()
@@ -22,12 +14,4 @@ await app.register(aiGatewayAdmin, { prefix: '/ai-admin', logs, keys, token: adm
 
 await app.listen({ port: Number(process.env.PORT ?? 8787), host: '127.0.0.1' })
 printTryIt(app.server.address(), '/ai', upstream)
-const address = app.server.address()
-const port = typeof address === 'object' && address !== null ? address.port : 0
-if (!process.env.GATEWAY_MASTER_KEY) {
-  console.warn('GATEWAY_MASTER_KEY is not set: stored keys use a random master key and are lost on restart.')
-}
-const token = process.env.GATEWAY_ADMIN_TOKEN ? '$GATEWAY_ADMIN_TOKEN' : adminToken
-console.log(`
-Admin API (logs, stored keys):
-  curl -s http://127.0.0.1:${port}/ai-admin/keys -H "authorization: Bearer ${token}"`)
+printAdmin(app.server.address(), '/ai-admin', adminToken)
