@@ -21,6 +21,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     baseURL: 'https://api.openai.com/v1',
     auth: BEARER,
     forwardHeaders: ['openai-organization', 'openai-project', 'openai-beta'],
+    streamUsageOnRequest: true,
   }),
   defineProvider({
     id: 'anthropic',
@@ -46,6 +47,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     pathParams: ['resource', 'deployment'],
     auth: { header: 'api-key' },
     credentialHeaders: ['api-key', 'authorization'],
+    streamUsageOnRequest: true,
   }),
   defineProvider({
     id: 'workers-ai',
@@ -64,14 +66,21 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     // Cohere serves an OpenAI-compatible API of its own, so the compat surface needs no Cohere codec.
     compatPaths: { chat: '/compatibility/v1/chat/completions', embeddings: '/compatibility/v1/embeddings' },
   }),
-  openaiCompatible('groq', 'https://api.groq.com/openai/v1'),
+  openaiCompatible('groq', 'https://api.groq.com/openai/v1', { streamUsageOnRequest: true }),
   openaiCompatible('mistral', 'https://api.mistral.ai', { compatPaths: V1_PATHS }),
-  openaiCompatible('deepseek', 'https://api.deepseek.com'),
-  openaiCompatible('grok', 'https://api.x.ai', { compatPaths: V1_PATHS, aliases: ['xai'] }),
+  openaiCompatible('deepseek', 'https://api.deepseek.com', { streamUsageOnRequest: true }),
+  openaiCompatible('grok', 'https://api.x.ai', {
+    compatPaths: V1_PATHS,
+    aliases: ['xai'],
+    streamUsageOnRequest: true,
+  }),
   openaiCompatible('perplexity-ai', 'https://api.perplexity.ai', { aliases: ['perplexity'] }),
-  openaiCompatible('openrouter', 'https://openrouter.ai/api', { compatPaths: V1_PATHS }),
-  openaiCompatible('cerebras', 'https://api.cerebras.ai/v1'),
-  openaiCompatible('fireworks', 'https://api.fireworks.ai/inference/v1'),
+  openaiCompatible('openrouter', 'https://openrouter.ai/api', {
+    compatPaths: V1_PATHS,
+    streamUsageOnRequest: true,
+  }),
+  openaiCompatible('cerebras', 'https://api.cerebras.ai/v1', { streamUsageOnRequest: true }),
+  openaiCompatible('fireworks', 'https://api.fireworks.ai/inference/v1', { streamUsageOnRequest: true }),
   openaiCompatible('baseten', 'https://api.baseten.co', { compatPaths: V1_PATHS }),
   defineProvider({
     id: 'huggingface',

@@ -32,6 +32,12 @@ export interface ProviderSpec {
   readonly compatPaths?: { readonly chat?: string; readonly embeddings?: string }
   /** Other names accepted as the compat model prefix (`perplexity/…` for `perplexity-ai`). */
   readonly aliases?: readonly string[]
+  /**
+   * The provider's streamed chat completions carry usage only when asked (`stream_options.include_usage`),
+   * and it accepts being asked. The gateway then asks for every stream, to cost it, and hides the answer
+   * from clients that did not ask. Left unset for servers that might refuse an unknown field.
+   */
+  readonly streamUsageOnRequest?: boolean
   /** Rewrites the path remainder before it is appended (Workers AI's `/@cf/...` → `/run/@cf/...`). */
   readonly mapPath?: (path: string) => string
 }

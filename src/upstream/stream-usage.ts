@@ -21,7 +21,7 @@ function withFieldAppended(body: Buffer, field: Buffer): Buffer {
  * come back unchanged.
  */
 export function askForStreamUsage(target: UpstreamTarget): UpstreamTarget {
-  if (target.provider.spec.dialect !== 'openai' || target.translation !== undefined) return target
+  if (!target.provider.spec.streamUsageOnRequest || target.translation !== undefined) return target
   if (target.method !== 'POST' || !target.path.split('?', 1)[0]!.endsWith('/chat/completions')) return target
   const json = jsonBody(target.body)
   if (!isRecord(json) || json.stream !== true) return target

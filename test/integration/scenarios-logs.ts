@@ -243,6 +243,16 @@ export function logScenarios(world: World): void {
     expect((await recordOf(world, streamed.headers['cf-aig-log-id'])).cost).toBe(wholeCost)
   })
 
+  it('cost: a custom provider gets a streamed request as it came, with no usage asked for', async () => {
+    const { mock } = world
+    mock.reset()
+    const url = await world.start({ customProviders: { lab: { baseURL: `${mock.url}/v1` } } })
+    const raw = JSON.stringify(chat('as it came', { stream: true }))
+    const res = await send(`${url}/ai/custom-lab/chat/completions`, { body: raw })
+    expect(res.status).toBe(200)
+    expect(mock.calls[0]?.body).toBe(raw)
+  })
+
   it('cost: cf-aig-custom-cost prices the request; a model without a price is logged with cost null', async () => {
     const url = await world.start()
     const custom = await send(`${url}${CHAT}`, {
