@@ -10,6 +10,23 @@ export interface Route {
   endpoint: 'chat' | 'embeddings' | 'models' | 'unknown'
   /** Gemini names the model and the streaming mode in the path rather than in the body. */
   gemini?: { model: string; stream: boolean }
+  /**
+   * An OpenAI path under an `/openai/` segment, as Azure OpenAI serves them: the `api-key` header is
+   * accepted there; `deployments` (`/openai/deployments/{name}/...`) also answers auth failures the Azure way.
+   */
+  azure?: 'deployments' | 'v1'
+}
+
+/** A credential found on a request, and where it was. */
+export interface Credential {
+  key: string
+  source: 'authorization' | 'x-api-key' | 'x-goog-api-key' | 'api-key' | 'query'
+}
+
+/** A refusal the mock answers with instead of serving the call. */
+export interface Refusal {
+  status: number
+  body: unknown
 }
 
 /** Everything a dialect needs to answer one call. */
@@ -42,6 +59,24 @@ const MALFORMED_SSE_EVENT = 'data: {not json\n\n'
 const MALFORMED_ARRAY_ELEMENT = '{not json'
 const GEMINI_ACTION = /\/models\/([^/]+):(generateContent|streamGenerateContent|batchEmbedContents)$/
 const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small']
+const AZURE_PATH = /\/openai\/(deployments\/|v1\/)/
+
+const OPENAI_KEYS_PAGE = 'You can find your API key at https://platform.openai.com/account/api-keys.'
+const OPENAI_NO_KEY =
+  "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer " +
+  "auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're " +
+  'accessing the API from your browser and are prompted for a username. You can obtain an API key from ' +
+  'https://platform.openai.com/account/api-keys.'
+const OPENAI_BAD_JSON =
+  "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP " +
+  'library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you ' +
+  'have trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)'
+const AZURE_DENIED =
+  'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for ' +
+  'an active subscription and use a correct regional API endpoint for your resource.'
+const GEMINI_NO_KEY =
+  "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or " +
+  'other form of API consumer identity to call this API.'
 
 /**
  * Recognises the provider endpoint from the path suffix, so any gateway prefix is accepted.
@@ -60,10 +95,146 @@ export function resolveRoute(method: string, path: string): Route {
       gemini: { model, stream: gemini[2] === 'streamGenerateContent' },
     }
   }
-  if (trimmed.endsWith('/chat/completions')) return { dialect: 'openai', endpoint: 'chat' }
-  if (trimmed.endsWith('/embeddings')) return { dialect: 'openai', endpoint: 'embeddings' }
+  if (trimmed.endsWith('/chat/completions')) return openAiRoute('chat', trimmed)
+  if (trimmed.endsWith('/embeddings')) return openAiRoute('embeddings', trimmed)
   if (trimmed.endsWith('/messages')) return { dialect: 'anthropic', endpoint: 'chat' }
   return { dialect: 'openai', endpoint: 'unknown' }
+}
+
+function openAiRoute(endpoint: Route['endpoint'], path: string): Route {
+  const azure = AZURE_PATH.exec(path)?.[1]
+  if (azure === undefined) return { dialect: 'openai', endpoint }
+  return { dialect: 'openai', endpoint, azure: azure === 'v1/' ? 'v1' : 'deployments' }
+}
+
+/**
+ * Finds the credential where the route's provider reads it: OpenAI `authorization: Bearer` (plus `api-key`
+ * on Azure paths), Anthropic `x-api-key` (or a Bearer token), Gemini `x-goog-api-key`, `?key=` or a Bearer
+ * token. Headers are lower-case, as recorded.
+ * @example findCredential(resolveRoute('POST', '/v1/messages'), { 'x-api-key': 'sk-ant' }, '') // { key: 'sk-ant', source: 'x-api-key' }
+ */
+export function findCredential(
+  route: Route,
+  headers: Record<string, string>,
+  query: string,
+): Credential | undefined {
+  const bearer = bearerCredential(headers.authorization)
+  const header = (name: 'x-api-key' | 'x-goog-api-key' | 'api-key'): Credential | undefined => {
+    const key = headers[name]?.trim()
+    return key ? { key, source: name } : undefined
+  }
+  if (route.dialect === 'anthropic') return header('x-api-key') ?? bearer
+  if (route.dialect === 'gemini') {
+    const key = new URLSearchParams(query).get('key')?.trim()
+    return header('x-goog-api-key') ?? (key ? { key, source: 'query' } : undefined) ?? bearer
+  }
+  return (route.azure ? header('api-key') : undefined) ?? bearer
+}
+
+function bearerCredential(authorization: string | undefined): Credential | undefined {
+  const key = /^Bearer\s+(.+)$/i.exec(authorization?.trim() ?? '')?.[1]?.trim()
+  return key ? { key, source: 'authorization' } : undefined
+}
+
+/**
+ * What the provider answers a call that carries no credential: 401 in each dialect's shape, except Gemini,
+ * which answers 403 PERMISSION_DENIED as Google does.
+ * @example missingCredential(resolveRoute('POST', '/v1/messages')).body // { type: 'error', error: { type: 'authentication_error', message: 'x-api-key header is required' } }
+ */
+export function missingCredential(route: Route): Refusal {
+  if (route.dialect === 'anthropic') {
+    return { status: 401, body: errorBody('anthropic', 401, 'x-api-key header is required') }
+  }
+  if (route.dialect === 'gemini') return { status: 403, body: errorBody('gemini', 403, GEMINI_NO_KEY) }
+  if (route.azure === 'deployments') return { status: 401, body: azureDenied(AZURE_DENIED) }
+  return {
+    status: 401,
+    body: { error: { message: OPENAI_NO_KEY, type: 'invalid_request_error', param: null, code: null } },
+  }
+}
+
+/**
+ * What the provider answers a credential it does not accept. `quote` puts the key in the message verbatim, as
+ * OpenAI does (`Incorrect API key provided: sk-...`). Gemini answers an unknown API key with 400
+ * INVALID_ARGUMENT (API_KEY_INVALID) and an unknown Bearer token with 401 UNAUTHENTICATED, as Google does.
+ * @example rejectedCredential(resolveRoute('POST', '/v1/chat/completions'), { key: 'sk-x', source: 'authorization' }, true).status // 401
+ */
+export function rejectedCredential(route: Route, credential: Credential, quote: boolean): Refusal {
+  const { key } = credential
+  if (route.dialect === 'anthropic') {
+    const message = quote ? `invalid x-api-key: ${key}` : 'invalid x-api-key'
+    return { status: 401, body: errorBody('anthropic', 401, message) }
+  }
+  if (route.dialect === 'gemini') {
+    if (credential.source === 'authorization') {
+      const message = `Request had invalid authentication credentials${quote ? `: ${key}` : ''}. Expected OAuth 2 access token, login cookie or other valid authentication credential.`
+      return { status: 401, body: errorBody('gemini', 401, message) }
+    }
+    const message = `API key not valid${quote ? `: ${key}` : ''}. Please pass a valid API key.`
+    const details = [
+      {
+        '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+        reason: 'API_KEY_INVALID',
+        domain: 'googleapis.com',
+        metadata: { service: 'generativelanguage.googleapis.com' },
+      },
+    ]
+    return { status: 400, body: { error: { code: 400, message, status: 'INVALID_ARGUMENT', details } } }
+  }
+  if (route.azure === 'deployments') {
+    const message = quote ? AZURE_DENIED.replace('subscription key', `subscription key ${key}`) : AZURE_DENIED
+    return { status: 401, body: azureDenied(message) }
+  }
+  const message = `Incorrect API key provided${quote ? `: ${key}` : ''}. ${OPENAI_KEYS_PAGE}`
+  return { status: 401, body: errorBody('openai', 401, message) }
+}
+
+/**
+ * A 401 the script asked for: the dialect's wrong-key error for the key the call carried (quoted when
+ * `quote`), or its plain 401 when the call carried none. Gemini answers a bad API key with 400, so a scripted
+ * 401 there is the one Google gives a bad token.
+ * @example scriptedUnauthorized(route, { key: 'sk-live', source: 'authorization' }, true) // "Incorrect API key provided: sk-live. ..."
+ */
+export function scriptedUnauthorized(
+  route: Route,
+  credential: Credential | undefined,
+  quote: boolean,
+): unknown {
+  if (credential === undefined) {
+    return route.azure === 'deployments' ? azureDenied(AZURE_DENIED) : errorBody(route.dialect, 401)
+  }
+  const asToken =
+    route.dialect === 'gemini' ? { ...credential, source: 'authorization' as const } : credential
+  return rejectedCredential(route, asToken, quote).body
+}
+
+/**
+ * What the provider answers a body that is not a JSON object, always 400.
+ * @example invalidJsonBody(resolveRoute('POST', '/v1/chat/completions'), 'syntax').status // 400
+ */
+export function invalidJsonBody(route: Route, problem: 'syntax' | 'not-object'): Refusal {
+  const syntax = problem === 'syntax'
+  if (route.dialect === 'anthropic') {
+    const message = syntax
+      ? 'There was an error parsing the body of your request: it is not valid JSON.'
+      : 'The request body must be a JSON object.'
+    return { status: 400, body: errorBody('anthropic', 400, message) }
+  }
+  if (route.dialect === 'gemini') {
+    const message = syntax
+      ? 'Invalid JSON payload received. Unexpected token.'
+      : 'Invalid JSON payload received. Expected an object.'
+    return { status: 400, body: errorBody('gemini', 400, message) }
+  }
+  const message = syntax ? OPENAI_BAD_JSON : "Invalid type for 'body': expected an object."
+  return {
+    status: 400,
+    body: { error: { message, type: 'invalid_request_error', param: null, code: null } },
+  }
+}
+
+function azureDenied(message: string): unknown {
+  return { error: { code: '401', message } }
 }
 
 /**
@@ -406,9 +577,17 @@ function openAiErrorCode(status: number): string | null {
 }
 
 function anthropicErrorType(status: number): string {
-  if (status === 529 || status === 503) return 'overloaded_error'
-  if (status === 429) return 'rate_limit_error'
-  return 'api_error'
+  const types: Record<number, string> = {
+    400: 'invalid_request_error',
+    401: 'authentication_error',
+    403: 'permission_error',
+    404: 'not_found_error',
+    413: 'request_too_large',
+    429: 'rate_limit_error',
+    503: 'overloaded_error',
+    529: 'overloaded_error',
+  }
+  return types[status] ?? 'api_error'
 }
 
 function geminiErrorStatus(status: number): string {

@@ -3,21 +3,82 @@ import { createServer } from 'node:http'
 import { isRecord } from '../json.js'
 import {
   buildResponse,
+  type Credential,
   describeExchange,
   errorBody,
+  findCredential,
+  invalidJsonBody,
   type MockResponse,
+  missingCredential,
+  type Refusal,
+  type Route,
+  rejectedCredential,
   resolveRoute,
+  scriptedUnauthorized,
 } from './mock-dialects.js'
 
 /**
- * Where the mock provider listens.
- * @example await createMockProvider({ port: 0 })
+ * Where the mock provider listens, and how strict it is.
+ *
+ * By default the mock refuses what a real provider refuses, in that provider's own error shape:
+ * - a call without a credential where the dialect reads one: OpenAI `authorization: Bearer` (and `api-key`
+ *   on Azure `/openai/deployments/...` and `/openai/v1/...` paths), Anthropic `x-api-key` (or a Bearer token),
+ *   Gemini `x-goog-api-key`, `?key=` or a Bearer token. OpenAI, Azure and Anthropic answer 401; Gemini answers
+ *   403 PERMISSION_DENIED, as Google does;
+ * - with `keys` given, any other credential: 401 (Gemini: 400 API_KEY_INVALID for an API key, 401 for a
+ *   Bearer token), the key quoted in the message when `echoKeyInErrors` is on;
+ * - a POST body that is not a JSON object: 400.
+ *
+ * Error bodies go out chunked (Transfer-Encoding: chunked, no Content-Length, in at least two writes), as real
+ * providers send them. Paths the mock does not recognise answer 404 whatever the credential.
+ * @example
+ * const mock = await createMockProvider() // strict: any non-empty key is accepted
+ * const keyed = await createMockProvider({ keys: ['sk-test'], echoKeyInErrors: true })
+ * // POST /v1/chat/completions with `authorization: Bearer sk-wrong` →
+ * // 401 { error: { message: 'Incorrect API key provided: sk-wrong. You can find ...', code: 'invalid_api_key' } }
+ * const old = await createMockProvider({ lenient: true }) // no credential or body checks, Content-Length errors
  */
 export interface MockProviderOptions {
   /** Defaults to '127.0.0.1'. */
   host?: string
   /** Defaults to 0 (a free port). */
   port?: number
+  /**
+   * The credentials the mock accepts; any other is refused as a real provider refuses a wrong key. Without it,
+   * any non-empty credential is accepted. Giving `keys` turns `requireKey` on, even with `lenient`.
+   * @example await createMockProvider({ keys: ['sk-test', 'sk-ant-test'] })
+   */
+  keys?: readonly string[]
+  /**
+   * Quote the refused key verbatim in the error message, as OpenAI does ("Incorrect API key provided:
+   * sk-..."), in every dialect; lets a test check that a gateway never passes a key back to its client.
+   * A script's own `echoKeyInErrors` overrides it for one call. Defaults to false.
+   * @example await createMockProvider({ keys: ['sk-test'], echoKeyInErrors: true })
+   */
+  echoKeyInErrors?: boolean
+  /**
+   * Restores the permissive mock: no credential check, any body accepted (a body that is not JSON is read as
+   * `{}`), and error bodies sent in one write with Content-Length. `requireKey`, `requireJson` and
+   * `chunkedErrors` override it one by one.
+   * @example await createMockProvider({ lenient: true })
+   */
+  lenient?: boolean
+  /**
+   * Refuse calls to a recognised route that carry no credential. Defaults to `!lenient`, or true with `keys`.
+   * @example await createMockProvider({ requireKey: false }) // still strict about bodies
+   */
+  requireKey?: boolean
+  /**
+   * Refuse a POST to a recognised route whose body is not a JSON object, with 400. Defaults to `!lenient`.
+   * @example await createMockProvider({ requireJson: false })
+   */
+  requireJson?: boolean
+  /**
+   * Send error bodies (any non-2xx answer) chunked, in at least two writes, without Content-Length. A script's
+   * `chunked` overrides it for one call. Defaults to `!lenient`.
+   * @example await createMockProvider({ chunkedErrors: false }) // errors with Content-Length
+   */
+  chunkedErrors?: boolean
 }
 
 /**
@@ -70,6 +131,18 @@ export interface MockScript {
   cutAfterEvents?: number
   /** Emit `data: {not json` as the content event at this 0-based index. */
   malformedEventAt?: number
+  /**
+   * Quote the call's key in this call's auth error, overriding the provider's `echoKeyInErrors`. With
+   * `status: 401` the body is the dialect's wrong-key error for the key the call carried.
+   * @example mock.enqueue({ status: 401, echoKeyInErrors: true }) // "Incorrect API key provided: sk-..."
+   */
+  echoKeyInErrors?: boolean
+  /**
+   * Send this call's JSON body chunked (true) or with Content-Length (false). Defaults to chunked for
+   * non-2xx answers, unless the provider's `chunkedErrors` is off; success bodies use Content-Length.
+   * @example mock.enqueue({ status: 500, chunked: false })
+   */
+  chunked?: boolean
 }
 
 /**
@@ -77,7 +150,9 @@ export interface MockScript {
  * @example
  * const mock = await createMockProvider()
  * mock.enqueue({ status: 503 })
- * await fetch(`${mock.url}/v1/chat/completions`, { method: 'POST', body: '{}' }) // 503
+ * const headers = { authorization: 'Bearer sk-test' }
+ * await fetch(`${mock.url}/v1/chat/completions`, { method: 'POST', headers, body: '{}' }) // 503
+ * await fetch(`${mock.url}/v1/chat/completions`, { method: 'POST', body: '{}' }) // 401: no key
  * await mock.close()
  */
 export interface MockProvider {
@@ -86,7 +161,10 @@ export interface MockProvider {
   readonly port: number
   /** Every request received, in order. */
   readonly calls: MockCall[]
-  /** Scripts are consumed one per incoming call, in order; with the queue empty, calls get the default behaviour. */
+  /**
+   * Scripts are consumed one per incoming call, in order, refused calls (no key, a bad body) included; with
+   * the queue empty, calls get the default behaviour.
+   */
   enqueue(...scripts: MockScript[]): void
   /** Clears the recorded calls and the script queue. */
   reset(): void
@@ -99,20 +177,47 @@ interface ProviderState {
   queue: MockScript[]
   /** One controller per unanswered call, aborted when its connection ends or the provider closes. */
   pending: Set<AbortController>
+  policy: Policy
+}
+
+/** The options' strictness, resolved once. */
+interface Policy {
+  requireKey: boolean
+  /** Undefined: any non-empty credential. */
+  keys: ReadonlySet<string> | undefined
+  requireJson: boolean
+  chunkedErrors: boolean
+  echoKeyInErrors: boolean
+}
+
+function resolvePolicy(options: MockProviderOptions): Policy {
+  const strict = options.lenient !== true
+  return {
+    requireKey: options.requireKey ?? (strict || options.keys !== undefined),
+    keys: options.keys === undefined ? undefined : new Set(options.keys),
+    requireJson: options.requireJson ?? strict,
+    chunkedErrors: options.chunkedErrors ?? strict,
+    echoKeyInErrors: options.echoKeyInErrors ?? false,
+  }
 }
 
 // setTimeout clamps anything larger to 1 ms, which would turn a long stall into none.
 const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
- * Starts a mock AI provider speaking the OpenAI, Anthropic and Gemini wire formats.
+ * Starts a mock AI provider speaking the OpenAI, Anthropic and Gemini wire formats, as strict as the real ones
+ * about credentials and bodies unless told otherwise (see `MockProviderOptions`).
  * @example
  * const mock = await createMockProvider()
- * const res = await fetch(`${mock.url}/v1/messages`, { method: 'POST', body: JSON.stringify({ messages: [] }) })
+ * const res = await fetch(`${mock.url}/v1/messages`, {
+ *   method: 'POST',
+ *   headers: { 'x-api-key': 'sk-ant-test' },
+ *   body: JSON.stringify({ messages: [] }),
+ * })
  * await mock.close()
  */
 export async function createMockProvider(options: MockProviderOptions = {}): Promise<MockProvider> {
-  const state: ProviderState = { calls: [], queue: [], pending: new Set() }
+  const state: ProviderState = { calls: [], queue: [], pending: new Set(), policy: resolvePolicy(options) }
   const server = createServer((req, res) => {
     handleRequest(req, res, state).catch(() => res.destroy())
   })
@@ -172,7 +277,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, state: P
   state.calls.push(call)
   const script = state.queue.shift() ?? {}
   if (controller.signal.aborted) return
-  await respond(res, call, script, state.calls.length, controller.signal)
+  await respond(res, call, script, state, controller.signal)
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
@@ -216,37 +321,64 @@ async function respond(
   res: ServerResponse,
   call: MockCall,
   script: MockScript,
-  sequence: number,
+  state: ProviderState,
   signal: AbortSignal,
 ): Promise<void> {
+  const sequence = state.calls.length
   if (script.stallBeforeHeaders) {
     await pause(undefined, signal)
     return
   }
   if (script.latencyMs !== undefined && !(await pause(script.latencyMs, signal))) return
   const extraHeaders = scriptHeaders(script)
-  if (script.body !== undefined) {
-    sendBody(res, script.status ?? 200, extraHeaders, script.body)
-    return
-  }
+  const send = (status: number, body: unknown): Promise<void> =>
+    sendBody(res, status, extraHeaders, body, chunkedBody(status, script, state.policy), signal)
   const route = resolveRoute(call.method, call.path)
+  const credential = findCredential(route, call.headers, call.query)
+  const echo = script.echoKeyInErrors ?? state.policy.echoKeyInErrors
+  // What a real provider refuses comes first: a script shapes only the answer to a call that got through.
+  const refusal =
+    route.endpoint === 'unknown' ? undefined : refuse(route, call, credential, state.policy, echo)
+  if (refusal) return send(refusal.status, refusal.body)
+  if (script.body !== undefined) return send(script.status ?? 200, script.body)
   if (route.endpoint === 'unknown') {
     // A scripted failure still applies here; a scripted success cannot, as there is nothing to answer with.
     const status = script.status !== undefined && !isSuccess(script.status) ? script.status : 404
     const message = `no mock route for ${call.method} ${call.path}`
-    sendBody(res, status, extraHeaders, errorBody('openai', status, message))
-    return
+    return send(status, errorBody('openai', status, message))
   }
   const status = script.status ?? 200
-  if (!isSuccess(status)) {
-    sendBody(res, status, extraHeaders, errorBody(route.dialect, status))
-    return
-  }
+  if (status === 401) return send(status, scriptedUnauthorized(route, credential, echo))
+  if (!isSuccess(status)) return send(status, errorBody(route.dialect, status))
   const request = isRecord(call.json) ? call.json : {}
   const exchange = describeExchange(route, request, call.query, sequence, script.reply)
   const response = buildResponse(exchange, script.malformedEventAt)
-  if (response.kind === 'json') sendBody(res, status, extraHeaders, response.body)
+  if (response.kind === 'json') await send(status, response.body)
   else await sendStream(res, status, extraHeaders, response, script, signal)
+}
+
+/** The refusal a real provider would answer this call with, if any: a missing or wrong key, then a bad body. */
+function refuse(
+  route: Route,
+  call: MockCall,
+  credential: Credential | undefined,
+  policy: Policy,
+  echo: boolean,
+): Refusal | undefined {
+  if (policy.requireKey) {
+    if (credential === undefined) return missingCredential(route)
+    if (policy.keys !== undefined && !policy.keys.has(credential.key)) {
+      return rejectedCredential(route, credential, echo)
+    }
+  }
+  if (policy.requireJson && call.method === 'POST' && !isRecord(call.json)) {
+    return invalidJsonBody(route, call.json === undefined ? 'syntax' : 'not-object')
+  }
+  return undefined
+}
+
+function chunkedBody(status: number, script: MockScript, policy: Policy): boolean {
+  return script.chunked ?? (policy.chunkedErrors && !isSuccess(status))
 }
 
 function isSuccess(status: number): boolean {
@@ -271,15 +403,36 @@ function writeHead(
   res.writeHead(status)
 }
 
-function sendBody(res: ServerResponse, status: number, extra: Record<string, string>, body: unknown): void {
+/**
+ * Sends a whole body: with Content-Length in one write, or chunked (no Content-Length) in two writes, the
+ * second only once the first reached the socket, so they stay two chunks on the wire.
+ */
+async function sendBody(
+  res: ServerResponse,
+  status: number,
+  extra: Record<string, string>,
+  body: unknown,
+  chunked: boolean,
+  signal: AbortSignal,
+): Promise<void> {
   const payload = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8')
   // These statuses forbid a body; writing one anyway would corrupt the connection for the next call.
   const bodyless = status === 204 || status === 304 || (status >= 100 && status < 200)
-  const base: Record<string, string> = bodyless
-    ? {}
-    : { 'content-type': 'application/json', 'content-length': String(payload.length) }
-  writeHead(res, status, base, extra)
-  res.end(bodyless ? undefined : payload)
+  if (bodyless) {
+    writeHead(res, status, {}, extra)
+    res.end()
+    return
+  }
+  if (!chunked || payload.length < 2) {
+    const base = { 'content-type': 'application/json', 'content-length': String(payload.length) }
+    writeHead(res, status, base, extra)
+    res.end(payload)
+    return
+  }
+  writeHead(res, status, { 'content-type': 'application/json' }, extra)
+  const half = Math.ceil(payload.length / 2)
+  if (!(await writeEvent(res, payload.subarray(0, half))) || signal.aborted) return
+  res.end(payload.subarray(half))
 }
 
 async function sendStream(
@@ -320,7 +473,7 @@ async function interruptAfter(
  * Waiting for the write callback keeps events apart on the wire and lets a cut happen only after
  * the events before it reached the socket; it also doubles as backpressure.
  */
-function writeEvent(res: ServerResponse, event: string): Promise<boolean> {
+function writeEvent(res: ServerResponse, event: string | Buffer): Promise<boolean> {
   return new Promise((resolve) => {
     if (res.destroyed) {
       resolve(false)

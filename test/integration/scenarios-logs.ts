@@ -246,7 +246,9 @@ export function logScenarios(world: World): void {
   it('cost: a custom provider gets a streamed request as it came, with no usage asked for', async () => {
     const { mock } = world
     mock.reset()
-    const url = await world.start({ customProviders: { lab: { baseURL: `${mock.url}/v1` } } })
+    const url = await world.start({
+      customProviders: { lab: { baseURL: `${mock.url}/v1`, apiKey: 'lab-key' } },
+    })
     const raw = JSON.stringify(chat('as it came', { stream: true }))
     const res = await send(`${url}/ai/custom-lab/chat/completions`, { body: raw })
     expect(res.status).toBe(200)
