@@ -11,6 +11,11 @@ import { totalTokens } from '../usage.js'
 
 /** After a store failure, its rule uses the fallback this long before asking the store again. */
 const STORE_RETRY_MS = 1000
+/**
+ * Without `insuranceLimit`, each instance's in-process fallback admits this share of the rule's limit:
+ * `ceil(limit / 10)`, so up to ten instances failing open together stay within the limit.
+ */
+export const INSURANCE_SHARE = 10
 const OUTPUT_CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'] as const
 
 /** One rule, ready to count: its window, its store, and its fallback while the store is down. */
@@ -21,8 +26,14 @@ export interface CompiledRule {
   readonly store: LimitStore
   readonly insurance: LimitStore
   readonly insuranceWindow: LimitWindow
-  /** `performance.now()` before which the store is not asked again after it failed. */
+  /**
+   * `performance.now()` before which the store is not asked again after it failed; 0 while it works. Once
+   * it has passed, one request asks the store (the probe) while the others keep to the fallback, so a store
+   * that still hangs costs one request's wait per retry, not every request's.
+   */
   storeDownUntil: number
+  /** A probe is on its way to the store. */
+  probing: boolean
 }
 
 export function compileRules(option: ResolvedOptions['rateLimit']): CompiledRule[] {
@@ -38,8 +49,9 @@ export function compileRules(option: ResolvedOptions['rateLimit']): CompiledRule
       window,
       store: rule.store ?? memory,
       insurance,
-      insuranceWindow: { ...window, limit: rule.insuranceLimit ?? rule.limit },
+      insuranceWindow: { ...window, limit: rule.insuranceLimit ?? Math.ceil(rule.limit / INSURANCE_SHARE) },
       storeDownUntil: 0,
+      probing: false,
     }
   })
 }
@@ -128,17 +140,33 @@ async function admit(
     const decision = compiled.insurance.consume(key, amount, compiled.insuranceWindow, now) as LimitDecision
     return { compiled, key, amount, decision, store: compiled.insurance, window: compiled.insuranceWindow }
   }
-  if (performance.now() < compiled.storeDownUntil) return fallback()
+  const probe = compiled.storeDownUntil !== 0
+  if (probe) {
+    if (compiled.probing || performance.now() < compiled.storeDownUntil) return fallback()
+    compiled.probing = true
+  }
+  const { store, window } = compiled
+  const timeoutMs = compiled.rule.storeTimeoutMs
   try {
     const decision = await callStore(
-      () => compiled.store.consume(key, amount, compiled.window, now),
-      compiled.rule.storeTimeoutMs,
+      () => store.consume(key, amount, window, now, { timeoutMs }),
+      timeoutMs,
+      // Counted by the store after this request was decided by the fallback: given back, so the store
+      // holds only what it decided itself.
+      (late) => {
+        if (late.allowed && late.reservation !== undefined) {
+          correct(ctx, { compiled, key, amount, decision: late, store, window }, -amount)
+        }
+      },
     )
-    return { compiled, key, amount, decision, store: compiled.store, window: compiled.window }
+    if (probe) compiled.storeDownUntil = 0
+    return { compiled, key, amount, decision, store, window }
   } catch (error) {
     compiled.storeDownUntil = performance.now() + STORE_RETRY_MS
     reportStoreError(ctx, 'limit', 'consume', error)
     return fallback()
+  } finally {
+    if (probe) compiled.probing = false
   }
 }
 
@@ -207,11 +235,12 @@ function correct(ctx: GatewayContext, admission: Admission, delta: number): void
   const { reservation } = admission.decision
   if (delta === 0 || reservation === undefined) return
   const { store, key, window, compiled } = admission
+  const timeoutMs = compiled.rule.storeTimeoutMs
   Promise.resolve()
     .then(() =>
       callStore(
-        () => store.adjust(key, reservation, delta, window, ctx.gateway.now()),
-        compiled.rule.storeTimeoutMs,
+        () => store.adjust(key, reservation, delta, window, ctx.gateway.now(), { timeoutMs }),
+        timeoutMs,
       ),
     )
     .catch((error) => reportStoreError(ctx, 'limit', 'adjust', error))

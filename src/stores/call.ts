@@ -1,9 +1,9 @@
 import type { MaybePromise } from './types.js'
 
-/** A store call that did not answer within its time. */
+/** A store call that did not answer within its time, or that reached the store after it. */
 export class StoreTimeoutError extends Error {
-  constructor(ms: number) {
-    super(`the store did not answer within ${ms} ms`)
+  constructor(ms: number, message = `the store did not answer within ${ms} ms`) {
+    super(message)
     this.name = 'StoreTimeoutError'
   }
 }
@@ -11,22 +11,55 @@ export class StoreTimeoutError extends Error {
 /**
  * Bounds a store call by `ms`. A synchronous answer (the memory stores) comes back as it is, with no timer
  * and no promise; a promise is raced against a timer that is always cleared.
+ *
+ * When the timer fires, the call is given up only after one more turn of the event loop's I/O: a turn that
+ * ran long (a burst of requests, a cold start, a busy CPU) delays timers and socket reads alike, and an
+ * answer already waiting in the socket is then read instead of being discarded for the fallback. The wait
+ * is therefore `ms` plus at most one turn of the loop; a store that has not answered is still given up.
+ *
+ * `onLate` receives an answer that arrives after the call was given up (its caller has decided without it),
+ * so the caller can undo what the store did; a late failure is dropped, as nobody is left to hear it.
  */
-export function withinTime<T>(value: MaybePromise<T>, ms: number): MaybePromise<T> {
+export function withinTime<T>(
+  value: MaybePromise<T>,
+  ms: number,
+  onLate?: (value: T) => void,
+): MaybePromise<T> {
   if (!(value instanceof Promise)) return value
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreTimeoutError(ms)), ms)
+  return new Promise<T>((resolve, reject) => {
+    let settled = false
+    let givenUp = false
+    const timer = setTimeout(() => {
+      setImmediate(() => {
+        if (settled) return
+        givenUp = true
+        reject(new StoreTimeoutError(ms))
+      })
+    }, ms)
+    value.then(
+      (result) => {
+        settled = true
+        clearTimeout(timer)
+        if (!givenUp) resolve(result)
+        else onLate?.(result)
+      },
+      (error: unknown) => {
+        settled = true
+        clearTimeout(timer)
+        if (!givenUp) reject(error)
+      },
+    )
   })
-  // A call that loses the race may still fail later; that rejection has nobody left to hear it.
-  value.catch(() => {})
-  return Promise.race([value, timeout]).finally(() => clearTimeout(timer))
 }
 
 /** Calls `call` and bounds it; a synchronous throw becomes a rejection like any other store failure. */
-export function callStore<T>(call: () => MaybePromise<T>, ms: number): MaybePromise<T> {
+export function callStore<T>(
+  call: () => MaybePromise<T>,
+  ms: number,
+  onLate?: (value: T) => void,
+): MaybePromise<T> {
   try {
-    return withinTime(call(), ms)
+    return withinTime(call(), ms, onLate)
   } catch (error) {
     return Promise.reject(error)
   }

@@ -1,4 +1,3 @@
-import { LRUCache } from 'lru-cache'
 import type { LimitDecision, LimitStore, LimitWindow } from './types.js'
 
 /** Bounds of the in-memory limit store. */
@@ -33,15 +32,16 @@ const DEFAULT_MAX_KEYS = 100_000
  * Rate-limit counters kept in this process, answering synchronously. `fixed` windows are clock-aligned
  * buckets; `sliding` windows keep an exact log of admissions. Only right for a single instance: every
  * instance counts on its own. Past `maxKeys`, the least recently used key is forgotten (and so starts
- * afresh), which keeps memory bounded under many distinct keys.
+ * afresh), which keeps memory bounded under many distinct keys. A key whose window has passed holds
+ * nothing that counts (the window's own `now` arithmetic ignores it), so it simply waits to be reused or
+ * forgotten.
  *
  * @example
  * const limits = createMemoryLimitStore()
  * limits.consume('user-1', 1, { limit: 10, windowMs: 60_000, technique: 'fixed' }, Date.now())
  */
 export function createMemoryLimitStore(options: MemoryLimitStoreOptions = {}): LimitStore {
-  // Each key lives for one window after its last admission; after that it has nothing left to count.
-  const states = new LRUCache<string, State>({ max: options.maxKeys ?? DEFAULT_MAX_KEYS })
+  const states = recentlyUsed<State>(options.maxKeys ?? DEFAULT_MAX_KEYS)
   let nextId = 0
 
   function consumeFixed(key: string, amount: number, window: LimitWindow, now: number): LimitDecision {
@@ -50,7 +50,7 @@ export function createMemoryLimitStore(options: MemoryLimitStoreOptions = {}): L
     const stored = states.get(`f:${key}`) as FixedState | undefined
     const count = stored?.bucket === bucket ? stored.count : 0
     if (count + amount > window.limit) return { allowed: false, remaining: 0, resetMs }
-    states.set(`f:${key}`, { bucket, count: count + amount }, { ttl: window.windowMs })
+    states.set(`f:${key}`, { bucket, count: count + amount })
     return {
       allowed: true,
       remaining: window.limit - count - amount,
@@ -68,7 +68,7 @@ export function createMemoryLimitStore(options: MemoryLimitStoreOptions = {}): L
     insertByTime(log.entries, entry)
     log.byId.set(entry.id, entry)
     log.used += amount
-    states.set(`s:${key}`, log, { ttl: window.windowMs })
+    states.set(`s:${key}`, log)
     return {
       allowed: true,
       remaining: window.limit - log.used,
@@ -122,6 +122,33 @@ export function createMemoryLimitStore(options: MemoryLimitStoreOptions = {}): L
       const amount = Math.max(0, entry.amount + step)
       log.used += amount - entry.amount
       entry.amount = amount
+    },
+  }
+}
+
+/**
+ * A map that forgets its least recently used key past `max` keys: reading or writing a key makes it the
+ * most recent, so a key that keeps being refused is not forgotten either. Built on `Map`'s insertion order,
+ * so it costs nothing up front: a store with room for 100 000 keys allocates only for the keys it holds,
+ * and a gateway (with the insurance store behind a shared one) is cheap to create and cheap on its first
+ * call. (An `LRUCache` of that size allocated its whole index at once, tens of milliseconds of the event
+ * loop at creation and again at the first write with a TTL.)
+ */
+function recentlyUsed<V>(max: number) {
+  const map = new Map<string, V>()
+  return {
+    get(key: string): V | undefined {
+      const value = map.get(key)
+      if (value !== undefined) {
+        map.delete(key)
+        map.set(key, value)
+      }
+      return value
+    },
+    set(key: string, value: V): void {
+      map.delete(key)
+      map.set(key, value)
+      if (map.size > max) map.delete(map.keys().next().value as string)
     },
   }
 }

@@ -50,13 +50,31 @@ export interface LimitDecision {
   readonly reservation?: string | undefined
 }
 
+/** What the caller of a `LimitStore` method says about that one call. */
+export interface LimitCallOptions {
+  /**
+   * How long the caller waits for this call, in ms from the moment it makes it. Past that the caller has
+   * decided without the store (by the rule's `onStoreError` policy), so the call must no longer change
+   * anything: a store that can tell when a command reaches it too late refuses it (rejects, changing
+   * nothing) rather than counting a request that was already decided elsewhere. The Redis store checks it
+   * against the server's clock inside its script. Absent: no deadline.
+   */
+  readonly timeoutMs?: number | undefined
+}
+
 /**
  * Counters for rate limits. `consume` must be atomic across every instance sharing the store: an amount is
  * admitted only if it fits, and a refused amount takes nothing.
  */
 export interface LimitStore {
   /** Takes `amount` (at least 1) from `key`'s window at time `now` (ms since the epoch) if it fits. */
-  consume(key: string, amount: number, window: LimitWindow, now: number): MaybePromise<LimitDecision>
+  consume(
+    key: string,
+    amount: number,
+    window: LimitWindow,
+    now: number,
+    options?: LimitCallOptions,
+  ): MaybePromise<LimitDecision>
   /**
    * Corrects an admitted amount by `delta` (positive or negative) once the real figure is known, e.g. the
    * tokens a response actually used against the estimate reserved. Never fails a request; a window that has
@@ -68,5 +86,6 @@ export interface LimitStore {
     delta: number,
     window: LimitWindow,
     now: number,
+    options?: LimitCallOptions,
   ): MaybePromise<void>
 }

@@ -144,7 +144,8 @@ export function cacheStoreConformance(
 /**
  * Registers a vitest `describe` block with the tests every `LimitStore` must pass, for both `fixed` and
  * `sliding` windows: exact admission under concurrency, refusals that take nothing, token amounts,
- * `adjust`, `resetMs`, and the reference case (10 per 10 minutes, 10 calls at 12:09 and 10 at 12:11: a fixed
+ * `adjust`, `resetMs`, calls that carry the caller's `timeoutMs` (answered in time, they count as any
+ * other), and the reference case (10 per 10 minutes, 10 calls at 12:09 and 10 at 12:11: a fixed
  * window admits all 20, a sliding one refuses the second 10). Call it at the top level of a vitest test
  * file. Every case passes an explicit `now`, so nothing sleeps; `makeStore` runs once per test.
  *
@@ -289,6 +290,20 @@ function commonLimitCases(
     await store.adjust(key, first.reservation!, -20, window(10), now + 10)
     expect(await store.consume(key, 10, window(10), now + 20)).toMatchObject({ allowed: true, remaining: 0 })
     expect((await store.consume(key, 1, window(10), now + 20)).allowed).toBe(false)
+  })
+
+  it('answers a call that carries a timeoutMs as any other, when it answers in time', async () => {
+    const store = await makeStore()
+    const key = freshKey('timeout-option')
+    const call = { timeoutMs: 10_000 }
+    const first = await store.consume(key, 3, window(10), now, call)
+    expect(first).toMatchObject({ allowed: true, remaining: 7 })
+    await store.adjust(key, first.reservation!, -1, window(10), now + 10, call)
+    expect(await store.consume(key, 8, window(10), now + 20, call)).toMatchObject({
+      allowed: true,
+      remaining: 0,
+    })
+    expect((await store.consume(key, 1, window(10), now + 20, call)).allowed).toBe(false)
   })
 
   it('counts separate keys independently', async () => {

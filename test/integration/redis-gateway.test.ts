@@ -1,12 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StoreErrorEvent } from '../../src/events.js'
 import { createGateway, type Gateway, type GatewayOptions, type GatewayRequest } from '../../src/index.js'
 import { createRedisCacheStore, createRedisLimitStore } from '../../src/redis/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+import { PrivateRedis } from '../helpers/private-redis.js'
 import { REDIS_URL, uniqueName } from '../helpers/services.js'
 
 let mock: MockProvider
@@ -98,53 +97,6 @@ describe.skipIf(!REDIS_URL)('gateways sharing one Redis', () => {
   })
 })
 
-/** A Redis server of this test's own, so it can be stopped, paused and started again without disturbing others. */
-class PrivateRedis {
-  process: ChildProcess | undefined
-  constructor(readonly port: number) {}
-
-  static async start(): Promise<PrivateRedis> {
-    const server = createServer().listen(0, '127.0.0.1')
-    await once(server, 'listening')
-    const { port } = server.address() as { port: number }
-    server.close()
-    const redis = new PrivateRedis(port)
-    await redis.up()
-    return redis
-  }
-
-  get url() {
-    return `redis://127.0.0.1:${this.port}`
-  }
-
-  async up(): Promise<void> {
-    this.process = spawn(
-      'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: 'ignore' },
-    )
-    for (let i = 0; i < 100; i++) {
-      const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null })
-      probe.on('error', () => {})
-      const ok = await probe.connect().then(
-        () => true,
-        () => false,
-      )
-      probe.disconnect()
-      if (ok) return
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-    throw new Error('redis-server did not start')
-  }
-
-  async down(): Promise<void> {
-    const child = this.process
-    if (child === undefined || child.exitCode !== null) return
-    child.kill('SIGKILL')
-    await once(child, 'exit')
-  }
-}
-
 describe.skipIf(!REDIS_URL)('a Redis that stops, stalls and comes back', () => {
   let redis: PrivateRedis
   beforeAll(async () => {
@@ -200,3 +152,68 @@ describe.skipIf(!REDIS_URL)('a Redis that stops, stalls and comes back', () => {
     expect(await admin.dbsize()).toBeGreaterThan(0)
   }, 30_000)
 })
+
+/** What Redis holds for a rule's one counter: the sum of the fixed counters, or the sliding log's size. */
+async function counted(admin: Redis, prefix: string, technique: 'fixed' | 'sliding'): Promise<number> {
+  const keys = await admin.keys(`${prefix}*`)
+  if (technique === 'fixed') {
+    const values = keys.length === 0 ? [] : await admin.mget(...keys)
+    return values.reduce((sum, value) => sum + Number(value), 0)
+  }
+  const log = keys.find((key) => key.endsWith(':log'))
+  const sum = keys.find((key) => key.endsWith(':sum'))
+  if (log === undefined || sum === undefined) return 0
+  const entries = await admin.zcard(log)
+  expect(Number(await admin.get(sum))).toBe(entries)
+  return entries
+}
+
+describe.skipIf(!REDIS_URL)(
+  'a Redis frozen (SIGSTOP) while requests wait on it, default rule options',
+  () => {
+    let redis: PrivateRedis
+    beforeAll(async () => {
+      redis = await PrivateRedis.start()
+    })
+    afterAll(async () => {
+      redis?.resume()
+      await redis?.down()
+    })
+
+    for (const technique of ['sliding', 'fixed'] as const) {
+      it(`decides by the insurance limit meanwhile, and no count lands late once it resumes (${technique})`, async () => {
+        const prefix = `${uniqueName('frozen')}:`
+        const client = await connect(redis.url)
+        const admin = await connect(redis.url)
+        const gateway = gatewayWith({
+          rateLimit: { limit: 60, window: 60, technique, store: createRedisLimitStore(client, { prefix }) },
+        })
+        const storeErrors: StoreErrorEvent[] = []
+        gateway.events.on('store:error', (e) => storeErrors.push(e))
+
+        for (let i = 0; i < 5; i++) expect((await ask(gateway, `before ${i}`)).status).toBe(200)
+        expect(await counted(admin, prefix, technique)).toBe(5)
+
+        // Frozen: the connection stays open, so the commands of these requests are written to it and wait
+        // there. Each request is decided by the fallback once its store call times out.
+        redis.pause()
+        let during: Awaited<ReturnType<typeof ask>>[]
+        try {
+          during = await Promise.all(Array.from({ length: 8 }, (_, i) => ask(gateway, `frozen ${i}`)))
+        } finally {
+          redis.resume()
+        }
+        // The default insurance limit is ceil(60 / 10) = 6 per window for this instance.
+        expect(during.filter((a) => a.status === 200)).toHaveLength(6)
+        expect(during.filter((a) => a.status === 429)).toHaveLength(2)
+        expect(storeErrors.length).toBeGreaterThan(0)
+        for (const e of storeErrors) expect(e).toMatchObject({ store: 'limit', operation: 'consume' })
+
+        // Replies on one connection come in order: once this one is back, every command the frozen requests
+        // wrote before it has been run by Redis. Each found its deadline passed and changed nothing.
+        await client.ping()
+        expect(await counted(admin, prefix, technique)).toBe(5)
+      })
+    }
+  },
+)

@@ -4,15 +4,17 @@ import { Redis, type RedisOptions } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createRedisCacheStore } from '../../src/redis/cache-store.js'
 import { createRedisLimitStore } from '../../src/redis/limit-store.js'
+import { callStore, StoreTimeoutError } from '../../src/stores/call.js'
 import type { CacheEntry, LimitDecision, LimitWindow } from '../../src/stores/types.js'
 import { cacheStoreConformance, limitStoreConformance } from '../../src/testing/conformance.js'
+import { PrivateRedis } from '../helpers/private-redis.js'
 import { REDIS_URL, uniqueName } from '../helpers/services.js'
 
 const opened: Redis[] = []
 
 /** A connected client, quit after the file. The stores refuse to queue, so they need one that is ready. */
-async function connect(options: RedisOptions = {}): Promise<Redis> {
-  const client = new Redis(REDIS_URL!, { lazyConnect: true, ...options })
+async function connect(options: RedisOptions = {}, url = REDIS_URL!): Promise<Redis> {
+  const client = new Redis(url, { lazyConnect: true, ...options })
   opened.push(client)
   await client.connect()
   return client
@@ -165,4 +167,83 @@ describe.skipIf(!REDIS_URL)('redis stores', () => {
       expect(await read).toBeUndefined()
     })
   })
+})
+
+describe.skipIf(!REDIS_URL)('redis limit store deadlines: a private Redis frozen with SIGSTOP', () => {
+  let redis: PrivateRedis
+  beforeAll(async () => {
+    redis = await PrivateRedis.start()
+  })
+  afterAll(async () => {
+    redis?.resume()
+    await redis?.down()
+  })
+
+  const store = async () => {
+    const client = await connect({ enableOfflineQueue: false, maxRetriesPerRequest: 1 }, redis.url)
+    return { client, limits: createRedisLimitStore(client, { prefix: `${uniqueName('aigw_deadline')}:` }) }
+  }
+
+  /**
+   * Freezes Redis, makes `call` with a deadline of `timeoutMs`, waits until its caller (bounded the way the
+   * gateway bounds it) has given up, thaws Redis and returns the call's own outcome once Redis ran it.
+   */
+  async function frozenCall<T>(
+    client: Redis,
+    timeoutMs: number,
+    call: (options: { timeoutMs: number }) => Promise<T>,
+  ): Promise<PromiseSettledResult<T>> {
+    redis.pause()
+    let pending: Promise<T>
+    try {
+      pending = call({ timeoutMs })
+      pending.catch(() => {})
+      await expect(callStore(() => pending, timeoutMs)).rejects.toThrow(StoreTimeoutError)
+    } finally {
+      redis.resume()
+    }
+    // Replies on one connection come in order: once this one is back, the frozen call has been run.
+    await client.ping()
+    const [outcome] = await Promise.allSettled([pending])
+    return outcome!
+  }
+
+  for (const technique of ['fixed', 'sliding'] as const) {
+    const window: LimitWindow = { limit: 100, windowMs: 60_000, technique }
+
+    it(`a consume that reaches Redis after its deadline changes nothing and rejects (${technique})`, async () => {
+      const { client, limits } = await store()
+      const now = Date.now()
+      expect(await limits.consume('k', 1, window, now, { timeoutMs: 5000 })).toMatchObject({ remaining: 99 })
+      const late = await frozenCall(client, 200, (call) =>
+        Promise.resolve(limits.consume('k', 1, window, now, call)),
+      )
+      expect(late.status).toBe('rejected')
+      expect((late as PromiseRejectedResult).reason).toBeInstanceOf(StoreTimeoutError)
+      expect((late as PromiseRejectedResult).reason.message).toMatch(/after it and changed nothing/)
+      expect(await limits.consume('k', 1, window, now)).toMatchObject({ allowed: true, remaining: 98 })
+    })
+
+    it(`an adjust that reaches Redis after its deadline changes nothing (${technique})`, async () => {
+      const { client, limits } = await store()
+      const now = Date.now()
+      const taken = await limits.consume('k', 10, window, now, { timeoutMs: 5000 })
+      const late = await frozenCall(client, 200, (call) =>
+        Promise.resolve(limits.adjust('k', taken.reservation!, -10, window, now, call)),
+      )
+      expect(late.status).toBe('rejected')
+      expect(await limits.consume('k', 1, window, now)).toMatchObject({ allowed: true, remaining: 89 })
+    })
+
+    it(`a store's first call reads the server's clock first, and is not sent once its caller gave up (${technique})`, async () => {
+      const { client, limits } = await store()
+      const now = Date.now()
+      const late = await frozenCall(client, 200, (call) =>
+        Promise.resolve(limits.consume('k', 1, window, now, call)),
+      )
+      expect(late.status).toBe('rejected')
+      expect((late as PromiseRejectedResult).reason).toBeInstanceOf(StoreTimeoutError)
+      expect(await limits.consume('k', 1, window, now)).toMatchObject({ allowed: true, remaining: 99 })
+    })
+  }
 })

@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { createServer, type Socket, connect as tcpConnect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StoreErrorEvent } from '../../src/events.js'
 import {
@@ -5,6 +7,7 @@ import {
   createMemoryLimitStore,
   type GatewayOptions,
   type GatewayRequest,
+  type LimitDecision,
   type LimitStore,
 } from '../../src/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
@@ -153,6 +156,141 @@ describe('rate limits through the gateway', () => {
     now += 1
     expect(await statusOf(gateway, chat('3'))).toBe(200)
     expect(await statusOf(gateway, chat('4'))).toBe(429)
+    await gateway.close()
+  })
+
+  it('without insuranceLimit, falls back to ceil(limit / 10) per window, not the whole limit', async () => {
+    const broken: LimitStore = {
+      consume: () => Promise.reject(new Error('connection refused')),
+      adjust: () => undefined,
+    }
+    const gateway = gatewayFor({ rateLimit: { limit: 25, window: 60, store: broken } })
+    const statuses = []
+    for (let i = 0; i < 5; i++) statuses.push(await statusOf(gateway, chat(`${i}`)))
+    expect(statuses).toEqual([200, 200, 200, 429, 429])
+    await gateway.close()
+  })
+
+  it("passes the rule's storeTimeoutMs to the store with every consume and adjust", async () => {
+    const memory = createMemoryLimitStore()
+    const seen: unknown[] = []
+    const spy: LimitStore = {
+      consume: (key, amount, window, now, call) => {
+        seen.push(['consume', call])
+        return Promise.resolve(memory.consume(key, amount, window, now))
+      },
+      adjust: (key, reservation, delta, window, now, call) => {
+        seen.push(['adjust', call])
+        return memory.adjust(key, reservation, delta, window, now)
+      },
+    }
+    const gateway = gatewayFor({
+      rateLimit: [
+        { name: 'first', limit: 5, window: 60, store: spy, storeTimeoutMs: 750 },
+        { name: 'second', limit: 0 + 1, window: 60, store: spy, storeTimeoutMs: 750 },
+      ],
+    })
+    expect(await statusOf(gateway, chat('1'))).toBe(200)
+    // Refused by 'second': what 'first' admitted is given back, through adjust.
+    expect(await statusOf(gateway, chat('2'))).toBe(429)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(seen).toEqual([
+      ['consume', { timeoutMs: 750 }],
+      ['consume', { timeoutMs: 750 }],
+      ['consume', { timeoutMs: 750 }],
+      ['consume', { timeoutMs: 750 }],
+      ['adjust', { timeoutMs: 750 }],
+    ])
+    await gateway.close()
+  })
+
+  it('gives back what a store admitted after its call had timed out and the fallback had decided', async () => {
+    let answer!: (decision: LimitDecision) => void
+    let adjust!: (args: unknown[]) => void
+    const adjusted = new Promise<unknown[]>((resolve) => (adjust = resolve))
+    const slow: LimitStore = {
+      consume: () => new Promise<LimitDecision>((resolve) => (answer = resolve)),
+      adjust: (...args) => adjust(args),
+    }
+    const gateway = gatewayFor({ rateLimit: { limit: 10, window: 60, store: slow, storeTimeoutMs: 20 } })
+    // Decided by the insurance limit once the store's call timed out.
+    expect(await statusOf(gateway, chat('1'))).toBe(200)
+    answer({ allowed: true, remaining: 9, resetMs: 60_000, reservation: 'r1' })
+    const [key, reservation, delta] = await adjusted
+    expect([key, reservation, delta]).toEqual(['default:default:', 'r1', -1])
+    await gateway.close()
+  })
+
+  it('uses an answer already waiting in a socket when the timeout fires late, after a long turn of the event loop', async () => {
+    const server = createServer()
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const accepted = once(server, 'connection') as Promise<[Socket]>
+    const client = tcpConnect((server.address() as { port: number }).port, '127.0.0.1')
+    await once(client, 'connect')
+    const [serverSide] = await accepted
+    const memory = createMemoryLimitStore()
+    // The answer is written to the socket at once; then this process is busy for longer than the timeout,
+    // so the timer and the socket's data are both due when the event loop gets back to them.
+    const busy: LimitStore = {
+      consume: (key, amount, window, now) => {
+        const decision = memory.consume(key, amount, window, now) as LimitDecision
+        serverSide.write('x')
+        queueMicrotask(() => {
+          const until = performance.now() + 60
+          while (performance.now() < until) {}
+        })
+        return new Promise((resolve) => client.once('data', () => resolve(decision)))
+      },
+      adjust: () => undefined,
+    }
+    const gateway = gatewayFor({
+      rateLimit: { limit: 1, window: 60, store: busy, insuranceLimit: 100, storeTimeoutMs: 20 },
+    })
+    const errors: StoreErrorEvent[] = []
+    gateway.events.on('store:error', (e) => errors.push(e))
+    expect(await statusOf(gateway, chat('1'))).toBe(200)
+    // Had the timeout won, the insurance limit (100) would admit this one too.
+    expect(await statusOf(gateway, chat('2'))).toBe(429)
+    expect(errors).toEqual([])
+    client.destroy()
+    server.close()
+    await gateway.close()
+  })
+
+  it('while a store is down, one request at a time asks it again; the others keep to the fallback meanwhile', async () => {
+    let calls = 0
+    let state: 'down' | 'hanging' | 'up' = 'down'
+    let release!: () => void
+    const memory = createMemoryLimitStore()
+    const flaky: LimitStore = {
+      consume: (...args) => {
+        calls++
+        if (state === 'down') return Promise.reject(new Error('down'))
+        if (state === 'up') return memory.consume(...args)
+        return new Promise<void>((resolve) => (release = resolve)).then(() => memory.consume(...args))
+      },
+      adjust: (...args) => memory.adjust(...args),
+    }
+    const gateway = gatewayFor({
+      rateLimit: { limit: 2, window: 60, store: flaky, insuranceLimit: 100, storeTimeoutMs: 60_000 },
+    })
+    expect(await statusOf(gateway, chat('1'))).toBe(200)
+    expect(calls).toBe(1)
+    // A second later the store is asked again; this time it hangs until released.
+    state = 'hanging'
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    const probe = statusOf(gateway, chat('probe'))
+    // Answered by the fallback without waiting for the probe, and without asking the store.
+    expect(await statusOf(gateway, chat('meanwhile'))).toBe(200)
+    expect(calls).toBe(2)
+    state = 'up'
+    release()
+    expect(await probe).toBe(200)
+    // The store is back and decides every request again: the probe took 1 of its 2.
+    expect(await statusOf(gateway, chat('3'))).toBe(200)
+    expect(await statusOf(gateway, chat('4'))).toBe(429)
+    expect(calls).toBe(4)
     await gateway.close()
   })
 
