@@ -143,8 +143,9 @@ export function renderError(
     'content-length': String(Buffer.byteLength(body)),
     ...error.headers,
   }
-  // An oversized body is left unread; closing the connection keeps the rest of it from being read at all.
-  if (error.key === 'BODY_TOO_LARGE') headers.connection = 'close'
+  // No `connection: close` on a 413: Node would then cut the connection as soon as the answer is out, with
+  // the client still sending, and reset it (EPIPE / ECONNRESET, which SDKs retry). The Node bridge reads
+  // the rest of an oversized upload, within a bound, and throws it away instead (src/node/request.ts).
   return { status: error.status, headers, body }
 }
 
@@ -153,7 +154,9 @@ function configuredSecrets(options: ResolvedOptions): string[] {
   const secrets = [
     ...Object.values(options.providers).map((provider) => provider.apiKey),
     ...Object.values(options.customProviders).map((provider) => provider.apiKey),
-    ...(options.authentication?.tokens ?? []),
+    ...(options.authentication?.tokens ?? []).map((entry) =>
+      typeof entry === 'string' ? entry : entry.token,
+    ),
   ]
   return secrets.filter((secret): secret is string => secret !== undefined && secret.length >= 8)
 }

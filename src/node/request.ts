@@ -36,7 +36,7 @@ export function toGatewayRequest(
     search,
     headers: usesHostBody ? withoutEncoding(req.headers) : (req.headers as GatewayRequest['headers']),
     signal: controller.signal,
-    body: bodyReader(req, options, usesHostBody),
+    body: bodyReader(req, res, options, usesHostBody),
     ip: req.socket.remoteAddress,
     host: options.host ?? req,
   }
@@ -47,7 +47,12 @@ export function toGatewayRequest(
  * already drained the stream (re-serialised, so formatting may differ but content does not), else the
  * stream itself, read up to the limit.
  */
-function bodyReader(req: IncomingMessage, options: NodeRequestOptions, usesHostBody: boolean): BodyReader {
+function bodyReader(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: NodeRequestOptions,
+  usesHostBody: boolean,
+): BodyReader {
   if (isBytes(options.rawBody)) {
     const raw = options.rawBody
     return () => Promise.resolve(typeof raw === 'string' ? Buffer.from(raw) : raw)
@@ -55,7 +60,7 @@ function bodyReader(req: IncomingMessage, options: NodeRequestOptions, usesHostB
   if (usesHostBody) {
     return () => Promise.resolve(serializeHostBody(options.hostBody, req.headers['content-type']))
   }
-  return (limitBytes) => readStream(req, limitBytes)
+  return (limitBytes) => readStream(req, res, limitBytes)
 }
 
 function isBytes(value: unknown): value is string | Uint8Array {
@@ -83,11 +88,44 @@ function withoutEncoding(headers: IncomingMessage['headers']): GatewayRequest['h
   return rest as GatewayRequest['headers']
 }
 
-/** Reads the request stream, refusing before reading anything when the declared length is over the limit. */
-function readStream(req: IncomingMessage, limitBytes: number): Promise<Buffer | undefined> {
+const MiB = 1024 * 1024
+
+/**
+ * How many body bytes in all an oversized upload may run to before its connection is cut: 4 × the limit,
+ * and never less than 4 MiB (40 MiB under the default 10 MiB `maxBodyBytes`). Up to it, the rest of the
+ * upload is read and thrown away after the 413, so a client that sends the whole body before it reads the
+ * answer gets the 413 instead of a reset connection; past it, the connection is destroyed. Node's own
+ * draining of an unread body (`IncomingMessage._dump`) has no bound at all, so the gateway never leaves
+ * it to Node.
+ *
+ * @example
+ * discardBound(10 * 1024 * 1024) // 41943040
+ */
+export function discardBound(limitBytes: number): number {
+  return Math.max(4 * limitBytes, 4 * MiB)
+}
+
+/**
+ * Reads the request stream up to the limit. Over it, it refuses: at once when the declared length says
+ * so (before reading a byte), else as soon as the bytes read pass the limit. Either way the rest of the
+ * upload is then drained (see `discardBound`).
+ */
+function readStream(
+  req: IncomingMessage,
+  res: ServerResponse,
+  limitBytes: number,
+): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
-    const tooLarge = () => new GatewayError('BODY_TOO_LARGE', `the limit is ${limitBytes} bytes`)
-    if (Number(req.headers['content-length']) > limitBytes) return reject(tooLarge())
+    const refuse = (received: number) => {
+      const error = new GatewayError('BODY_TOO_LARGE', `the limit is ${limitBytes} bytes`)
+      const drained = discardRest(req, discardBound(limitBytes) - received)
+      // On a connection that stays open the 413 goes out at once, while the upload drains behind it (a
+      // client that reads as it sends stops early). Node closes any other connection as soon as the answer
+      // is written, which resets it while bytes are still coming, so there the 413 waits for the drain.
+      if (closesAfterResponse(res)) void drained.then(() => reject(error))
+      else reject(error)
+    }
+    if (Number(req.headers['content-length']) > limitBytes) return refuse(0)
     if (req.readableEnded) return resolve(undefined)
     const chunks: Buffer[] = []
     let size = 0
@@ -95,8 +133,8 @@ function readStream(req: IncomingMessage, limitBytes: number): Promise<Buffer | 
       size += chunk.length
       if (size > limitBytes) {
         cleanup()
-        req.pause()
-        reject(tooLarge())
+        chunks.length = 0
+        refuse(size)
         return
       }
       chunks.push(chunk)
@@ -120,6 +158,51 @@ function readStream(req: IncomingMessage, limitBytes: number): Promise<Buffer | 
     req.on('error', onClose)
     req.on('close', onClose)
   })
+}
+
+/**
+ * Reads the rest of the request and throws it away, at most `budget` more bytes; past that it destroys
+ * the connection. Resolves when the request has ended or its connection is gone. Reading it here also
+ * keeps Node from draining it itself after the response (unbounded) or leaving it unread (the client
+ * stalls until a timeout).
+ */
+function discardRest(req: IncomingMessage, budget: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (req.readableEnded || req.destroyed) return resolve()
+    if (budget < 0) {
+      req.socket?.destroy()
+      return resolve()
+    }
+    let left = budget
+    const onData = (chunk: Buffer) => {
+      left -= chunk.length
+      if (left >= 0) return
+      done()
+      req.socket?.destroy()
+    }
+    const done = () => {
+      req.off('data', onData)
+      req.off('end', done)
+      req.off('close', done)
+      req.off('error', ignore)
+      resolve()
+    }
+    req.on('data', onData)
+    req.once('end', done)
+    req.once('close', done)
+    // A client that gives up mid-upload is not an error here: the answer is already a 413.
+    req.on('error', ignore)
+    req.resume()
+  })
+}
+
+function ignore(): void {}
+
+/** Whether Node ends the connection once this response is written (an HTTP/1.0 or `Connection: close` client). */
+function closesAfterResponse(res: ServerResponse): boolean {
+  if (!res.shouldKeepAlive) return true
+  const connection = res.getHeader('connection')
+  return typeof connection === 'string' && /\bclose\b/i.test(connection)
 }
 
 /**

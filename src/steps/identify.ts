@@ -2,18 +2,45 @@ import type { Principal, Step } from '../types.js'
 
 declare module '../types.js' {
   interface GatewayState {
-    /** Who is calling, as the host's `identify` said; `undefined` without it or for anonymous callers. */
+    /**
+     * Who is calling: the host's `identify` answer, else the principal gateway authentication found (a
+     * fixed token's, or `verifyToken`'s); `undefined` for anonymous callers.
+     */
     principal?: Principal | undefined
   }
 }
 
-/** Asks the host who is calling, once per request; the answer keys limits, scopes the cache and is logged. */
+/**
+ * Asks the host who is calling, once per request; the answer keys limits, scopes the cache and is logged.
+ *
+ * Precedence: an answer that names someone (a non-empty `id` or `tenant`) is the principal, whatever
+ * authentication found; the host knows its callers best. An answer that names no one (nothing, or only
+ * other fields such as `plan`) leaves the principal authentication found in place, so holders of
+ * different gateway tokens never fall together into one anonymous caller; the answer's other fields are
+ * added to it where it has none of its own.
+ *
+ * @example
+ * createGateway({ identify: (req) => req.user && { id: req.user.id, tenant: req.user.org } })
+ */
 export function identify(): Step {
   return async function identify(ctx, next) {
     const ask = ctx.gateway.options.identify
-    // The host's answer wins; without one, the principal `verifyToken` returned (if any) stays.
-    const principal = ask === undefined ? undefined : await ask(ctx.request.host, ctx.request)
-    if (principal) ctx.state.principal = principal
+    const answer = ask === undefined ? undefined : await ask(ctx.request.host, ctx.request)
+    if (answer) ctx.state.principal = choosePrincipal(answer, ctx.state.principal)
     await next()
   }
+}
+
+function choosePrincipal(answer: Principal, authenticated: Principal | undefined): Principal {
+  if (authenticated === undefined || names(answer)) return answer
+  const merged: Record<string, unknown> = {}
+  for (const source of [answer, authenticated]) {
+    for (const [field, value] of Object.entries(source)) if (value !== undefined) merged[field] = value
+  }
+  return merged
+}
+
+// An empty id or tenant names no one either: the cache would scope it with the anonymous callers.
+function names(principal: Principal): boolean {
+  return Boolean(principal.id) || Boolean(principal.tenant)
 }

@@ -163,7 +163,8 @@ describe('createGateway().handle()', () => {
     const gateway = gatewayFor({ maxBodyBytes: 10 })
     const response = await gateway.handle(chatRequest(hello))
     expect(response?.status).toBe(413)
-    expect(response?.headers.connection).toBe('close')
+    // The connection stays open so the Node bridge can drain what the client is still sending.
+    expect(response?.headers.connection).toBeUndefined()
     await gateway.close()
   })
 })
