@@ -44,6 +44,7 @@ export const ERRORS = {
   NOT_FOUND: { code: 2118, status: 404, message: 'Not found' },
   METHOD_NOT_ALLOWED: { code: 2119, status: 405, message: 'Method not allowed' },
   INVALID_QUERY: { code: 2120, status: 400, message: 'Invalid query' },
+  RESPONSE_TOO_LARGE: { code: 2121, status: 502, message: 'Provider response exceeded a size limit' },
 } as const satisfies Record<string, { code: number; status: number; message: string }>
 
 export type ErrorName = keyof typeof ERRORS

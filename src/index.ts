@@ -66,6 +66,7 @@ export { createMemoryLimitStore, type MemoryLimitStoreOptions } from './stores/m
 export type {
   CacheEntry,
   CacheStore,
+  LimitCallOptions,
   LimitDecision,
   LimitStore,
   LimitWindow,

@@ -48,6 +48,11 @@ const timeouts = z.strictObject({
   firstByteMs: positiveMs.default(300_000),
   idleMs: positiveMs.default(120_000),
   totalMs: positiveMs.default(600_000),
+  /**
+   * How long a client may leave a streamed answer unread (its buffers full) before the gateway gives it up:
+   * the connection is closed, the upstream call cancelled and the request logged as aborted.
+   */
+  writeStallMs: positiveMs.default(30_000),
 })
 
 const retries = z.strictObject({
@@ -162,19 +167,71 @@ const limitRule = z.strictObject({
    * with 503 (code 2116). Default `open`.
    */
   onStoreError: z.enum(['open', 'closed']).default('open'),
-  /** The in-process limit while failing open; default the rule's own (size it to `limit / instances`). */
+  /**
+   * The in-process limit each instance applies while failing open, per window of this rule. Default
+   * `ceil(limit / 10)`: sized for up to ten instances sharing the store. Set it to `ceil(limit / instances)`
+   * for your deployment (and, for `tokens`, to at least one request's amount, or the fallback refuses them
+   * all). The bound: while the store is unreachable each instance admits at most `insuranceLimit` per
+   * window, counted in its own memory, so N instances admit at most `N * insuranceLimit` per window beyond
+   * what the store had counted before it became unreachable.
+   */
   insuranceLimit: z.number().int().positive().optional(),
-  /** Longest wait for the store, in ms. Default 100. */
-  storeTimeoutMs: positiveMs.default(100),
+  /**
+   * Longest wait for the store, in ms, from the moment it is asked. Default 1000: well above a Redis round
+   * trip even when a burst or a busy CPU holds up this process's event loop, which is where the time goes
+   * (a shorter timeout fails healthy calls over to the insurance limit). A store that refuses at once (a
+   * Redis client that is not connected) fails at once whatever this is; one that hangs costs this wait to
+   * the requests already asking it, then to one probe per second until it answers. A call that reaches
+   * the Redis store after it changes nothing.
+   */
+  storeTimeoutMs: positiveMs.default(1000),
 })
 
 export type LimitRuleOptions = z.input<typeof limitRule>
 export type LimitRule = z.output<typeof limitRule>
 
+// A bearer token is one run of non-space characters: a token with a space in it could never match.
+const gatewayToken = z
+  .string()
+  .min(16, 'expected a token of at least 16 characters')
+  .regex(/^\S+$/, 'expected a token without spaces')
+
 const authenticationOptions = z
   .strictObject({
-    /** Accepted gateway tokens (`cf-aig-authorization: Bearer <token>`). */
-    tokens: z.array(z.string().min(16, 'expected a token of at least 16 characters')).optional(),
+    /**
+     * Accepted gateway tokens (`cf-aig-authorization: Bearer <token>`), each its own principal: a plain
+     * token is `{ id: 'token:<first 12 hex of its SHA-256>' }`, `{ name, token }` is `{ id: name }`.
+     */
+    tokens: z
+      .array(
+        z.union([
+          gatewayToken,
+          z.strictObject({
+            name: z.string().regex(SLUG, 'expected a slug (a-z, 0-9, -)'),
+            token: gatewayToken,
+          }),
+        ]),
+      )
+      .superRefine((tokens, ctx) => {
+        // Two entries with one secret would be one caller under two ids; two with one name, two callers
+        // under one id (sharing cache entries and limit counters). The message names the entry, never the token.
+        const secrets = tokens.map((entry) => (typeof entry === 'string' ? entry : entry.token))
+        const names = tokens.map((entry) => (typeof entry === 'string' ? undefined : entry.name))
+        for (const [index, secret] of secrets.entries()) {
+          const first = secrets.indexOf(secret)
+          if (first !== index)
+            ctx.addIssue({ code: 'custom', path: [index], message: `the same token as tokens.${first}` })
+          const name = names[index]
+          const firstName = name === undefined ? index : names.indexOf(name)
+          if (firstName !== index)
+            ctx.addIssue({
+              code: 'custom',
+              path: [index, 'name'],
+              message: `name '${name}' is used by tokens.${firstName} too`,
+            })
+        }
+      })
+      .optional(),
     /** Checks a token the list does not hold; a principal (or `true`) accepts it. */
     verifyToken: z
       .custom<NonNullable<AuthenticationOptions['verifyToken']>>(isFunction, 'expected a function')
@@ -229,7 +286,13 @@ export const gatewayOptionsSchema = z.strictObject({
     .record(z.string().regex(SLUG, 'expected a slug (a-z, 0-9, -)'), customProviderConfig)
     .default({}),
   /** Upstream clocks in milliseconds. */
-  timeouts: timeouts.default({ connectMs: 10_000, firstByteMs: 300_000, idleMs: 120_000, totalMs: 600_000 }),
+  timeouts: timeouts.default({
+    connectMs: 10_000,
+    firstByteMs: 300_000,
+    idleMs: 120_000,
+    totalMs: 600_000,
+    writeStallMs: 30_000,
+  }),
   /**
    * Retries per target: attempts (1 to 5; `cf-aig-max-attempts` overrides), base delay and backoff
    * (`cf-aig-retry-delay`, `cf-aig-backoff`), which provider statuses are retried, the longest
@@ -242,6 +305,28 @@ export const gatewayOptionsSchema = z.strictObject({
     .int()
     .positive()
     .default(10 * 1024 * 1024),
+  /**
+   * Largest provider answer that is not an event stream, in bytes, enforced while reading (a declared
+   * length over it is refused before reading). Past it: 502 (code 2121) before the first byte, a cut
+   * connection after. Default 100 MiB.
+   */
+  maxResponseBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(100 * 1024 * 1024),
+  /** Largest streamed (SSE) answer, in bytes; past it the stream ends with a terminal error event. Default 256 MiB. */
+  maxStreamBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024 * 1024),
+  /** Largest single server-sent event, in bytes; past it the stream ends with a terminal error event. Default 1 MiB. */
+  maxEventBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
   /** Extra request headers allowed through to every provider. */
   forwardHeaders: z.array(headerName).default([]),
   /** Host steps: an array runs before the built-in steps; a function gets the built-ins and returns the list. */

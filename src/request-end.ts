@@ -26,14 +26,15 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
   const { recordSettings } = services
   const keepBody = logged && recordSettings.payloads && ctx.state.settings?.collectLogPayload !== false
   tapBody(response, keepBody ? recordSettings.maxPayloadBytes : 0, (tapped) => {
-    const aborted = ctx.request.signal.aborted
     const isStream = response.body instanceof Readable
     const failure =
       tapped.error !== undefined
         ? toGatewayError(tapped.error)
         : isStream && !tapped.complete
-          ? new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event')
+          ? new GatewayError('UPSTREAM_INTERRUPTED', 'the stream did not finish')
           : undefined
+    // A client that left, or stopped reading until the gateway gave up on it, aborted the request.
+    const aborted = ctx.request.signal.aborted || failure?.key === 'CLIENT_CLOSED'
     if (observed) {
       notify(ctx.gateway.events, 'request:end', {
         id: ctx.id,
@@ -49,6 +50,15 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
     }
     if (!logged && services.telemetry === undefined) return
     const finish = (usage: Usage | undefined) => {
+      try {
+        writeRecord(usage)
+      } catch (error) {
+        // Whatever goes wrong with a record (or a tracer) is the gateway's bug to report, never a reason
+        // for the host to crash: this runs after the response, where nothing else would catch it.
+        reportError(ctx.gateway.events, error)
+      }
+    }
+    const writeRecord = (usage: Usage | undefined) => {
       const record = buildLogRecord(
         ctx,
         {
@@ -63,12 +73,7 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
         recordSettings,
       )
       if (logged) services.logs!.push(record)
-      try {
-        services.telemetry?.end(ctx, record)
-      } catch (error) {
-        // A tracer that throws is the host's bug to hear about, not the request's.
-        reportError(ctx.gateway.events, error)
-      }
+      services.telemetry?.end(ctx, record)
     }
     const usage = ctx.state.usage
     if (usage === undefined) finish(undefined)

@@ -1,13 +1,14 @@
 import { Readable } from 'node:stream'
 import type { GatewayResponse } from './types.js'
+import { isJudged, outcomeOf } from './upstream/body.js'
 
 /** What a tap saw of a response body once it was over. */
 export interface TappedBody {
   /** Every byte the client was sent, or `undefined` when the body outgrew the tap's cap. */
   readonly bytes: Buffer | undefined
   /**
-   * True when the body was delivered to its end, and for streams with a known last event (or translated
-   * OpenAI streams), when that event came: a cut, stalled or abandoned stream is never complete.
+   * True when the body was delivered to its end and, for the gateway's own streams, when they judged
+   * themselves complete (`outcomeOf`): a cut, stalled, oversized or abandoned stream never is.
    */
   readonly complete: boolean
   /** Bytes that went by, kept or not. */
@@ -15,8 +16,6 @@ export interface TappedBody {
   /** What failed the stream, if it failed. */
   readonly error?: Error | undefined
 }
-
-const OPENAI_STREAM_END = Buffer.from('data: [DONE]\n\n')
 
 /**
  * Watches a response body on its way to the client without changing or delaying it, and calls `done` once
@@ -62,17 +61,9 @@ export function tapBody(response: GatewayResponse, maxBytes: number, done: (body
   body.once('close', () => {
     body.off('data', onData)
     const bytes = overflowed ? undefined : Buffer.concat(chunks, size)
-    done({ bytes, complete: ended && streamFinished(response, bytes), size, error })
+    // Streams the gateway carried say how they ended; any other stream is complete when it ended.
+    const judged = outcomeOf(body)
+    const complete = ended && (isJudged(body) ? judged?.complete === true : true)
+    done({ bytes, complete, size, error: judged?.complete === false ? judged.error : error })
   })
-}
-
-function streamFinished(response: GatewayResponse, bytes: Buffer | undefined): boolean {
-  if (response.expectedEnd !== undefined) return response.endSeen === true
-  if (!isEventStream(response)) return true
-  // Translated streams end in `[DONE]` only when the provider's stream really finished.
-  return bytes?.subarray(-OPENAI_STREAM_END.length).equals(OPENAI_STREAM_END) === true
-}
-
-function isEventStream(response: GatewayResponse): boolean {
-  return response.headers['content-type']?.startsWith('text/event-stream') === true
 }

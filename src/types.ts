@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream'
 import type { GatewayServices } from './context.js'
-import type { Dialect } from './providers/types.js'
 
 export type MaybePromise<T> = T | Promise<T>
 
@@ -38,25 +37,16 @@ export interface Principal {
   readonly [field: string]: unknown
 }
 
-/** `null`, a complete body, or a Node stream that is piped to the client with backpressure. */
+/**
+ * `null`, a complete body, or a Node stream that is piped to the client with backpressure. A stream that
+ * fails is cut off; the gateway's own streams end a failed event stream with a terminal event instead.
+ */
 export type ResponseBody = null | string | Uint8Array | Readable
 
 export interface GatewayResponse {
   status: number
   headers: Record<string, string>
   body: ResponseBody
-  /**
-   * For streams already under way: the bytes that end the stream when its source fails (a terminal error
-   * event in the client's dialect). Without it, the response is cut off without its terminator.
-   */
-  onStreamError?: ((error: unknown) => string | undefined) | undefined
-  /**
-   * For streams whose last event is known: what it is, and the client's dialect. When the source ends and
-   * `endSeen` is still false, the stream is ended with a terminal error event in that dialect.
-   */
-  expectedEnd?: { readonly terminator: string; readonly dialect: Dialect } | undefined
-  /** Kept up to date while the stream flows: whether what went by so far ends with `expectedEnd`. */
-  endSeen?: boolean | undefined
 }
 
 /**

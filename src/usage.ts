@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream'
 import {
   extractStreamUsage,
   extractUsage,
@@ -7,8 +8,8 @@ import {
 } from './cost/cost.js'
 import { parseJson } from './json.js'
 import type { Dialect } from './providers/types.js'
-import { tapBody } from './response-tap.js'
 import type { GatewayResponse } from './types.js'
+import { UpstreamBody } from './upstream/body.js'
 import type { UpstreamTarget } from './upstream/call.js'
 
 /** Largest provider answer read back for the usage it reports. */
@@ -22,20 +23,31 @@ declare module './types.js' {
 }
 
 /**
- * Reads the usage a provider's answer reports, from the provider's own bytes as they pass (before any
- * translation), so translated streams are counted even when the client asked for no usage. Resolves
- * `undefined` when the answer carries none or was cut short.
+ * Reads the usage a provider's answer reports, from the provider's own bytes (before any translation or
+ * hiding), so translated streams are counted even when the client asked for no usage. Resolves
+ * `undefined` when the answer carries none; a cut stream is read as far as it came.
  */
 export function watchUsage(target: UpstreamTarget, response: GatewayResponse): Promise<Usage | undefined> {
   const dialect = usageDialect(target.provider.spec.dialect)
   const stream = response.headers['content-type']?.startsWith('text/event-stream') === true
-  return new Promise((resolve) => {
-    tapBody(response, MAX_USAGE_BODY_BYTES, ({ bytes }) => {
-      if (bytes === undefined) return resolve(undefined)
-      const text = bytes.toString('utf8')
-      resolve(stream ? extractStreamUsage(dialect, text) : extractUsage(dialect, parseJson(text)))
+  const read = (text: string) =>
+    stream ? extractStreamUsage(dialect, text) : extractUsage(dialect, parseJson(text))
+  const { body } = response
+  if (body instanceof UpstreamBody) {
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = []
+      let size = 0
+      body.watchSource((chunk) => {
+        size += chunk.length
+        if (size <= MAX_USAGE_BODY_BYTES) chunks.push(chunk)
+      })
+      body.once('close', () => {
+        resolve(size > MAX_USAGE_BODY_BYTES ? undefined : read(Buffer.concat(chunks, size).toString('utf8')))
+      })
     })
-  })
+  }
+  if (body === null || body instanceof Readable) return Promise.resolve(undefined)
+  return Promise.resolve(read(typeof body === 'string' ? body : Buffer.from(body).toString('utf8')))
 }
 
 /** Every token the provider counted, prompt cache included, once: what a token limit charges. */

@@ -1,7 +1,9 @@
 import type { Dialect } from '../providers/types.js'
 
-// A JSON string literal, escapes included; decoded with JSON.parse once matched.
-const STRING = '("(?:[^"\\\\]|\\\\.)*")'
+// A JSON string literal, escapes included; decoded with JSON.parse once matched. Written as runs of plain
+// characters between escapes: an alternation repeated once per character would recurse once per
+// character too, and overflow the stack on a long delta.
+const STRING = '("[^"\\\\]*(?:\\\\.[^"\\\\]*)*")'
 
 /** Where each dialect puts a streamed text delta and the reason the answer stopped. */
 const PATTERNS: Partial<Record<Dialect, { text: RegExp; finish: RegExp }>> = {

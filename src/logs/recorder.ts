@@ -3,6 +3,7 @@ import type { PriceTable } from '../cost/pricing.js'
 import type { GatewayError } from '../errors.js'
 import { type GatewayEmitter, notify } from '../events.js'
 import { targetModel } from '../routes/model.js'
+import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
 import type { GatewayContext } from '../types.js'
 import { assembleStream } from './assemble.js'
 import type { LogOutcome, LogRecord, LogStore } from './types.js'
@@ -130,7 +131,6 @@ export interface RecordSettings {
 // Shapes of provider keys and bearer tokens, masked in logged bodies even when nobody configured them here.
 const SECRET_PATTERNS =
   /\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,}|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,})|(?<=Bearer\s+)[A-Za-z0-9._~+/=-]{16,}/g
-const REDACTED = '[REDACTED]'
 // Gateway errors that report the provider's failure rather than the gateway's own refusal.
 const UPSTREAM_ERRORS = /^(?:UPSTREAM_|PROVIDER_FAILED$|INVALID_PROVIDER_RESPONSE$)/
 
@@ -144,6 +144,9 @@ export function buildLogRecord(ctx: GatewayContext, end: RequestEnd, settings: R
   const withPayload = settings.payloads && state.settings?.collectLogPayload !== false
   const durationMs = performance.now() - ctx.startedAt
   const principal = state.principal
+  const scrubber = withPayload
+    ? createScrubber([...settings.secrets, ...(state.secrets?.values ?? [])])
+    : undefined
   return {
     id: ctx.id,
     createdAt: Math.round(Date.now() - durationMs),
@@ -170,8 +173,8 @@ export function buildLogRecord(ctx: GatewayContext, end: RequestEnd, settings: R
     outcome: outcomeOf(ctx, end),
     errorCode: state.error?.code ?? null,
     principal: principal?.id ?? principal?.tenant ?? null,
-    requestBody: withPayload ? payload(ctx.bodyIfRead(), settings) : null,
-    responseBody: withPayload ? responsePayload(ctx, end, settings) : null,
+    requestBody: withPayload ? payload(ctx.bodyIfRead(), settings, scrubber) : null,
+    responseBody: withPayload ? responsePayload(ctx, end, settings, scrubber) : null,
     feedback: null,
     score: null,
   }
@@ -203,23 +206,34 @@ function outcomeOf(ctx: GatewayContext, end: RequestEnd): LogOutcome {
 }
 
 /** The answer as logged: a stream assembled into the text it carried (with its usage in the record). */
-function responsePayload(ctx: GatewayContext, end: RequestEnd, settings: RecordSettings): string | null {
+function responsePayload(
+  ctx: GatewayContext,
+  end: RequestEnd,
+  settings: RecordSettings,
+  scrubber: Scrubber | undefined,
+): string | null {
   const bytes = end.responseBytes
   const dialect = (ctx.state.target ?? ctx.state.targets?.[0])?.clientDialect
-  if (bytes === undefined || dialect === undefined || !end.stream) return payload(bytes, settings)
+  if (bytes === undefined || dialect === undefined || !end.stream) return payload(bytes, settings, scrubber)
   const assembled = assembleStream(dialect, bytes.toString('utf8'))
-  return assembled === undefined ? payload(bytes, settings) : redact(assembled, settings.secrets)
+  return assembled === undefined ? payload(bytes, settings, scrubber) : redact(assembled, scrubber)
 }
 
-function payload(bytes: Buffer | undefined, settings: RecordSettings): string | null {
+function payload(
+  bytes: Buffer | undefined,
+  settings: RecordSettings,
+  scrubber: Scrubber | undefined,
+): string | null {
   // Larger bodies are not stored at all, as the reference does, rather than stored cut in two.
   if (bytes === undefined || bytes.length > settings.maxPayloadBytes) return null
-  return redact(bytes.toString('utf8'), settings.secrets)
+  return redact(bytes.toString('utf8'), scrubber)
 }
 
-/** Masks the configured secrets and anything shaped like a provider key or bearer token. */
-export function redact(text: string, secrets: readonly string[]): string {
-  let out = text
-  for (const secret of secrets) if (out.includes(secret)) out = out.replaceAll(secret, REDACTED)
+/**
+ * Masks the configured secrets and the ones this request carried (whole, or a recognisable piece of one),
+ * and anything shaped like a provider key or bearer token.
+ */
+export function redact(text: string, scrubber: Scrubber | undefined): string {
+  const out = scrubber === undefined ? text : scrubber.scrubText(text)
   return out.replace(SECRET_PATTERNS, REDACTED)
 }

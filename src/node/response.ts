@@ -1,13 +1,13 @@
 import type { ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import { GatewayError } from '../errors.js'
-import { terminalEvent } from '../providers/dialects/terminal.js'
 import type { GatewayResponse } from '../types.js'
 
 /**
  * Writes a gateway response to Node's response. Streams are piped with backpressure (a slow client slows
- * the provider instead of filling memory) and each chunk goes out as it comes; when the client leaves, the
- * pipe destroys the source, which cancels the upstream call. Resolves when the response is done either way.
+ * the provider instead of filling memory) and each chunk goes out as it comes. How a stream ends is the
+ * stream's business (`UpstreamBody`): one that fails cuts the connection here, so that an answer cut short
+ * never looks complete; a client that leaves destroys the stream, which cancels the upstream call.
+ * Resolves when the response is done either way.
  */
 export function writeNodeResponse(res: ServerResponse, response: GatewayResponse): Promise<void> {
   const { body } = response
@@ -28,32 +28,13 @@ export function writeNodeResponse(res: ServerResponse, response: GatewayResponse
     // pipe() rather than pipeline(): the same backpressure, without an AbortController and an end-of-stream
     // watcher per response. The two failure paths are wired by hand.
     res.once('close', () => {
-      // The client left (or the response is done): stop reading, which cancels the upstream call.
       if (!body.readableEnded) body.destroy()
       resolve()
     })
-    body.once('error', (error) => {
-      // The source failed mid-stream. End with the dialect's terminal error event when there is one, else
-      // cut the response off without its terminator: either way it cannot look complete.
+    body.once('error', () => {
       body.unpipe(res)
-      const tail = response.onStreamError?.(error)
-      if (tail === undefined || res.destroyed) res.destroy()
-      else res.end(tail)
+      res.destroy()
     })
-    const { expectedEnd } = response
-    if (expectedEnd === undefined) {
-      body.pipe(res)
-      return
-    }
-    body.pipe(res, { end: false })
-    body.once('end', () => {
-      if (res.destroyed) return
-      if (response.endSeen) res.end()
-      else res.end(terminalEvent(expectedEnd.dialect, incompleteStream()))
-    })
+    body.pipe(res)
   })
-}
-
-function incompleteStream(): GatewayError {
-  return new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event')
 }

@@ -1,5 +1,6 @@
 import { GatewayError } from '../errors.js'
 import type { ResolvedProvider } from '../providers/registry.js'
+import { addRequestSecret } from '../secrets.js'
 import { callStore } from '../stores/call.js'
 import type { GatewayContext } from '../types.js'
 import type { UpstreamTarget } from '../upstream/call.js'
@@ -31,6 +32,7 @@ export async function attachStoredKeys(
         : await storedKey(ctx, provider, alias)
     if (key !== undefined) {
       injectKey(target.headers, provider, key)
+      addRequestSecret(ctx, key)
       continue
     }
     if (named !== undefined) throw await unknownAlias(ctx, provider, named)

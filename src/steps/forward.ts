@@ -1,8 +1,10 @@
+import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type ErrorName, GatewayError, toGatewayError } from '../errors.js'
 import { notify } from '../events.js'
 import type { GatewayContext, GatewayResponse, Step } from '../types.js'
-import { type AttemptClocks, asProviderSent, callUpstream, type UpstreamTarget } from '../upstream/call.js'
+import { readAll } from '../upstream/body.js'
+import { type AttemptClocks, callUpstream, type UpstreamTarget } from '../upstream/call.js'
 import { retryDelay, retryPolicy } from '../upstream/retry.js'
 import { translateResponse } from '../upstream/translate.js'
 import { watchUsage } from '../usage.js'
@@ -101,8 +103,13 @@ async function answer(
   response: GatewayResponse,
 ): Promise<GatewayResponse> {
   markStep(ctx, target)
-  if (ctx.gateway.watchesUsage && response.status < 400)
-    ctx.state.usage = watchUsage(target, asProviderSent(response))
+  if (response.status >= 400 && response.body instanceof Readable) {
+    // The provider's refusal is the answer: read it whole (capped, under the same clocks), so the client
+    // gets it with its length and a stalled error body is a gateway error, not a hung response.
+    const body = await readAll(response.body)
+    response = { ...response, body, headers: { ...response.headers, 'content-length': String(body.length) } }
+  }
+  if (ctx.gateway.watchesUsage && response.status < 400) ctx.state.usage = watchUsage(target, response)
   if (target.translation === undefined) return response
   return translateResponse(response, target.translation, ctx.id)
 }

@@ -1,18 +1,18 @@
 import { EventEmitter } from 'node:events'
-import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.js'
 import { isObserved, notify } from '../events.js'
-import { streamTerminator, terminalEvent } from '../providers/dialects/terminal.js'
+import { streamTerminator } from '../providers/dialects/terminal.js'
 import type { ChatCodec } from '../providers/dialects/types.js'
 import type { ResolvedProvider } from '../providers/registry.js'
 import type { Dialect } from '../providers/types.js'
+import { scrubberOf } from '../secrets.js'
 import type { RequestSettings } from '../steps/parse.js'
 import type { GatewayContext, GatewayResponse } from '../types.js'
 import { splitQuery } from '../url.js'
+import { decoded, readAhead, UpstreamBody } from './body.js'
 import { filterResponseHeaders, isEventStream } from './headers.js'
 import { toUpstreamError } from './network-errors.js'
-import { hideStreamUsage } from './stream-usage.js'
 
 /** How a compat request is translated to and from a provider's own API. */
 export interface Translation {
@@ -53,9 +53,12 @@ export interface AttemptClocks {
   deadlineAt: number
 }
 
-// Responses with a known length up to this size are read whole before anything is sent to the client, so
-// that a failure mid-body is still a clean error response. Bigger or open-ended bodies (SSE, NDJSON) stream.
+// Bodies of known length up to this size, and JSON bodies that end within it, are read whole before
+// anything is sent to the client, so that a failure mid-body is still a clean error response. Bigger or
+// open-ended bodies (SSE, NDJSON, audio) are committed at their first chunk and stream.
 const BUFFERED_BODY_LIMIT = 1024 * 1024
+// No error answer is legitimately larger than this.
+const MAX_ERROR_BODY_BYTES = 1024 * 1024
 
 /**
  * Calls the provider once. Resolves once the response is committable: fully read (small bodies of known
@@ -118,8 +121,11 @@ export async function callUpstream(
     })
   }
 
+  // A body nobody reads any more (a discarded retry, a cancelled stream) may still fail later: that error
+  // is already accounted for, and must never reach the host as an unhandled 'error' event.
+  response.body.on('error', ignoreLateError)
   try {
-    return await relay(target, response, controller, release)
+    return await relay(ctx, target, response, controller, release)
   } catch (error) {
     release()
     response.body.destroy()
@@ -127,89 +133,87 @@ export async function callUpstream(
   }
 }
 
+function ignoreLateError(): void {}
+
+/**
+ * Turns the provider's response into the answer: small bodies read whole and scrubbed of the secrets the
+ * gateway injected; everything else (streams, large bodies, error answers) as an `UpstreamBody` that owns
+ * the body to its end.
+ */
 async function relay(
+  ctx: GatewayContext,
   target: UpstreamTarget,
   response: Dispatcher.ResponseData,
   controller: AttemptAbort,
   release: () => void,
 ): Promise<GatewayResponse> {
+  const { options } = ctx.gateway
+  const status = response.statusCode
   const headers = filterResponseHeaders(response.headers)
-  const { body } = response
+  const contentType = headers['content-type']
+  const eventStream = status < 400 && isEventStream(contentType)
+  const maxBytes = eventStream ? options.maxStreamBytes : options.maxResponseBytes
   const length = Number(headers['content-length'] ?? Number.NaN)
-  const eventStream = isEventStream(headers['content-type'])
-  if (length <= BUFFERED_BODY_LIMIT && !eventStream) {
-    const bytes = Buffer.from(await body.arrayBuffer())
-    release()
-    return { status: response.statusCode, headers, body: bytes }
-  }
-  await firstChunk(body)
-  const dialect = target.clientDialect
-  const clientBody = target.hidesStreamUsage && eventStream ? hideStreamUsage(body) : body
-  if (clientBody !== body) providerBodies.set(clientBody, body)
-  const relayed: GatewayResponse = {
-    status: response.statusCode,
-    headers,
-    body: clientBody,
-    onStreamError: (error) => terminalEvent(dialect, toUpstreamError(error, controller)),
-  }
-  // Translated streams are checked by their translator; the others here, by their dialect's terminator.
-  const terminator =
-    eventStream && target.translation === undefined ? streamTerminator(dialect, target.path) : undefined
-  body.once('close', release)
-  if (terminator !== undefined) {
-    let carry = ''
-    body.on('data', (chunk: Buffer) => {
-      // Whether the stream so far ends with its last event; the terminator may straddle two chunks.
-      if (chunk.includes(terminator)) relayed.endSeen = true
-      else relayed.endSeen = (carry + chunk.toString('latin1', 0, terminator.length)).includes(terminator)
-      carry = chunk.toString('latin1', Math.max(0, chunk.length - terminator.length))
-    })
-    relayed.expectedEnd = { terminator, dialect }
-    relayed.endSeen = false
-    // The gateway may append a terminal error event: a provider's length would make Node refuse it.
+  if (length > maxBytes) throw new GatewayError('RESPONSE_TOO_LARGE', `the answer declares ${length} bytes`)
+
+  // The gateway reads what it relays (usage, secrets, last events), so it asks for plain bytes upstream;
+  // a provider that encodes anyway is decoded, and a coding the gateway cannot read goes through untouched.
+  const plain = decoded(response.body, headers['content-encoding'])
+  const body = plain ?? response.body
+  if (plain !== undefined && plain !== response.body) {
+    delete headers['content-encoding']
     delete headers['content-length']
   }
-  return relayed
+  const scrubber = plain === undefined ? undefined : scrubberOf(ctx)
+
+  // An error answer is not read here: it may be discarded for a retry or a fallback, which must not wait
+  // for its body. Whoever answers with it reads it then.
+  const aheadBytes = eventStream
+    ? 1
+    : length <= BUFFERED_BODY_LIMIT || (Number.isNaN(length) && isJson(contentType))
+      ? BUFFERED_BODY_LIMIT + 1
+      : 1
+  const ahead =
+    status >= 400 ? { chunks: [], size: 0, ended: false } : await readAhead(body, aheadBytes, maxBytes)
+  if (ahead.ended && !eventStream) {
+    release()
+    const whole = Buffer.concat(ahead.chunks, ahead.size)
+    const clean = scrubber === undefined ? whole : scrubber.scrub(whole)
+    headers['content-length'] = String(clean.length)
+    return { status, headers, body: clean }
+  }
+
+  const events = eventStream && plain !== undefined
+  const hideUsage = events && target.hidesStreamUsage === true
+  const translated = target.translation !== undefined
+  const streamed = new UpstreamBody(
+    body,
+    ahead,
+    {
+      events,
+      terminalDialect: events && !translated ? target.clientDialect : undefined,
+      // Translated streams are judged by their translator.
+      terminator: events && !translated ? streamTerminator(target.clientDialect, target.path) : undefined,
+      hideUsage,
+      scrubber,
+      maxBytes: status >= 400 ? Math.min(maxBytes, MAX_ERROR_BODY_BYTES) : maxBytes,
+      maxEventBytes: options.maxEventBytes,
+      writeStallMs: options.timeouts.writeStallMs,
+    },
+    {
+      cancel: (error) => controller.abort(error),
+      explain: (error) => toUpstreamError(error, controller),
+    },
+  )
+  response.body.once('close', release)
+  // The bytes may change on the way (a terminal event, hidden usage, a scrubbed secret): the provider's
+  // length would make Node refuse them.
+  if (events || scrubber !== undefined) delete headers['content-length']
+  return { status, headers, body: streamed }
 }
 
-// Client-facing streams that differ from what the provider sent, mapped to the provider's own stream.
-const providerBodies = new WeakMap<Readable, Readable>()
-
-/** The provider's answer as it sent it, for reading its usage: the same response unless the gateway reshaped it. */
-export function asProviderSent(response: GatewayResponse): GatewayResponse {
-  const source = response.body instanceof Readable ? providerBodies.get(response.body) : undefined
-  return source === undefined ? response : { ...response, body: source }
-}
-
-/**
- * Waits until the stream has data (or ended) without consuming it: the first chunk is put back and the
- * stream left paused, so the bridge can pipe it from the start with backpressure.
- */
-function firstChunk(body: Readable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      cleanup()
-      body.pause()
-      body.unshift(chunk)
-      resolve()
-    }
-    const onEnd = () => {
-      cleanup()
-      resolve()
-    }
-    const onError = (error: Error) => {
-      cleanup()
-      reject(error)
-    }
-    const cleanup = () => {
-      body.off('data', onData)
-      body.off('end', onEnd)
-      body.off('error', onError)
-    }
-    body.on('data', onData)
-    body.once('end', onEnd)
-    body.once('error', onError)
-  })
+function isJson(contentType: string | undefined): boolean {
+  return contentType !== undefined && /^application\/(?:[\w.+-]+\+)?json\b/i.test(contentType)
 }
 
 /**

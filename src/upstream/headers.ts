@@ -35,6 +35,9 @@ export function buildUpstreamHeaders(
   for (const name in provider.staticHeaders) {
     if (headers[name] === undefined) headers[name] = provider.staticHeaders[name]!
   }
+  // The gateway reads every answer it relays (usage, last events, secrets): plain bytes, whatever the
+  // client accepts. Compression towards the client is the host's (its compression middleware).
+  headers['accept-encoding'] = 'identity'
   return headers
 }
 

@@ -19,6 +19,7 @@ export class SSEParser {
   #buffer = ''
   #event: string | undefined = undefined
   #data: string[] = []
+  #dataLength = 0
   #pendingCR = false
 
   push(chunk: Buffer | string): SSEEvent[] {
@@ -26,26 +27,32 @@ export class SSEParser {
     // A `\r` at the end of the last chunk may have been the first half of `\r\n`.
     if (this.#pendingCR && text.startsWith('\n')) text = text.slice(1)
     this.#pendingCR = false
-    this.#buffer += text
+    // What is held has no line end in it: only the new text is searched, and the held text is not even
+    // flattened until a line ends, so a long line arriving in many chunks costs one pass, not one per chunk.
+    const held = this.#buffer.length
+    const buffer = this.#buffer + text
+    const find = (char: string, from: number) => {
+      const at = text.indexOf(char, from - held)
+      return at === -1 ? -1 : at + held
+    }
     const events: SSEEvent[] = []
     let start = 0
-    for (;;) {
-      const lf = this.#buffer.indexOf('\n', start)
-      const cr = this.#buffer.indexOf('\r', start)
+    let lf = find('\n', held)
+    let cr = find('\r', held)
+    while (lf !== -1 || cr !== -1) {
       const end = lf === -1 ? cr : cr === -1 ? lf : Math.min(lf, cr)
-      if (end === -1) break
-      this.#line(this.#buffer.slice(start, end), events)
-      if (this.#buffer[end] === '\r') {
-        if (end + 1 === this.#buffer.length) this.#pendingCR = true
-        else if (this.#buffer[end + 1] === '\n') {
-          start = end + 2
-          continue
-        }
-      }
+      this.#line(buffer.slice(start, end), events)
       start = end + 1
+      if (buffer[end] === '\r') {
+        if (end + 1 === buffer.length) this.#pendingCR = true
+        else if (buffer[end + 1] === '\n') start = end + 2
+      }
+      // Each search resumes where the last one stopped, so a chunk of many lines is scanned once.
+      if (lf !== -1 && lf < start) lf = find('\n', start)
+      if (cr !== -1 && cr < start) cr = find('\r', start)
     }
-    this.#buffer = this.#buffer.slice(start)
-    if (this.#buffer.length + this.#dataLength() > MAX_EVENT_BYTES) {
+    this.#buffer = start === 0 ? buffer : buffer.slice(start)
+    if (this.#buffer.length + this.#dataLength > MAX_EVENT_BYTES) {
       throw new GatewayError(
         'INVALID_PROVIDER_RESPONSE',
         `a server-sent event exceeded ${MAX_EVENT_BYTES} bytes`,
@@ -69,6 +76,7 @@ export class SSEParser {
       if (this.#data.length > 0) events.push({ event: this.#event, data: this.#data.join('\n') })
       this.#event = undefined
       this.#data = []
+      this.#dataLength = 0
       return
     }
     if (line.startsWith(':')) return
@@ -76,13 +84,9 @@ export class SSEParser {
     const field = colon === -1 ? line : line.slice(0, colon)
     let value = colon === -1 ? '' : line.slice(colon + 1)
     if (value.startsWith(' ')) value = value.slice(1)
-    if (field === 'data') this.#data.push(value)
-    else if (field === 'event') this.#event = value
-  }
-
-  #dataLength(): number {
-    let length = 0
-    for (const part of this.#data) length += part.length
-    return length
+    if (field === 'data') {
+      this.#data.push(value)
+      this.#dataLength += value.length
+    } else if (field === 'event') this.#event = value
   }
 }

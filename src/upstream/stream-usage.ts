@@ -1,4 +1,3 @@
-import { type Readable, Transform } from 'node:stream'
 import { isRecord, jsonBody } from '../json.js'
 import type { UpstreamTarget } from './call.js'
 
@@ -36,51 +35,41 @@ export function askForStreamUsage(target: UpstreamTarget): UpstreamTarget {
   return { ...target, body, headers, hidesStreamUsage: true }
 }
 
-/**
- * The client's view of a stream the gateway asked usage for: without the final usage-only chunk and
- * without the `"usage":null` every other chunk then carries. Inside JSON strings quotes are escaped, so the
- * literal `,"usage":null` can only be that field. Destroying either side destroys the other.
- */
-export function hideStreamUsage(source: Readable): Readable {
-  let pending = ''
-  const strip = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      pending += chunk.toString('utf8')
-      const end = pending.lastIndexOf(EVENT_END)
-      if (end === -1) return done()
-      const complete = pending.slice(0, end + EVENT_END.length)
-      pending = pending.slice(end + EVENT_END.length)
-      done(null, withoutUsage(complete))
-    },
-    flush(done) {
-      done(null, pending === '' ? undefined : withoutUsage(pending))
-    },
-  })
-  // pipe() with the two failure paths wired by hand: pipeline() would cost an AbortController and an
-  // end-of-stream watcher per response, which on Node 20 is most of this transform's price.
-  source.pipe(strip)
-  source.once('error', (error) => strip.destroy(error))
-  strip.once('close', () => {
-    // The client left, or the stream failed: stop reading, which cancels the upstream call.
-    if (!source.readableEnded) source.destroy()
-  })
-  return strip
-}
-
-const USAGE_NULL = ',"usage":null'
-const USAGE_ONLY_CHUNK = '"choices":[],"usage":{'
+const USAGE_NULL_AFTER = Buffer.from(',"usage":null')
+const USAGE_NULL_BEFORE = Buffer.from('"usage":null,')
+const USAGE_ONLY_CHUNK = Buffer.from('"choices":[],"usage":{')
+const EVENT_END_BYTES = Buffer.from(EVENT_END)
 
 /**
- * One pass over whole events rather than one per event: the `"usage":null` fields go by a native
- * `replaceAll`, and the usage-only chunk (one per stream, near its end) is cut out where it stands.
+ * The client's view of whole events from a stream the gateway asked usage for: without the final
+ * usage-only chunk and without the `"usage":null` every other chunk then carries. Inside JSON strings
+ * quotes are escaped, so the literal `,"usage":null` can only be that field. It works on the bytes as they
+ * came (native searches, no decoding), one pass per pattern over a batch of events; the usage-only chunk
+ * (one per stream, near its end) is cut out where it stands.
  */
-function withoutUsage(events: string): string {
-  let out = events.includes(USAGE_NULL) ? events.replaceAll(USAGE_NULL, '') : events
-  if (out.includes('"usage":null,')) out = out.replaceAll('"usage":null,', '')
+export function withoutUsage(events: Buffer): Buffer {
+  const out = withoutAll(withoutAll(events, USAGE_NULL_AFTER), USAGE_NULL_BEFORE)
   const usage = out.indexOf(USAGE_ONLY_CHUNK)
   if (usage === -1) return out
-  const start = out.lastIndexOf(EVENT_END, usage)
-  const end = out.indexOf(EVENT_END, usage)
+  const start = out.lastIndexOf(EVENT_END_BYTES, usage)
+  const end = out.indexOf(EVENT_END_BYTES, usage)
   const from = start === -1 ? 0 : start + EVENT_END.length
-  return out.slice(0, from) + (end === -1 ? '' : out.slice(end + EVENT_END.length))
+  return end === -1
+    ? out.subarray(0, from)
+    : Buffer.concat([out.subarray(0, from), out.subarray(end + EVENT_END.length)])
+}
+
+/** `bytes` without any occurrence of `needle`; the same buffer when there is none. */
+function withoutAll(bytes: Buffer, needle: Buffer): Buffer {
+  let at = bytes.indexOf(needle)
+  if (at === -1) return bytes
+  const parts: Buffer[] = []
+  let from = 0
+  while (at !== -1) {
+    parts.push(bytes.subarray(from, at))
+    from = at + needle.length
+    at = bytes.indexOf(needle, from)
+  }
+  parts.push(bytes.subarray(from))
+  return Buffer.concat(parts)
 }

@@ -5,6 +5,7 @@ import type { EmbeddingsResponse, OpenAIErrorBody } from '../providers/dialects/
 import { terminalEvent } from '../providers/dialects/terminal.js'
 import type { StreamTranslator } from '../providers/dialects/types.js'
 import type { GatewayResponse } from '../types.js'
+import { type BodyEnd, judge } from './body.js'
 import type { Translation } from './call.js'
 import { SSEParser } from './sse.js'
 
@@ -41,11 +42,14 @@ export async function translateResponse(
       model: translation.model,
       includeUsage: translation.includeUsage,
     })
-    return {
-      status: 200,
-      headers: { ...SSE_HEADERS },
-      body: Readable.from(translateEvents(response.body, translator)),
-    }
+    let outcome: BodyEnd | undefined
+    const body = Readable.from(
+      translateEvents(response.body, translator, (end) => {
+        outcome = end
+      }),
+    )
+    judge(body, () => outcome)
+    return { status: 200, headers: { ...SSE_HEADERS }, body }
   }
   const json = parseJson(await readWhole(response))
   if (json === undefined)
@@ -59,11 +63,21 @@ export async function translateResponse(
 
 /**
  * Re-frames the provider's events as OpenAI chunks. What one upstream read carried goes out as one write:
- * those events arrived together, so joining them delays nothing and saves a write per event.
+ * those events arrived together, so joining them delays nothing and saves a write per event. A failed
+ * provider stream ends in the OpenAI terminal error event, never `[DONE]`; a client that stopped reading
+ * gets nothing more (the error ends the stream, which cuts its connection).
  */
-async function* translateEvents(upstream: Readable, translator: StreamTranslator): AsyncGenerator<string> {
+async function* translateEvents(
+  upstream: Readable,
+  translator: StreamTranslator,
+  settle: (end: BodyEnd) => void,
+): AsyncGenerator<string> {
   const parser = new SSEParser()
   const send = (chunk: unknown) => `data: ${JSON.stringify(chunk)}\n\n`
+  const fail = (error: GatewayError) => {
+    settle({ complete: false, error })
+    return terminalEvent('openai', error) ?? ''
+  }
   try {
     for await (const bytes of upstream) {
       let out = ''
@@ -71,6 +85,7 @@ async function* translateEvents(upstream: Readable, translator: StreamTranslator
         const { chunks, error } = translator.push(event)
         for (const chunk of chunks) out += send(chunk)
         if (error !== undefined) {
+          settle({ complete: false, error: new GatewayError('UPSTREAM_INTERRUPTED', error.message) })
           yield out + send({ error } satisfies OpenAIErrorBody)
           return
         }
@@ -81,21 +96,21 @@ async function* translateEvents(upstream: Readable, translator: StreamTranslator
     for (const event of parser.end()) for (const chunk of translator.push(event).chunks) out += send(chunk)
     if (out !== '') yield out
   } catch (error) {
-    yield terminalEvent(
-      'openai',
-      error instanceof GatewayError ? error : new GatewayError('UPSTREAM_INTERRUPTED'),
-    ) ?? ''
+    const failure = error instanceof GatewayError ? error : new GatewayError('UPSTREAM_INTERRUPTED')
+    if (failure.key === 'CLIENT_CLOSED') {
+      settle({ complete: false, error: failure })
+      throw failure
+    }
+    yield fail(failure)
     return
   }
   if (!translator.complete) {
-    yield terminalEvent(
-      'openai',
-      new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event'),
-    ) ?? ''
+    yield fail(new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event'))
     return
   }
   let tail = ''
   for (const chunk of translator.finish()) tail += send(chunk)
+  settle({ complete: true })
   yield `${tail}data: [DONE]\n\n`
 }
 

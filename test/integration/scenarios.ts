@@ -7,6 +7,7 @@ import { createGateway, type Gateway, type GatewayOptions } from '../../src/inde
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
 import { type RunningApp, send } from '../helpers/http.js'
 import { cacheScenarios } from './scenarios-cache.js'
+import { faultScenarios } from './scenarios-faults.js'
 import { logScenarios } from './scenarios-logs.js'
 import { routingScenarios } from './scenarios-routing.js'
 
@@ -106,7 +107,11 @@ export function runScenarios(framework: string, build: BuildApp): void {
       const url = await world.start()
       const body = chat('stream please', { stream: true, stream_options: { include_usage: true } })
       const viaGateway = await send(`${url}${CHAT}`, { body })
-      const direct = await send(`${mock.url}/v1/chat/completions`, { body })
+      // The reference call goes to the mock directly, so it carries the key the gateway would have added.
+      const direct = await send(`${mock.url}/v1/chat/completions`, {
+        body,
+        headers: { authorization: 'Bearer sk-stored' },
+      })
       expect(viaGateway.status).toBe(200)
       expect(viaGateway.headers['content-type']).toBe('text/event-stream')
       expect(viaGateway.headers['cache-control']).toContain('no-transform')
@@ -515,7 +520,10 @@ export function runScenarios(framework: string, build: BuildApp): void {
       mock.enqueue({ status: 429, retryAfter: 7 }, { status: 429, retryAfter: 7 })
       const url = await world.start()
       const viaGateway = await send(`${url}${CHAT}`, { body: chat('hi') })
-      const direct = await send(`${mock.url}/v1/chat/completions`, { body: chat('hi') })
+      const direct = await send(`${mock.url}/v1/chat/completions`, {
+        body: chat('hi'),
+        headers: { authorization: 'Bearer sk-stored' },
+      })
       expect(viaGateway.status).toBe(429)
       expect(viaGateway.headers['retry-after']).toBe('7')
       expect(viaGateway.text).toBe(direct.text)
@@ -525,5 +533,6 @@ export function runScenarios(framework: string, build: BuildApp): void {
     routingScenarios(world)
     cacheScenarios(world)
     logScenarios(world)
+    faultScenarios(world)
   })
 }

@@ -12,7 +12,11 @@ describe('parseOptions()', () => {
       firstByteMs: 300_000,
       idleMs: 120_000,
       totalMs: 600_000,
+      writeStallMs: 30_000,
     })
+    expect(options.maxResponseBytes).toBe(100 * 1024 * 1024)
+    expect(options.maxStreamBytes).toBe(256 * 1024 * 1024)
+    expect(options.maxEventBytes).toBe(1024 * 1024)
   })
 
   it('keeps defaults for clocks that were not given', () => {
@@ -21,6 +25,7 @@ describe('parseOptions()', () => {
       firstByteMs: 300_000,
       idleMs: 5,
       totalMs: 600_000,
+      writeStallMs: 30_000,
     })
   })
 

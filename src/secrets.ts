@@ -1,0 +1,163 @@
+import type { GatewayContext } from './types.js'
+
+declare module './types.js' {
+  interface GatewayState {
+    /** Secrets the gateway itself put into this request's upstream calls (stored keys), and their scrubber. */
+    secrets?: { values: string[]; scrubber?: Scrubber | undefined }
+  }
+}
+
+/** Records a secret the gateway sent upstream for this request: it must never come back to the caller. */
+export function addRequestSecret(ctx: GatewayContext, secret: string): void {
+  ctx.state.secrets ??= { values: [] }
+  const { secrets } = ctx.state
+  if (secrets.values.includes(secret)) return
+  secrets.values.push(secret)
+  secrets.scrubber = undefined
+}
+
+/** The scrubber for the secrets this request carried upstream, built once; `undefined` when there are none. */
+export function scrubberOf(ctx: GatewayContext): Scrubber | undefined {
+  const secrets = ctx.state.secrets
+  if (secrets === undefined) return undefined
+  secrets.scrubber ??= createScrubber(secrets.values)
+  return secrets.scrubber
+}
+
+/** What a scrubbed secret (or a recognisable piece of one) is replaced with. JSON- and SSE-safe. */
+export const REDACTED = '[REDACTED]'
+
+/**
+ * Shortest piece of a secret that counts as the secret. Providers quote keys they refuse, whole or masked
+ * ("sk-proj-abc1…wxyz"), and a masked form that keeps this many leading or trailing characters still
+ * narrows a key down to a handful of guesses; shorter pieces (a vendor prefix, four last characters) do not.
+ */
+export const MIN_SECRET_FRAGMENT = 12
+
+/** Secrets shorter than this are not scrubbed at all: they would match ordinary text. */
+const MIN_SECRET_LENGTH = 8
+
+const REDACTED_BYTES = Buffer.from(REDACTED)
+
+interface Span {
+  start: number
+  end: number
+}
+
+/**
+ * Removes known secrets from bytes on their way out: each secret whole, and any run of at least
+ * `MIN_SECRET_FRAGMENT` characters that is its beginning or its end. Matching is by byte search from two
+ * fixed seeds per secret (its first and last characters), so the cost is a few native `indexOf` scans per
+ * buffer whatever the secrets are.
+ *
+ * @example
+ * const scrubber = createScrubber(['sk-live-0123456789abcdef'])
+ * scrubber?.scrub(Buffer.from('Incorrect API key provided: sk-live-0123456789ab**')) // ... [REDACTED]**
+ */
+export interface Scrubber {
+  /** The bytes with every secret and secret fragment replaced by `[REDACTED]`; the same buffer when clean. */
+  scrub(bytes: Buffer): Buffer
+  scrubText(text: string): string
+  /**
+   * A scrubber for a byte stream cut anywhere: it holds back the last bytes of each chunk that could be the
+   * start of a secret and releases them with the next chunk, or at `end()`.
+   */
+  stream(): { push(chunk: Buffer): Buffer; end(): Buffer }
+}
+
+export function createScrubber(secrets: Iterable<string | undefined>): Scrubber | undefined {
+  const unique = new Set<string>()
+  for (const secret of secrets)
+    if (secret !== undefined && secret.length >= MIN_SECRET_LENGTH) unique.add(secret)
+  if (unique.size === 0) return undefined
+  const keys = [...unique].map((secret) => {
+    const bytes = Buffer.from(secret)
+    const seed = Math.min(MIN_SECRET_FRAGMENT, bytes.length)
+    return { bytes, head: bytes.subarray(0, seed), tail: bytes.subarray(bytes.length - seed) }
+  })
+  const longest = Math.max(...keys.map((key) => key.bytes.length))
+
+  function spans(buffer: Buffer): Span[] {
+    const found: Span[] = []
+    for (const { bytes, head, tail } of keys) {
+      // Runs that begin like the secret, extended as far as they keep matching it.
+      for (let at = buffer.indexOf(head); at !== -1; at = buffer.indexOf(head, at + 1)) {
+        let end = at + head.length
+        while (end < buffer.length && end - at < bytes.length && buffer[end] === bytes[end - at]) end++
+        found.push({ start: at, end })
+      }
+      // Runs that end like the secret, extended backwards.
+      for (let at = buffer.indexOf(tail); at !== -1; at = buffer.indexOf(tail, at + 1)) {
+        const end = at + tail.length
+        let start = at
+        let offset = bytes.length - tail.length
+        while (start > 0 && offset > 0 && buffer[start - 1] === bytes[offset - 1]) {
+          start--
+          offset--
+        }
+        found.push({ start, end })
+      }
+    }
+    return merge(found)
+  }
+
+  function replace(buffer: Buffer, found: readonly Span[]): Buffer {
+    if (found.length === 0) return buffer
+    const parts: Buffer[] = []
+    let from = 0
+    for (const { start, end } of found) {
+      parts.push(buffer.subarray(from, start), REDACTED_BYTES)
+      from = end
+    }
+    parts.push(buffer.subarray(from))
+    return Buffer.concat(parts)
+  }
+
+  const scrub = (bytes: Buffer) => replace(bytes, spans(bytes))
+
+  return {
+    scrub,
+    scrubText(text) {
+      const bytes = Buffer.from(text)
+      const clean = scrub(bytes)
+      return clean === bytes ? text : clean.toString('utf8')
+    },
+    stream() {
+      let carry: Buffer | undefined
+      return {
+        push(chunk) {
+          const buffer = carry === undefined ? chunk : Buffer.concat([carry, chunk])
+          const found = spans(buffer)
+          // Bytes near the end could still begin a secret the next chunk completes: keep them back, and
+          // keep back any match that reaches the end, since it may go on.
+          let cut = Math.max(0, buffer.length - longest)
+          const last = found.at(-1)
+          if (last !== undefined && last.end === buffer.length) cut = Math.min(cut, last.start)
+          // A finished match across the cut goes out whole (spans are sorted and apart, so at most one).
+          for (const span of found) if (span.start < cut && span.end > cut) cut = span.end
+          carry = cut < buffer.length ? buffer.subarray(cut) : undefined
+          const settled = found.filter((span) => span.end <= cut)
+          return replace(buffer.subarray(0, cut), settled)
+        },
+        end() {
+          const rest = carry
+          carry = undefined
+          return rest === undefined ? Buffer.alloc(0) : scrub(rest)
+        },
+      }
+    },
+  }
+}
+
+/** Sorted, overlapping or touching spans joined, so each secret is replaced once. */
+function merge(spans: Span[]): Span[] {
+  if (spans.length < 2) return spans
+  spans.sort((a, b) => a.start - b.start)
+  const merged: Span[] = [spans[0]!]
+  for (const span of spans.slice(1)) {
+    const last = merged[merged.length - 1]!
+    if (span.start <= last.end) last.end = Math.max(last.end, span.end)
+    else merged.push(span)
+  }
+  return merged
+}

@@ -1,0 +1,384 @@
+import { Readable } from 'node:stream'
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
+import { GatewayError } from '../errors.js'
+import { terminalEvent } from '../providers/dialects/terminal.js'
+import type { Dialect } from '../providers/types.js'
+import type { Scrubber } from '../secrets.js'
+import { withoutUsage } from './stream-usage.js'
+
+/**
+ * How a streamed body ended, as the module that carried it judged: complete only when the source ended
+ * normally and, for streams whose last event is known, that event came. A cut, stalled, oversized or
+ * abandoned stream is never complete.
+ */
+export type BodyEnd = { readonly complete: true } | { readonly complete: false; readonly error: GatewayError }
+
+// The gateway's own streams, mapped to how they ended. Readers (logs, cache, usage) ask `outcomeOf` once
+// the stream closed instead of re-deciding from flags and bytes.
+const outcomes = new WeakMap<Readable, () => BodyEnd | undefined>()
+
+/** How a body the gateway streamed ended, once it is over; `undefined` for streams it did not judge. */
+export function outcomeOf(body: Readable): BodyEnd | undefined {
+  return outcomes.get(body)?.()
+}
+
+/** Whether the gateway judges how this stream ends (an abandoned one may close without an outcome). */
+export function isJudged(body: Readable): boolean {
+  return outcomes.has(body)
+}
+
+/** Registers how a stream made elsewhere (a translation) reports its end. */
+export function judge(body: Readable, outcome: () => BodyEnd | undefined): void {
+  outcomes.set(body, outcome)
+}
+
+/** What an upstream body is allowed to be, and what the gateway does to it on its way to the client. */
+export interface BodyPolicy {
+  /** Server-sent events: only whole events go out, each capped; failures end with a terminal event. */
+  readonly events: boolean
+  /**
+   * The dialect whose terminal error event ends a failed event stream. Without one a failure is passed on
+   * as a stream error (the reader decides: a translation writes its own event, the client bridge cuts the
+   * connection).
+   */
+  readonly terminalDialect: Dialect | undefined
+  /** Text the last event of a complete stream carries, when the endpoint has one. */
+  readonly terminator: string | undefined
+  /** Take out the usage the gateway asked for on the client's behalf (`stream_options.include_usage`). */
+  readonly hideUsage: boolean
+  readonly scrubber: Scrubber | undefined
+  /** Most bytes the whole body may carry. */
+  readonly maxBytes: number
+  /** Most bytes one event may carry (event streams). */
+  readonly maxEventBytes: number
+  /** How long the reader may leave a full buffer unread before the body is given up as abandoned. */
+  readonly writeStallMs: number
+}
+
+const BLANK_LINES = [Buffer.from('\n\n'), Buffer.from('\r\n\r\n'), Buffer.from('\r\r')] as const
+
+/**
+ * An upstream body from its first byte to its end: the one place that decides how a provider's stream
+ * reaches the client. It listens for the source's errors from the moment it exists, applies the size caps
+ * and the write-stall clock, cancels the upstream call (`cancel`) when it gives up, forwards only whole
+ * events of an event stream (so secrets are scrubbed and usage hidden without a second parse), and ends a
+ * failed event stream with the dialect's terminal error event. How it ended is `outcomeOf(body)`.
+ *
+ * `ahead` is what was read before committing to the answer. Nothing more is read from the source until the
+ * body is first read, so watchers added before that see every byte (`watchSource`).
+ */
+export class UpstreamBody extends Readable {
+  readonly #source: Readable
+  readonly #policy: BodyPolicy
+  readonly #cancel: (error: GatewayError) => void
+  readonly #explain: (error: unknown) => GatewayError
+  #ahead: Buffer[]
+  #sourceEnded: boolean
+  #watchers: ((chunk: Buffer) => void)[] = []
+  // An event stream's current, unfinished event; a plain stream's scrubber holds its own tail.
+  #pending: Buffer[] = []
+  #pendingBytes = 0
+  #plainScrub: ReturnType<Scrubber['stream']> | undefined
+  #total = 0
+  #endSeen = false
+  #started = false
+  #outcome: BodyEnd | undefined
+  #stall: NodeJS.Timeout | undefined
+
+  constructor(
+    source: Readable,
+    ahead: ReadAhead,
+    policy: BodyPolicy,
+    control: { cancel: (error: GatewayError) => void; explain: (error: unknown) => GatewayError },
+  ) {
+    super()
+    this.#source = source
+    this.#ahead = ahead.chunks
+    this.#sourceEnded = ahead.ended || source.readableEnded
+    this.#policy = policy
+    this.#cancel = control.cancel
+    this.#explain = control.explain
+    if (!policy.events && policy.scrubber !== undefined) this.#plainScrub = policy.scrubber.stream()
+    source.on('error', this.#onError)
+    // A paused stream may still announce its end once its buffer is empty: listen from now on.
+    source.once('end', () => {
+      this.#sourceEnded = true
+      if (this.#started) this.#onEnd()
+    })
+    outcomes.set(this, () => this.#outcome)
+  }
+
+  /** Calls `watcher` with every byte the provider sent, before any change the gateway makes. */
+  watchSource(watcher: (chunk: Buffer) => void): void {
+    this.#watchers.push(watcher)
+  }
+
+  override _read(): void {
+    this.#clearStall()
+    if (this.#started) {
+      this.#source.resume()
+      return
+    }
+    this.#started = true
+    const ahead = this.#ahead
+    this.#ahead = []
+    for (const chunk of ahead) this.#onData(chunk)
+    if (this.#outcome !== undefined) return
+    if (this.#sourceEnded) {
+      this.#onEnd()
+      return
+    }
+    this.#source.on('data', this.#onData)
+    this.#source.resume()
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#clearStall()
+    this.#settle({
+      complete: false,
+      error: error ? this.#explain(error) : new GatewayError('CLIENT_CLOSED'),
+    })
+    // Stop reading: this is what cancels the upstream call when the client goes away.
+    this.#source.destroy()
+    callback(error)
+  }
+
+  #onData = (chunk: Buffer): void => {
+    if (this.#outcome !== undefined) return
+    for (const watcher of this.#watchers) watcher(chunk)
+    this.#total += chunk.length
+    if (this.#total > this.#policy.maxBytes) {
+      this.#giveUp(
+        new GatewayError('RESPONSE_TOO_LARGE', `the answer exceeded ${this.#policy.maxBytes} bytes`),
+      )
+      return
+    }
+    const out = this.#policy.events ? this.#events(chunk) : this.#plain(chunk)
+    if (out === undefined || out.length === 0) return
+    if (!this.push(out)) {
+      this.#source.pause()
+      this.#startStall()
+    }
+  }
+
+  /** Whole events only: a chunk's unfinished last event waits for the rest of it. */
+  #events(chunk: Buffer): Buffer | undefined {
+    const boundary = lastBoundary(chunk, this.#pending.at(-1))
+    if (boundary === -1) {
+      this.#hold(chunk)
+      return undefined
+    }
+    let complete = chunk.subarray(0, boundary)
+    if (this.#pending.length > 0) {
+      this.#pending.push(complete)
+      complete = Buffer.concat(this.#pending, this.#pendingBytes + boundary)
+      this.#pending = []
+    }
+    this.#pendingBytes = 0
+    if (boundary < chunk.length) this.#hold(chunk.subarray(boundary))
+    return this.#transform(complete)
+  }
+
+  #hold(bytes: Buffer): void {
+    this.#pending.push(bytes)
+    this.#pendingBytes += bytes.length
+    if (this.#pendingBytes > this.#policy.maxEventBytes) {
+      this.#giveUp(
+        new GatewayError('RESPONSE_TOO_LARGE', `an event exceeded ${this.#policy.maxEventBytes} bytes`),
+      )
+    }
+  }
+
+  #transform(events: Buffer): Buffer {
+    const { terminator, hideUsage, scrubber } = this.#policy
+    if (terminator !== undefined) {
+      // Whether the stream so far ends with its last event; blank lines after it change nothing.
+      if (events.includes(terminator)) this.#endSeen = true
+      else if (!isBlank(events)) this.#endSeen = false
+    }
+    let out = events
+    if (hideUsage) out = withoutUsage(out)
+    if (scrubber !== undefined) out = scrubber.scrub(out)
+    return out
+  }
+
+  #plain(chunk: Buffer): Buffer {
+    return this.#plainScrub === undefined ? chunk : this.#plainScrub.push(chunk)
+  }
+
+  #onEnd = (): void => {
+    if (this.#outcome !== undefined) return
+    let rest: Buffer | undefined
+    if (this.#policy.events) {
+      // What follows the last blank line: a client drops an unfinished event at the end, but it may still
+      // hold the last event's text.
+      if (this.#pendingBytes > 0) rest = this.#transform(Buffer.concat(this.#pending))
+      this.#pending = []
+    } else rest = this.#plainScrub?.end()
+    const { terminator, terminalDialect } = this.#policy
+    if (terminator !== undefined && !this.#endSeen) {
+      const error = new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event')
+      this.#settle({ complete: false, error })
+      const tail = terminalDialect === undefined ? undefined : terminalEvent(terminalDialect, error)
+      const last = tail ?? rest
+      if (last !== undefined && last.length > 0) this.push(last)
+    } else {
+      this.#settle({ complete: true })
+      if (rest !== undefined && rest.length > 0) this.push(rest)
+    }
+    this.push(null)
+  }
+
+  #onError = (error: unknown): void => {
+    this.#fail(this.#explain(error))
+  }
+
+  /** Gives up on the provider: cancels its call, then ends the client's stream as `#fail` does. */
+  #giveUp(error: GatewayError): void {
+    this.#cancel(error)
+    this.#source.destroy()
+    this.#fail(error)
+  }
+
+  /**
+   * The source failed: an event stream ends with its terminal event (what was held of an unfinished event
+   * is dropped, so the terminal event is parsed on its own); anything else fails as a stream error, which
+   * cuts the client's connection so that a cut answer can never look complete.
+   */
+  #fail(error: GatewayError): void {
+    if (this.#outcome !== undefined || this.destroyed) return
+    this.#settle({ complete: false, error })
+    this.#source.off('data', this.#onData)
+    this.#pending = []
+    const { events, terminalDialect } = this.#policy
+    const tail = events && terminalDialect !== undefined ? terminalEvent(terminalDialect, error) : undefined
+    if (tail === undefined) {
+      this.destroy(error)
+      return
+    }
+    this.push(tail)
+    this.push(null)
+  }
+
+  #settle(outcome: BodyEnd): void {
+    this.#outcome ??= outcome
+  }
+
+  #startStall(): void {
+    if (this.#stall !== undefined) return
+    const { writeStallMs } = this.#policy
+    this.#stall = setTimeout(() => {
+      this.#stall = undefined
+      this.destroy(new GatewayError('CLIENT_CLOSED', `the client read nothing for ${writeStallMs} ms`))
+    }, writeStallMs)
+    this.#stall.unref()
+  }
+
+  #clearStall(): void {
+    if (this.#stall === undefined) return
+    clearTimeout(this.#stall)
+    this.#stall = undefined
+  }
+}
+
+function isBlank(bytes: Buffer): boolean {
+  for (const byte of bytes) if (byte !== 0x0a && byte !== 0x0d) return false
+  return true
+}
+
+/**
+ * The index just past the last blank line (the end of an event) in `chunk`, or -1. A blank line split
+ * between the previous piece and this chunk counts: `previous` is the last piece held before it.
+ */
+function lastBoundary(chunk: Buffer, previous: Buffer | undefined): number {
+  for (const blank of BLANK_LINES) {
+    const at = chunk.lastIndexOf(blank)
+    if (at !== -1) return at + blank.length
+  }
+  if (previous === undefined || previous.length === 0 || chunk.length === 0) return -1
+  // At most three bytes on each side can make up a split blank line.
+  const seam = Buffer.concat([previous.subarray(-3), chunk.subarray(0, 3)])
+  const before = Math.min(3, previous.length)
+  for (const blank of BLANK_LINES) {
+    const at = seam.lastIndexOf(blank)
+    if (at !== -1 && at + blank.length > before) return at + blank.length - before
+  }
+  return -1
+}
+
+/**
+ * The provider's body as plain bytes: a single gzip, deflate or br coding is decoded (its output counted
+ * by the caps like any other byte). `undefined` for codings the gateway does not read, whose bytes then go
+ * through untouched.
+ */
+export function decoded(source: Readable, encoding: string | undefined): Readable | undefined {
+  const coding = encoding?.trim().toLowerCase()
+  if (coding === undefined || coding === '' || coding === 'identity') return source
+  const decoder =
+    coding === 'gzip' || coding === 'x-gzip'
+      ? createGunzip()
+      : coding === 'deflate'
+        ? createInflate()
+        : coding === 'br'
+          ? createBrotliDecompress()
+          : undefined
+  if (decoder === undefined) return undefined
+  source.on('error', (error) => decoder.destroy(error))
+  decoder.once('close', () => source.destroy())
+  source.pipe(decoder)
+  return decoder
+}
+
+/** What was read before committing to an answer: the whole body, or its first bytes and the rest to come. */
+export interface ReadAhead {
+  readonly chunks: Buffer[]
+  readonly size: number
+  readonly ended: boolean
+}
+
+/**
+ * Reads until the body ended or at least `bytes` arrived, then leaves it paused. Rejects with the
+ * source's error, or with `RESPONSE_TOO_LARGE` past `maxBytes` (the source is destroyed then).
+ */
+export function readAhead(source: Readable, bytes: number, maxBytes: number): Promise<ReadAhead> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk)
+      size += chunk.length
+      if (size > maxBytes) {
+        done()
+        source.destroy()
+        reject(new GatewayError('RESPONSE_TOO_LARGE', `the answer exceeded ${maxBytes} bytes`))
+      } else if (size >= bytes) {
+        done()
+        source.pause()
+        resolve({ chunks, size, ended: false })
+      }
+    }
+    const onEnd = () => {
+      done()
+      resolve({ chunks, size, ended: true })
+    }
+    const onError = (error: Error) => {
+      done()
+      reject(error)
+    }
+    const done = () => {
+      source.off('data', onData)
+      source.off('end', onEnd)
+      source.off('error', onError)
+    }
+    source.on('data', onData)
+    source.once('end', onEnd)
+    source.once('error', onError)
+  })
+}
+
+/** Reads a body to its end; rejects with the error that ended it otherwise. */
+export async function readAll(body: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of body) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
