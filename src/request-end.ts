@@ -6,6 +6,7 @@ import { buildLogRecord, type LogQueue, type RecordSettings } from './logs/recor
 import { tapBody } from './response-tap.js'
 import type { Telemetry } from './telemetry.js'
 import type { GatewayContext, GatewayResponse } from './types.js'
+import { isEventStream } from './upstream/headers.js'
 
 /** What happens once a response is over: the `request:end` event, the log record, the span. */
 export interface RequestEndServices {
@@ -67,7 +68,7 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
           failed: failure !== undefined,
           responseBytes: tapped.bytes,
           responseSize: tapped.size,
-          stream: response.headers['content-type']?.startsWith('text/event-stream') === true,
+          stream: isEventStream(response.headers['content-type']),
           usage,
         },
         recordSettings,

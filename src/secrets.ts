@@ -65,41 +65,82 @@ export interface Scrubber {
   stream(): { push(chunk: Buffer): Buffer; end(): Buffer }
 }
 
+// Scrubbers of the secrets seen last, so the usual case (the same few stored keys, request after
+// request) builds nothing per request. Bounded like the key ring's own cache of decrypted keys.
+const recentScrubbers = new Map<string, Scrubber>()
+const RECENT_SCRUBBERS = 256
+
 export function createScrubber(secrets: Iterable<string | undefined>): Scrubber | undefined {
   const unique = new Set<string>()
   for (const secret of secrets)
     if (secret !== undefined && secret.length >= MIN_SECRET_LENGTH) unique.add(secret)
   if (unique.size === 0) return undefined
-  const keys = [...unique].map((secret) => {
-    const bytes = Buffer.from(secret)
-    const seed = Math.min(MIN_SECRET_FRAGMENT, bytes.length)
-    return { bytes, head: bytes.subarray(0, seed), tail: bytes.subarray(bytes.length - seed) }
-  })
-  const longest = Math.max(...keys.map((key) => key.bytes.length))
-
-  function spans(buffer: Buffer): Span[] {
-    const found: Span[] = []
-    for (const { bytes, head, tail } of keys) {
-      // Runs that begin like the secret, extended as far as they keep matching it.
-      for (let at = buffer.indexOf(head); at !== -1; at = buffer.indexOf(head, at + 1)) {
-        let end = at + head.length
-        while (end < buffer.length && end - at < bytes.length && buffer[end] === bytes[end - at]) end++
-        found.push({ start: at, end })
-      }
-      // Runs that end like the secret, extended backwards.
-      for (let at = buffer.indexOf(tail); at !== -1; at = buffer.indexOf(tail, at + 1)) {
-        const end = at + tail.length
-        let start = at
-        let offset = bytes.length - tail.length
-        while (start > 0 && offset > 0 && buffer[start - 1] === bytes[offset - 1]) {
-          start--
-          offset--
-        }
-        found.push({ start, end })
-      }
-    }
-    return merge(found)
+  const id = [...unique].join('\n')
+  let scrubber = recentScrubbers.get(id)
+  if (scrubber === undefined) {
+    scrubber = buildScrubber([...unique])
+    if (recentScrubbers.size >= RECENT_SCRUBBERS) recentScrubbers.delete(recentScrubbers.keys().next().value!)
+    recentScrubbers.set(id, scrubber)
   }
+  return scrubber
+}
+
+/** What a search needs of its text, bytes or characters alike. */
+interface Text<T> {
+  readonly length: number
+  indexOf(value: T, from?: number): number
+}
+
+interface Key<T> {
+  readonly whole: T
+  readonly head: T
+  readonly tail: T
+}
+
+/**
+ * Where the secrets stand in `text`: runs that begin like a secret (from its first characters, extended
+ * as far as they keep matching) and runs that end like one (from its last, extended backwards).
+ */
+function findSpans<T extends Text<T>>(
+  text: T,
+  keys: readonly Key<T>[],
+  unit: (of: T, at: number) => number,
+): Span[] {
+  const found: Span[] = []
+  for (const { whole, head, tail } of keys) {
+    for (let at = text.indexOf(head); at !== -1; at = text.indexOf(head, at + 1)) {
+      let end = at + head.length
+      while (end < text.length && end - at < whole.length && unit(text, end) === unit(whole, end - at)) end++
+      found.push({ start: at, end })
+    }
+    for (let at = text.indexOf(tail); at !== -1; at = text.indexOf(tail, at + 1)) {
+      let start = at
+      let offset = whole.length - tail.length
+      while (start > 0 && offset > 0 && unit(text, start - 1) === unit(whole, offset - 1)) {
+        start--
+        offset--
+      }
+      found.push({ start, end: at + tail.length })
+    }
+  }
+  return merge(found)
+}
+
+const byte = (of: Buffer, at: number) => of[at]!
+const char = (of: string, at: number) => of.charCodeAt(at)
+
+function keysOf<T extends Text<T>>(whole: T, slice: (of: T, start: number, end?: number) => T): Key<T> {
+  const seed = Math.min(MIN_SECRET_FRAGMENT, whole.length)
+  return { whole, head: slice(whole, 0, seed), tail: slice(whole, whole.length - seed) }
+}
+
+function buildScrubber(secrets: readonly string[]): Scrubber {
+  const byteKeys = secrets.map((secret) =>
+    keysOf(Buffer.from(secret), (of, start, end) => of.subarray(start, end)),
+  )
+  const charKeys = secrets.map((secret) => keysOf(secret, (of, start, end) => of.slice(start, end)))
+  const longest = Math.max(...byteKeys.map((key) => key.whole.length))
+  const spans = (bytes: Buffer) => findSpans(bytes, byteKeys, byte)
 
   function replace(buffer: Buffer, found: readonly Span[]): Buffer {
     if (found.length === 0) return buffer
@@ -118,9 +159,15 @@ export function createScrubber(secrets: Iterable<string | undefined>): Scrubber 
   return {
     scrub,
     scrubText(text) {
-      const bytes = Buffer.from(text)
-      const clean = scrub(bytes)
-      return clean === bytes ? text : clean.toString('utf8')
+      const found = findSpans(text, charKeys, char)
+      if (found.length === 0) return text
+      let out = ''
+      let from = 0
+      for (const { start, end } of found) {
+        out += text.slice(from, start) + REDACTED
+        from = end
+      }
+      return out + text.slice(from)
     },
     stream() {
       let carry: Buffer | undefined

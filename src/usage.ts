@@ -11,6 +11,7 @@ import type { Dialect } from './providers/types.js'
 import type { GatewayResponse } from './types.js'
 import { UpstreamBody } from './upstream/body.js'
 import type { UpstreamTarget } from './upstream/call.js'
+import { isEventStream } from './upstream/headers.js'
 
 /** Largest provider answer read back for the usage it reports. */
 const MAX_USAGE_BODY_BYTES = 32 * 1024 * 1024
@@ -29,7 +30,7 @@ declare module './types.js' {
  */
 export function watchUsage(target: UpstreamTarget, response: GatewayResponse): Promise<Usage | undefined> {
   const dialect = usageDialect(target.provider.spec.dialect)
-  const stream = response.headers['content-type']?.startsWith('text/event-stream') === true
+  const stream = isEventStream(response.headers['content-type'])
   const read = (text: string) =>
     stream ? extractStreamUsage(dialect, text) : extractUsage(dialect, parseJson(text))
   const { body } = response
@@ -47,7 +48,11 @@ export function watchUsage(target: UpstreamTarget, response: GatewayResponse): P
     })
   }
   if (body === null || body instanceof Readable) return Promise.resolve(undefined)
-  return Promise.resolve(read(typeof body === 'string' ? body : Buffer.from(body).toString('utf8')))
+  const text =
+    typeof body === 'string'
+      ? body
+      : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')
+  return Promise.resolve(read(text))
 }
 
 /** Every token the provider counted, prompt cache included, once: what a token limit charges. */

@@ -134,10 +134,13 @@ export class UpstreamBody extends Readable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#clearStall()
-    this.#settle({
-      complete: false,
-      error: error ? this.#explain(error) : new GatewayError('CLIENT_CLOSED'),
-    })
+    // Every stream is destroyed once it ended (autoDestroy): only one that had not, was given up.
+    if (this.#outcome === undefined) {
+      this.#settle({
+        complete: false,
+        error: error ? this.#explain(error) : new GatewayError('CLIENT_CLOSED'),
+      })
+    }
     // Stop reading: this is what cancels the upstream call when the client goes away.
     this.#source.destroy()
     callback(error)

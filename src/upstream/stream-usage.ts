@@ -35,20 +35,20 @@ export function askForStreamUsage(target: UpstreamTarget): UpstreamTarget {
   return { ...target, body, headers, hidesStreamUsage: true }
 }
 
-const USAGE_NULL_AFTER = Buffer.from(',"usage":null')
-const USAGE_NULL_BEFORE = Buffer.from('"usage":null,')
+const USAGE_NULL = Buffer.from('"usage":null')
+const COMMA = 0x2c
 const USAGE_ONLY_CHUNK = Buffer.from('"choices":[],"usage":{')
 const EVENT_END_BYTES = Buffer.from(EVENT_END)
 
 /**
  * The client's view of whole events from a stream the gateway asked usage for: without the final
- * usage-only chunk and without the `"usage":null` every other chunk then carries. Inside JSON strings
- * quotes are escaped, so the literal `,"usage":null` can only be that field. It works on the bytes as they
- * came (native searches, no decoding), one pass per pattern over a batch of events; the usage-only chunk
- * (one per stream, near its end) is cut out where it stands.
+ * usage-only chunk and without the `"usage":null` every other chunk then carries (with the comma that
+ * joined it to its neighbour). Inside JSON strings quotes are escaped, so the literal can only be that
+ * field. It works on the bytes as they came (native searches, no decoding), one pass over a batch of
+ * events; the usage-only chunk (one per stream, near its end) is cut out where it stands.
  */
 export function withoutUsage(events: Buffer): Buffer {
-  const out = withoutAll(withoutAll(events, USAGE_NULL_AFTER), USAGE_NULL_BEFORE)
+  const out = withoutUsageNull(events)
   const usage = out.indexOf(USAGE_ONLY_CHUNK)
   if (usage === -1) return out
   const start = out.lastIndexOf(EVENT_END_BYTES, usage)
@@ -59,16 +59,22 @@ export function withoutUsage(events: Buffer): Buffer {
     : Buffer.concat([out.subarray(0, from), out.subarray(end + EVENT_END.length)])
 }
 
-/** `bytes` without any occurrence of `needle`; the same buffer when there is none. */
-function withoutAll(bytes: Buffer, needle: Buffer): Buffer {
-  let at = bytes.indexOf(needle)
+/** Every `,"usage":null` (or `"usage":null,` when the field came first) taken out; the same buffer when none. */
+function withoutUsageNull(bytes: Buffer): Buffer {
+  let at = bytes.indexOf(USAGE_NULL)
   if (at === -1) return bytes
   const parts: Buffer[] = []
   let from = 0
   while (at !== -1) {
-    parts.push(bytes.subarray(from, at))
-    from = at + needle.length
-    at = bytes.indexOf(needle, from)
+    const end = at + USAGE_NULL.length
+    if (at > 0 && bytes[at - 1] === COMMA) {
+      parts.push(bytes.subarray(from, at - 1))
+      from = end
+    } else if (bytes[end] === COMMA) {
+      parts.push(bytes.subarray(from, at))
+      from = end + 1
+    }
+    at = bytes.indexOf(USAGE_NULL, end)
   }
   parts.push(bytes.subarray(from))
   return Buffer.concat(parts)

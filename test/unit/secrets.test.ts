@@ -21,6 +21,13 @@ describe('secret scrubber', () => {
     expect(scrub(`key ${head}…${tail}`)).toBe('key [REDACTED]…[REDACTED]')
   })
 
+  it('scrubs text as it scrubs bytes', () => {
+    const scrubber = createScrubber([KEY])!
+    const text = `héllo ${KEY.slice(0, 14)}…${KEY.slice(-13)} and ${KEY}`
+    expect(scrubber.scrubText(text)).toBe(scrubber.scrub(Buffer.from(text)).toString())
+    expect(scrubber.scrubText(text)).toBe('héllo [REDACTED]…[REDACTED] and [REDACTED]')
+  })
+
   it('leaves short pieces and other text alone, and returns the same buffer when clean', () => {
     const scrubber = createScrubber([KEY])!
     const clean = Buffer.from(`sk-stored-0…mnop ${KEY.slice(0, MIN_SECRET_FRAGMENT - 1)}`)
