@@ -1,7 +1,18 @@
 /**
- * The one catalog of errors the gateway makes itself. Codes are stable forever: never renumber or reuse
- * one. 2001-2044 follow Cloudflare AI Gateway; 2100 and up are ours. The README's table is checked against
- * this object by `test/unit/errors.test.ts`.
+ * The library's one error catalog, in two parts, each checked against its README table by
+ * `test/unit/errors.test.ts`:
+ *
+ * - `ERRORS`: wire errors, the ones the gateway answers a client with (`GatewayError`, numeric codes).
+ * - `LIBRARY_ERRORS`: errors thrown at the host's code (bad options, store failures, bad log queries),
+ *   never sent as they are; each has a class made by `libraryError()` and a stable string code.
+ *
+ * Codes are stable forever: never renumber, rename or reuse one.
+ */
+import type { KeyStoreErrorReason } from './keys/types.js'
+import type { GatewayResponse } from './types.js'
+
+/**
+ * Wire errors. 2001-2044 follow Cloudflare AI Gateway; 2100 and up are ours.
  */
 export const ERRORS = {
   GATEWAY_NOT_FOUND: { code: 2001, status: 400, message: 'Gateway not found' },
@@ -119,4 +130,187 @@ export function errorBody(error: GatewayError, dialect: 'reference' | 'openai' =
     internalCode: error.code,
     message: error.message,
   })
+}
+
+/**
+ * The one renderer for gateway-made errors: the body of `errorBody` as a JSON response with the error's
+ * status and extra headers. The gateway and the admin API both answer with it.
+ *
+ * @example
+ * renderError(new GatewayError('NOT_FOUND')) // { status: 404, headers: { 'content-type': 'application/json', ... }, body }
+ */
+export function renderError(
+  error: GatewayError,
+  dialect: 'reference' | 'openai' = 'reference',
+): GatewayResponse {
+  const body = errorBody(error, dialect)
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    ...error.headers,
+  }
+  // No `connection: close` on a 413: Node would then cut the connection as soon as the answer is out, with
+  // the client still sending, and reset it (EPIPE / ECONNRESET, which SDKs retry). The Node bridge reads
+  // the rest of an oversized upload, within a bound, and throws it away instead (src/node/request.ts).
+  return { status: error.status, headers, body }
+}
+
+/**
+ * Library errors: thrown at the host's code, never answered to a client as they are (the admin API maps
+ * the ones it knows to wire errors). `name` is the class name; `code` is stable and what to match on.
+ */
+export const LIBRARY_ERRORS = {
+  INVALID_OPTIONS: {
+    code: 'GW_ERR_INVALID_OPTIONS',
+    name: 'GatewayOptionsError',
+    message: 'Gateway or admin options are wrong',
+  },
+  INVALID_LOG_QUERY: {
+    code: 'GW_ERR_INVALID_REQUEST',
+    name: 'LogQueryError',
+    message: 'A log query, selection, patch or analytics query does not validate',
+  },
+  INVALID_LOG_RECORD: {
+    code: 'GW_ERR_INVALID_LOG_RECORD',
+    name: 'LogRecordError',
+    message: 'A log record handed to a store cannot be kept as given',
+  },
+  STORE_TIMEOUT: {
+    code: 'GW_ERR_STORE_TIMEOUT',
+    name: 'StoreTimeoutError',
+    message: 'A store did not answer in time',
+  },
+  KEY_STORE: { code: 'GW_ERR_KEY_STORE', name: 'KeyStoreError', message: 'A stored-key operation failed' },
+} as const satisfies Record<string, { code: `GW_ERR_${string}`; name: string; message: string }>
+
+export type LibraryErrorName = keyof typeof LIBRARY_ERRORS
+
+type ErrorBase = new (message?: string, options?: ErrorOptions) => Error
+
+/**
+ * Makes the class of one `LIBRARY_ERRORS` entry, Fastify's `createError` style: `name` and `code` from the
+ * catalog, `message` and `cause` from the caller, `Base` (`Error` or `TypeError`) for `instanceof` checks
+ * hosts already make. `instanceof` is decided by a `Symbol.for` brand, so an error from another copy of
+ * this package (ESM and CJS builds side by side) is still recognised, as for `GatewayError`; a host's own
+ * subclass of a catalog class keeps the ordinary prototype check.
+ */
+function libraryError<K extends LibraryErrorName>(key: K, Base: ErrorBase = Error) {
+  const { name, code } = LIBRARY_ERRORS[key]
+  const brand = Symbol.for(`ai-gateway-middleware.error.${code}`)
+  class LibraryError extends Base {
+    override readonly name: (typeof LIBRARY_ERRORS)[K]['name'] = name
+    /** Stable string code from `LIBRARY_ERRORS`. */
+    readonly code: (typeof LIBRARY_ERRORS)[K]['code'] = code
+
+    constructor(message: string, options?: { cause?: unknown }) {
+      super(message, options)
+    }
+  }
+  Object.defineProperty(LibraryError.prototype, brand, { value: true })
+  Object.defineProperty(LibraryError, Symbol.hasInstance, {
+    // `this` is the class on the right of `instanceof`: the catalog class, the named class extending it,
+    // or a host's own subclass of that, which keeps the ordinary prototype check.
+    value(this: object, value: unknown): boolean {
+      if (this === LibraryError || Object.getPrototypeOf(this) === LibraryError) {
+        return (
+          typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brand] === true
+        )
+      }
+      return Function.prototype[Symbol.hasInstance].call(this, value)
+    },
+  })
+  return LibraryError
+}
+
+/**
+ * A misconfiguration found at construction (`createGateway`, `createAdmin`); the message names every wrong
+ * option. A `TypeError`.
+ *
+ * @example
+ * try {
+ *   createGateway({ timeouts: { firstByteMs: -1 } })
+ * } catch (error) {
+ *   if (error instanceof GatewayOptionsError) console.error(error.message) // Invalid gateway options: ...
+ * }
+ */
+export class GatewayOptionsError extends libraryError('INVALID_OPTIONS', TypeError) {}
+
+/** One problem with a log query or record: where (`filters.0.op`) and what. */
+export interface LogQueryIssue {
+  path: string
+  message: string
+}
+
+/**
+ * A log query, patch or analytics request that does not validate (an admin API answers 400); `issues` names
+ * each bad field.
+ *
+ * @example
+ * try {
+ *   await store.list({ limit: 0 })
+ * } catch (error) {
+ *   if (error instanceof LogQueryError) console.log(error.issues) // [{ path: 'limit', message: '...' }]
+ * }
+ */
+export class LogQueryError extends libraryError('INVALID_LOG_QUERY') {
+  readonly issues: LogQueryIssue[]
+
+  constructor(what: string, issues: LogQueryIssue[]) {
+    super(
+      `Invalid ${what}: ${issues.map((issue) => `${issue.path || '(root)'}: ${issue.message}`).join('; ')}`,
+    )
+    this.issues = issues
+  }
+}
+
+/**
+ * A record handed to a log store's `write` that it cannot keep as given; nothing of the batch is written.
+ * A `TypeError`.
+ *
+ * @example
+ * await store.write([{ ...record, score: 101 }]) // LogRecordError: Invalid log record: [0].score: ...
+ */
+export class LogRecordError extends libraryError('INVALID_LOG_RECORD', TypeError) {
+  readonly issues: LogQueryIssue[]
+
+  constructor(issues: LogQueryIssue[]) {
+    super(`Invalid log record: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`)
+    this.issues = issues
+  }
+}
+
+/**
+ * A store call that did not answer within its time, or that reached the store after it. The gateway then
+ * applies the store's failure policy; it reaches the host in `store:error` events.
+ *
+ * @example
+ * gateway.events.on('store:error', (e) => {
+ *   if (e.error instanceof StoreTimeoutError) metrics.increment('store.timeout', { store: e.store })
+ * })
+ */
+export class StoreTimeoutError extends libraryError('STORE_TIMEOUT') {
+  constructor(ms: number, message = `the store did not answer within ${ms} ms`) {
+    super(message)
+  }
+}
+
+/**
+ * The one error type of stored keys; `reason` says what went wrong (see `KeyStoreErrorReason`). Messages
+ * name providers, aliases and key ids, never secret material. Secret stores a host writes throw it too
+ * (`store-unavailable` for a backend failure).
+ *
+ * @example
+ * try {
+ *   await keys.getSecret('openai', 'default')
+ * } catch (error) {
+ *   if (error instanceof KeyStoreError && error.reason === 'unknown-master-key') alertOperator(error)
+ * }
+ */
+export class KeyStoreError extends libraryError('KEY_STORE') {
+  readonly reason: KeyStoreErrorReason
+
+  constructor(reason: KeyStoreErrorReason, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.reason = reason
+  }
 }

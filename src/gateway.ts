@@ -2,12 +2,12 @@ import { EventEmitter } from 'eventemitter3'
 import { compose } from './compose.js'
 import { createContext, type GatewayServices } from './context.js'
 import { createPriceTable } from './cost/pricing.js'
-import { errorBody, GatewayError, toGatewayError } from './errors.js'
+import { GatewayError, renderError, toGatewayError } from './errors.js'
 import { type GatewayEmitter, type GatewayEvents, notify, reportError } from './events.js'
 import { createMemoryLogStore } from './logs/memory-store.js'
 import { LogQueue, type LogStats } from './logs/recorder.js'
 import type { LogStore } from './logs/types.js'
-import { type GatewayOptions, parseOptions, type ResolvedOptions } from './options.js'
+import { type ErrorHook, type GatewayOptions, parseOptions, type ResolvedOptions } from './options.js'
 import { createProviderRegistry } from './providers/registry.js'
 import { type RequestEndServices, trackEnd } from './request-end.js'
 import { createCacheRuntime } from './steps/cache.js'
@@ -15,7 +15,7 @@ import { builtInSteps } from './steps/index.js'
 import { compileRules } from './steps/limit.js'
 import { matchSurface } from './surface.js'
 import { createTelemetry } from './telemetry.js'
-import type { GatewayRequest, GatewayResponse } from './types.js'
+import type { GatewayContext, GatewayRequest, GatewayResponse } from './types.js'
 import { createDispatcher } from './upstream/dispatcher.js'
 
 const kGateway = Symbol.for('ai-gateway-middleware.gateway')
@@ -77,6 +77,8 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     now: resolved.now,
   }
   const run = compose(arrangeSteps(resolved))
+  // Past the last step nothing is left to run: a step that calls `next()` there gets back at once.
+  const endOfPipeline = () => Promise.resolve()
 
   async function handle(request: GatewayRequest): Promise<GatewayResponse | undefined> {
     const surface = matchSurface(request.method, request.path)
@@ -90,14 +92,18 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
       surface: surface.kind,
     })
     try {
-      await run(ctx)
+      await run(ctx, endOfPipeline)
       if (ctx.response === undefined) throw new GatewayError('INTERNAL', 'no step answered the request')
     } catch (error) {
       const gatewayError = toGatewayError(error)
       ctx.state.error = gatewayError
       if (gatewayError.key === 'INTERNAL' || gatewayError.key === 'STEP_NEXT_TWICE')
         reportError(events, error)
-      ctx.response = renderError(gatewayError, ctx.surface.kind === 'compat' ? 'openai' : 'reference')
+      const rendered = renderError(gatewayError, ctx.surface.kind === 'compat' ? 'openai' : 'reference')
+      ctx.response =
+        resolved.onError === undefined
+          ? rendered
+          : await applyErrorHook(resolved.onError, gatewayError, ctx, rendered, events)
     }
     const response = ctx.response
     Object.assign(response.headers, ctx.responseHeaders)
@@ -132,21 +138,42 @@ function arrangeSteps(options: ResolvedOptions) {
   return typeof option === 'function' ? option(builtIn) : [...option, ...builtIn]
 }
 
-/** The one renderer for gateway-made errors. */
-export function renderError(
+/**
+ * The `onError` hook's say on a gateway-made error: the response it returns, or the rendered one when it
+ * returns nothing. A hook that throws or returns something that is not a response is reported as `error`,
+ * and the rendered response is sent: a broken hook must not turn one error into a worse one.
+ */
+async function applyErrorHook(
+  hook: ErrorHook,
   error: GatewayError,
-  dialect: 'reference' | 'openai' = 'reference',
-): GatewayResponse {
-  const body = errorBody(error, dialect)
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(body)),
-    ...error.headers,
+  ctx: GatewayContext,
+  rendered: GatewayResponse,
+  events: GatewayEmitter,
+): Promise<GatewayResponse> {
+  try {
+    const replacement: unknown = await hook(error, ctx)
+    if (replacement === undefined || replacement === null) return rendered
+    if (!isResponse(replacement)) {
+      throw new TypeError('onError must return a response ({ status, headers, body }) or nothing')
+    }
+    // A copy of the headers, so the gateway's own headers never land in an object the host keeps.
+    return { status: replacement.status, headers: { ...replacement.headers }, body: replacement.body }
+  } catch (hookError) {
+    reportError(events, hookError)
+    return rendered
   }
-  // No `connection: close` on a 413: Node would then cut the connection as soon as the answer is out, with
-  // the client still sending, and reset it (EPIPE / ECONNRESET, which SDKs retry). The Node bridge reads
-  // the rest of an oversized upload, within a bound, and throws it away instead (src/node/request.ts).
-  return { status: error.status, headers, body }
+}
+
+function isResponse(value: unknown): value is GatewayResponse {
+  if (typeof value !== 'object' || value === null) return false
+  const { status, headers } = value as Partial<GatewayResponse>
+  return (
+    Number.isInteger(status) &&
+    (status as number) >= 200 &&
+    (status as number) <= 599 &&
+    typeof headers === 'object' &&
+    headers !== null
+  )
 }
 
 /** Every secret the options hold, so log records can be scrubbed of them wherever they turn up. */

@@ -5,7 +5,7 @@ export {
   isAdmin,
   type VerifyAdminToken,
 } from './admin/index.js'
-export { compose } from './compose.js'
+export { compose, type StepPredicate, unless, when } from './compose.js'
 export type { GatewayServices } from './context.js'
 export {
   computeCost,
@@ -16,7 +16,22 @@ export {
   type Usage,
 } from './cost/cost.js'
 export { createPriceTable, findPrice, PRICES_AS_OF, type Price, type PriceOverrides } from './cost/pricing.js'
-export { ERRORS, type ErrorName, errorBody, GatewayError, toGatewayError } from './errors.js'
+export {
+  ERRORS,
+  type ErrorName,
+  errorBody,
+  GatewayError,
+  GatewayOptionsError,
+  KeyStoreError,
+  LIBRARY_ERRORS,
+  type LibraryErrorName,
+  LogQueryError,
+  type LogQueryIssue,
+  LogRecordError,
+  renderError,
+  StoreTimeoutError,
+  toGatewayError,
+} from './errors.js'
 export type {
   GatewayEvents,
   LogDroppedEvent,
@@ -26,30 +41,27 @@ export type {
   UpstreamRequestEvent,
   UpstreamResponseEvent,
 } from './events.js'
-export { createGateway, type Gateway, isGateway, renderError } from './gateway.js'
+export { createGateway, type Gateway, isGateway } from './gateway.js'
 export { createKeyRing, type KeyRing, type KeyRingOptions } from './keys/key-ring.js'
 export { createMemorySecretStore, type MemorySecretStoreOptions } from './keys/memory-store.js'
-export { KeyStoreError, type MaskedKey, type SecretStore, type StoredSecret } from './keys/types.js'
+export type { MaskedKey, SecretStore, StoredSecret } from './keys/types.js'
 export { createMemoryLogStore, type MemoryLogStoreOptions } from './logs/memory-store.js'
+export { parseAnalyticsQuery, parseLogPatch, parseLogQuery } from './logs/query.js'
 export type { LogStats } from './logs/recorder.js'
-export {
-  type AnalyticsQuery,
-  type AnalyticsRow,
-  type LogFilter,
-  type LogOutcome,
-  type LogPage,
-  type LogPatch,
-  type LogQuery,
-  LogQueryError,
-  type LogRecord,
-  type LogStore,
-  parseAnalyticsQuery,
-  parseLogPatch,
-  parseLogQuery,
+export type {
+  AnalyticsQuery,
+  AnalyticsRow,
+  LogFilter,
+  LogOutcome,
+  LogPage,
+  LogPatch,
+  LogQuery,
+  LogRecord,
+  LogStore,
 } from './logs/types.js'
 export {
+  type ErrorHook,
   type GatewayOptions,
-  GatewayOptionsError,
   type LimitKey,
   type LimitRuleOptions,
   parseOptions,
@@ -83,5 +95,6 @@ export type {
   ResponseBody,
   Step,
   Surface,
+  TraceContext,
 } from './types.js'
 export type { UpstreamTarget } from './upstream/call.js'

@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 import type { PriceOverrides } from './cost/pricing.js'
+import { type GatewayError, GatewayOptionsError } from './errors.js'
 import type { KeyRing } from './keys/key-ring.js'
 import type { LogStore } from './logs/types.js'
 import { PROVIDERS } from './providers/catalog.js'
@@ -8,7 +9,34 @@ import { isValidBaseURL } from './providers/registry.js'
 import type { AuthenticationOptions } from './steps/authenticate.js'
 import { MAX_CACHE_TTL, MIN_CACHE_TTL } from './steps/parse.js'
 import type { CacheStore, LimitStore } from './stores/types.js'
-import type { GatewayContext, GatewayRequest, MaybePromise, Principal, Step } from './types.js'
+import type {
+  GatewayContext,
+  GatewayRequest,
+  GatewayResponse,
+  MaybePromise,
+  Principal,
+  Step,
+} from './types.js'
+
+export { GatewayOptionsError } from './errors.js'
+
+/**
+ * Sees each error the gateway answers a request with, before it is sent. Return a response to send it
+ * instead of the rendered one (the gateway still adds its response headers, such as `cf-aig-log-id`), or
+ * nothing to keep the rendered one. A hook that throws is reported as `error` and the rendered response is
+ * sent.
+ *
+ * @example
+ * onError: (error, ctx) => {
+ *   audit.record(ctx.id, error.code)
+ *   if (error.key === 'RATE_LIMITED') return { status: 429, headers: { 'content-type': 'text/plain' }, body: 'slow down' }
+ * }
+ */
+export type ErrorHook = (
+  error: GatewayError,
+  ctx: GatewayContext,
+  // biome-ignore lint/suspicious/noConfusingVoidType: lets a hook that only observes have a block body
+) => MaybePromise<GatewayResponse | undefined | void>
 
 const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/
@@ -385,17 +413,14 @@ export const gatewayOptionsSchema = z.strictObject({
     .optional(),
   /** The clock limits and cache timestamps read, in ms since the epoch. Default `Date.now`. */
   now: z.custom<() => number>(isFunction).default(() => Date.now),
+  /** Observes or replaces the response for each gateway-made error (see `ErrorHook`). Default none. */
+  onError: z.custom<ErrorHook>(isFunction, 'expected a function').optional(),
 })
 
 /** What `createGateway()` accepts. */
 export type GatewayOptions = z.input<typeof gatewayOptionsSchema>
 /** Options after validation, with every default filled in. */
 export type ResolvedOptions = z.output<typeof gatewayOptionsSchema>
-
-/** A misconfiguration found at construction. */
-export class GatewayOptionsError extends TypeError {
-  readonly code = 'GW_ERR_INVALID_OPTIONS'
-}
 
 /**
  * Validates options once, at construction, and names every wrong option with what was expected.

@@ -1,6 +1,5 @@
 import { Readable } from 'node:stream'
 import type { GatewayResponse } from './types.js'
-import { isJudged, outcomeOf } from './upstream/body.js'
 
 /** What a tap saw of a response body once it was over. */
 export interface TappedBody {
@@ -8,7 +7,7 @@ export interface TappedBody {
   readonly bytes: Buffer | undefined
   /**
    * True when the body was delivered to its end and, for the gateway's own streams, when they judged
-   * themselves complete (`outcomeOf`): a cut, stalled, oversized or abandoned stream never is.
+   * themselves complete (`response.outcome`): a cut, stalled, oversized or abandoned stream never is.
    */
   readonly complete: boolean
   /** Bytes that went by, kept or not. */
@@ -62,8 +61,8 @@ export function tapBody(response: GatewayResponse, maxBytes: number, done: (body
     body.off('data', onData)
     const bytes = overflowed ? undefined : Buffer.concat(chunks, size)
     // Streams the gateway carried say how they ended; any other stream is complete when it ended.
-    const judged = outcomeOf(body)
-    const complete = ended && (isJudged(body) ? judged?.complete === true : true)
+    const judged = response.outcome?.()
+    const complete = ended && (response.outcome === undefined || judged?.complete === true)
     done({ bytes, complete, size, error: judged?.complete === false ? judged.error : error })
   })
 }

@@ -1,12 +1,5 @@
 import type { GatewayContext } from './types.js'
 
-declare module './types.js' {
-  interface GatewayState {
-    /** Secrets the gateway itself put into this request's upstream calls (stored keys), and their scrubber. */
-    secrets?: { values: string[]; scrubber?: Scrubber | undefined }
-  }
-}
-
 /** Records a secret the gateway sent upstream for this request: it must never come back to the caller. */
 export function addRequestSecret(ctx: GatewayContext, secret: string): void {
   ctx.state.secrets ??= { values: [] }

@@ -1,15 +1,8 @@
-import type { Attributes, Context, Tracer } from '@opentelemetry/api'
+import type { Attributes, Tracer } from '@opentelemetry/api'
 import type { LogRecord } from './logs/types.js'
 import type { GatewayContext } from './types.js'
 
 type OtelApi = typeof import('@opentelemetry/api')
-
-declare module './types.js' {
-  interface GatewayState {
-    /** The OpenTelemetry context active when the request arrived (or the one its trace headers name). */
-    traceContext?: Context
-  }
-}
 
 /**
  * One span per request, made once the request is over (so a request pays nothing for it while it runs),

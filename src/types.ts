@@ -1,5 +1,12 @@
 import type { Readable } from 'node:stream'
 import type { GatewayServices } from './context.js'
+import type { Usage } from './cost/cost.js'
+import type { GatewayError } from './errors.js'
+import type { Scrubber } from './secrets.js'
+import type { CacheStatus } from './steps/cache.js'
+import type { Metadata, RequestSettings } from './steps/parse.js'
+import type { BodyEnd } from './upstream/body.js'
+import type { UpstreamTarget } from './upstream/call.js'
 
 export type MaybePromise<T> = T | Promise<T>
 
@@ -47,14 +54,53 @@ export interface GatewayResponse {
   status: number
   headers: Record<string, string>
   body: ResponseBody
+  /**
+   * For the gateway's own streams: how the body ended, once it closed (`undefined` means it never
+   * finished). Readers (logs, cache) ask it instead of judging a stream by its bytes.
+   */
+  outcome?: (() => BodyEnd | undefined) | undefined
 }
 
 /**
- * Per-request state shared by the steps. Each step declares the fields it owns next to itself by module
- * augmentation (`declare module '../types.js' { interface GatewayState { ... } }`).
+ * OpenTelemetry's `Context`, written out so that the published types do not need `@opentelemetry/api` (an
+ * optional peer): the two are interchangeable.
  */
-// biome-ignore lint/suspicious/noEmptyInterface: augmented by the steps
-export interface GatewayState {}
+export interface TraceContext {
+  getValue(key: symbol): unknown
+  setValue(key: symbol, value: unknown): TraceContext
+  deleteValue(key: symbol): TraceContext
+}
+
+/**
+ * Per-request state shared by the steps. Every field is declared here, with the step that sets it, rather
+ * than by module augmentation next to each step: augmentations of a relative module do not survive the
+ * bundled declaration files, and hosts read these fields from their own steps.
+ */
+export interface GatewayState {
+  /** `parse`: the `cf-aig-*` request settings. */
+  settings?: RequestSettings
+  /** `parse`: `cf-aig-metadata`, validated; `{}` when absent. */
+  metadata?: Metadata
+  /**
+   * `identify`: who is calling: the host's `identify` answer, else the principal gateway authentication
+   * found (a fixed token's, or `verifyToken`'s); `undefined` for anonymous callers.
+   */
+  principal?: Principal | undefined
+  /** `route`: the upstream calls to try, in order; `forward` takes the first that answers. */
+  targets?: UpstreamTarget[]
+  /** The target that answered (or failed last), set by `forward`. */
+  target?: UpstreamTarget
+  /** `cache`: set when the request was cacheable: whether the cache answered it. */
+  cacheStatus?: CacheStatus
+  /** The usage the provider's answer reports, once it has been read to its end; set by `forward`. */
+  usage?: Promise<Usage | undefined>
+  /** Secrets the gateway itself put into this request's upstream calls (stored keys), and their scrubber. */
+  secrets?: { values: string[]; scrubber?: Scrubber | undefined }
+  /** The gateway-made error the request was answered with, if any. */
+  error?: GatewayError
+  /** The OpenTelemetry context active when the request arrived (or the one its trace headers name). */
+  traceContext?: TraceContext
+}
 
 /** Cloudflare's long URL form `/v1/{account}/{gateway}/...`, when the request used it. */
 export interface SurfaceScope {

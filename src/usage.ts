@@ -16,13 +16,6 @@ import { isEventStream } from './upstream/headers.js'
 /** Largest provider answer read back for the usage it reports. */
 const MAX_USAGE_BODY_BYTES = 32 * 1024 * 1024
 
-declare module './types.js' {
-  interface GatewayState {
-    /** The usage the provider's answer reports, once it has been read to its end; set by `forward`. */
-    usage?: Promise<Usage | undefined>
-  }
-}
-
 /**
  * Reads the usage a provider's answer reports, from the provider's own bytes (before any translation or
  * hiding), so translated streams are counted even when the client asked for no usage. Resolves

@@ -3,13 +3,10 @@
  * HTTP, framework-free like the gateway. Adapters mount it with `aiGatewayAdmin`.
  */
 import { z } from 'zod'
-import { GatewayError } from '../errors.js'
-import { renderError } from '../gateway.js'
+import { GatewayError, GatewayOptionsError, KeyStoreError, LogQueryError, renderError } from '../errors.js'
 import { isRecord } from '../json.js'
 import type { KeyRing } from '../keys/key-ring.js'
-import { KeyStoreError } from '../keys/types.js'
-import { LogQueryError, type LogStore } from '../logs/types.js'
-import { GatewayOptionsError } from '../options.js'
+import type { LogStore } from '../logs/types.js'
 import type { GatewayRequest, GatewayResponse } from '../types.js'
 import { type Authorize, createAuthorizer, type VerifyAdminToken } from './auth.js'
 import { type AdminCall, matchRoute, type Route } from './routes.js'

@@ -1,14 +1,8 @@
 import { GatewayError } from '../errors.js'
 import type { KeyRing } from '../keys/key-ring.js'
 import { assertSlugs, type MaskedKey } from '../keys/types.js'
-import {
-  type LogSelection,
-  type LogStore,
-  parseAnalyticsQuery,
-  parseLogPatch,
-  parseLogQuery,
-  parseLogSelection,
-} from '../logs/types.js'
+import { parseAnalyticsQuery, parseLogPatch, parseLogQuery, parseLogSelection } from '../logs/query.js'
+import type { LogSelection, LogStore } from '../logs/types.js'
 import type { GatewayRequest, GatewayResponse } from '../types.js'
 import { jsonResponse, noContent, pathParam, queryObject, readJsonObject } from './http.js'
 

@@ -3,6 +3,8 @@
  * happen in the key ring (`createKeyRing`), so a database dump or a Redis snapshot reveals no provider key.
  */
 
+import { KeyStoreError } from '../errors.js'
+
 /**
  * One stored provider key as a backend keeps it. Everything here is safe to log except `ciphertext`, which
  * is safe to store but pointless to show.
@@ -78,25 +80,8 @@ export type KeyStoreErrorReason =
   | 'store-full'
   | 'store-unavailable'
 
-/**
- * The one error type of stored keys. Messages name providers, aliases and key ids, never secret material.
- *
- * @example
- * try {
- *   await keys.getSecret('openai', 'default')
- * } catch (error) {
- *   if (error instanceof KeyStoreError && error.reason === 'unknown-master-key') alertOperator(error)
- * }
- */
-export class KeyStoreError extends Error {
-  override readonly name = 'KeyStoreError'
-  readonly reason: KeyStoreErrorReason
-
-  constructor(reason: KeyStoreErrorReason, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.reason = reason
-  }
-}
+/** The one error type of stored keys, defined with the library's other errors in `src/errors.ts`. */
+export { KeyStoreError }
 
 /** Provider slugs and aliases: lower case, safe in Redis keys, SQL values, logs and error messages. */
 export const SLUG = /^[a-z0-9][a-z0-9_-]{0,63}$/

@@ -10,22 +10,19 @@ import {
   type OrderPosition,
   positionOf,
 } from './filters.js'
-import {
-  type AnalyticsGroupBy,
-  type AnalyticsQuery,
-  type AnalyticsRow,
-  type LogListQuery,
-  type LogPage,
-  type LogPatch,
-  type LogRecord,
-  type LogSelection,
-  type LogStore,
-  parseAnalyticsQuery,
-  parseLogPatch,
-  parseLogQuery,
-  parseLogSelection,
-  validateLogRecords,
+import { parseAnalyticsQuery, parseLogPatch, parseLogQuery, parseLogSelection } from './query.js'
+import type {
+  AnalyticsGroupBy,
+  AnalyticsQuery,
+  AnalyticsRow,
+  LogListQuery,
+  LogPage,
+  LogPatch,
+  LogRecord,
+  LogSelection,
+  LogStore,
 } from './types.js'
+import { validateLogRecords } from './validate.js'
 
 export interface MemoryLogStoreOptions {
   /** Records kept; the oldest written go first beyond it. Default 10,000. */

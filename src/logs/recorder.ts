@@ -1,19 +1,11 @@
 import { computeCost, totalInputTokens, type Usage } from '../cost/cost.js'
 import type { PriceTable } from '../cost/pricing.js'
-import type { GatewayError } from '../errors.js'
 import { type GatewayEmitter, notify } from '../events.js'
 import { targetModel } from '../routes/model.js'
 import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
 import type { GatewayContext } from '../types.js'
 import { assembleStream } from './assemble.js'
 import type { LogOutcome, LogRecord, LogStore } from './types.js'
-
-declare module '../types.js' {
-  interface GatewayState {
-    /** The gateway-made error the request was answered with, if any. */
-    error?: GatewayError
-  }
-}
 
 export interface LogQueueSettings {
   readonly batchSize: number

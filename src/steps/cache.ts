@@ -18,13 +18,6 @@ const UNREPLAYED_HEADERS = new Set(['content-length', 'date', 'age', 'connection
 
 export type CacheStatus = 'HIT' | 'MISS'
 
-declare module '../types.js' {
-  interface GatewayState {
-    /** Set when the request was cacheable: whether the cache answered it. */
-    cacheStatus?: CacheStatus
-  }
-}
-
 /** Per gateway: the store and the provider calls in flight that identical requests can wait on. */
 export interface CacheRuntime {
   readonly settings: ResolvedOptions['cache']

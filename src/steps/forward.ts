@@ -107,7 +107,11 @@ async function answer(
     // The provider's refusal is the answer: read it whole (capped, under the same clocks), so the client
     // gets it with its length and a stalled error body is a gateway error, not a hung response.
     const body = await readAll(response.body)
-    response = { ...response, body, headers: { ...response.headers, 'content-length': String(body.length) } }
+    response = {
+      status: response.status,
+      headers: { ...response.headers, 'content-length': String(body.length) },
+      body,
+    }
   }
   if (ctx.gateway.watchesUsage && response.status < 400) ctx.state.usage = watchUsage(target, response)
   if (target.translation === undefined) return response

@@ -1,15 +1,5 @@
 import type { Principal, Step } from '../types.js'
 
-declare module '../types.js' {
-  interface GatewayState {
-    /**
-     * Who is calling: the host's `identify` answer, else the principal gateway authentication found (a
-     * fixed token's, or `verifyToken`'s); `undefined` for anonymous callers.
-     */
-    principal?: Principal | undefined
-  }
-}
-
 /**
  * Asks the host who is calling, once per request; the answer keys limits, scopes the cache and is logged.
  *

@@ -39,14 +39,6 @@ export interface RequestSettings {
 /** A request's `cf-aig-metadata`: a flat object of at most five entries. */
 export type Metadata = Record<string, string | number | boolean>
 
-declare module '../types.js' {
-  interface GatewayState {
-    settings?: RequestSettings
-    /** `cf-aig-metadata`, validated; `{}` when absent. */
-    metadata?: Metadata
-  }
-}
-
 type HeaderRule = {
   readonly header: string
   readonly apply: (value: string, settings: RequestSettings) => void

@@ -4,17 +4,7 @@ import { attachStoredKeys } from '../routes/credentials.js'
 import { passthroughTargets } from '../routes/passthrough.js'
 import { universalTargets } from '../routes/universal.js'
 import type { GatewayContext, Step } from '../types.js'
-import type { UpstreamTarget } from '../upstream/call.js'
 import { askForStreamUsage } from '../upstream/stream-usage.js'
-
-declare module '../types.js' {
-  interface GatewayState {
-    /** The upstream calls to try, in order; `forward` takes the first that answers. */
-    targets?: UpstreamTarget[]
-    /** The target that answered (or failed last), set by `forward`. */
-    target?: UpstreamTarget
-  }
-}
 
 /** Resolves where the request goes, as an ordered list of targets, from the surface the path addressed. */
 export function route(): Step {

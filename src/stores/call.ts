@@ -1,12 +1,7 @@
+import { StoreTimeoutError } from '../errors.js'
 import type { MaybePromise } from './types.js'
 
-/** A store call that did not answer within its time, or that reached the store after it. */
-export class StoreTimeoutError extends Error {
-  constructor(ms: number, message = `the store did not answer within ${ms} ms`) {
-    super(message)
-    this.name = 'StoreTimeoutError'
-  }
-}
+export { StoreTimeoutError } from '../errors.js'
 
 /**
  * Bounds a store call by `ms`. A synchronous answer (the memory stores) comes back as it is, with no timer

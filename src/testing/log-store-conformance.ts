@@ -1,14 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { LogQueryError, LogRecordError } from '../errors.js'
 import { uuidv7 } from '../ids.js'
-import {
-  type AnalyticsQuery,
-  type LogFilter,
-  type LogListQuery,
-  LogQueryError,
-  type LogRecord,
-  LogRecordError,
-  type LogStore,
-} from '../logs/types.js'
+import type { AnalyticsQuery, LogFilter, LogListQuery, LogRecord, LogStore } from '../logs/types.js'
 
 // Hour-aligned, so the fixture's first records share a minute and an hour bucket.
 const T = Date.UTC(2026, 0, 15, 10)

@@ -13,25 +13,6 @@ import { withoutUsage } from './stream-usage.js'
  */
 export type BodyEnd = { readonly complete: true } | { readonly complete: false; readonly error: GatewayError }
 
-// The gateway's own streams, mapped to how they ended. Readers (logs, cache, usage) ask `outcomeOf` once
-// the stream closed instead of re-deciding from flags and bytes.
-const outcomes = new WeakMap<Readable, () => BodyEnd | undefined>()
-
-/** How a body the gateway streamed ended, once it is over; `undefined` for streams it did not judge. */
-export function outcomeOf(body: Readable): BodyEnd | undefined {
-  return outcomes.get(body)?.()
-}
-
-/** Whether the gateway judges how this stream ends (an abandoned one may close without an outcome). */
-export function isJudged(body: Readable): boolean {
-  return outcomes.has(body)
-}
-
-/** Registers how a stream made elsewhere (a translation) reports its end. */
-export function judge(body: Readable, outcome: () => BodyEnd | undefined): void {
-  outcomes.set(body, outcome)
-}
-
 /** What an upstream body is allowed to be, and what the gateway does to it on its way to the client. */
 export interface BodyPolicy {
   /** Server-sent events: only whole events go out, each capped; failures end with a terminal event. */
@@ -62,7 +43,7 @@ const BLANK_LINES = [Buffer.from('\n\n'), Buffer.from('\r\n\r\n'), Buffer.from('
  * reaches the client. It listens for the source's errors from the moment it exists, applies the size caps
  * and the write-stall clock, cancels the upstream call (`cancel`) when it gives up, forwards only whole
  * events of an event stream (so secrets are scrubbed and usage hidden without a second parse), and ends a
- * failed event stream with the dialect's terminal error event. How it ended is `outcomeOf(body)`.
+ * failed event stream with the dialect's terminal error event. How it ended is `outcome`.
  *
  * `ahead` is what was read before committing to the answer. Nothing more is read from the source until the
  * body is first read, so watchers added before that see every byte (`watchSource`).
@@ -105,7 +86,11 @@ export class UpstreamBody extends Readable {
       this.#sourceEnded = true
       if (this.#started) this.#onEnd()
     })
-    outcomes.set(this, () => this.#outcome)
+  }
+
+  /** How the body ended, once it did; `undefined` while it flows (and for one abandoned before it began). */
+  get outcome(): BodyEnd | undefined {
+    return this.#outcome
   }
 
   /** Calls `watcher` with every byte the provider sent, before any change the gateway makes. */

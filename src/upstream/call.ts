@@ -214,7 +214,7 @@ async function relay(
   // The bytes may change on the way (a terminal event, hidden usage, a scrubbed secret): the provider's
   // length would make Node refuse them.
   if (events || scrubber !== undefined) delete headers['content-length']
-  return { status, headers, body: streamed }
+  return { status, headers, body: streamed, outcome: () => streamed.outcome }
 }
 
 function wholeBody(bytes: Buffer): ReadAhead {

@@ -5,7 +5,7 @@ import type { EmbeddingsResponse, OpenAIErrorBody } from '../providers/dialects/
 import { terminalEvent } from '../providers/dialects/terminal.js'
 import type { StreamTranslator } from '../providers/dialects/types.js'
 import type { GatewayResponse } from '../types.js'
-import { type BodyEnd, judge } from './body.js'
+import type { BodyEnd } from './body.js'
 import type { Translation } from './call.js'
 import { SSEParser } from './sse.js'
 
@@ -48,8 +48,7 @@ export async function translateResponse(
         outcome = end
       }),
     )
-    judge(body, () => outcome)
-    return { status: 200, headers: { ...SSE_HEADERS }, body }
+    return { status: 200, headers: { ...SSE_HEADERS }, body, outcome: () => outcome }
   }
   const json = parseJson(await readWhole(response))
   if (json === undefined)

@@ -1,14 +1,10 @@
 import { describe, expect, it } from 'vitest'
+import { LogQueryError } from '../../src/errors.js'
 import { uuidv7 } from '../../src/ids.js'
 import { compareText, metadataText } from '../../src/logs/filters.js'
 import { createMemoryLogStore } from '../../src/logs/memory-store.js'
-import {
-  LogQueryError,
-  type LogRecord,
-  parseAnalyticsQuery,
-  parseLogPatch,
-  parseLogQuery,
-} from '../../src/logs/types.js'
+import { parseAnalyticsQuery, parseLogPatch, parseLogQuery } from '../../src/logs/query.js'
+import type { LogRecord } from '../../src/logs/types.js'
 import { logStoreConformance } from '../../src/testing/log-store-conformance.js'
 
 logStoreConformance('createMemoryLogStore()', async () => createMemoryLogStore())

@@ -3,7 +3,7 @@ import { PassThrough, type Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { GatewayError } from '../../src/errors.js'
 import { createScrubber } from '../../src/secrets.js'
-import { type BodyPolicy, outcomeOf, UpstreamBody } from '../../src/upstream/body.js'
+import { type BodyPolicy, UpstreamBody } from '../../src/upstream/body.js'
 
 const POLICY: BodyPolicy = {
   events: true,
@@ -57,7 +57,7 @@ describe('UpstreamBody', () => {
     const { text, error } = await done
     expect(text).toBe(stream)
     expect(error).toBeUndefined()
-    expect(outcomeOf(body)).toEqual({ complete: true })
+    expect(body.outcome).toEqual({ complete: true })
   })
 
   it('ends a stream without its last event with the terminal error event, and a cut one too', async () => {
@@ -68,7 +68,7 @@ describe('UpstreamBody', () => {
     expect(text).toBe(
       'data: {"a":1}\n\ndata: {"error":{"message":"Provider response was interrupted: the stream ended before its last event","type":"gateway_error","param":null,"code":2108}}\n\n',
     )
-    expect(outcomeOf(cut.body)).toMatchObject({ complete: false, error: { key: 'UPSTREAM_INTERRUPTED' } })
+    expect(cut.body.outcome).toMatchObject({ complete: false, error: { key: 'UPSTREAM_INTERRUPTED' } })
 
     const failed = start()
     const failedDone = collect(failed.body)
@@ -135,7 +135,7 @@ describe('UpstreamBody', () => {
     const [error] = (await once(body, 'error')) as [GatewayError]
     expect(error.key).toBe('CLIENT_CLOSED')
     expect(source.destroyed).toBe(true)
-    expect(outcomeOf(body)).toMatchObject({ complete: false, error: { key: 'CLIENT_CLOSED' } })
+    expect(body.outcome).toMatchObject({ complete: false, error: { key: 'CLIENT_CLOSED' } })
   })
 
   it('never lets a late error from an abandoned source escape', async () => {
@@ -144,6 +144,6 @@ describe('UpstreamBody', () => {
     await new Promise((resolve) => body.once('close', resolve))
     // Without a listener of its own this would throw out of emit().
     expect(() => source.emit('error', new Error('late'))).not.toThrow()
-    expect(outcomeOf(body)).toMatchObject({ complete: false, error: { key: 'CLIENT_CLOSED' } })
+    expect(body.outcome).toMatchObject({ complete: false, error: { key: 'CLIENT_CLOSED' } })
   })
 })
