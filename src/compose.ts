@@ -17,7 +17,7 @@ export function compose(steps: readonly Step[]): (ctx: GatewayContext, next?: Ne
   for (const step of list) {
     if (typeof step !== 'function') throw new TypeError(`Every step must be a function, got ${typeof step}`)
   }
-  return function composed(ctx, next) {
+  const composed = function composed(ctx: GatewayContext, next?: Next): Promise<void> {
     let lastIndex = -1
     function dispatch(index: number): Promise<void> {
       if (index <= lastIndex) {
@@ -35,6 +35,14 @@ export function compose(steps: readonly Step[]): (ctx: GatewayContext, next?: Ne
     }
     return dispatch(0)
   }
+  // The composed step reads usage when any step in it does.
+  if (list.some(watchesUsage)) Object.assign(composed, { watchesUsage: true })
+  return composed
+}
+
+/** Whether a step (or any step composed into it) reads usage: see `Step.watchesUsage`. */
+export function watchesUsage(step: unknown): boolean {
+  return typeof step === 'function' && (step as Step).watchesUsage === true
 }
 
 /** Decides per request whether a conditional step runs; may answer with a promise. */
@@ -55,6 +63,7 @@ export function when(predicate: StepPredicate, step: Step): Step {
     return next()
   }
   Object.defineProperty(conditional, 'name', { value: step.name })
+  if (step.watchesUsage) conditional.watchesUsage = true
   return conditional
 }
 

@@ -4,19 +4,22 @@ import type { GatewayEmitter } from './events.js'
 import { uuidv7 } from './ids.js'
 import type { ResolvedOptions } from './options.js'
 import type { ResolvedProvider } from './providers/registry.js'
-import type { CacheRuntime } from './steps/cache.js'
-import type { CompiledRule } from './steps/limit.js'
 import type { GatewayContext, GatewayRequest, GatewayResponse, GatewayState, Surface } from './types.js'
 
-/** What every request of one gateway shares: validated options, events, providers, the upstream dispatcher. */
+/**
+ * What every request of one gateway shares: validated options (the ones the surface and the shared upstream
+ * path read), events, providers, the upstream dispatcher and the clock. A step's own configuration is not
+ * here: each step factory closes over its own.
+ */
 export interface GatewayServices {
   readonly options: ResolvedOptions
   readonly events: GatewayEmitter
   readonly providers: ReadonlyMap<string, ResolvedProvider>
   readonly dispatcher: Dispatcher
-  readonly cache: CacheRuntime
-  readonly limits: readonly CompiledRule[]
-  /** Whether anything (logs, token limits, telemetry) reads the usage answers report. */
+  /**
+   * Whether any step reads the usage answers report (see `Step.watchesUsage`: the `record` step with logs
+   * or telemetry, a `limit` step with a token rule); `route` and `forward` only ask for it then.
+   */
   readonly watchesUsage: boolean
   /** Milliseconds since the epoch, from the `now` option. */
   readonly now: () => number

@@ -1,21 +1,18 @@
 import { EventEmitter } from 'eventemitter3'
-import { compose } from './compose.js'
+import { compose, watchesUsage } from './compose.js'
 import { createContext, type GatewayServices } from './context.js'
-import { createPriceTable } from './cost/pricing.js'
-import { GatewayError, renderError, toGatewayError } from './errors.js'
-import { type GatewayEmitter, type GatewayEvents, notify, reportError } from './events.js'
+import { GatewayError } from './errors.js'
+import { type GatewayEmitter, type GatewayEvents, notify } from './events.js'
 import { createMemoryLogStore } from './logs/memory-store.js'
 import { LogQueue, type LogStats } from './logs/recorder.js'
 import type { LogStore } from './logs/types.js'
-import { type ErrorHook, type GatewayOptions, parseOptions, type ResolvedOptions } from './options.js'
+import { type GatewayOptions, parseOptions, type ResolvedOptions } from './options.js'
 import { createProviderRegistry } from './providers/registry.js'
-import { type RequestEndServices, trackEnd } from './request-end.js'
-import { createCacheRuntime } from './steps/cache.js'
+import { answerWithError, finishResponse } from './respond.js'
 import { builtInSteps } from './steps/index.js'
-import { compileRules } from './steps/limit.js'
+import { createMemoryLimitStore } from './stores/memory-limits.js'
 import { matchSurface } from './surface.js'
-import { createTelemetry } from './telemetry.js'
-import type { GatewayContext, GatewayRequest, GatewayResponse } from './types.js'
+import type { GatewayRequest, GatewayResponse, Step } from './types.js'
 import { createDispatcher } from './upstream/dispatcher.js'
 
 const kGateway = Symbol.for('ai-gateway-middleware.gateway')
@@ -35,7 +32,12 @@ export interface Gateway {
   stats(): { logs: LogStats | undefined }
   /** Writes the log records still queued; resolves when they are stored (or counted as dropped). */
   flushLogs(): Promise<void>
-  /** Writes the queued log records, then closes upstream connections the gateway opened itself. */
+  /**
+   * Writes the queued log records, then closes what the gateway made itself: its default stores (the
+   * in-memory limit store; the default log store stays readable through `logs`) and its upstream
+   * connections. Stores and a dispatcher the host passed in are left open: the host owns them and closes
+   * them itself.
+   */
   close(): Promise<void>
 }
 
@@ -51,32 +53,33 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   const resolved = parseOptions(options)
   const events: GatewayEmitter = new EventEmitter<GatewayEvents>()
   const ownsDispatcher = resolved.dispatcher === undefined
-  const limits = compileRules(resolved.rateLimit)
   const logOptions = resolved.logs === false ? undefined : resolved.logs
-  const logQueue = logOptions && new LogQueue(logOptions.store ?? createMemoryLogStore(), logOptions, events)
-  const telemetry = createTelemetry(resolved.telemetry)
-  const ending: RequestEndServices = {
-    logs: logQueue,
-    telemetry,
-    recordSettings: {
-      payloads: logOptions?.payloads ?? false,
-      maxPayloadBytes: logOptions?.maxPayloadBytes ?? 0,
-      prices: createPriceTable(resolved.prices),
-      secrets: configuredSecrets(resolved),
-    },
+  // Stores the gateway makes itself are its to close; the host's own stores stay open (the host owns them).
+  const owned: { close?(): unknown }[] = []
+  const own = <T extends { close?(): unknown }>(store: T): T => {
+    owned.push(store)
+    return store
   }
+  const logQueue =
+    logOptions && new LogQueue(logOptions.store ?? own(createMemoryLogStore()), logOptions, events)
+  const steps = arrangeSteps(
+    resolved,
+    builtInSteps(resolved, {
+      logs: logQueue,
+      limitStore: own(createMemoryLimitStore()),
+      secrets: configuredSecrets(resolved),
+    }),
+  )
   const services: GatewayServices = {
     options: resolved,
     events,
     providers: createProviderRegistry(resolved.providers, resolved.customProviders, resolved.forwardHeaders),
     dispatcher: resolved.dispatcher ?? createDispatcher(resolved.timeouts.connectMs),
-    cache: createCacheRuntime(resolved.cache),
-    limits,
-    watchesUsage:
-      logQueue !== undefined || telemetry !== undefined || limits.some((rule) => rule.rule.unit === 'tokens'),
+    // Decided once, from the steps themselves: logs, telemetry and token limits declare that they read it.
+    watchesUsage: steps.some(watchesUsage),
     now: resolved.now,
   }
-  const run = compose(arrangeSteps(resolved))
+  const run = compose(steps)
   // Past the last step nothing is left to run: a step that calls `next()` there gets back at once.
   const endOfPipeline = () => Promise.resolve()
 
@@ -84,32 +87,21 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     const surface = matchSurface(request.method, request.path)
     if (surface === undefined) return undefined
     const ctx = createContext(request, surface, services)
-    telemetry?.begin(ctx)
     notify(events, 'request:start', {
       id: ctx.id,
       method: request.method,
       path: request.path,
       surface: surface.kind,
     })
+    // The `record` step renders errors itself (so it logs the final response); this catches what is thrown
+    // outside it, when a host moved or removed it.
     try {
       await run(ctx, endOfPipeline)
       if (ctx.response === undefined) throw new GatewayError('INTERNAL', 'no step answered the request')
     } catch (error) {
-      const gatewayError = toGatewayError(error)
-      ctx.state.error = gatewayError
-      if (gatewayError.key === 'INTERNAL' || gatewayError.key === 'STEP_NEXT_TWICE')
-        reportError(events, error)
-      const rendered = renderError(gatewayError, ctx.surface.kind === 'compat' ? 'openai' : 'reference')
-      ctx.response =
-        resolved.onError === undefined
-          ? rendered
-          : await applyErrorHook(resolved.onError, gatewayError, ctx, rendered, events)
+      await answerWithError(ctx, error)
     }
-    const response = ctx.response
-    Object.assign(response.headers, ctx.responseHeaders)
-    ctx.metrics.firstByteMs = performance.now() - ctx.startedAt
-    trackEnd(ctx, response, ending)
-    return response
+    return finishResponse(ctx, ctx.response!)
   }
 
   return {
@@ -120,6 +112,7 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     flushLogs: () => logQueue?.flush() ?? Promise.resolve(),
     async close() {
       await logQueue?.flush()
+      for (const store of owned) await store.close?.()
       if (ownsDispatcher) await services.dispatcher.close()
     },
     [kGateway]: true,
@@ -131,49 +124,16 @@ export function isGateway(value: unknown): value is Gateway {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kGateway] === true
 }
 
-function arrangeSteps(options: ResolvedOptions) {
-  const builtIn = builtInSteps(options)
+/**
+ * The host's arrangement of the built-in steps: a function gets them and returns the list; an array goes
+ * after `record` (so host steps' answers and errors are logged, as the built-ins' are) and before the rest.
+ */
+function arrangeSteps(options: ResolvedOptions, builtIn: Step[]): Step[] {
   const option = options.steps
   if (option === undefined) return builtIn
-  return typeof option === 'function' ? option(builtIn) : [...option, ...builtIn]
-}
-
-/**
- * The `onError` hook's say on a gateway-made error: the response it returns, or the rendered one when it
- * returns nothing. A hook that throws or returns something that is not a response is reported as `error`,
- * and the rendered response is sent: a broken hook must not turn one error into a worse one.
- */
-async function applyErrorHook(
-  hook: ErrorHook,
-  error: GatewayError,
-  ctx: GatewayContext,
-  rendered: GatewayResponse,
-  events: GatewayEmitter,
-): Promise<GatewayResponse> {
-  try {
-    const replacement: unknown = await hook(error, ctx)
-    if (replacement === undefined || replacement === null) return rendered
-    if (!isResponse(replacement)) {
-      throw new TypeError('onError must return a response ({ status, headers, body }) or nothing')
-    }
-    // A copy of the headers, so the gateway's own headers never land in an object the host keeps.
-    return { status: replacement.status, headers: { ...replacement.headers }, body: replacement.body }
-  } catch (hookError) {
-    reportError(events, hookError)
-    return rendered
-  }
-}
-
-function isResponse(value: unknown): value is GatewayResponse {
-  if (typeof value !== 'object' || value === null) return false
-  const { status, headers } = value as Partial<GatewayResponse>
-  return (
-    Number.isInteger(status) &&
-    (status as number) >= 200 &&
-    (status as number) <= 599 &&
-    typeof headers === 'object' &&
-    headers !== null
-  )
+  if (typeof option === 'function') return option(builtIn)
+  const [first, ...rest] = builtIn
+  return [first!, ...option, ...rest]
 }
 
 /** Every secret the options hold, so log records can be scrubbed of them wherever they turn up. */

@@ -68,11 +68,27 @@ export {
   type ResolvedOptions,
 } from './options.js'
 export { PROVIDERS } from './providers/catalog.js'
+export { type DialectSpec, dialectOf, type UsageReader } from './providers/dialects/index.js'
 export type { CustomProviderConfig, ProviderConfig } from './providers/registry.js'
-export { type Dialect, defineProvider, type ProviderSpec } from './providers/types.js'
+export { DIALECTS, type Dialect, defineProvider, type ProviderSpec } from './providers/types.js'
 export type { AuthenticationOptions } from './steps/authenticate.js'
-export { authenticate, builtInSteps, cache, forward, identify, limit, parse, route } from './steps/index.js'
+export type { CacheOptions } from './steps/cache.js'
+export type { ForwardOptions } from './steps/forward.js'
+export type { IdentifyFn } from './steps/identify.js'
+export {
+  authenticate,
+  builtInSteps,
+  cache,
+  forward,
+  identify,
+  limit,
+  parse,
+  record,
+  route,
+} from './steps/index.js'
+export type { LimitOptions } from './steps/limit.js'
 export type { Metadata, RequestSettings } from './steps/parse.js'
+export type { RecordOptions } from './steps/record.js'
 export { createMemoryCacheStore, type MemoryCacheStoreOptions } from './stores/memory-cache.js'
 export { createMemoryLimitStore, type MemoryLimitStoreOptions } from './stores/memory-limits.js'
 export type {

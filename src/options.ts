@@ -6,6 +6,7 @@ import type { KeyRing } from './keys/key-ring.js'
 import type { LogStore } from './logs/types.js'
 import { PROVIDERS } from './providers/catalog.js'
 import { isValidBaseURL } from './providers/registry.js'
+import { DIALECTS } from './providers/types.js'
 import type { AuthenticationOptions } from './steps/authenticate.js'
 import { MAX_CACHE_TTL, MIN_CACHE_TTL } from './steps/parse.js'
 import type { CacheStore, LimitStore } from './stores/types.js'
@@ -60,6 +61,8 @@ const providerConfig = z.strictObject({
 
 const customProviderConfig = providerConfig.extend({
   baseURL,
+  /** The API the upstream speaks, for usage, stream checks and compat translation; default `openai`. */
+  dialect: z.enum(DIALECTS).optional(),
   auth: z
     .strictObject({
       header: headerName,
@@ -71,7 +74,7 @@ const customProviderConfig = providerConfig.extend({
     .optional(),
 })
 
-const timeouts = z.strictObject({
+export const timeouts = z.strictObject({
   connectMs: positiveMs.default(10_000),
   firstByteMs: positiveMs.default(300_000),
   idleMs: positiveMs.default(120_000),
@@ -83,7 +86,7 @@ const timeouts = z.strictObject({
   writeStallMs: positiveMs.default(30_000),
 })
 
-const retries = z.strictObject({
+export const retries = z.strictObject({
   maxAttempts: z.number().int().min(1).max(5).default(1),
   delayMs: z.number().int().min(0).max(5000).default(200),
   backoff: z.enum(['constant', 'linear', 'exponential']).default('exponential'),
@@ -121,7 +124,7 @@ const hasMethods =
     value !== null &&
     names.every((name) => typeof (value as Record<string, unknown>)[name] === 'function')
 
-const cacheOptions = z.strictObject({
+export const cacheOptions = z.strictObject({
   /** Default time to live in seconds (60 to 30 days). Without it only requests that opt in are cached. */
   ttl: z.number().int().min(MIN_CACHE_TTL).max(MAX_CACHE_TTL).optional(),
   /** Where entries live. Default: an in-memory LRU bounded by `maxBytes`. */
@@ -170,6 +173,9 @@ const limitKey = z.union([
   z.custom<(ctx: GatewayContext) => string | undefined>(isFunction),
 ])
 
+/** Where limit counters live. */
+export const limitStore = z.custom<LimitStore>(hasMethods('consume', 'adjust'), 'expected a LimitStore')
+
 const limitRule = z.strictObject({
   /** Names the rule in `RateLimit` headers, events and store keys. Default `rule{index}`. */
   name: z
@@ -189,7 +195,7 @@ const limitRule = z.strictObject({
   /** Token estimate reserved before the call; default: request bytes / 4 plus the requested output cap. */
   estimate: z.custom<(ctx: GatewayContext, body: unknown) => number>(isFunction).optional(),
   /** Where counters live. Default: in memory, per process. */
-  store: z.custom<LimitStore>(hasMethods('consume', 'adjust'), 'expected a LimitStore').optional(),
+  store: limitStore.optional(),
   /**
    * When the store fails or times out: `open` admits by an in-process insurance limit, `closed` refuses
    * with 503 (code 2116). Default `open`.
@@ -218,13 +224,22 @@ const limitRule = z.strictObject({
 export type LimitRuleOptions = z.input<typeof limitRule>
 export type LimitRule = z.output<typeof limitRule>
 
+/** One rule or several, as `rateLimit` and `limit({ rules })` take them. */
+export const limitRules = z.union([limitRule, z.array(limitRule)]).superRefine((rules, ctx) => {
+  // A name keys the rule's counters in a shared store: two rules with one name would share counts.
+  const names = (Array.isArray(rules) ? rules : [rules]).map((rule) => rule.name).filter(Boolean)
+  const repeated = names.find((name, index) => names.indexOf(name) !== index)
+  if (repeated !== undefined)
+    ctx.addIssue({ code: 'custom', message: `rule name '${repeated}' is used twice` })
+})
+
 // A bearer token is one run of non-space characters: a token with a space in it could never match.
 const gatewayToken = z
   .string()
   .min(16, 'expected a token of at least 16 characters')
   .regex(/^\S+$/, 'expected a token without spaces')
 
-const authenticationOptions = z
+export const authenticationOptions = z
   .strictObject({
     /**
      * Accepted gateway tokens (`cf-aig-authorization: Bearer <token>`), each its own principal: a plain
@@ -357,7 +372,7 @@ export const gatewayOptionsSchema = z.strictObject({
     .default(1024 * 1024),
   /** Extra request headers allowed through to every provider. */
   forwardHeaders: z.array(headerName).default([]),
-  /** Host steps: an array runs before the built-in steps; a function gets the built-ins and returns the list. */
+  /** Host steps: an array runs before the built-in steps (right after `record`); a function gets the built-ins and returns the list. */
   steps: stepsOption.optional(),
   /** The undici dispatcher for upstream calls. Default: an Agent built from `timeouts.connectMs`. */
   dispatcher: dispatcherOption.optional(),
@@ -401,16 +416,7 @@ export const gatewayOptionsSchema = z.strictObject({
   /** Response cache; off unless set (requests can still opt in with `cf-aig-cache-key`). */
   cache: cacheOptions.optional(),
   /** One rate limit or several, each refusing with 429 (code 2003) when exceeded. */
-  rateLimit: z
-    .union([limitRule, z.array(limitRule)])
-    .superRefine((rules, ctx) => {
-      // A name keys the rule's counters in a shared store: two rules with one name would share counts.
-      const names = (Array.isArray(rules) ? rules : [rules]).map((rule) => rule.name).filter(Boolean)
-      const repeated = names.find((name, index) => names.indexOf(name) !== index)
-      if (repeated !== undefined)
-        ctx.addIssue({ code: 'custom', message: `rule name '${repeated}' is used twice` })
-    })
-    .optional(),
+  rateLimit: limitRules.optional(),
   /** The clock limits and cache timestamps read, in ms since the epoch. Default `Date.now`. */
   now: z.custom<() => number>(isFunction).default(() => Date.now),
   /** Observes or replaces the response for each gateway-made error (see `ErrorHook`). Default none. */
@@ -431,10 +437,21 @@ export type ResolvedOptions = z.output<typeof gatewayOptionsSchema>
  * //   - timeouts.firstByteMs: Too small: expected number to be >0
  */
 export function parseOptions(options: unknown): ResolvedOptions {
-  const result = gatewayOptionsSchema.safeParse(options ?? {})
+  return parseWith(gatewayOptionsSchema, options ?? {}, 'gateway options')
+}
+
+/**
+ * Validates a step factory's options with the schema the gateway option of the same shape uses, so a
+ * wrong one throws the same `GatewayOptionsError`, naming the option.
+ *
+ * @example
+ * parseWith(cacheOptions, { ttl: 1 }, 'cache() options') // GatewayOptionsError: Invalid cache() options: ...
+ */
+export function parseWith<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
+  const result = schema.safeParse(value)
   if (result.success) return result.data
   const lines = result.error.issues.map(
     (issue) => `  - ${issue.path.join('.') || '(options)'}: ${issue.message}`,
   )
-  throw new GatewayOptionsError(`Invalid gateway options:\n${lines.join('\n')}`)
+  throw new GatewayOptionsError(`Invalid ${what}:\n${lines.join('\n')}`)
 }

@@ -155,4 +155,12 @@ export interface GatewayContext {
 export type Next = () => Promise<void>
 
 /** One stage of the pipeline, onion style: work before `await next()` runs on the way in, after it on the way out. */
-export type Step = (ctx: GatewayContext, next: Next) => Promise<void>
+export interface Step {
+  (ctx: GatewayContext, next: Next): Promise<void>
+  /**
+   * Set to `true` on a step that reads `ctx.state.usage` (token limits, logs, telemetry): the gateway then
+   * asks providers to report usage (e.g. `stream_options.include_usage`) and watches answers for it. When no
+   * step in the pipeline declares it, the gateway skips that work. `compose` and `when` pass it on.
+   */
+  watchesUsage?: boolean
+}

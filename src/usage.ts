@@ -1,13 +1,7 @@
 import { Readable } from 'node:stream'
-import {
-  extractStreamUsage,
-  extractUsage,
-  totalInputTokens,
-  type Usage,
-  type UsageDialect,
-} from './cost/cost.js'
+import { totalInputTokens, type Usage } from './cost/cost.js'
 import { parseJson } from './json.js'
-import type { Dialect } from './providers/types.js'
+import { dialectOf } from './providers/dialects/index.js'
 import type { GatewayResponse } from './types.js'
 import { UpstreamBody } from './upstream/body.js'
 import type { UpstreamTarget } from './upstream/call.js'
@@ -22,10 +16,9 @@ const MAX_USAGE_BODY_BYTES = 32 * 1024 * 1024
  * `undefined` when the answer carries none; a cut stream is read as far as it came.
  */
 export function watchUsage(target: UpstreamTarget, response: GatewayResponse): Promise<Usage | undefined> {
-  const dialect = usageDialect(target.provider.spec.dialect)
+  const { usage } = dialectOf(target.provider.spec.dialect)
   const stream = isEventStream(response.headers['content-type'])
-  const read = (text: string) =>
-    stream ? extractStreamUsage(dialect, text) : extractUsage(dialect, parseJson(text))
+  const read = (text: string) => (stream ? usage.fromStream(text) : usage.fromJson(parseJson(text)))
   const { body } = response
   if (body instanceof UpstreamBody) {
     return new Promise((resolve) => {
@@ -51,10 +44,4 @@ export function watchUsage(target: UpstreamTarget, response: GatewayResponse): P
 /** Every token the provider counted, prompt cache included, once: what a token limit charges. */
 export function totalTokens(usage: Usage): number {
   return totalInputTokens(usage) + usage.outputTokens
-}
-
-function usageDialect(dialect: Dialect): UsageDialect {
-  if (dialect === 'anthropic') return 'anthropic'
-  if (dialect === 'gemini') return 'google'
-  return 'openai'
 }

@@ -1,5 +1,6 @@
 import { createHash, createHmac } from 'node:crypto'
 import { isRecord, jsonBody } from '../json.js'
+import { dialectOf } from '../providers/dialects/index.js'
 import { targetModel } from '../routes/model.js'
 import type { UpstreamTarget } from '../upstream/call.js'
 import { splitQuery } from '../url.js'
@@ -75,7 +76,7 @@ export function canonicalJson(value: unknown): string {
 /** A streamed and a whole answer to the same prompt are different entries, custom key or not. */
 function isStreamRequest(target: UpstreamTarget, json: unknown): boolean {
   if (target.translation !== undefined) return target.translation.stream
-  return (isRecord(json) && json.stream === true) || target.path.includes(':streamGenerateContent')
+  return dialectOf(target.provider.spec.dialect).streams(target.path, json)
 }
 
 function withoutCredentialQuery(target: UpstreamTarget): { path: string; credential: string } {

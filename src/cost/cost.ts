@@ -1,5 +1,7 @@
 import { isRecord } from '../json.js'
-import { SSEParser } from '../upstream/sse.js'
+import { dialectOf } from '../providers/dialects/index.js'
+import type { UsageReader } from '../providers/dialects/types.js'
+import type { Dialect } from '../providers/types.js'
 import type { Price } from './pricing.js'
 
 /**
@@ -18,8 +20,11 @@ export interface Usage {
   inputIncludesCache: boolean
 }
 
-/** The response formats usage can be read from. */
-export type UsageDialect = 'openai' | 'anthropic' | 'google'
+/**
+ * The dialect whose format usage is read in: a provider's {@link Dialect}. `'google'`, the name this
+ * took before dialects had one naming scheme, is still accepted for `'gemini'`.
+ */
+export type UsageDialect = Dialect | 'google'
 
 const PER_MILLION = 1_000_000
 const MAX_CUSTOM_COST_LENGTH = 1024
@@ -120,13 +125,14 @@ function perMillion(fields: Record<string, unknown>, name: keyof typeof CUSTOM_C
 }
 
 /**
- * Token usage from a provider's JSON response, or undefined when it reports none.
- * - `openai`: `usage.prompt_tokens` / `completion_tokens` / `prompt_tokens_details.cached_tokens`, the
- *   Responses API's `input_tokens` / `output_tokens` / `input_tokens_details.cached_tokens`, DeepSeek's
- *   `prompt_cache_hit_tokens` and Groq's `x_groq.usage`.
+ * Token usage from a provider's JSON response, or undefined when it reports none; read as the dialect's
+ * `usage.fromJson` does (see `dialectOf`).
+ * - `openai` (and every dialect without its own format): `usage.prompt_tokens` / `completion_tokens` /
+ *   `prompt_tokens_details.cached_tokens`, the Responses API's `input_tokens` / `output_tokens` /
+ *   `input_tokens_details.cached_tokens`, DeepSeek's `prompt_cache_hit_tokens` and Groq's `x_groq.usage`.
  * - `anthropic`: `usage.input_tokens` / `output_tokens` / `cache_read_input_tokens` /
  *   `cache_creation_input_tokens`.
- * - `google`: `usageMetadata.promptTokenCount` / `candidatesTokenCount` + `thoughtsTokenCount` /
+ * - `gemini`: `usageMetadata.promptTokenCount` / `candidatesTokenCount` + `thoughtsTokenCount` /
  *   `cachedContentTokenCount`; for a streamed array of responses, the last one that has it.
  *
  * @example
@@ -134,122 +140,25 @@ function perMillion(fields: Record<string, unknown>, name: keyof typeof CUSTOM_C
  * // { inputTokens: 12, outputTokens: 3, inputIncludesCache: false }
  */
 export function extractUsage(dialect: UsageDialect, body: unknown): Usage | undefined {
-  if (dialect === 'openai') return openaiUsage(body)
-  if (dialect === 'anthropic') return isRecord(body) ? anthropicUsage(body.usage) : undefined
-  if (Array.isArray(body)) return lastDefined(body.map(googleUsage))
-  return googleUsage(body)
+  return usageReader(dialect).fromJson(body)
 }
 
 /**
- * Token usage from a complete server-sent-events body, or undefined when it reports none.
+ * Token usage from a complete server-sent-events body, or undefined when it reports none; read as the
+ * dialect's `usage.fromStream` does.
  * - `openai`: the last chunk carrying usage (sent when `stream_options.include_usage` is set), or the
  *   Responses API's `response.completed` event.
  * - `anthropic`: `message_start`'s usage, updated by the last `message_delta`'s.
- * - `google`: the last chunk's `usageMetadata` (Gemini repeats running totals).
+ * - `gemini`: the last chunk's `usageMetadata` (Gemini repeats running totals).
  *
  * @example
  * extractStreamUsage('openai', 'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}\n\ndata: [DONE]\n\n')
  * // { inputTokens: 5, outputTokens: 2, inputIncludesCache: true }
  */
 export function extractStreamUsage(dialect: UsageDialect, sseText: string): Usage | undefined {
-  const events = readEvents(sseText)
-  if (dialect === 'anthropic') return anthropicStreamUsage(events)
-  return lastDefined(events.map((event) => extractUsage(dialect, event)))
+  return usageReader(dialect).fromStream(sseText)
 }
 
-const USAGE_FIELD = /"usage(?:Metadata)?"\s*:\s*\{/
-
-function readEvents(sseText: string): unknown[] {
-  const parser = new SSEParser()
-  try {
-    // Every dialect's usage is an object under `usage` or `usageMetadata`: events without one (OpenAI's
-    // `"usage":null` included) are not parsed at all, which on a long stream is nearly all of them.
-    return [...parser.push(sseText), ...parser.end()]
-      .filter((event) => USAGE_FIELD.test(event.data))
-      .map((event) => parseData(event.data))
-  } catch {
-    // Only an oversized event throws; a body that broken has no usage worth reporting.
-    return []
-  }
-}
-
-function parseData(data: string): unknown {
-  if (data === '[DONE]') return undefined
-  try {
-    return JSON.parse(data)
-  } catch {
-    return undefined
-  }
-}
-
-function openaiUsage(body: unknown): Usage | undefined {
-  if (!isRecord(body)) return undefined
-  const usage = [body.usage, isRecord(body.response) ? body.response.usage : undefined]
-    .concat(isRecord(body.x_groq) ? [body.x_groq.usage] : [])
-    .find(isRecord)
-  if (usage === undefined) return undefined
-  const input = tokens(usage.prompt_tokens) ?? tokens(usage.input_tokens)
-  const output = tokens(usage.completion_tokens) ?? tokens(usage.output_tokens)
-  if (input === undefined && output === undefined) return undefined
-  const cached =
-    tokens(field(usage.prompt_tokens_details, 'cached_tokens')) ??
-    tokens(field(usage.input_tokens_details, 'cached_tokens')) ??
-    tokens(usage.prompt_cache_hit_tokens)
-  return withCache({ inputTokens: input ?? 0, outputTokens: output ?? 0, inputIncludesCache: true }, cached)
-}
-
-function anthropicUsage(usage: unknown, base?: Usage): Usage | undefined {
-  if (!isRecord(usage)) return base
-  const input = tokens(usage.input_tokens) ?? base?.inputTokens
-  const output = tokens(usage.output_tokens) ?? base?.outputTokens
-  if (input === undefined && output === undefined) return base
-  const result = withCache(
-    { inputTokens: input ?? 0, outputTokens: output ?? 0, inputIncludesCache: false },
-    tokens(usage.cache_read_input_tokens) ?? base?.cacheReadTokens,
-  )
-  const cacheWrite = tokens(usage.cache_creation_input_tokens) ?? base?.cacheWriteTokens
-  return cacheWrite === undefined ? result : { ...result, cacheWriteTokens: cacheWrite }
-}
-
-// message_start carries the prompt counts; each message_delta carries running totals, so the last wins.
-function anthropicStreamUsage(events: unknown[]): Usage | undefined {
-  let usage: Usage | undefined
-  for (const event of events) {
-    if (!isRecord(event)) continue
-    if (event.type === 'message_start' && isRecord(event.message)) usage = anthropicUsage(event.message.usage)
-    else if (event.type === 'message_delta') usage = anthropicUsage(event.usage, usage)
-  }
-  return usage
-}
-
-function googleUsage(body: unknown): Usage | undefined {
-  if (!isRecord(body) || !isRecord(body.usageMetadata)) return undefined
-  const metadata = body.usageMetadata
-  const input = tokens(metadata.promptTokenCount)
-  const candidates = tokens(metadata.candidatesTokenCount)
-  const thoughts = tokens(metadata.thoughtsTokenCount)
-  if (input === undefined && candidates === undefined && thoughts === undefined) return undefined
-  return withCache(
-    { inputTokens: input ?? 0, outputTokens: (candidates ?? 0) + (thoughts ?? 0), inputIncludesCache: true },
-    tokens(metadata.cachedContentTokenCount),
-  )
-}
-
-function withCache(usage: Usage, cacheRead: number | undefined): Usage {
-  return cacheRead === undefined ? usage : { ...usage, cacheReadTokens: cacheRead }
-}
-
-function field(value: unknown, name: string): unknown {
-  return isRecord(value) ? value[name] : undefined
-}
-
-function tokens(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined
-}
-
-function lastDefined<T>(values: (T | undefined)[]): T | undefined {
-  for (let i = values.length - 1; i >= 0; i--) {
-    if (values[i] !== undefined) return values[i]
-  }
-  return undefined
+function usageReader(dialect: UsageDialect): UsageReader {
+  return dialectOf(dialect === 'google' ? 'gemini' : dialect).usage
 }

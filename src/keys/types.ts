@@ -44,6 +44,8 @@ export interface SecretStore {
   delete(provider: string, alias: string): Promise<boolean>
   /** Every record, or one provider's, ordered by provider then alias. */
   list(provider?: string): Promise<StoredSecret[]>
+  /** Releases what the store holds. Optional; key stores always come from the host, which closes them. */
+  close?(): Promise<void>
 }
 
 /** A stored key as listings show it: never the secret, not even encrypted. */

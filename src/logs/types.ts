@@ -237,5 +237,9 @@ export interface LogStore {
   /** Deletes the selected records (`{}` deletes all) and returns how many went. */
   delete(selection: LogSelection): Promise<number>
   analytics(query: AnalyticsQuery): Promise<AnalyticsRow[]>
+  /**
+   * Releases what the store holds. Optional. `gateway.close()` calls it only on a store the gateway made
+   * itself, after writing the queued records; a store passed as `logs.store` is the host's to close.
+   */
   close?(): Promise<void>
 }

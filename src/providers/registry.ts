@@ -1,6 +1,6 @@
 import { GatewayError } from '../errors.js'
 import { CUSTOM_PREFIX, PROVIDERS } from './catalog.js'
-import type { ProviderSpec } from './types.js'
+import type { Dialect, ProviderSpec } from './types.js'
 
 /** Per-provider settings from the gateway options. */
 export interface ProviderConfig {
@@ -12,6 +12,8 @@ export interface ProviderConfig {
 
 export interface CustomProviderConfig extends ProviderConfig {
   baseURL: string
+  /** The dialect the upstream speaks (usage, stream terminator, compat translation); default `openai`. */
+  dialect?: Dialect | undefined
   auth?: { header: string; scheme?: string | undefined } | undefined
 }
 
@@ -55,7 +57,7 @@ export function createProviderRegistry(
   for (const [slug, config] of Object.entries(customs)) {
     const spec: ProviderSpec = {
       id: `${CUSTOM_PREFIX}${slug}`,
-      dialect: 'openai',
+      dialect: config.dialect ?? 'openai',
       baseURL: config.baseURL,
       auth: customAuth(config.auth),
     }

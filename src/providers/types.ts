@@ -1,5 +1,11 @@
-/** The API dialect a provider speaks; only non-OpenAI dialects need translation code. */
-export type Dialect = 'openai' | 'anthropic' | 'gemini' | 'cohere' | 'workers-ai' | 'native'
+/** Every dialect name, for validating options (`customProviders.*.dialect`). */
+export const DIALECTS = ['openai', 'anthropic', 'gemini', 'cohere', 'workers-ai', 'native'] as const
+
+/**
+ * The API dialect a provider speaks; only non-OpenAI dialects need translation code. What the gateway knows
+ * of each (usage, stream terminator, model field, …) is its `DialectSpec`, found by `dialectOf(dialect)`.
+ */
+export type Dialect = (typeof DIALECTS)[number]
 
 /**
  * A provider described as data. Adding an OpenAI-compatible vendor is one entry in `catalog.ts`.

@@ -1,11 +1,12 @@
-import { isRecord, jsonBody } from '../json.js'
+import { jsonBody } from '../json.js'
+import { dialectOf } from '../providers/dialects/index.js'
 import type { UpstreamTarget } from '../upstream/call.js'
 
 const models = new WeakMap<UpstreamTarget, string | null>()
 
 /**
- * The model a target asks for, as the provider names it: the compat model after its prefix, else the
- * body's `model`, else a Gemini path's `models/{model}:…`. Read once per target and remembered, since the
+ * The model a target asks for, as the provider names it: the compat model after its prefix, else where
+ * the provider's dialect names it (the body's `model`, a Gemini path's `models/{model}:…`). Read once per target and remembered, since the
  * cache key, limit rules and logs all ask.
  */
 export function targetModel(target: UpstreamTarget): string | undefined {
@@ -19,7 +20,5 @@ export function targetModel(target: UpstreamTarget): string | undefined {
 
 function readModel(target: UpstreamTarget): string | undefined {
   if (target.translation !== undefined) return target.translation.model
-  const json = jsonBody(target.body)
-  if (isRecord(json) && typeof json.model === 'string') return json.model
-  return /\/models\/([^/:?]+)/.exec(target.path)?.[1]
+  return dialectOf(target.provider.spec.dialect).model(target.path, jsonBody(target.body))
 }

@@ -1,5 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { GatewayError } from '../errors.js'
+import { authenticationOptions, parseWith } from '../options.js'
 import type { GatewayRequest, MaybePromise, Principal, Step } from '../types.js'
 
 /** A fixed gateway token with a name: the name is the principal id its holders are known by. */
@@ -36,12 +37,14 @@ const BEARER = /^Bearer +(\S+)\s*$/i
  * @example
  * authenticate({ tokens: ['ci-token-0123456789abcdef', { name: 'ci', token: process.env.CI_TOKEN! }] })
  */
-export function authenticate(options: AuthenticationOptions | undefined): Step {
+export function authenticate(options?: AuthenticationOptions): Step {
   if (options === undefined) {
     return function authenticate(_ctx, next) {
       return next()
     }
   }
+  // The `authentication` option's schema: a wrong token list throws here, naming the entry.
+  options = parseWith(authenticationOptions, options, 'authenticate() options') as AuthenticationOptions
   const matchToken = tokenMatcher(options.tokens ?? [])
   const { verifyToken } = options
   return async function authenticate(ctx, next) {

@@ -1,7 +1,7 @@
 import { cacheKey } from '../cache/key.js'
 import { GatewayError } from '../errors.js'
 import { reportStoreError } from '../events.js'
-import type { ResolvedOptions } from '../options.js'
+import { cacheOptions, type GatewayOptions, parseWith, type ResolvedOptions } from '../options.js'
 import { tapBody } from '../response-tap.js'
 import { callStore } from '../stores/call.js'
 import { createMemoryCacheStore } from '../stores/memory-cache.js'
@@ -18,14 +18,17 @@ const UNREPLAYED_HEADERS = new Set(['content-length', 'date', 'age', 'connection
 
 export type CacheStatus = 'HIT' | 'MISS'
 
-/** Per gateway: the store and the provider calls in flight that identical requests can wait on. */
-export interface CacheRuntime {
+/** What `cache()` accepts: the gateway's `cache` option, same fields and defaults. */
+export type CacheOptions = NonNullable<GatewayOptions['cache']>
+
+/** Per `cache()` step: its settings, its store and the provider calls in flight identical requests can wait on. */
+interface CacheRuntime {
   readonly settings: ResolvedOptions['cache']
   readonly store: () => CacheStore
   readonly flights: Map<string, Promise<CacheEntry | undefined>>
 }
 
-export function createCacheRuntime(settings: ResolvedOptions['cache']): CacheRuntime {
+function createCacheRuntime(settings: ResolvedOptions['cache']): CacheRuntime {
   let store = settings?.store
   return {
     settings,
@@ -49,17 +52,23 @@ interface CachePlan {
  * provider. On a miss, identical requests arriving meanwhile wait for this one's answer instead of calling
  * the provider too; if it fails, one of them goes to the provider next. Complete 2xx answers are stored
  * once their last byte went out: streams only when they ended with their final event.
+ *
+ * Takes the gateway's `cache` option (validated once, here); each `cache()` step has its own store (the
+ * default: an in-memory LRU, made on first use) and its own in-flight calls.
+ *
+ * @example
+ * cache({ ttl: 3600, store: createMemoryCacheStore({ maxBytes: 64 * 1024 * 1024 }) })
  */
-export function cache(): Step {
+export function cache(options: CacheOptions = {}): Step {
+  const runtime = createCacheRuntime(parseWith(cacheOptions, options, 'cache() options'))
   return async function cache(ctx, next) {
-    const ttl = cacheTtl(ctx)
+    const ttl = cacheTtl(ctx, runtime)
     if (ttl === undefined) return next()
-    const plan = await planCaching(ctx, ttl)
-    const runtime = ctx.gateway.cache
+    const plan = await planCaching(ctx, runtime, ttl)
     const coalesce = runtime.settings?.coalesce ?? true
     if (!plan.skip) {
       for (let round = 0; round < MAX_WAIT_ROUNDS; round++) {
-        const stored = await lookup(ctx, plan.key)
+        const stored = await lookup(ctx, runtime, plan.key)
         if (stored !== undefined) return serveHit(ctx, stored)
         const flight = coalesce ? runtime.flights.get(plan.key) : undefined
         if (flight === undefined) break
@@ -83,20 +92,20 @@ export function cache(): Step {
       settle?.(undefined)
       return
     }
-    recordForCache(ctx, response, plan, settle)
+    recordForCache(ctx, runtime, response, plan, settle)
   }
 }
 
 /** The TTL this request is cached for, or `undefined` when it is not cacheable. */
-function cacheTtl(ctx: GatewayContext): number | undefined {
+function cacheTtl(ctx: GatewayContext, runtime: CacheRuntime): number | undefined {
   const target = ctx.state.targets?.[0]
   if (target === undefined || !CACHEABLE_METHODS.has(target.method)) return undefined
   const { cacheTtl: ttl, cacheKey: customKey } = target.settings
   if (ttl === 0) return undefined
-  return ttl ?? ctx.gateway.cache.settings?.ttl ?? (customKey === undefined ? undefined : CUSTOM_KEY_TTL)
+  return ttl ?? runtime.settings?.ttl ?? (customKey === undefined ? undefined : CUSTOM_KEY_TTL)
 }
 
-async function planCaching(ctx: GatewayContext, ttl: number): Promise<CachePlan> {
+async function planCaching(ctx: GatewayContext, runtime: CacheRuntime, ttl: number): Promise<CachePlan> {
   const targets = ctx.state.targets!
   const { cacheKey: customKey, skipCache } = targets[0]!.settings
   const principal = ctx.state.principal
@@ -107,15 +116,18 @@ async function planCaching(ctx: GatewayContext, ttl: number): Promise<CachePlan>
     // Read already by `route`; bodyless requests resolve `undefined`.
     body: await ctx.readBody(),
     customKey,
-    fingerprintSecret: ctx.gateway.cache.settings?.keySecret,
+    fingerprintSecret: runtime.settings?.keySecret,
   })
   return { key, ttl, skip: skipCache === true }
 }
 
-async function lookup(ctx: GatewayContext, key: string): Promise<CacheEntry | undefined> {
-  const { cache } = ctx.gateway
+async function lookup(
+  ctx: GatewayContext,
+  runtime: CacheRuntime,
+  key: string,
+): Promise<CacheEntry | undefined> {
   try {
-    return await callStore(() => cache.store().get(key), storeTimeout(ctx))
+    return await callStore(() => runtime.store().get(key), storeTimeout(runtime))
   } catch (error) {
     // A cache that is down is a cache that misses: the request goes on to the provider.
     reportStoreError(ctx, 'cache', 'get', error)
@@ -177,24 +189,29 @@ function openFlight(
 
 function recordForCache(
   ctx: GatewayContext,
+  runtime: CacheRuntime,
   response: GatewayResponse,
   plan: CachePlan,
   settle: ((entry: CacheEntry | undefined, written?: Promise<unknown>) => void) | undefined,
 ): void {
-  const maxBytes = ctx.gateway.cache.settings?.maxEntryBytes ?? 25 * 1024 * 1024
+  const maxBytes = runtime.settings?.maxEntryBytes ?? 25 * 1024 * 1024
   const headers = replayedHeaders(response.headers, ctx.responseHeaders['cf-aig-step'])
   tapBody(response, maxBytes, ({ bytes, complete }) => {
     if (!complete || bytes === undefined) return settle?.(undefined)
     const entry: CacheEntry = { status: response.status, headers, body: bytes, storedAt: ctx.gateway.now() }
-    const written = write(ctx, plan, entry)
+    const written = write(ctx, runtime, plan, entry)
     settle?.(entry, written)
   })
 }
 
-async function write(ctx: GatewayContext, plan: CachePlan, entry: CacheEntry): Promise<void> {
-  const { cache } = ctx.gateway
+async function write(
+  ctx: GatewayContext,
+  runtime: CacheRuntime,
+  plan: CachePlan,
+  entry: CacheEntry,
+): Promise<void> {
   try {
-    await callStore(() => cache.store().set(plan.key, entry, plan.ttl), storeTimeout(ctx))
+    await callStore(() => runtime.store().set(plan.key, entry, plan.ttl), storeTimeout(runtime))
   } catch (error) {
     reportStoreError(ctx, 'cache', 'set', error)
   }
@@ -209,6 +226,6 @@ function replayedHeaders(headers: Record<string, string>, step: string | undefin
   return kept
 }
 
-function storeTimeout(ctx: GatewayContext): number {
-  return ctx.gateway.cache.settings?.storeTimeoutMs ?? 250
+function storeTimeout(runtime: CacheRuntime): number {
+  return runtime.settings?.storeTimeoutMs ?? 250
 }

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type ErrorName, GatewayError, toGatewayError } from '../errors.js'
 import { notify } from '../events.js'
+import { type GatewayOptions, parseWith, type ResolvedOptions, retries, timeouts } from '../options.js'
 import type { GatewayContext, GatewayResponse, Step } from '../types.js'
 import { readAll } from '../upstream/body.js'
 import { type AttemptClocks, callUpstream, type UpstreamTarget } from '../upstream/call.js'
@@ -20,6 +21,20 @@ const RETRYABLE_ERRORS: ReadonlySet<ErrorName> = new Set([
 ])
 const FINAL_ERRORS: ReadonlySet<ErrorName> = new Set(['CLIENT_CLOSED', 'UPSTREAM_DEADLINE'])
 
+/**
+ * What `forward()` accepts: the gateway's `timeouts` (the total deadline and the first-byte and idle clocks)
+ * and `retries` options, same fields and defaults. The dispatcher and body limits are the gateway's.
+ */
+export interface ForwardOptions {
+  timeouts?: GatewayOptions['timeouts']
+  retries?: GatewayOptions['retries']
+}
+
+interface ForwardSettings {
+  readonly timeouts: ResolvedOptions['timeouts']
+  readonly retries: ResolvedOptions['retries']
+}
+
 type Failure = GatewayResponse | GatewayError
 type Outcome = { ok: true; response: GatewayResponse } | { ok: false; failure: Failure; attempts: number }
 
@@ -28,17 +43,24 @@ type Outcome = { ok: true; response: GatewayResponse } | { ok: false; failure: F
  * then the next one. Everything here happens before the first byte goes to the client, so any failure may
  * still retry or fall back; `callUpstream` resolves only once a response is committable. When every target
  * fails, the last failure answers: the provider's own error response, or the gateway's error.
+ *
+ * @example
+ * forward({ retries: { maxAttempts: 3 }, timeouts: { totalMs: 60_000 } })
  */
-export function forward(): Step {
+export function forward(options: ForwardOptions = {}): Step {
+  const settings: ForwardSettings = {
+    timeouts: parseWith(timeouts, options.timeouts ?? {}, 'forward() options (timeouts)'),
+    retries: parseWith(retries, options.retries ?? {}, 'forward() options (retries)'),
+  }
   return async function forward(ctx) {
     const targets = ctx.state.targets ?? []
     if (targets.length === 0) throw new GatewayError('INTERNAL', 'no upstream target was resolved')
-    const deadlineAt = ctx.startedAt + ctx.gateway.options.timeouts.totalMs
+    const deadlineAt = ctx.startedAt + settings.timeouts.totalMs
     const waited = { ms: 0 }
     let last: { target: UpstreamTarget; failure: Failure } | undefined
     for (const target of targets) {
       if (last !== undefined) discard(last.failure)
-      const outcome = await tryTarget(ctx, target, deadlineAt, waited)
+      const outcome = await tryTarget(ctx, settings, target, deadlineAt, waited)
       if (outcome.ok) {
         ctx.response = await answer(ctx, target, outcome.response)
         return
@@ -59,11 +81,11 @@ export function forward(): Step {
 
 async function tryTarget(
   ctx: GatewayContext,
+  options: ForwardSettings,
   target: UpstreamTarget,
   deadlineAt: number,
   waited: { ms: number },
 ): Promise<Outcome> {
-  const { options } = ctx.gateway
   const policy = retryPolicy(options.retries, target.settings)
   const clocks: AttemptClocks = {
     firstByteMs: target.settings.requestTimeoutMs ?? options.timeouts.firstByteMs,

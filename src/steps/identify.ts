@@ -1,4 +1,7 @@
-import type { Principal, Step } from '../types.js'
+import type { GatewayRequest, MaybePromise, Principal, Step } from '../types.js'
+
+/** The gateway's `identify` option: who is calling, from the host's request object. */
+export type IdentifyFn = (host: unknown, request: GatewayRequest) => MaybePromise<Principal | undefined>
 
 /**
  * Asks the host who is calling, once per request; the answer keys limits, scopes the cache and is logged.
@@ -11,10 +14,11 @@ import type { Principal, Step } from '../types.js'
  *
  * @example
  * createGateway({ identify: (req) => req.user && { id: req.user.id, tenant: req.user.org } })
+ * identify((req) => req.user && { id: req.user.id }) // the same, as a step of a host's own pipeline
  */
-export function identify(): Step {
+export function identify(ask?: IdentifyFn): Step {
+  if (ask !== undefined && typeof ask !== 'function') throw new TypeError('identify() expects a function')
   return async function identify(ctx, next) {
-    const ask = ctx.gateway.options.identify
     const answer = ask === undefined ? undefined : await ask(ctx.request.host, ctx.request)
     if (answer) ctx.state.principal = choosePrincipal(answer, ctx.state.principal)
     await next()

@@ -1,4 +1,6 @@
+import type { LogQueue } from '../logs/recorder.js'
 import type { ResolvedOptions } from '../options.js'
+import type { LimitStore } from '../stores/types.js'
 import type { Step } from '../types.js'
 import { authenticate } from './authenticate.js'
 import { cache } from './cache.js'
@@ -6,15 +8,45 @@ import { forward } from './forward.js'
 import { identify } from './identify.js'
 import { limit } from './limit.js'
 import { parse } from './parse.js'
+import { record } from './record.js'
 import { route } from './route.js'
 
-export { authenticate, cache, forward, identify, limit, parse, route }
+export { authenticate, cache, forward, identify, limit, parse, record, route }
+
+/** What the gateway made for its built-in steps: the log queue, the default limit store. */
+export interface BuiltInServices {
+  readonly logs?: LogQueue | undefined
+  readonly limitStore?: LimitStore | undefined
+  /** Secrets to scrub from log records. */
+  readonly secrets?: readonly string[] | undefined
+}
 
 /**
- * The built-in pipeline, in order. Hosts get a fresh copy to insert their own steps into. `route` runs
- * before `cache` and `limit` because both key on what it resolves (provider, model, credential); it only
- * computes, so a cache hit still never reaches the provider.
+ * The built-in pipeline, in order, each step made from the options that concern it. Hosts get a fresh copy
+ * to insert their own steps into. `record` comes first so it sees every outcome, errors included. `route`
+ * runs before `cache` and `limit` because both key on what it resolves (provider, model, credential); it
+ * only computes, so a cache hit still never reaches the provider.
+ *
+ * @example
+ * const steps = builtInSteps(parseOptions({ rateLimit: { limit: 10, window: 60 } }))
  */
-export function builtInSteps(options: Pick<ResolvedOptions, 'authentication'> = {}): Step[] {
-  return [authenticate(options.authentication), parse(), identify(), route(), cache(), limit(), forward()]
+export function builtInSteps(options: Partial<ResolvedOptions> = {}, services: BuiltInServices = {}): Step[] {
+  const logs = options.logs === false ? undefined : options.logs
+  return [
+    record({
+      logs: services.logs,
+      telemetry: options.telemetry,
+      payloads: logs?.payloads,
+      maxPayloadBytes: logs?.maxPayloadBytes,
+      prices: options.prices,
+      secrets: services.secrets,
+    }),
+    authenticate(options.authentication),
+    parse(),
+    identify(options.identify),
+    route(),
+    cache(options.cache),
+    limit({ rules: options.rateLimit ?? [], store: services.limitStore }),
+    forward({ timeouts: options.timeouts, retries: options.retries }),
+  ]
 }

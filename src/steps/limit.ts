@@ -1,7 +1,9 @@
+import { z } from 'zod'
 import { GatewayError } from '../errors.js'
 import { reportStoreError } from '../events.js'
 import { isRecord, jsonBody } from '../json.js'
-import type { LimitRule, ResolvedOptions } from '../options.js'
+import { type LimitRule, type LimitRuleOptions, limitRules, limitStore, parseWith } from '../options.js'
+import { dialectOf } from '../providers/dialects/index.js'
 import { targetModel } from '../routes/model.js'
 import { callStore } from '../stores/call.js'
 import { createMemoryLimitStore } from '../stores/memory-limits.js'
@@ -36,10 +38,19 @@ export interface CompiledRule {
   probing: boolean
 }
 
-export function compileRules(option: ResolvedOptions['rateLimit']): CompiledRule[] {
-  if (option === undefined) return []
+/** What `limit()` accepts: the rules, as the gateway's `rateLimit` option takes them, and a default store. */
+export interface LimitOptions {
+  /** One rule or several (the `rateLimit` option's shape); each that applies must admit the request. */
+  rules: LimitRuleOptions | readonly LimitRuleOptions[]
+  /** Where rules without a `store` of their own count. Default: in memory, per `limit()` step. */
+  store?: LimitStore | undefined
+}
+
+const limitOptions = z.strictObject({ rules: limitRules, store: limitStore.optional() })
+
+function compileRules(option: LimitRule | LimitRule[], defaultStore: LimitStore | undefined): CompiledRule[] {
   const rules = Array.isArray(option) ? option : [option]
-  const memory = createMemoryLimitStore()
+  const memory = defaultStore ?? createMemoryLimitStore()
   const insurance = createMemoryLimitStore()
   return rules.map((rule, index) => {
     const window: LimitWindow = { limit: rule.limit, windowMs: rule.window * 1000, technique: rule.technique }
@@ -71,10 +82,18 @@ interface Admission {
  * 2003) with `Retry-After`, and what the others had admitted is given back. Token rules reserve an estimate
  * here and settle it with the usage the answer reports once its last byte went out. Each admitted response
  * carries the IETF `RateLimit-Policy` and `RateLimit` headers for the rules that applied.
+ *
+ * The rules are validated and compiled once, here (a wrong rule throws `GatewayOptionsError` naming it), so
+ * one step can be added several times, each with its own counters. Steps sharing a `store` need distinct
+ * rule names: the name keys the counters.
+ *
+ * @example
+ * steps: (builtIn) => [...builtIn.slice(0, -1), limit({ rules: { name: 'tenant', limit: 100, window: 60, key: 'tenant' } }), builtIn.at(-1)!]
  */
-export function limit(): Step {
-  return async function limit(ctx, next) {
-    const rules = ctx.gateway.limits
+export function limit(options: LimitOptions = { rules: [] }): Step {
+  const parsed = parseWith(limitOptions, options, 'limit() options')
+  const rules = compileRules(parsed.rules, parsed.store)
+  const step: Step = async function limit(ctx, next) {
     const admitted: Admission[] = []
     for (const compiled of rules) {
       const key = ruleKey(ctx, compiled)
@@ -99,6 +118,9 @@ export function limit(): Step {
     }
     settleTokens(ctx, reserved)
   }
+  // Token rules settle on the usage answers report: the gateway must ask providers for it.
+  if (rules.some((compiled) => compiled.rule.unit === 'tokens')) step.watchesUsage = true
+  return step
 }
 
 /** The counter this request counts against for a rule, or `undefined` when the rule does not apply to it. */
@@ -204,9 +226,8 @@ async function estimateTokens(ctx: GatewayContext, compiled: CompiledRule): Prom
   let outputCap = 0
   if (isRecord(json)) {
     for (const field of OUTPUT_CAP_FIELDS) if (typeof json[field] === 'number') outputCap = json[field]
-    const generation = json.generationConfig
-    if (isRecord(generation) && typeof generation.maxOutputTokens === 'number')
-      outputCap = generation.maxOutputTokens
+    // A dialect's own cap field (Gemini's `generationConfig.maxOutputTokens`) wins.
+    outputCap = dialectOf(ctx.state.targets?.[0]?.clientDialect ?? 'openai').outputCap(json) ?? outputCap
   }
   return Math.max(1, Math.ceil((body?.length ?? 0) / 4) + outputCap)
 }

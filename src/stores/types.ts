@@ -26,6 +26,11 @@ export interface CacheStore {
   /** Stores the entry for `ttlSeconds`; replaces an existing one. */
   set(key: string, entry: CacheEntry, ttlSeconds: number): MaybePromise<void>
   delete(key: string): MaybePromise<void>
+  /**
+   * Releases what the store holds (connections, timers). Optional. The gateway calls it from `close()` only
+   * on stores it made itself; a store the host passed in is the host's to close.
+   */
+  close?(): MaybePromise<void>
 }
 
 /** One limit's window: how much may be taken per window, and how the window moves. */
@@ -88,4 +93,6 @@ export interface LimitStore {
     now: number,
     options?: LimitCallOptions,
   ): MaybePromise<void>
+  /** Releases what the store holds. Optional; called by the gateway only on stores it made (see `CacheStore.close`). */
+  close?(): MaybePromise<void>
 }

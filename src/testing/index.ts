@@ -1,2 +1,3 @@
+export { createTestContext, type TestContextOptions } from './context.js'
 export type { MockCall, MockProvider, MockProviderOptions, MockScript } from './mock-provider.js'
 export { createMockProvider } from './mock-provider.js'

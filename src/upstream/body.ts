@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { GatewayError } from '../errors.js'
-import { terminalEvent } from '../providers/dialects/terminal.js'
+import { dialectOf } from '../providers/dialects/index.js'
 import type { Dialect } from '../providers/types.js'
 import type { Scrubber } from '../secrets.js'
 import { withoutUsage } from './stream-usage.js'
@@ -207,7 +207,7 @@ export class UpstreamBody extends Readable {
     if (terminator !== undefined && !this.#endSeen) {
       const error = new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event')
       this.#settle({ complete: false, error })
-      const tail = terminalDialect === undefined ? undefined : terminalEvent(terminalDialect, error)
+      const tail = terminalDialect === undefined ? undefined : dialectOf(terminalDialect).terminalEvent(error)
       const last = tail ?? rest
       if (last !== undefined && last.length > 0) this.push(last)
     } else {
@@ -239,7 +239,8 @@ export class UpstreamBody extends Readable {
     this.#source.off('data', this.#onData)
     this.#pending = []
     const { events, terminalDialect } = this.#policy
-    const tail = events && terminalDialect !== undefined ? terminalEvent(terminalDialect, error) : undefined
+    const tail =
+      events && terminalDialect !== undefined ? dialectOf(terminalDialect).terminalEvent(error) : undefined
     if (tail === undefined) {
       this.destroy(error)
       return

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.js'
 import { isObserved, notify } from '../events.js'
-import { streamTerminator } from '../providers/dialects/terminal.js'
+import { dialectOf } from '../providers/dialects/index.js'
 import type { ChatCodec } from '../providers/dialects/types.js'
 import type { ResolvedProvider } from '../providers/registry.js'
 import type { Dialect } from '../providers/types.js'
@@ -198,7 +198,7 @@ async function relay(
       events,
       terminalDialect: events && !translated ? target.clientDialect : undefined,
       // Translated streams are judged by their translator.
-      terminator: events && !translated ? streamTerminator(target.clientDialect, target.path) : undefined,
+      terminator: events && !translated ? dialectOf(target.clientDialect).terminator(target.path) : undefined,
       hideUsage,
       scrubber,
       maxBytes: status >= 400 ? Math.min(maxBytes, MAX_ERROR_BODY_BYTES) : maxBytes,

@@ -42,7 +42,7 @@ describe('examples', () => {
     await mock.close()
   })
 
-  for (const file of ['express.ts', 'koa.ts', 'fastify.ts', 'custom-step.ts']) {
+  for (const file of ['express.ts', 'koa.ts', 'fastify.ts', 'custom-step.ts', 'custom-pipeline.ts']) {
     it(`${file} serves a chat completion through the gateway`, async () => {
       const { child, base } = await startExample(file, mock.url)
       children.push(child)

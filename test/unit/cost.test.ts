@@ -338,7 +338,7 @@ describe('extractUsage()', () => {
     ['Anthropic without usage', 'anthropic', { type: 'message' }, undefined],
     [
       'Gemini response with thoughts and cached content',
-      'google',
+      'gemini',
       {
         usageMetadata: {
           promptTokenCount: 500,
@@ -352,7 +352,7 @@ describe('extractUsage()', () => {
     ],
     [
       'Gemini array of streamed responses',
-      'google',
+      'gemini',
       [
         { usageMetadata: { promptTokenCount: 5 } },
         { usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 9 } },
@@ -360,11 +360,27 @@ describe('extractUsage()', () => {
       ],
       { inputTokens: 5, outputTokens: 9, inputIncludesCache: true },
     ],
-    ['Gemini without usage', 'google', { candidates: [] }, undefined],
-    ['a string body', 'google', 'oops', undefined],
+    ['Gemini without usage', 'gemini', { candidates: [] }, undefined],
+    ['a string body', 'gemini', 'oops', undefined],
     ['null', 'openai', null, undefined],
+    [
+      'a Workers AI answer, read as OpenAI',
+      'workers-ai',
+      { usage: { prompt_tokens: 3, completion_tokens: 4 } },
+      { inputTokens: 3, outputTokens: 4, inputIncludesCache: true },
+    ],
   ])('%s', (_, dialect, body, expected) => {
     expect(extractUsage(dialect, body)).toEqual(expected)
+  })
+
+  it("still takes 'google', the older name of the gemini dialect", () => {
+    const body = { usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 9 } }
+    expect(extractUsage('google', body)).toEqual(extractUsage('gemini', body))
+    expect(extractStreamUsage('google', `data: ${JSON.stringify(body)}\n\n`)).toEqual({
+      inputTokens: 5,
+      outputTokens: 9,
+      inputIncludesCache: true,
+    })
   })
 })
 
@@ -467,7 +483,7 @@ describe('extractStreamUsage()', () => {
         },
       ],
     ])
-    expect(extractStreamUsage('google', body)).toEqual({
+    expect(extractStreamUsage('gemini', body)).toEqual({
       inputTokens: 9,
       outputTokens: 10,
       inputIncludesCache: true,
@@ -485,7 +501,7 @@ describe('extractStreamUsage()', () => {
       ),
     ).toBeUndefined()
     expect(extractStreamUsage('anthropic', sse([['ping', { type: 'ping' }]]))).toBeUndefined()
-    expect(extractStreamUsage('google', 'data: {not json\n\n')).toBeUndefined()
+    expect(extractStreamUsage('gemini', 'data: {not json\n\n')).toBeUndefined()
     expect(extractStreamUsage('openai', '')).toBeUndefined()
   })
 

@@ -1,3 +1,6 @@
+import type { Usage } from '../../cost/cost.js'
+import type { GatewayError } from '../../errors.js'
+import type { Dialect } from '../types.js'
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -64,4 +67,43 @@ export interface ChatCodec {
     toProviderRequest(request: EmbeddingsRequest): ProviderRequest
     fromProviderResponse(json: unknown, model: string): EmbeddingsResponse
   }
+}
+
+/** Reads the token usage a provider's answer reports; `undefined` when it reports none. */
+export interface UsageReader {
+  /** From a whole JSON answer (for Gemini, also a streamed array of answers). */
+  fromJson(json: unknown): Usage | undefined
+  /** From a complete (or cut) server-sent-events body. */
+  fromStream(sseText: string): Usage | undefined
+}
+
+/**
+ * What the gateway knows of one dialect, in one place: every part of the gateway that depends on the
+ * dialect (usage and cost, stream checks, logs, cache keys, limits) asks it here, through `dialectOf`.
+ * Built once per dialect at load: nothing here allocates tables or patterns per call.
+ */
+export interface DialectSpec {
+  readonly name: Dialect
+  /** Translation from the compat surface's OpenAI requests; none for OpenAI-compatible dialects. */
+  readonly codec: ChatCodec | undefined
+  readonly usage: UsageReader
+  /**
+   * The text a complete stream from this endpoint (path below the host, query allowed) ends with, when it
+   * is known. Other streams are not checked, so that a complete stream is never flagged.
+   */
+  terminator(path: string): string | undefined
+  /**
+   * The last event of a stream that failed after it started, in this dialect, so that SDKs raise an error
+   * instead of taking a cut answer for a complete one. Never a `[DONE]`; none for dialects without an
+   * in-band error form (their stream is cut off instead).
+   */
+  terminalEvent(error: GatewayError): string | undefined
+  /** A streamed answer put back together for the log (JSON text), or `undefined` when not known. */
+  assemble(sseText: string): string | undefined
+  /** The model a passthrough request names: the body's `model`, or a path's `models/{model}`. */
+  model(path: string, body: unknown): string | undefined
+  /** The output cap a request body asks for in this dialect's own field, if any. */
+  outputCap(body: unknown): number | undefined
+  /** Whether a passthrough request asks for a streamed answer (body `stream`, or a streaming endpoint). */
+  streams(path: string, body: unknown): boolean
 }

@@ -1,0 +1,70 @@
+import type { Usage } from '../../cost/cost.js'
+import type { GatewayError } from '../../errors.js'
+import { isRecord } from '../../json.js'
+import { anthropicCodec } from './anthropic.js'
+import {
+  bodyOrPathModel,
+  bodyStreams,
+  endpointTerminator,
+  JSON_STRING,
+  patternAssembler,
+  tokens,
+  usageEvents,
+  withCache,
+} from './common.js'
+import type { DialectSpec } from './types.js'
+
+/**
+ * `usage.input_tokens` / `output_tokens` / `cache_read_input_tokens` / `cache_creation_input_tokens`;
+ * counts missing from `usage` are taken from `base` (a stream's usage so far).
+ */
+function messageUsage(usage: unknown, base?: Usage): Usage | undefined {
+  if (!isRecord(usage)) return base
+  const input = tokens(usage.input_tokens) ?? base?.inputTokens
+  const output = tokens(usage.output_tokens) ?? base?.outputTokens
+  if (input === undefined && output === undefined) return base
+  const result = withCache(
+    { inputTokens: input ?? 0, outputTokens: output ?? 0, inputIncludesCache: false },
+    tokens(usage.cache_read_input_tokens) ?? base?.cacheReadTokens,
+  )
+  const cacheWrite = tokens(usage.cache_creation_input_tokens) ?? base?.cacheWriteTokens
+  return cacheWrite === undefined ? result : { ...result, cacheWriteTokens: cacheWrite }
+}
+
+// message_start carries the prompt counts; each message_delta carries running totals, so the last wins.
+function streamUsage(sseText: string): Usage | undefined {
+  let usage: Usage | undefined
+  for (const event of usageEvents(sseText)) {
+    if (!isRecord(event)) continue
+    if (event.type === 'message_start' && isRecord(event.message)) usage = messageUsage(event.message.usage)
+    else if (event.type === 'message_delta') usage = messageUsage(event.usage, usage)
+  }
+  return usage
+}
+
+function terminalEvent(error: GatewayError): string {
+  return `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type: 'api_error', message: error.message } })}\n\n`
+}
+
+function outputCap(body: unknown): number | undefined {
+  return isRecord(body) && typeof body.max_tokens === 'number' ? body.max_tokens : undefined
+}
+
+/** Anthropic Messages. */
+export const anthropicDialect: DialectSpec = {
+  name: 'anthropic',
+  codec: anthropicCodec,
+  usage: {
+    fromJson: (json) => (isRecord(json) ? messageUsage(json.usage) : undefined),
+    fromStream: streamUsage,
+  },
+  terminator: endpointTerminator(/\/v1\/messages$/, 'event: message_stop'),
+  terminalEvent,
+  assemble: patternAssembler(
+    new RegExp(`"type":"text_delta","text":${JSON_STRING}`, 'g'),
+    /"stop_reason":"([^"]+)"/g,
+  ),
+  model: bodyOrPathModel,
+  outputCap,
+  streams: bodyStreams,
+}

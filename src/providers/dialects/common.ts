@@ -1,0 +1,113 @@
+import type { Usage } from '../../cost/cost.js'
+import { isRecord } from '../../json.js'
+import { SSEParser } from '../../upstream/sse.js'
+import { splitQuery } from '../../url.js'
+
+/** Parts shared by the dialect specs: usage number reading, stream assembly, model and stream fields. */
+
+export function tokens(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined
+}
+
+export function withCache(usage: Usage, cacheRead: number | undefined): Usage {
+  return cacheRead === undefined ? usage : { ...usage, cacheReadTokens: cacheRead }
+}
+
+export function field(value: unknown, name: string): unknown {
+  return isRecord(value) ? value[name] : undefined
+}
+
+export function lastDefined<T>(values: (T | undefined)[]): T | undefined {
+  for (let i = values.length - 1; i >= 0; i--) {
+    if (values[i] !== undefined) return values[i]
+  }
+  return undefined
+}
+
+const USAGE_FIELD = /"usage(?:Metadata)?"\s*:\s*\{/
+
+/** The parsed events of a server-sent-events body that carry a usage object, in order. */
+export function usageEvents(sseText: string): unknown[] {
+  const parser = new SSEParser()
+  try {
+    // Every dialect's usage is an object under `usage` or `usageMetadata`: events without one (OpenAI's
+    // `"usage":null` included) are not parsed at all, which on a long stream is nearly all of them.
+    return [...parser.push(sseText), ...parser.end()]
+      .filter((event) => USAGE_FIELD.test(event.data))
+      .map((event) => parseData(event.data))
+  } catch {
+    // Only an oversized event throws; a body that broken has no usage worth reporting.
+    return []
+  }
+}
+
+function parseData(data: string): unknown {
+  if (data === '[DONE]') return undefined
+  try {
+    return JSON.parse(data)
+  } catch {
+    return undefined
+  }
+}
+
+/** A stream's usage as the last event that reports it says (for dialects that repeat running totals). */
+export function lastEventUsage(fromJson: (json: unknown) => Usage | undefined) {
+  return (sseText: string): Usage | undefined => lastDefined(usageEvents(sseText).map(fromJson))
+}
+
+// A JSON string literal, escapes included; decoded with JSON.parse once matched. Written as runs of plain
+// characters between escapes: an alternation repeated once per character would recurse once per
+// character too, and overflow the stack on a long delta.
+export const JSON_STRING = '("[^"\\\\]*(?:\\\\.[^"\\\\]*)*")'
+
+/**
+ * Assembles a stream for the log from where a dialect puts its text deltas and its finish reason: the
+ * text of the deltas joined, the last finish reason, and how many events carried them. The deltas are
+ * found by pattern in one pass rather than by parsing every event, since this runs for every logged
+ * stream. The patterns are made once, by the dialect (`matchAll` works on its own copy of a `g` pattern).
+ */
+export function patternAssembler(text: RegExp, finish: RegExp): (sseText: string) => string {
+  return (sse) => {
+    let content = ''
+    for (const match of sse.matchAll(text)) content += decode(match[1]!)
+    let finishReason: string | null = null
+    for (const match of sse.matchAll(finish)) finishReason = match[1]!
+    const events = sse.split('\n\n').filter((event) => event.trim() !== '').length
+    return JSON.stringify({ stream: true, content, finishReason, events })
+  }
+}
+
+function decode(literal: string): string {
+  try {
+    return JSON.parse(literal) as string
+  } catch {
+    return ''
+  }
+}
+
+/** A checker that answers `terminator` for paths (query removed) matching `endpoint`. */
+export function endpointTerminator(
+  endpoint: RegExp,
+  terminator: string,
+): (path: string) => string | undefined {
+  return (path) => (endpoint.test(splitQuery(path).path) ? terminator : undefined)
+}
+
+const PATH_MODEL = /\/models\/([^/:?]+)/
+
+/**
+ * The body's `model`, else a path's `models/{model}` (Gemini's `models/{model}:generateContent`, Hugging
+ * Face's `/models/{model}`, OpenAI's `GET /models/{model}`).
+ */
+export function bodyOrPathModel(path: string, body: unknown): string | undefined {
+  if (isRecord(body) && typeof body.model === 'string') return body.model
+  return PATH_MODEL.exec(path)?.[1]
+}
+
+export function bodyStreams(_path: string, body: unknown): boolean {
+  return isRecord(body) && body.stream === true
+}
+
+export function none(): undefined {
+  return undefined
+}

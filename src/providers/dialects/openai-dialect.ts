@@ -1,0 +1,97 @@
+import type { Usage } from '../../cost/cost.js'
+import type { GatewayError } from '../../errors.js'
+import { isRecord } from '../../json.js'
+import type { Dialect } from '../types.js'
+import {
+  bodyOrPathModel,
+  bodyStreams,
+  endpointTerminator,
+  field,
+  JSON_STRING,
+  lastEventUsage,
+  none,
+  patternAssembler,
+  tokens,
+  withCache,
+} from './common.js'
+import type { DialectSpec, UsageReader } from './types.js'
+
+const OUTPUT_CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'] as const
+
+/**
+ * `usage.prompt_tokens` / `completion_tokens` / `prompt_tokens_details.cached_tokens`, the Responses API's
+ * `input_tokens` / `output_tokens` / `input_tokens_details.cached_tokens` (top level or under `response`,
+ * as its `response.completed` event has it), DeepSeek's `prompt_cache_hit_tokens` and Groq's `x_groq.usage`.
+ */
+function openaiUsage(body: unknown): Usage | undefined {
+  if (!isRecord(body)) return undefined
+  const usage = [body.usage, isRecord(body.response) ? body.response.usage : undefined]
+    .concat(isRecord(body.x_groq) ? [body.x_groq.usage] : [])
+    .find(isRecord)
+  if (usage === undefined) return undefined
+  const input = tokens(usage.prompt_tokens) ?? tokens(usage.input_tokens)
+  const output = tokens(usage.completion_tokens) ?? tokens(usage.output_tokens)
+  if (input === undefined && output === undefined) return undefined
+  const cached =
+    tokens(field(usage.prompt_tokens_details, 'cached_tokens')) ??
+    tokens(field(usage.input_tokens_details, 'cached_tokens')) ??
+    tokens(usage.prompt_cache_hit_tokens)
+  return withCache({ inputTokens: input ?? 0, outputTokens: output ?? 0, inputIncludesCache: true }, cached)
+}
+
+/**
+ * OpenAI's usage, also what OpenAI-compatible and native providers are read with. A stream's is its last
+ * chunk carrying usage (sent when `stream_options.include_usage` is set), or the Responses API's
+ * `response.completed` event.
+ */
+export const OPENAI_USAGE: UsageReader = { fromJson: openaiUsage, fromStream: lastEventUsage(openaiUsage) }
+
+function openaiTerminalEvent(error: GatewayError): string {
+  return `data: ${JSON.stringify({ error: { message: error.message, type: 'gateway_error', param: null, code: error.code } })}\n\n`
+}
+
+function openaiOutputCap(body: unknown): number | undefined {
+  if (!isRecord(body)) return undefined
+  let cap: number | undefined
+  for (const name of OUTPUT_CAP_FIELDS) if (typeof body[name] === 'number') cap = body[name]
+  return cap
+}
+
+// Chat Completions ends with `[DONE]`; other streams (the Responses API, which ends without it) are not checked.
+const chatTerminator = endpointTerminator(/\/chat\/completions$/, 'data: [DONE]')
+
+export const openaiDialect: DialectSpec = {
+  name: 'openai',
+  codec: undefined,
+  usage: OPENAI_USAGE,
+  terminator: chatTerminator,
+  terminalEvent: openaiTerminalEvent,
+  assemble: patternAssembler(
+    new RegExp(`"delta":\\{[^{}]*?"content":${JSON_STRING}`, 'g'),
+    /"finish_reason":"([^"]+)"/g,
+  ),
+  model: bodyOrPathModel,
+  outputCap: openaiOutputCap,
+  streams: bodyStreams,
+}
+
+/** Workers AI: OpenAI's stream framing and errors on its `/v1/chat/completions`; its logs stay raw. */
+export const workersAiDialect: DialectSpec = { ...openaiDialect, name: 'workers-ai', assemble: none }
+
+/**
+ * A dialect the gateway does not look into (Cohere's own API, native media APIs): usage is read as OpenAI's
+ * when it happens to be there; streams are neither checked nor ended with an error event.
+ */
+export function opaqueDialect(name: Dialect): DialectSpec {
+  return {
+    name,
+    codec: undefined,
+    usage: OPENAI_USAGE,
+    terminator: none,
+    terminalEvent: none,
+    assemble: none,
+    model: bodyOrPathModel,
+    outputCap: openaiOutputCap,
+    streams: bodyStreams,
+  }
+}
