@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto'
 import type { Pool } from 'pg'
 import type { LogRecord } from '../logs/types.js'
+import { inTransaction } from './transaction.js'
 
 // Identifiers cannot be parameters, so they are held to lower-case letters, digits and underscores and then
 // quoted. Tables leave room for the suffixes of derived names within Postgres's 63 characters.
@@ -120,10 +121,8 @@ const MIGRATIONS: readonly ((names: Names) => string[])[] = [
  * Brings the table to the latest version. Runs in one transaction holding a transaction-level advisory lock,
  * so instances starting together take turns and the later ones find nothing left to do.
  */
-export async function migrate(pool: Pool, names: Names): Promise<void> {
-  const client = await pool.connect()
-  try {
-    await client.query('BEGIN')
+export function migrate(pool: Pool, names: Names): Promise<void> {
+  return inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1::int8)', [names.lockKey])
     // Checked first because CREATE SCHEMA IF NOT EXISTS still needs the CREATE privilege on the database.
     const schema = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [names.schema])
@@ -138,11 +137,5 @@ export async function migrate(pool: Pool, names: Names): Promise<void> {
       for (const statement of MIGRATIONS[version - 1]!(names)) await client.query(statement)
       await client.query(`INSERT INTO ${names.migrations} (version) VALUES ($1)`, [version])
     }
-    await client.query('COMMIT')
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw error
-  } finally {
-    client.release()
-  }
+  })
 }

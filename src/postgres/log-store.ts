@@ -20,6 +20,7 @@ import {
   selectList,
   whereClause,
 } from './log-sql.js'
+import { inTransaction } from './transaction.js'
 
 export interface PostgresLogStoreOptions {
   /** Schema holding the table, created when missing. Default `public`. */
@@ -55,20 +56,12 @@ export async function createPostgresLogStore(
       return
     }
     // Several statements: one transaction, so a failed batch leaves nothing half-written.
-    const client = await pool.connect()
-    try {
-      await client.query('BEGIN')
+    await inTransaction(pool, async (client) => {
       for (const chunk of chunks) {
         const { text, values } = insertStatement(table, chunk)
         await client.query(text, values)
       }
-      await client.query('COMMIT')
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw error
-    } finally {
-      client.release()
-    }
+    })
   }
 
   async function get(id: string): Promise<LogRecord | undefined> {
