@@ -2,19 +2,13 @@ import type { GatewayContext } from './types.js'
 
 /** Records a secret the gateway sent upstream for this request: it must never come back to the caller. */
 export function addRequestSecret(ctx: GatewayContext, secret: string): void {
-  ctx.state.secrets ??= { values: [] }
-  const { secrets } = ctx.state
-  if (secrets.values.includes(secret)) return
-  secrets.values.push(secret)
-  secrets.scrubber = undefined
+  ctx.state.secrets ??= []
+  if (!ctx.state.secrets.includes(secret)) ctx.state.secrets.push(secret)
 }
 
-/** The scrubber for the secrets this request carried upstream, built once; `undefined` when there are none. */
+/** The scrubber for the secrets this request carried upstream; `undefined` when there are none. */
 export function scrubberOf(ctx: GatewayContext): Scrubber | undefined {
-  const secrets = ctx.state.secrets
-  if (secrets === undefined) return undefined
-  secrets.scrubber ??= createScrubber(secrets.values)
-  return secrets.scrubber
+  return ctx.state.secrets === undefined ? undefined : createScrubber(ctx.state.secrets)
 }
 
 /** What a scrubbed secret (or a recognisable piece of one) is replaced with. JSON- and SSE-safe. */

@@ -2,7 +2,6 @@ import type { Readable } from 'node:stream'
 import type { GatewayServices } from './context.js'
 import type { Usage } from './cost/cost.js'
 import type { GatewayError } from './errors.js'
-import type { Scrubber } from './secrets.js'
 import type { CacheStatus } from './steps/cache.js'
 import type { Metadata, RequestSettings } from './steps/parse.js'
 import type { BodyEnd } from './upstream/body.js'
@@ -94,8 +93,8 @@ export interface GatewayState {
   cacheStatus?: CacheStatus
   /** The usage the provider's answer reports, once it has been read to its end; set by `forward`. */
   usage?: Promise<Usage | undefined>
-  /** Secrets the gateway itself put into this request's upstream calls (stored keys), and their scrubber. */
-  secrets?: { values: string[]; scrubber?: Scrubber | undefined }
+  /** Secrets the gateway itself put into this request's upstream calls (stored keys). */
+  secrets?: string[]
   /** The gateway-made error the request was answered with, if any. */
   error?: GatewayError
   /** The OpenTelemetry context active when the request arrived (or the one its trace headers name). */

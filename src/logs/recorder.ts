@@ -136,9 +136,7 @@ export function buildLogRecord(ctx: GatewayContext, end: RequestEnd, settings: R
   const withPayload = settings.payloads && state.settings?.collectLogPayload !== false
   const durationMs = performance.now() - ctx.startedAt
   const principal = state.principal
-  const scrubber = withPayload
-    ? createScrubber([...settings.secrets, ...(state.secrets?.values ?? [])])
-    : undefined
+  const scrubber = withPayload ? createScrubber([...settings.secrets, ...(state.secrets ?? [])]) : undefined
   return {
     id: ctx.id,
     createdAt: Math.round(Date.now() - durationMs),

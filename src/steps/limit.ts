@@ -29,7 +29,7 @@ export interface CompiledRule {
   readonly insurance: LimitStore
   readonly insuranceWindow: LimitWindow
   /**
-   * `performance.now()` before which the store is not asked again after it failed; 0 while it works. Once
+   * Time (the gateway's `now`) before which the store is not asked again after it failed; 0 while it works. Once
    * it has passed, one request asks the store (the probe) while the others keep to the fallback, so a store
    * that still hangs costs one request's wait per retry, not every request's.
    */
@@ -164,7 +164,7 @@ async function admit(
   }
   const probe = compiled.storeDownUntil !== 0
   if (probe) {
-    if (compiled.probing || performance.now() < compiled.storeDownUntil) return fallback()
+    if (compiled.probing || now < compiled.storeDownUntil) return fallback()
     compiled.probing = true
   }
   const { store, window } = compiled
@@ -184,7 +184,7 @@ async function admit(
     if (probe) compiled.storeDownUntil = 0
     return { compiled, key, amount, decision, store, window }
   } catch (error) {
-    compiled.storeDownUntil = performance.now() + STORE_RETRY_MS
+    compiled.storeDownUntil = ctx.gateway.now() + STORE_RETRY_MS
     reportStoreError(ctx, 'limit', 'consume', error)
     return fallback()
   } finally {

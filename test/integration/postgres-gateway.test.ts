@@ -1,22 +1,12 @@
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createGateway, createKeyRing, type Gateway, type GatewayRequest } from '../../src/index.js'
+import { createGateway, createKeyRing, type Gateway } from '../../src/index.js'
 import { createPostgresLogStore, createPostgresSecretStore } from '../../src/postgres/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+import { chatRequest } from '../helpers/requests.js'
 import { DATABASE_URL, uniqueName } from '../helpers/services.js'
 
 const MASTER_KEY = 'b'.repeat(64)
-
-function chat(text: string, headers: Record<string, string> = {}): GatewayRequest {
-  return {
-    method: 'POST',
-    path: '/openai/chat/completions',
-    search: '',
-    headers: { 'content-type': 'application/json', ...headers },
-    signal: new AbortController().signal,
-    body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }] }),
-  }
-}
 
 describe.skipIf(!DATABASE_URL)('gateways sharing one Postgres database', () => {
   const schema = uniqueName('gw')
@@ -57,7 +47,7 @@ describe.skipIf(!DATABASE_URL)('gateways sharing one Postgres database', () => {
     const sent = await Promise.all(
       Array.from({ length: 30 }, (_, i) =>
         (i % 2 === 0 ? first! : second!).handle(
-          chat(`n${i}`, { 'cf-aig-metadata': `{"team":"${i % 3 === 0 ? 'red' : 'blue'}"}` }),
+          chatRequest(`n${i}`, { 'cf-aig-metadata': `{"team":"${i % 3 === 0 ? 'red' : 'blue'}"}` }),
         ),
       ),
     )

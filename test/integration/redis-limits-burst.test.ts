@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StoreErrorEvent } from '../../src/events.js'
 import { createGateway, type Gateway, type GatewayRequest, type LimitStore } from '../../src/index.js'
 import { createRedisLimitStore } from '../../src/redis/index.js'
+import { chatRequest } from '../helpers/requests.js'
 import { REDIS_URL, uniqueName } from '../helpers/services.js'
 
 // A burst of 300 concurrent requests against a limit of 60, every rule option at its default but the
@@ -64,17 +65,6 @@ function gatewayWith(technique: 'fixed' | 'sliding', store?: LimitStore): Gatewa
   return gateway
 }
 
-function chat(i: number): GatewayRequest {
-  return {
-    method: 'POST',
-    path: '/openai/chat/completions',
-    search: '',
-    headers: { 'content-type': 'application/json' },
-    signal: new AbortController().signal,
-    body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `burst ${i}` }] }),
-  }
-}
-
 /** Sends one request and reads its answer to the end. */
 async function send(gateway: Gateway, request: GatewayRequest) {
   const response = (await gateway.handle(request))!
@@ -91,7 +81,7 @@ async function burst(instances: Gateway[]) {
   for (const gateway of instances) gateway.events.on('store:error', (e) => storeErrors.push(e))
   const before = received
   const answers = await Promise.all(
-    Array.from({ length: 300 }, (_, i) => send(instances[i % instances.length]!, chat(i))),
+    Array.from({ length: 300 }, (_, i) => send(instances[i % instances.length]!, chatRequest(`burst ${i}`))),
   )
   const refused = answers.filter((a) => a.status === 429)
   expect(answers.filter((a) => a.status === 200)).toHaveLength(60)

@@ -224,6 +224,19 @@ async function loggedText(gateway: Gateway, id: string | undefined): Promise<str
   return `${JSON.stringify(record)}\n${JSON.stringify(page)}`
 }
 
+/** Once the request ended: the key is in neither its log record nor any event the gateway emitted. */
+async function expectKeptOut(
+  gateway: Gateway,
+  key: string,
+  logId: string | undefined,
+  events: readonly string[],
+  ended: Promise<unknown>,
+): Promise<void> {
+  await ended
+  expectNoKey(await loggedText(gateway, logId), key, 'the log')
+  expectNoKey(events.join('\n'), key, 'the events')
+}
+
 /**
  * Names what the test is waiting for at each point, printed if it fails: a gateway that hangs shows up as a
  * test timeout, and this says where it hung.
@@ -531,9 +544,7 @@ export function faultScenarios(world: World): void {
           expect(res.json()).toMatchObject({
             error: { type: 'invalid_request_error', code: 'invalid_api_key' },
           })
-          await ended
-          expectNoKey(await loggedText(gateway, res.headers['cf-aig-log-id']), STORED_KEY, 'the log')
-          expectNoKey(seen.join('\n'), STORED_KEY, 'the events')
+          await expectKeptOut(gateway, STORED_KEY, res.headers['cf-aig-log-id'], seen, ended)
         })
       }
     }
@@ -552,9 +563,7 @@ export function faultScenarios(world: World): void {
       expectNoKey(res.text, STORED_KEY, 'the stream')
       expect(res.text).toContain('[REDACTED]')
       expect(res.text.endsWith(OPENAI_DONE), `the stream lost its end: ${tail(res.text)}`).toBe(true)
-      await ended
-      expectNoKey(await loggedText(gateway, res.headers['cf-aig-log-id']), STORED_KEY, 'the log')
-      expectNoKey(seen.join('\n'), STORED_KEY, 'the events')
+      await expectKeptOut(gateway, STORED_KEY, res.headers['cf-aig-log-id'], seen, ended)
     })
 
     for (const [quoting, framing] of [
@@ -580,9 +589,7 @@ export function faultScenarios(world: World): void {
         expectNoKey(res.text, STORED_ANTHROPIC_KEY, 'the answer')
         expect(res.text).toContain('[REDACTED]')
         expect(res.json()).toMatchObject({ error: { type: 'authentication_error' } })
-        await ended
-        expectNoKey(await loggedText(gateway, res.headers['cf-aig-log-id']), STORED_ANTHROPIC_KEY, 'the log')
-        expectNoKey(seen.join('\n'), STORED_ANTHROPIC_KEY, 'the events')
+        await expectKeptOut(gateway, STORED_ANTHROPIC_KEY, res.headers['cf-aig-log-id'], seen, ended)
       })
     }
 
