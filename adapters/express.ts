@@ -1,11 +1,16 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express'
 import { type Admin, type AdminOptions, createAdmin, isAdmin } from '../src/admin/index.js'
 import { createGateway, type Gateway, type GatewayOptions, isGateway } from '../src/index.js'
+import { answerParserFailure } from '../src/node/host-parser.js'
 import { type RequestHandlerCore, toGatewayRequest, writeNodeResponse } from '../src/node/index.js'
+
+// The core behind each middleware made here, so an error handler can be made from the middleware alone.
+const cores = new WeakMap<RequestHandler, RequestHandlerCore>()
 
 /**
  * Express middleware (Express 4 and 5). Mount it under a path; requests the gateway does not serve go on
- * to `next()` untouched. Works with or without `express.json()` in front of it.
+ * to `next()` untouched. Works with or without `express.json()` in front of it; with one, mount
+ * {@link aiGatewayErrorHandler} too, so a body the parser refuses gets the gateway's own error.
  *
  * @example
  * app.use('/ai', aiGateway({ providers: { openai: { apiKey: process.env.OPENAI_API_KEY } } }))
@@ -25,9 +30,32 @@ export function aiGatewayAdmin(optionsOrAdmin: AdminOptions | Admin): RequestHan
   return middleware(isAdmin(optionsOrAdmin) ? optionsOrAdmin : createAdmin(optionsOrAdmin))
 }
 
+/**
+ * Error handler for a host body parser in front of the gateway. `express.json()` refuses broken JSON (and
+ * bodies over its `limit`, 100 kB by default) before the gateway runs, and Express would answer with its
+ * HTML error page. On the gateway's mount this answers as the gateway does without a parser: broken JSON
+ * reaches it as text (a 400 with code 2112 on compat, 2114 on the universal endpoint; passthrough
+ * forwards it to the provider), an oversized body is a 413 with code 2101. Every other error, and every
+ * request the gateway does not serve, goes on to `next(error)`. Mount it at the middleware's path, after it.
+ *
+ * @example
+ * const ai = aiGateway({ providers: { openai: { apiKey: process.env.OPENAI_API_KEY } } })
+ * app.use(express.json())
+ * app.use('/ai', ai, aiGatewayErrorHandler(ai))
+ */
+export function aiGatewayErrorHandler(mounted: RequestHandler | Gateway | Admin): ErrorRequestHandler {
+  const core = isGateway(mounted) || isAdmin(mounted) ? mounted : cores.get(mounted)
+  if (core === undefined) throw new TypeError('expected what aiGateway() or aiGatewayAdmin() returned')
+  return function aiGatewayErrorHandler(error: unknown, req: Request, res: Response, next: NextFunction) {
+    answerParserFailure(core, error, req, res, { url: req.url, host: req })
+      .then((response) => (response ? writeNodeResponse(res, response) : next(error)))
+      .catch(next)
+  }
+}
+
 /** Translates Express's request to the core's and the core's answer back; nothing else. */
 function middleware(core: RequestHandlerCore): RequestHandler {
-  return function aiGatewayMiddleware(req: Request, res: Response, next: NextFunction) {
+  const handler: RequestHandler = function aiGatewayMiddleware(req, res, next) {
     const request = toGatewayRequest(req, res, {
       url: req.url,
       hostBody: req.body,
@@ -39,6 +67,8 @@ function middleware(core: RequestHandlerCore): RequestHandler {
       .then((response) => (response ? writeNodeResponse(res, response) : next()))
       .catch(next)
   }
+  cores.set(handler, core)
+  return handler
 }
 
 export default aiGateway

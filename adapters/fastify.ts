@@ -23,7 +23,8 @@ const REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
 
 /**
  * Fastify plugin (Fastify 5). Register it under a prefix; unmatched requests get the app's not-found
- * handler. Inside its own scope it reads request bodies itself, so they reach the provider byte for byte.
+ * handler. Inside its own scope it reads request bodies itself, so they reach the provider byte for byte,
+ * and Fastify's JSON parser never runs there: broken JSON gets the gateway's own answer, not Fastify's.
  *
  * @example
  * await app.register(aiGateway, { prefix: '/ai', providers: { openai: { apiKey: process.env.OPENAI_API_KEY } } })

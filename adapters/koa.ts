@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa'
 import { type Admin, type AdminOptions, createAdmin, isAdmin } from '../src/admin/index.js'
 import { createGateway, type Gateway, type GatewayOptions, isGateway } from '../src/index.js'
+import { answerParserFailure } from '../src/node/host-parser.js'
 import {
   normalizePrefix,
   type RequestHandlerCore,
@@ -14,9 +15,13 @@ export interface KoaMountOptions {
   prefix?: string
 }
 
+// The core and prefix behind each middleware made here, so an error handler can be made from it alone.
+const mounts = new WeakMap<Middleware, { core: RequestHandlerCore; base: string }>()
+
 /**
  * Koa middleware (Koa 2 and 3). Requests outside `prefix`, or that the gateway does not serve, go on to
  * `next()`. The gateway writes its own response (`ctx.respond = false`) so streams keep their backpressure.
+ * Behind a body parser, put {@link aiGatewayErrorHandler} in front of the parser.
  *
  * @example
  * app.use(aiGateway({ prefix: '/ai', providers: { openai: { apiKey: process.env.OPENAI_API_KEY } } }))
@@ -46,10 +51,35 @@ export function aiGatewayAdmin(
   return middleware(createAdmin(options), mount.prefix ?? prefix)
 }
 
+/**
+ * Goes before a body parser (`@koa/bodyparser`, or another on co-body), whose refusals Koa would answer
+ * as plain text: on the gateway's prefix they get the gateway's answer, as without a parser (broken JSON
+ * reaches it as text; an oversized body is a 413 with code 2101). Everything else is rethrown.
+ *
+ * @example
+ * const ai = aiGateway({ prefix: '/ai', providers: { openai: { apiKey: process.env.OPENAI_API_KEY } } })
+ * app.use(aiGatewayErrorHandler(ai)).use(bodyParser()).use(ai)
+ */
+export function aiGatewayErrorHandler(mounted: Middleware): Middleware {
+  const mount = mounts.get(mounted)
+  if (mount === undefined) throw new TypeError('expected what aiGateway() or aiGatewayAdmin() returned')
+  return async function aiGatewayErrorHandler(ctx, next) {
+    try {
+      await next()
+    } catch (error) {
+      const url = relativeUrl(ctx.url, mount.base)
+      const response = await answerParserFailure(mount.core, error, ctx.req, ctx.res, { url, host: ctx })
+      if (response === undefined) throw error
+      ctx.respond = false
+      await writeNodeResponse(ctx.res, response)
+    }
+  }
+}
+
 /** Translates Koa's context to the core's request and the core's answer back; nothing else. */
 function middleware(core: RequestHandlerCore, prefix: string | undefined): Middleware {
   const base = normalizePrefix(prefix)
-  return async function aiGatewayMiddleware(ctx, next) {
+  const handler: Middleware = async function aiGatewayMiddleware(ctx, next) {
     const url = relativeUrl(ctx.url, base)
     if (url === undefined) return next()
     const body = ctx.request as { body?: unknown; rawBody?: unknown }
@@ -64,6 +94,8 @@ function middleware(core: RequestHandlerCore, prefix: string | undefined): Middl
     ctx.respond = false
     await writeNodeResponse(ctx.res, response)
   }
+  mounts.set(handler, { core, base })
+  return handler
 }
 
 export default aiGateway

@@ -9,6 +9,7 @@ import {
   type KeyRing,
 } from 'ai-gateway-middleware'
 import { createMockProvider } from 'ai-gateway-middleware/testing'
+import { adminCommands, cacheCommand, formatCommands, tryCommands } from './demo-commands.js'
 
 type Providers = NonNullable<GatewayOptions['providers']>
 
@@ -45,27 +46,49 @@ export async function demoProviders(): Promise<{ providers: Providers; upstream:
   }
 }
 
-/** Prints where the demo listens and a few requests to try. */
-export function printTryIt(address: AddressInfo | string | null, mount: string, upstream: string): void {
-  const port = typeof address === 'object' && address !== null ? address.port : 0
-  const base = `http://127.0.0.1:${port}${mount}`
-  const chat = `'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello!"}]}'`
-  const stream = `'{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hello!"}]}'`
+/**
+ * Prints where the demo listens and requests to try; `cache: true` adds a cached one, for gateways whose
+ * pipeline has the cache step.
+ */
+export function printTryIt(
+  address: AddressInfo | string | null,
+  mount: string,
+  upstream: string,
+  { cache = false }: { cache?: boolean } = {},
+): void {
+  const base = `http://127.0.0.1:${portOf(address)}${mount}`
+  const commands = [...tryCommands(base), ...(cache ? [cacheCommand(base)] : [])]
   console.log(`AI gateway listening on ${base} (answering from ${upstream})
 
 Try:
-  curl -s ${base}/openai/chat/completions -H 'content-type: application/json' -d ${chat}
-  curl -N ${base}/openai/chat/completions -H 'content-type: application/json' -d ${stream}
-  curl -s ${base}/anthropic/v1/messages -H 'content-type: application/json' \\
-    -d '{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hello!"}]}'
-  curl -s ${base}/google-ai-studio/v1beta/models/gemini-2.5-flash:generateContent \\
-    -H 'content-type: application/json' -d '{"contents":[{"parts":[{"text":"Hello!"}]}]}'`)
+${formatCommands(commands)}`)
+}
+
+function portOf(address: AddressInfo | string | null): number {
+  return typeof address === 'object' && address !== null ? address.port : 0
+}
+
+/**
+ * Ends the demo when its server cannot listen. Without this an Express app whose port is taken would print
+ * its banner for port 0 and keep running on the mock provider alone.
+ */
+export function exitOnListenError(error: NodeJS.ErrnoException, port: number): never {
+  const why =
+    error.code === 'EADDRINUSE'
+      ? `port ${port} on 127.0.0.1 is already in use (is another demo running?)`
+      : `it cannot listen on 127.0.0.1:${port}: ${error.message}`
+  process.stderr.write(
+    `The demo cannot start: ${why}.\nSet the PORT environment variable to use another port, e.g. PORT=${port + 1} npm start\n`,
+  )
+  process.exit(1)
 }
 
 /**
  * The demo's gateway and what its admin API serves. Every request is logged to the gateway's in-memory
  * store (`logs: { store }` takes Postgres), answers are cached when a request asks (`cf-aig-cache-ttl`),
  * and keys stored through the admin API serve `cf-aig-byok-alias`; they are encrypted under the master key.
+ * The admin token is `GATEWAY_ADMIN_TOKEN`, else a random one; set empty, it is `''`, which
+ * examples/express.ts takes as "no token" (and `printAdmin` warns about).
  */
 export function demoGateway(providers: Providers): { gateway: Gateway; keys: KeyRing; adminToken: string } {
   const masterKey = process.env.GATEWAY_MASTER_KEY ?? randomBytes(32)
@@ -75,16 +98,31 @@ export function demoGateway(providers: Providers): { gateway: Gateway; keys: Key
   return { gateway, keys, adminToken }
 }
 
-/** Prints how to reach the admin API, and warns when stored keys will not survive a restart. */
+/**
+ * Prints how to reach the admin API, and warns when it has no token (an empty `adminToken`) or when stored
+ * keys will not survive a restart.
+ */
 export function printAdmin(address: AddressInfo | string | null, mount: string, adminToken: string): void {
-  const port = typeof address === 'object' && address !== null ? address.port : 0
+  const base = `http://127.0.0.1:${portOf(address)}${mount}`
+  if (!adminToken) {
+    console.warn(
+      `Warning: the admin API at ${base} has no token (GATEWAY_ADMIN_TOKEN is empty): anyone who can reach ` +
+        'this port can read the request logs and store provider keys. Unset GATEWAY_ADMIN_TOKEN for a ' +
+        'random token, or set it to 16 or more characters.',
+    )
+  }
   if (!process.env.GATEWAY_MASTER_KEY) {
     console.warn(
       'GATEWAY_MASTER_KEY is not set: stored keys use a random master key and are lost on restart.',
     )
   }
-  const token = process.env.GATEWAY_ADMIN_TOKEN ? '$GATEWAY_ADMIN_TOKEN' : adminToken
+  // A token from the environment is printed as the variable, so it does not land in terminal scrollback.
+  const token = !adminToken
+    ? undefined
+    : process.env.GATEWAY_ADMIN_TOKEN
+      ? '$GATEWAY_ADMIN_TOKEN'
+      : adminToken
   console.log(`
 Admin API (logs, stored keys):
-  curl -s http://127.0.0.1:${port}${mount}/keys -H "authorization: Bearer ${token}"`)
+${formatCommands(adminCommands(base, token))}`)
 }

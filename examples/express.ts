@@ -1,6 +1,6 @@
 import { aiGateway, aiGatewayAdmin } from 'ai-gateway-middleware/express'
 import express from 'express'
-import { demoGateway, demoProviders, printAdmin, printTryIt } from './demo-providers.js'
+import { demoGateway, demoProviders, exitOnListenError, printAdmin, printTryIt } from './demo-providers.js'
 
 const { providers, upstream } = await demoProviders()
 
@@ -12,9 +12,17 @@ app.get('/', (_req, res) => {
   res.send('Host app. The AI gateway is mounted at /ai, its admin API at /ai-admin.')
 })
 app.use('/ai', aiGateway(gateway))
-app.use('/ai-admin', aiGatewayAdmin({ logs, keys, token: adminToken }))
+// Records reach the log store in batches, up to a second apart; writing them out before each admin call
+// lets the log you read back hold the request you just made. A production host leaves that to the batches.
+app.use('/ai-admin', (_req, _res, next) => {
+  gateway.flushLogs().then(() => next(), next)
+})
+// An empty GATEWAY_ADMIN_TOKEN serves the admin without a token; printAdmin warns about it.
+app.use('/ai-admin', aiGatewayAdmin(adminToken ? { logs, keys, token: adminToken } : { logs, keys }))
 
-const server = app.listen(Number(process.env.PORT ?? 8787), '127.0.0.1', () => {
-  printTryIt(server.address(), '/ai', upstream)
+const port = Number(process.env.PORT ?? 8787)
+const server = app.listen(port, '127.0.0.1', (error) => {
+  if (error) exitOnListenError(error, port)
+  printTryIt(server.address(), '/ai', upstream, { cache: true })
   printAdmin(server.address(), '/ai-admin', adminToken)
 })

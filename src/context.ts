@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici'
 import { GatewayError } from './errors.js'
 import type { GatewayEmitter } from './events.js'
 import { uuidv7 } from './ids.js'
+import { parseJsonBody } from './json.js'
 import type { ResolvedOptions } from './options.js'
 import type { ResolvedProvider } from './providers/registry.js'
 import type { GatewayContext, GatewayRequest, GatewayResponse, GatewayState, Surface } from './types.js'
@@ -34,6 +35,7 @@ class RequestContext implements GatewayContext {
   response: GatewayResponse | undefined = undefined
   #body: Promise<Buffer | undefined> | undefined
   #bodyBytes: Buffer | undefined
+  #json: Promise<unknown> | undefined
 
   constructor(
     readonly request: GatewayRequest,
@@ -59,6 +61,11 @@ class RequestContext implements GatewayContext {
 
   bodyIfRead(): Buffer | undefined {
     return this.#bodyBytes
+  }
+
+  readJson(): Promise<unknown> {
+    this.#json ??= this.readBody().then(parseJsonBody)
+    return this.#json
   }
 }
 

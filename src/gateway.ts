@@ -11,7 +11,7 @@ import { createProviderRegistry } from './providers/registry.js'
 import { answerWithError, finishResponse } from './respond.js'
 import { builtInSteps } from './steps/index.js'
 import { createMemoryLimitStore } from './stores/memory-limits.js'
-import { matchSurface } from './surface.js'
+import { matchSurface, methodNotAllowed } from './surface.js'
 import type { GatewayRequest, GatewayResponse, Step } from './types.js'
 import { createDispatcher } from './upstream/dispatcher.js'
 
@@ -87,6 +87,9 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     const surface = matchSurface(request.method, request.path)
     if (surface === undefined) return undefined
     const ctx = createContext(request, surface, services)
+    // A method the surface does not serve is refused as a router would, before the request starts.
+    const refusal = methodNotAllowed(request.method, surface)
+    if (refusal !== undefined) return finishResponse(ctx, await answerWithError(ctx, refusal))
     notify(events, 'request:start', {
       id: ctx.id,
       method: request.method,

@@ -71,6 +71,7 @@ export { PROVIDERS } from './providers/catalog.js'
 export { type DialectSpec, dialectOf, type UsageReader } from './providers/dialects/index.js'
 export type { CustomProviderConfig, ProviderConfig } from './providers/registry.js'
 export { DIALECTS, type Dialect, defineProvider, type ProviderSpec } from './providers/types.js'
+export type { Backoff, CacheSettings, Metadata, RequestSettings, TargetPolicy } from './settings.js'
 export type { AuthenticationOptions } from './steps/authenticate.js'
 export type { CacheOptions } from './steps/cache.js'
 export type { ForwardOptions } from './steps/forward.js'
@@ -87,7 +88,6 @@ export {
   route,
 } from './steps/index.js'
 export type { LimitOptions } from './steps/limit.js'
-export type { Metadata, RequestSettings } from './steps/parse.js'
 export type { RecordOptions } from './steps/record.js'
 export { createMemoryCacheStore, type MemoryCacheStoreOptions } from './stores/memory-cache.js'
 export { createMemoryLimitStore, type MemoryLimitStoreOptions } from './stores/memory-limits.js'
@@ -99,6 +99,7 @@ export type {
   LimitStore,
   LimitWindow,
 } from './stores/types.js'
+export type { Translation, UpstreamTarget } from './target.js'
 export type {
   BodyReader,
   GatewayContext,
@@ -113,4 +114,3 @@ export type {
   Surface,
   TraceContext,
 } from './types.js'
-export type { UpstreamTarget } from './upstream/call.js'

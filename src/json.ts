@@ -12,16 +12,19 @@ export function parseJson(text: string): unknown {
   }
 }
 
-const parsedBodies = new WeakMap<Buffer, unknown>()
-
 /**
- * A request body as JSON, parsed once however many steps ask (routing, cache key, limits, logs), or
- * `undefined` when it is not a JSON object or array. Only bodies starting with `{` or `[` are tried.
+ * A body as JSON, or `undefined` when it is not a JSON object or array. Only bodies starting with `{` or `[`
+ * (after white space) are tried, so that audio or form bodies are never handed to the parser.
  */
-export function jsonBody(body: Buffer | undefined): unknown {
-  if (body === undefined || body.length === 0 || (body[0] !== 0x7b && body[0] !== 0x5b)) return undefined
-  if (parsedBodies.has(body)) return parsedBodies.get(body)
-  const json = parseJson(body.toString('utf8'))
-  parsedBodies.set(body, json)
-  return json
+export function parseJsonBody(body: Buffer | undefined): unknown {
+  if (body === undefined) return undefined
+  let start = 0
+  while (start < body.length && isJsonSpace(body[start]!)) start++
+  const first = body[start]
+  if (first !== 0x7b && first !== 0x5b) return undefined
+  return parseJson(body.toString('utf8'))
+}
+
+function isJsonSpace(byte: number): boolean {
+  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09
 }

@@ -7,8 +7,8 @@ import type { LogStore } from './logs/types.js'
 import { PROVIDERS } from './providers/catalog.js'
 import { isValidBaseURL } from './providers/registry.js'
 import { DIALECTS } from './providers/types.js'
+import { MAX_CACHE_TTL, MIN_CACHE_TTL } from './settings.js'
 import type { AuthenticationOptions } from './steps/authenticate.js'
-import { MAX_CACHE_TTL, MIN_CACHE_TTL } from './steps/parse.js'
 import type { CacheStore, LimitStore } from './stores/types.js'
 import type {
   GatewayContext,
@@ -84,6 +84,32 @@ export const timeouts = z.strictObject({
    * the connection is closed, the upstream call cancelled and the request logged as aborted.
    */
   writeStallMs: positiveMs.default(30_000),
+})
+
+/** Caps on what is read back from a provider, enforced while reading. */
+export const answerCaps = z.strictObject({
+  /**
+   * Largest provider answer that is not an event stream, in bytes, enforced while reading (a declared
+   * length over it is refused before reading). Past it: 502 (code 2121) before the first byte, a cut
+   * connection after. Default 100 MiB.
+   */
+  maxResponseBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(100 * 1024 * 1024),
+  /** Largest streamed (SSE) answer, in bytes; past it the stream ends with a terminal error event. Default 256 MiB. */
+  maxStreamBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024 * 1024),
+  /** Largest single server-sent event, in bytes; past it the stream ends with a terminal error event. Default 1 MiB. */
+  maxEventBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
 })
 
 export const retries = z.strictObject({
@@ -348,28 +374,7 @@ export const gatewayOptionsSchema = z.strictObject({
     .int()
     .positive()
     .default(10 * 1024 * 1024),
-  /**
-   * Largest provider answer that is not an event stream, in bytes, enforced while reading (a declared
-   * length over it is refused before reading). Past it: 502 (code 2121) before the first byte, a cut
-   * connection after. Default 100 MiB.
-   */
-  maxResponseBytes: z
-    .number()
-    .int()
-    .positive()
-    .default(100 * 1024 * 1024),
-  /** Largest streamed (SSE) answer, in bytes; past it the stream ends with a terminal error event. Default 256 MiB. */
-  maxStreamBytes: z
-    .number()
-    .int()
-    .positive()
-    .default(256 * 1024 * 1024),
-  /** Largest single server-sent event, in bytes; past it the stream ends with a terminal error event. Default 1 MiB. */
-  maxEventBytes: z
-    .number()
-    .int()
-    .positive()
-    .default(1024 * 1024),
+  ...answerCaps.shape,
   /** Extra request headers allowed through to every provider. */
   forwardHeaders: z.array(headerName).default([]),
   /** Host steps: an array runs before the built-in steps (right after `record`); a function gets the built-ins and returns the list. */

@@ -2,10 +2,10 @@ import type { Readable } from 'node:stream'
 import type { GatewayServices } from './context.js'
 import type { Usage } from './cost/cost.js'
 import type { GatewayError } from './errors.js'
+import type { Metadata, RequestSettings } from './settings.js'
 import type { CacheStatus } from './steps/cache.js'
-import type { Metadata, RequestSettings } from './steps/parse.js'
+import type { UpstreamTarget } from './target.js'
 import type { BodyEnd } from './upstream/body.js'
-import type { UpstreamTarget } from './upstream/call.js'
 
 export type MaybePromise<T> = T | Promise<T>
 
@@ -149,6 +149,11 @@ export interface GatewayContext {
   readBody(): Promise<Buffer | undefined>
   /** The body if a step has read it already, without reading it. */
   bodyIfRead(): Buffer | undefined
+  /**
+   * The body as JSON, parsed once however many steps ask (routing, cache key, limits); `undefined` when it
+   * is not a JSON object or array.
+   */
+  readJson(): Promise<unknown>
 }
 
 export type Next = () => Promise<void>

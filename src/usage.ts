@@ -2,9 +2,9 @@ import { Readable } from 'node:stream'
 import { totalInputTokens, type Usage } from './cost/cost.js'
 import { parseJson } from './json.js'
 import { dialectOf } from './providers/dialects/index.js'
+import type { UpstreamTarget } from './target.js'
 import type { GatewayResponse } from './types.js'
 import { UpstreamBody } from './upstream/body.js'
-import type { UpstreamTarget } from './upstream/call.js'
 import { isEventStream } from './upstream/headers.js'
 
 /** Largest provider answer read back for the usage it reports. */

@@ -2,6 +2,7 @@ import { GatewayError } from '../errors.js'
 import type { KeyRing } from '../keys/key-ring.js'
 import { assertSlugs, type MaskedKey } from '../keys/types.js'
 import { parseAnalyticsQuery, parseLogPatch, parseLogQuery, parseLogSelection } from '../logs/query.js'
+import { fromReferenceFilters } from '../logs/reference-filters.js'
 import type { LogSelection, LogStore } from '../logs/types.js'
 import type { GatewayRequest, GatewayResponse } from '../types.js'
 import { jsonResponse, noContent, pathParam, queryObject, readJsonObject } from './http.js'
@@ -19,8 +20,18 @@ export type Route =
   | { readonly path: string; readonly store: 'logs'; readonly methods: Record<string, Handler<LogStore>> }
   | { readonly path: string; readonly store: 'keys'; readonly methods: Record<string, Handler<KeyRing>> }
 
+/**
+ * The query string as the log parsers take it, with filters in the reference's shape
+ * (`{ key, operator, value: [v] }`) read as native ones.
+ */
+function logQueryObject(search: string, what: string): Record<string, unknown> {
+  const query: Record<string, unknown> = queryObject(search)
+  if (query.filters !== undefined) query.filters = fromReferenceFilters(query.filters, what)
+  return query
+}
+
 async function listLogs(logs: LogStore, { request }: AdminCall): Promise<GatewayResponse> {
-  const page = await logs.list(parseLogQuery(queryObject(request.search)))
+  const page = await logs.list(parseLogQuery(logQueryObject(request.search, 'log query')))
   return jsonResponse(200, { records: page.records, nextCursor: page.nextCursor ?? null })
 }
 
@@ -43,7 +54,7 @@ function selectsEverything(selection: LogSelection): boolean {
 }
 
 async function deleteLogs(logs: LogStore, { request }: AdminCall): Promise<GatewayResponse> {
-  const { all, ...rest } = queryObject(request.search)
+  const { all, ...rest } = logQueryObject(request.search, 'log selection')
   if (all !== undefined && all !== 'true' && all !== 'false') {
     throw new GatewayError('INVALID_QUERY', 'all must be true or false')
   }
@@ -59,7 +70,7 @@ async function deleteLogs(logs: LogStore, { request }: AdminCall): Promise<Gatew
 }
 
 async function analytics(logs: LogStore, { request }: AdminCall): Promise<GatewayResponse> {
-  const rows = await logs.analytics(parseAnalyticsQuery(queryObject(request.search)))
+  const rows = await logs.analytics(parseAnalyticsQuery(logQueryObject(request.search, 'analytics query')))
   return jsonResponse(200, { rows })
 }
 

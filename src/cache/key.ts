@@ -1,8 +1,6 @@
 import { createHash, createHmac } from 'node:crypto'
-import { isRecord, jsonBody } from '../json.js'
-import { dialectOf } from '../providers/dialects/index.js'
-import { targetModel } from '../routes/model.js'
-import type { UpstreamTarget } from '../upstream/call.js'
+import { isRecord } from '../json.js'
+import type { UpstreamTarget } from '../target.js'
 import { splitQuery } from '../url.js'
 
 // Bumped when the key's inputs change, so entries written by an older version are never read as current.
@@ -18,6 +16,8 @@ export interface CacheKeyInput {
   readonly targets: readonly UpstreamTarget[]
   /** The client's request body (`undefined` for bodyless requests). */
   readonly body: Buffer | undefined
+  /** The same body as JSON (`ctx.readJson()`), hashed in canonical form so key order does not matter. */
+  readonly json: unknown
   /** `cf-aig-cache-key`, which replaces the body in the key (never the scope). */
   readonly customKey: string | undefined
   readonly fingerprintSecret: string | undefined
@@ -30,7 +30,7 @@ export interface CacheKeyInput {
  * the canonical body (object keys sorted) or the custom key. Metadata is left out, as the reference does.
  *
  * @example
- * cacheKey({ gateway: 'default', scope: 'acme', targets, body, customKey: undefined, fingerprintSecret })
+ * cacheKey({ gateway: 'default', scope: 'acme', targets, body, json, customKey: undefined, fingerprintSecret })
  * // 'f3a1…' (64 hex characters)
  */
 export function cacheKey(input: CacheKeyInput): string {
@@ -42,15 +42,15 @@ export function cacheKey(input: CacheKeyInput): string {
   field(KEY_VERSION)
   field(input.gateway)
   field(input.scope)
-  const json = jsonBody(input.body)
+  const { json } = input
   field(String(input.targets.length))
   for (const target of input.targets) {
     const { path, credential } = withoutCredentialQuery(target)
     field(target.provider.spec.id)
     field(target.method)
     field(path)
-    field(targetModel(target) ?? '')
-    field(isStreamRequest(target, json) ? 'stream' : 'whole')
+    field(target.model ?? '')
+    field(target.stream ? 'stream' : 'whole')
     field(credentialFingerprint(target, credential, input.fingerprintSecret))
   }
   if (input.customKey !== undefined) {
@@ -71,12 +71,6 @@ export function canonicalJson(value: unknown): string {
     return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key])}`).join(',')}}`
   }
   return JSON.stringify(value) ?? 'null'
-}
-
-/** A streamed and a whole answer to the same prompt are different entries, custom key or not. */
-function isStreamRequest(target: UpstreamTarget, json: unknown): boolean {
-  if (target.translation !== undefined) return target.translation.stream
-  return dialectOf(target.provider.spec.dialect).streams(target.path, json)
 }
 
 function withoutCredentialQuery(target: UpstreamTarget): { path: string; credential: string } {

@@ -2,6 +2,18 @@ import { isRecord } from '../json.js'
 import { dialectOf } from '../providers/dialects/index.js'
 import type { UsageReader } from '../providers/dialects/types.js'
 import type { Dialect } from '../providers/types.js'
+import {
+  add,
+  type Decimal,
+  decimalOf,
+  isNegative,
+  multiply,
+  shift,
+  subtract,
+  toDollars,
+  toNumber,
+  ZERO,
+} from './money.js'
 import type { Price } from './pricing.js'
 
 /**
@@ -26,7 +38,6 @@ export interface Usage {
  */
 export type UsageDialect = Dialect | 'google'
 
-const PER_MILLION = 1_000_000
 const MAX_CUSTOM_COST_LENGTH = 1024
 const CUSTOM_COST_FIELDS = {
   per_token_in: 'input',
@@ -35,26 +46,66 @@ const CUSTOM_COST_FIELDS = {
   per_cache_write_token: 'cacheWrite',
 } as const
 
+/** A price's rates as exact decimals of USD per token. */
+interface ExactRates {
+  input: Decimal
+  output: Decimal
+  cacheRead: Decimal
+  cacheWrite: Decimal
+}
+
+// Frozen prices (the tables', parsed custom costs) cannot change, so their exact rates are worked out once.
+const exactRatesOf = new WeakMap<Price, ExactRates>()
+
+function ratesOf(price: Price): ExactRates {
+  const known = exactRatesOf.get(price)
+  if (known !== undefined) return known
+  const input = perToken(price.input)
+  const rates = {
+    input,
+    output: perToken(price.output),
+    cacheRead: price.cacheRead === undefined ? input : perToken(price.cacheRead),
+    cacheWrite: price.cacheWrite === undefined ? input : perToken(price.cacheWrite),
+  }
+  if (Object.isFrozen(price)) exactRatesOf.set(price, rates)
+  return rates
+}
+
+/** A rate in USD per million tokens as the exact decimal it prints as, per token. */
+function perToken(usdPerMillion: number): Decimal {
+  return shift(decimalOf(usdPerMillion), -6)
+}
+
 /**
- * The cost of a response in USD. Cache tokens are priced at their own rates (the input rate when the price
- * has none) and are taken out of the input count first when the provider included them, so no token is
- * charged twice. Counts that are not finite and non-negative count as 0.
+ * The cost of a response in USD, computed exactly from the decimal prices and rounded once to
+ * `COST_DECIMALS` places (1e-10 USD), so it reads as the decimal it is. Cache tokens are priced at
+ * their own rates (the input rate when the price has none) and are taken out of the input count first
+ * when the provider included them, so no token is charged twice. Counts that are not finite and
+ * non-negative count as 0.
  *
  * @example
  * computeCost({ inputTokens: 1000, outputTokens: 500, inputIncludesCache: true }, findPrice('openai', 'gpt-4o-mini')!)
  * // 0.00045 (1000 × $0.15/M + 500 × $0.60/M)
+ * computeCost({ inputTokens: 22, outputTokens: 0, inputIncludesCache: true }, findPrice('openai', 'gpt-4o-mini')!)
+ * // 0.0000033, not 0.0000032999999999999997
  */
 export function computeCost(usage: Usage, price: Price): number {
-  const input = count(usage.inputTokens)
-  const cacheRead = count(usage.cacheReadTokens)
-  const cacheWrite = count(usage.cacheWriteTokens)
-  const uncached = usage.inputIncludesCache ? Math.max(0, input - cacheRead - cacheWrite) : input
-  const microDollars =
-    uncached * price.input +
-    cacheRead * (price.cacheRead ?? price.input) +
-    cacheWrite * (price.cacheWrite ?? price.input) +
-    count(usage.outputTokens) * price.output
-  return microDollars / PER_MILLION
+  const rates = ratesOf(price)
+  const input = decimalOf(count(usage.inputTokens))
+  const cacheRead = decimalOf(count(usage.cacheReadTokens))
+  const cacheWrite = decimalOf(count(usage.cacheWriteTokens))
+  let uncached = input
+  if (usage.inputIncludesCache) {
+    uncached = subtract(subtract(input, cacheRead), cacheWrite)
+    if (isNegative(uncached)) uncached = ZERO
+  }
+  const dollars = [
+    multiply(uncached, rates.input),
+    multiply(cacheRead, rates.cacheRead),
+    multiply(cacheWrite, rates.cacheWrite),
+    multiply(decimalOf(count(usage.outputTokens)), rates.output),
+  ].reduce(add)
+  return toDollars(dollars)
 }
 
 /**
@@ -82,6 +133,7 @@ function count(value: number | undefined): number {
  *
  * @example
  * parseCustomCost('{"per_token_in":0.000001,"per_token_out":0.000002}') // { input: 1, output: 2 }
+ * parseCustomCost('{"per_token_in":3.3e-9,"per_token_out":1.1e-8}') // { input: 0.0033, output: 0.011 }
  */
 export function parseCustomCost(headerValue: string): Price {
   if (headerValue.length > MAX_CUSTOM_COST_LENGTH) {
@@ -102,17 +154,26 @@ export function parseCustomCost(headerValue: string): Price {
       `cf-aig-custom-cost has unknown field ${unknown.join(', ')}; expected ${Object.keys(CUSTOM_COST_FIELDS).join(', ')}`,
     )
   }
-  const price: { -readonly [K in keyof Price]: Price[K] } = {
-    input: perMillion(parsed, 'per_token_in'),
-    output: perMillion(parsed, 'per_token_out'),
+  const input = rateOf(parsed, 'per_token_in')
+  const rates: ExactRates = {
+    input,
+    output: rateOf(parsed, 'per_token_out'),
+    cacheRead: parsed.per_cache_read_token === undefined ? input : rateOf(parsed, 'per_cache_read_token'),
+    cacheWrite: parsed.per_cache_write_token === undefined ? input : rateOf(parsed, 'per_cache_write_token'),
   }
-  if (parsed.per_cache_read_token !== undefined) price.cacheRead = perMillion(parsed, 'per_cache_read_token')
-  if (parsed.per_cache_write_token !== undefined)
-    price.cacheWrite = perMillion(parsed, 'per_cache_write_token')
+  const price: { -readonly [K in keyof Price]: Price[K] } = {
+    input: perMillion(rates.input),
+    output: perMillion(rates.output),
+  }
+  if (parsed.per_cache_read_token !== undefined) price.cacheRead = perMillion(rates.cacheRead)
+  if (parsed.per_cache_write_token !== undefined) price.cacheWrite = perMillion(rates.cacheWrite)
+  // The rates as written are kept: the per-million number is for display, the cost uses these.
+  Object.freeze(price)
+  exactRatesOf.set(price, rates)
   return price
 }
 
-function perMillion(fields: Record<string, unknown>, name: keyof typeof CUSTOM_COST_FIELDS): number {
+function rateOf(fields: Record<string, unknown>, name: keyof typeof CUSTOM_COST_FIELDS): Decimal {
   const value = fields[name]
   if (value === undefined) throw new Error(`cf-aig-custom-cost.${name} is required`)
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
@@ -120,8 +181,11 @@ function perMillion(fields: Record<string, unknown>, name: keyof typeof CUSTOM_C
       `cf-aig-custom-cost.${name} must be a finite number >= 0 (USD per token), got ${JSON.stringify(value)}`,
     )
   }
-  // Per-token rates like 0.0000025 do not scale exactly in binary; 12 significant digits drop the noise.
-  return Number((value * PER_MILLION).toPrecision(12))
+  return decimalOf(value)
+}
+
+function perMillion(perTokenRate: Decimal): number {
+  return toNumber(shift(perTokenRate, 6))
 }
 
 /**

@@ -1,3 +1,4 @@
+import { add, type Decimal, decimalOf, toDollars } from '../cost/money.js'
 import {
   BUCKET_MS,
   comparePositions,
@@ -80,6 +81,8 @@ interface Accumulator {
   row: AnalyticsRow
   values: (string | null)[]
   durations: number[]
+  /** The exact sum of known costs; `row.cost` gets it rounded once, when the group is complete. */
+  cost: Decimal | undefined
 }
 
 function accumulate(acc: Accumulator, record: LogRecord): void {
@@ -89,7 +92,10 @@ function accumulate(acc: Accumulator, record: LogRecord): void {
   if (record.cached) row.cacheHits++
   row.tokensIn += record.tokensIn ?? 0
   row.tokensOut += record.tokensOut ?? 0
-  if (record.cost !== null) row.cost = (row.cost ?? 0) + record.cost
+  if (record.cost !== null) {
+    const cost = decimalOf(record.cost)
+    acc.cost = acc.cost === undefined ? cost : add(acc.cost, cost)
+  }
   acc.durations.push(record.durationMs)
 }
 
@@ -130,13 +136,15 @@ function aggregate(records: Iterable<LogRecord>, query: AnalyticsQuery): Analyti
         latencyP95: 0,
       }
       if (bucketStart !== undefined) row.bucketStart = bucketStart
-      acc = { row, values, durations: [] }
+      acc = { row, values, durations: [], cost: undefined }
       groups.set(key, acc)
     }
     accumulate(acc, record)
   }
-  return [...groups.values()].sort(compareGroups).map(({ row, durations }) => {
+  return [...groups.values()].sort(compareGroups).map(({ row, durations, cost }) => {
     durations.sort((a, b) => a - b)
+    // Summed as the decimals the costs print as: 1000 × 0.0000033 is 0.0033, where floats give 0.003299999999999948.
+    if (cost !== undefined) row.cost = toDollars(cost)
     row.latencyP50 = percentileCont(durations, 0.5)
     row.latencyP95 = percentileCont(durations, 0.95)
     return row

@@ -1,7 +1,6 @@
 import { computeCost, totalInputTokens, type Usage } from '../cost/cost.js'
 import type { PriceTable } from '../cost/pricing.js'
 import { type GatewayEmitter, notify } from '../events.js'
-import { targetModel } from '../routes/model.js'
 import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
 import type { GatewayContext } from '../types.js'
 import { assembleStream } from './assemble.js'
@@ -132,7 +131,7 @@ export function buildLogRecord(ctx: GatewayContext, end: RequestEnd, settings: R
   const target = state.target ?? state.targets?.[0]
   const cached = state.cacheStatus === 'HIT'
   const usage = cached ? undefined : end.usage
-  const model = target === undefined ? undefined : targetModel(target)
+  const model = target?.model
   const withPayload = settings.payloads && state.settings?.collectLogPayload !== false
   const durationMs = performance.now() - ctx.startedAt
   const principal = state.principal

@@ -3,6 +3,7 @@
  * statement per query, and its rows mapped to `AnalyticsRow`s.
  */
 import type { Pool, QueryResultRow } from 'pg'
+import { COST_DECIMALS } from '../cost/money.js'
 import { BUCKET_MS } from '../logs/filters.js'
 import type { AnalyticsGroupBy, AnalyticsRow, ResolvedAnalyticsQuery } from '../logs/types.js'
 import { Params, selectionConditions, whereClause } from './log-sql.js'
@@ -26,7 +27,8 @@ export async function queryAnalytics(
     'count(*) FILTER (WHERE cached) AS cache_hits',
     'coalesce(sum(tokens_in), 0) AS tokens_in',
     'coalesce(sum(tokens_out), 0) AS tokens_out',
-    'sum(cost) AS cost',
+    // numeric sums exactly; rounded once, half away from zero, as the memory store rounds its exact sum.
+    `round(sum(cost), ${params.add(COST_DECIMALS, 'int4')}) AS cost`,
     `percentile_cont(${params.add(0.5, 'float8')}) WITHIN GROUP (ORDER BY duration_ms) AS latency_p50`,
     `percentile_cont(${params.add(0.95, 'float8')}) WITHIN GROUP (ORDER BY duration_ms) AS latency_p95`,
   ]

@@ -12,7 +12,7 @@ import { inTransaction } from './transaction.js'
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/
 const TABLE_NAME = /^[a-z_][a-z0-9_]{0,47}$/
 
-export type ColumnType = 'uuid' | 'int8' | 'int4' | 'int2' | 'float8' | 'bool' | 'text' | 'jsonb'
+export type ColumnType = 'uuid' | 'int8' | 'int4' | 'int2' | 'float8' | 'numeric' | 'bool' | 'text' | 'jsonb'
 
 /** Record field, column, type: the one place INSERT, SELECT and row mapping read the layout from. */
 export const COLUMNS = [
@@ -28,7 +28,7 @@ export const COLUMNS = [
   ['ttfbMs', 'ttfb_ms', 'float8'],
   ['tokensIn', 'tokens_in', 'int8'],
   ['tokensOut', 'tokens_out', 'int8'],
-  ['cost', 'cost', 'float8'],
+  ['cost', 'cost', 'numeric'],
   ['customCost', 'custom_cost', 'bool'],
   ['metadata', 'metadata', 'jsonb'],
   ['step', 'step', 'int4'],
@@ -45,7 +45,7 @@ export const COLUMNS = [
   ['score', 'score', 'int2'],
 ] as const satisfies readonly (readonly [keyof LogRecord, string, ColumnType])[]
 
-export const NUMERIC_TYPES = new Set<ColumnType>(['int8', 'int4', 'int2', 'float8'])
+export const NUMERIC_TYPES = new Set<ColumnType>(['int8', 'int4', 'int2', 'float8', 'numeric'])
 export const BODY_COLUMNS = new Set<string>(['request_body', 'response_body'])
 
 export interface Names {
@@ -115,6 +115,10 @@ const MIGRATIONS: readonly ((names: Names) => string[])[] = [
     `CREATE INDEX ${n.index('event_id_idx')} ON ${n.table} (event_id) WHERE event_id IS NOT NULL`,
     `CREATE INDEX ${n.index('metadata_idx')} ON ${n.table} USING gin (metadata)`,
   ],
+  // Costs as exact decimals, so sums are exact. A cost goes in as the text of its JS number (what `pg`
+  // sends), i.e. the decimal it prints as; costs stored as double precision before become their 15
+  // significant digits, which drops float noise such as 0.0000032999999999999997.
+  (n) => [`ALTER TABLE ${n.table} ALTER COLUMN cost TYPE numeric USING cost::numeric`],
 ]
 
 /**

@@ -4,11 +4,12 @@ import { CODECS } from '../providers/dialects/index.js'
 import type { ChatRequest, EmbeddingsRequest } from '../providers/dialects/openai-types.js'
 import type { ProviderRequest } from '../providers/dialects/types.js'
 import { findProvider, locateUpstream, type ResolvedProvider } from '../providers/registry.js'
-import type { RequestSettings } from '../steps/parse.js'
+import type { TargetPolicy } from '../settings.js'
+import type { Translation, UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
-import type { Translation, UpstreamTarget } from '../upstream/call.js'
 import { buildUpstreamHeaders } from '../upstream/headers.js'
 import { splitQuery } from '../url.js'
+import { nativeTarget } from './native.js'
 
 const OPERATIONS: Readonly<Record<string, 'chat' | 'embeddings'>> = {
   '/chat/completions': 'chat',
@@ -21,7 +22,7 @@ export interface CompatInput {
   operation: string
   json: unknown
   headers: Readonly<Record<string, string | undefined>>
-  settings: RequestSettings
+  policy: TargetPolicy
   step: number
 }
 
@@ -47,7 +48,7 @@ export function compatTarget(ctx: GatewayContext, input: CompatInput): UpstreamT
   const { upstream, translation } = buildProviderRequest(provider, operation, request)
   const target = splitQuery(upstream.path)
   const { origin, path } = locateUpstream(provider, target.path, target.search, ctx.surface.account)
-  return {
+  const draft = {
     provider,
     origin,
     path,
@@ -55,10 +56,12 @@ export function compatTarget(ctx: GatewayContext, input: CompatInput): UpstreamT
     headers: compatHeaders(input.headers, provider),
     body: Buffer.from(JSON.stringify(upstream.body)),
     step: input.step,
-    settings: input.settings,
-    clientDialect: 'openai',
-    translation,
+    policy: input.policy,
+    clientDialect: 'openai' as const,
   }
+  // A translated request is read back by its translation; an OpenAI-compatible one is sent as it came.
+  if (translation === undefined) return nativeTarget(ctx, draft, upstream.body)
+  return { ...draft, translation, model: translation.model, stream: translation.stream }
 }
 
 function buildProviderRequest(

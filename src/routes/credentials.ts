@@ -2,8 +2,8 @@ import { GatewayError } from '../errors.js'
 import type { ResolvedProvider } from '../providers/registry.js'
 import { addRequestSecret } from '../secrets.js'
 import { callStore } from '../stores/call.js'
+import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
-import type { UpstreamTarget } from '../upstream/call.js'
 import { carriesCredential, injectKey } from '../upstream/headers.js'
 
 /** A stored-key lookup never holds a request longer than this; past it the request is refused (503). */
@@ -24,7 +24,7 @@ export async function attachStoredKeys(
   for (const target of targets) {
     const { provider } = target
     if (carriesCredential(target.headers, target.path, provider)) continue
-    const named = target.settings.keyAlias
+    const named = target.policy.keyAlias
     const alias = named ?? DEFAULT_ALIAS
     const key =
       alias === DEFAULT_ALIAS && provider.apiKey !== undefined

@@ -1,8 +1,9 @@
 import { GatewayError } from '../errors.js'
 import { locateUpstream } from '../providers/registry.js'
+import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
-import type { UpstreamTarget } from '../upstream/call.js'
 import { buildUpstreamHeaders } from '../upstream/headers.js'
+import { nativeTarget } from './native.js'
 
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
@@ -21,17 +22,17 @@ export async function passthroughTargets(
     throw new GatewayError('INVALID_PROVIDER', `'${providerName}' is not a known provider`)
   const { origin, path } = locateUpstream(provider, rest, request.search, ctx.surface.account)
   const method = request.method.toUpperCase()
-  return [
-    {
-      provider,
-      origin,
-      path,
-      method,
-      headers: buildUpstreamHeaders(request.headers, provider),
-      body: BODYLESS_METHODS.has(method) ? undefined : await ctx.readBody(),
-      step: 0,
-      settings: ctx.state.settings ?? {},
-      clientDialect: provider.spec.dialect,
-    },
-  ]
+  const bodyless = BODYLESS_METHODS.has(method)
+  const draft = {
+    provider,
+    origin,
+    path,
+    method,
+    headers: buildUpstreamHeaders(request.headers, provider),
+    body: bodyless ? undefined : await ctx.readBody(),
+    step: 0,
+    policy: ctx.state.settings?.target ?? {},
+    clientDialect: provider.spec.dialect,
+  }
+  return [nativeTarget(ctx, draft, bodyless ? undefined : await ctx.readJson())]
 }

@@ -1,12 +1,14 @@
 import { z } from 'zod'
 import { GatewayError } from '../errors.js'
+import { parseJsonBody } from '../json.js'
 import { locateUpstream, withoutBasePath } from '../providers/registry.js'
-import { type RequestSettings, readSettings } from '../steps/parse.js'
+import { readCacheSettings, readTargetPolicy, type TargetPolicy } from '../settings.js'
+import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
-import type { UpstreamTarget } from '../upstream/call.js'
 import { buildUpstreamHeaders } from '../upstream/headers.js'
 import { splitQuery } from '../url.js'
 import { compatTarget } from './compat.js'
+import { nativeTarget } from './native.js'
 
 /** More steps than any sane fallback chain; each step can cost a paid provider call. */
 export const MAX_UNIVERSAL_STEPS = 10
@@ -43,27 +45,34 @@ export function universalTargets(ctx: GatewayContext, json: unknown): UpstreamTa
       `at most ${MAX_UNIVERSAL_STEPS} steps, got ${steps.length}`,
     )
   }
-  return steps.map((raw, index) => {
-    const parsed = stepSchema.safeParse(raw)
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      const where = issue?.path.length ? `.${issue.path.join('.')}` : ''
-      throw new GatewayError(
-        'INVALID_UNIVERSAL_REQUEST',
-        `step ${index}${where}: ${issue?.message ?? 'invalid'}`,
-      )
+  const parsed = steps.map(parseStep)
+  // Steps may carry caching headers; caching is decided once for the chain, by the first step's.
+  const firstHeaders = parsed[0]!.headers
+  const { settings } = ctx.state
+  if (firstHeaders !== undefined && settings !== undefined) {
+    ctx.state.settings = {
+      ...settings,
+      cache: readCacheSettings(lowerCaseKeys(firstHeaders), settings.cache),
     }
-    return stepTarget(ctx, parsed.data, index)
-  })
+  }
+  return parsed.map((step, index) => stepTarget(ctx, step, index))
+}
+
+function parseStep(raw: unknown, index: number): UniversalStep {
+  const parsed = stepSchema.safeParse(raw)
+  if (parsed.success) return parsed.data
+  const issue = parsed.error.issues[0]
+  const where = issue?.path.length ? `.${issue.path.join('.')}` : ''
+  throw new GatewayError('INVALID_UNIVERSAL_REQUEST', `step ${index}${where}: ${issue?.message ?? 'invalid'}`)
 }
 
 function stepTarget(ctx: GatewayContext, step: UniversalStep, index: number): UpstreamTarget {
   const stepHeaders = lowerCaseKeys(step.headers ?? {})
   const headers = { ...ctx.request.headers, ...stepHeaders }
-  const settings = withConfig(readSettings(stepHeaders, ctx.state.settings), step.config)
+  const policy = withConfig(readTargetPolicy(stepHeaders, ctx.state.settings?.target ?? {}), step.config)
   const endpoint = step.endpoint.startsWith('/') ? step.endpoint : `/${step.endpoint}`
   if (step.provider === 'compat') {
-    return compatTarget(ctx, { operation: endpoint, json: step.query, headers, settings, step: index })
+    return compatTarget(ctx, { operation: endpoint, json: step.query, headers, policy, step: index })
   }
   const provider = ctx.gateway.providers.get(step.provider)
   if (provider === undefined) {
@@ -74,22 +83,24 @@ function stepTarget(ctx: GatewayContext, step: UniversalStep, index: number): Up
   const upstreamHeaders = buildUpstreamHeaders(headers, provider)
   upstreamHeaders['content-type'] ??= 'application/json'
   delete upstreamHeaders['content-encoding']
-  return {
+  const body = Buffer.from(typeof step.query === 'string' ? step.query : JSON.stringify(step.query))
+  const draft = {
     provider,
     origin: location.origin,
     path: location.path,
     method: 'POST',
     headers: upstreamHeaders,
-    body: Buffer.from(typeof step.query === 'string' ? step.query : JSON.stringify(step.query)),
+    body,
     step: index,
-    settings,
+    policy,
     clientDialect: provider.spec.dialect,
   }
+  return nativeTarget(ctx, draft, typeof step.query === 'string' ? parseJsonBody(body) : step.query)
 }
 
-function withConfig(settings: RequestSettings, config: UniversalStep['config']): RequestSettings {
-  if (config === undefined) return settings
-  const merged = { ...settings }
+function withConfig(policy: TargetPolicy, config: UniversalStep['config']): TargetPolicy {
+  if (config === undefined) return policy
+  const merged = { ...policy }
   if (config.requestTimeout !== undefined) merged.requestTimeoutMs = config.requestTimeout
   if (config.maxAttempts !== undefined) merged.maxAttempts = config.maxAttempts
   if (config.retryDelay !== undefined) merged.retryDelayMs = config.retryDelay

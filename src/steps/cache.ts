@@ -100,14 +100,14 @@ export function cache(options: CacheOptions = {}): Step {
 function cacheTtl(ctx: GatewayContext, runtime: CacheRuntime): number | undefined {
   const target = ctx.state.targets?.[0]
   if (target === undefined || !CACHEABLE_METHODS.has(target.method)) return undefined
-  const { cacheTtl: ttl, cacheKey: customKey } = target.settings
+  const { ttl, key: customKey } = ctx.state.settings?.cache ?? {}
   if (ttl === 0) return undefined
   return ttl ?? runtime.settings?.ttl ?? (customKey === undefined ? undefined : CUSTOM_KEY_TTL)
 }
 
 async function planCaching(ctx: GatewayContext, runtime: CacheRuntime, ttl: number): Promise<CachePlan> {
   const targets = ctx.state.targets!
-  const { cacheKey: customKey, skipCache } = targets[0]!.settings
+  const { key: customKey, skip } = ctx.state.settings?.cache ?? {}
   const principal = ctx.state.principal
   const key = cacheKey({
     gateway: ctx.gateway.options.name,
@@ -115,10 +115,11 @@ async function planCaching(ctx: GatewayContext, runtime: CacheRuntime, ttl: numb
     targets,
     // Read already by `route`; bodyless requests resolve `undefined`.
     body: await ctx.readBody(),
+    json: await ctx.readJson(),
     customKey,
     fingerprintSecret: runtime.settings?.keySecret,
   })
-  return { key, ttl, skip: skipCache === true }
+  return { key, ttl, skip: skip === true }
 }
 
 async function lookup(

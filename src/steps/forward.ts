@@ -1,11 +1,20 @@
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { Dispatcher } from 'undici'
 import { type ErrorName, GatewayError, toGatewayError } from '../errors.js'
 import { notify } from '../events.js'
-import { type GatewayOptions, parseWith, type ResolvedOptions, retries, timeouts } from '../options.js'
+import {
+  answerCaps,
+  type GatewayOptions,
+  parseWith,
+  type ResolvedOptions,
+  retries,
+  timeouts,
+} from '../options.js'
+import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext, GatewayResponse, Step } from '../types.js'
 import { readAll } from '../upstream/body.js'
-import { type AttemptClocks, callUpstream, type UpstreamTarget } from '../upstream/call.js'
+import { type AttemptClocks, callUpstream, type Transport } from '../upstream/call.js'
 import { retryDelay, retryPolicy } from '../upstream/retry.js'
 import { translateResponse } from '../upstream/translate.js'
 import { watchUsage } from '../usage.js'
@@ -22,17 +31,22 @@ const RETRYABLE_ERRORS: ReadonlySet<ErrorName> = new Set([
 const FINAL_ERRORS: ReadonlySet<ErrorName> = new Set(['CLIENT_CLOSED', 'UPSTREAM_DEADLINE'])
 
 /**
- * What `forward()` accepts: the gateway's `timeouts` (the total deadline and the first-byte and idle clocks)
- * and `retries` options, same fields and defaults. The dispatcher and body limits are the gateway's.
+ * What `forward()` accepts: the gateway's `timeouts` (the total deadline, the first-byte, idle and
+ * write-stall clocks), `retries` and answer caps (`maxResponseBytes`, `maxStreamBytes`, `maxEventBytes`),
+ * same fields and defaults, and a dispatcher (default: the gateway's, whose connect clock is the gateway's).
  */
-export interface ForwardOptions {
+export interface ForwardOptions
+  extends Pick<GatewayOptions, 'maxResponseBytes' | 'maxStreamBytes' | 'maxEventBytes'> {
   timeouts?: GatewayOptions['timeouts']
   retries?: GatewayOptions['retries']
+  dispatcher?: Dispatcher
 }
 
 interface ForwardSettings {
   readonly timeouts: ResolvedOptions['timeouts']
   readonly retries: ResolvedOptions['retries']
+  readonly caps: Omit<Transport, 'dispatcher'>
+  readonly dispatcher: Dispatcher | undefined
 }
 
 type Failure = GatewayResponse | GatewayError
@@ -51,6 +65,16 @@ export function forward(options: ForwardOptions = {}): Step {
   const settings: ForwardSettings = {
     timeouts: parseWith(timeouts, options.timeouts ?? {}, 'forward() options (timeouts)'),
     retries: parseWith(retries, options.retries ?? {}, 'forward() options (retries)'),
+    caps: parseWith(
+      answerCaps,
+      {
+        maxResponseBytes: options.maxResponseBytes,
+        maxStreamBytes: options.maxStreamBytes,
+        maxEventBytes: options.maxEventBytes,
+      },
+      'forward() options',
+    ),
+    dispatcher: options.dispatcher,
   }
   return async function forward(ctx) {
     const targets = ctx.state.targets ?? []
@@ -86,17 +110,19 @@ async function tryTarget(
   deadlineAt: number,
   waited: { ms: number },
 ): Promise<Outcome> {
-  const policy = retryPolicy(options.retries, target.settings)
+  const policy = retryPolicy(options.retries, target.policy)
   const clocks: AttemptClocks = {
-    firstByteMs: target.settings.requestTimeoutMs ?? options.timeouts.firstByteMs,
+    firstByteMs: target.policy.requestTimeoutMs ?? options.timeouts.firstByteMs,
     idleMs: options.timeouts.idleMs,
+    writeStallMs: options.timeouts.writeStallMs,
     deadlineAt,
   }
+  const transport: Transport = { ...options.caps, dispatcher: options.dispatcher ?? ctx.gateway.dispatcher }
   for (let attempt = 1; ; attempt++) {
     let failure: Failure
     let retryAfter: string | undefined
     try {
-      const response = await callUpstream(ctx, target, clocks, attempt)
+      const response = await callUpstream(ctx, target, transport, clocks, attempt)
       if (response.status < 400) return { ok: true, response }
       failure = response
       if (!policy.statuses.includes(response.status)) return { ok: false, failure, attempts: attempt }

@@ -47,6 +47,12 @@ export function builtInSteps(options: Partial<ResolvedOptions> = {}, services: B
     route(),
     cache(options.cache),
     limit({ rules: options.rateLimit ?? [], store: services.limitStore }),
-    forward({ timeouts: options.timeouts, retries: options.retries }),
+    forward({
+      timeouts: options.timeouts,
+      retries: options.retries,
+      maxResponseBytes: options.maxResponseBytes,
+      maxStreamBytes: options.maxStreamBytes,
+      maxEventBytes: options.maxEventBytes,
+    }),
   ]
 }

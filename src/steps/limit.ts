@@ -1,10 +1,9 @@
 import { z } from 'zod'
 import { GatewayError } from '../errors.js'
 import { reportStoreError } from '../events.js'
-import { isRecord, jsonBody } from '../json.js'
+import { isRecord } from '../json.js'
 import { type LimitRule, type LimitRuleOptions, limitRules, limitStore, parseWith } from '../options.js'
 import { dialectOf } from '../providers/dialects/index.js'
-import { targetModel } from '../routes/model.js'
 import { callStore } from '../stores/call.js'
 import { createMemoryLimitStore } from '../stores/memory-limits.js'
 import type { LimitDecision, LimitStore, LimitWindow } from '../stores/types.js'
@@ -144,7 +143,7 @@ function ruleKey(ctx: GatewayContext, compiled: CompiledRule): string | undefine
 
 function modelKey(ctx: GatewayContext): string | undefined {
   const target = ctx.state.targets?.[0]
-  const model = target === undefined ? undefined : targetModel(target)
+  const model = target?.model
   return model === undefined ? undefined : `${target!.provider.spec.id}/${model}`
 }
 
@@ -220,7 +219,7 @@ function rateLimitHeaders(
 /** Tokens reserved before the call: the host's estimate, else request bytes / 4 plus the output cap asked for. */
 async function estimateTokens(ctx: GatewayContext, compiled: CompiledRule): Promise<number> {
   const body = await ctx.readBody()
-  const json = jsonBody(body)
+  const json = await ctx.readJson()
   const custom = compiled.rule.estimate?.(ctx, json)
   if (custom !== undefined) return Math.max(1, Math.ceil(custom))
   let outputCap = 0

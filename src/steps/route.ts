@@ -4,7 +4,6 @@ import { attachStoredKeys } from '../routes/credentials.js'
 import { passthroughTargets } from '../routes/passthrough.js'
 import { universalTargets } from '../routes/universal.js'
 import type { GatewayContext, Step } from '../types.js'
-import { askForStreamUsage } from '../upstream/stream-usage.js'
 
 /** Resolves where the request goes, as an ordered list of targets, from the surface the path addressed. */
 export function route(): Step {
@@ -20,7 +19,7 @@ export function route(): Step {
           operation: surface.operation,
           json,
           headers,
-          settings: ctx.state.settings ?? {},
+          policy: ctx.state.settings?.target ?? {},
           step: 0,
         }),
       ]
@@ -29,7 +28,6 @@ export function route(): Step {
       ctx.responseHeaders['cf-aig-step'] = '0'
     }
     await attachStoredKeys(ctx, ctx.state.targets)
-    if (ctx.gateway.watchesUsage) ctx.state.targets = ctx.state.targets.map(askForStreamUsage)
     ctx.metrics.provider = ctx.state.targets[0]?.provider.spec.id
     await next()
   }
@@ -39,11 +37,8 @@ async function readJson(
   ctx: GatewayContext,
   error: 'INVALID_REQUEST_BODY' | 'INVALID_UNIVERSAL_REQUEST',
 ): Promise<unknown> {
+  const json = await ctx.readJson()
+  if (json !== undefined) return json
   const body = await ctx.readBody()
-  if (body === undefined) throw new GatewayError(error, 'the body must be JSON')
-  try {
-    return JSON.parse(body.toString('utf8'))
-  } catch {
-    throw new GatewayError(error, 'the body is not valid JSON')
-  }
+  throw new GatewayError(error, body === undefined ? 'the body must be JSON' : 'the body is not valid JSON')
 }

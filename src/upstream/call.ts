@@ -3,54 +3,30 @@ import type { Dispatcher } from 'undici'
 import { GatewayError } from '../errors.js'
 import { isObserved, notify } from '../events.js'
 import { dialectOf } from '../providers/dialects/index.js'
-import type { ChatCodec } from '../providers/dialects/types.js'
-import type { ResolvedProvider } from '../providers/registry.js'
-import type { Dialect } from '../providers/types.js'
 import { scrubberOf } from '../secrets.js'
-import type { RequestSettings } from '../steps/parse.js'
+import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext, GatewayResponse } from '../types.js'
 import { splitQuery } from '../url.js'
 import { decoded, type ReadAhead, readAhead, UpstreamBody } from './body.js'
 import { filterResponseHeaders, isEventStream } from './headers.js'
 import { toUpstreamError } from './network-errors.js'
 
-/** How a compat request is translated to and from a provider's own API. */
-export interface Translation {
-  readonly codec: ChatCodec
-  readonly operation: 'chat' | 'embeddings'
-  /** The model as the client named it after the provider prefix. */
-  readonly model: string
-  readonly stream: boolean
-  readonly includeUsage: boolean
-  /** Embeddings asked for as base64 (`encoding_format`), encoded by the gateway when the provider sends floats. */
-  readonly base64Embeddings: boolean
-}
-
-/** One resolved upstream request: where it goes, exactly what is sent, and how it is retried. */
-export interface UpstreamTarget {
-  readonly provider: ResolvedProvider
-  readonly origin: string
-  readonly path: string
-  readonly method: string
-  readonly headers: Record<string, string>
-  readonly body: Buffer | undefined
-  /** Index of the universal step this target came from (0 otherwise). */
-  readonly step: number
-  /** Timeout and retry settings for this target (request headers, overridden by the step's own). */
-  readonly settings: RequestSettings
-  /** The dialect the client reads, for terminal error events in streams. */
-  readonly clientDialect: Dialect
-  readonly translation?: Translation | undefined
-  /** The gateway added `stream_options.include_usage`; the client's stream must not show it. */
-  readonly hidesStreamUsage?: boolean | undefined
+/** What a `forward()` step calls providers with: its connection pool and its caps on answers. */
+export interface Transport {
+  readonly dispatcher: Dispatcher
+  readonly maxResponseBytes: number
+  readonly maxStreamBytes: number
+  readonly maxEventBytes: number
 }
 
 /** Clocks for one attempt. */
 export interface AttemptClocks {
-  firstByteMs: number
-  idleMs: number
+  readonly firstByteMs: number
+  readonly idleMs: number
+  /** How long the client may leave a streamed answer unread. */
+  readonly writeStallMs: number
   /** `performance.now()` value at which the whole request must be done. */
-  deadlineAt: number
+  readonly deadlineAt: number
 }
 
 // Bodies of known length up to this size, and JSON bodies that end within it, are read whole before
@@ -68,10 +44,11 @@ const MAX_ERROR_BODY_BYTES = 1024 * 1024
 export async function callUpstream(
   ctx: GatewayContext,
   target: UpstreamTarget,
+  transport: Transport,
   clocks: AttemptClocks,
   attempt: number,
 ): Promise<GatewayResponse> {
-  const { dispatcher, events } = ctx.gateway
+  const { events } = ctx.gateway
   const clientSignal = ctx.request.signal
   if (clientSignal.aborted) throw new GatewayError('CLIENT_CLOSED')
   const remainingMs = Math.floor(clocks.deadlineAt - performance.now())
@@ -99,7 +76,7 @@ export async function callUpstream(
   const sentAt = performance.now()
   let response: Dispatcher.ResponseData
   try {
-    response = await dispatcher.request({
+    response = await transport.dispatcher.request({
       origin: target.origin,
       path: target.path,
       method: target.method as Dispatcher.HttpMethod,
@@ -125,7 +102,7 @@ export async function callUpstream(
   // is already accounted for, and must never reach the host as an unhandled 'error' event.
   response.body.on('error', ignoreLateError)
   try {
-    return await relay(ctx, target, response, controller, release)
+    return await relay(ctx, target, response, { transport, clocks, controller, release })
   } catch (error) {
     release()
     response.body.destroy()
@@ -144,15 +121,19 @@ async function relay(
   ctx: GatewayContext,
   target: UpstreamTarget,
   response: Dispatcher.ResponseData,
-  controller: AttemptAbort,
-  release: () => void,
+  attempt: {
+    transport: Transport
+    clocks: AttemptClocks
+    controller: AttemptAbort
+    release: () => void
+  },
 ): Promise<GatewayResponse> {
-  const { options } = ctx.gateway
+  const { transport, controller, release } = attempt
   const status = response.statusCode
   const headers = filterResponseHeaders(response.headers)
   const contentType = headers['content-type']
   const eventStream = status < 400 && isEventStream(contentType)
-  const maxBytes = eventStream ? options.maxStreamBytes : options.maxResponseBytes
+  const maxBytes = eventStream ? transport.maxStreamBytes : transport.maxResponseBytes
   const length = Number(headers['content-length'] ?? Number.NaN)
   if (length > maxBytes) throw new GatewayError('RESPONSE_TOO_LARGE', `the answer declares ${length} bytes`)
 
@@ -202,8 +183,8 @@ async function relay(
       hideUsage,
       scrubber,
       maxBytes: status >= 400 ? Math.min(maxBytes, MAX_ERROR_BODY_BYTES) : maxBytes,
-      maxEventBytes: options.maxEventBytes,
-      writeStallMs: options.timeouts.writeStallMs,
+      maxEventBytes: transport.maxEventBytes,
+      writeStallMs: attempt.clocks.writeStallMs,
     },
     {
       cancel: (error) => controller.abort(error),

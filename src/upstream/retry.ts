@@ -1,5 +1,5 @@
 import type { ResolvedOptions } from '../options.js'
-import type { Backoff, RequestSettings } from '../steps/parse.js'
+import type { Backoff, TargetPolicy } from '../settings.js'
 
 /** The retry rules in force for one target. */
 export interface RetryPolicy {
@@ -11,11 +11,11 @@ export interface RetryPolicy {
   maxWaitMs: number
 }
 
-export function retryPolicy(defaults: ResolvedOptions['retries'], settings: RequestSettings): RetryPolicy {
+export function retryPolicy(defaults: ResolvedOptions['retries'], policy: TargetPolicy): RetryPolicy {
   return {
-    maxAttempts: settings.maxAttempts ?? defaults.maxAttempts,
-    delayMs: settings.retryDelayMs ?? defaults.delayMs,
-    backoff: settings.backoff ?? defaults.backoff,
+    maxAttempts: policy.maxAttempts ?? defaults.maxAttempts,
+    delayMs: policy.retryDelayMs ?? defaults.delayMs,
+    backoff: policy.backoff ?? defaults.backoff,
     statuses: defaults.statuses,
     maxRetryAfterMs: defaults.maxRetryAfterMs,
     maxWaitMs: defaults.maxWaitMs,

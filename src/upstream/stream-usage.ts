@@ -1,5 +1,5 @@
-import { isRecord, jsonBody } from '../json.js'
-import type { UpstreamTarget } from './call.js'
+import { isRecord } from '../json.js'
+import type { UpstreamTarget } from '../target.js'
 
 const EVENT_END = '\n\n'
 const STREAM_OPTIONS_FIELD = Buffer.from(',"stream_options":{"include_usage":true}')
@@ -19,10 +19,9 @@ function withFieldAppended(body: Buffer, field: Buffer): Buffer {
  * `hideStreamUsage` then takes out of the client's stream exactly what that option added. Other targets
  * come back unchanged.
  */
-export function askForStreamUsage(target: UpstreamTarget): UpstreamTarget {
+export function askForStreamUsage(target: UpstreamTarget, json: unknown): UpstreamTarget {
   if (!target.provider.spec.streamUsageOnRequest || target.translation !== undefined) return target
   if (target.method !== 'POST' || !target.path.split('?', 1)[0]!.endsWith('/chat/completions')) return target
-  const json = jsonBody(target.body)
   if (!isRecord(json) || json.stream !== true) return target
   const options = isRecord(json.stream_options) ? json.stream_options : undefined
   if (options?.include_usage === true) return target

@@ -4,9 +4,9 @@ import { parseJson } from '../json.js'
 import type { EmbeddingsResponse, OpenAIErrorBody } from '../providers/dialects/openai-types.js'
 import { terminalEvent } from '../providers/dialects/terminal.js'
 import type { StreamTranslator } from '../providers/dialects/types.js'
+import type { Translation } from '../target.js'
 import type { GatewayResponse } from '../types.js'
 import type { BodyEnd } from './body.js'
-import type { Translation } from './call.js'
 import { SSEParser } from './sse.js'
 
 /** A non-streamed provider answer is read whole for translation, up to this size. */

@@ -1,20 +1,16 @@
-/**
- * The real services some suites run against. Without `REDIS_URL` / `DATABASE_URL` those suites are reported
- * as skipped; under CI (`CI=true`) a missing service fails the run instead, so a green CI always means the
- * Redis and Postgres suites ran.
- */
-function serviceUrl(variable: 'REDIS_URL' | 'DATABASE_URL'): string | undefined {
-  const url = process.env[variable]
-  if (url === undefined || url === '') {
-    if (process.env.CI === 'true')
-      throw new Error(`${variable} must be set in CI: the suites that need it would not run`)
-    return undefined
-  }
-  return url
-}
+import { inject } from 'vitest'
+import type { ProvidedServices } from '../setup/provided.js'
 
-export const REDIS_URL = serviceUrl('REDIS_URL')
-export const DATABASE_URL = serviceUrl('DATABASE_URL')
+/**
+ * The real services some suites run against, as the run's global setup (test/setup/probe-services.ts) found
+ * them: `REDIS_URL` / `DATABASE_URL` when set, else Redis and PostgreSQL at their local defaults. A service
+ * that did not answer is `undefined` here and its suites are reported as skipped (the run said why at its
+ * start); under CI (`CI=true`) the run fails instead, so a green CI always means they ran.
+ */
+const services: ProvidedServices = inject('services')
+
+export const REDIS_URL = services.redisUrl
+export const DATABASE_URL = services.databaseUrl
 
 /** A name no other test file or run uses, for Redis key prefixes and Postgres schemas. */
 export function uniqueName(label: string): string {

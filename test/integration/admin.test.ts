@@ -3,10 +3,14 @@ import { bodyParser as koaBodyParser } from '@koa/bodyparser'
 import express from 'express'
 import Fastify from 'fastify'
 import Koa from 'koa'
-import { afterAll, describe, expect, it } from 'vitest'
-import { aiGatewayAdmin as expressAdmin } from '../../adapters/express.js'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  aiGatewayAdmin as expressAdmin,
+  aiGatewayErrorHandler as expressErrorHandler,
+} from '../../adapters/express.js'
 import { aiGatewayAdmin as fastifyAdmin } from '../../adapters/fastify.js'
-import { aiGatewayAdmin as koaAdmin } from '../../adapters/koa.js'
+import { aiGatewayAdmin as koaAdmin, aiGatewayErrorHandler as koaErrorHandler } from '../../adapters/koa.js'
 import { type Admin, type AdminOptions, createAdmin } from '../../src/admin/index.js'
 import { uuidv7 } from '../../src/ids.js'
 import { createKeyRing, type KeyRing } from '../../src/keys/key-ring.js'
@@ -14,8 +18,10 @@ import { createMemorySecretStore } from '../../src/keys/memory-store.js'
 import { KeyStoreError } from '../../src/keys/types.js'
 import { createMemoryLogStore } from '../../src/logs/memory-store.js'
 import type { LogRecord, LogStore } from '../../src/logs/types.js'
+import { createPostgresLogStore } from '../../src/postgres/log-store.js'
 import type { GatewayRequest, GatewayResponse } from '../../src/types.js'
 import { closeServer, type RunningApp, send, serverUrl } from '../helpers/http.js'
+import { DATABASE_URL, uniqueName } from '../helpers/services.js'
 
 const TOKEN = 'admin-token-0123456789abcdef'
 const CANARY = 'sk-canary-7f3e9d2b1c8a4e6f0d5b'
@@ -94,7 +100,9 @@ const filtersParam = (filters: unknown[]) => `filters=${encodeURIComponent(JSON.
 const buildExpress: BuildAdminApp = async (admin, host) => {
   const app = express()
   if (host.bodyParser) app.use(express.json())
-  app.use('/ai-admin', expressAdmin(admin))
+  const mounted = expressAdmin(admin)
+  app.use('/ai-admin', mounted)
+  if (host.bodyParser) app.use('/ai-admin', expressErrorHandler(mounted))
   app.use((req, res) => {
     res.send(`host:${req.originalUrl}`)
   })
@@ -105,8 +113,9 @@ const buildExpress: BuildAdminApp = async (admin, host) => {
 
 const buildKoa: BuildAdminApp = async (admin, host) => {
   const app = new Koa()
-  if (host.bodyParser) app.use(koaBodyParser())
-  app.use(koaAdmin(admin, { prefix: '/ai-admin' }))
+  const mounted = koaAdmin(admin, { prefix: '/ai-admin' })
+  if (host.bodyParser) app.use(koaErrorHandler(mounted)).use(koaBodyParser())
+  app.use(mounted)
   app.use((ctx) => {
     ctx.body = `host:${ctx.url}`
   })
@@ -217,14 +226,16 @@ function runAdminScenarios(framework: string, build: BuildAdminApp, host: { body
       expect(badScore.status).toBe(400)
       expect(badScore.json()).toMatchObject({ internalCode: 2120, message: expect.stringContaining('score') })
 
-      // A host JSON parser would refuse broken JSON itself; as text it reaches the admin either way.
-      const badJson = await send(url, {
-        method: 'PATCH',
-        body: '{"score": ',
-        headers: { ...auth, 'content-type': 'text/plain' },
-      })
-      expect(badJson.status).toBe(400)
-      expect(badJson.json()).toMatchObject({ internalCode: 2112 })
+      // As text it passes any host parser; as JSON a host parser refuses it, and the handler answers.
+      for (const contentType of ['text/plain', 'application/json']) {
+        const badJson = await send(url, {
+          method: 'PATCH',
+          body: '{"score": ',
+          headers: { ...auth, 'content-type': contentType },
+        })
+        expect(badJson.status, contentType).toBe(400)
+        expect(badJson.json()).toMatchObject({ internalCode: 2112 })
+      }
 
       const missing = await send(`${base}/logs/${uuidv7()}`, {
         method: 'PATCH',
@@ -379,6 +390,141 @@ function adminRequest(path: string, init: Partial<GatewayRequest> = {}): Gateway
 
 function json(response: GatewayResponse | undefined): Record<string, unknown> {
   return JSON.parse(String(response?.body))
+}
+
+type StoreKind = 'memory' | 'postgres'
+
+/** Reference-shaped filters and cost sums, through the admin's HTTP API, against both log stores. */
+for (const kind of ['memory', 'postgres'] as const satisfies readonly StoreKind[]) {
+  describe.skipIf(kind === 'postgres' && !DATABASE_URL)(`admin API on the ${kind} log store`, () => {
+    const schema = uniqueName('admin')
+    const running: RunningApp[] = []
+    let pool: pg.Pool | undefined
+    let tables = 0
+
+    beforeAll(() => {
+      if (kind === 'postgres') pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 })
+    })
+    afterAll(async () => {
+      await Promise.all(running.map((app) => app.close()))
+      if (pool === undefined) return
+      await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+      await pool.end()
+    })
+
+    async function start(records: LogRecord[]) {
+      const logs =
+        pool === undefined
+          ? createMemoryLogStore()
+          : await createPostgresLogStore(pool, { schema, table: `logs_${++tables}` })
+      await logs.write(records)
+      const app = await buildExpress(createAdmin({ logs, token: TOKEN }), { bodyParser: false })
+      running.push(app)
+      return `${app.url}/ai-admin`
+    }
+
+    const ids = async (url: string) => {
+      const res = await send(url, { headers: auth })
+      expect(res.status, res.text).toBe(200)
+      return (res.json() as { records: LogRecord[] }).records.map((record) => record.id)
+    }
+
+    it("lists, deletes and reports analytics with the reference's { key, operator, value: [v] } filters", async () => {
+      const records = seedRecords()
+      const base = await start(records)
+      const id = (i: number) => records[i]!.id
+      const reference = (key: string, operator: string, value: unknown) => ({ key, operator, value: [value] })
+      expect(await ids(`${base}/logs?${filtersParam([reference('provider', 'eq', 'anthropic')])}`)).toEqual([
+        id(4),
+        id(2),
+      ])
+      // Both shapes in one list, ANDed.
+      const mixed = [reference('success', 'eq', false), { field: 'metadata.team', op: 'eq', value: 'ads' }]
+      expect(await ids(`${base}/logs?${filtersParam(mixed)}`)).toEqual([id(2)])
+      const since = reference('created_at', 'gt', new Date(BASE_TIME + 3000).toISOString())
+      expect(await ids(`${base}/logs?${filtersParam([since])}`)).toEqual([id(4), id(3)])
+      const byMs = reference('created_at', 'lt', BASE_TIME + 2000)
+      expect(await ids(`${base}/logs?${filtersParam([byMs])}`)).toEqual([id(0)])
+      const ads = reference('metadata.value', 'contains', 'ad')
+      expect(await ids(`${base}/logs?${filtersParam([ads])}`)).toEqual([id(4), id(2)])
+      const tokens = reference('tokens_in', 'gt', '5')
+      expect(await ids(`${base}/logs?${filtersParam([tokens])}`)).toHaveLength(5)
+
+      const notOpenai = filtersParam([reference('provider', 'neq', 'openai')])
+      const analytics = await send(`${base}/analytics?groupBy=provider&${notOpenai}`, { headers: auth })
+      expect((analytics.json() as { rows: unknown[] }).rows).toEqual([
+        expect.objectContaining({ group: { provider: 'anthropic' }, requests: 2 }),
+      ])
+      const claude = filtersParam([reference('model', 'contains', 'claude')])
+      const deleted = await send(`${base}/logs?${claude}`, { method: 'DELETE', headers: auth })
+      expect(deleted.json()).toEqual({ deleted: 2 })
+      expect(await ids(`${base}/logs`)).toEqual([id(3), id(1), id(0)])
+    })
+
+    it.each([
+      [
+        [{ key: 'user_agent', operator: 'eq', value: ['x'] }],
+        "filters.0: filter on 'user_agent': the gateway does not record user_agent",
+      ],
+      [
+        [{ key: 'colour', operator: 'eq', value: ['red'] }],
+        "filters.0: filter on 'colour': unknown key; expected created_at, success",
+      ],
+      [
+        [{ key: 'provider', operator: 'like', value: ['x'] }],
+        'operator must be one of eq, neq, contains, lt, gt, got "like"',
+      ],
+      [[{ key: 'provider', operator: 'eq', value: 'openai' }], 'value must be an array of exactly one value'],
+      [
+        [{ key: 'provider', operator: 'eq', value: ['openai', 'anthropic'] }],
+        'value must be an array of exactly one value',
+      ],
+      [[{ key: 'feedback', operator: 'eq', value: [null] }], 'must be a string, number or boolean, got null'],
+      [
+        [{ key: 'cost', operator: 'contains', value: [1] }],
+        "'contains' does not apply to cost; use eq, neq, lt, gt",
+      ],
+      [
+        [{ key: 'created_at', operator: 'gt', value: ['2025-01-01T00:00:00'] }],
+        'ISO 8601 date-time with its zone',
+      ],
+      [[{ key: 'provider', operator: 'eq', value: ['x'], values: ['y'] }], 'unexpected "values"'],
+      [
+        [
+          { field: 'provider', op: 'eq', value: 'openai' },
+          { key: 7, operator: 'eq', value: ['x'] },
+        ],
+        'filters.1: filter: key must be a string',
+      ],
+      [[{ key: 'tokens_in', operator: 'lt', value: ['many'] }], 'filters.0.value'],
+    ])(
+      'refuses a malformed reference filter with 400 (code 2120) naming it: %j',
+      async (filters, message) => {
+        const base = await start([])
+        for (const [method, path] of [
+          ['GET', '/logs'],
+          ['DELETE', '/logs'],
+          ['GET', '/analytics'],
+        ] as const) {
+          const res = await send(`${base}${path}?${filtersParam(filters)}`, { method, headers: auth })
+          expect(res.status, `${method} ${path}`).toBe(400)
+          expect(res.json()).toMatchObject({ internalCode: 2120, message: expect.stringContaining(message) })
+        }
+      },
+    )
+
+    it('sums costs exactly in analytics', async () => {
+      // 22 gpt-4o-mini prompt tokens each: summed as floats, 1000 of them are 0.003299999999999948.
+      const records = Array.from({ length: 1000 }, (_, i) => logRecord(i, { cost: 0.0000033 }))
+      const base = await start([...records, logRecord(2000, anthropic(true))])
+      const res = await send(`${base}/analytics?groupBy=provider`, { headers: auth })
+      expect((res.json() as { rows: unknown[] }).rows).toEqual([
+        expect.objectContaining({ group: { provider: 'anthropic' }, cost: 0.001 }),
+        expect.objectContaining({ group: { provider: 'openai' }, requests: 1000, cost: 0.0033 }),
+      ])
+      expect(res.text).toContain('"cost":0.0033,')
+    })
+  })
 }
 
 describe('createAdmin()', () => {

@@ -2,19 +2,17 @@ import type { Server } from 'node:http'
 import Anthropic from '@anthropic-ai/sdk'
 import express from 'express'
 import OpenAI from 'openai'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { aiGateway } from '../../adapters/express.js'
 import { createGateway, type Gateway } from '../../src/index.js'
 import { createMockProvider, type MockCall, type MockProvider } from '../../src/testing/index.js'
 import { closeServer, serverUrl } from '../helpers/http.js'
 
 /**
- * Third-party clients (the OpenAI and Anthropic SDKs, the Vercel AI SDK, Cloudflare's own
- * ai-gateway-provider) used as their users use them, against the gateway in Express 5 and the mock provider.
+ * The vendors' own clients (the OpenAI and Anthropic SDKs) used as their users use them, against the gateway
+ * in Express 5 and the mock provider. The Vercel AI SDK and Cloudflare's ai-gateway-provider need a newer
+ * Node than this library supports: their tests are in test/clients, a package of their own.
  */
-
-// `ai`, the @ai-sdk/* packages and ai-gateway-provider require Node 22; the two vendor SDKs run on 20.
-const nodeMajor = Number(process.versions.node.split('.')[0])
 
 const CLAUDE = 'anthropic/claude-sonnet-4-5'
 const GEMINI = 'google-ai-studio/gemini-2.5-flash'
@@ -348,136 +346,5 @@ describe('Anthropic SDK on the /anthropic passthrough', () => {
     expect(types.at(0)).toBe('message_start')
     expect(types.at(-1)).toBe('message_stop')
     expectAnthropicCall()
-  })
-})
-
-const loadAiSdk = async () => ({
-  ai: await import('ai'),
-  compatible: await import('@ai-sdk/openai-compatible'),
-  openai: await import('@ai-sdk/openai'),
-  anthropic: await import('@ai-sdk/anthropic'),
-  cloudflare: await import('ai-gateway-provider'),
-})
-
-describe.runIf(nodeMajor >= 22)('Vercel AI SDK (Node 22+)', () => {
-  let sdk: Awaited<ReturnType<typeof loadAiSdk>>
-  beforeAll(async () => {
-    sdk = await loadAiSdk()
-  })
-
-  describe('OpenAI-compatible provider on /compat', () => {
-    const gw = () =>
-      sdk.compatible.createOpenAICompatible({ name: 'gw', baseURL: `${url}/ai/compat`, apiKey: 'sk-test' })
-
-    it.each([
-      [CLAUDE, '/v1/messages'],
-      [GEMINI, '/v1beta/models/gemini-2.5-flash:generateContent'],
-    ])('generateText with %s', async (model, path) => {
-      const result = await sdk.ai.generateText({
-        model: gw()(model),
-        prompt: 'generate please',
-        maxRetries: 0,
-      })
-      expect(result.text).toBe('mock reply to: generate please')
-      expect(result.finishReason).toBe('stop')
-      expect(onlyCall().path).toBe(path)
-    })
-
-    it.each([
-      [CLAUDE, '/v1/messages'],
-      [GEMINI, '/v1beta/models/gemini-2.5-flash:streamGenerateContent'],
-    ])('streamText with %s', async (model, path) => {
-      const errors: unknown[] = []
-      const result = sdk.ai.streamText({
-        model: gw()(model),
-        prompt: 'stream please',
-        maxRetries: 0,
-        onError: ({ error }) => {
-          errors.push(error)
-        },
-      })
-      const deltas: string[] = []
-      for await (const delta of result.textStream) deltas.push(delta)
-      expect(errors).toEqual([])
-      expect(deltas.join('')).toBe('mock reply to: stream please')
-      expect(await result.finishReason).toBe('stop')
-      expect(onlyCall().path).toBe(path)
-    })
-  })
-
-  describe("Cloudflare's ai-gateway-provider on the universal endpoint", () => {
-    const CLOUDFLARE = 'https://gateway.ai.cloudflare.com/'
-    const original = globalThis.fetch
-
-    // The provider has no base URL option: it always posts to Cloudflare, so that origin is sent here.
-    beforeEach(() => {
-      globalThis.fetch = (input, init) => {
-        const href = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url
-        if (!href.startsWith(CLOUDFLARE)) return original(input, init)
-        const target = `${url}/ai/${href.slice(CLOUDFLARE.length)}`
-        return original(input instanceof Request ? new Request(target, input) : target, init)
-      }
-    })
-    afterEach(() => {
-      globalThis.fetch = original
-    })
-
-    const fallbackModel = () => {
-      const aigateway = sdk.cloudflare.createAiGateway({
-        accountId: 'acct',
-        gateway: 'default',
-        apiKey: 'cf-token',
-      })
-      return aigateway([
-        // `.chat`: the mock speaks Chat Completions, not the Responses API the default model id uses.
-        sdk.openai.createOpenAI({ apiKey: 'sk-test' }).chat('gpt-4o-mini'),
-        sdk.anthropic.createAnthropic({ apiKey: 'sk-ant' })('claude-sonnet-4-5'),
-      ])
-    }
-
-    it('generateText answers from the first model', async () => {
-      const result = await sdk.ai.generateText({
-        model: fallbackModel(),
-        prompt: 'first model',
-        maxRetries: 0,
-      })
-      expect(result.text).toBe('mock reply to: first model')
-      expect(result.response.headers?.['cf-aig-step']).toBe('0')
-      const call = onlyCall()
-      expect(call.path).toBe('/v1/chat/completions')
-      expect(call.headers.authorization).toBe('Bearer sk-test')
-      expect(call.headers['cf-aig-authorization']).toBeUndefined()
-      expect(call.json).toMatchObject({ model: 'gpt-4o-mini' })
-    })
-
-    it('falls over to the second model when the first answers 503', async () => {
-      mock.enqueue({ status: 503 })
-      const result = await sdk.ai.generateText({ model: fallbackModel(), prompt: 'fall over', maxRetries: 0 })
-      expect(result.text).toBe('mock reply to: fall over')
-      expect(result.response.headers?.['cf-aig-step']).toBe('1')
-      expect(mock.calls.map((call) => call.path)).toEqual(['/v1/chat/completions', '/v1/messages'])
-      const anthropicCall = mock.calls[1]
-      expect(anthropicCall?.headers['x-api-key']).toBe('sk-ant')
-      expect(anthropicCall?.headers['anthropic-version']).toBeDefined()
-      expect(anthropicCall?.json).toMatchObject({ model: 'claude-sonnet-4-5' })
-    })
-
-    it('streamText streams from the first model', async () => {
-      const errors: unknown[] = []
-      const result = sdk.ai.streamText({
-        model: fallbackModel(),
-        prompt: 'stream first',
-        maxRetries: 0,
-        onError: ({ error }) => {
-          errors.push(error)
-        },
-      })
-      const deltas: string[] = []
-      for await (const delta of result.textStream) deltas.push(delta)
-      expect(errors).toEqual([])
-      expect(deltas.join('')).toBe('mock reply to: stream first')
-      expect((await result.response).headers?.['cf-aig-step']).toBe('0')
-      expect(onlyCall().json).toMatchObject({ model: 'gpt-4o-mini', stream: true })
-    })
   })
 })

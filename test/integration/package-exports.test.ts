@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 
@@ -20,8 +20,8 @@ const EXPECTED_EXPORTS: Record<string, string[]> = {
     'createKeyRing',
     'createMemorySecretStore',
   ],
-  'ai-gateway-middleware/express': ['aiGateway', 'default'],
-  'ai-gateway-middleware/koa': ['aiGateway', 'default'],
+  'ai-gateway-middleware/express': ['aiGateway', 'aiGatewayErrorHandler', 'default'],
+  'ai-gateway-middleware/koa': ['aiGateway', 'aiGatewayErrorHandler', 'default'],
   'ai-gateway-middleware/fastify': ['aiGateway', 'default'],
   'ai-gateway-middleware/testing': ['createMockProvider'],
   'ai-gateway-middleware/testing/conformance': [
@@ -34,9 +34,6 @@ const EXPECTED_EXPORTS: Record<string, string[]> = {
   'ai-gateway-middleware/postgres': ['createPostgresLogStore', 'createPostgresSecretStore'],
 }
 
-// Vitest, which the conformance suites register with, can only be imported, so that entry is ESM only.
-const ESM_ONLY = new Set(['ai-gateway-middleware/testing/conformance'])
-
 function exportsOf(specifier: string, style: 'import' | 'require'): string[] {
   const script =
     style === 'import'
@@ -48,7 +45,7 @@ function exportsOf(specifier: string, style: 'import' | 'require'): string[] {
 
 describe('published entry points', () => {
   for (const [specifier, names] of Object.entries(EXPECTED_EXPORTS)) {
-    for (const style of ESM_ONLY.has(specifier) ? (['import'] as const) : (['import', 'require'] as const)) {
+    for (const style of ['import', 'require'] as const) {
       it(`${style} ${specifier}`, () => {
         expect(exportsOf(specifier, style)).toEqual(expect.arrayContaining(names))
       })
@@ -65,4 +62,31 @@ describe('published entry points', () => {
       execFileSync(process.execPath, ['-e', script], { cwd: packageRoot, encoding: 'utf8' }).trim(),
     ).toBe('true')
   })
+
+  it('runs the conformance suites from a CommonJS test file that requires them', async () => {
+    // Its own Vitest, as a CommonJS project's test run would be; the child must not think it is a worker
+    // of this run.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('VITEST')))
+    const args = [
+      'node_modules/vitest/vitest.mjs',
+      'run',
+      '--config',
+      'test/fixtures/conformance-cjs/vitest.fixture.config.ts',
+    ]
+    const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        args,
+        { cwd: packageRoot, env: { ...env, NO_COLOR: '1', FORCE_COLOR: '0' } },
+        (error, stdout, stderr) => {
+          const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null
+          resolve({ code, output: `${stdout}\n${stderr}` })
+        },
+      )
+    })
+    expect(code, output).toBe(0)
+    expect(output).toMatch(/Tests\s+\d+ passed/)
+    expect(output).not.toMatch(/failed|skipped/)
+    // Only a bound on a hung child: a loaded machine may take a while to start a second Vitest.
+  }, 120_000)
 })

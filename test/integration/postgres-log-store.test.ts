@@ -82,7 +82,7 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     const [a, b] = [newPool(), newPool()]
     const stores = await Promise.all([a, b, a, b].map((p) => createPostgresLogStore(p, { schema: name })))
     expect(stores).toHaveLength(4)
-    expect(await migrationVersions(name)).toEqual([1])
+    expect(await migrationVersions(name)).toEqual([1, 2])
   })
 
   it('lets instances on separate pools see each other’s writes', async () => {
@@ -105,7 +105,7 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     await store.write([kept])
     const reopened = await createPostgresLogStore(pool, { schema: name, table: 'again' })
     expect(await reopened.get(kept.id)).toEqual(kept)
-    expect(await migrationVersions(name, 'again')).toEqual([1])
+    expect(await migrationVersions(name, 'again')).toEqual([1, 2])
   })
 
   it('refuses schema and table names that are not plain identifiers, before any query', async () => {
@@ -132,7 +132,7 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     ])
   })
 
-  it('keeps created_at as bigint milliseconds and metadata as jsonb', async () => {
+  it('keeps created_at as bigint milliseconds, cost as numeric and metadata as jsonb', async () => {
     await createPostgresLogStore(pool, { schema, table: 'typed' })
     const { rows } = await pool.query(
       `SELECT column_name, data_type FROM information_schema.columns
@@ -142,8 +142,42 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     expect(Object.fromEntries(rows.map((row) => [row.column_name, row.data_type]))).toEqual({
       id: 'uuid',
       created_at: 'bigint',
-      cost: 'double precision',
+      cost: 'numeric',
       metadata: 'jsonb',
     })
+  })
+
+  it('sums costs exactly and rounds the sum once to 10 places, as the memory store does', async () => {
+    const store = await createPostgresLogStore(pool, { schema, table: 'sums' })
+    // 1000 requests of 22 gpt-4o-mini prompt tokens: floats would sum them to 0.003299999999999948.
+    await store.write(Array.from({ length: 1000 }, (_, i) => record(1000 + i, { cost: 0.0000033 })))
+    await store.write([
+      record(5000, { provider: 'x', cost: 0.1 }),
+      record(5001, { provider: 'x', cost: 0.2 }),
+      // Host-written costs finer than 10 places: exact until the one rounding, halves away from zero.
+      record(5002, { provider: 'y', cost: 0.00000000004 }),
+      record(5003, { provider: 'y', cost: 0.00000000001 }),
+    ])
+    const rows = await store.analytics({ groupBy: ['provider'] })
+    expect(rows.map((row) => [row.group.provider, row.cost])).toEqual([
+      ['openai', 0.0033],
+      ['x', 0.3],
+      ['y', 0.0000000001],
+    ])
+    expect((await store.list({ limit: 1 })).records[0]?.cost).toBe(0.00000000001)
+  })
+
+  it('migrates a version-1 table, its float costs becoming the decimals they stand for', async () => {
+    const name = freshSchema()
+    const store = await createPostgresLogStore(pool, { schema: name, table: 'old' })
+    // Back to version 1: cost as double precision, holding what float arithmetic used to log.
+    await pool.query(`ALTER TABLE "${name}"."old" ALTER COLUMN cost TYPE double precision`)
+    await pool.query(`DELETE FROM "${name}"."old_migrations" WHERE version = 2`)
+    const noisy = record(1000, { cost: 0.0000032999999999999997 })
+    await store.write([noisy, record(2000, { cost: null })])
+    const migrated = await createPostgresLogStore(pool, { schema: name, table: 'old' })
+    expect(await migrationVersions(name, 'old')).toEqual([1, 2])
+    expect((await migrated.get(noisy.id))?.cost).toBe(0.0000033)
+    expect(await migrated.analytics({})).toMatchObject([{ requests: 2, cost: 0.0000033 }])
   })
 })

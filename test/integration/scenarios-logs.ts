@@ -243,6 +243,35 @@ export function logScenarios(world: World): void {
     expect((await recordOf(world, streamed.headers['cf-aig-log-id'])).cost).toBe(wholeCost)
   })
 
+  it('cost: logged costs are exact decimals, and analytics sum them exactly', async () => {
+    const { mock } = world
+    mock.reset()
+    const answer = (prompt: number, completion: number) => ({
+      body: {
+        id: 'chatcmpl-priced',
+        object: 'chat.completion',
+        created: 1,
+        model: 'gpt-4o-mini',
+        choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
+      },
+    })
+    // At $0.15 / $0.60 per million tokens, floats give 0.0000032999999999999997 and 0.0005252999999999999.
+    mock.enqueue(...Array.from({ length: 10 }, () => answer(22, 0)), answer(1234, 567))
+    const url = await world.start()
+    const ids: string[] = []
+    for (let i = 0; i < 11; i++) {
+      const res = await send(`${url}${CHAT}`, { body: chat(`priced ${i}`) })
+      expect(res.status).toBe(200)
+      ids.push(res.headers['cf-aig-log-id']!)
+    }
+    const costs = await Promise.all(ids.map(async (id) => (await recordOf(world, id)).cost))
+    expect(costs).toEqual([...Array(10).fill(0.0000033), 0.0005253])
+    // Summed as floats, these same costs give 0.0005583000000000001.
+    const [row] = await world.gateway!.logs!.analytics({})
+    expect(row?.cost).toBe(0.0005583)
+  })
+
   it('cost: a custom provider gets a streamed request as it came, with no usage asked for', async () => {
     const { mock } = world
     mock.reset()
@@ -263,7 +292,7 @@ export function logScenarios(world: World): void {
     })
     const record = await recordOf(world, custom.headers['cf-aig-log-id'])
     expect(record.customCost).toBe(true)
-    expect(record.cost).toBeCloseTo(record.tokensIn! * 0.001 + record.tokensOut! * 0.002, 9)
+    expect(record.cost).toBe((record.tokensIn! * 1000 + record.tokensOut! * 2000) / 1e6)
     const unpriced = await send(`${url}${CHAT}`, { body: chat('x', { model: 'my-own-finetune' }) })
     expect((await recordOf(world, unpriced.headers['cf-aig-log-id'])).cost).toBeNull()
     const bad = await send(`${url}${CHAT}`, {

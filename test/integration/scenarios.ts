@@ -8,6 +8,7 @@ import { createMockProvider, type MockProvider } from '../../src/testing/index.j
 import { type RunningApp, send } from '../helpers/http.js'
 import { cacheScenarios } from './scenarios-cache.js'
 import { faultScenarios } from './scenarios-faults.js'
+import { hostScenarios } from './scenarios-host.js'
 import { logScenarios } from './scenarios-logs.js'
 import { routingScenarios } from './scenarios-routing.js'
 
@@ -534,5 +535,6 @@ export function runScenarios(framework: string, build: BuildApp): void {
     cacheScenarios(world)
     logScenarios(world)
     faultScenarios(world)
+    hostScenarios(world)
   })
 }

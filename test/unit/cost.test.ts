@@ -7,6 +7,7 @@ import {
   totalInputTokens,
   type Usage,
 } from '../../src/cost/cost.js'
+import { add, decimalOf, round, shift, toDollars, toNumber } from '../../src/cost/money.js'
 import { createPriceTable, findPrice, PRICES_AS_OF, PRICING, type Price } from '../../src/cost/pricing.js'
 import { PROVIDERS } from '../../src/providers/catalog.js'
 
@@ -18,6 +19,29 @@ function sse(events: Array<[string | undefined, unknown]>): string {
     )
     .join('')
 }
+
+describe('money', () => {
+  it('reads a number as the decimal it prints as', () => {
+    expect(decimalOf(0.15)).toEqual({ units: 15n, scale: 2 })
+    expect(decimalOf(1.5e-7)).toEqual({ units: 15n, scale: 8 })
+    expect(decimalOf(1e21)).toEqual({ units: 10n ** 21n, scale: 0 })
+    expect(decimalOf(-2.5)).toEqual({ units: -25n, scale: 1 })
+    expect(decimalOf(0)).toEqual({ units: 0n, scale: 0 })
+    expect(() => decimalOf(Number.NaN)).toThrow(RangeError)
+    expect(() => decimalOf(Number.POSITIVE_INFINITY)).toThrow(RangeError)
+  })
+
+  it('adds, shifts and rounds exactly, halves away from zero', () => {
+    expect(toNumber(add(decimalOf(0.1), decimalOf(0.2)))).toBe(0.3)
+    expect(toNumber(shift(decimalOf(0.0000025), 6))).toBe(2.5)
+    expect(round(decimalOf(0.00000000005), 10)).toEqual({ units: 1n, scale: 10 })
+    expect(round(decimalOf(-0.00000000005), 10)).toEqual({ units: -1n, scale: 10 })
+    expect(round(decimalOf(0.000000000049), 10)).toEqual({ units: 0n, scale: 10 })
+    expect(toDollars(decimalOf(0.12345678901234))).toBe(0.123456789)
+    expect(toNumber({ units: -33n, scale: 7 })).toBe(-0.0000033)
+    expect(toNumber({ units: 123n, scale: 0 })).toBe(123)
+  })
+})
 
 describe('PRICING', () => {
   it('is keyed by provider slugs the catalog knows', () => {
@@ -184,7 +208,91 @@ describe('computeCost()', () => {
       0,
     ],
   ])('%s', (_, usage, price, expected) => {
-    expect(computeCost(usage, price)).toBeCloseTo(expected, 12)
+    expect(computeCost(usage, price)).toBe(expected)
+  })
+
+  it.each<[string, Usage, Price, number]>([
+    // 22 × 0.15 / 1e6 in floats is 0.0000032999999999999997.
+    [
+      '22 prompt tokens at $0.15/M',
+      { inputTokens: 22, outputTokens: 0, inputIncludesCache: true },
+      gpt4oMini,
+      0.0000033,
+    ],
+    // Floats: 0.0005252999999999999.
+    [
+      '1234 in at $0.15/M, 567 out at $0.60/M',
+      { inputTokens: 1234, outputTokens: 567, inputIncludesCache: true },
+      gpt4oMini,
+      0.0005253,
+    ],
+    // Floats: 0.00007259999999999999.
+    [
+      '7 in at $3.30/M, 3 out at $16.50/M',
+      { inputTokens: 7, outputTokens: 3, inputIncludesCache: true },
+      { input: 3.3, output: 16.5 },
+      0.0000726,
+    ],
+    // Floats: 0.00006930000000000002.
+    [
+      '11 in at $1.10/M, 13 out at $4.40/M',
+      { inputTokens: 11, outputTokens: 13, inputIncludesCache: true },
+      { input: 1.1, output: 4.4 },
+      0.0000693,
+    ],
+    // Floats: 0.0000016499999999999999.
+    [
+      '22 cached tokens at $0.075/M',
+      { inputTokens: 22, outputTokens: 0, cacheReadTokens: 22, inputIncludesCache: true },
+      gpt4oMini,
+      0.00000165,
+    ],
+  ])('is the exact decimal for %s', (_, usage, price, expected) => {
+    const cost = computeCost(usage, price)
+    expect(cost).toBe(expected)
+    expect(String(cost)).toBe(String(expected))
+  })
+
+  it('is exact for every built-in price and token counts up to 3000', () => {
+    // The oracle: integer nano-dollars, divided once by 1e9 (IEEE division is correctly rounded). Every
+    // built-in rate is a whole number of milli-dollars per million tokens.
+    const mismatches: string[] = []
+    for (const [provider, models] of Object.entries(PRICING)) {
+      for (const [model, price] of Object.entries(models)) {
+        const milli = (rate: number) => Math.round(rate * 1000)
+        expect(milli(price.input) / 1000).toBe(price.input)
+        for (let tokens = 0; tokens <= 3000; tokens += 7) {
+          const usage = { inputTokens: tokens, outputTokens: 3000 - tokens, inputIncludesCache: true }
+          const nanoDollars = tokens * milli(price.input) + (3000 - tokens) * milli(price.output)
+          const cost = computeCost(usage, price)
+          if (cost !== nanoDollars / 1e9) mismatches.push(`${provider}/${model} ${tokens}: ${cost}`)
+        }
+      }
+    }
+    expect(mismatches).toEqual([])
+  })
+
+  it('rounds once, to 10 decimal places, halves away from zero', () => {
+    // 1 token at $0.00005/M is $5e-11: half of the last place, so it rounds up to $1e-10.
+    expect(
+      computeCost(
+        { inputTokens: 1, outputTokens: 0, inputIncludesCache: true },
+        { input: 0.00005, output: 0 },
+      ),
+    ).toBe(1e-10)
+    expect(
+      computeCost(
+        { inputTokens: 1, outputTokens: 0, inputIncludesCache: true },
+        { input: 0.00004, output: 0 },
+      ),
+    ).toBe(0)
+    // Rounded after summing, not per part: 2 × 5e-11 is 1e-10, not 2e-10.
+    expect(
+      computeCost(
+        { inputTokens: 1, outputTokens: 1, inputIncludesCache: true },
+        { input: 0.00005, output: 0.00005 },
+      ),
+    ).toBe(1e-10)
   })
 
   it('counts every prompt token once in totalInputTokens', () => {
@@ -221,12 +329,25 @@ describe('parseCustomCost()', () => {
     const price = parseCustomCost('{"per_token_in":0.000001,"per_token_out":0.000002}')
     const usage = { inputTokens: 100, outputTokens: 10, cacheReadTokens: 400, inputIncludesCache: false }
     // (100 + 400) × 1 + 10 × 2 = 520 µ$
-    expect(computeCost(usage, price)).toBeCloseTo(0.00052, 12)
+    expect(computeCost(usage, price)).toBe(0.00052)
     // Inside the prompt count, the same 500 prompt tokens cost the same: no double counting.
-    expect(computeCost({ ...usage, inputTokens: 500, inputIncludesCache: true }, price)).toBeCloseTo(
-      0.00052,
-      12,
+    expect(computeCost({ ...usage, inputTokens: 500, inputIncludesCache: true }, price)).toBe(0.00052)
+  })
+
+  it('prices with the per-token rates as written, exactly', () => {
+    // In floats 1.65e-8 × 1e6 is 0.016499999999999997 and 3.3e-6 × 1e6 is 3.3000000000000003.
+    const price = parseCustomCost(
+      '{"per_token_in":3.3e-6,"per_token_out":1.65e-8,"per_cache_read_token":7.5e-10}',
     )
+    expect(price).toEqual({ input: 3.3, output: 0.0165, cacheRead: 0.00075 })
+    const usage = { inputTokens: 1000, outputTokens: 22, cacheReadTokens: 8, inputIncludesCache: true }
+    // 992 × 3.3e-6 + 8 × 7.5e-10 + 22 × 1.65e-8 = 0.0032736 + 0.000000006 + 0.000000363
+    expect(computeCost(usage, price)).toBe(0.003273969)
+    // Rates finer than 10 places count exactly until the one rounding: 3 × 1.5e-11 = 4.5e-11 → 0,
+    // 7 × 1.5e-11 = 1.05e-10 → 1e-10.
+    const fine = parseCustomCost('{"per_token_in":1.5e-11,"per_token_out":0}')
+    expect(computeCost({ inputTokens: 3, outputTokens: 0, inputIncludesCache: true }, fine)).toBe(0)
+    expect(computeCost({ inputTokens: 7, outputTokens: 0, inputIncludesCache: true }, fine)).toBe(1e-10)
   })
 
   it.each([

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { createSecretCipher, masterKeyId, parseMasterKey, readKeyId } from '../../src/keys/crypto.js'
 import { createKeyRing, MAX_SECRET_BYTES, maskSecret } from '../../src/keys/key-ring.js'
 import { createMemorySecretStore } from '../../src/keys/memory-store.js'
@@ -268,11 +268,18 @@ describe('createKeyRing()', () => {
 
   it('keeps createdAt and moves updatedAt when a secret is replaced', async () => {
     const keys = createKeyRing({ store: createMemorySecretStore(), masterKey: KEY_A })
-    const first = await keys.putSecret('openai', 'default', 'sk-first')
-    await new Promise((resolve) => setTimeout(resolve, 5))
-    const second = await keys.putSecret('openai', 'default', 'sk-second')
-    expect(second.createdAt).toBe(first.createdAt)
-    expect(second.updatedAt).toBeGreaterThan(first.updatedAt)
+    // The key ring stamps records with Date.now(): the test sets it rather than waiting for it to move.
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      vi.setSystemTime(Date.UTC(2026, 0, 5, 12, 0, 0))
+      const first = await keys.putSecret('openai', 'default', 'sk-first')
+      vi.setSystemTime(Date.UTC(2026, 0, 5, 12, 0, 1))
+      const second = await keys.putSecret('openai', 'default', 'sk-second')
+      expect(second.createdAt).toBe(first.createdAt)
+      expect(second.updatedAt).toBe(first.updatedAt + 1000)
+    } finally {
+      vi.useRealTimers()
+    }
     expect(await keys.getSecret('openai', 'default')).toBe('sk-second')
   })
 

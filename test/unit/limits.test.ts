@@ -83,7 +83,19 @@ describe('rate limits through the gateway', () => {
   })
 
   it('token rules reserve an estimate and settle it with the usage the answer reports', async () => {
-    const store = createMemoryLimitStore()
+    const memory = createMemoryLimitStore()
+    // The settlement goes to the store after the answer: the test waits for that call, not for time.
+    let settled!: () => void
+    const adjusted = new Promise<void>((resolve) => {
+      settled = resolve
+    })
+    const store: LimitStore = {
+      consume: (...args) => memory.consume(...args),
+      adjust: (...args) => {
+        memory.adjust(...args)
+        settled()
+      },
+    }
     const window = { limit: 1000, windowMs: 60_000, technique: 'sliding' as const }
     let now = at(0)
     const gateway = gatewayFor({
@@ -93,7 +105,7 @@ describe('rate limits through the gateway', () => {
     const response = await gateway.handle(chat('count my tokens', { max_tokens: 500 }))
     expect(response?.status).toBe(200)
     const usage = (JSON.parse(String(response?.body)) as { usage: { total_tokens: number } }).usage
-    await new Promise((resolve) => setTimeout(resolve, 10))
+    await adjusted
     now += 1
     const probe = store.consume('probe', 1, window, now) as { remaining: number }
     expect(probe.remaining).toBe(999)
@@ -174,6 +186,10 @@ describe('rate limits through the gateway', () => {
   it("passes the rule's storeTimeoutMs to the store with every consume and adjust", async () => {
     const memory = createMemoryLimitStore()
     const seen: unknown[] = []
+    let gaveBack!: () => void
+    const adjusted = new Promise<void>((resolve) => {
+      gaveBack = resolve
+    })
     const spy: LimitStore = {
       consume: (key, amount, window, now, call) => {
         seen.push(['consume', call])
@@ -181,6 +197,7 @@ describe('rate limits through the gateway', () => {
       },
       adjust: (key, reservation, delta, window, now, call) => {
         seen.push(['adjust', call])
+        gaveBack()
         return memory.adjust(key, reservation, delta, window, now)
       },
     }
@@ -193,7 +210,7 @@ describe('rate limits through the gateway', () => {
     expect(await statusOf(gateway, chat('1'))).toBe(200)
     // Refused by 'second': what 'first' admitted is given back, through adjust.
     expect(await statusOf(gateway, chat('2'))).toBe(429)
-    await new Promise((resolve) => setImmediate(resolve))
+    await adjusted
     expect(seen).toEqual([
       ['consume', { timeoutMs: 750 }],
       ['consume', { timeoutMs: 750 }],

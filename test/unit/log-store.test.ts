@@ -100,6 +100,32 @@ describe('createMemoryLogStore() bounds', () => {
   })
 })
 
+describe('createMemoryLogStore() cost sums', () => {
+  it('sums costs exactly and rounds the sum once to 10 places', async () => {
+    const store = createMemoryLogStore()
+    const priced = (createdAt: number, provider: string, cost: number) => ({
+      ...record(createdAt),
+      provider,
+      cost,
+    })
+    // 1000 requests of 22 gpt-4o-mini prompt tokens: floats would sum them to 0.003299999999999948.
+    await store.write(Array.from({ length: 1000 }, (_, i) => priced(1000 + i, 'openai', 0.0000033)))
+    await store.write([
+      priced(5000, 'x', 0.1),
+      priced(5001, 'x', 0.2),
+      // Host-written costs finer than 10 places: exact until the one rounding, halves away from zero.
+      priced(5002, 'y', 0.00000000004),
+      priced(5003, 'y', 0.00000000001),
+    ])
+    const rows = await store.analytics({ groupBy: ['provider'] })
+    expect(rows.map((row) => [row.group.provider, row.cost])).toEqual([
+      ['openai', 0.0033],
+      ['x', 0.3],
+      ['y', 0.0000000001],
+    ])
+  })
+})
+
 describe('parseLogQuery()', () => {
   it('reads a URL query: filters as JSON text, numbers and booleans as strings', () => {
     const query = parseLogQuery({

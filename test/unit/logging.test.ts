@@ -1,7 +1,7 @@
 import { context, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { LogDroppedEvent, StoreErrorEvent } from '../../src/events.js'
 import {
   createGateway,
@@ -37,20 +37,29 @@ function chat(text: string, headers: Record<string, string> = {}): GatewayReques
   }
 }
 
-/** A log store whose writes wait until released, to stand for a slow or stalled database. */
-function stalledStore(): LogStore & { release(): void; batches: number[] } {
+/**
+ * A log store whose writes wait until released, to stand for a slow or stalled database. `writing` resolves
+ * when the first write has begun.
+ */
+function stalledStore(): LogStore & { release(): void; batches: number[]; writing: Promise<void> } {
   const inner = createMemoryLogStore()
   let release!: () => void
   const gate = new Promise<void>((resolve) => {
     release = resolve
   })
+  let began!: () => void
+  const writing = new Promise<void>((resolve) => {
+    began = resolve
+  })
   const batches: number[] = []
   return {
     ...inner,
     batches,
+    writing,
     release: () => release(),
     async write(records) {
       batches.push(records.length)
+      began()
       await gate
       await inner.write(records)
     },
@@ -60,9 +69,11 @@ function stalledStore(): LogStore & { release(): void; batches: number[] } {
 describe('request logs', () => {
   it('answer without waiting for the log store, in batches of batchSize', async () => {
     const store = stalledStore()
-    const gateway = gatewayFor({ logs: { store, batchSize: 3, flushIntervalMs: 50 } })
+    // Batches go out by size alone here: an interval short enough to fire during the requests would send
+    // a smaller batch first whenever the machine is slow.
+    const gateway = gatewayFor({ logs: { store, batchSize: 3, flushIntervalMs: 600_000 } })
     for (let i = 0; i < 7; i++) expect((await gateway.handle(chat(`n${i}`)))?.status).toBe(200)
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await store.writing
     // One batch of three is stuck in the store; the rest wait in the queue. Every response came back.
     expect(store.batches).toEqual([3])
     expect(gateway.stats().logs).toMatchObject({ queued: 4, written: 0, dropped: 0 })
@@ -78,8 +89,11 @@ describe('request logs', () => {
     const gateway = gatewayFor({ logs: { store, batchSize: 1, maxQueue: 2 } })
     const dropped: LogDroppedEvent[] = []
     gateway.events.on('log:dropped', (e) => dropped.push(e))
-    for (let i = 0; i < 6; i++) await gateway.handle(chat(`n${i}`))
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    // The first record's write begins (and stalls) before the others come, whatever the timing of the
+    // queue's first flush.
+    await gateway.handle(chat('n0'))
+    await store.writing
+    for (let i = 1; i < 6; i++) await gateway.handle(chat(`n${i}`))
     // One record is being written, two wait, three were dropped.
     expect(gateway.stats().logs).toMatchObject({ queued: 2, dropped: 3 })
     expect(dropped.at(-1)).toEqual({ count: 1, total: 3, reason: 'queue-full' })
@@ -120,7 +134,8 @@ describe('telemetry', () => {
   it('makes one span per request with GenAI attributes, metadata and the trace named by the cf-aig-otel headers', async () => {
     exporter.reset()
     const gateway = gatewayFor({ telemetry: { tracer } })
-    await new Promise((resolve) => setTimeout(resolve, 20)) // the optional API loads once, at construction
+    // The optional API is imported once, at construction, and requests before it has loaded get no span.
+    await vi.dynamicImportSettled()
     const traceId = '0af7651916cd43dd8448eb211c80319c'
     const spanId = 'b7ad6b7169203331'
     const response = await gateway.handle(
@@ -155,7 +170,7 @@ describe('telemetry', () => {
     context.setGlobalContextManager(manager)
     exporter.reset()
     const gateway = gatewayFor({ telemetry: { tracer } })
-    await new Promise((resolve) => setTimeout(resolve, 20))
+    await vi.dynamicImportSettled()
     const parent = tracer.startSpan('host request')
     mock.enqueue({ status: 500 })
     await context.with(trace.setSpan(context.active(), parent), () => gateway.handle(chat('fails')))

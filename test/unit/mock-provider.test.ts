@@ -1,7 +1,8 @@
 import { request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+import { until } from '../helpers/until.js'
 
 let mock: MockProvider
 
@@ -466,7 +467,7 @@ describe('scripted failures', () => {
     mock.enqueue({ stallBeforeHeaders: true })
     const controller = new AbortController()
     const pending = post('/v1/chat/completions', { messages: userTurn }, { signal: controller.signal })
-    await vi.waitFor(() => expect(mock.calls).toHaveLength(1))
+    await until(() => mock.calls.length === 1)
     controller.abort()
     await expect(pending).rejects.toThrow()
     expect(await mock.calls[0]?.outcome).toBe('aborted')
@@ -530,11 +531,11 @@ describe('close', () => {
     local.enqueue({ stallBeforeHeaders: true }, { stallAfterEvents: 1 })
     const stalled = post('/v1/chat/completions', {}, {}, local.url).catch((error: unknown) => error)
     // Scripts go to calls in arrival order, so let the first call land before sending the second.
-    await vi.waitFor(() => expect(local.calls).toHaveLength(1))
+    await until(() => local.calls.length === 1)
     const streaming = await post('/v1/messages', '{"stream":true}', {}, local.url)
     const { events } = await readEvents(streaming, 1)
     expect(events).toHaveLength(1)
-    await vi.waitFor(() => expect(local.calls).toHaveLength(2))
+    await until(() => local.calls.length === 2)
 
     await local.close()
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { normalizePrefix, relativeUrl } from '../../src/node/request.js'
-import { matchSurface } from '../../src/surface.js'
+import { matchSurface, methodNotAllowed } from '../../src/surface.js'
+import type { Surface } from '../../src/types.js'
 
 describe('matchSurface()', () => {
   it.each([
@@ -11,6 +12,10 @@ describe('matchSurface()', () => {
     ['GET', '/', undefined],
     ['POST', '/v1/acc/gw', { kind: 'universal', account: 'acc', gatewayName: 'gw' }],
     ['POST', '/v1/acc/gw/', { kind: 'universal', account: 'acc', gatewayName: 'gw' }],
+    // The long form is unmistakably the gateway's: matched for any method, then refused with a 405.
+    ['GET', '/v1/acc/gw', { kind: 'universal', account: 'acc', gatewayName: 'gw' }],
+    ['GET', '/compat/chat/completions', { kind: 'compat', operation: '/chat/completions' }],
+    ['PUT', '/', undefined],
     [
       'POST',
       '/v1/acc/gw/compat/embeddings',
@@ -25,6 +30,40 @@ describe('matchSurface()', () => {
     ['POST', '/v1/acc', undefined],
   ])('%s %s', (method, path, expected) => {
     expect(matchSurface(method, path)).toEqual(expected)
+  })
+})
+
+describe('methodNotAllowed()', () => {
+  const compat = (operation: string): Surface => ({ kind: 'compat', operation })
+  const universal: Surface = { kind: 'universal' }
+  const provider: Surface = { kind: 'provider', provider: 'openai', rest: '/models' }
+
+  it.each<[string, Surface]>([
+    ['GET', compat('/chat/completions')],
+    ['HEAD', compat('/chat/completions')],
+    ['OPTIONS', compat('/embeddings')],
+    ['GET', universal],
+  ])('refuses %s on %j with 405, code 2119 and allow: POST', (method, surface) => {
+    const error = methodNotAllowed(method, surface)
+    expect(error).toMatchObject({
+      key: 'METHOD_NOT_ALLOWED',
+      code: 2119,
+      status: 405,
+      headers: { allow: 'POST' },
+    })
+    expect(error?.message).toContain(`accepts POST, not ${method}`)
+  })
+
+  it.each<[string, Surface]>([
+    ['POST', compat('/chat/completions')],
+    ['POST', compat('/embeddings')],
+    ['POST', universal],
+    ['GET', provider],
+    ['DELETE', provider],
+    // An operation compat does not serve keeps the compat route's own answer.
+    ['GET', compat('/responses')],
+  ])('lets %s on %j through', (method, surface) => {
+    expect(methodNotAllowed(method, surface)).toBeUndefined()
   })
 })
 

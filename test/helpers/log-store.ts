@@ -1,0 +1,39 @@
+import { createMemoryLogStore, type LogRecord, type LogStore } from '../../src/index.js'
+
+/** An in-memory log store that can say when a given record has been written to it. */
+export interface ObservedLogStore extends LogStore {
+  /**
+   * Resolves with the record once the gateway's log queue has written it here (at once if it already has).
+   * A record is queued when its request ends, which for a client that left can be after the client's own
+   * last step; the queue writes it at its next flush (`gateway.flushLogs()` makes that now).
+   */
+  written(id: string): Promise<LogRecord>
+}
+
+export function observedLogStore(): ObservedLogStore {
+  const inner = createMemoryLogStore()
+  const waiting = new Map<string, Array<(record: LogRecord) => void>>()
+  return {
+    get: (id) => inner.get(id),
+    list: (query) => inner.list(query),
+    patch: (id, patch) => inner.patch(id, patch),
+    delete: (selection) => inner.delete(selection),
+    analytics: (query) => inner.analytics(query),
+    async write(records) {
+      await inner.write(records)
+      for (const record of records) {
+        const waiters = waiting.get(record.id)
+        waiting.delete(record.id)
+        for (const resolve of waiters ?? []) resolve(record)
+      }
+    },
+    async written(id) {
+      const arrived = new Promise<LogRecord>((resolve) => {
+        waiting.set(id, [...(waiting.get(id) ?? []), resolve])
+      })
+      // Registered first, then looked up: a write landing in between is seen either way.
+      const stored = await inner.get(id)
+      return stored ?? arrived
+    },
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * What the global setups (run once, in Vitest's main process) hand to the test workers through
+ * `project.provide` / `inject`. Importing this file, even for its types alone, brings in the declaration
+ * below, which is what types `inject('services')` and `inject('clientTests')`.
+ */
+
+/** The services a run found answering: a URL, or `undefined` when the suites that need it are skipped. */
+export interface ProvidedServices {
+  redisUrl: string | undefined
+  databaseUrl: string | undefined
+}
+
+/** Whether the Vercel AI SDK client tests (the private package in test/clients) can run, and if not, why. */
+export type ProvidedClientTests = { available: true } | { available: false; reason: string }
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    services: ProvidedServices
+    clientTests: ProvidedClientTests
+  }
+}
