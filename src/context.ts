@@ -42,10 +42,10 @@ class RequestContext implements GatewayContext {
     readonly surface: Surface,
     readonly gateway: GatewayServices,
   ) {
-    // A single-attempt request uses one id for request, log and event, as the reference does.
+    // A single-attempt request uses one id for request, log and event, as the reference does; the log id
+    // is added by the `record` step, and only when the request is logged.
     this.responseHeaders = {
       'cf-aig-request-id': this.id,
-      'cf-aig-log-id': this.id,
       'cf-aig-event-id': this.id,
     }
   }

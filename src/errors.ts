@@ -56,6 +56,7 @@ export const ERRORS = {
   METHOD_NOT_ALLOWED: { code: 2119, status: 405, message: 'Method not allowed' },
   INVALID_QUERY: { code: 2120, status: 400, message: 'Invalid query' },
   RESPONSE_TOO_LARGE: { code: 2121, status: 502, message: 'Provider response exceeded a size limit' },
+  CALLER_KEY_REFUSED: { code: 2122, status: 400, message: 'Provider keys from callers are not accepted' },
 } as const satisfies Record<string, { code: number; status: number; message: string }>
 
 export type ErrorName = keyof typeof ERRORS

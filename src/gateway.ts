@@ -73,7 +73,7 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   const services: GatewayServices = {
     options: resolved,
     events,
-    providers: createProviderRegistry(resolved.providers, resolved.customProviders, resolved.forwardHeaders),
+    providers: createProviderRegistry(resolved),
     dispatcher: resolved.dispatcher ?? createDispatcher(resolved.timeouts.connectMs),
     // Decided once, from the steps themselves: logs, telemetry and token limits declare that they read it.
     watchesUsage: steps.some(watchesUsage),

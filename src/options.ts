@@ -52,8 +52,11 @@ const baseURL = z
   .refine(isValidBaseURL, 'expected an http(s) URL without query, fragment or credentials')
 const positiveMs = z.number().int().positive()
 
+const callerKeys = z.enum(['forward', 'ignore', 'refuse'])
+
 const providerConfig = z.strictObject({
   apiKey: headerValue.min(1).optional(),
+  callerKeys: callerKeys.optional(),
   baseURL: baseURL.optional(),
   params: z.record(z.string(), z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/)).optional(),
   headers: z.record(headerName, headerValue).optional(),
@@ -399,6 +402,12 @@ export const gatewayOptionsSchema = z.strictObject({
     .optional(),
   /** Refuse (400, code 2044) requests with no provider credential and none stored. Default false. */
   requireCredentials: z.boolean().default(false),
+  /**
+   * Provider keys callers send themselves: `forward` them (default, the reference's precedence), `ignore`
+   * them in favour of the stored key, or `refuse` the request (400, code 2122). Per provider too
+   * (`providers.openai.callerKeys`). A gateway token in a provider's key header is never a provider key.
+   */
+  callerKeys: callerKeys.default('forward'),
   /** Request logs: one record per request, written in batches off the request's path. `false` turns them off. */
   logs: z.union([z.literal(false), logOptions]).prefault({}),
   /** Prices per provider and model (USD per million tokens) over the built-in table. */

@@ -85,6 +85,12 @@ export interface GatewayState {
    * found (a fixed token's, or `verifyToken`'s); `undefined` for anonymous callers.
    */
   principal?: Principal | undefined
+  /**
+   * `authenticate`: the gateway token the request authenticated with. A provider key header carrying it
+   * (an SDK given the gateway token as its API key) is the gateway token: never forwarded, and the stored
+   * key goes in its place.
+   */
+  gatewayToken?: string
   /** `route`: the upstream calls to try, in order; `forward` takes the first that answers. */
   targets?: UpstreamTarget[]
   /** The target that answered (or failed last), set by `forward`. */
@@ -124,7 +130,7 @@ export type Surface =
   | (SurfaceScope & { readonly kind: 'universal' })
 
 export interface GatewayContext {
-  /** UUIDv7; also sent as `cf-aig-request-id` and `cf-aig-log-id`. */
+  /** UUIDv7; also sent as `cf-aig-request-id`, and as `cf-aig-log-id` when the request is logged. */
   readonly id: string
   readonly request: GatewayRequest
   readonly surface: Surface

@@ -17,6 +17,11 @@ export interface KeyRingOptions {
   cacheTtlMs?: number
   /** Most decrypted keys held in the cache. Default 1,000. */
   cacheMax?: number
+  /**
+   * The clock, in milliseconds since the epoch: it stamps `createdAt`/`updatedAt` and ages cached keys.
+   * Default `Date.now`. A test sets it to move time on at once, rather than waiting for it to pass.
+   */
+  now?: () => number
 }
 
 /**
@@ -70,7 +75,8 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   }
   const current = createSecretCipher(options.masterKey)
   const ciphers = knownCiphers(current, options.previousMasterKeys ?? [])
-  const cache = createCache(options.cacheTtlMs ?? 60_000, options.cacheMax ?? 1000)
+  const now = clockOf(options.now)
+  const cache = createCache(options.cacheTtlMs ?? 60_000, options.cacheMax ?? 1000, now)
   // Bumped by every write, so a read that raced a write does not cache what it read.
   let generation = 0
 
@@ -107,15 +113,15 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
     assertSlugs(provider, alias)
     assertSecret(secret)
     const existing = await store.get(provider, alias)
-    const now = Date.now()
+    const at = now()
     const record: StoredSecret = {
       provider,
       alias,
       ciphertext: current.encrypt(secret, provider, alias),
       keyId: current.keyId,
       hint: maskSecret(secret),
-      createdAt: existing?.createdAt ?? now,
-      updatedAt: now,
+      createdAt: existing?.createdAt ?? at,
+      updatedAt: at,
     }
     invalidate(provider, alias)
     await store.put(record)
@@ -179,14 +185,25 @@ function knownCiphers(current: SecretCipher, previous: readonly MasterKey[]): Ma
   return ciphers
 }
 
-function createCache(ttlMs: number, max: number): LRUCache<string, string> | undefined {
+function clockOf(now: unknown): () => number {
+  // Looked up at each call, so a test that fakes Date after this key ring was made still moves its clock.
+  if (now === undefined) return () => Date.now()
+  if (typeof now !== 'function') {
+    throw new KeyStoreError('invalid-options', `now must be a function, got ${typeof now}`)
+  }
+  return now as () => number
+}
+
+function createCache(ttlMs: number, max: number, now: () => number): LRUCache<string, string> | undefined {
   if (!Number.isInteger(ttlMs) || ttlMs < 0) {
     throw new KeyStoreError('invalid-options', `cacheTtlMs must be a non-negative integer, got ${ttlMs}`)
   }
   if (!Number.isInteger(max) || max < 1) {
     throw new KeyStoreError('invalid-options', `cacheMax must be a positive integer, got ${max}`)
   }
-  return ttlMs === 0 ? undefined : new LRUCache<string, string>({ max, ttl: ttlMs })
+  if (ttlMs === 0) return undefined
+  // The clock is read at every lookup (ttlResolution 0), so one that was moved on is seen at once.
+  return new LRUCache<string, string>({ max, ttl: ttlMs, ttlResolution: 0, perf: { now } })
 }
 
 function cacheKey(provider: string, alias: string): string {

@@ -2,9 +2,18 @@ import { GatewayError } from '../errors.js'
 import { CUSTOM_PREFIX, PROVIDERS } from './catalog.js'
 import type { Dialect, ProviderSpec } from './types.js'
 
+/**
+ * What the gateway does with a provider key a caller sends itself: `forward` it (the reference's
+ * precedence: the caller's key wins over a stored one), `ignore` it and use the stored key, or `refuse` the
+ * request (400, code 2122). A gateway token sent in a provider's key header is never a provider key.
+ */
+export type CallerKeys = 'forward' | 'ignore' | 'refuse'
+
 /** Per-provider settings from the gateway options. */
 export interface ProviderConfig {
   apiKey?: string | undefined
+  /** This provider's policy for callers' own keys; default: the gateway's `callerKeys`. */
+  callerKeys?: CallerKeys | undefined
   baseURL?: string | undefined
   params?: Record<string, string> | undefined
   headers?: Record<string, string> | undefined
@@ -24,6 +33,7 @@ const COMMON_FORWARD_HEADERS = ['accept', 'content-type', 'content-encoding', 'u
 export interface ResolvedProvider {
   readonly spec: ProviderSpec
   readonly apiKey: string | undefined
+  readonly callerKeys: CallerKeys
   readonly staticHeaders: Readonly<Record<string, string>>
   readonly credentialHeaders: readonly string[]
   readonly forwardHeaders: readonly string[]
@@ -46,22 +56,23 @@ const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i
 const PLACEHOLDER = /\{([A-Za-z][A-Za-z0-9]*)\}/g
 
 /** Builds the provider table once, at construction: catalog entries plus `custom-{slug}` providers. */
-export function createProviderRegistry(
-  configs: Readonly<Record<string, ProviderConfig>>,
-  customs: Readonly<Record<string, CustomProviderConfig>>,
-  extraForwardHeaders: readonly string[],
-): ReadonlyMap<string, ResolvedProvider> {
+export function createProviderRegistry(options: {
+  readonly providers: Readonly<Record<string, ProviderConfig>>
+  readonly customProviders: Readonly<Record<string, CustomProviderConfig>>
+  readonly forwardHeaders: readonly string[]
+  readonly callerKeys: CallerKeys
+}): ReadonlyMap<string, ResolvedProvider> {
   const registry = new Map<string, ResolvedProvider>()
   for (const spec of PROVIDERS)
-    registry.set(spec.id, resolveProvider(spec, configs[spec.id] ?? {}, extraForwardHeaders))
-  for (const [slug, config] of Object.entries(customs)) {
+    registry.set(spec.id, resolveProvider(spec, options.providers[spec.id] ?? {}, options))
+  for (const [slug, config] of Object.entries(options.customProviders)) {
     const spec: ProviderSpec = {
       id: `${CUSTOM_PREFIX}${slug}`,
       dialect: config.dialect ?? 'openai',
       baseURL: config.baseURL,
       auth: customAuth(config.auth),
     }
-    registry.set(spec.id, resolveProvider(spec, config, extraForwardHeaders))
+    registry.set(spec.id, resolveProvider(spec, config, options))
   }
   return registry
 }
@@ -74,12 +85,14 @@ function customAuth(auth: CustomProviderConfig['auth']): ProviderSpec['auth'] {
 function resolveProvider(
   spec: ProviderSpec,
   config: ProviderConfig,
-  extraForwardHeaders: readonly string[],
+  defaults: { readonly forwardHeaders: readonly string[]; readonly callerKeys: CallerKeys },
 ): ResolvedProvider {
   const credentialHeaders = spec.credentialHeaders ?? [spec.auth.header]
+  const extraForwardHeaders = defaults.forwardHeaders
   return {
     spec,
     apiKey: config.apiKey,
+    callerKeys: config.callerKeys ?? defaults.callerKeys,
     staticHeaders: { ...spec.defaultHeaders, ...config.headers },
     credentialHeaders,
     forwardHeaders: [

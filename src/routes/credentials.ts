@@ -1,10 +1,11 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { GatewayError } from '../errors.js'
 import type { ResolvedProvider } from '../providers/registry.js'
 import { addRequestSecret } from '../secrets.js'
 import { callStore } from '../stores/call.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
-import { carriesCredential, injectKey } from '../upstream/headers.js'
+import { credentialsOf, injectKey, withoutQueryParam } from '../upstream/headers.js'
 
 /** A stored-key lookup never holds a request longer than this; past it the request is refused (503). */
 const KEY_LOOKUP_TIMEOUT_MS = 1000
@@ -16,33 +17,83 @@ const DEFAULT_ALIAS = 'default'
  * key ring); an alias with nothing stored is a 400 (2040) naming the configured aliases, never their
  * values; no credential at all is a 400 (2044) when `requireCredentials` is on, else the request goes as
  * it is (a local model may need none).
+ *
+ * Two things come first. A key equal to the gateway token the request authenticated with is the gateway
+ * token (an SDK given it as its API key), so it is removed, never forwarded. And the provider's
+ * `callerKeys` policy decides what a caller's own key does: `forward` it (the precedence above), `ignore`
+ * it (removed, the stored key used), or `refuse` the request (2122).
+ *
+ * Answers the targets as they are to be sent: a target whose `?key=` was removed is a new object.
  */
 export async function attachStoredKeys(
   ctx: GatewayContext,
   targets: readonly UpstreamTarget[],
-): Promise<void> {
-  for (const target of targets) {
-    const { provider } = target
-    if (carriesCredential(target.headers, target.path, provider)) continue
-    const named = target.policy.keyAlias
-    const alias = named ?? DEFAULT_ALIAS
-    const key =
-      alias === DEFAULT_ALIAS && provider.apiKey !== undefined
-        ? provider.apiKey
-        : await storedKey(ctx, provider, alias)
-    if (key !== undefined) {
-      injectKey(target.headers, provider, key)
-      addRequestSecret(ctx, key)
-      continue
-    }
-    if (named !== undefined) throw await unknownAlias(ctx, provider, named)
-    if (ctx.gateway.options.requireCredentials) {
-      throw new GatewayError(
-        'MISSING_PROVIDER_CREDENTIALS',
-        `the request has no ${provider.spec.id} credential and none is stored`,
-      )
+): Promise<UpstreamTarget[]> {
+  const sent: UpstreamTarget[] = []
+  for (const given of targets) {
+    const target = withoutCallerKeys(ctx, given)
+    sent.push(target)
+    if (credentialsOf(target.headers, target.path, target.provider).length === 0) {
+      await attachStoredKey(ctx, target)
     }
   }
+  return sent
+}
+
+/**
+ * The target without the credentials that must not go upstream: the gateway token wherever it is, and
+ * every caller key unless the provider forwards them. The same target when nothing was removed.
+ */
+function withoutCallerKeys(ctx: GatewayContext, target: UpstreamTarget): UpstreamTarget {
+  const { provider } = target
+  const found = credentialsOf(target.headers, target.path, provider)
+  if (found.length === 0) return target
+  const token = ctx.state.gatewayToken
+  const callers = found.filter(({ key }) => token === undefined || !sameSecret(key, token))
+  if (callers.length > 0 && provider.callerKeys === 'refuse') {
+    const id = provider.spec.id
+    throw new GatewayError(
+      'CALLER_KEY_REFUSED',
+      `this gateway sends its own ${id} key; send the request without one (or with the gateway token)`,
+    )
+  }
+  const removed =
+    provider.callerKeys === 'ignore' ? found : found.filter((credential) => !callers.includes(credential))
+  if (removed.length === 0) return target
+  let { path } = target
+  for (const { header, query } of removed) {
+    if (header !== undefined) delete target.headers[header]
+    if (query !== undefined) path = withoutQueryParam(path, query)
+  }
+  return path === target.path ? target : { ...target, path }
+}
+
+async function attachStoredKey(ctx: GatewayContext, target: UpstreamTarget): Promise<void> {
+  const { provider } = target
+  const named = target.policy.keyAlias
+  const alias = named ?? DEFAULT_ALIAS
+  const key =
+    alias === DEFAULT_ALIAS && provider.apiKey !== undefined
+      ? provider.apiKey
+      : await storedKey(ctx, provider, alias)
+  if (key !== undefined) {
+    injectKey(target.headers, provider, key)
+    addRequestSecret(ctx, key)
+    return
+  }
+  if (named !== undefined) throw await unknownAlias(ctx, provider, named)
+  if (ctx.gateway.options.requireCredentials) {
+    throw new GatewayError(
+      'MISSING_PROVIDER_CREDENTIALS',
+      `the request has no ${provider.spec.id} credential and none is stored`,
+    )
+  }
+}
+
+/** Compares two secrets in constant time, whatever their lengths. */
+function sameSecret(a: string, b: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value).digest()
+  return timingSafeEqual(digest(a), digest(b))
 }
 
 async function storedKey(

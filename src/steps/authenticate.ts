@@ -2,6 +2,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { GatewayError } from '../errors.js'
 import { authenticationOptions, parseWith } from '../options.js'
 import type { GatewayRequest, MaybePromise, Principal, Step } from '../types.js'
+import { credentialOf } from '../upstream/headers.js'
 
 /** A fixed gateway token with a name: the name is the principal id its holders are known by. */
 export interface NamedToken {
@@ -26,10 +27,22 @@ export interface AuthenticationOptions {
 const BEARER = /^Bearer +(\S+)\s*$/i
 
 /**
+ * Where the official SDKs put their `apiKey`: OpenAI's and most others' `authorization: Bearer`,
+ * Anthropic's `x-api-key`, Google's `x-goog-api-key`, Azure OpenAI's `api-key`. A request without
+ * `cf-aig-authorization` may carry the gateway token there instead (`new OpenAI({ apiKey: token })`).
+ */
+const SDK_KEY_HEADERS = ['authorization', 'x-api-key', 'x-goog-api-key', 'api-key'] as const
+
+/**
  * Gateway authentication, as the reference's authenticated gateway: every request carries
  * `cf-aig-authorization: Bearer <token>`. A missing or wrong token is a 401 with code 2009 and nothing
  * else, so a guesser learns nothing about why. The header never goes upstream (the provider allowlist
  * leaves every `cf-aig-*` header out), and the token is never logged.
+ *
+ * Without that header, the token may come where an SDK puts its API key (`authorization: Bearer`,
+ * `x-api-key`, `x-goog-api-key`, `api-key`), so an official SDK given the gateway token as its key works
+ * with no custom headers. Either way the token is kept in `ctx.state.gatewayToken`: a provider key header
+ * that carries it is the gateway token, never forwarded, and the stored key goes in its place.
  *
  * A fixed token makes its holder a principal of its own (see `tokenPrincipal`), so two tokens never share
  * cache entries or `principal` limit counters; `identify` can still name someone else (see `identify`).
@@ -47,20 +60,36 @@ export function authenticate(options?: AuthenticationOptions): Step {
   options = parseWith(authenticationOptions, options, 'authenticate() options') as AuthenticationOptions
   const matchToken = tokenMatcher(options.tokens ?? [])
   const { verifyToken } = options
-  return async function authenticate(ctx, next) {
-    const token = BEARER.exec(ctx.request.headers['cf-aig-authorization'] ?? '')?.[1]
-    if (token === undefined) throw new GatewayError('UNAUTHORIZED')
+  async function verify(token: string, request: GatewayRequest): Promise<Principal | true | undefined> {
     const principal = matchToken(token)
-    if (principal !== undefined) {
-      ctx.state.principal = principal
-    } else {
-      const verdict = verifyToken === undefined ? undefined : await verifyToken(token, ctx.request)
-      if (verdict === undefined || verdict === null || verdict === false)
-        throw new GatewayError('UNAUTHORIZED')
-      if (typeof verdict === 'object') ctx.state.principal = verdict
-    }
-    await next()
+    if (principal !== undefined) return principal
+    const verdict = verifyToken === undefined ? undefined : await verifyToken(token, request)
+    return verdict === true || (typeof verdict === 'object' && verdict !== null) ? verdict : undefined
   }
+  return async function authenticate(ctx, next) {
+    const { headers } = ctx.request
+    const header = headers['cf-aig-authorization']
+    const candidates = header === undefined ? sdkKeys(headers) : [BEARER.exec(header)?.[1]]
+    for (const token of candidates) {
+      if (token === undefined) continue
+      const verdict = await verify(token, ctx.request)
+      if (verdict === undefined) continue
+      if (verdict !== true) ctx.state.principal = verdict
+      ctx.state.gatewayToken = token
+      return next()
+    }
+    throw new GatewayError('UNAUTHORIZED')
+  }
+}
+
+/** The keys a request carries in the SDKs' key headers, scheme removed, each once. */
+function sdkKeys(headers: GatewayRequest['headers']): string[] {
+  const keys: string[] = []
+  for (const name of SDK_KEY_HEADERS) {
+    const key = credentialOf(headers[name])
+    if (key !== undefined && !keys.includes(key)) keys.push(key)
+  }
+  return keys
 }
 
 /**

@@ -52,6 +52,10 @@ export function record(options: RecordOptions = {}): Step {
     } catch (error) {
       await answerWithError(ctx, error)
     }
+    // An id is handed out only when a record will carry it: one that leads nowhere would be a 404 later.
+    if (ending.logs !== undefined && ctx.state.settings?.collectLog !== false) {
+      ctx.responseHeaders['cf-aig-log-id'] = ctx.id
+    }
     trackEnd(ctx, finishResponse(ctx, ctx.response!), ending)
   }
   // Logs and spans carry the usage answers report: the gateway must ask providers for it.

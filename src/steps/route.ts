@@ -27,8 +27,9 @@ export function route(): Step {
       ctx.state.targets = universalTargets(ctx, await readJson(ctx, 'INVALID_UNIVERSAL_REQUEST'))
       ctx.responseHeaders['cf-aig-step'] = '0'
     }
-    await attachStoredKeys(ctx, ctx.state.targets)
+    // Before the keys: a request refused for its credentials (2040, 2044, 2122) is logged with its provider.
     ctx.metrics.provider = ctx.state.targets[0]?.provider.spec.id
+    ctx.state.targets = await attachStoredKeys(ctx, ctx.state.targets)
     await next()
   }
 }

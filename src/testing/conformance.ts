@@ -131,9 +131,10 @@ export function cacheStoreConformance(
       const store = await makeStore()
       const shortKey = freshKey('ttl-short')
       const longKey = freshKey('ttl-long')
+      // Whether the short entry is there right after its set is not asked: on a busy machine its second
+      // may be gone by then. The long one, set with it, says the store keeps what it is given.
       await store.set(shortKey, sampleEntry(new Uint8Array([1])), 1)
       await store.set(longKey, sampleEntry(new Uint8Array([2])), 60)
-      expect(await store.get(shortKey)).toBeDefined()
       await sleep(1000 + (hooks.expiryGraceMs ?? 100))
       expect(await store.get(shortKey)).toBeUndefined()
       expect(await store.get(longKey)).toBeDefined()

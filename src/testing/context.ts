@@ -51,7 +51,7 @@ export function createTestContext(options: TestContextOptions = {}): GatewayCont
   const services: GatewayServices = {
     options: resolved,
     events,
-    providers: createProviderRegistry(resolved.providers, resolved.customProviders, resolved.forwardHeaders),
+    providers: createProviderRegistry(resolved),
     get dispatcher() {
       dispatcher ??= createDispatcher(resolved.timeouts.connectMs)
       return dispatcher

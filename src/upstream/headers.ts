@@ -41,26 +41,60 @@ export function buildUpstreamHeaders(
   return headers
 }
 
-/** Whether an upstream request already carries a provider credential: a header, or Google's `?key=`. */
-export function carriesCredential(
+/**
+ * The provider credentials a request carries: its key headers (`authorization`, `x-api-key`, …) and
+ * Google's `?key=`, each with the key it holds (scheme removed).
+ */
+export function credentialsOf(
   headers: Readonly<Record<string, string>>,
   path: string,
   provider: ResolvedProvider,
-): boolean {
-  if (headers[provider.spec.auth.header] !== undefined) return true
-  for (const name of provider.credentialHeaders) if (headers[name] !== undefined) return true
-  const query = path.indexOf('?')
-  return query !== -1 && hasCredentialQuery(path.slice(query), provider.spec.credentialQuery)
+): { readonly header?: string; readonly query?: string; readonly key: string }[] {
+  const found: { header?: string; query?: string; key: string }[] = []
+  const names = new Set([provider.spec.auth.header, ...provider.credentialHeaders])
+  for (const header of names) {
+    const key = credentialOf(headers[header])
+    if (key !== undefined) found.push({ header, key })
+  }
+  const query = provider.spec.credentialQuery
+  const search = path.indexOf('?')
+  if (query !== undefined && search !== -1) {
+    const key = new URLSearchParams(path.slice(search)).get(query)
+    if (key) found.push({ query, key })
+  }
+  return found
+}
+
+/** The path without the query parameter `name` (Google's `?key=`), the rest of the query kept as it was. */
+export function withoutQueryParam(path: string, name: string): string {
+  const search = path.indexOf('?')
+  if (search === -1) return path
+  const kept = path
+    .slice(search + 1)
+    .split('&')
+    .filter((pair) => decodeURIComponent(pair.split('=')[0]!.replace(/\+/g, ' ')) !== name)
+  return kept.length === 0 ? path.slice(0, search) : `${path.slice(0, search)}?${kept.join('&')}`
+}
+
+/**
+ * The credential in a key header's value: the value itself, or its second word when it has a scheme
+ * (`Bearer sk-…`, `Token …`).
+ *
+ * @example
+ * credentialOf('Bearer sk-test') // 'sk-test'
+ * credentialOf('sk-ant-test') // 'sk-ant-test'
+ */
+export function credentialOf(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  const words = value.trim().split(/ +/)
+  if (words.length > 2) return undefined
+  return words[words.length - 1] || undefined
 }
 
 /** Adds a stored key in the provider's own scheme (`authorization: Bearer …`, `x-api-key: …`). */
 export function injectKey(headers: Record<string, string>, provider: ResolvedProvider, key: string): void {
   const { header, scheme } = provider.spec.auth
   headers[header] = scheme ? `${scheme} ${key}` : key
-}
-
-function hasCredentialQuery(search: string, name: string | undefined): boolean {
-  return name !== undefined && search.length > 1 && new URLSearchParams(search).has(name)
 }
 
 /**

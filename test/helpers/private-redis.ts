@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 
 /**
@@ -26,13 +27,26 @@ export class PrivateRedis {
     return `redis://127.0.0.1:${this.port}`
   }
 
+  /**
+   * Starts the server and resolves once it takes connections, however long that takes on a busy machine
+   * (the hook's timeout is the limit); rejects if the server fails to start or exits first.
+   */
   async up(): Promise<void> {
-    this.process = spawn(
+    const child = spawn(
       'redis-server',
       ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
       { stdio: 'ignore' },
     )
-    for (let i = 0; i < 100; i++) {
+    this.process = child
+    let failure: Error | undefined
+    child.once('error', (error) => {
+      failure ??= error
+    })
+    child.once('exit', (code, signal) => {
+      failure ??= new Error(`redis-server exited (${signal ?? code}) before it took connections`)
+    })
+    for (;;) {
+      if (failure !== undefined) throw failure
       const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null })
       probe.on('error', () => {})
       const ok = await probe.connect().then(
@@ -41,9 +55,8 @@ export class PrivateRedis {
       )
       probe.disconnect()
       if (ok) return
-      await new Promise((resolve) => setTimeout(resolve, 50))
+      await sleep(50)
     }
-    throw new Error('redis-server did not start')
   }
 
   /** Freezes the server: it keeps its connections but runs nothing until `resume()`. */

@@ -8,3 +8,19 @@ import { setTimeout as sleep } from 'node:timers/promises'
 export async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await sleep(5)
 }
+
+/**
+ * Resolves with `value()` once it is not `undefined`, for a condition that needs asking asynchronously (a
+ * log store, Redis). Like `until`, it asks again every few milliseconds (each time once the last answer is
+ * in) with no deadline of its own; a rejection from `value()` rejects at once.
+ * @example
+ * const record = await eventually(() => store.get(id))
+ * await eventually(async () => ((await redis.keys('cache:*')).length === 20 ? true : undefined))
+ */
+export async function eventually<T>(value: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  for (;;) {
+    const found = await value()
+    if (found !== undefined) return found
+    await sleep(5)
+  }
+}

@@ -16,12 +16,16 @@ import { beforeAll, describe, expect, it } from 'vitest'
 //
 // The comment's lines come first and the block follows; a line `/* snippet */` in the comment marks
 // where the block goes instead, for a fragment that needs code around it.
+//
+// A recipe marked `<!-- recipe NAME clients -->` imports packages only test/clients installs: it is not
+// checked here but run there, by test/clients/recipes.test.ts.
 
 const root = fileURLToPath(new URL('../..', import.meta.url)).replace(/\\/g, '/')
 const README = readFileSync(`${root}README.md`, 'utf8')
 const CONTEXT_OPEN = '<!-- snippet-context'
 const CONTEXT_CLOSE = '-->'
 const PLACEHOLDER = '/* snippet */'
+const CLIENTS_RECIPE = /^<!-- recipe [a-z0-9-]+ clients -->$/
 
 interface Snippet {
   /** README line (1-based) of the block's first code line. */
@@ -39,6 +43,10 @@ function readmeSnippets(markdown: string): Snippet[] {
     if (lines[i] !== '```ts') continue
     const end = lines.indexOf('```', i + 1)
     if (end === -1) throw new Error(`README.md:${i + 1}: a \`\`\`ts block is never closed`)
+    if (CLIENTS_RECIPE.test(lines[i - 1] ?? '')) {
+      i = end
+      continue
+    }
     let context: string[] = []
     let contextLine: number | undefined
     if (lines[i - 1] === CONTEXT_CLOSE) {
@@ -127,7 +135,10 @@ describe('README snippets', () => {
   }, 120_000)
 
   it('are all found, and every context comment sits right above a ```ts block', () => {
-    const fences = README.split('\n').filter((line) => line === '```ts').length
+    const lines = README.split('\n')
+    const fences = lines.filter(
+      (line, i) => line === '```ts' && !CLIENTS_RECIPE.test(lines[i - 1] ?? ''),
+    ).length
     expect(snippets.length).toBe(fences)
     // Code tagged otherwise would go unchecked.
     expect(README.match(/^```(?:typescript|tsx|ts[ \t].+|js|javascript|mjs|cjs|mts|cts)$/gm)).toBeNull()

@@ -8,6 +8,7 @@ import { createMockProvider, type MockProvider } from '../../src/testing/index.j
 import { PrivateRedis } from '../helpers/private-redis.js'
 import { chatRequest } from '../helpers/requests.js'
 import { REDIS_URL, uniqueName } from '../helpers/services.js'
+import { eventually } from '../helpers/until.js'
 
 let mock: MockProvider
 const clients: Redis[] = []
@@ -53,6 +54,8 @@ describe.skipIf(!REDIS_URL)('gateways sharing one Redis', () => {
   it('three instances, each with its own connection: a limit of 20 admits exactly 20, and a cache entry written by one is a hit in the others', async () => {
     mock.reset()
     const prefix = `${uniqueName('gw')}:`
+    const cachePrefix = `${prefix}cache:`
+    const admin = await connect(REDIS_URL!)
     const instances = await Promise.all(
       [0, 1, 2].map(async () => {
         const client = await connect(REDIS_URL!)
@@ -61,9 +64,9 @@ describe.skipIf(!REDIS_URL)('gateways sharing one Redis', () => {
             limit: 20,
             window: 60,
             technique: 'sliding',
-            store: createRedisLimitStore(client, { prefix }),
+            store: createRedisLimitStore(client, { prefix: `${prefix}limit:` }),
           },
-          cache: { ttl: 600, store: createRedisCacheStore(client, { prefix }) },
+          cache: { ttl: 600, store: createRedisCacheStore(client, { prefix: cachePrefix }) },
         })
       }),
     )
@@ -74,8 +77,13 @@ describe.skipIf(!REDIS_URL)('gateways sharing one Redis', () => {
     expect(answers.filter((a) => a.status === 429)).toHaveLength(40)
     expect(mock.calls).toHaveLength(20)
 
-    // Every admitted answer was written by the instance that served it; the other two find it.
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    // Every admitted answer is written to Redis by the instance that served it, once its response is out:
+    // wait until Redis holds all 20, then the other two instances find each of them.
+    const entries = await eventually(async () => {
+      const keys = await admin.keys(`${cachePrefix}*`)
+      return keys.length >= 20 ? keys : undefined
+    })
+    expect(entries).toHaveLength(20)
     const admitted = answers.flatMap((answer, i) => (answer.status === 200 ? [i] : []))
     for (const i of admitted) {
       for (const other of [1, 2]) {
@@ -101,8 +109,11 @@ describe.skipIf(!REDIS_URL)('a Redis that stops, stalls and comes back', () => {
     // The gateways' clock, moved on by hand past the pause a rule keeps after its store failed.
     let clock = Date.now()
     const now = () => clock
-    const limit = { limit: 1000, window: 60, store: createRedisLimitStore(client), storeTimeoutMs: 100 }
-    const cache = { ttl: 600, store: createRedisCacheStore(client), storeTimeoutMs: 100 }
+    // Long enough that a healthy Redis on a busy machine always answers in time (the limits' default);
+    // while Redis is frozen below, this is the only clock that decides.
+    const storeTimeoutMs = 1000
+    const limit = { limit: 1000, window: 60, store: createRedisLimitStore(client), storeTimeoutMs }
+    const cache = { ttl: 600, store: createRedisCacheStore(client), storeTimeoutMs }
     const open = gatewayWith({
       rateLimit: { ...limit, onStoreError: 'open', insuranceLimit: 500 },
       cache,
@@ -116,18 +127,25 @@ describe.skipIf(!REDIS_URL)('a Redis that stops, stalls and comes back', () => {
     expect((await ask(closed, 'before')).status).toBe(200)
     expect(await admin.dbsize()).toBeGreaterThan(0)
 
-    // Stalled: every command waits. The store calls time out and each rule falls back by its policy.
-    await admin.call('CLIENT', 'PAUSE', '1500', 'ALL')
-    const stalledOpen = await ask(open, 'during pause')
-    const stalledClosed = await ask(closed, 'during pause')
+    // Stalled: frozen (SIGSTOP) until resumed below, however long the requests take, so every command
+    // waits. The store calls time out and each rule falls back by its policy.
+    redis.pause()
+    let stalledOpen: Awaited<ReturnType<typeof ask>>
+    let stalledClosed: Awaited<ReturnType<typeof ask>>
+    try {
+      stalledOpen = await ask(open, 'during pause')
+      stalledClosed = await ask(closed, 'during pause')
+    } finally {
+      redis.resume()
+    }
     expect(stalledOpen.status).toBe(200)
     expect(stalledOpen.headers['cf-aig-cache-status']).toBe('MISS')
     expect(stalledClosed.status).toBe(503)
     expect(storeErrors.map((e) => `${e.store}:${e.operation}`)).toEqual(
       expect.arrayContaining(['limit:consume', 'cache:get']),
     )
-    // Answered only once Redis serves commands again.
-    await admin.ping()
+    // Replies on one connection come in order: once this one is back, Redis has run every stalled command.
+    await client.ping()
 
     // Stopped: the client is not ready, every store call fails at once.
     await redis.down()
@@ -145,7 +163,8 @@ describe.skipIf(!REDIS_URL)('a Redis that stops, stalls and comes back', () => {
     expect(await admin.dbsize()).toBe(0)
     expect((await ask(closed, 'after')).status).toBe(200)
     expect((await ask(open, 'after')).headers['cf-aig-cache-status']).toBe('MISS')
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    // The answer is written to Redis after the response: wait until it is there.
+    await eventually(async () => ((await admin.keys('aigw:cache:*')).length > 0 ? true : undefined))
     expect((await ask(open, 'after')).headers['cf-aig-cache-status']).toBe('HIT')
     expect(await admin.dbsize()).toBeGreaterThan(0)
   }, 30_000)
@@ -183,8 +202,12 @@ describe.skipIf(!REDIS_URL)(
         const prefix = `${uniqueName('frozen')}:`
         const client = await connect(redis.url)
         const admin = await connect(redis.url)
+        // One instant for every request: a fixed window (Redis's or the insurance limit's) cannot end
+        // between them, however long they take.
+        const instant = Date.now()
         const gateway = gatewayWith({
           rateLimit: { limit: 60, window: 60, technique, store: createRedisLimitStore(client, { prefix }) },
+          now: () => instant,
         })
         const storeErrors: StoreErrorEvent[] = []
         gateway.events.on('store:error', (e) => storeErrors.push(e))

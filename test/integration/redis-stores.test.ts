@@ -150,26 +150,10 @@ describe.skipIf(!REDIS_URL)('redis stores', () => {
       await victim.connect()
       expect((await limits.consume('k', 1, window, Date.now())).allowed).toBe(true)
     })
-
-    it('leaves a call pending while the server is paused, so the caller must bound it', async () => {
-      const prefix = `${uniqueName('aigw_outage_pause')}:`
-      const limits = createRedisLimitStore(client, { prefix })
-      const cache = createRedisCacheStore(client, { prefix })
-      // Pauses every client of this server, other test files' included: kept short and done once.
-      await admin.call('CLIENT', 'PAUSE', '1500', 'ALL')
-      let settled = 0
-      const consumed = Promise.resolve(limits.consume('k', 1, window, Date.now())).finally(() => settled++)
-      const read = Promise.resolve(cache.get('k')).finally(() => settled++)
-      await sleep(300)
-      expect(settled).toBe(0)
-      const decision: LimitDecision = await consumed
-      expect(decision.allowed).toBe(true)
-      expect(await read).toBeUndefined()
-    })
   })
 })
 
-describe.skipIf(!REDIS_URL)('redis limit store deadlines: a private Redis frozen with SIGSTOP', () => {
+describe.skipIf(!REDIS_URL)('redis stores and their deadlines: a private Redis frozen with SIGSTOP', () => {
   let redis: PrivateRedis
   beforeAll(async () => {
     redis = await PrivateRedis.start()
@@ -207,6 +191,30 @@ describe.skipIf(!REDIS_URL)('redis limit store deadlines: a private Redis frozen
     const [outcome] = await Promise.allSettled([pending])
     return outcome!
   }
+
+  it('leaves a call without a deadline pending while the server is frozen, so the caller must bound it', async () => {
+    const client = await connect({}, redis.url)
+    const prefix = `${uniqueName('aigw_outage_pause')}:`
+    const limits = createRedisLimitStore(client, { prefix })
+    const cache = createRedisCacheStore(client, { prefix })
+    const window: LimitWindow = { limit: 100, windowMs: 60_000, technique: 'sliding' }
+    // Frozen until resume() below, however long this takes: only a deadline of the stores' own (there must
+    // be none) could settle the calls meanwhile, and the sleep is just how long they are given to do so.
+    redis.pause()
+    let settled = 0
+    let consumed: Promise<LimitDecision>
+    let read: Promise<CacheEntry | undefined>
+    try {
+      consumed = Promise.resolve(limits.consume('k', 1, window, Date.now())).finally(() => settled++)
+      read = Promise.resolve(cache.get('k')).finally(() => settled++)
+      await sleep(300)
+      expect(settled).toBe(0)
+    } finally {
+      redis.resume()
+    }
+    expect((await consumed).allowed).toBe(true)
+    expect(await read).toBeUndefined()
+  })
 
   for (const technique of ['fixed', 'sliding'] as const) {
     const window: LimitWindow = { limit: 100, windowMs: 60_000, technique }

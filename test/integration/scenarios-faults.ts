@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net'
 import { inspect } from 'node:util'
 import { gzipSync } from 'node:zlib'
 import { type Dispatcher, request } from 'undici'
-import { afterEach, beforeEach, describe, expect, it, onTestFailed, onTestFinished, vi } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, onTestFailed, onTestFinished } from 'vitest'
 import type { RequestEndEvent } from '../../src/events.js'
 import type { Gateway, GatewayOptions } from '../../src/index.js'
 import {
@@ -33,6 +33,7 @@ import {
   writeFixed,
 } from '../helpers/fault-server.js'
 import { send } from '../helpers/http.js'
+import { eventually } from '../helpers/until.js'
 import { uncaughtErrors } from '../setup/uncaught.js'
 import { chat, type World } from './scenarios.js'
 
@@ -211,15 +212,11 @@ function nextRequestEnd(gateway: Gateway): Promise<RequestEndEvent> {
 async function loggedText(gateway: Gateway, id: string | undefined): Promise<string> {
   expect(id, 'cf-aig-log-id').toBeDefined()
   const store = gateway.logs!
-  const record = await vi.waitFor(
-    async () => {
-      await gateway.flushLogs()
-      const found = await store.get(id!)
-      if (found === undefined) throw new Error(`log record ${id} not written yet`)
-      return found
-    },
-    { timeout: 10_000, interval: 20 },
-  )
+  // Asked again until it is there, with no deadline but the test's own.
+  const record = await eventually(async () => {
+    await gateway.flushLogs()
+    return store.get(id!)
+  })
   const page = await store.list({ limit: 1000, includeBodies: true })
   return `${JSON.stringify(record)}\n${JSON.stringify(page)}`
 }

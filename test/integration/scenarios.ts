@@ -1,12 +1,16 @@
 import { createServer, request as rawRequest } from 'node:http'
 import { Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import supertest from 'supertest'
 import { request } from 'undici'
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+import { openaiChunk, SSE_HEADERS, startFaultServer } from '../helpers/fault-server.js'
 import { type RunningApp, send } from '../helpers/http.js'
+import { until } from '../helpers/until.js'
 import { cacheScenarios } from './scenarios-cache.js'
+import { credentialScenarios } from './scenarios-credentials.js'
 import { faultScenarios } from './scenarios-faults.js'
 import { hostScenarios } from './scenarios-host.js'
 import { logScenarios } from './scenarios-logs.js'
@@ -161,17 +165,13 @@ export function runScenarios(framework: string, build: BuildApp): void {
           rawRequest(`${url}/ai/custom-bulk/download`, resolve).on('error', reject).end()
         })
         response.pause()
-        // Wait until the provider is stuck: its count stops moving while nobody reads.
-        let previous = -1
-        await vi.waitFor(
-          () => {
-            const now = sent
-            const settled = now === previous
-            previous = now
-            if (!settled) throw new Error('still sending')
-          },
-          { timeout: 10_000, interval: 100 },
-        )
+        // Wait until the provider is stuck: its count stops moving over a pause while nobody reads. No
+        // deadline but the test's: a pause that runs long only looks over a longer stretch, and a machine so
+        // busy that the provider stood still for a whole pause ends the wait early, at a smaller count.
+        for (let previous = -1; sent !== previous; ) {
+          previous = sent
+          await sleep(100)
+        }
         expect(sent).toBeLessThan(total / 4)
         let received = 0
         response.on('data', (chunk: Buffer) => {
@@ -412,7 +412,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
         signal: controller.signal,
       })
       pending.catch(() => {})
-      await vi.waitFor(() => expect(mock.calls).toHaveLength(1))
+      await until(() => mock.calls.length === 1)
       controller.abort()
       await expect(mock.calls[0]?.outcome).resolves.toBe('aborted')
     })
@@ -453,16 +453,27 @@ export function runScenarios(framework: string, build: BuildApp): void {
     })
 
     it('ends a stream that stalls mid-way with a terminal error event, never with [DONE]', async () => {
-      mock.reset()
-      mock.enqueue({ stallAfterEvents: 3 })
-      const url = await world.start({ timeouts: { idleMs: 200 } })
-      const res = await send(`${url}${CHAT}`, { body: chat('one two three four five', { stream: true }) })
-      expect(res.status).toBe(200)
-      const events = res.text.split('\n\n').filter(Boolean)
-      expect(events).toHaveLength(4)
-      expect(JSON.parse(events[3]!.slice('data: '.length))).toMatchObject({ error: { code: 2106 } })
-      expect(res.text).not.toContain('[DONE]')
-      await expect(mock.calls[0]?.outcome).resolves.toBe('aborted')
+      // The head and three events in one write, then nothing: the gateway has them all at once, so its
+      // idle clock alone decides when the stream is given up (events sent one by one could arrive late).
+      const upstream = await startFaultServer((_req, res) => {
+        res.writeHead(200, SSE_HEADERS)
+        res.write(['one', ' two', ' three'].map((part) => openaiChunk(part)).join(''))
+      })
+      try {
+        const url = await world.start({
+          providers: { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } },
+          timeouts: { idleMs: 200 },
+        })
+        const res = await send(`${url}${CHAT}`, { body: chat('one two three', { stream: true }) })
+        expect(res.status).toBe(200)
+        const events = res.text.split('\n\n').filter(Boolean)
+        expect(events).toHaveLength(4)
+        expect(JSON.parse(events[3]!.slice('data: '.length))).toMatchObject({ error: { code: 2106 } })
+        expect(res.text).not.toContain('[DONE]')
+        await upstream.connectionClosed(0)
+      } finally {
+        await upstream.close()
+      }
     })
 
     it('answers 504 with code 2107 when the total deadline passes', async () => {
@@ -536,5 +547,6 @@ export function runScenarios(framework: string, build: BuildApp): void {
     logScenarios(world)
     faultScenarios(world)
     hostScenarios(world)
+    credentialScenarios(world)
   })
 }

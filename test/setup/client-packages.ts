@@ -1,6 +1,6 @@
 /**
- * Vitest global setup for the client tests that need packages of their own (the Vercel AI SDK and
- * Cloudflare's ai-gateway-provider, which require a newer Node than this library supports). They live in
+ * Vitest global setup for the client tests that need packages of their own (the Vercel AI SDK,
+ * Cloudflare's ai-gateway-provider and Claude Code, which require a newer Node than this library supports). They live in
  * the private package test/clients, with its own lockfile, so the main install stays clean on every
  * supported Node. On a Node their engines accept, this installs them (`npm ci` in test/clients) when their
  * node_modules is missing or was installed from another lockfile; on an older one, or when the install
@@ -18,7 +18,7 @@ import type { ProvidedClientTests } from './provided.js'
 const CLIENTS_DIR = fileURLToPath(new URL('../clients/', import.meta.url))
 const STAMP = join(CLIENTS_DIR, 'node_modules', '.installed-from')
 const LOCK = join(CLIENTS_DIR, '.install-lock')
-const WHAT = 'Vercel AI SDK client tests (test/clients)'
+const WHAT = 'Client tests of test/clients (Vercel AI SDK, Claude Code)'
 
 export default async function setup(project: TestProject): Promise<void> {
   project.provide('clientTests', await prepare())

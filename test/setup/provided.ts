@@ -10,7 +10,7 @@ export interface ProvidedServices {
   databaseUrl: string | undefined
 }
 
-/** Whether the Vercel AI SDK client tests (the private package in test/clients) can run, and if not, why. */
+/** Whether the client tests of test/clients (a private package of its own) can run, and if not, why. */
 export type ProvidedClientTests = { available: true } | { available: false; reason: string }
 
 declare module 'vitest' {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
-import { describe, expect, it, vi } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createSecretCipher, masterKeyId, parseMasterKey, readKeyId } from '../../src/keys/crypto.js'
 import { createKeyRing, MAX_SECRET_BYTES, maskSecret } from '../../src/keys/key-ring.js'
 import { createMemorySecretStore } from '../../src/keys/memory-store.js'
@@ -138,6 +138,9 @@ describe('createKeyRing()', () => {
     expect(() => createKeyRing({ store, masterKey: KEY_A, cacheTtlMs: -1 })).toThrow(
       rejectsWith('invalid-options'),
     )
+    expect(() => createKeyRing({ store, masterKey: KEY_A, now: 1 as unknown as () => number })).toThrow(
+      rejectsWith('invalid-options'),
+    )
     expect(() => createKeyRing({ store: {} as SecretStore, masterKey: KEY_A })).toThrow(
       rejectsWith('invalid-options'),
     )
@@ -267,19 +270,15 @@ describe('createKeyRing()', () => {
   })
 
   it('keeps createdAt and moves updatedAt when a secret is replaced', async () => {
-    const keys = createKeyRing({ store: createMemorySecretStore(), masterKey: KEY_A })
-    // The key ring stamps records with Date.now(): the test sets it rather than waiting for it to move.
-    vi.useFakeTimers({ toFake: ['Date'] })
-    try {
-      vi.setSystemTime(Date.UTC(2026, 0, 5, 12, 0, 0))
-      const first = await keys.putSecret('openai', 'default', 'sk-first')
-      vi.setSystemTime(Date.UTC(2026, 0, 5, 12, 0, 1))
-      const second = await keys.putSecret('openai', 'default', 'sk-second')
-      expect(second.createdAt).toBe(first.createdAt)
-      expect(second.updatedAt).toBe(first.updatedAt + 1000)
-    } finally {
-      vi.useRealTimers()
-    }
+    // The key ring stamps records with its clock: the test sets it rather than waiting for it to move.
+    let clock = Date.UTC(2026, 0, 5, 12, 0, 0)
+    const keys = createKeyRing({ store: createMemorySecretStore(), masterKey: KEY_A, now: () => clock })
+    const first = await keys.putSecret('openai', 'default', 'sk-first')
+    expect(first).toMatchObject({ createdAt: clock, updatedAt: clock })
+    clock += 1000
+    const second = await keys.putSecret('openai', 'default', 'sk-second')
+    expect(second.createdAt).toBe(first.createdAt)
+    expect(second.updatedAt).toBe(first.updatedAt + 1000)
     expect(await keys.getSecret('openai', 'default')).toBe('sk-second')
   })
 
@@ -345,13 +344,20 @@ describe('createKeyRing()', () => {
 
     it('asks the store again once the TTL has passed, and every time when disabled', async () => {
       const cached = recordingStore()
-      const keys = createKeyRing({ store: cached.store, masterKey: KEY_A, cacheTtlMs: 20 })
+      // The cache ages keys by the key ring's clock, which the test moves on instead of waiting.
+      let clock = Date.UTC(2026, 0, 5, 12, 0, 0)
+      const keys = createKeyRing({ store: cached.store, masterKey: KEY_A, cacheTtlMs: 20, now: () => clock })
       await keys.putSecret('openai', 'default', 'sk-one')
       await keys.getSecret('openai', 'default')
       const before = cached.gets()
-      await new Promise((resolve) => setTimeout(resolve, 40))
+      clock += 19
       await keys.getSecret('openai', 'default')
-      expect(cached.gets()).toBe(before + 1)
+      expect(cached.gets(), 'read from the cache within its TTL').toBe(before)
+      clock += 2
+      await keys.getSecret('openai', 'default')
+      expect(cached.gets(), 'asked the store again past its TTL').toBe(before + 1)
+      await keys.getSecret('openai', 'default')
+      expect(cached.gets(), 'cached again').toBe(before + 1)
 
       const uncached = recordingStore()
       const direct = createKeyRing({ store: uncached.store, masterKey: KEY_A, cacheTtlMs: 0 })

@@ -3,11 +3,12 @@ import { PROVIDERS } from '../../src/providers/catalog.js'
 import { createProviderRegistry, locateUpstream } from '../../src/providers/registry.js'
 
 describe('provider registry', () => {
-  const registry = createProviderRegistry(
-    { 'workers-ai': { params: { accountId: 'acc1' } } },
-    { mylab: { baseURL: 'http://127.0.0.1:9000/v1', auth: { header: 'x-lab-key' } } },
-    ['x-trace-id'],
-  )
+  const registry = createProviderRegistry({
+    providers: { 'workers-ai': { params: { accountId: 'acc1' } } },
+    customProviders: { mylab: { baseURL: 'http://127.0.0.1:9000/v1', auth: { header: 'x-lab-key' } } },
+    forwardHeaders: ['x-trace-id'],
+    callerKeys: 'forward',
+  })
 
   it('holds every catalog entry once, plus custom providers', () => {
     const ids = PROVIDERS.map((p) => p.id)
@@ -63,7 +64,12 @@ describe('provider registry', () => {
   })
 
   it('takes the Workers AI account from the long URL form when options have none', () => {
-    const bare = createProviderRegistry({}, {}, [])
+    const bare = createProviderRegistry({
+      providers: {},
+      customProviders: {},
+      forwardHeaders: [],
+      callerKeys: 'forward',
+    })
     const location = locateUpstream(bare.get('workers-ai')!, '/@cf/m', '', 'acc-url')
     expect(location.path).toBe('/client/v4/accounts/acc-url/ai/run/@cf/m')
     expect(() => locateUpstream(bare.get('workers-ai')!, '/@cf/m', '')).toThrow(

@@ -76,7 +76,9 @@ describe('built-in steps on createTestContext()', () => {
       throw new GatewayOptionsError('boom')
     })
     expect(ctx.response?.status).toBe(500)
-    expect(ctx.response?.headers['cf-aig-log-id']).toBe(ctx.id)
+    expect(ctx.response?.headers['cf-aig-request-id']).toBe(ctx.id)
+    // No log store was given: no log id that would lead nowhere.
+    expect(ctx.response?.headers['cf-aig-log-id']).toBeUndefined()
     await expect(ended).resolves.toMatchObject({ id: ctx.id, status: 500 })
     expect(record().watchesUsage).toBeUndefined()
   })

@@ -114,11 +114,15 @@ describe('a custom provider declaring its dialect', () => {
     expect(() =>
       parseOptions({ customProviders: { mylab: { baseURL: 'http://x', dialect: 'klingon' } } }),
     ).toThrow(/customProviders\.mylab\.dialect/)
-    const registry = createProviderRegistry(
-      {},
-      { plain: { baseURL: 'http://x' }, mylab: { baseURL: 'http://x', dialect: 'anthropic' } },
-      [],
-    )
+    const registry = createProviderRegistry({
+      providers: {},
+      customProviders: {
+        plain: { baseURL: 'http://x' },
+        mylab: { baseURL: 'http://x', dialect: 'anthropic' },
+      },
+      forwardHeaders: [],
+      callerKeys: 'forward',
+    })
     expect(registry.get('custom-plain')?.spec.dialect).toBe('openai')
     expect(registry.get('custom-mylab')?.spec.dialect).toBe('anthropic')
   })
