@@ -63,12 +63,12 @@ export interface StoreErrorEvent {
   error: unknown
 }
 
-/** Log records were lost: the queue was full, or the store refused a batch. */
+/** Log records were lost: the queue was full, the store refused a batch, or a record could not be built. */
 export interface LogDroppedEvent {
   count: number
   /** Dropped since the gateway started. */
   total: number
-  reason: 'queue-full' | 'write-failed'
+  reason: 'queue-full' | 'write-failed' | 'build-failed'
 }
 
 /** The typed events a gateway emits. Listeners observe; they cannot change a request. */

@@ -36,12 +36,14 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
           : undefined
     // A client that left, or stopped reading until the gateway gave up on it, aborted the request.
     const aborted = ctx.request.signal.aborted || failure?.key === 'CLIENT_CLOSED'
+    const endedAt = Date.now()
+    const durationMs = performance.now() - ctx.startedAt
     if (observed) {
       notify(ctx.gateway.events, 'request:end', {
         id: ctx.id,
         status: aborted ? 499 : response.status,
         provider: ctx.metrics.provider,
-        durationMs: performance.now() - ctx.startedAt,
+        durationMs,
         bytesIn: ctx.metrics.bytesIn,
         bytesOut: tapped.size,
         outcome: aborted ? 'aborted' : failure ? 'error' : 'completed',
@@ -60,21 +62,26 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
       }
     }
     const writeRecord = (usage: Usage | undefined) => {
-      const record = buildLogRecord(
-        ctx,
-        {
-          status: response.status,
-          aborted,
-          failed: failure !== undefined,
-          responseBytes: tapped.bytes,
-          responseSize: tapped.size,
-          stream: isEventStream(response.headers['content-type']),
-          usage,
-        },
-        recordSettings,
-      )
+      const end = {
+        endedAt,
+        durationMs,
+        status: response.status,
+        aborted,
+        failed: failure !== undefined,
+        responseBytes: tapped.bytes,
+        responseSize: tapped.size,
+        stream: isEventStream(response.headers['content-type']),
+        usage,
+      }
+      const build = () => buildLogRecord(ctx, end, recordSettings)
+      if (services.telemetry === undefined) {
+        // Only the log needs the record: it is built with its batch, off this tick.
+        services.logs!.push(build)
+        return
+      }
+      const record = build()
       if (logged) services.logs!.push(record)
-      services.telemetry?.end(ctx, record)
+      services.telemetry.end(ctx, record)
     }
     const usage = ctx.state.usage
     if (usage === undefined) finish(undefined)

@@ -27,8 +27,13 @@ export interface TappedBody {
 export function tapBody(response: GatewayResponse, maxBytes: number, done: (body: TappedBody) => void): void {
   const { body } = response
   if (!(body instanceof Readable)) {
+    // A view of the bytes sent, not a copy: a whole body is never written to after it is answered.
     const bytes =
-      body === null ? Buffer.alloc(0) : typeof body === 'string' ? Buffer.from(body) : Buffer.from(body)
+      body === null
+        ? Buffer.alloc(0)
+        : typeof body === 'string'
+          ? Buffer.from(body)
+          : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
     done({ bytes: bytes.length > maxBytes ? undefined : bytes, complete: true, size: bytes.length })
     return
   }

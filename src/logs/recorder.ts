@@ -1,6 +1,6 @@
 import { computeCost, totalInputTokens, type Usage } from '../cost/cost.js'
 import type { PriceTable } from '../cost/pricing.js'
-import { type GatewayEmitter, notify } from '../events.js'
+import { type GatewayEmitter, notify, reportError } from '../events.js'
 import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
 import type { GatewayContext } from '../types.js'
 import { assembleStream } from './assemble.js'
@@ -19,13 +19,18 @@ export interface LogStats {
   dropped: number
 }
 
+/** A record, or what builds it: the queue builds records when their batch is written. */
+export type QueuedRecord = LogRecord | (() => LogRecord)
+
 /**
  * Records wait in a bounded queue and go to the store in batches, one write at a time, never on a
  * request's path: a slow or failing store costs records (counted as dropped), never latency or memory.
+ * A record may be queued as the function that builds it, so its assembly (bodies decoded, streams put
+ * together, secrets masked) runs with its batch, off the tick that ended the request.
  */
 export class LogQueue {
   readonly stats: LogStats = { queued: 0, written: 0, dropped: 0 }
-  #pending: LogRecord[] = []
+  #pending: QueuedRecord[] = []
   #writing: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
 
@@ -35,7 +40,7 @@ export class LogQueue {
     private readonly events: GatewayEmitter,
   ) {}
 
-  push(record: LogRecord): void {
+  push(record: QueuedRecord): void {
     if (this.#pending.length >= this.settings.maxQueue) {
       this.#drop(1, 'queue-full')
       return
@@ -71,7 +76,7 @@ export class LogQueue {
   }
 
   #writeBatch(): void {
-    const batch = this.#pending.splice(0, this.settings.batchSize)
+    const batch = this.#built(this.#pending.splice(0, this.settings.batchSize))
     this.stats.queued = this.#pending.length
     if (batch.length === 0) return
     this.#writing = this.store
@@ -92,7 +97,26 @@ export class LogQueue {
       })
   }
 
-  #drop(count: number, reason: 'queue-full' | 'write-failed'): void {
+  /** The batch's records, built where they were queued as builders; one that fails to build is dropped. */
+  #built(batch: QueuedRecord[]): LogRecord[] {
+    const records: LogRecord[] = []
+    for (const queued of batch) {
+      if (typeof queued !== 'function') {
+        records.push(queued)
+        continue
+      }
+      try {
+        records.push(queued())
+      } catch (error) {
+        // A record that cannot be built is the gateway's bug: reported, counted, and the batch goes on.
+        reportError(this.events, error)
+        this.#drop(1, 'build-failed')
+      }
+    }
+    return records
+  }
+
+  #drop(count: number, reason: 'queue-full' | 'write-failed' | 'build-failed'): void {
     this.stats.dropped += count
     notify(this.events, 'log:dropped', { count, total: this.stats.dropped, reason })
   }
@@ -100,6 +124,9 @@ export class LogQueue {
 
 /** How a request ended, as the gateway saw it. */
 export interface RequestEnd {
+  /** `Date.now()` and the time since the request arrived, taken when it ended (a record may be built later). */
+  readonly endedAt: number
+  readonly durationMs: number
   readonly status: number
   readonly aborted: boolean
   /** The stream failed or ended before its last event. */
@@ -133,12 +160,12 @@ export function buildLogRecord(ctx: GatewayContext, end: RequestEnd, settings: R
   const usage = cached ? undefined : end.usage
   const model = target?.model
   const withPayload = settings.payloads && state.settings?.collectLogPayload !== false
-  const durationMs = performance.now() - ctx.startedAt
+  const { durationMs } = end
   const principal = state.principal
   const scrubber = withPayload ? createScrubber([...settings.secrets, ...(state.secrets ?? [])]) : undefined
   return {
     id: ctx.id,
-    createdAt: Math.round(Date.now() - durationMs),
+    createdAt: Math.round(end.endedAt - durationMs),
     provider: metrics.provider ?? null,
     model: model ?? null,
     path: ctx.request.path,

@@ -21,6 +21,12 @@ describe('assembleStream', () => {
     })
   })
 
+  it('counts events, not the blank blocks between them', () => {
+    const event = sse({ choices: [{ index: 0, delta: { content: 'x' }, finish_reason: null }] })
+    const text = `\n\n${event}\n\n \n\n${event}data: [DONE]`
+    expect(JSON.parse(assembleStream('openai', text)!)).toMatchObject({ content: 'xx', events: 3 })
+  })
+
   it('joins Anthropic text deltas and reads the stop reason', () => {
     const text = [
       'event: message_start\ndata: {"type":"message_start","message":{"content":[]}}\n\n',

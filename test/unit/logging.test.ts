@@ -1,8 +1,9 @@
+import { EventEmitter } from 'node:events'
 import { context, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import type { LogDroppedEvent, StoreErrorEvent } from '../../src/events.js'
+import type { GatewayEmitter, LogDroppedEvent, StoreErrorEvent } from '../../src/events.js'
 import {
   createGateway,
   createMemoryLogStore,
@@ -11,6 +12,7 @@ import {
   type LogRecord,
   type LogStore,
 } from '../../src/index.js'
+import { LogQueue } from '../../src/logs/recorder.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
 
 let mock: MockProvider
@@ -115,6 +117,39 @@ describe('request logs', () => {
     expect(gateway.stats().logs).toMatchObject({ written: 0, dropped: 1 })
     expect(errors[0]).toMatchObject({ store: 'logs', operation: 'write' })
     await gateway.close()
+  })
+
+  it('build queued records with their batch; one that fails to build is reported and dropped, the rest written', async () => {
+    const store = createMemoryLogStore()
+    const events: GatewayEmitter = new EventEmitter()
+    const errors: unknown[] = []
+    const dropped: LogDroppedEvent[] = []
+    events.on('error', (error) => errors.push(error))
+    events.on('log:dropped', (e) => dropped.push(e))
+    const queue = new LogQueue(store, { batchSize: 10, flushIntervalMs: 600_000, maxQueue: 10 }, events)
+    const gateway = gatewayFor()
+    await gateway.handle(chat('template'))
+    await gateway.flushLogs()
+    const [template] = (await gateway.logs!.list({})).records
+    await gateway.close()
+    let built = 0
+    const builder = (id: string) => () => {
+      built++
+      return { ...template!, id }
+    }
+    queue.push(builder('0190a000-0000-7000-8000-000000000001'))
+    queue.push(() => {
+      throw new Error('a bug in a record')
+    })
+    queue.push(builder('0190a000-0000-7000-8000-000000000003'))
+    // Nothing is built while records only wait.
+    expect(built).toBe(0)
+    await queue.flush()
+    expect(built).toBe(2)
+    expect(queue.stats).toMatchObject({ written: 2, dropped: 1 })
+    expect(dropped).toEqual([{ count: 1, total: 1, reason: 'build-failed' }])
+    expect(errors).toEqual([expect.objectContaining({ message: 'a bug in a record' })])
+    expect((await store.list({})).records.map((record) => record.id)).toHaveLength(2)
   })
 
   it('write nothing with logs: false', async () => {

@@ -50,9 +50,20 @@ function parseData(data: string): unknown {
   }
 }
 
-/** A stream's usage as the last event that reports it says (for dialects that repeat running totals). */
+/**
+ * A stream's usage as the last event that reports it says (for dialects that repeat running totals, or
+ * report once at the end). Only the line that names usage last is read first: on an OpenAI stream that is
+ * the final usage chunk, so one event is parsed instead of every one. When that line reports none (a
+ * stream cut before its usage chunk, the word in a delta's text), every event is read, as a fallback.
+ */
 export function lastEventUsage(fromJson: (json: unknown) => Usage | undefined) {
-  return (sseText: string): Usage | undefined => lastDefined(usageEvents(sseText).map(fromJson))
+  return (sseText: string): Usage | undefined => {
+    const at = sseText.lastIndexOf('"usage')
+    if (at === -1) return undefined
+    const line = Math.max(sseText.lastIndexOf('\n', at), sseText.lastIndexOf('\r', at)) + 1
+    const last = lastDefined(usageEvents(sseText.slice(line)).map(fromJson))
+    return last ?? lastDefined(usageEvents(sseText).map(fromJson))
+  }
 }
 
 // A JSON string literal, escapes included; decoded with JSON.parse once matched. Written as runs of plain
@@ -72,12 +83,29 @@ export function patternAssembler(text: RegExp, finish: RegExp): (sseText: string
     for (const match of sse.matchAll(text)) content += decode(match[1]!)
     let finishReason: string | null = null
     for (const match of sse.matchAll(finish)) finishReason = match[1]!
-    const events = sse.split('\n\n').filter((event) => event.trim() !== '').length
-    return JSON.stringify({ stream: true, content, finishReason, events })
+    return JSON.stringify({ stream: true, content, finishReason, events: countEvents(sse) })
   }
 }
 
+const BLANK_RUN = /\s*/y
+
+/** How many events a body holds: its non-blank blocks between empty lines, counted without splitting it. */
+function countEvents(sse: string): number {
+  let events = 0
+  for (let from = 0; from < sse.length; ) {
+    const end = sse.indexOf('\n\n', from)
+    const stop = end === -1 ? sse.length : end
+    BLANK_RUN.lastIndex = from
+    BLANK_RUN.exec(sse)
+    if (BLANK_RUN.lastIndex < stop) events++
+    from = stop + 2
+  }
+  return events
+}
+
 function decode(literal: string): string {
+  // Most deltas hold no escape: their text is the literal without its quotes, no parse needed.
+  if (!literal.includes('\\')) return literal.slice(1, -1)
   try {
     return JSON.parse(literal) as string
   } catch {

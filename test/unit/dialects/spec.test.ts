@@ -75,6 +75,35 @@ describe('dialectOf()', () => {
   })
 })
 
+describe('usage read from a stream that reports running totals or a final usage chunk', () => {
+  const { usage } = dialectOf('openai')
+  const chunk = (content: string, extra = '"usage":null') =>
+    `data: {"choices":[{"delta":{"content":${JSON.stringify(content)}}}],${extra}}\n\n`
+  const final = 'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}\n\n'
+
+  it('takes the final usage chunk', () => {
+    const sse = `${chunk('Hi')}${chunk(' there')}${final}data: [DONE]\n\n`
+    expect(usage.fromStream(sse)).toMatchObject({ inputTokens: 7, outputTokens: 3 })
+    expect(usage.fromStream(sse.replaceAll('\n', '\r\n'))).toMatchObject({ inputTokens: 7, outputTokens: 3 })
+  })
+
+  it('finds none in a stream cut before its usage chunk, and looks past the word in a later text', () => {
+    expect(usage.fromStream(`${chunk('Hi')}${chunk(' there')}`)).toBeUndefined()
+    // A delta after the usage chunk that quotes the field name: the usage chunk before it still counts.
+    const quoted = `${chunk('a')}${final}${chunk('the "usage": field', '"x":1')}`
+    expect(usage.fromStream(quoted)).toMatchObject({ inputTokens: 7, outputTokens: 3 })
+  })
+
+  it('takes the last running total (Gemini)', () => {
+    const event = (n: number) =>
+      `data: {"candidates":[],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":${n}}}\n\n`
+    expect(dialectOf('gemini').usage.fromStream(`${event(1)}${event(2)}${event(5)}`)).toMatchObject({
+      inputTokens: 4,
+      outputTokens: 5,
+    })
+  })
+})
+
 describe('a custom provider declaring its dialect', () => {
   let mock: MockProvider
   beforeAll(async () => {
