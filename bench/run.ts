@@ -1,19 +1,28 @@
 import { writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { FRONTIER_THRESHOLDS_MS, searchFrontier } from './lib/frontier.js'
 import { waitForQuietMachine, watchForeignCpu } from './lib/machine.js'
 import { checkAnswer, type Endpoint, measureLatency, measureThroughput, warmUp } from './lib/measure.js'
+import { GROWTH_LIMIT, type MemoryPlan, measureMemory } from './lib/memory.js'
 import { type RunningServer, startServer, stopAllServers } from './lib/processes.js'
+import { fixedRateLoad, type RateRun } from './lib/rate.js'
 import {
   checkAims,
   compare,
+  type FrontierResult,
   formatAims,
+  formatFrontierTable,
   formatLoggingTable,
+  formatMemoryCurve,
+  formatMemoryTable,
   formatModeTable,
   formatPolicyTable,
+  frontierShares,
   type LogCounts,
   logsOn,
   type Measurement,
+  type MemoryRow,
 } from './lib/report.js'
 import {
   expectedAnswer,
@@ -35,6 +44,16 @@ const NAME_WIDTH = Math.max(...TARGETS.map((t) => t.name.length))
 // record of a mode well within this after its last request.
 const LOG_SETTLE_MS = 10_000
 const LOG_POLL_MS = 100
+// Fixed-rate load (the frontier and the memory part): enough connections that none of the rates that matter
+// (p99 up to 10 ms) has requests waiting for a free one.
+const RATE_CONNECTIONS = 64
+// The first half second of each frontier run is not timed: new connections, and the backlog a rate over a
+// threshold left behind.
+const FRONTIER_SETTLE_SECONDS = 0.5
+// A p99 of fewer timed requests is a handful of samples: low rates run longer to time at least this many.
+const FRONTIER_MIN_TIMED = 500
+// A soak this long or longer is sampled every 5 s rather than every second: the curve, not the noise.
+const LONG_SOAK_SECONDS = 120
 
 interface Config {
   durationSeconds: number
@@ -43,11 +62,23 @@ interface Config {
   targets: readonly Target[]
   modes: readonly Mode[]
   serverNodeArgs: readonly string[]
+  /** The latency and throughput runs and their tables: off when a part is asked for `only`. */
+  standard: boolean
+  /** The throughput frontier (`BENCH_FRONTIER`), with the length of each of its runs. */
+  frontier: boolean
+  frontierSeconds: number
+  /** The memory part (`BENCH_RSS`, `BENCH_SOAK_SECONDS`): its steady load; `undefined` when off. */
+  memory: MemoryPlan | undefined
 }
 
 function readConfig(): Config {
   const targetNames = TARGETS.map((t) => t.name)
   const only = listFromEnv('BENCH_ONLY', targetNames)
+  const frontier = partFromEnv('BENCH_FRONTIER', 'off')
+  const soakSeconds = optionalNumberFromEnv('BENCH_SOAK_SECONDS')
+  // A soak is the memory part with a long load: asking for one turns the part on.
+  const rss = partFromEnv('BENCH_RSS', soakSeconds === undefined ? 'off' : 'on')
+  const memorySeconds = soakSeconds ?? 40
   return {
     durationSeconds: numberFromEnv('BENCH_DURATION', 4),
     requests: numberFromEnv('BENCH_REQUESTS', 1500),
@@ -57,7 +88,38 @@ function readConfig(): Config {
     modes: MODES.filter((m) => listFromEnv('BENCH_MODES', MODES).includes(m)),
     // e.g. BENCH_SERVER_ARGS='--cpu-prof --cpu-prof-dir=prof' to profile the servers under test.
     serverNodeArgs: (process.env.BENCH_SERVER_ARGS ?? '').split(/\s+/).filter(Boolean),
+    standard: frontier !== 'only' && rss !== 'only',
+    frontier: frontier !== 'off',
+    frontierSeconds: numberFromEnv('BENCH_FRONTIER_SECONDS', 2),
+    memory:
+      rss === 'off'
+        ? undefined
+        : {
+            // Well under what the slowest mount serves on two shared cores, so the load stays a steady one.
+            rate: numberFromEnv('BENCH_RSS_RATE', 500),
+            seconds: memorySeconds,
+            sampleSeconds: numberFromEnv(
+              'BENCH_RSS_SAMPLE_SECONDS',
+              memorySeconds >= LONG_SOAK_SECONDS ? 5 : 1,
+            ),
+            soak: soakSeconds !== undefined,
+          },
   }
+}
+
+/** An opt-in part of the run: `1` adds it to the latency and throughput runs, `only` runs it alone. */
+function partFromEnv(name: string, fallback: 'off' | 'on'): 'off' | 'on' | 'only' {
+  const raw = (process.env[name] ?? '').trim().toLowerCase()
+  if (raw === '') return fallback
+  if (['1', 'true', 'on', 'yes'].includes(raw)) return 'on'
+  if (['0', 'false', 'off', 'no'].includes(raw)) return 'off'
+  if (raw === 'only') return 'only'
+  throw new Error(`${name} must be 1, 0 or only, got '${process.env[name]}'`)
+}
+
+function optionalNumberFromEnv(name: string): number | undefined {
+  const raw = process.env[name]
+  return raw === undefined || raw === '' ? undefined : numberFromEnv(name, 0)
 }
 
 function numberFromEnv(name: string, fallback: number): number {
@@ -149,55 +211,209 @@ async function startTarget(target: Target, upstream: RunningServer, config: Conf
   }
 }
 
-async function benchTarget(target: Target, upstream: RunningServer, config: Config): Promise<Measurement[]> {
+interface TargetResults {
+  measurements: Measurement[]
+  frontiers: FrontierResult[]
+}
+
+async function benchTarget(target: Target, upstream: RunningServer, config: Config): Promise<TargetResults> {
+  const results: TargetResults = { measurements: [], frontiers: [] }
   const modes = modesOf(target, config.modes)
-  if (modes.length === 0) return []
+  const frontier = config.frontier && hasFrontier(target)
+  if (modes.length === 0 || !(config.standard || frontier)) return results
   const server = await startTarget(target, upstream, config)
-  if (server === null) return []
+  if (server === null) return results
   const origin = server?.origin ?? upstream.origin
   const ownPids = server ? [upstream.pid, server.pid, ...server.helperPids] : [upstream.pid]
-  const measurements: Measurement[] = []
   try {
     for (const mode of modes) {
-      const endpoint: Endpoint = {
-        origin,
-        path: requestPath(target, mode),
-        mode,
-        body: requestBody(target, mode),
-        answer: expectedAnswer(target, mode),
-        marker: target.marker,
-      }
+      const endpoint = endpointOf(target, mode, origin)
       await checkAnswer(endpoint)
-      // From here on, a cache must answer everything: the check above has filled it.
-      const before = await counters(upstream, server)
-      await waitForQuietMachine(ownPids, QUIET_WAIT_MS)
-      const foreignCpu = watchForeignCpu(ownPids)
-      await warmUp(endpoint, config.warmupRequests, WARMUP_CONCURRENCY)
-      const latency = await measureLatency(endpoint, config.requests)
-      const throughput = await measureThroughput(endpoint, CONNECTIONS, config.durationSeconds)
-      const foreignCores = foreignCpu()
-      const after = await counters(upstream, server)
-      const upstreamAnswers = after.upstreamAnswers - before.upstreamAnswers
-      // After the clock stopped: waiting for the store is no part of any request's figure.
-      const logs = server && (await settleLogs(server, before.logs, after.logs, upstreamAnswers))
-      const measurement: Measurement = {
-        target,
-        mode,
-        latency,
-        throughput,
-        foreignCores,
-        upstreamAnswers,
-        storeErrors: after.storeErrors - before.storeErrors,
-        logs,
+      if (config.standard) {
+        const measurement = await measureMode(target, mode, endpoint, upstream, server, ownPids, config)
+        reportProblems(measurement)
+        console.error(progressLine(measurement))
+        results.measurements.push(measurement)
       }
-      reportProblems(measurement)
-      console.error(progressLine(measurement))
-      measurements.push(measurement)
+      if (frontier) {
+        // The standard runs warmed the server up already; alone, the frontier does it itself.
+        if (!config.standard) await warmUp(endpoint, config.warmupRequests, WARMUP_CONCURRENCY)
+        const found = await measureFrontier(target, mode, endpoint, ownPids, config)
+        reportFrontierProblems(found)
+        console.error(frontierLine(found))
+        results.frontiers.push(found)
+      }
     }
   } finally {
     await server?.stop()
   }
-  return measurements
+  return results
+}
+
+function endpointOf(target: Target, mode: Mode, origin: string): Endpoint {
+  return {
+    origin,
+    path: requestPath(target, mode),
+    mode,
+    body: requestBody(target, mode),
+    answer: expectedAnswer(target, mode),
+    marker: target.marker,
+  }
+}
+
+/** Warm-up, then the latency and throughput runs, with the counters that tell whether they mean anything. */
+async function measureMode(
+  target: Target,
+  mode: Mode,
+  endpoint: Endpoint,
+  upstream: RunningServer,
+  server: RunningServer | undefined,
+  ownPids: readonly number[],
+  config: Config,
+): Promise<Measurement> {
+  // From here on, a cache must answer everything: the answer check has filled it.
+  const before = await counters(upstream, server)
+  await waitForQuietMachine(ownPids, QUIET_WAIT_MS)
+  const foreignCpu = watchForeignCpu(ownPids)
+  await warmUp(endpoint, config.warmupRequests, WARMUP_CONCURRENCY)
+  const latency = await measureLatency(endpoint, config.requests)
+  const throughput = await measureThroughput(endpoint, CONNECTIONS, config.durationSeconds)
+  const foreignCores = foreignCpu()
+  const after = await counters(upstream, server)
+  const upstreamAnswers = after.upstreamAnswers - before.upstreamAnswers
+  // After the clock stopped: waiting for the store is no part of any request's figure.
+  const logs = server && (await settleLogs(server, before.logs, after.logs, upstreamAnswers))
+  return {
+    target,
+    mode,
+    latency,
+    throughput,
+    foreignCores,
+    upstreamAnswers,
+    storeErrors: after.storeErrors - before.storeErrors,
+    logs,
+  }
+}
+
+/** Gateway mounts and the bare proxies they are read against: `bare-node` has no gateway of its own. */
+function hasFrontier(target: Target): boolean {
+  if (target.role === 'gateway') return true
+  return (
+    target.role === 'bare' &&
+    TARGETS.some((other) => other.role === 'gateway' && other.framework === target.framework)
+  )
+}
+
+async function measureFrontier(
+  target: Target,
+  mode: Mode,
+  endpoint: Endpoint,
+  ownPids: readonly number[],
+  config: Config,
+): Promise<FrontierResult> {
+  await waitForQuietMachine(ownPids, QUIET_WAIT_MS)
+  const foreignCpu = watchForeignCpu(ownPids)
+  const load = fixedRateLoad([endpoint], RATE_CONNECTIONS)
+  try {
+    const { points, runs } = await searchFrontier((rate) =>
+      load.run(rate, Math.max(config.frontierSeconds, FRONTIER_MIN_TIMED / rate), FRONTIER_SETTLE_SECONDS),
+    )
+    return { target, mode, points, runs, foreignCores: foreignCpu() }
+  } finally {
+    await load.close()
+  }
+}
+
+/** A failed request is timed as never answered, so it pushes p99 up; any at all make the row suspect. */
+function reportFrontierProblems(f: FrontierResult): void {
+  const failed = f.runs.filter((run) => run.failures > 0)
+  if (failed.length === 0) return
+  const where = failed.map((run) => `${run.failures} at ${run.rate} req/s`).join(', ')
+  warn(`${f.target.name} ${f.mode} frontier: non-2xx answers or errors (${where})`)
+}
+
+/** The frontier found, and every run it took, as rate:p99 in ms (`over` for a run cut short). */
+function frontierLine(f: FrontierResult): string {
+  const points = f.points
+    .map((p) => `<${p.thresholdMs}ms ${{ found: '', above: '>=', below: '<' }[p.bound]}${p.rate}`)
+    .join(', ')
+  const runs = [...f.runs]
+    .sort((a, b) => a.rate - b.rate)
+    .map((run) => `${run.rate}:${run.overloaded ? 'over' : run.p99Ms.toFixed(2)}`)
+    .join(' ')
+  const foreign = f.foreignCores === undefined ? '' : `  (others: ${f.foreignCores.toFixed(2)} cores)`
+  return `${f.target.name.padEnd(NAME_WIDTH)} ${f.mode.padEnd(11)} frontier ${points}${foreign}\n${''.padEnd(NAME_WIDTH)} ${''.padEnd(11)} runs (req/s:p99 ms) ${runs}`
+}
+
+/**
+ * The memory part for one gateway mount, on a server of its own started with `--expose-gc`: idle (before
+ * any request), under the steady load (every mode of the run in turn, after the usual warm-up) and after it.
+ */
+async function memoryOfTarget(
+  target: Target,
+  upstream: RunningServer,
+  config: Config,
+  plan: MemoryPlan,
+): Promise<MemoryRow | undefined> {
+  const modes = modesOf(target, config.modes)
+  if (modes.length === 0) return undefined
+  const server = await startServer(target.name, { UPSTREAM_URL: upstream.origin }, [
+    ...config.serverNodeArgs,
+    '--expose-gc',
+  ])
+  try {
+    const endpoints = modes.map((mode) => endpointOf(target, mode, server.origin))
+    const load = fixedRateLoad(endpoints, RATE_CONNECTIONS)
+    try {
+      // A cold JIT serves far fewer requests a second: without the warm-up the steady rate falls behind.
+      const memory = await measureMemory(server, load, plan, async () => {
+        for (const endpoint of endpoints) await checkAnswer(endpoint)
+        for (const endpoint of endpoints) await warmUp(endpoint, config.warmupRequests, WARMUP_CONCURRENCY)
+      })
+      return { target, memory }
+    } finally {
+      await load.close()
+    }
+  } finally {
+    await server.stop()
+  }
+}
+
+/**
+ * A load the server could not keep up with, or that failed, measured something else than a steady state;
+ * memory that grows through the steady part is the leak the soak looks for.
+ */
+function reportMemoryProblems({ target, memory }: MemoryRow, plan: MemoryPlan): void {
+  const found: string[] = []
+  const { load } = memory
+  if (load.overloaded) found.push(`it fell behind ${plan.rate} req/s, so the load was cut short`)
+  if (load.failures > 0) found.push(`${load.failures} non-2xx answers or errors under the load`)
+  if (!memory.gcRan) found.push('no garbage collection ran before the after-load reading')
+  if (memory.growth === undefined) {
+    // A load cut short has said why already.
+    if (!load.overloaded) {
+      found.push(
+        `no steady state: the load ended before ${memory.steadyFromSeconds.toFixed(0)} s ` +
+          '(the log store fills first); give BENCH_SOAK_SECONDS more',
+      )
+    }
+  } else if (plan.soak && memory.growth > GROWTH_LIMIT) {
+    found.push(
+      `RSS grew ${(memory.growth * 100).toFixed(1)}% from the first steady sample to the last ` +
+        `(more than ${GROWTH_LIMIT * 100}%)`,
+    )
+  }
+  if (found.length > 0) warn(`${target.name} memory: ${found.join('; ')}`)
+}
+
+function memoryLine({ target, memory }: MemoryRow): string {
+  const mib = (bytes: number | undefined) => (bytes === undefined ? '-' : (bytes / 1024 / 1024).toFixed(1))
+  const growth = memory.growth === undefined ? '-' : `${(memory.growth * 100).toFixed(1)}%`
+  return (
+    `${target.name.padEnd(NAME_WIDTH)} memory  RSS idle ${mib(memory.idle.rssBytes)} MiB, steady ` +
+    `${mib(memory.steadyRssBytes)} MiB, after ${mib(memory.after.rssBytes)} MiB, growth ${growth}, ` +
+    `load p99 ${memory.load.p99Ms.toFixed(3)} ms`
+  )
 }
 
 async function counters(upstream: RunningServer, server: RunningServer | undefined) {
@@ -263,14 +479,43 @@ function progressLine({ target, mode, latency, throughput, foreignCores, logs }:
 
 function describeRun(config: Config): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU'
+  const lines = [`node ${process.version}, ${cpus().length} x ${cpu}`]
+  if (config.standard) {
+    lines.push(
+      `${config.requests} sequential requests, ${config.durationSeconds} s at ${CONNECTIONS} connections, ` +
+        `${config.warmupRequests} warm-up requests, per target and mode`,
+    )
+  }
+  if (config.frontier) {
+    lines.push(
+      `frontier: p99 under ${FRONTIER_THRESHOLDS_MS.join(', ')} ms, fixed-rate runs of ` +
+        `${FRONTIER_SETTLE_SECONDS} + ${config.frontierSeconds} s on up to ${RATE_CONNECTIONS} connections`,
+    )
+  }
+  if (config.memory) lines.push(memoryTitle(config))
+  return lines.join('\n')
+}
+
+function memoryTitle(config: Config): string {
+  const { rate, seconds, sampleSeconds } = config.memory!
   return (
-    `node ${process.version}, ${cpus().length} x ${cpu}\n` +
-    `${config.requests} sequential requests, ${config.durationSeconds} s at ${CONNECTIONS} connections, ` +
-    `${config.warmupRequests} warm-up requests, per target and mode`
+    `MEMORY (logs on): ${rate} req/s of ${config.modes.join(', ')} in turn for ${seconds} s, ` +
+    `sampled every ${sampleSeconds} s`
   )
 }
 
-function toJson(config: Config, measurements: readonly Measurement[], modes: readonly Mode[]) {
+/** A rate run as JSON: `Infinity` (a run cut short) has no JSON form, so such a p99 is `null`. */
+function runJson(run: RateRun) {
+  const finite = (ms: number) => (Number.isFinite(ms) ? ms : null)
+  return { ...run, p50Ms: finite(run.p50Ms), p99Ms: finite(run.p99Ms) }
+}
+
+function toJson(
+  config: Config,
+  { measurements, frontiers }: TargetResults,
+  memory: readonly MemoryRow[],
+  modes: readonly Mode[],
+) {
   return {
     date: new Date().toISOString(),
     node: process.version,
@@ -287,6 +532,23 @@ function toJson(config: Config, measurements: readonly Measurement[], modes: rea
       ...compare(m, measurements),
     })),
     aims: checkAims(measurements, modes),
+    frontier: frontiers.map((f) => ({
+      target: f.target.name,
+      mode: f.mode,
+      thresholdsMs: f.points.map((p) => p.thresholdMs),
+      // The highest rate with p99 under each threshold, or a bound: the frontier is `above` it when no run
+      // was over the threshold, `below` it when every run was.
+      rates: f.points.map((p) => p.rate),
+      bounds: f.points.map((p) => p.bound),
+      shareOfBare: frontierShares(f, frontiers).map((share) => share ?? null),
+      foreignCores: f.foreignCores,
+      runs: f.runs.map(runJson),
+    })),
+    memory: memory.map(({ target, memory: m }) => ({
+      target: target.name,
+      ...m,
+      load: runJson(m.load),
+    })),
     problems,
   }
 }
@@ -295,19 +557,42 @@ async function main(): Promise<void> {
   const config = readConfig()
   console.log(describeRun(config))
   const upstream = await startServer('upstream', {}, config.serverNodeArgs)
-  const measurements: Measurement[] = []
+  const results: TargetResults = { measurements: [], frontiers: [] }
   for (const target of config.targets) {
-    measurements.push(...(await benchTarget(target, upstream, config)))
+    const { measurements, frontiers } = await benchTarget(target, upstream, config)
+    results.measurements.push(...measurements)
+    results.frontiers.push(...frontiers)
   }
-  for (const mode of config.modes) console.log(`\n${formatModeTable(mode, measurements)}`)
-  const policyTable = formatPolicyTable(measurements)
-  if (policyTable !== undefined) console.log(`\n${policyTable}`)
-  const loggingTable = formatLoggingTable(measurements)
-  if (loggingTable !== undefined) console.log(`\n${loggingTable}`)
-  console.log(`\n${formatAims(checkAims(measurements, config.modes))}`)
+  const memory: MemoryRow[] = []
+  if (config.memory) {
+    for (const target of config.targets.filter((t) => t.role === 'gateway')) {
+      const row = await memoryOfTarget(target, upstream, config, config.memory)
+      if (row === undefined) continue
+      reportMemoryProblems(row, config.memory)
+      console.error(memoryLine(row))
+      memory.push(row)
+    }
+  }
+
+  const { measurements, frontiers } = results
+  if (config.standard) {
+    for (const mode of config.modes) console.log(`\n${formatModeTable(mode, measurements)}`)
+    const policyTable = formatPolicyTable(measurements)
+    if (policyTable !== undefined) console.log(`\n${policyTable}`)
+    const loggingTable = formatLoggingTable(measurements)
+    if (loggingTable !== undefined) console.log(`\n${loggingTable}`)
+  }
+  const frontierTable = formatFrontierTable(frontiers)
+  if (frontierTable !== undefined) console.log(`\n${frontierTable}`)
+  const memoryTable = config.memory && formatMemoryTable(memory, memoryTitle(config), config.memory.soak)
+  if (memoryTable) {
+    console.log(`\n${memoryTable}`)
+    for (const row of memory) console.log(`\n${formatMemoryCurve(row)}`)
+  }
+  if (config.standard) console.log(`\n${formatAims(checkAims(measurements, config.modes))}`)
   for (const problem of problems) console.log(`\n!!!!! WARNING: ${problem} !!!!!`)
 
-  const json = JSON.stringify(toJson(config, measurements, config.modes), null, 2)
+  const json = JSON.stringify(toJson(config, results, memory, config.modes), null, 2)
   if (process.argv.includes('--json')) console.log(json)
   const out = process.env.BENCH_OUT
   if (out) {

@@ -30,7 +30,13 @@ class RequestContext implements GatewayContext {
   readonly id = uuidv7()
   readonly startedAt = performance.now()
   readonly state: GatewayState = {}
-  readonly metrics: GatewayContext['metrics'] = { bytesIn: 0, provider: undefined, attempts: 0 }
+  readonly metrics: GatewayContext['metrics'] = {
+    bytesIn: 0,
+    provider: undefined,
+    attempts: 0,
+    upstreamMs: 0,
+    upstreamWaitMs: 0,
+  }
   readonly responseHeaders: Record<string, string>
   response: GatewayResponse | undefined = undefined
   #body: Promise<Buffer | undefined> | undefined

@@ -427,6 +427,13 @@ export const gatewayOptionsSchema = z.strictObject({
       z.strictObject({ tracer: z.custom<object>(hasMethods('startSpan'), 'expected a Tracer') }),
     ])
     .default(false),
+  /**
+   * Adds `Server-Timing: gateway;dur=<ms>, upstream;dur=<ms>` to every response, errors included: the
+   * gateway's own share of the time to the first byte (every wait on a provider taken out), and the wait
+   * for the provider's response headers from sending, all attempts together (absent when no provider was
+   * called, as on a cache hit). Off by default: it tells callers how long the provider took.
+   */
+  serverTiming: z.boolean().default(false),
   /** Response cache; off unless set (requests can still opt in with `cf-aig-cache-key`). */
   cache: cacheOptions.optional(),
   /** One rate limit or several, each refusing with 429 (code 2003) when exceeded. */

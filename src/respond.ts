@@ -22,11 +22,34 @@ export async function answerWithError(ctx: GatewayContext, error: unknown): Prom
   return ctx.response
 }
 
-/** The response as it goes out: the gateway's own headers (`cf-aig-*`) added, the first-byte time taken. */
+/**
+ * The response as it goes out: the first-byte time taken, the gateway's own headers (`cf-aig-*`, and
+ * `server-timing` when asked for) added. `handle` calls this again after the `record` step did: the clock
+ * and the timing header are taken once, the first time.
+ */
 export function finishResponse(ctx: GatewayContext, response: GatewayResponse): GatewayResponse {
+  if (ctx.metrics.firstByteMs === undefined) {
+    ctx.metrics.firstByteMs = performance.now() - ctx.startedAt
+    if (ctx.gateway.options.serverTiming) ctx.responseHeaders['server-timing'] = serverTiming(ctx, response)
+  }
   Object.assign(response.headers, ctx.responseHeaders)
-  ctx.metrics.firstByteMs ??= performance.now() - ctx.startedAt
   return response
+}
+
+/**
+ * `gateway;dur` is the time to the first byte less every wait on a provider (`metrics.upstreamWaitMs`):
+ * reading the request, the steps, store calls, retry pauses. `upstream;dur` is the wait for the provider's
+ * response headers from sending (every attempt's together), present only when a provider was called: a
+ * cache hit or a refusal has none. The provider's own metrics follow, except on a cache hit, whose stored
+ * ones were measured for another request.
+ */
+function serverTiming(ctx: GatewayContext, response: GatewayResponse): string {
+  const { firstByteMs = 0, upstreamMs, upstreamWaitMs, attempts } = ctx.metrics
+  let value = `gateway;dur=${Math.max(0, firstByteMs - upstreamWaitMs).toFixed(3)}`
+  if (attempts > 0) value += `, upstream;dur=${upstreamMs.toFixed(3)}`
+  const providers = response.headers['server-timing']
+  if (providers !== undefined && ctx.state.cacheStatus !== 'HIT') value += `, ${providers}`
+  return value
 }
 
 /**

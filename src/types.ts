@@ -150,6 +150,17 @@ export interface GatewayContext {
     attempts: number
     /** Milliseconds from arrival until the answer was ready to send (its first byte in hand). */
     firstByteMs?: number | undefined
+    /**
+     * Milliseconds spent waiting for providers' response headers, from sending each attempt until its
+     * headers came (or it failed), summed over attempts: the `upstream` metric of `Server-Timing`.
+     */
+    upstreamMs: number
+    /**
+     * Milliseconds spent waiting on providers before the answer could be sent: `upstreamMs`, plus the body
+     * bytes read before answering (a small answer whole, a stream's first chunk, an error answer). The rest
+     * of `firstByteMs` is the gateway's own: the `gateway` metric of `Server-Timing`.
+     */
+    upstreamWaitMs: number
   }
   /** Reads the request body once, capped by `maxBodyBytes`; later calls get the same bytes. */
   readBody(): Promise<Buffer | undefined>

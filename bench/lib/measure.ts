@@ -31,7 +31,7 @@ export interface ThroughputResult {
 const SSE_EVENTS_EXPECTED = 21
 const ANTHROPIC_END = 'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 // A hung proxy should fail the run within seconds, not after undici's five-minute defaults.
-const CLIENT_TIMEOUTS = { headersTimeout: 10_000, bodyTimeout: 10_000 }
+export const CLIENT_TIMEOUTS = { headersTimeout: 10_000, bodyTimeout: 10_000 }
 
 /**
  * Fails unless the endpoint answers the mode's response in full: a proxy that drops or cuts the body would
@@ -172,7 +172,7 @@ export async function measureLatency(endpoint: Endpoint, requests: number): Prom
   return { p50Ms: percentile(samples, 0.5), p99Ms: percentile(samples, 0.99), failures, unmarked }
 }
 
-function percentile(sorted: Float64Array, fraction: number): number {
+export function percentile(sorted: Float64Array, fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN
 }
 
@@ -198,6 +198,6 @@ export async function measureThroughput(
   }
 }
 
-function postRequest(endpoint: Endpoint) {
+export function postRequest(endpoint: Endpoint) {
   return { method: 'POST', path: endpoint.path, headers: REQUEST_HEADERS, body: endpoint.body } as const
 }

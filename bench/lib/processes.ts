@@ -1,7 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { type ReadyMessage, STATS_REQUEST, type StatsMessage } from '../servers/messages.js'
+import { GC_STATS_REQUEST, type ReadyMessage, STATS_REQUEST, type StatsMessage } from '../servers/messages.js'
 
 // Children load TypeScript sources the same way `npm run bench` does, so the package name resolves to src.
 const LOADER_ARGS = ['--import', 'tsx', '--conditions=ai-gateway-source']
@@ -16,8 +16,10 @@ export interface RunningServer {
   readonly origin: string
   /** Processes the server makes work (its local Redis), whose CPU is part of its measurement. */
   readonly helperPids: readonly number[]
-  /** The counters the server keeps (`bench/servers/shared.ts`), as they are now. */
+  /** The counters the server keeps (`bench/servers/shared.ts`) and its memory, as they are now. */
   stats(): Promise<Record<string, number>>
+  /** The same, after a full garbage collection if the server was started with `--expose-gc`. */
+  statsAfterGc(): Promise<Record<string, number>>
   stop(): Promise<void>
 }
 
@@ -45,7 +47,8 @@ export async function startServer(
       pid: child.pid!,
       origin: `http://127.0.0.1:${port}`,
       helperPids,
-      stats: () => askStats(name, child),
+      stats: () => askStats(name, child, STATS_REQUEST),
+      statsAfterGc: () => askStats(name, child, GC_STATS_REQUEST),
       stop: () => stopChild(child),
     }
   } catch (error) {
@@ -78,7 +81,7 @@ function waitForReady(name: string, child: ChildProcess): Promise<ReadyMessage> 
   })
 }
 
-function askStats(name: string, child: ChildProcess): Promise<Record<string, number>> {
+function askStats(name: string, child: ChildProcess, request: string): Promise<Record<string, number>> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.off('message', onMessage)
@@ -92,7 +95,7 @@ function askStats(name: string, child: ChildProcess): Promise<Record<string, num
       resolve(stats)
     }
     child.on('message', onMessage)
-    child.send(STATS_REQUEST)
+    child.send(request)
   })
 }
 

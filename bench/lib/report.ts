@@ -1,5 +1,8 @@
+import { FRONTIER_THRESHOLDS_MS, type FrontierPoint } from './frontier.js'
 import { BUSY_CORES } from './machine.js'
 import type { LatencyResult, ThroughputResult } from './measure.js'
+import { GROWTH_LIMIT, type MemoryResult, type MemorySample } from './memory.js'
+import type { RateRun } from './rate.js'
 import {
   bareNameFor,
   gatewayNameFor,
@@ -229,6 +232,119 @@ export function formatLoggingTable(all: readonly Measurement[]): string | undefi
         .join(', ')}`
     : ''
   return `LOGGING\n${formatTable(LOGGING_COLUMNS, rows, 2)}${footnote}`
+}
+
+/** The frontier of one target in one mode: the highest rate under each p99 threshold. */
+export interface FrontierResult {
+  readonly target: Target
+  readonly mode: Mode
+  readonly points: readonly FrontierPoint[]
+  readonly runs: readonly RateRun[]
+  /** Cores other processes kept busy over the whole search, when that can be measured. */
+  readonly foreignCores: number | undefined
+}
+
+/**
+ * Per threshold, a gateway's frontier as a share of its framework's bare proxy's in the same mode;
+ * `undefined` where either is only a bound (every run over the threshold, or none).
+ */
+export function frontierShares(f: FrontierResult, all: readonly FrontierResult[]): (number | undefined)[] {
+  const bare =
+    f.target.role === 'gateway' && f.target.framework
+      ? all.find((b) => b.mode === f.mode && b.target.name === bareNameFor(f.target.framework!))
+      : undefined
+  return f.points.map((point, i) => {
+    const base = bare?.points[i]
+    if (point.bound !== 'found' || base?.bound !== 'found') return undefined
+    return point.rate / base.rate
+  })
+}
+
+/**
+ * The highest rate (req/s) at which p99 stayed under 1, 5 and 10 ms, and for a gateway mount the same as a
+ * share of its framework's bare proxy: a tail that got worse shows here even when throughput held.
+ */
+export function formatFrontierTable(all: readonly FrontierResult[]): string | undefined {
+  if (all.length === 0) return undefined
+  const under = FRONTIER_THRESHOLDS_MS.map((ms) => `p99<${ms}ms`)
+  const header = ['target', 'mode', ...under, ...under.map((name) => `% bare-fw ${name.slice(3)}`), 'runs']
+  const rows = all.map((f) => [
+    f.foreignCores !== undefined && f.foreignCores > BUSY_CORES ? `${f.target.name} *` : f.target.name,
+    f.mode,
+    ...f.points.map(frontierCell),
+    ...frontierShares(f, all).map(percent),
+    String(f.runs.length),
+  ])
+  const disturbed = all.filter((f) => f.foreignCores !== undefined && f.foreignCores > BUSY_CORES)
+  const footnote = disturbed.length
+    ? `\n* other processes kept ${disturbed.map((f) => f.foreignCores!.toFixed(2)).join(', ')} cores busy meanwhile`
+    : ''
+  return `FRONTIER (req/s)\n${formatTable(header, rows, 2)}${footnote}`
+}
+
+/** `1600`; `>=64000` when no rate measured was over the threshold, `<50` when every one was. */
+function frontierCell(point: FrontierPoint): string {
+  if (point.bound === 'above') return `>=${point.rate}`
+  return point.bound === 'below' ? `<${point.rate}` : String(point.rate)
+}
+
+/** One gateway's memory, for the MEMORY table and its curve. */
+export interface MemoryRow {
+  readonly target: Target
+  readonly memory: MemoryResult
+}
+
+const MIB = 1024 * 1024
+
+function mib(bytes: number | undefined): string {
+  return bytes === undefined ? '-' : (bytes / MIB).toFixed(1)
+}
+
+/**
+ * RSS idle, steady under load and after it, and its growth over the steady part, marked `!` past the limit
+ * in a soak (`flagGrowth`).
+ */
+export function formatMemoryTable(
+  rows: readonly MemoryRow[],
+  title: string,
+  flagGrowth: boolean,
+): string | undefined {
+  if (rows.length === 0) return undefined
+  const header = ['target', 'idle MiB', 'steady MiB', 'after MiB', 'heap after', 'growth', 'load p99 ms']
+  const cells = rows.map(({ target, memory }) => [
+    target.name,
+    mib(memory.idle.rssBytes),
+    mib(memory.steadyRssBytes),
+    mib(memory.after.rssBytes),
+    mib(memory.after.heapUsedBytes),
+    memory.growth === undefined
+      ? '-'
+      : `${memory.growth >= 0 ? '+' : ''}${(memory.growth * 100).toFixed(1)}%${flagGrowth && memory.growth > GROWTH_LIMIT ? ' !' : ''}`,
+    memory.load.p99Ms.toFixed(3),
+  ])
+  return `${title}\n${formatTable(header, cells)}`
+}
+
+/** At most this many rows per curve: a ten-minute soak sampled every 5 s would otherwise print 120. */
+const CURVE_ROWS = 13
+
+/** RSS and heap over the load, every sample for a short one, evenly spaced ones (first and last kept) else. */
+export function formatMemoryCurve({ target, memory }: MemoryRow): string {
+  const { samples, steadyFromSeconds } = memory
+  const picked =
+    samples.length <= CURVE_ROWS
+      ? samples
+      : Array.from(
+          { length: CURVE_ROWS },
+          (_, i) => samples[Math.round((i * (samples.length - 1)) / (CURVE_ROWS - 1))]!,
+        )
+  const rows = picked.map((sample: MemorySample) => [
+    sample.atSeconds.toFixed(0),
+    mib(sample.rssBytes),
+    mib(sample.heapUsedBytes),
+  ])
+  const title = `${target.name}: memory over the load (steady from ${steadyFromSeconds.toFixed(0)} s)`
+  return `${title}\n${formatTable(['t s', 'RSS MiB', 'heap MiB'], rows, 0)}`
 }
 
 /** The first `textColumns` columns are left-aligned, the numbers after them right-aligned. */

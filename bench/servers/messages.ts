@@ -13,7 +13,16 @@ export interface ReadyMessage {
 
 /** The parent sends `STATS_REQUEST` and gets a `StatsMessage` back. */
 export const STATS_REQUEST = 'stats'
+/**
+ * The same reply, after a full garbage collection when the server runs with `--expose-gc` (`gcRan` says
+ * whether it did): what the memory part reads once the load has stopped.
+ */
+export const GC_STATS_REQUEST = 'gc-stats'
 
+/**
+ * The server's counters, and always its memory: `rssBytes` (resident set size) and `heapUsedBytes` (the V8
+ * heap in use), as `process.memoryUsage()` gives them when it answers.
+ */
 export interface StatsMessage {
   stats: Record<string, number>
 }

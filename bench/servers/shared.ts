@@ -1,7 +1,7 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Gateway } from 'ai-gateway-middleware'
-import { type ReadyMessage, STATS_REQUEST, type StatsMessage } from './messages.js'
+import { GC_STATS_REQUEST, type ReadyMessage, STATS_REQUEST, type StatsMessage } from './messages.js'
 
 /**
  * What a server counts for the runner to check after a measurement: the upstream counts the answers it
@@ -18,10 +18,23 @@ export function count(name: string): void {
 const statsSources: (() => Record<string, number>)[] = []
 
 process.on('message', (message) => {
-  if (message !== STATS_REQUEST || !process.send) return
-  const reply: StatsMessage = { stats: Object.assign({ ...counters }, ...statsSources.map((read) => read())) }
+  if ((message !== STATS_REQUEST && message !== GC_STATS_REQUEST) || !process.send) return
+  // `gc` exists only under `--expose-gc`, which the runner passes for the memory part alone.
+  const gc = message === GC_STATS_REQUEST ? (globalThis as { gc?: () => void }).gc : undefined
+  gc?.()
+  const reply: StatsMessage = {
+    stats: Object.assign({ ...counters }, ...statsSources.map((read) => read()), memoryStats(), {
+      gcRan: gc === undefined ? 0 : 1,
+    }),
+  }
   process.send(reply)
 })
+
+/** Read only when the runner asks: `memoryUsage()` walks the heap's spaces, too slow for every request. */
+function memoryStats(): Record<string, number> {
+  const { rss, heapUsed } = process.memoryUsage()
+  return { rssBytes: rss, heapUsedBytes: heapUsed }
+}
 
 /**
  * Reports the gateway's log queue (`logsWritten`, `logsDropped`, `logsQueued`) with the other counters, so

@@ -14,7 +14,7 @@ import {
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext, GatewayResponse, Step } from '../types.js'
 import { readAll } from '../upstream/body.js'
-import { type AttemptClocks, callUpstream, type Transport } from '../upstream/call.js'
+import { type AttemptClocks, callUpstream, type Transport, waitOnUpstream } from '../upstream/call.js'
 import { retryDelay, retryPolicy } from '../upstream/retry.js'
 import { translateResponse } from '../upstream/translate.js'
 import { watchUsage } from '../usage.js'
@@ -154,7 +154,7 @@ async function answer(
   if (response.status >= 400 && response.body instanceof Readable) {
     // The provider's refusal is the answer: read it whole (capped, under the same clocks), so the client
     // gets it with its length and a stalled error body is a gateway error, not a hung response.
-    const body = await readAll(response.body)
+    const body = await waitOnUpstream(ctx, readAll(response.body))
     response = {
       status: response.status,
       headers: { ...response.headers, 'content-length': String(body.length) },

@@ -88,14 +88,12 @@ export async function callUpstream(
     })
   } catch (error) {
     release()
+    waitedForHeaders(ctx, sentAt)
     throw toUpstreamError(error, controller)
   }
+  const headersMs = waitedForHeaders(ctx, sentAt)
   if (isObserved(events, 'upstream:response')) {
-    notify(events, 'upstream:response', {
-      ...base,
-      status: response.statusCode,
-      durationMs: performance.now() - sentAt,
-    })
+    notify(events, 'upstream:response', { ...base, status: response.statusCode, durationMs: headersMs })
   }
 
   // A body nobody reads any more (a discarded retry, a cancelled stream) may still fail later: that error
@@ -111,6 +109,27 @@ export async function callUpstream(
 }
 
 function ignoreLateError(): void {}
+
+/** Adds the wait since `sentAt` to the request's upstream clocks (`metrics.upstreamMs`) and returns it. */
+function waitedForHeaders(ctx: GatewayContext, sentAt: number): number {
+  const ms = performance.now() - sentAt
+  ctx.metrics.upstreamMs += ms
+  ctx.metrics.upstreamWaitMs += ms
+  return ms
+}
+
+/**
+ * Awaits bytes a provider has yet to send, counting the wait, failed ones included, as the provider's
+ * (`metrics.upstreamWaitMs`) rather than the gateway's: a stream's first event may take seconds to come.
+ */
+export async function waitOnUpstream<T>(ctx: GatewayContext, pending: Promise<T>): Promise<T> {
+  const from = performance.now()
+  try {
+    return await pending
+  } finally {
+    ctx.metrics.upstreamWaitMs += performance.now() - from
+  }
+}
 
 /**
  * Turns the provider's response into the answer: small bodies read whole and scrubbed of the secrets the
@@ -159,8 +178,8 @@ async function relay(
       ? { chunks: [], size: 0, ended: false }
       : length <= BUFFERED_BODY_LIMIT && !eventStream && body === response.body
         ? // A small body of known length as undici reads it fastest: whole, without stream events.
-          wholeBody(Buffer.from(await response.body.arrayBuffer()))
-        : await readAhead(body, aheadBytes, maxBytes)
+          wholeBody(Buffer.from(await waitOnUpstream(ctx, response.body.arrayBuffer())))
+        : await waitOnUpstream(ctx, readAhead(body, aheadBytes, maxBytes))
   if (ahead.ended && !eventStream) {
     release()
     const whole = ahead.chunks.length === 1 ? ahead.chunks[0]! : Buffer.concat(ahead.chunks, ahead.size)

@@ -15,6 +15,7 @@ import { faultScenarios } from './scenarios-faults.js'
 import { hostScenarios } from './scenarios-host.js'
 import { logScenarios } from './scenarios-logs.js'
 import { routingScenarios } from './scenarios-routing.js'
+import { timingScenarios } from './scenarios-timing.js'
 
 /**
  * Builds the host app under test with the gateway mounted at `/ai`. Every app also answers, itself,
@@ -548,5 +549,6 @@ export function runScenarios(framework: string, build: BuildApp): void {
     faultScenarios(world)
     hostScenarios(world)
     credentialScenarios(world)
+    timingScenarios(world)
   })
 }
