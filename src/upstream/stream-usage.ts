@@ -20,9 +20,10 @@ function withFieldAppended(body: Buffer, field: Buffer): Buffer {
  * come back unchanged.
  */
 export function askForStreamUsage(target: UpstreamTarget, json: unknown): UpstreamTarget {
+  // Cheapest first: most requests are not streams, and end here.
+  if (!isRecord(json) || json.stream !== true) return target
   if (!target.provider.spec.streamUsageOnRequest || target.translation !== undefined) return target
   if (target.method !== 'POST' || !target.path.split('?', 1)[0]!.endsWith('/chat/completions')) return target
-  if (!isRecord(json) || json.stream !== true) return target
   const options = isRecord(json.stream_options) ? json.stream_options : undefined
   if (options?.include_usage === true) return target
   const body =
