@@ -1,10 +1,6 @@
-import type { Server } from 'node:http'
-import express from 'express'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
-import { aiGateway } from '../../adapters/express.js'
-import { createGateway, type Gateway } from '../../src/index.js'
 import { createMockProvider, type MockCall, type MockProvider } from '../../src/testing/index.js'
-import { closeServer, serverUrl } from '../helpers/http.js'
+import { type MountedGateway, mountGateway } from '../helpers/express-gateway.js'
 import type { ProvidedClientTests } from '../setup/provided.js'
 
 /**
@@ -29,31 +25,25 @@ const loadAiSdk = async () => ({
 
 describe.skipIf(!clientTests.available)('Vercel AI SDK', () => {
   let mock: MockProvider
-  let gateway: Gateway
-  let server: Server
+  let mounted: MountedGateway
   let url: string
   let sdk: Awaited<ReturnType<typeof loadAiSdk>>
 
   beforeAll(async () => {
     sdk = await loadAiSdk()
     mock = await createMockProvider()
-    gateway = createGateway({
+    mounted = await mountGateway({
       providers: {
         openai: { baseURL: `${mock.url}/v1` },
         anthropic: { baseURL: mock.url },
         'google-ai-studio': { baseURL: mock.url },
       },
     })
-    const app = express()
-    app.use('/ai', aiGateway(gateway))
-    server = app.listen(0, '127.0.0.1')
-    await new Promise((resolve) => server.once('listening', resolve))
-    url = serverUrl(server)
+    url = mounted.url
   })
 
   afterAll(async () => {
-    await closeServer(server)
-    await gateway.close()
+    await mounted.close()
     await mock.close()
   })
 

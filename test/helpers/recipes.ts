@@ -1,15 +1,12 @@
 import { execFile } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import express from 'express'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { aiGateway } from '../../adapters/express.js'
-import { createGateway, type Gateway } from '../../src/index.js'
+import type { Gateway } from '../../src/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
-import { closeServer, serverUrl } from './http.js'
+import { mountGateway } from './express-gateway.js'
 
 /**
  * The README's recipes (the blocks right under a `<!-- recipe NAME -->` comment), run as a user runs
@@ -64,26 +61,21 @@ export async function startRecipeGateway(): Promise<RecipeGateway> {
   const token = 'gw-recipe-token-0123456789'
   const stored = ['sk-stored-openai-0001', 'sk-ant-stored-0002']
   const mock = await createMockProvider({ keys: stored, echoKeyInErrors: true })
-  const gateway = createGateway({
+  const mounted = await mountGateway({
     authentication: { tokens: [token] },
     providers: {
       openai: { apiKey: stored[0], baseURL: `${mock.url}/v1` },
       anthropic: { apiKey: stored[1], baseURL: mock.url },
     },
   })
-  const app = express()
-  app.use('/ai', aiGateway(gateway))
-  const server: Server = app.listen(0, '127.0.0.1')
-  await new Promise((resolve) => server.once('listening', resolve))
   return {
-    url: `${serverUrl(server)}/ai`,
+    url: `${mounted.url}/ai`,
     token,
     stored,
     mock,
-    gateway,
+    gateway: mounted.gateway,
     async close() {
-      await closeServer(server)
-      await gateway.close()
+      await mounted.close()
       await mock.close()
     },
   }

@@ -1,12 +1,8 @@
-import type { Server } from 'node:http'
 import Anthropic from '@anthropic-ai/sdk'
-import express from 'express'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { aiGateway } from '../../adapters/express.js'
-import { createGateway, type Gateway } from '../../src/index.js'
 import { createMockProvider, type MockCall, type MockProvider } from '../../src/testing/index.js'
-import { closeServer, serverUrl } from '../helpers/http.js'
+import { type MountedGateway, mountGateway } from '../helpers/express-gateway.js'
 
 /**
  * The vendors' own clients (the OpenAI and Anthropic SDKs) used as their users use them, against the gateway
@@ -27,29 +23,23 @@ const weatherTool = {
 } as const
 
 let mock: MockProvider
-let gateway: Gateway
-let server: Server
+let mounted: MountedGateway
 let url: string
 
 beforeAll(async () => {
   mock = await createMockProvider()
-  gateway = createGateway({
+  mounted = await mountGateway({
     providers: {
       openai: { baseURL: `${mock.url}/v1` },
       anthropic: { baseURL: mock.url },
       'google-ai-studio': { baseURL: mock.url },
     },
   })
-  const app = express()
-  app.use('/ai', aiGateway(gateway))
-  server = app.listen(0, '127.0.0.1')
-  await new Promise((resolve) => server.once('listening', resolve))
-  url = serverUrl(server)
+  url = mounted.url
 })
 
 afterAll(async () => {
-  await closeServer(server)
-  await gateway.close()
+  await mounted.close()
   await mock.close()
 })
 
