@@ -31,23 +31,25 @@ export async function attachStoredKeys(
 ): Promise<UpstreamTarget[]> {
   const sent: UpstreamTarget[] = []
   for (const given of targets) {
-    const target = withoutCallerKeys(ctx, given)
+    const { target, keyLeft } = withoutCallerKeys(ctx, given)
     sent.push(target)
-    if (credentialsOf(target.headers, target.path, target.provider).length === 0) {
-      await attachStoredKey(ctx, target)
-    }
+    if (!keyLeft) await attachStoredKey(ctx, target)
   }
   return sent
 }
 
 /**
  * The target without the credentials that must not go upstream: the gateway token wherever it is, and
- * every caller key unless the provider forwards them. The same target when nothing was removed.
+ * every caller key unless the provider forwards them (the same target when nothing was removed); and
+ * whether a credential is left in it.
  */
-function withoutCallerKeys(ctx: GatewayContext, target: UpstreamTarget): UpstreamTarget {
+function withoutCallerKeys(
+  ctx: GatewayContext,
+  target: UpstreamTarget,
+): { target: UpstreamTarget; keyLeft: boolean } {
   const { provider } = target
   const found = credentialsOf(target.headers, target.path, provider)
-  if (found.length === 0) return target
+  if (found.length === 0) return { target, keyLeft: false }
   const token = ctx.state.gatewayToken
   const callers = found.filter(({ key }) => token === undefined || !sameSecret(key, token))
   if (callers.length > 0 && provider.callerKeys === 'refuse') {
@@ -59,13 +61,14 @@ function withoutCallerKeys(ctx: GatewayContext, target: UpstreamTarget): Upstrea
   }
   const removed =
     provider.callerKeys === 'ignore' ? found : found.filter((credential) => !callers.includes(credential))
-  if (removed.length === 0) return target
+  const keyLeft = removed.length < found.length
+  if (removed.length === 0) return { target, keyLeft }
   let { path } = target
   for (const { header, query } of removed) {
     if (header !== undefined) delete target.headers[header]
     if (query !== undefined) path = withoutQueryParam(path, query)
   }
-  return path === target.path ? target : { ...target, path }
+  return { target: path === target.path ? target : { ...target, path }, keyLeft }
 }
 
 async function attachStoredKey(ctx: GatewayContext, target: UpstreamTarget): Promise<void> {

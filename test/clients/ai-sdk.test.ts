@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
-import { createMockProvider, type MockCall, type MockProvider } from '../../src/testing/index.js'
-import { type MountedGateway, mountGateway } from '../helpers/express-gateway.js'
+import type { MockProvider } from '../../src/testing/index.js'
+import { type MockBackedGateway, mountOnMock } from '../helpers/express-gateway.js'
 import type { ProvidedClientTests } from '../setup/provided.js'
 
 /**
@@ -24,37 +24,39 @@ const loadAiSdk = async () => ({
 })
 
 describe.skipIf(!clientTests.available)('Vercel AI SDK', () => {
+  let gateway: MockBackedGateway
   let mock: MockProvider
-  let mounted: MountedGateway
   let url: string
   let sdk: Awaited<ReturnType<typeof loadAiSdk>>
 
   beforeAll(async () => {
     sdk = await loadAiSdk()
-    mock = await createMockProvider()
-    mounted = await mountGateway({
-      providers: {
-        openai: { baseURL: `${mock.url}/v1` },
-        anthropic: { baseURL: mock.url },
-        'google-ai-studio': { baseURL: mock.url },
-      },
-    })
-    url = mounted.url
+    gateway = await mountOnMock()
+    ;({ mock, url } = gateway)
   })
 
-  afterAll(async () => {
-    await mounted.close()
-    await mock.close()
-  })
+  afterAll(() => gateway.close())
 
   beforeEach(() => {
     mock.reset()
   })
 
-  /** The one call the mock received; fails the test when there were more or none. */
-  function onlyCall(): MockCall {
-    expect(mock.calls).toHaveLength(1)
-    return mock.calls[0]!
+  const onlyCall = () => gateway.onlyCall()
+
+  /** Streams `prompt` through `model`: the text it carried, and every error the SDK reported on the way. */
+  async function streamed(model: Parameters<typeof sdk.ai.streamText>[0]['model'], prompt: string) {
+    const errors: unknown[] = []
+    const result = sdk.ai.streamText({
+      model,
+      prompt,
+      maxRetries: 0,
+      onError: ({ error }) => {
+        errors.push(error)
+      },
+    })
+    const deltas: string[] = []
+    for await (const delta of result.textStream) deltas.push(delta)
+    return { result, errors, text: deltas.join('') }
   }
 
   describe('OpenAI-compatible provider on /compat', () => {
@@ -79,19 +81,9 @@ describe.skipIf(!clientTests.available)('Vercel AI SDK', () => {
       [CLAUDE, '/v1/messages'],
       [GEMINI, '/v1beta/models/gemini-2.5-flash:streamGenerateContent'],
     ])('streamText with %s', async (model, path) => {
-      const errors: unknown[] = []
-      const result = sdk.ai.streamText({
-        model: gw()(model),
-        prompt: 'stream please',
-        maxRetries: 0,
-        onError: ({ error }) => {
-          errors.push(error)
-        },
-      })
-      const deltas: string[] = []
-      for await (const delta of result.textStream) deltas.push(delta)
+      const { result, errors, text } = await streamed(gw()(model), 'stream please')
       expect(errors).toEqual([])
-      expect(deltas.join('')).toBe('mock reply to: stream please')
+      expect(text).toBe('mock reply to: stream please')
       expect(await result.finishReason).toBe('stop')
       expect(onlyCall().path).toBe(path)
     })
@@ -155,19 +147,9 @@ describe.skipIf(!clientTests.available)('Vercel AI SDK', () => {
     })
 
     it('streamText streams from the first model', async () => {
-      const errors: unknown[] = []
-      const result = sdk.ai.streamText({
-        model: fallbackModel(),
-        prompt: 'stream first',
-        maxRetries: 0,
-        onError: ({ error }) => {
-          errors.push(error)
-        },
-      })
-      const deltas: string[] = []
-      for await (const delta of result.textStream) deltas.push(delta)
+      const { result, errors, text } = await streamed(fallbackModel(), 'stream first')
       expect(errors).toEqual([])
-      expect(deltas.join('')).toBe('mock reply to: stream first')
+      expect(text).toBe('mock reply to: stream first')
       expect((await result.response).headers?.['cf-aig-step']).toBe('0')
       expect(onlyCall().json).toMatchObject({ model: 'gpt-4o-mini', stream: true })
     })

@@ -1,8 +1,8 @@
 import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createMockProvider, type MockCall, type MockProvider } from '../../src/testing/index.js'
-import { type MountedGateway, mountGateway } from '../helpers/express-gateway.js'
+import type { MockProvider } from '../../src/testing/index.js'
+import { type MockBackedGateway, mountOnMock } from '../helpers/express-gateway.js'
 
 /**
  * The vendors' own clients (the OpenAI and Anthropic SDKs) used as their users use them, against the gateway
@@ -22,36 +22,22 @@ const weatherTool = {
   },
 } as const
 
+let gateway: MockBackedGateway
 let mock: MockProvider
-let mounted: MountedGateway
 let url: string
 
 beforeAll(async () => {
-  mock = await createMockProvider()
-  mounted = await mountGateway({
-    providers: {
-      openai: { baseURL: `${mock.url}/v1` },
-      anthropic: { baseURL: mock.url },
-      'google-ai-studio': { baseURL: mock.url },
-    },
-  })
-  url = mounted.url
+  gateway = await mountOnMock()
+  ;({ mock, url } = gateway)
 })
 
-afterAll(async () => {
-  await mounted.close()
-  await mock.close()
-})
+afterAll(() => gateway.close())
 
 beforeEach(() => {
   mock.reset()
 })
 
-/** The one call the mock received; fails the test when there were more or none. */
-function onlyCall(): MockCall {
-  expect(mock.calls).toHaveLength(1)
-  return mock.calls[0]!
-}
+const onlyCall = () => gateway.onlyCall()
 
 function ask(text: string) {
   return [{ role: 'user' as const, content: text }]
