@@ -28,3 +28,56 @@ export function parseJsonBody(body: Buffer | undefined): unknown {
 function isJsonSpace(byte: number): boolean {
   return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09
 }
+
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const COLON = 0x3a
+
+/**
+ * The last top-level `field` of the JSON object `text` and every top-level field after it, parsed as an
+ * object of their own; `undefined` when the text does not end an object with that field, or that part is
+ * not JSON. It reads from the end: an answer's usage is its last field or nearly, so only its last bytes
+ * are parsed rather than the whole answer. Inside strings quotes are escaped, so only an unescaped quote
+ * can end a string, and strings are skipped by native backward searches.
+ *
+ * @example
+ * parseJsonTail('{"choices":[{"text":"hi"}],"usage":{"total_tokens":3},"tier":"x"}', 'usage')
+ * // { usage: { total_tokens: 3 }, tier: 'x' }
+ */
+export function parseJsonTail(text: string, field: string): Record<string, unknown> | undefined {
+  let end = text.length - 1
+  while (end >= 0 && isJsonSpace(text.charCodeAt(end))) end--
+  if (text.charCodeAt(end) !== 0x7d) return undefined
+  let depth = 0
+  for (let at = end - 1; at > 0; at--) {
+    const code = text.charCodeAt(at)
+    if (code === QUOTE) {
+      const open = openingQuote(text, at)
+      if (open === -1) return undefined
+      if (depth === 0 && at - open - 1 === field.length && text.startsWith(field, open + 1)) {
+        let next = at + 1
+        while (next < end && isJsonSpace(text.charCodeAt(next))) next++
+        if (text.charCodeAt(next) === COLON) {
+          const tail = parseJson(`{${text.slice(open, end + 1)}`)
+          return isRecord(tail) ? tail : undefined
+        }
+      }
+      at = open
+    } else if (code === 0x7d || code === 0x5d) depth++
+    else if (code === 0x7b || code === 0x5b) {
+      if (depth === 0) return undefined
+      depth--
+    }
+  }
+  return undefined
+}
+
+/** Where the string whose closing quote is at `close` opens: the nearest quote before it not escaped. */
+function openingQuote(text: string, close: number): number {
+  for (let at = text.lastIndexOf('"', close - 1); at !== -1; at = text.lastIndexOf('"', at - 1)) {
+    let backslashes = 0
+    while (text.charCodeAt(at - 1 - backslashes) === BACKSLASH) backslashes++
+    if (backslashes % 2 === 0) return at
+  }
+  return -1
+}

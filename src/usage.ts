@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream'
 import { totalInputTokens, type Usage } from './cost/cost.js'
-import { parseJson } from './json.js'
+import { parseJson, parseJsonTail } from './json.js'
 import { dialectOf } from './providers/dialects/index.js'
+import type { UsageReader } from './providers/dialects/types.js'
 import type { UpstreamTarget } from './target.js'
 import type { GatewayResponse } from './types.js'
 import { UpstreamBody } from './upstream/body.js'
@@ -18,7 +19,7 @@ const MAX_USAGE_BODY_BYTES = 32 * 1024 * 1024
 export function watchUsage(target: UpstreamTarget, response: GatewayResponse): Promise<Usage | undefined> {
   const { usage } = dialectOf(target.provider.spec.dialect)
   const stream = isEventStream(response.headers['content-type'])
-  const read = (text: string) => (stream ? usage.fromStream(text) : usage.fromJson(parseJson(text)))
+  const read = (text: string) => (stream ? usage.fromStream(text) : jsonUsage(usage, text))
   const { body } = response
   if (body instanceof UpstreamBody) {
     return new Promise((resolve) => {
@@ -39,6 +40,12 @@ export function watchUsage(target: UpstreamTarget, response: GatewayResponse): P
       ? body
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')
   return Promise.resolve(read(text))
+}
+
+/** Usage from a JSON answer: from its usage field to its end when that holds it, else from the answer whole. */
+function jsonUsage(reader: UsageReader, text: string): Usage | undefined {
+  const tail = reader.jsonField === undefined ? undefined : parseJsonTail(text, reader.jsonField)
+  return (tail === undefined ? undefined : reader.fromJson(tail)) ?? reader.fromJson(parseJson(text))
 }
 
 /** Every token the provider counted, prompt cache included, once: what a token limit charges. */

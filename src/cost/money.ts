@@ -32,6 +32,8 @@ const NUMBER_TEXT = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/
  * decimalOf(1.5e-7) // { units: 15n, scale: 8 }
  */
 export function decimalOf(value: number): Decimal {
+  // Token counts are whole numbers: no need to read them from their printed form.
+  if (Number.isSafeInteger(value)) return { units: BigInt(value), scale: 0 }
   const match = Number.isFinite(value) ? NUMBER_TEXT.exec(String(value)) : null
   if (match === null) throw new RangeError(`not a finite amount: ${value}`)
   const [, sign, whole, fraction = '', exponent = '0'] = match

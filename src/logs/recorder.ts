@@ -149,6 +149,9 @@ export interface RecordSettings {
 // Shapes of provider keys and bearer tokens, masked in logged bodies even when nobody configured them here.
 const SECRET_PATTERNS =
   /\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,}|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,})|(?<=Bearer\s+)[A-Za-z0-9._~+/=-]{16,}/g
+// The fixed text each of those patterns starts from: a body with none of them skips the pattern's scan,
+// which costs several times what these native searches do.
+const SECRET_SEEDS = ['sk-', 'AIza', 'gsk_', 'xai-', 'Bearer'] as const
 // Gateway errors that report the provider's failure rather than the gateway's own refusal.
 const UPSTREAM_ERRORS = /^(?:UPSTREAM_|PROVIDER_FAILED$|INVALID_PROVIDER_RESPONSE$)/
 
@@ -251,5 +254,5 @@ function payload(
  */
 export function redact(text: string, scrubber: Scrubber | undefined): string {
   const out = scrubber === undefined ? text : scrubber.scrubText(text)
-  return out.replace(SECRET_PATTERNS, REDACTED)
+  return SECRET_SEEDS.some((seed) => out.includes(seed)) ? out.replace(SECRET_PATTERNS, REDACTED) : out
 }

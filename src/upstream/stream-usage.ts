@@ -35,47 +35,53 @@ export function askForStreamUsage(target: UpstreamTarget, json: unknown): Upstre
   return { ...target, body, headers, hidesStreamUsage: true }
 }
 
-const USAGE_NULL = Buffer.from('"usage":null')
+const USAGE_KEY = Buffer.from('"usage":')
 const COMMA = 0x2c
-const USAGE_ONLY_CHUNK = Buffer.from('"choices":[],"usage":{')
+const EMPTY_CHOICES = Buffer.from('"choices":[],')
 const EVENT_END_BYTES = Buffer.from(EVENT_END)
 
 /**
  * The client's view of whole events from a stream the gateway asked usage for: without the final
  * usage-only chunk and without the `"usage":null` every other chunk then carries (with the comma that
  * joined it to its neighbour). Inside JSON strings quotes are escaped, so the literal can only be that
- * field. It works on the bytes as they came (native searches, no decoding), one pass over a batch of
- * events; the usage-only chunk (one per stream, near its end) is cut out where it stands.
+ * field. It works on the bytes as they came: one native search per `"usage":` in a batch of events, each
+ * then told apart by what follows it; the usage-only chunk (one per stream, near its end) is cut out whole.
  */
 export function withoutUsage(events: Buffer): Buffer {
-  const out = withoutUsageNull(events)
-  const usage = out.indexOf(USAGE_ONLY_CHUNK)
-  if (usage === -1) return out
-  const start = out.lastIndexOf(EVENT_END_BYTES, usage)
-  const end = out.indexOf(EVENT_END_BYTES, usage)
-  const from = start === -1 ? 0 : start + EVENT_END.length
-  return end === -1
-    ? out.subarray(0, from)
-    : Buffer.concat([out.subarray(0, from), out.subarray(end + EVENT_END.length)])
-}
-
-/** Every `,"usage":null` (or `"usage":null,` when the field came first) taken out; the same buffer when none. */
-function withoutUsageNull(bytes: Buffer): Buffer {
-  let at = bytes.indexOf(USAGE_NULL)
-  if (at === -1) return bytes
+  let at = events.indexOf(USAGE_KEY)
+  if (at === -1) return events
   const parts: Buffer[] = []
   let from = 0
   while (at !== -1) {
-    const end = at + USAGE_NULL.length
-    if (at > 0 && bytes[at - 1] === COMMA) {
-      parts.push(bytes.subarray(from, at - 1))
-      from = end
-    } else if (bytes[end] === COMMA) {
-      parts.push(bytes.subarray(from, at))
-      from = end + 1
+    const value = at + USAGE_KEY.length
+    let next = value
+    if (isNull(events, value)) {
+      next = value + 4
+      if (at > 0 && events[at - 1] === COMMA) {
+        parts.push(events.subarray(from, at - 1))
+        from = next
+      } else if (events[next] === COMMA) {
+        parts.push(events.subarray(from, at))
+        from = ++next
+      }
+    } else if (events[value] === 0x7b && endsWith(events, at, EMPTY_CHOICES)) {
+      const start = events.lastIndexOf(EVENT_END_BYTES, at)
+      const end = events.indexOf(EVENT_END_BYTES, at)
+      parts.push(events.subarray(from, Math.max(from, start === -1 ? 0 : start + EVENT_END.length)))
+      from = next = end === -1 ? events.length : end + EVENT_END.length
     }
-    at = bytes.indexOf(USAGE_NULL, end)
+    at = events.indexOf(USAGE_KEY, next)
   }
-  parts.push(bytes.subarray(from))
+  if (from === 0) return events
+  parts.push(events.subarray(from))
   return Buffer.concat(parts)
+}
+
+function isNull(bytes: Buffer, at: number): boolean {
+  return bytes[at] === 0x6e && bytes[at + 1] === 0x75 && bytes[at + 2] === 0x6c && bytes[at + 3] === 0x6c
+}
+
+/** Whether the bytes just before `end` are `suffix`. */
+function endsWith(bytes: Buffer, end: number, suffix: Buffer): boolean {
+  return end >= suffix.length && bytes.compare(suffix, 0, suffix.length, end - suffix.length, end) === 0
 }

@@ -1,3 +1,4 @@
+import { uuidv7 } from '../../src/ids.js'
 import { createMemoryLogStore, type LogRecord, type LogStore } from '../../src/index.js'
 
 /** An in-memory log store that can say when a given record has been written to it. */
@@ -35,5 +36,39 @@ export function observedLogStore(): ObservedLogStore {
       const stored = await inner.get(id)
       return stored ?? arrived
     },
+  }
+}
+
+/** A successful OpenAI chat record with nothing measured; tests change only the fields they are about. */
+export function sampleRecord(overrides: Partial<LogRecord> = {}): LogRecord {
+  return {
+    id: uuidv7(overrides.createdAt ?? Date.now()),
+    createdAt: Date.now(),
+    provider: 'openai',
+    model: 'gpt-4o-mini',
+    path: '/openai/chat/completions',
+    success: true,
+    statusCode: 200,
+    cached: false,
+    durationMs: 10,
+    ttfbMs: null,
+    tokensIn: null,
+    tokensOut: null,
+    cost: null,
+    customCost: false,
+    metadata: {},
+    step: null,
+    eventId: null,
+    attempts: 1,
+    requestSize: 0,
+    responseSize: 0,
+    outcome: 'success',
+    errorCode: null,
+    principal: null,
+    requestBody: null,
+    responseBody: null,
+    feedback: null,
+    score: null,
+    ...overrides,
   }
 }

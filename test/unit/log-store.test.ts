@@ -1,44 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import { LogQueryError } from '../../src/errors.js'
-import { uuidv7 } from '../../src/ids.js'
 import { compareText, metadataText } from '../../src/logs/filters.js'
 import { createMemoryLogStore } from '../../src/logs/memory-store.js'
 import { parseAnalyticsQuery, parseLogPatch, parseLogQuery } from '../../src/logs/query.js'
 import type { LogRecord } from '../../src/logs/types.js'
 import { logStoreConformance } from '../../src/testing/log-store-conformance.js'
+import { sampleRecord } from '../helpers/log-store.js'
 
 logStoreConformance('createMemoryLogStore()', async () => createMemoryLogStore())
 
 function record(createdAt: number, body = ''): LogRecord {
-  return {
-    id: uuidv7(createdAt),
-    createdAt,
-    provider: 'openai',
-    model: 'gpt-4o-mini',
-    path: '/openai/chat/completions',
-    success: true,
-    statusCode: 200,
-    cached: false,
-    durationMs: 10,
-    ttfbMs: null,
-    tokensIn: null,
-    tokensOut: null,
-    cost: null,
-    customCost: false,
-    metadata: {},
-    step: null,
-    eventId: null,
-    attempts: 1,
-    requestSize: 0,
-    responseSize: 0,
-    outcome: 'success',
-    errorCode: null,
-    principal: null,
-    requestBody: body,
-    responseBody: null,
-    feedback: null,
-    score: null,
-  }
+  return sampleRecord({ createdAt, requestBody: body })
 }
 
 function issueOf(run: () => unknown): { path: string; message: string } | undefined {

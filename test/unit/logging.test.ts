@@ -12,7 +12,8 @@ import {
   type LogRecord,
   type LogStore,
 } from '../../src/index.js'
-import { LogQueue } from '../../src/logs/recorder.js'
+import { LogQueue, redact } from '../../src/logs/recorder.js'
+import { createScrubber } from '../../src/secrets.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
 
 let mock: MockProvider
@@ -225,5 +226,27 @@ describe('telemetry', () => {
     )
     expect(response?.status).toBe(400)
     await gateway.close()
+  })
+})
+
+describe('redact', () => {
+  // Keys nobody configured are still masked by their shape; text that only looks close is left alone.
+  it.each([
+    ['an OpenAI project key', 'key sk-proj-AbCdEf0123456789xyz here', 'key [REDACTED] here'],
+    ['an Anthropic key', '"sk-ant-api03-AbCdEf0123456789"', '"[REDACTED]"'],
+    ['a Google key', 'AIzaSyA0123456789abcdefghijklmnopqrstu', '[REDACTED]'],
+    ['a Groq key', 'gsk_0123456789abcdefghijABCD', '[REDACTED]'],
+    ['an xAI key', 'xai-0123456789abcdefghijABCD', '[REDACTED]'],
+    ['a bearer token', 'Authorization: Bearer abcdefghijklmnop.qrs', 'Authorization: Bearer [REDACTED]'],
+    ['a short sk- word', 'ask-me and sk-short', 'ask-me and sk-short'],
+    ['a lower-case bearer', 'bearer abcdefghijklmnopqrs', 'bearer abcdefghijklmnopqrs'],
+    ['plain text', 'Hello, world', 'Hello, world'],
+  ])('%s', (_name, text, expected) => {
+    expect(redact(text, undefined)).toBe(expected)
+  })
+
+  it('masks configured secrets whole and by a recognisable piece', () => {
+    const scrubber = createScrubber(['my-own-secret-value-123'])
+    expect(redact('a my-own-secret-value-123 b my-own-secre…', scrubber)).toBe('a [REDACTED] b [REDACTED]…')
   })
 })

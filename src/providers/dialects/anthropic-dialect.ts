@@ -56,6 +56,7 @@ export const anthropicDialect: DialectSpec = {
   codec: anthropicCodec,
   usage: {
     fromJson: (json) => (isRecord(json) ? messageUsage(json.usage) : undefined),
+    jsonField: 'usage',
     fromStream: streamUsage,
   },
   terminator: endpointTerminator(/\/v1\/messages$/, 'event: message_stop'),

@@ -52,7 +52,7 @@ export const geminiDialect: DialectSpec = {
   name: 'gemini',
   codec: geminiCodec,
   // Gemini repeats running totals: a stream's usage is its last chunk's `usageMetadata`.
-  usage: { fromJson: jsonUsage, fromStream: lastEventUsage(jsonUsage) },
+  usage: { fromJson: jsonUsage, jsonField: 'usageMetadata', fromStream: lastEventUsage(jsonUsage) },
   // The last chunk of a complete answer carries its `finishReason`.
   terminator: endpointTerminator(/:streamGenerateContent$/, '"finishReason"'),
   terminalEvent,

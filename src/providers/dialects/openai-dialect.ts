@@ -44,7 +44,11 @@ function openaiUsage(body: unknown): Usage | undefined {
  * chunk carrying usage (sent when `stream_options.include_usage` is set), or the Responses API's
  * `response.completed` event.
  */
-export const OPENAI_USAGE: UsageReader = { fromJson: openaiUsage, fromStream: lastEventUsage(openaiUsage) }
+export const OPENAI_USAGE: UsageReader = {
+  fromJson: openaiUsage,
+  jsonField: 'usage',
+  fromStream: lastEventUsage(openaiUsage),
+}
 
 function openaiTerminalEvent(error: GatewayError): string {
   return `data: ${JSON.stringify({ error: { message: error.message, type: 'gateway_error', param: null, code: error.code } })}\n\n`

@@ -73,6 +73,12 @@ export interface ChatCodec {
 export interface UsageReader {
   /** From a whole JSON answer (for Gemini, also a streamed array of answers). */
   fromJson(json: unknown): Usage | undefined
+  /**
+   * The top-level field of a JSON answer that holds its usage, when the dialect has one: usage is then read
+   * from that field to the answer's end (`parseJsonTail`), and the answer is parsed whole only when that
+   * finds none.
+   */
+  readonly jsonField?: string
   /** From a complete (or cut) server-sent-events body. */
   fromStream(sseText: string): Usage | undefined
 }

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest'
+import { parseJsonTail } from '../../src/json.js'
+
+describe('parseJsonTail', () => {
+  it.each([
+    ['usage last', '{"a":1,"usage":{"t":3}}', { usage: { t: 3 } }],
+    [
+      'fields after usage',
+      '{"usage":{"t":3},"tier":"x","n":[1,{"b":2}]}',
+      { usage: { t: 3 }, tier: 'x', n: [1, { b: 2 }] },
+    ],
+    ['white space around', ' {"usage" : {"t":3} }\n', { usage: { t: 3 } }],
+    [
+      'a nested usage after the top-level one',
+      '{"usage":{"t":1},"x":{"usage":{"t":2}}}',
+      { usage: { t: 1 }, x: { usage: { t: 2 } } },
+    ],
+    ['a string value "usage"', '{"usage":{"t":1},"k":"usage"}', { usage: { t: 1 }, k: 'usage' }],
+    [
+      'quotes and braces in strings',
+      '{"usage":{"t":1},"s":"a\\"}{\\"usage\\":2,\\\\"}',
+      { usage: { t: 1 }, s: 'a"}{"usage":2,\\' },
+    ],
+    ['the last of two', '{"usage":{"t":1},"usage":{"t":2}}', { usage: { t: 2 } }],
+  ])('%s', (_name, text, expected) => {
+    expect(parseJsonTail(text, 'usage')).toStrictEqual(expected)
+  })
+
+  it.each([
+    ['no such field', '{"a":{"usage":1}}'],
+    ['only nested', '{"a":[{"usage":1}],"b":2}'],
+    ['an array', '[{"usage":1}]'],
+    ['not JSON after the field', '{"usage":{t:1}}'],
+    ['cut', '{"usage":{"t":1}'],
+    ['a field with the name as a prefix', '{"usage_x":1}'],
+    ['empty', ''],
+  ])('undefined for %s', (_name, text) => {
+    expect(parseJsonTail(text, 'usage')).toBeUndefined()
+  })
+
+  it('agrees with JSON.parse on generated answers with hostile strings', () => {
+    let seed = 7
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed / 2 ** 31
+    }
+    const pieces = ['"', '\\', '\\"', '{', '}', '[', ']', ':', ',', 'usage', '"usage":', 'é', '\n', 'x']
+    const text = () =>
+      Array.from(
+        { length: Math.floor(random() * 12) },
+        () => pieces[Math.floor(random() * pieces.length)],
+      ).join('')
+    for (let i = 0; i < 500; i++) {
+      const answer: Record<string, unknown> = {
+        id: text(),
+        choices: [{ message: { content: text(), usage: text() } }],
+      }
+      if (random() < 0.8) answer.usage = { prompt_tokens: i, completion_tokens: text().length }
+      if (random() < 0.5) answer[text()] = text()
+      const json = JSON.stringify(answer)
+      const tail = parseJsonTail(json, 'usage')
+      const whole = JSON.parse(json) as Record<string, unknown>
+      if (Object.hasOwn(whole, 'usage')) expect(tail?.usage).toStrictEqual(whole.usage)
+      else expect(tail).toBeUndefined()
+    }
+  })
+})
