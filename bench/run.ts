@@ -24,6 +24,7 @@ import {
   type Measurement,
   type MemoryRow,
 } from './lib/report.js'
+import { combineRounds } from './lib/rounds.js'
 import {
   expectedAnswer,
   MODES,
@@ -54,6 +55,10 @@ const FRONTIER_SETTLE_SECONDS = 0.5
 const FRONTIER_MIN_TIMED = 500
 // A soak this long or longer is sampled every 5 s rather than every second: the curve, not the noise.
 const LONG_SOAK_SECONDS = 120
+// Warm-up of the rounds after the first (and of a frontier after them): the servers kept running, so their
+// JIT has settled already; what they need is connections again, the load generator's (new for every run)
+// and the server's to the upstream (idle ones are closed after a few seconds).
+const LATER_ROUND_WARMUP = 500
 
 interface Config {
   durationSeconds: number
@@ -61,6 +66,8 @@ interface Config {
   warmupRequests: number
   targets: readonly Target[]
   modes: readonly Mode[]
+  /** `BENCH_ROUNDS`: how many times each target and mode is measured; each row is the median. */
+  rounds: number
   serverNodeArgs: readonly string[]
   /** The latency and throughput runs and their tables: off when a part is asked for `only`. */
   standard: boolean
@@ -86,6 +93,7 @@ function readConfig(): Config {
     warmupRequests: numberFromEnv('BENCH_WARMUP', 4000),
     targets: TARGETS.filter((t) => only.includes(t.name)),
     modes: MODES.filter((m) => listFromEnv('BENCH_MODES', MODES).includes(m)),
+    rounds: countFromEnv('BENCH_ROUNDS', 1),
     // e.g. BENCH_SERVER_ARGS='--cpu-prof --cpu-prof-dir=prof' to profile the servers under test.
     serverNodeArgs: (process.env.BENCH_SERVER_ARGS ?? '').split(/\s+/).filter(Boolean),
     standard: frontier !== 'only' && rss !== 'only',
@@ -130,6 +138,12 @@ function numberFromEnv(name: string, fallback: number): number {
   return value
 }
 
+function countFromEnv(name: string, fallback: number): number {
+  const value = numberFromEnv(name, fallback)
+  if (!Number.isInteger(value)) throw new Error(`${name} must be a whole number, got '${process.env[name]}'`)
+  return value
+}
+
 function listFromEnv<T extends string>(name: string, known: readonly T[]): readonly T[] {
   const raw = process.env[name]
   if (raw === undefined || raw.trim() === '') return known
@@ -152,7 +166,7 @@ function warn(problem: string): void {
  * did not run, a store that failed and was ridden over) make every figure of the row meaningless, so they
  * are shouted, twice.
  */
-function reportProblems(m: Measurement): void {
+function reportProblems(m: Measurement, round?: string): void {
   const { non2xx, errors, timeouts } = m.throughput
   const found: string[] = []
   if (m.latency.failures + non2xx + errors + timeouts > 0) {
@@ -171,7 +185,8 @@ function reportProblems(m: Measurement): void {
   }
   if (m.storeErrors > 0) found.push(`${m.storeErrors} store calls failed or timed out`)
   found.push(...logProblems(m))
-  if (found.length > 0) warn(`${m.target.name} ${m.mode}: ${found.join('; ')}`)
+  const row = round === undefined ? `${m.target.name} ${m.mode}` : `${m.target.name} ${m.mode} (${round})`
+  if (found.length > 0) warn(`${row}: ${found.join('; ')}`)
 }
 
 /**
@@ -216,21 +231,57 @@ interface TargetResults {
   frontiers: FrontierResult[]
 }
 
+/** A target with its server running (none for `direct`): where its requests go and whose CPU is its own. */
+interface TargetUnderTest {
+  readonly target: Target
+  readonly modes: readonly Mode[]
+  readonly server: RunningServer | undefined
+  readonly origin: string
+  readonly ownPids: readonly number[]
+}
+
+/** Starts the target's server; `undefined` when it was left out (its store could not be reached). */
+async function prepareTarget(
+  target: Target,
+  modes: readonly Mode[],
+  upstream: RunningServer,
+  config: Config,
+): Promise<TargetUnderTest | undefined> {
+  const server = await startTarget(target, upstream, config)
+  if (server === null) return undefined
+  return {
+    target,
+    modes,
+    server,
+    origin: server?.origin ?? upstream.origin,
+    ownPids: server ? [upstream.pid, server.pid, ...server.helperPids] : [upstream.pid],
+  }
+}
+
+/** One target after the other, each server stopped before the next starts: every row measured once. */
+async function benchEachTarget(upstream: RunningServer, config: Config): Promise<TargetResults> {
+  const results: TargetResults = { measurements: [], frontiers: [] }
+  for (const target of config.targets) {
+    const { measurements, frontiers } = await benchTarget(target, upstream, config)
+    results.measurements.push(...measurements)
+    results.frontiers.push(...frontiers)
+  }
+  return results
+}
+
 async function benchTarget(target: Target, upstream: RunningServer, config: Config): Promise<TargetResults> {
   const results: TargetResults = { measurements: [], frontiers: [] }
   const modes = modesOf(target, config.modes)
   const frontier = config.frontier && hasFrontier(target)
   if (modes.length === 0 || !(config.standard || frontier)) return results
-  const server = await startTarget(target, upstream, config)
-  if (server === null) return results
-  const origin = server?.origin ?? upstream.origin
-  const ownPids = server ? [upstream.pid, server.pid, ...server.helperPids] : [upstream.pid]
+  const under = await prepareTarget(target, modes, upstream, config)
+  if (under === undefined) return results
   try {
     for (const mode of modes) {
-      const endpoint = endpointOf(target, mode, origin)
+      const endpoint = endpointOf(target, mode, under.origin)
       await checkAnswer(endpoint)
       if (config.standard) {
-        const measurement = await measureMode(target, mode, endpoint, upstream, server, ownPids, config)
+        const measurement = await measureMode(under, endpoint, upstream, config.warmupRequests, config)
         reportProblems(measurement)
         console.error(progressLine(measurement))
         results.measurements.push(measurement)
@@ -238,16 +289,74 @@ async function benchTarget(target: Target, upstream: RunningServer, config: Conf
       if (frontier) {
         // The standard runs warmed the server up already; alone, the frontier does it itself.
         if (!config.standard) await warmUp(endpoint, config.warmupRequests, WARMUP_CONCURRENCY)
-        const found = await measureFrontier(target, mode, endpoint, ownPids, config)
-        reportFrontierProblems(found)
-        console.error(frontierLine(found))
-        results.frontiers.push(found)
+        results.frontiers.push(await frontierOf(under, endpoint, config))
       }
     }
   } finally {
-    await server?.stop()
+    await under.server?.stop()
   }
   return results
+}
+
+/**
+ * `BENCH_ROUNDS` over 1: every server started once and kept running, then every target and mode measured in
+ * the usual order once per round, so that a slow stretch of the machine falls on one round of many rows
+ * rather than on all of one row. Each row is the median of its rounds. The frontier runs once, after them.
+ */
+async function benchInRounds(upstream: RunningServer, config: Config): Promise<TargetResults> {
+  const started: TargetUnderTest[] = []
+  try {
+    for (const target of config.targets) {
+      const modes = modesOf(target, config.modes)
+      if (modes.length === 0) continue
+      const under = await prepareTarget(target, modes, upstream, config)
+      if (under !== undefined) started.push(under)
+    }
+    const rounds = await measureRounds(started, upstream, config)
+    const frontiers: FrontierResult[] = []
+    if (config.frontier) {
+      for (const under of started.filter((u) => hasFrontier(u.target))) {
+        for (const mode of under.modes) {
+          const endpoint = endpointOf(under.target, mode, under.origin)
+          await warmUp(endpoint, laterRoundWarmup(config), WARMUP_CONCURRENCY)
+          frontiers.push(await frontierOf(under, endpoint, config))
+        }
+      }
+    }
+    return { measurements: rounds.map(combineRounds), frontiers }
+  } finally {
+    await Promise.all(started.map((under) => under.server?.stop()))
+  }
+}
+
+/** Every round of every target and mode, per row in the order the rows ran in the first round. */
+async function measureRounds(
+  started: readonly TargetUnderTest[],
+  upstream: RunningServer,
+  config: Config,
+): Promise<Measurement[][]> {
+  const rows = started.flatMap((under) =>
+    under.modes.map((mode) => ({ under, endpoint: endpointOf(under.target, mode, under.origin) })),
+  )
+  const rounds = rows.map((): Measurement[] => [])
+  for (let round = 1; round <= config.rounds; round++) {
+    const label = `round ${round}/${config.rounds}`
+    for (const [i, { under, endpoint }] of rows.entries()) {
+      // The servers stay up from one round to the next: a later round has nothing new to check.
+      if (round === 1) await checkAnswer(endpoint)
+      const warmup = round === 1 ? config.warmupRequests : laterRoundWarmup(config)
+      const measurement = await measureMode(under, endpoint, upstream, warmup, config)
+      // Every round must hold on its own: a problem in one is not averaged away by the others.
+      reportProblems(measurement, label)
+      console.error(progressLine(measurement, label))
+      rounds[i]!.push(measurement)
+    }
+  }
+  return rounds
+}
+
+function laterRoundWarmup(config: Config): number {
+  return Math.min(LATER_ROUND_WARMUP, config.warmupRequests)
 }
 
 function endpointOf(target: Target, mode: Mode, origin: string): Endpoint {
@@ -263,19 +372,17 @@ function endpointOf(target: Target, mode: Mode, origin: string): Endpoint {
 
 /** Warm-up, then the latency and throughput runs, with the counters that tell whether they mean anything. */
 async function measureMode(
-  target: Target,
-  mode: Mode,
+  { target, server, ownPids }: TargetUnderTest,
   endpoint: Endpoint,
   upstream: RunningServer,
-  server: RunningServer | undefined,
-  ownPids: readonly number[],
+  warmupRequests: number,
   config: Config,
 ): Promise<Measurement> {
   // From here on, a cache must answer everything: the answer check has filled it.
   const before = await counters(upstream, server)
   await waitForQuietMachine(ownPids, QUIET_WAIT_MS)
   const foreignCpu = watchForeignCpu(ownPids)
-  await warmUp(endpoint, config.warmupRequests, WARMUP_CONCURRENCY)
+  await warmUp(endpoint, warmupRequests, WARMUP_CONCURRENCY)
   const latency = await measureLatency(endpoint, config.requests)
   const throughput = await measureThroughput(endpoint, CONNECTIONS, config.durationSeconds)
   const foreignCores = foreignCpu()
@@ -285,7 +392,7 @@ async function measureMode(
   const logs = server && (await settleLogs(server, before.logs, after.logs, upstreamAnswers))
   return {
     target,
-    mode,
+    mode: endpoint.mode,
     latency,
     throughput,
     foreignCores,
@@ -302,6 +409,18 @@ function hasFrontier(target: Target): boolean {
     target.role === 'bare' &&
     TARGETS.some((other) => other.role === 'gateway' && other.framework === target.framework)
   )
+}
+
+/** The frontier of one target and mode, its problems reported and its progress line printed. */
+async function frontierOf(
+  { target, ownPids }: TargetUnderTest,
+  endpoint: Endpoint,
+  config: Config,
+): Promise<FrontierResult> {
+  const found = await measureFrontier(target, endpoint.mode, endpoint, ownPids, config)
+  reportFrontierProblems(found)
+  console.error(frontierLine(found))
+  return found
 }
 
 async function measureFrontier(
@@ -464,7 +583,11 @@ async function settleLogs(
   }
 }
 
-function progressLine({ target, mode, latency, throughput, foreignCores, logs }: Measurement): string {
+/** `round`, when the run has rounds, says which one the line is (`round 2/3`). */
+function progressLine(
+  { target, mode, latency, throughput, foreignCores, logs }: Measurement,
+  round?: string,
+): string {
   const foreign = foreignCores === undefined ? '' : `  (others: ${foreignCores.toFixed(2)} cores)`
   const records =
     logs === undefined
@@ -472,7 +595,8 @@ function progressLine({ target, mode, latency, throughput, foreignCores, logs }:
       : `\n${''.padEnd(NAME_WIDTH)} ${mode.padEnd(11)} log records: ${logs.written} written, ` +
         `${logs.dropped} dropped (${logs.queuedAtEnd} still queued when the throughput run ended)`
   return (
-    `${target.name.padEnd(NAME_WIDTH)} ${mode.padEnd(11)} p50 ${latency.p50Ms.toFixed(3)} ms  ` +
+    `${target.name.padEnd(NAME_WIDTH)} ${mode.padEnd(11)} ${round === undefined ? '' : `${round}  `}` +
+    `p50 ${latency.p50Ms.toFixed(3)} ms  ` +
     `p99 ${latency.p99Ms.toFixed(3)} ms  ${throughput.requestsPerSecond.toFixed(0)} req/s${foreign}${records}`
   )
 }
@@ -485,6 +609,12 @@ function describeRun(config: Config): string {
       `${config.requests} sequential requests, ${config.durationSeconds} s at ${CONNECTIONS} connections, ` +
         `${config.warmupRequests} warm-up requests, per target and mode`,
     )
+    if (config.rounds > 1) {
+      lines.push(
+        `${config.rounds} rounds of every target and mode, ${laterRoundWarmup(config)} warm-up requests ` +
+          'after the first; each row the median of its rounds',
+      )
+    }
   }
   if (config.frontier) {
     lines.push(
@@ -510,6 +640,18 @@ function runJson(run: RateRun) {
   return { ...run, p50Ms: finite(run.p50Ms), p99Ms: finite(run.p99Ms) }
 }
 
+/** One round of a row: its own figures and counters, before the medians and sums. */
+function roundJson(m: Measurement) {
+  return {
+    ...m.latency,
+    ...m.throughput,
+    foreignCores: m.foreignCores,
+    upstreamAnswers: m.upstreamAnswers,
+    storeErrors: m.storeErrors,
+    logs: m.logs,
+  }
+}
+
 function toJson(
   config: Config,
   { measurements, frontiers }: TargetResults,
@@ -530,6 +672,7 @@ function toJson(
       storeErrors: m.storeErrors,
       logs: m.logs,
       ...compare(m, measurements),
+      rounds: m.rounds?.map(roundJson),
     })),
     aims: checkAims(measurements, modes),
     frontier: frontiers.map((f) => ({
@@ -557,12 +700,11 @@ async function main(): Promise<void> {
   const config = readConfig()
   console.log(describeRun(config))
   const upstream = await startServer('upstream', {}, config.serverNodeArgs)
-  const results: TargetResults = { measurements: [], frontiers: [] }
-  for (const target of config.targets) {
-    const { measurements, frontiers } = await benchTarget(target, upstream, config)
-    results.measurements.push(...measurements)
-    results.frontiers.push(...frontiers)
-  }
+  // Rounds are of the latency and throughput runs: without them there is nothing to repeat.
+  const results =
+    config.standard && config.rounds > 1
+      ? await benchInRounds(upstream, config)
+      : await benchEachTarget(upstream, config)
   const memory: MemoryRow[] = []
   if (config.memory) {
     for (const target of config.targets.filter((t) => t.role === 'gateway')) {

@@ -3,6 +3,7 @@ import { BUSY_CORES } from './machine.js'
 import type { LatencyResult, ThroughputResult } from './measure.js'
 import { GROWTH_LIMIT, type MemoryResult, type MemorySample } from './memory.js'
 import type { RateRun } from './rate.js'
+import { rangeOf } from './rounds.js'
 import {
   bareNameFor,
   gatewayNameFor,
@@ -36,6 +37,8 @@ export interface Measurement {
   readonly storeErrors: number
   /** For a mount with request logs on that reports its log queue; `undefined` otherwise. */
   readonly logs: LogCounts | undefined
+  /** With `BENCH_ROUNDS` over 1, the rounds this row is the median of, in the order they ran. */
+  readonly rounds?: readonly Measurement[]
 }
 
 /** How a proxy row compares with the baselines; `undefined` where a baseline was not measured. */
@@ -126,8 +129,12 @@ function disturbedFootnote(rows: readonly Measurement[]): string {
     : ''
 }
 
+/** With rounds, how far p50 and req/s moved between them: a comparison within that range is noise. */
+const ROUND_COLUMNS = ['p50 min-max', 'req/s min-max']
+
 export function formatModeTable(mode: Mode, all: readonly Measurement[]): string {
   const ofMode = all.filter((m) => m.mode === mode)
+  const roundCount = Math.max(0, ...ofMode.map((m) => m.rounds?.length ?? 0))
   const rows = ofMode.map((m) => {
     const c = compare(m, all)
     return [
@@ -139,9 +146,20 @@ export function formatModeTable(mode: Mode, all: readonly Measurement[]): string
       signedMs(c.addedP50OverBareMs),
       percent(c.shareOfBareNode),
       percent(c.shareOfBare),
+      ...(roundCount > 0 ? roundCells(m) : []),
     ]
   })
-  return `${mode.toUpperCase()}\n${formatTable(COLUMNS, rows)}${disturbedFootnote(ofMode)}`
+  const title =
+    roundCount > 0 ? `${mode.toUpperCase()} (medians of ${roundCount} rounds)` : mode.toUpperCase()
+  const columns = roundCount > 0 ? [...COLUMNS, ...ROUND_COLUMNS] : COLUMNS
+  return `${title}\n${formatTable(columns, rows)}${disturbedFootnote(ofMode)}`
+}
+
+function roundCells(m: Measurement): string[] {
+  const rounds = m.rounds ?? [m]
+  const p50 = rangeOf(rounds, (r) => r.latency.p50Ms)
+  const rps = rangeOf(rounds, (r) => r.throughput.requestsPerSecond)
+  return [`${p50.min.toFixed(3)}-${p50.max.toFixed(3)}`, `${rps.min.toFixed(0)}-${rps.max.toFixed(0)}`]
 }
 
 const POLICY_COLUMNS = [

@@ -1,0 +1,91 @@
+import type { LatencyResult, ThroughputResult } from './measure.js'
+import type { LogCounts, Measurement } from './report.js'
+
+// With `BENCH_ROUNDS`, every target and mode is measured once per round. A slow stretch of the machine (the
+// hypervisor taking the CPU away, which no process count shows) then lands on one round of every row rather
+// than on the whole of one row; the median of each figure leaves it out.
+
+/** The median; of an even count, the mean of the two middle values. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  if (sorted.length % 2 === 1) return sorted[middle]!
+  return (sorted[middle - 1]! + sorted[middle]!) / 2
+}
+
+export interface Range {
+  readonly min: number
+  readonly max: number
+}
+
+/** The lowest and highest of one figure over a row's rounds: how much the machine moved it. */
+export function rangeOf(rounds: readonly Measurement[], figure: (m: Measurement) => number): Range {
+  const values = rounds.map(figure)
+  return { min: Math.min(...values), max: Math.max(...values) }
+}
+
+/**
+ * One row from the rounds of a target and mode. p50, p99 and req/s are each the median of their own
+ * figures (a round that was slow on one need not be on the other). Problem counters are summed, so that the
+ * row still shows every failure, unmarked answer, store error and record any round had.
+ */
+export function combineRounds(rounds: readonly Measurement[]): Measurement {
+  const first = rounds[0]
+  if (first === undefined) throw new Error('a row needs at least one round')
+  return {
+    target: first.target,
+    mode: first.mode,
+    latency: combineLatency(rounds.map((m) => m.latency)),
+    throughput: combineThroughput(rounds.map((m) => m.throughput)),
+    foreignCores: medianForeignCores(rounds),
+    upstreamAnswers: sum(rounds.map((m) => m.upstreamAnswers)),
+    storeErrors: sum(rounds.map((m) => m.storeErrors)),
+    logs: combineLogs(rounds.map((m) => m.logs)),
+    rounds,
+  }
+}
+
+function combineLatency(rounds: readonly LatencyResult[]): LatencyResult {
+  return {
+    p50Ms: median(rounds.map((r) => r.p50Ms)),
+    p99Ms: median(rounds.map((r) => r.p99Ms)),
+    failures: sum(rounds.map((r) => r.failures)),
+    unmarked: sum(rounds.map((r) => r.unmarked)),
+  }
+}
+
+function combineThroughput(rounds: readonly ThroughputResult[]): ThroughputResult {
+  return {
+    requestsPerSecond: median(rounds.map((r) => r.requestsPerSecond)),
+    non2xx: sum(rounds.map((r) => r.non2xx)),
+    errors: sum(rounds.map((r) => r.errors)),
+    timeouts: sum(rounds.map((r) => r.timeouts)),
+  }
+}
+
+/**
+ * The median row is suspect when the rounds it comes from mostly were: one disturbed round of three barely
+ * moves a median, so it does not mark the row. Unknown when any round could not tell.
+ */
+function medianForeignCores(rounds: readonly Measurement[]): number | undefined {
+  const cores = rounds.map((m) => m.foreignCores)
+  return cores.every((c) => c !== undefined) ? median(cores as number[]) : undefined
+}
+
+/**
+ * Records written and dropped add up over rounds; `queuedAtEnd` is a snapshot, not a count, so the row keeps
+ * the round whose store fell furthest behind.
+ */
+function combineLogs(rounds: readonly (LogCounts | undefined)[]): LogCounts | undefined {
+  const reported = rounds.filter((logs) => logs !== undefined)
+  if (reported.length === 0) return undefined
+  return {
+    written: sum(reported.map((logs) => logs.written)),
+    dropped: sum(reported.map((logs) => logs.dropped)),
+    queuedAtEnd: Math.max(...reported.map((logs) => logs.queuedAtEnd)),
+  }
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((total, value) => total + value, 0)
+}
