@@ -57,6 +57,12 @@ export const ERRORS = {
   INVALID_QUERY: { code: 2120, status: 400, message: 'Invalid query' },
   RESPONSE_TOO_LARGE: { code: 2121, status: 502, message: 'Provider response exceeded a size limit' },
   CALLER_KEY_REFUSED: { code: 2122, status: 400, message: 'Provider keys from callers are not accepted' },
+  UPSTREAM_FIRST_TOKEN_TIMEOUT: {
+    code: 2123,
+    status: 504,
+    message: 'Provider did not start its answer in time',
+  },
+  UPSTREAM_STREAM_ERROR: { code: 2124, status: 502, message: 'Provider reported an error in its stream' },
 } as const satisfies Record<string, { code: number; status: number; message: string }>
 
 export type ErrorName = keyof typeof ERRORS

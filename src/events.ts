@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'eventemitter3'
+import type { FailureClass } from './upstream/failure.js'
 
 export interface RequestStartEvent {
   id: string
@@ -35,6 +36,8 @@ export interface UpstreamRetryEvent {
   /** The provider's status, or the gateway error code when no response came. */
   status: number | undefined
   reason: string
+  /** What kind of failure it was (`timeout`, `rate_limited`, ...); see `FailureClass`. */
+  failureClass: FailureClass | undefined
   /** Wait before the next attempt; 0 when falling back to the next target. */
   delayMs: number
   /** `retry` (same target again) or `fallback` (next target). */

@@ -7,7 +7,7 @@ import type { LogStore } from './logs/types.js'
 import { PROVIDERS } from './providers/catalog.js'
 import { isValidBaseURL } from './providers/registry.js'
 import { DIALECTS } from './providers/types.js'
-import { MAX_CACHE_TTL, MIN_CACHE_TTL } from './settings.js'
+import { MAX_CACHE_TTL, MAX_STREAM_HOLD_MS, MIN_CACHE_TTL, STREAM_COMMITS } from './settings.js'
 import type { AuthenticationOptions } from './steps/authenticate.js'
 import type { CacheStore, LimitStore } from './stores/types.js'
 import type {
@@ -18,6 +18,7 @@ import type {
   Principal,
   Step,
 } from './types.js'
+import { DEFAULT_FALLBACK_ON, FAILURE_CLASSES } from './upstream/failure.js'
 
 export { GatewayOptionsError } from './errors.js'
 
@@ -87,6 +88,36 @@ export const timeouts = z.strictObject({
    * the connection is closed, the upstream call cancelled and the request logged as aborted.
    */
   writeStallMs: positiveMs.default(30_000),
+  /**
+   * Time from the request to the first token of a stream the gateway knows (text, a tool call, a refusal,
+   * or the finish of an empty answer), when headers and preamble events came in time but the answer did
+   * not. Past it the attempt fails as a timeout (`cf-aig-first-token-timeout` per request). Off by default:
+   * reasoning models may think for minutes before their first token.
+   */
+  firstTokenMs: positiveMs.optional(),
+})
+
+/**
+ * When a stream is committed to the client. Until then the gateway holds what the provider sent, and any
+ * failure (a cut, a stall, an in-band error, the first-token clock) is retried or falls back as if the
+ * stream never began; after it, a failure ends the stream with the dialect's terminal error event.
+ */
+export const streams = z.strictObject({
+  /**
+   * `first-token` (default): hold the preamble (role, `message_start`, pings) until the answer begins.
+   * `first-byte`: send from the first byte, holding nothing. `complete`: hold the whole answer and send it
+   * once it completed: every failure is saved, at the cost of the time to the first token.
+   * Per request: `cf-aig-stream-commit`.
+   */
+  commit: z.enum(STREAM_COMMITS).default('first-token'),
+  /** With `first-token`: once the answer began, hold it this many ms more (`cf-aig-stream-hold`). Default 0. */
+  holdMs: z.number().int().min(0).max(MAX_STREAM_HOLD_MS).default(0),
+  /** Commit once this many bytes are held, whatever the rule: held memory stays bounded. Default 4 MiB. */
+  maxHeldBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(4 * 1024 * 1024),
 })
 
 /** Caps on what is read back from a provider, enforced while reading. */
@@ -115,8 +146,13 @@ export const answerCaps = z.strictObject({
     .default(1024 * 1024),
 })
 
+export const fallbackOn = z.array(z.enum(FAILURE_CLASSES))
+
 export const retries = z.strictObject({
+  /** Attempts per target for retried statuses, network failures and in-band stream errors. */
   maxAttempts: z.number().int().min(1).max(5).default(1),
+  /** Attempts per target after a timeout (connect, first byte, first token): by default none more, fall back. */
+  timeoutAttempts: z.number().int().min(1).max(5).default(1),
   delayMs: z.number().int().min(0).max(5000).default(200),
   backoff: z.enum(['constant', 'linear', 'exponential']).default('exponential'),
   statuses: z.array(z.number().int().min(100).max(599)).default([408, 429, 500, 502, 503, 504]),
@@ -125,6 +161,7 @@ export const retries = z.strictObject({
 })
 const RETRY_DEFAULTS = {
   maxAttempts: 1,
+  timeoutAttempts: 1,
   delayMs: 200,
   backoff: 'exponential',
   statuses: [408, 429, 500, 502, 503, 504],
@@ -371,6 +408,13 @@ export const gatewayOptionsSchema = z.strictObject({
    * `Retry-After` honoured (longer: no retry, go to the next target) and the most time spent waiting.
    */
   retries: retries.default({ ...RETRY_DEFAULTS, statuses: [...RETRY_DEFAULTS.statuses] }),
+  /**
+   * Failure classes that move on to the next target (a universal step, a fallback model): every class but
+   * `content_policy` by default, which comes back to the caller as the provider said it.
+   */
+  fallbackOn: fallbackOn.default([...DEFAULT_FALLBACK_ON]),
+  /** When streams are committed to the client; see `streams`. */
+  streams: streams.prefault({}),
   /** Largest request body read, in bytes; larger requests get 413. Default 10 MiB. */
   maxBodyBytes: z
     .number()

@@ -4,6 +4,7 @@ import { GatewayError } from './errors.js'
 import { isRecord } from './json.js'
 
 export type Backoff = 'constant' | 'linear' | 'exponential'
+export type StreamCommit = 'first-byte' | 'first-token' | 'complete'
 
 /**
  * How one target is called: the request's `cf-aig-*` retry, timeout and key settings, which a universal
@@ -20,6 +21,12 @@ export interface TargetPolicy {
   backoff?: Backoff
   /** `cf-aig-byok-alias`: which stored provider key to use when the request brings none. */
   keyAlias?: string
+  /** `cf-aig-first-token-timeout`: time to the first token of a stream, in ms. */
+  firstTokenTimeoutMs?: number
+  /** `cf-aig-stream-commit`: when a stream is committed to the client. */
+  streamCommit?: StreamCommit
+  /** `cf-aig-stream-hold`: with `first-token`, how long the begun answer is held more, in ms. */
+  streamHoldMs?: number
 }
 
 /** The request's caching headers. */
@@ -70,6 +77,12 @@ const KEY_ALIAS = /^[a-z0-9][a-z0-9_-]{0,63}$/
 const TRACE_ID = /^(?!0{32})[0-9a-f]{32}$/
 const SPAN_ID = /^(?!0{16})[0-9a-f]{16}$/
 const BACKOFFS: readonly Backoff[] = ['constant', 'linear', 'exponential']
+export const STREAM_COMMITS = [
+  'first-byte',
+  'first-token',
+  'complete',
+] as const satisfies readonly StreamCommit[]
+export const MAX_STREAM_HOLD_MS = 600_000
 
 const TARGET_RULES: readonly HeaderRule<TargetPolicy>[] = [
   {
@@ -100,6 +113,36 @@ const TARGET_RULES: readonly HeaderRule<TargetPolicy>[] = [
         )
       }
       policy.backoff = value as Backoff
+    },
+  },
+  {
+    header: 'cf-aig-first-token-timeout',
+    apply(value, policy) {
+      policy.firstTokenTimeoutMs = parseWhole(
+        'cf-aig-first-token-timeout',
+        value,
+        1,
+        MAX_TIMER_MS,
+        'milliseconds',
+      )
+    },
+  },
+  {
+    header: 'cf-aig-stream-commit',
+    apply(value, policy) {
+      if (!(STREAM_COMMITS as readonly string[]).includes(value)) {
+        throw new GatewayError(
+          'INVALID_HEADER',
+          `cf-aig-stream-commit must be one of ${STREAM_COMMITS.join(', ')}, got '${value}'`,
+        )
+      }
+      policy.streamCommit = value as StreamCommit
+    },
+  },
+  {
+    header: 'cf-aig-stream-hold',
+    apply(value, policy) {
+      policy.streamHoldMs = parseWhole('cf-aig-stream-hold', value, 0, MAX_STREAM_HOLD_MS, 'milliseconds')
     },
   },
   {

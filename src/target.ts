@@ -37,6 +37,9 @@ export interface UpstreamTarget {
   /** The dialect the client reads, for terminal error events in streams. */
   readonly clientDialect: Dialect
   readonly translation?: Translation | undefined
-  /** The gateway added `stream_options.include_usage`; the client's stream must not show it. */
-  readonly hidesStreamUsage?: boolean | undefined
+  /**
+   * A stream that carries usage after its finish: `asked` by the client, or asked by the gateway on the
+   * client's behalf and `hidden` from the client's stream again.
+   */
+  readonly streamUsage?: 'asked' | 'hidden' | undefined
 }

@@ -2,7 +2,13 @@ import { z } from 'zod'
 import { GatewayError } from '../errors.js'
 import { parseJsonBody } from '../json.js'
 import { locateUpstream, withoutBasePath } from '../providers/registry.js'
-import { readCacheSettings, readTargetPolicy, type TargetPolicy } from '../settings.js'
+import {
+  MAX_STREAM_HOLD_MS,
+  readCacheSettings,
+  readTargetPolicy,
+  STREAM_COMMITS,
+  type TargetPolicy,
+} from '../settings.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
 import { buildUpstreamHeaders } from '../upstream/headers.js'
@@ -26,6 +32,9 @@ const stepSchema = z.object({
       maxAttempts: z.number().int().min(1).max(5).optional(),
       retryDelay: z.number().int().min(0).max(5000).optional(),
       backoff: z.enum(['constant', 'linear', 'exponential']).optional(),
+      firstTokenTimeout: z.number().int().min(1).max(2_147_483_647).optional(),
+      streamCommit: z.enum(STREAM_COMMITS).optional(),
+      streamHold: z.number().int().min(0).max(MAX_STREAM_HOLD_MS).optional(),
     })
     .optional(),
 })
@@ -105,6 +114,9 @@ function withConfig(policy: TargetPolicy, config: UniversalStep['config']): Targ
   if (config.maxAttempts !== undefined) merged.maxAttempts = config.maxAttempts
   if (config.retryDelay !== undefined) merged.retryDelayMs = config.retryDelay
   if (config.backoff !== undefined) merged.backoff = config.backoff
+  if (config.firstTokenTimeout !== undefined) merged.firstTokenTimeoutMs = config.firstTokenTimeout
+  if (config.streamCommit !== undefined) merged.streamCommit = config.streamCommit
+  if (config.streamHold !== undefined) merged.streamHoldMs = config.streamHold
   return merged
 }
 

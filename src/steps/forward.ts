@@ -3,40 +3,47 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dispatcher } from 'undici'
 import { type ErrorName, GatewayError, toGatewayError } from '../errors.js'
 import { notify } from '../events.js'
+import { parseJsonBody } from '../json.js'
 import {
   answerCaps,
+  fallbackOn,
   type GatewayOptions,
   parseWith,
   type ResolvedOptions,
   retries,
+  streams,
   timeouts,
 } from '../options.js'
+import { dialectOf } from '../providers/dialects/index.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext, GatewayResponse, Step } from '../types.js'
-import { readAll } from '../upstream/body.js'
+import { type CommitRule, readAll } from '../upstream/body.js'
 import { type AttemptClocks, callUpstream, type Transport, waitOnUpstream } from '../upstream/call.js'
+import {
+  classOfAnswer,
+  classOfError,
+  DEFAULT_FALLBACK_ON,
+  type FailureClass,
+  statusDecidesClass,
+} from '../upstream/failure.js'
 import { retryDelay, retryPolicy } from '../upstream/retry.js'
 import { translateResponse } from '../upstream/translate.js'
 import { watchUsage } from '../usage.js'
 
-// Failures before any answer that another attempt may cure. The client leaving and the total deadline end
-// the request instead.
-const RETRYABLE_ERRORS: ReadonlySet<ErrorName> = new Set([
-  'PROVIDER_FAILED',
-  'UPSTREAM_CONNECT_TIMEOUT',
-  'UPSTREAM_FIRST_BYTE_TIMEOUT',
-  'UPSTREAM_IDLE_TIMEOUT',
-  'UPSTREAM_INTERRUPTED',
-])
+// The client leaving and the total deadline end the request wherever they happen.
 const FINAL_ERRORS: ReadonlySet<ErrorName> = new Set(['CLIENT_CLOSED', 'UPSTREAM_DEADLINE'])
 
 /**
- * What `forward()` accepts: the gateway's `timeouts` (the total deadline, the first-byte, idle and
- * write-stall clocks), `retries` and answer caps (`maxResponseBytes`, `maxStreamBytes`, `maxEventBytes`),
- * same fields and defaults, and a dispatcher (default: the gateway's, whose connect clock is the gateway's).
+ * What `forward()` accepts: the gateway's `timeouts` (the total deadline, the first-byte, first-token, idle
+ * and write-stall clocks), `retries`, `fallbackOn`, `streams` and answer caps (`maxResponseBytes`,
+ * `maxStreamBytes`, `maxEventBytes`), same fields and defaults, and a dispatcher (default: the gateway's,
+ * whose connect clock is the gateway's).
  */
 export interface ForwardOptions
-  extends Pick<GatewayOptions, 'maxResponseBytes' | 'maxStreamBytes' | 'maxEventBytes'> {
+  extends Pick<
+    GatewayOptions,
+    'maxResponseBytes' | 'maxStreamBytes' | 'maxEventBytes' | 'fallbackOn' | 'streams'
+  > {
   timeouts?: GatewayOptions['timeouts']
   retries?: GatewayOptions['retries']
   dispatcher?: Dispatcher
@@ -45,12 +52,21 @@ export interface ForwardOptions
 interface ForwardSettings {
   readonly timeouts: ResolvedOptions['timeouts']
   readonly retries: ResolvedOptions['retries']
+  readonly fallbackOn: ReadonlySet<FailureClass>
+  readonly streams: ResolvedOptions['streams']
   readonly caps: Omit<Transport, 'dispatcher'>
   readonly dispatcher: Dispatcher | undefined
 }
 
 type Failure = GatewayResponse | GatewayError
-type Outcome = { ok: true; response: GatewayResponse } | { ok: false; failure: Failure; attempts: number }
+/** A target that failed: its last failure, and that failure's class (none for failures outside them). */
+interface TargetFailure {
+  readonly ok: false
+  readonly failure: Failure
+  readonly failureClass: FailureClass | undefined
+  readonly attempts: number
+}
+type Outcome = { ok: true; response: GatewayResponse } | TargetFailure
 
 /**
  * Calls the targets in order: each with its retries (retryable errors and statuses, backoff, Retry-After),
@@ -65,6 +81,10 @@ export function forward(options: ForwardOptions = {}): Step {
   const settings: ForwardSettings = {
     timeouts: parseWith(timeouts, options.timeouts ?? {}, 'forward() options (timeouts)'),
     retries: parseWith(retries, options.retries ?? {}, 'forward() options (retries)'),
+    fallbackOn: new Set(
+      parseWith(fallbackOn, options.fallbackOn ?? DEFAULT_FALLBACK_ON, 'forward() options (fallbackOn)'),
+    ),
+    streams: parseWith(streams, options.streams ?? {}, 'forward() options (streams)'),
     caps: parseWith(
       answerCaps,
       {
@@ -90,9 +110,8 @@ export function forward(options: ForwardOptions = {}): Step {
         return
       }
       last = { target, failure: outcome.failure }
-      if (outcome.failure instanceof GatewayError && FINAL_ERRORS.has(outcome.failure.key)) break
-      if (target !== targets.at(-1))
-        notifyRetry(ctx, target, outcome.attempts, outcome.failure, 0, 'fallback')
+      if (!fallsBack(settings, outcome)) break
+      if (target !== targets.at(-1)) notifyRetry(ctx, target, outcome, 0, 'fallback')
     }
     if (last === undefined) throw new GatewayError('INTERNAL')
     if (last.failure instanceof GatewayError) {
@@ -101,6 +120,14 @@ export function forward(options: ForwardOptions = {}): Step {
     }
     ctx.response = await answer(ctx, last.target, last.failure)
   }
+}
+
+/** Whether a target's failure moves on to the next target: by its class, never for a final error. */
+function fallsBack(settings: ForwardSettings, outcome: TargetFailure): boolean {
+  const { failure, failureClass } = outcome
+  if (failure instanceof GatewayError && FINAL_ERRORS.has(failure.key)) return false
+  // Failures outside the classes (a size cap, a bug) fall back as they always have.
+  return failureClass === undefined || settings.fallbackOn.has(failureClass)
 }
 
 async function tryTarget(
@@ -116,32 +143,67 @@ async function tryTarget(
     idleMs: options.timeouts.idleMs,
     writeStallMs: options.timeouts.writeStallMs,
     deadlineAt,
+    commit: commitRule(options, target),
   }
   const transport: Transport = { ...options.caps, dispatcher: options.dispatcher ?? ctx.gateway.dispatcher }
   for (let attempt = 1; ; attempt++) {
     let failure: Failure
+    let failureClass: FailureClass | undefined
     let retryAfter: string | undefined
+    let retried: boolean
     try {
       const response = await callUpstream(ctx, target, transport, clocks, attempt)
       if (response.status < 400) return { ok: true, response }
-      failure = response
-      if (!policy.statuses.includes(response.status)) return { ok: false, failure, attempts: attempt }
+      ;({ failure, failureClass } = await classifyAnswer(ctx, target, response))
+      retried = policy.statuses.includes(response.status)
       retryAfter = response.headers['retry-after']
     } catch (error) {
       failure = toGatewayError(error)
-      if (!RETRYABLE_ERRORS.has(failure.key)) return { ok: false, failure, attempts: attempt }
+      failureClass = classOfError(failure)
+      retried = failureClass !== undefined
     }
-    if (attempt >= policy.maxAttempts) return { ok: false, failure, attempts: attempt }
+    const budget = failureClass === 'timeout' ? policy.timeoutAttempts : policy.maxAttempts
+    const failed: TargetFailure = { ok: false, failure, failureClass, attempts: attempt }
+    if (!retried || attempt >= budget) return failed
     const delay = retryDelay(policy, attempt, retryAfter)
-    if (delay === undefined || waited.ms + delay > policy.maxWaitMs)
-      return { ok: false, failure, attempts: attempt }
-    if (performance.now() + delay >= deadlineAt) return { ok: false, failure, attempts: attempt }
+    if (delay === undefined || waited.ms + delay > policy.maxWaitMs) return failed
+    if (performance.now() + delay >= deadlineAt) return failed
     discard(failure)
-    notifyRetry(ctx, target, attempt, failure, delay, 'retry')
+    notifyRetry(ctx, target, failed, delay, 'retry')
     waited.ms += delay
     await sleep(delay, undefined, { signal: ctx.request.signal }).catch(() => {
       throw new GatewayError('CLIENT_CLOSED')
     })
+  }
+}
+
+/**
+ * The class of a provider's error answer. Rate limits and server failures are known by their status, and
+ * their bodies are left unread (a retry does not wait on them); any other error body is read (capped, under
+ * the same clocks) for the provider's code, and the answer goes on with the body read.
+ */
+async function classifyAnswer(
+  ctx: GatewayContext,
+  target: UpstreamTarget,
+  response: GatewayResponse,
+): Promise<{ failure: GatewayResponse; failureClass: FailureClass }> {
+  const { status } = response
+  if (statusDecidesClass(status)) return { failure: response, failureClass: classOfAnswer(status, undefined) }
+  const read = await readWhole(ctx, response)
+  const error = dialectOf(target.provider.spec.dialect).providerError(parseJsonBody(bodyBytes(read)))
+  return { failure: read, failureClass: classOfAnswer(status, error) }
+}
+
+/** How a stream from this target is committed: the request's headers and step config over the options. */
+function commitRule(options: ForwardSettings, target: UpstreamTarget): CommitRule | undefined {
+  const { policy } = target
+  const mode = policy.streamCommit ?? options.streams.commit
+  if (mode === 'first-byte' || !target.stream) return undefined
+  return {
+    whole: mode === 'complete',
+    holdMs: policy.streamHoldMs ?? options.streams.holdMs,
+    maxHeldBytes: options.streams.maxHeldBytes,
+    firstTokenMs: policy.firstTokenTimeoutMs ?? options.timeouts.firstTokenMs,
   }
 }
 
@@ -151,19 +213,31 @@ async function answer(
   response: GatewayResponse,
 ): Promise<GatewayResponse> {
   markStep(ctx, target)
-  if (response.status >= 400 && response.body instanceof Readable) {
-    // The provider's refusal is the answer: read it whole (capped, under the same clocks), so the client
-    // gets it with its length and a stalled error body is a gateway error, not a hung response.
-    const body = await waitOnUpstream(ctx, readAll(response.body))
-    response = {
-      status: response.status,
-      headers: { ...response.headers, 'content-length': String(body.length) },
-      body,
-    }
-  }
+  // The provider's refusal is the answer: read it whole (capped, under the same clocks), so the client
+  // gets it with its length and a stalled error body is a gateway error, not a hung response.
+  if (response.status >= 400) response = await readWhole(ctx, response)
   if (ctx.gateway.watchesUsage && response.status < 400) ctx.state.usage = watchUsage(target, response)
   if (target.translation === undefined) return response
   return translateResponse(response, target.translation, ctx.id)
+}
+
+/** An answer with its body read whole, when it is a stream. */
+async function readWhole(ctx: GatewayContext, response: GatewayResponse): Promise<GatewayResponse> {
+  if (!(response.body instanceof Readable)) return response
+  const body = await waitOnUpstream(ctx, readAll(response.body))
+  return {
+    status: response.status,
+    headers: { ...response.headers, 'content-length': String(body.length) },
+    body,
+  }
+}
+
+function bodyBytes(response: GatewayResponse): Buffer | undefined {
+  const { body } = response
+  if (body === null || body instanceof Readable) return undefined
+  return typeof body === 'string'
+    ? Buffer.from(body)
+    : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
 }
 
 function markStep(ctx: GatewayContext, target: UpstreamTarget): void {
@@ -182,8 +256,7 @@ function discard(failure: Failure): void {
 function notifyRetry(
   ctx: GatewayContext,
   target: UpstreamTarget,
-  attempt: number,
-  failure: Failure,
+  { failure, failureClass, attempts }: TargetFailure,
   delayMs: number,
   action: 'retry' | 'fallback',
 ): void {
@@ -192,9 +265,10 @@ function notifyRetry(
     id: ctx.id,
     provider: target.provider.spec.id,
     step: target.step,
-    attempt,
+    attempt: attempts,
     status: isError ? undefined : failure.status,
     reason: isError ? `${failure.code} ${failure.key}` : `status ${failure.status}`,
+    failureClass,
     delayMs,
     action,
   })

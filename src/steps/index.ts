@@ -50,6 +50,8 @@ export function builtInSteps(options: Partial<ResolvedOptions> = {}, services: B
     forward({
       timeouts: options.timeouts,
       retries: options.retries,
+      fallbackOn: options.fallbackOn,
+      streams: options.streams,
       maxResponseBytes: options.maxResponseBytes,
       maxStreamBytes: options.maxStreamBytes,
       maxEventBytes: options.maxEventBytes,

@@ -46,7 +46,15 @@ export interface Exchange {
 /** A response body: one JSON document, or events written one by one. */
 export type MockResponse =
   | { kind: 'json'; body: unknown }
-  | { kind: 'stream'; contentType: string; events: string[] }
+  | {
+      kind: 'stream'
+      contentType: string
+      events: string[]
+      /** Index of the first event of the answer itself, after the role chunk, `message_start` and pings. */
+      answerAt: number
+      /** The last event is the stream's terminator (`data: [DONE]`, `message_stop`). */
+      endsWithTerminator: boolean
+    }
 
 /** Framed events of a stream; only `content` events are counted by `malformedEventAt`. */
 interface EventParts {
@@ -371,7 +379,27 @@ function sseResponse(parts: EventParts, malformedEventAt: number | undefined): M
     kind: 'stream',
     contentType: 'text/event-stream',
     events: [...parts.before, ...content, ...parts.after],
+    answerAt: parts.before.length,
+    endsWithTerminator: parts.after.length > 0,
   }
+}
+
+/**
+ * The in-band error event a provider sends after its 200 (Anthropic's `overloaded_error`, say), with
+ * `type` as the dialect's error type (default: overloaded, or a server error).
+ */
+export function errorEvent(dialect: Dialect, type?: string): string {
+  if (dialect === 'anthropic') {
+    const error = { type: type ?? 'overloaded_error', message: 'Overloaded' }
+    return `event: error\ndata: ${JSON.stringify({ type: 'error', error })}\n\n`
+  }
+  if (dialect === 'gemini') {
+    const error = { code: 503, message: 'The model is overloaded.', status: type ?? 'UNAVAILABLE' }
+    return sseData({ error })
+  }
+  return sseData({
+    error: { message: 'The server had an error.', type: type ?? 'server_error', param: null, code: null },
+  })
 }
 
 function completionTokens(x: Exchange): number {
@@ -514,7 +542,13 @@ function geminiResponse(x: Exchange, malformedEventAt: number | undefined): Mock
     MALFORMED_ARRAY_ELEMENT,
   )
   const events = elements.map((element, i) => `${i === 0 ? '[' : ',\r\n'}${element}`)
-  return { kind: 'stream', contentType: 'application/json', events: [...events, ']'] }
+  return {
+    kind: 'stream',
+    contentType: 'application/json',
+    events: [...events, ']'],
+    answerAt: 0,
+    endsWithTerminator: false,
+  }
 }
 
 /** Derives a stable unit vector from the text, so equal inputs embed equally across runs. */

@@ -4,8 +4,10 @@ import { isRecord } from '../json.js'
 import {
   buildResponse,
   type Credential,
+  type Dialect,
   describeExchange,
   errorBody,
+  errorEvent,
   findCredential,
   invalidJsonBody,
   type MockResponse,
@@ -131,6 +133,17 @@ export interface MockScript {
   cutAfterEvents?: number
   /** Emit `data: {not json` as the content event at this 0-based index. */
   malformedEventAt?: number
+  /**
+   * After N streamed events, send the dialect's in-band error event and end the stream, as providers do
+   * after their 200 (Anthropic's `overloaded_error`). `errorType` sets the error's type.
+   * @example mock.enqueue({ errorEventAfter: 1 }) // message_start, then event: error
+   */
+  errorEventAfter?: number
+  errorType?: string
+  /** Wait this long before the answer's first event, after the preamble (role chunk, `message_start`, ping). */
+  firstTokenDelayMs?: number
+  /** Leave out the stream's last event (`data: [DONE]`, `message_stop`): it ends cleanly after its finish. */
+  omitTerminator?: boolean
   /**
    * Quote the call's key in this call's auth error, overriding the provider's `echoKeyInErrors`. With
    * `status: 401` the body is the dialect's wrong-key error for the key the call carried.
@@ -354,7 +367,7 @@ async function respond(
   const exchange = describeExchange(route, request, call.query, sequence, script.reply)
   const response = buildResponse(exchange, script.malformedEventAt)
   if (response.kind === 'json') await send(status, response.body)
-  else await sendStream(res, status, extraHeaders, response, script, signal)
+  else await sendStream(res, status, extraHeaders, response, route.dialect, script, signal)
 }
 
 /** The refusal a real provider would answer this call with, if any: a missing or wrong key, then a bad body. */
@@ -440,16 +453,22 @@ async function sendStream(
   status: number,
   extra: Record<string, string>,
   response: Extract<MockResponse, { kind: 'stream' }>,
+  dialect: Dialect,
   script: MockScript,
   signal: AbortSignal,
 ): Promise<void> {
   writeHead(res, status, { 'content-type': response.contentType, 'cache-control': 'no-cache' }, extra)
   res.flushHeaders()
-  if (!(await interruptAfter(0, res, script, signal))) return
-  for (const [index, event] of response.events.entries()) {
+  if (!(await interruptAfter(0, res, dialect, script, signal))) return
+  const events =
+    script.omitTerminator && response.endsWithTerminator ? response.events.slice(0, -1) : response.events
+  for (const [index, event] of events.entries()) {
     if (index > 0 && script.chunkDelayMs && !(await pause(script.chunkDelayMs, signal))) return
+    if (index === response.answerAt && script.firstTokenDelayMs !== undefined) {
+      if (!(await pause(script.firstTokenDelayMs, signal))) return
+    }
     if (!(await writeEvent(res, event))) return
-    if (!(await interruptAfter(index + 1, res, script, signal))) return
+    if (!(await interruptAfter(index + 1, res, dialect, script, signal))) return
   }
   res.end()
 }
@@ -458,11 +477,16 @@ async function sendStream(
 async function interruptAfter(
   sent: number,
   res: ServerResponse,
+  dialect: Dialect,
   script: MockScript,
   signal: AbortSignal,
 ): Promise<boolean> {
   if (script.cutAfterEvents === sent) {
     res.destroy()
+    return false
+  }
+  if (script.errorEventAfter === sent) {
+    res.end(errorEvent(dialect, script.errorType))
     return false
   }
   if (script.stallAfterEvents === sent) return pause(script.stallMs, signal)

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { GatewayError } from '../errors.js'
 import { dialectOf } from '../providers/dialects/index.js'
+import type { StreamGrammar } from '../providers/dialects/types.js'
 import type { Dialect } from '../providers/types.js'
 import type { Scrubber } from '../secrets.js'
 import { withoutUsage } from './stream-usage.js'
@@ -23,8 +24,19 @@ export interface BodyPolicy {
    * connection).
    */
   readonly terminalDialect: Dialect | undefined
-  /** Text the last event of a complete stream carries, when the endpoint has one. */
-  readonly terminator: string | undefined
+  /**
+   * What the provider's events say, when the gateway knows its dialect and endpoint: where the answer
+   * begins, whether it finished, and in-band errors. Without one a stream is complete when its body ends.
+   */
+  readonly grammar: StreamGrammar | undefined
+  /**
+   * The client reads the provider's own events (no translation): a stream that finished without its
+   * terminator is given one, and completeness is judged here. A translated stream is judged by its
+   * translator.
+   */
+  readonly judgesEnd: boolean
+  /** The client asked for usage, which comes after the finish: its stream is complete only with it. */
+  readonly usageExpected: boolean
   /** Take out the usage the gateway asked for on the client's behalf (`stream_options.include_usage`). */
   readonly hideUsage: boolean
   readonly scrubber: Scrubber | undefined
@@ -36,7 +48,32 @@ export interface BodyPolicy {
   readonly writeStallMs: number
 }
 
+/**
+ * When a held stream is committed to the client (`UpstreamBody.hold`). Until then nothing has reached the
+ * client, so any failure can still be retried or fall back as if the stream had never begun.
+ */
+export interface CommitRule {
+  /** Hold the whole answer, and commit it once it completed (or `maxHeldBytes` is held). */
+  readonly whole: boolean
+  /** Once the answer began, hold it this much longer (0: commit as it begins). */
+  readonly holdMs: number
+  /** Commit once this many bytes are held, whatever else: a held stream's memory stays bounded. */
+  readonly maxHeldBytes: number
+  /** Give up with `UPSTREAM_FIRST_TOKEN_TIMEOUT` unless the answer began this soon; no clock when undefined. */
+  readonly firstTokenMs: number | undefined
+}
+
+interface Holding {
+  readonly rule: CommitRule
+  readonly resolve: () => void
+  readonly reject: (error: GatewayError) => void
+  began: boolean
+  heldBytes: number
+  clock: NodeJS.Timeout | undefined
+}
+
 const BLANK_LINES = [Buffer.from('\n\n'), Buffer.from('\r\n\r\n'), Buffer.from('\r\r')] as const
+const USAGE_OBJECT = Buffer.from('"usage":{')
 
 /**
  * An upstream body from its first byte to its end: the one place that decides how a provider's stream
@@ -46,7 +83,8 @@ const BLANK_LINES = [Buffer.from('\n\n'), Buffer.from('\r\n\r\n'), Buffer.from('
  * failed event stream with the dialect's terminal error event. How it ended is `outcome`.
  *
  * `ahead` is what was read before committing to the answer. Nothing more is read from the source until the
- * body is first read, so watchers added before that see every byte (`watchSource`).
+ * body is first read or held (`hold`), and what a held body read is replayed to watchers added after it
+ * (`watchSource`), so watchers see every byte.
  */
 export class UpstreamBody extends Readable {
   readonly #source: Readable
@@ -62,9 +100,17 @@ export class UpstreamBody extends Readable {
   #plainScrub: ReturnType<Scrubber['stream']> | undefined
   #total = 0
   #endSeen = false
+  #finishSeen = false
+  #usageSeen = false
   #started = false
   #outcome: BodyEnd | undefined
   #stall: NodeJS.Timeout | undefined
+  #holding: Holding | undefined
+  // Source bytes read before any watcher was added, kept (up to a bound) to replay to the first one.
+  #unwatched: Buffer[] | undefined
+  #unwatchedBytes = 0
+  // An in-band error found in the events being transformed, for `#onData` to act on once they went out.
+  #inBandError: GatewayError | undefined
 
   constructor(
     source: Readable,
@@ -93,17 +139,47 @@ export class UpstreamBody extends Readable {
     return this.#outcome
   }
 
-  /** Calls `watcher` with every byte the provider sent, before any change the gateway makes. */
-  watchSource(watcher: (chunk: Buffer) => void): void {
+  /**
+   * Calls `watcher` with every byte the provider sent, before any change the gateway makes. `false` when
+   * some were read before it came and could not be kept for it: it has seen only the rest.
+   */
+  watchSource(watcher: (chunk: Buffer) => void): boolean {
+    const missed = this.#started && this.#unwatched === undefined && this.#watchers.length === 0
+    for (const chunk of this.#unwatched ?? []) watcher(chunk)
+    this.#unwatched = undefined
     this.#watchers.push(watcher)
+    return !missed
+  }
+
+  /**
+   * Reads the stream ahead of the client, holding what it sends, until `rule` commits it: the answer began
+   * (and, by the rule, was held long enough, or completed). Rejects, with nothing sent, when the stream
+   * failed before that: a cut, a stall, an in-band error, the first-token clock. The body is then destroyed.
+   */
+  hold(rule: CommitRule): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const holding: Holding = { rule, resolve, reject, began: false, heldBytes: 0, clock: undefined }
+      this.#holding = holding
+      this.#unwatched = []
+      const { firstTokenMs } = rule
+      if (firstTokenMs !== undefined) {
+        holding.clock = setTimeout(() => {
+          this.#giveUp(
+            new GatewayError('UPSTREAM_FIRST_TOKEN_TIMEOUT', `no answer began within ${firstTokenMs} ms`),
+          )
+        }, firstTokenMs)
+      }
+      this.#begin()
+    })
   }
 
   override _read(): void {
     this.#clearStall()
-    if (this.#started) {
-      this.#source.resume()
-      return
-    }
+    if (this.#started) this.#source.resume()
+    else this.#begin()
+  }
+
+  #begin(): void {
     this.#started = true
     const ahead = this.#ahead
     this.#ahead = []
@@ -134,6 +210,7 @@ export class UpstreamBody extends Readable {
   #onData = (chunk: Buffer): void => {
     if (this.#outcome !== undefined) return
     for (const watcher of this.#watchers) watcher(chunk)
+    if (this.#unwatched !== undefined) this.#keepUnwatched(chunk)
     this.#total += chunk.length
     if (this.#total > this.#policy.maxBytes) {
       this.#giveUp(
@@ -142,11 +219,61 @@ export class UpstreamBody extends Readable {
       return
     }
     const out = this.#policy.events ? this.#events(chunk) : this.#plain(chunk)
-    if (out === undefined || out.length === 0) return
-    if (!this.push(out)) {
-      this.#source.pause()
-      this.#startStall()
+    const inBand = this.#inBandError
+    // Before the commit, an in-band error is a failure like any other: nothing of this stream is sent.
+    if (inBand !== undefined && this.#holding !== undefined) {
+      this.#giveUp(inBand)
+      return
     }
+    if (out !== undefined && out.length > 0) {
+      const room = this.push(out)
+      const holding = this.#holding
+      if (holding !== undefined) holding.heldBytes += out.length
+      // A held stream keeps reading: the commit rule bounds what it holds.
+      else if (!room) {
+        this.#source.pause()
+        this.#startStall()
+      }
+    }
+    // The client has the provider's error event in its own words: the stream ends there, as failed.
+    if (inBand !== undefined) this.#endFailed(inBand)
+    else if (this.#holding !== undefined) this.#commitIfDue()
+  }
+
+  #keepUnwatched(chunk: Buffer): void {
+    this.#unwatchedBytes += chunk.length
+    // Past the held bytes' own bound, nobody is coming to watch: stop keeping them.
+    if (this.#unwatchedBytes > 2 * (this.#holding?.rule.maxHeldBytes ?? 0) + this.#policy.maxEventBytes) {
+      this.#unwatched = undefined
+      return
+    }
+    this.#unwatched!.push(chunk)
+  }
+
+  /** Commits a held stream once its rule is met; see `CommitRule`. */
+  #commitIfDue(): void {
+    const holding = this.#holding!
+    const { rule } = holding
+    if (holding.heldBytes >= rule.maxHeldBytes) this.#commit()
+    else if (holding.began && !rule.whole && rule.holdMs === 0) this.#commit()
+  }
+
+  #answerBegan(): void {
+    const holding = this.#holding!
+    holding.began = true
+    clearTimeout(holding.clock)
+    holding.clock = undefined
+    const { whole, holdMs } = holding.rule
+    if (whole || holdMs === 0) return
+    holding.clock = setTimeout(() => this.#commit(), holdMs)
+  }
+
+  #commit(): void {
+    const holding = this.#holding
+    if (holding === undefined) return
+    clearTimeout(holding.clock)
+    this.#holding = undefined
+    holding.resolve()
   }
 
   /** Whole events only: a chunk's unfinished last event waits for the rest of it. */
@@ -178,16 +305,38 @@ export class UpstreamBody extends Readable {
   }
 
   #transform(events: Buffer): Buffer {
-    const { terminator, hideUsage, scrubber } = this.#policy
-    if (terminator !== undefined) {
-      // Whether the stream so far ends with its last event; blank lines after it change nothing.
-      if (events.includes(terminator)) this.#endSeen = true
-      else if (!isBlank(events)) this.#endSeen = false
-    }
+    const { grammar, hideUsage, scrubber } = this.#policy
+    if (grammar !== undefined) this.#read(events, grammar)
     let out = events
     if (hideUsage) out = withoutUsage(out)
     if (scrubber !== undefined) out = scrubber.scrub(out)
     return out
+  }
+
+  /** What whole events say about the answer: its beginning, its finish, its end, an in-band error. */
+  #read(events: Buffer, grammar: StreamGrammar): void {
+    // Whether the stream so far ends with its last event; blank lines after it change nothing.
+    if (events.includes(grammar.terminator)) this.#endSeen = true
+    else if (!isBlank(events)) this.#endSeen = false
+    if (!this.#finishSeen && events.includes(grammar.finish)) this.#finishSeen = true
+    if (this.#policy.usageExpected && !this.#usageSeen && events.includes(USAGE_OBJECT))
+      this.#usageSeen = true
+    const holding = this.#holding
+    const text = holding !== undefined || events.includes(grammar.errorMarker) ? events.toString() : undefined
+    if (text === undefined) return
+    const error = grammar.inBandError(text)
+    if (error !== undefined) {
+      const message = error.message === undefined ? error.type : `${error.type}: ${error.message}`
+      const scrubbed =
+        message === undefined ? undefined : (this.#policy.scrubber?.scrubText(message) ?? message)
+      this.#inBandError = new GatewayError('UPSTREAM_STREAM_ERROR', scrubbed, { cause: error })
+    } else if (holding !== undefined && !holding.began && grammar.startsAnswer(text)) this.#answerBegan()
+  }
+
+  /** Whether the stream, as far as it came, is a whole answer: see `StreamGrammar`. */
+  #complete(): boolean {
+    if (this.#policy.grammar === undefined || this.#endSeen) return true
+    return this.#finishSeen && (this.#usageSeen || !this.#policy.usageExpected)
   }
 
   #plain(chunk: Buffer): Buffer {
@@ -203,18 +352,47 @@ export class UpstreamBody extends Readable {
       if (this.#pendingBytes > 0) rest = this.#transform(Buffer.concat(this.#pending))
       this.#pending = []
     } else rest = this.#plainScrub?.end()
-    const { terminator, terminalDialect } = this.#policy
-    if (terminator !== undefined && !this.#endSeen) {
-      const error = new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event')
-      this.#settle({ complete: false, error })
-      const tail = terminalDialect === undefined ? undefined : dialectOf(terminalDialect).terminalEvent(error)
-      const last = tail ?? rest
-      if (last !== undefined && last.length > 0) this.push(last)
-    } else {
-      this.#settle({ complete: true })
-      if (rest !== undefined && rest.length > 0) this.push(rest)
+    const inBand = this.#inBandError
+    if (inBand !== undefined) {
+      if (this.#holding !== undefined) this.#fail(inBand)
+      else this.#endFailed(inBand, rest)
+      return
     }
+    const { grammar, judgesEnd, terminalDialect } = this.#policy
+    if (!this.#complete()) {
+      const error = new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event')
+      if (this.#holding !== undefined || !judgesEnd) {
+        // Nothing was sent yet (a retry may still save the answer), or a translator judges the end.
+        if (this.#holding !== undefined) this.#fail(error)
+        else this.#finish({ complete: false, error }, rest)
+        return
+      }
+      const tail = terminalDialect === undefined ? undefined : dialectOf(terminalDialect).terminalEvent(error)
+      this.#finish({ complete: false, error }, tail ?? rest)
+      return
+    }
+    // Finished, but without its terminator: the client gets it, so that it reads a complete stream.
+    const closing = judgesEnd && !this.#endSeen ? grammar?.closing : undefined
+    this.#finish({ complete: true }, closing === undefined ? rest : joined(rest, closing))
+  }
+
+  /** Ends the client's stream with `last`, settled as `outcome`; a held one is committed whole. */
+  #finish(outcome: BodyEnd, last: Buffer | string | undefined): void {
+    this.#settle(outcome)
+    if (last !== undefined && last.length > 0) this.push(last)
     this.push(null)
+    this.#commit()
+  }
+
+  /**
+   * Ends a committed stream after the provider's in-band error event, which the client already has (in its
+   * own dialect, or for a translator to turn into one): no more is read, and the answer is a failure.
+   */
+  #endFailed(error: GatewayError, rest?: Buffer): void {
+    this.#cancel(error)
+    this.#source.off('data', this.#onData)
+    this.#source.destroy()
+    this.#finish({ complete: false, error }, rest)
   }
 
   #onError = (error: unknown): void => {
@@ -238,6 +416,16 @@ export class UpstreamBody extends Readable {
     this.#settle({ complete: false, error })
     this.#source.off('data', this.#onData)
     this.#pending = []
+    const holding = this.#holding
+    if (holding !== undefined) {
+      // Nothing reached the client: the attempt failed as if the stream never began.
+      clearTimeout(holding.clock)
+      this.#holding = undefined
+      this.#unwatched = undefined
+      holding.reject(error)
+      this.destroy()
+      return
+    }
     const { events, terminalDialect } = this.#policy
     const tail =
       events && terminalDialect !== undefined ? dialectOf(terminalDialect).terminalEvent(error) : undefined
@@ -268,6 +456,12 @@ export class UpstreamBody extends Readable {
     clearTimeout(this.#stall)
     this.#stall = undefined
   }
+}
+
+function joined(rest: Buffer | undefined, text: string): Buffer {
+  return rest === undefined || rest.length === 0
+    ? Buffer.from(text)
+    : Buffer.concat([rest, Buffer.from(text)])
 }
 
 function isBlank(bytes: Buffer): boolean {

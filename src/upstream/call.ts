@@ -7,7 +7,7 @@ import { scrubberOf } from '../secrets.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext, GatewayResponse } from '../types.js'
 import { splitQuery } from '../url.js'
-import { decoded, type ReadAhead, readAhead, UpstreamBody } from './body.js'
+import { type CommitRule, decoded, type ReadAhead, readAhead, UpstreamBody } from './body.js'
 import { filterResponseHeaders, isEventStream } from './headers.js'
 import { toUpstreamError } from './network-errors.js'
 
@@ -27,6 +27,11 @@ export interface AttemptClocks {
   readonly writeStallMs: number
   /** `performance.now()` value at which the whole request must be done. */
   readonly deadlineAt: number
+  /**
+   * When a stream the gateway knows (`StreamGrammar`) is committed to the client, the first-token clock
+   * included; `undefined` commits every answer at its first byte.
+   */
+  readonly commit: CommitRule | undefined
 }
 
 // Bodies of known length up to this size, and JSON bodies that end within it, are read whole before
@@ -166,6 +171,11 @@ async function relay(
   }
   const scrubber = plain === undefined ? undefined : scrubberOf(ctx)
 
+  const events = eventStream && plain !== undefined
+  // Held streams are read ahead by their body itself (`hold`), event by event.
+  const grammar = events ? dialectOf(target.provider.spec.dialect).stream(target.path) : undefined
+  const commit = grammar === undefined ? undefined : attempt.clocks.commit
+
   // An error answer is not read here: it may be discarded for a retry or a fallback, which must not wait
   // for its body. Whoever answers with it reads it then.
   const aheadBytes = eventStream
@@ -174,8 +184,8 @@ async function relay(
       ? BUFFERED_BODY_LIMIT + 1
       : 1
   const ahead =
-    status >= 400
-      ? { chunks: [], size: 0, ended: false }
+    status >= 400 || commit !== undefined
+      ? NOTHING_AHEAD
       : length <= BUFFERED_BODY_LIMIT && !eventStream && body === response.body
         ? // A small body of known length as undici reads it fastest: whole, without stream events.
           wholeBody(Buffer.from(await waitOnUpstream(ctx, response.body.arrayBuffer())))
@@ -188,8 +198,6 @@ async function relay(
     return { status, headers, body: clean }
   }
 
-  const events = eventStream && plain !== undefined
-  const hideUsage = events && target.hidesStreamUsage === true
   const translated = target.translation !== undefined
   const streamed = new UpstreamBody(
     body,
@@ -197,9 +205,12 @@ async function relay(
     {
       events,
       terminalDialect: events && !translated ? target.clientDialect : undefined,
+      grammar,
       // Translated streams are judged by their translator.
-      terminator: events && !translated ? dialectOf(target.clientDialect).terminator(target.path) : undefined,
-      hideUsage,
+      judgesEnd: !translated,
+      // Usage the gateway asked for on its own is its own loss when it never comes, not the client's.
+      usageExpected: target.streamUsage === 'asked',
+      hideUsage: events && target.streamUsage === 'hidden',
       scrubber,
       maxBytes: status >= 400 ? Math.min(maxBytes, MAX_ERROR_BODY_BYTES) : maxBytes,
       maxEventBytes: transport.maxEventBytes,
@@ -211,11 +222,14 @@ async function relay(
     },
   )
   response.body.once('close', release)
+  if (commit !== undefined) await waitOnUpstream(ctx, streamed.hold(commit))
   // The bytes may change on the way (a terminal event, hidden usage, a scrubbed secret): the provider's
   // length would make Node refuse them.
   if (events || scrubber !== undefined) delete headers['content-length']
   return { status, headers, body: streamed, outcome: () => streamed.outcome }
 }
+
+const NOTHING_AHEAD: ReadAhead = { chunks: [], size: 0, ended: false }
 
 function wholeBody(bytes: Buffer): ReadAhead {
   return { chunks: [bytes], size: bytes.length, ended: true }

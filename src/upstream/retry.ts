@@ -4,6 +4,7 @@ import type { Backoff, TargetPolicy } from '../settings.js'
 /** The retry rules in force for one target. */
 export interface RetryPolicy {
   maxAttempts: number
+  timeoutAttempts: number
   delayMs: number
   backoff: Backoff
   statuses: readonly number[]
@@ -14,6 +15,7 @@ export interface RetryPolicy {
 export function retryPolicy(defaults: ResolvedOptions['retries'], policy: TargetPolicy): RetryPolicy {
   return {
     maxAttempts: policy.maxAttempts ?? defaults.maxAttempts,
+    timeoutAttempts: defaults.timeoutAttempts,
     delayMs: policy.retryDelayMs ?? defaults.delayMs,
     backoff: policy.backoff ?? defaults.backoff,
     statuses: defaults.statuses,

@@ -25,14 +25,14 @@ export function askForStreamUsage(target: UpstreamTarget, json: unknown): Upstre
   if (!target.provider.spec.streamUsageOnRequest || target.translation !== undefined) return target
   if (target.method !== 'POST' || !target.path.split('?', 1)[0]!.endsWith('/chat/completions')) return target
   const options = isRecord(json.stream_options) ? json.stream_options : undefined
-  if (options?.include_usage === true) return target
+  if (options?.include_usage === true) return { ...target, streamUsage: 'asked' }
   const body =
     json.stream_options === undefined
       ? withFieldAppended(target.body!, STREAM_OPTIONS_FIELD)
       : Buffer.from(JSON.stringify({ ...json, stream_options: { ...options, include_usage: true } }))
   const headers = { ...target.headers }
   if (headers['content-length'] !== undefined) headers['content-length'] = String(body.length)
-  return { ...target, body, headers, hidesStreamUsage: true }
+  return { ...target, body, headers, streamUsage: 'hidden' }
 }
 
 const USAGE_KEY = Buffer.from('"usage":')

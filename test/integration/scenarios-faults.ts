@@ -708,7 +708,11 @@ export function faultScenarios(world: World): void {
     })
 
     it('faults: a stream that trickles a byte at a time forever ends at the total deadline with 2107 and the upstream is cancelled', async () => {
-      const fault = await faultServer((_req, res) => trickle(res, openaiChunk('tick'), 20))
+      // One whole event begins the answer, so the stream is committed; then a byte at a time.
+      const fault = await faultServer(async (_req, res) => {
+        await writeEvents(res, [openaiChunk('start')], { end: false })
+        await trickle(res, openaiChunk('tick'), 20)
+      })
       const url = await startAt(world, fault, { timeouts: { totalMs: 1500, idleMs: 1000 } })
       const response = await open(`${url}${CHAT}`, chat('hi', { stream: true }))
       const read = await drain(response.body, MiB)

@@ -11,6 +11,7 @@ import { type RunningApp, send } from '../helpers/http.js'
 import { until } from '../helpers/until.js'
 import { cacheScenarios } from './scenarios-cache.js'
 import { credentialScenarios } from './scenarios-credentials.js'
+import { failoverScenarios } from './scenarios-failover.js'
 import { faultScenarios } from './scenarios-faults.js'
 import { hostScenarios } from './scenarios-host.js'
 import { logScenarios } from './scenarios-logs.js'
@@ -187,20 +188,34 @@ export function runScenarios(framework: string, build: BuildApp): void {
       }
     })
 
-    it('ends a stream that finishes without its last event with a terminal error event, and leaves complete ones alone', async () => {
-      const streams: Record<string, string> = {
+    it('ends a stream that stops before it finished with a terminal error event, and completes one that finished without its last event', async () => {
+      const begun: Record<string, string> = {
         '/v1/chat/completions': 'data: {"choices":[{"delta":{"content":"a"}}]}\n\n',
-        '/v1/messages': 'event: message_start\ndata: {"type":"message_start"}\n\n',
+        '/v1/messages':
+          'event: message_start\ndata: {"type":"message_start"}\n\n' +
+          'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"text_delta","text":"a"}}\n\n',
+      }
+      const finished: Record<string, string> = {
+        '/v1/chat/completions': 'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n',
+        '/v1/messages':
+          'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":1}}\n\n',
       }
       const terminators: Record<string, string> = {
         '/v1/chat/completions': 'data: [DONE]\n\n',
         '/v1/messages': 'event: message_stop\ndata: {"type":"message_stop"}\n\n',
       }
+      // ?cut: the answer began, then the body ended; ?finished: it finished, without its last event;
+      // ?complete: all of it; ?preamble: only message_start, before any answer.
       const upstream = createServer((req, res) => {
-        const [path, query] = (req.url ?? '').split('?')
+        const [path = '', query] = (req.url ?? '').split('?')
         res.writeHead(200, { 'content-type': 'text/event-stream' })
-        res.write(streams[path ?? ''] ?? '')
-        res.end(query === 'complete' ? terminators[path ?? ''] : undefined)
+        if (query === 'preamble') {
+          res.end('event: message_start\ndata: {"type":"message_start"}\n\n')
+          return
+        }
+        res.write(begun[path] ?? '')
+        if (query !== 'cut') res.write(finished[path] ?? '')
+        res.end(query === 'complete' ? terminators[path] : undefined)
       })
       await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
       try {
@@ -210,19 +225,34 @@ export function runScenarios(framework: string, build: BuildApp): void {
           providers: { openai: { baseURL: `${base}/v1` }, anthropic: { baseURL: base } },
         })
         const body = { model: 'm', stream: true, messages: [] }
-        const openaiCut = await send(`${url}/ai/openai/chat/completions`, { body })
-        const anthropicCut = await send(`${url}/ai/anthropic/v1/messages`, { body })
-        const openaiWhole = await send(`${url}/ai/openai/chat/completions?complete`, { body })
-        const anthropicWhole = await send(`${url}/ai/anthropic/v1/messages?complete`, { body })
+        const chatPath = '/v1/chat/completions'
+        const messagesPath = '/v1/messages'
+        const openai = (query: string) => send(`${url}/ai/openai/chat/completions?${query}`, { body })
+        const anthropic = (query: string) => send(`${url}/ai/anthropic/v1/messages?${query}`, { body })
+        const openaiCut = await openai('cut')
+        const anthropicCut = await anthropic('cut')
         expect(openaiCut.text).toBe(
-          `${streams['/v1/chat/completions']}data: {"error":{"message":"Provider response was interrupted: the stream ended before its last event","type":"gateway_error","param":null,"code":2108}}\n\n`,
+          `${begun[chatPath]}data: {"error":{"message":"Provider response was interrupted: the stream ended before its last event","type":"gateway_error","param":null,"code":2108}}\n\n`,
         )
-        expect(anthropicCut.text.startsWith(streams['/v1/messages'] ?? '')).toBe(true)
+        expect(anthropicCut.text.startsWith(begun[messagesPath] ?? '')).toBe(true)
         expect(anthropicCut.text).toMatch(/event: error\ndata: \{"type":"error","error":\{"type":"api_error"/)
-        expect(openaiWhole.text).toBe(
-          `${streams['/v1/chat/completions']}${terminators['/v1/chat/completions']}`,
+        // Finished, then ended cleanly: the client gets the last event it was owed.
+        const openaiFinished = await openai('finished')
+        const anthropicFinished = await anthropic('finished')
+        expect(openaiFinished.text).toBe(`${begun[chatPath]}${finished[chatPath]}${terminators[chatPath]}`)
+        expect(anthropicFinished.text).toBe(
+          `${begun[messagesPath]}${finished[messagesPath]}${terminators[messagesPath]}`,
         )
-        expect(anthropicWhole.text).toBe(`${streams['/v1/messages']}${terminators['/v1/messages']}`)
+        const openaiWhole = await openai('complete')
+        const anthropicWhole = await anthropic('complete')
+        expect(openaiWhole.text).toBe(`${begun[chatPath]}${finished[chatPath]}${terminators[chatPath]}`)
+        expect(anthropicWhole.text).toBe(
+          `${begun[messagesPath]}${finished[messagesPath]}${terminators[messagesPath]}`,
+        )
+        // Ended before the answer began: nothing was sent, so it is a clean error a retry could save.
+        const preamble = await anthropic('preamble')
+        expect(preamble.status).toBe(502)
+        expect(JSON.parse(preamble.text)).toMatchObject({ internalCode: 2108 })
       } finally {
         upstream.closeAllConnections()
         await new Promise((resolve) => upstream.close(resolve))
@@ -506,7 +536,8 @@ export function runScenarios(framework: string, build: BuildApp): void {
 
     it('ends a stream the provider cuts with a terminal error event in its dialect', async () => {
       mock.reset()
-      mock.enqueue({ cutAfterEvents: 3 }, { cutAfterEvents: 3 })
+      // Anthropic's first three events are its preamble (message_start, content_block_start, ping).
+      mock.enqueue({ cutAfterEvents: 3 }, { cutAfterEvents: 5 })
       const url = await world.start()
       const openai = await send(`${url}${CHAT}`, { body: chat('one two three four five', { stream: true }) })
       const anthropic = await send(`${url}/ai/anthropic/v1/messages`, {
@@ -544,6 +575,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
     })
 
     routingScenarios(world)
+    failoverScenarios(world)
     cacheScenarios(world)
     logScenarios(world)
     faultScenarios(world)

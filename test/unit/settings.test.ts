@@ -52,7 +52,7 @@ describe('request settings and target policy', () => {
     const target = ctx.state.targets?.[0]
     expect(target).toMatchObject({ model: 'gpt-4o-mini', stream: true, policy: { maxAttempts: 2 } })
     // The gateway asked for usage on the client's behalf, and says so to the stream that hides it again.
-    expect(target?.hidesStreamUsage).toBe(true)
+    expect(target?.streamUsage).toBe('hidden')
     expect(JSON.parse(target!.body!.toString())).toMatchObject({ stream_options: { include_usage: true } })
   })
 

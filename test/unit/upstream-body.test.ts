@@ -2,13 +2,16 @@ import { once } from 'node:events'
 import { PassThrough, type Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { GatewayError } from '../../src/errors.js'
+import { CHAT_STREAM } from '../../src/providers/dialects/openai-dialect.js'
 import { createScrubber } from '../../src/secrets.js'
-import { type BodyPolicy, UpstreamBody } from '../../src/upstream/body.js'
+import { type BodyPolicy, type CommitRule, UpstreamBody } from '../../src/upstream/body.js'
 
 const POLICY: BodyPolicy = {
   events: true,
   terminalDialect: 'openai',
-  terminator: 'data: [DONE]',
+  grammar: CHAT_STREAM,
+  judgesEnd: true,
+  usageExpected: false,
   hideUsage: false,
   scrubber: undefined,
   maxBytes: 1024 * 1024,
@@ -99,7 +102,7 @@ describe('UpstreamBody', () => {
     const { source, body } = start({
       events: false,
       terminalDialect: undefined,
-      terminator: undefined,
+      grammar: undefined,
       maxBytes: 10,
     })
     const done = collect(body)
@@ -125,7 +128,7 @@ describe('UpstreamBody', () => {
     const { source, body } = start({
       events: false,
       terminalDialect: undefined,
-      terminator: undefined,
+      grammar: undefined,
       writeStallMs: 50,
     })
     body.once('readable', () => {})
@@ -145,5 +148,96 @@ describe('UpstreamBody', () => {
     // Without a listener of its own this would throw out of emit().
     expect(() => source.emit('error', new Error('late'))).not.toThrow()
     expect(body.outcome).toMatchObject({ complete: false, error: { key: 'CLIENT_CLOSED' } })
+  })
+})
+
+describe('UpstreamBody.hold', () => {
+  const RULE: CommitRule = { whole: false, holdMs: 0, maxHeldBytes: 64 * 1024, firstTokenMs: undefined }
+  const role = 'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
+  const token = 'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
+  const finish = 'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n'
+
+  it('holds the preamble until the answer begins, then gives the client everything in order', async () => {
+    const { source, body } = start()
+    let committed = false
+    const held = body.hold(RULE).then(() => {
+      committed = true
+    })
+    source.write(role)
+    // Let the role chunk be read: it must not commit the stream.
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(committed).toBe(false)
+    source.write(token)
+    await held
+    const done = collect(body)
+    source.end(`${finish}data: [DONE]\n\n`)
+    expect((await done).text).toBe(`${role}${token}${finish}data: [DONE]\n\n`)
+    expect(body.outcome).toEqual({ complete: true })
+  })
+
+  it('rejects on an in-band error before the answer began, with the key scrubbed, and cancels the provider', async () => {
+    const key = 'sk-stored-0123456789abcdefghij'
+    const { source, body, cancelled } = start({ scrubber: createScrubber([key]) })
+    const held = body.hold(RULE)
+    source.write(role)
+    source.write(`data: {"error":{"message":"bad key ${key}","type":"server_error","code":null}}\n\n`)
+    const error = (await held.catch((caught: unknown) => caught)) as GatewayError
+    expect(error.key).toBe('UPSTREAM_STREAM_ERROR')
+    expect(error.message).toContain('[REDACTED]')
+    expect(error.message).not.toContain(key.slice(0, 12))
+    expect(cancelled.map((e) => e.key)).toEqual(['UPSTREAM_STREAM_ERROR'])
+    expect(body.destroyed).toBe(true)
+  })
+
+  it('rejects when the stream ends before the answer began, and when the first-token clock runs out', async () => {
+    const cut = start()
+    const heldCut = cut.body.hold(RULE)
+    cut.source.end(role)
+    await expect(heldCut).rejects.toMatchObject({ key: 'UPSTREAM_INTERRUPTED' })
+
+    const slow = start()
+    const heldSlow = slow.body.hold({ ...RULE, firstTokenMs: 1 })
+    slow.source.write(role)
+    await expect(heldSlow).rejects.toMatchObject({ key: 'UPSTREAM_FIRST_TOKEN_TIMEOUT' })
+    expect(slow.source.destroyed).toBe(true)
+  })
+
+  it('holds a whole answer until it completed; a finished stream without [DONE] is given one', async () => {
+    const { source, body } = start()
+    let committed = false
+    const held = body.hold({ ...RULE, whole: true }).then(() => {
+      committed = true
+    })
+    source.write(role + token + finish)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(committed).toBe(false)
+    source.end()
+    await held
+    expect((await collect(body)).text).toBe(`${role}${token}${finish}data: [DONE]\n\n`)
+  })
+
+  it('commits once maxHeldBytes are held, whatever else', async () => {
+    const { source, body } = start()
+    const held = body.hold({ ...RULE, whole: true, maxHeldBytes: role.length * 2 })
+    source.write(role)
+    source.write(role)
+    await held
+    const done = collect(body)
+    source.end(`${token}${finish}data: [DONE]\n\n`)
+    expect((await done).text).toBe(`${role}${role}${token}${finish}data: [DONE]\n\n`)
+  })
+
+  it('replays to a watcher added after the hold every byte the provider sent', async () => {
+    const { source, body } = start()
+    const held = body.hold(RULE)
+    source.write(role)
+    source.write(token)
+    await held
+    let seen = ''
+    expect(body.watchSource((chunk) => (seen += chunk.toString()))).toBe(true)
+    const done = collect(body)
+    source.end(finish)
+    await done
+    expect(seen).toBe(role + token + finish)
   })
 })

@@ -5,14 +5,15 @@ import { anthropicCodec } from './anthropic.js'
 import {
   bodyOrPathModel,
   bodyStreams,
-  endpointTerminator,
+  endpointStream,
+  firstError,
   JSON_STRING,
   patternAssembler,
   tokens,
   usageEvents,
   withCache,
 } from './common.js'
-import type { DialectSpec } from './types.js'
+import type { DialectSpec, ProviderError, StreamGrammar } from './types.js'
 
 /**
  * `usage.input_tokens` / `output_tokens` / `cache_read_input_tokens` / `cache_creation_input_tokens`;
@@ -42,6 +43,30 @@ function streamUsage(sseText: string): Usage | undefined {
   return usage
 }
 
+/** `{ type: 'error', error: { type, message } }`: Anthropic's error body and `error` event. */
+function anthropicError(json: unknown): ProviderError | undefined {
+  if (!isRecord(json) || !isRecord(json.error)) return undefined
+  const { type, message } = json.error
+  return {
+    type: typeof type === 'string' ? type : undefined,
+    message: typeof message === 'string' ? message : undefined,
+  }
+}
+
+// Text and thinking arrive as content_block_delta; a tool call opens with its tool_use block.
+const ANSWER_START = /event: content_block_delta|"type":\s*"tool_use"|"stop_reason":\s*"/
+
+/** Messages streams: `message_delta` carries the stop reason, `message_stop` ends the stream. */
+const MESSAGES_STREAM: StreamGrammar = {
+  terminator: 'event: message_stop',
+  finish: '"stop_reason":"',
+  closing: 'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+  errorMarker: 'event: error',
+  inBandError: (events) =>
+    firstError(events, (json, event) => (event === 'error' ? anthropicError(json) : undefined)),
+  startsAnswer: (events) => ANSWER_START.test(events),
+}
+
 function terminalEvent(error: GatewayError): string {
   return `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type: 'api_error', message: error.message } })}\n\n`
 }
@@ -59,7 +84,8 @@ export const anthropicDialect: DialectSpec = {
     jsonField: 'usage',
     fromStream: streamUsage,
   },
-  terminator: endpointTerminator(/\/v1\/messages$/, 'event: message_stop'),
+  stream: endpointStream(/\/v1\/messages$/, MESSAGES_STREAM),
+  providerError: anthropicError,
   terminalEvent,
   assemble: patternAssembler(
     new RegExp(`"type":"text_delta","text":${JSON_STRING}`, 'g'),

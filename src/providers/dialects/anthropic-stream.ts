@@ -328,6 +328,9 @@ class AnthropicStreamTranslator implements StreamTranslator {
   #messageDelta(data: JsonObject): StreamStep {
     this.#usage = readUsage(data.usage, this.#usage)
     const stopReason = isRecord(data.delta) ? data.delta.stop_reason : undefined
+    // The stop reason finishes the answer: a stream that ends cleanly after it, without message_stop,
+    // is whole.
+    if (typeof stopReason === 'string') this.#complete = true
     const finish = finishReason(stopReason, this.#toolCalls > 0)
     return { chunks: finish ? [this.#chunk({}, finish)] : [] }
   }

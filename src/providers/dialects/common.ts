@@ -2,6 +2,7 @@ import type { Usage } from '../../cost/cost.js'
 import { isRecord } from '../../json.js'
 import { SSEParser } from '../../upstream/sse.js'
 import { splitQuery } from '../../url.js'
+import type { ProviderError, StreamGrammar } from './types.js'
 
 /** Parts shared by the dialect specs: usage number reading, stream assembly, model and stream fields. */
 
@@ -113,12 +114,44 @@ function decode(literal: string): string {
   }
 }
 
-/** A checker that answers `terminator` for paths (query removed) matching `endpoint`. */
-export function endpointTerminator(
+/** The grammar of streams from paths (query removed) matching `endpoint`; none for other paths. */
+export function endpointStream(
   endpoint: RegExp,
-  terminator: string,
-): (path: string) => string | undefined {
-  return (path) => (endpoint.test(splitQuery(path).path) ? terminator : undefined)
+  grammar: StreamGrammar,
+): (path: string) => StreamGrammar | undefined {
+  return (path) => (endpoint.test(splitQuery(path).path) ? grammar : undefined)
+}
+
+/** The JSON of every `data:` field in whole events (`[DONE]` and text that is not JSON left out), with its event name. */
+export function dataOfEvents(events: string): { event: string | undefined; json: unknown }[] {
+  const parser = new SSEParser()
+  try {
+    return [...parser.push(events), ...parser.end()]
+      .map((event) => ({ event: event.event, json: parseData(event.data) }))
+      .filter((event) => event.json !== undefined)
+  } catch {
+    return []
+  }
+}
+
+/** The first of the events' data that `read` finds a provider error in. */
+export function firstError(
+  events: string,
+  read: (json: unknown, event: string | undefined) => ProviderError | undefined,
+): ProviderError | undefined {
+  for (const { event, json } of dataOfEvents(events)) {
+    const error = read(json, event)
+    if (error !== undefined) return error
+  }
+  return undefined
+}
+
+/** `{ error: { type | code | status, message } }`: OpenAI's error body and event, and Gemini's. */
+export function nestedError(json: unknown): ProviderError | undefined {
+  if (!isRecord(json) || !isRecord(json.error)) return undefined
+  const { type, code, status, message } = json.error
+  const name = [code, type, status].find((value) => typeof value === 'string' && value !== '')
+  return { type: name as string | undefined, message: typeof message === 'string' ? message : undefined }
 }
 
 const PATH_MODEL = /\/models\/([^/:?]+)/

@@ -4,16 +4,18 @@ import { isRecord } from '../../json.js'
 import {
   bodyOrPathModel,
   bodyStreams,
-  endpointTerminator,
+  endpointStream,
+  firstError,
   JSON_STRING,
   lastDefined,
   lastEventUsage,
+  nestedError,
   patternAssembler,
   tokens,
   withCache,
 } from './common.js'
 import { geminiCodec } from './gemini.js'
-import type { DialectSpec } from './types.js'
+import type { DialectSpec, StreamGrammar } from './types.js'
 
 /** `usageMetadata.promptTokenCount` / `candidatesTokenCount` + `thoughtsTokenCount` / `cachedContentTokenCount`. */
 function responseUsage(body: unknown): Usage | undefined {
@@ -45,6 +47,19 @@ function outputCap(body: unknown): number | undefined {
     : undefined
 }
 
+// Gemini writes its JSON with a space after each colon.
+const ANSWER_START = /"text":\s*"(?!")|"functionCall":|"finishReason":/
+
+/** `streamGenerateContent`: every chunk a response; the last carries the finish reason, and nothing follows. */
+const GENERATE_STREAM: StreamGrammar = {
+  terminator: '"finishReason"',
+  finish: '"finishReason"',
+  closing: undefined,
+  errorMarker: '"error"',
+  inBandError: (events) => firstError(events, nestedError),
+  startsAnswer: (events) => ANSWER_START.test(events),
+}
+
 const STREAM_ENDPOINT = ':streamGenerateContent'
 
 /** Gemini `generateContent`: the model is named in the path (`models/{model}:generateContent`). */
@@ -54,7 +69,8 @@ export const geminiDialect: DialectSpec = {
   // Gemini repeats running totals: a stream's usage is its last chunk's `usageMetadata`.
   usage: { fromJson: jsonUsage, jsonField: 'usageMetadata', fromStream: lastEventUsage(jsonUsage) },
   // The last chunk of a complete answer carries its `finishReason`.
-  terminator: endpointTerminator(/:streamGenerateContent$/, '"finishReason"'),
+  stream: endpointStream(/:streamGenerateContent$/, GENERATE_STREAM),
+  providerError: nestedError,
   terminalEvent,
   assemble: patternAssembler(new RegExp(`"text":${JSON_STRING}`, 'g'), /"finishReason":"([^"]+)"/g),
   model: bodyOrPathModel,

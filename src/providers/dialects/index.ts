@@ -25,7 +25,7 @@ const NATIVE = DIALECT_SPECS.native
  * treated as `native`: nothing is read from or checked in its answers.
  *
  * @example
- * dialectOf('anthropic').terminator('/v1/messages') // 'event: message_stop'
+ * dialectOf('anthropic').stream('/v1/messages')?.terminator // 'event: message_stop'
  */
 export function dialectOf(dialect: Dialect): DialectSpec {
   return DIALECT_SPECS[dialect] ?? NATIVE

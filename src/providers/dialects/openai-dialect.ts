@@ -5,16 +5,18 @@ import type { Dialect } from '../types.js'
 import {
   bodyOrPathModel,
   bodyStreams,
-  endpointTerminator,
+  endpointStream,
   field,
+  firstError,
   JSON_STRING,
   lastEventUsage,
+  nestedError,
   none,
   patternAssembler,
   tokens,
   withCache,
 } from './common.js'
-import type { DialectSpec, UsageReader } from './types.js'
+import type { DialectSpec, StreamGrammar, UsageReader } from './types.js'
 
 const OUTPUT_CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'] as const
 
@@ -61,14 +63,30 @@ function openaiOutputCap(body: unknown): number | undefined {
   return cap
 }
 
-// Chat Completions ends with `[DONE]`; other streams (the Responses API, which ends without it) are not checked.
-const chatTerminator = endpointTerminator(/\/chat\/completions$/, 'data: [DONE]')
+// The first chunk names the role with empty content; the answer starts with text, a refusal, reasoning or a
+// tool call, or with the finish of an empty answer.
+const CHAT_ANSWER_START =
+  /"(?:content|refusal|reasoning_content|reasoning)":\s*"(?!")|"(?:tool_calls|function_call)":\s*[[{]|"finish_reason":\s*"/
+
+/** Chat Completions streams, which end with `[DONE]` after the chunk with the finish reason. */
+export const CHAT_STREAM: StreamGrammar = {
+  terminator: 'data: [DONE]',
+  finish: '"finish_reason":"',
+  closing: 'data: [DONE]\n\n',
+  errorMarker: '"error"',
+  inBandError: (events) => firstError(events, nestedError),
+  startsAnswer: (events) => CHAT_ANSWER_START.test(events),
+}
+
+// Other streams (the Responses API, which ends without `[DONE]`) are neither checked nor held.
+const chatStream = endpointStream(/\/chat\/completions$/, CHAT_STREAM)
 
 export const openaiDialect: DialectSpec = {
   name: 'openai',
   codec: undefined,
   usage: OPENAI_USAGE,
-  terminator: chatTerminator,
+  stream: chatStream,
+  providerError: nestedError,
   terminalEvent: openaiTerminalEvent,
   assemble: patternAssembler(
     new RegExp(`"delta":\\{[^{}]*?"content":${JSON_STRING}`, 'g'),
@@ -91,7 +109,8 @@ export function opaqueDialect(name: Dialect): DialectSpec {
     name,
     codec: undefined,
     usage: OPENAI_USAGE,
-    terminator: none,
+    stream: none,
+    providerError: nestedError,
     terminalEvent: none,
     assemble: none,
     model: bodyOrPathModel,

@@ -9,8 +9,3 @@ import { dialectOf } from './index.js'
 export function terminalEvent(dialect: Dialect, error: GatewayError): string | undefined {
   return dialectOf(dialect).terminalEvent(error)
 }
-
-/** The text a complete stream from this endpoint ends with, when it is known; see `DialectSpec.terminator`. */
-export function streamTerminator(dialect: Dialect, path: string): string | undefined {
-  return dialectOf(dialect).terminator(path)
-}

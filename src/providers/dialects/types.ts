@@ -35,7 +35,7 @@ export interface StreamStep {
  */
 export interface StreamTranslator {
   push(event: SSEEvent): StreamStep
-  /** True once the provider's terminal marker arrived (Anthropic `message_stop`, Gemini's last `finishReason`). */
+  /** True once the provider finished the answer (Anthropic's stop reason or `message_stop`, Gemini's last `finishReason`). */
   readonly complete: boolean
   /** Chunks owed at the end of a complete stream: the usage chunk when `includeUsage` was asked for. */
   finish(): ChatCompletionChunk[]
@@ -83,6 +83,35 @@ export interface UsageReader {
   fromStream(sseText: string): Usage | undefined
 }
 
+/** A provider's own error, as its dialect reports it in an error body or an `error` event. */
+export interface ProviderError {
+  /** The dialect's type or code: `context_length_exceeded`, `overloaded_error`, `RESOURCE_EXHAUSTED`. */
+  readonly type: string | undefined
+  readonly message: string | undefined
+}
+
+/**
+ * What the gateway reads in the event stream of an endpoint it knows. The markers are fixed text found by
+ * native search in every batch of whole events; only batches that hold one are decoded and read further.
+ */
+export interface StreamGrammar {
+  /** Text of the last event of a complete stream (`data: [DONE]`, `event: message_stop`). */
+  readonly terminator: string
+  /**
+   * Text only an answer the provider finished carries (a finish or stop reason). A body that ended cleanly
+   * after it is complete even when its terminator never came.
+   */
+  readonly finish: string
+  /** What such a stream is given in place of its terminator; none when the finish is the terminator. */
+  readonly closing: string | undefined
+  /** Text every in-band error event carries; `inBandError` reads the batches that hold it. */
+  readonly errorMarker: string
+  /** The provider's error in these whole events (an `error` event after a 200), if one is there. */
+  inBandError(events: string): ProviderError | undefined
+  /** Whether these whole events begin the answer: its first text, tool call or refusal, or its finish. */
+  startsAnswer(events: string): boolean
+}
+
 /**
  * What the gateway knows of one dialect, in one place: every part of the gateway that depends on the
  * dialect (usage and cost, stream checks, logs, cache keys, limits) asks it here, through `dialectOf`.
@@ -94,10 +123,12 @@ export interface DialectSpec {
   readonly codec: ChatCodec | undefined
   readonly usage: UsageReader
   /**
-   * The text a complete stream from this endpoint (path below the host, query allowed) ends with, when it
-   * is known. Other streams are not checked, so that a complete stream is never flagged.
+   * What the gateway reads in a stream from this endpoint (path below the host, query allowed), when it
+   * knows the endpoint. Other streams are neither checked nor held, so a complete one is never flagged.
    */
-  terminator(path: string): string | undefined
+  stream(path: string): StreamGrammar | undefined
+  /** The provider's error in an error body or an in-band error event's data, in this dialect. */
+  providerError(json: unknown): ProviderError | undefined
   /**
    * The last event of a stream that failed after it started, in this dialect, so that SDKs raise an error
    * instead of taking a cut answer for a complete one. Never a `[DONE]`; none for dialects without an

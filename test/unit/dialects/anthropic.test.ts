@@ -905,6 +905,12 @@ describe('anthropicCodec.streamTranslator', () => {
     usage: usage(prompt, completionTokens, cached),
   })
 
+  function withoutMessageStop(sse: string): string {
+    const cut = sse.replace(/event: message_stop\r?\ndata: [^\n]*\r?\n\r?\n/, '')
+    if (cut === sse) throw new Error('the recorded stream has no message_stop to take out')
+    return cut
+  }
+
   const cases: {
     name: string
     sse: string
@@ -916,6 +922,13 @@ describe('anthropicCodec.streamTranslator', () => {
     {
       name: 'a text answer; ping says nothing',
       sse: recorded.textStream,
+      chunks: [role, content('Hello'), content('! How can I help?'), finish('stop')],
+      complete: true,
+      usage: usageChunk(125, 15, 100),
+    },
+    {
+      name: 'a text answer that ends cleanly after its stop reason, without message_stop, is whole',
+      sse: withoutMessageStop(recorded.textStream),
       chunks: [role, content('Hello'), content('! How can I help?'), finish('stop')],
       complete: true,
       usage: usageChunk(125, 15, 100),

@@ -25,7 +25,7 @@ describe('dialectOf()', () => {
     ['cohere', '/v2/chat', undefined],
     ['native', '/v1/chat/completions', undefined],
   ] as const)('knows the terminator of a %s stream from %s', (dialect, path, terminator) => {
-    expect(dialectOf(dialect).terminator(path)).toBe(terminator)
+    expect(dialectOf(dialect).stream(path)?.terminator).toBe(terminator)
   })
 
   it('ends a failed stream in the dialect’s own error event, or not at all', () => {
@@ -203,7 +203,9 @@ describe('a custom provider declaring its dialect', () => {
     mock.reset()
     mock.enqueue({
       headers: { 'content-type': 'text/event-stream' },
-      body: 'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":5,"output_tokens":1}}}\n\n',
+      body:
+        'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":5,"output_tokens":1}}}\n\n' +
+        'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}\n\n',
     })
     const gateway = gatewayFor()
     const ends: string[] = []

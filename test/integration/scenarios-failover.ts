@@ -1,0 +1,301 @@
+import { expect, it, onTestFinished } from 'vitest'
+import type { RequestEndEvent, UpstreamRetryEvent } from '../../src/events.js'
+import type { MockScript } from '../../src/testing/index.js'
+import { startFaultServer } from '../helpers/fault-server.js'
+import { send } from '../helpers/http.js'
+import { chat, type World } from './scenarios.js'
+
+const CHAT_PATH = '/v1/chat/completions'
+const MESSAGES_PATH = '/v1/messages'
+
+/** A universal request: OpenAI chat first, Anthropic messages as the fallback; both on the mock. */
+function openaiThenAnthropic(text: string, stream: boolean, headers: Record<string, string> = {}) {
+  return [
+    { provider: 'openai', endpoint: 'chat/completions', headers, query: chat(text, { stream }) },
+    {
+      provider: 'anthropic',
+      endpoint: 'v1/messages',
+      headers: {},
+      query: { model: 'claude', max_tokens: 50, stream, messages: [{ role: 'user', content: text }] },
+    },
+  ]
+}
+
+function callsTo(world: World, path: string): number {
+  return world.mock.calls.filter((call) => call.path === path).length
+}
+
+/** Records what the gateway says about each attempt and each request's end. */
+function watch(world: World) {
+  const retries: UpstreamRetryEvent[] = []
+  const ends: RequestEndEvent[] = []
+  world.gateway?.events.on('upstream:retry', (event) => retries.push(event))
+  world.gateway?.events.on('request:end', (event) => ends.push(event))
+  return { retries, ends }
+}
+
+const ANTHROPIC_STREAM_END = /event: message_stop\ndata: \{"type":"message_stop"\}\n\n$/
+const OPENAI_STREAM_END = /data: \[DONE\]\n\n$/
+
+/**
+ * Provider failures, one row each, and what the gateway saves: the same table in every framework. Each
+ * row states what the client got and how many attempts each target saw.
+ */
+export function failoverScenarios(world: World): void {
+  it('failover: a 429 without Retry-After falls back to the next target at once by default', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ status: 429 })
+    const url = await world.start()
+    const seen = watch(world)
+    const res = await send(`${url}/ai`, { body: openaiThenAnthropic('busy', false) })
+    expect(res.status).toBe(200)
+    expect(res.headers['cf-aig-step']).toBe('1')
+    expect([callsTo(world, CHAT_PATH), callsTo(world, MESSAGES_PATH)]).toEqual([1, 1])
+    expect(seen.retries).toEqual([
+      expect.objectContaining({ action: 'fallback', failureClass: 'rate_limited', status: 429 }),
+    ])
+  })
+
+  it('failover: a 500 once is retried on the same target, and the client never sees it', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ status: 500 })
+    const url = await world.start({ retries: { maxAttempts: 2, delayMs: 0 } })
+    const seen = watch(world)
+    const res = await send(`${url}/ai/openai/chat/completions`, { body: chat('once') })
+    expect(res.status).toBe(200)
+    expect(res.json()).toMatchObject({ choices: [{ message: { content: 'mock reply to: once' } }] })
+    expect(callsTo(world, CHAT_PATH)).toBe(2)
+    expect(seen.retries).toEqual([
+      expect.objectContaining({ action: 'retry', failureClass: 'server_error', attempt: 1 }),
+    ])
+  })
+
+  it('failover: a persistent 503 uses the target’s attempts, then the next target answers', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ status: 503 }, { status: 503 })
+    const url = await world.start({ retries: { maxAttempts: 2, delayMs: 0 } })
+    const res = await send(`${url}/ai`, { body: openaiThenAnthropic('down', false) })
+    expect(res.status).toBe(200)
+    expect(res.json()).toMatchObject({ type: 'message', content: [{ text: 'mock reply to: down' }] })
+    expect([callsTo(world, CHAT_PATH), callsTo(world, MESSAGES_PATH)]).toEqual([2, 1])
+  })
+
+  it('failover: a connection reset before the headers is a network failure, retried', async () => {
+    world.mock.reset()
+    let calls = 0
+    const fault = await startFaultServer((_request, res, socket) => {
+      calls++
+      if (calls === 1) {
+        socket.destroy()
+        return
+      }
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(
+        JSON.stringify({ id: 'x', object: 'chat.completion', choices: [{ message: { content: 'saved' } }] }),
+      )
+    })
+    onTestFinished(() => fault.close())
+    const url = await world.start({
+      providers: { openai: { apiKey: 'sk-stored', baseURL: `${fault.url}/v1` } },
+      retries: { maxAttempts: 2, delayMs: 0 },
+    })
+    const seen = watch(world)
+    const res = await send(`${url}/ai/openai/chat/completions`, { body: chat('reset') })
+    expect(res.status).toBe(200)
+    expect(res.json()).toMatchObject({ choices: [{ message: { content: 'saved' } }] })
+    expect(calls).toBe(2)
+    expect(seen.retries).toEqual([expect.objectContaining({ action: 'retry', failureClass: 'network' })])
+  })
+
+  it('failover: a target that never answers is not retried after its first-byte clock, but failed over', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ stallBeforeHeaders: true })
+    // Three attempts allowed for errors: a timeout still costs one clock, not three.
+    const url = await world.start({ retries: { maxAttempts: 3, delayMs: 0 } })
+    const seen = watch(world)
+    const headers = { 'cf-aig-request-timeout': '150' }
+    const res = await send(`${url}/ai`, { body: openaiThenAnthropic('silent', false, headers) })
+    expect(res.status).toBe(200)
+    expect(res.headers['cf-aig-step']).toBe('1')
+    expect([callsTo(world, CHAT_PATH), callsTo(world, MESSAGES_PATH)]).toEqual([1, 1])
+    expect(seen.retries).toEqual([
+      expect.objectContaining({
+        action: 'fallback',
+        failureClass: 'timeout',
+        reason: '2105 UPSTREAM_FIRST_BYTE_TIMEOUT',
+      }),
+    ])
+  })
+
+  it('failover: a stream whose first token is late fails over on the first-token clock, with nothing sent', async () => {
+    world.mock.reset()
+    // Headers and the role chunk at once; the answer itself would take ten seconds.
+    world.mock.enqueue({ firstTokenDelayMs: 10_000 })
+    const url = await world.start()
+    const seen = watch(world)
+    const headers = { 'cf-aig-first-token-timeout': '150' }
+    const res = await send(`${url}/ai`, { body: openaiThenAnthropic('late', true, headers) })
+    expect(res.status).toBe(200)
+    expect(res.headers['cf-aig-step']).toBe('1')
+    expect(res.text).not.toContain('chat.completion.chunk')
+    expect(res.text).toMatch(ANTHROPIC_STREAM_END)
+    expect(seen.retries).toEqual([
+      expect.objectContaining({ failureClass: 'timeout', reason: '2123 UPSTREAM_FIRST_TOKEN_TIMEOUT' }),
+    ])
+    await expect(world.mock.calls[0]?.outcome).resolves.toBe('aborted')
+  })
+
+  it('failover: a stream cut before its answer began is retried invisibly', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ cutAfterEvents: 1 })
+    const url = await world.start({ retries: { maxAttempts: 2, delayMs: 0 } })
+    const res = await send(`${url}/ai/openai/chat/completions`, { body: chat('cut early', { stream: true }) })
+    expect(res.status).toBe(200)
+    expect(res.text).toMatch(OPENAI_STREAM_END)
+    expect(res.text).not.toContain('"error"')
+    // One role chunk, not two: the cut attempt's never reached the client.
+    expect(res.text.match(/"role":"assistant"/g)).toHaveLength(1)
+    expect(callsTo(world, CHAT_PATH)).toBe(2)
+  })
+
+  it.each<[string, MockScript]>([
+    ['cut', { cutAfterEvents: 3 }],
+    ['stalled past the idle clock', { stallAfterEvents: 3 }],
+  ])('failover: a stream %s mid-answer is saved whole when held to completion', async (_name, fault) => {
+    world.mock.reset()
+    world.mock.enqueue(fault)
+    const url = await world.start({ timeouts: { idleMs: 200 } })
+    const seen = watch(world)
+    const headers = { 'cf-aig-stream-commit': 'complete' }
+    const res = await send(`${url}/ai`, { body: openaiThenAnthropic('one two three four', true, headers) })
+    expect(res.status).toBe(200)
+    expect(res.headers['cf-aig-step']).toBe('1')
+    expect(res.text).not.toContain('chat.completion.chunk')
+    expect(res.text).toMatch(ANTHROPIC_STREAM_END)
+    expect(seen.retries).toHaveLength(1)
+  })
+
+  it('failover: an in-band error event before the answer began falls back; the client never sees it', async () => {
+    world.mock.reset()
+    // Anthropic's 200, message_start, then event: error (overloaded_error), as Anthropic does.
+    world.mock.enqueue({ errorEventAfter: 1 })
+    const url = await world.start()
+    const seen = watch(world)
+    const body = [...openaiThenAnthropic('x', true)].reverse()
+    const res = await send(`${url}/ai`, { body })
+    expect(res.status).toBe(200)
+    expect(res.headers['cf-aig-step']).toBe('1')
+    expect(res.text).not.toContain('overloaded_error')
+    expect(res.text).toMatch(OPENAI_STREAM_END)
+    expect(seen.retries).toEqual([
+      expect.objectContaining({ failureClass: 'server_error', reason: '2124 UPSTREAM_STREAM_ERROR' }),
+    ])
+  })
+
+  it('failover: an in-band error event after the commit ends the stream there, as a failure', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ errorEventAfter: 5 })
+    const url = await world.start()
+    const seen = watch(world)
+    const res = await send(`${url}/ai/anthropic/v1/messages`, {
+      body: {
+        model: 'claude',
+        max_tokens: 50,
+        stream: true,
+        messages: [{ role: 'user', content: 'a b c d' }],
+      },
+    })
+    expect(res.status).toBe(200)
+    expect(res.text).toContain('event: content_block_delta')
+    expect(res.text).toMatch(/event: error\ndata: \{"type":"error","error":\{"type":"overloaded_error"/)
+    expect(res.text).not.toContain('message_stop')
+    await world.gateway?.flushLogs()
+    expect(seen.ends).toEqual([
+      expect.objectContaining({ outcome: 'error', error: expect.objectContaining({ code: 2124 }) }),
+    ])
+  })
+
+  it('failover: a stream that finished but ended without [DONE] is complete, and gets its [DONE]', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ omitTerminator: true })
+    const url = await world.start()
+    const seen = watch(world)
+    const res = await send(`${url}/ai/openai/chat/completions`, { body: chat('whole', { stream: true }) })
+    expect(res.status).toBe(200)
+    expect(res.text).toMatch(/"finish_reason":"stop".*\n\ndata: \[DONE\]\n\n$/s)
+    expect(res.text).not.toContain('"error"')
+    expect(seen.ends).toEqual([expect.objectContaining({ outcome: 'completed' })])
+  })
+
+  it('failover: a context-length refusal falls over to the next target', async () => {
+    world.mock.reset()
+    world.mock.enqueue({
+      status: 400,
+      body: {
+        error: {
+          message: "This model's maximum context length is 128000 tokens.",
+          type: 'invalid_request_error',
+          param: 'messages',
+          code: 'context_length_exceeded',
+        },
+      },
+    })
+    const url = await world.start()
+    const seen = watch(world)
+    const res = await send(`${url}/ai`, { body: openaiThenAnthropic('long', false) })
+    expect(res.status).toBe(200)
+    expect(res.headers['cf-aig-step']).toBe('1')
+    expect(seen.retries).toEqual([
+      expect.objectContaining({ action: 'fallback', failureClass: 'context_length', status: 400 }),
+    ])
+  })
+
+  it('failover: a content-policy refusal comes back as the provider said it, without asking another model', async () => {
+    world.mock.reset()
+    const refusal = {
+      error: {
+        message: 'Your request was rejected as a result of our safety system.',
+        type: 'invalid_request_error',
+        param: null,
+        code: 'content_policy_violation',
+      },
+    }
+    world.mock.enqueue({ status: 400, body: refusal })
+    const url = await world.start()
+    const seen = watch(world)
+    const res = await send(`${url}/ai`, { body: openaiThenAnthropic('refused', false) })
+    expect(res.status).toBe(400)
+    expect(res.headers['cf-aig-step']).toBe('0')
+    expect(res.json()).toEqual(refusal)
+    expect([callsTo(world, CHAT_PATH), callsTo(world, MESSAGES_PATH)]).toEqual([1, 0])
+    expect(seen.retries).toEqual([])
+  })
+
+  it('failover: fallbackOn decides which failures move on', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ status: 503 })
+    const url = await world.start({ fallbackOn: ['timeout'] })
+    const res = await send(`${url}/ai`, { body: openaiThenAnthropic('only timeouts', false) })
+    expect(res.status).toBe(503)
+    expect([callsTo(world, CHAT_PATH), callsTo(world, MESSAGES_PATH)]).toEqual([1, 0])
+  })
+
+  it('failover: the record of a request saved by a fallback names the target that answered, its usage and every attempt', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ status: 503 }, { status: 503 })
+    const url = await world.start({ retries: { maxAttempts: 2, delayMs: 0 } })
+    const res = await send(`${url}/ai`, { body: openaiThenAnthropic('count me', true) })
+    expect(res.status).toBe(200)
+    await world.gateway?.flushLogs()
+    const record = await world.gateway?.logs?.get(res.headers['cf-aig-log-id'] as string)
+    expect(record).toMatchObject({
+      provider: 'anthropic',
+      step: 1,
+      attempts: 3,
+      success: true,
+      tokensIn: expect.any(Number),
+      tokensOut: expect.any(Number),
+    })
+    expect(record?.tokensOut).toBeGreaterThan(0)
+  })
+}
