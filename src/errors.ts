@@ -63,6 +63,11 @@ export const ERRORS = {
     message: 'Provider did not start its answer in time',
   },
   UPSTREAM_STREAM_ERROR: { code: 2124, status: 502, message: 'Provider reported an error in its stream' },
+  UPSTREAM_CIRCUIT_OPEN: {
+    code: 2125,
+    status: 503,
+    message: 'Provider skipped while its circuit breaker is open',
+  },
 } as const satisfies Record<string, { code: number; status: number; message: string }>
 
 export type ErrorName = keyof typeof ERRORS

@@ -40,8 +40,8 @@ export interface UpstreamRetryEvent {
   failureClass: FailureClass | undefined
   /** Wait before the next attempt; 0 when falling back to the next target. */
   delayMs: number
-  /** `retry` (same target again) or `fallback` (next target). */
-  action: 'retry' | 'fallback'
+  /** `retry` (same target again), `fallback` (next target) or `skip` (its circuit breaker is open). */
+  action: 'retry' | 'fallback' | 'skip'
 }
 export interface RequestEndEvent {
   id: string
@@ -61,7 +61,7 @@ export interface RequestEndEvent {
 /** A store failed or timed out; the request went on by the store's failure policy. */
 export interface StoreErrorEvent {
   id: string
-  store: 'cache' | 'limit' | 'logs'
+  store: 'cache' | 'limit' | 'logs' | 'breaker'
   operation: string
   error: unknown
 }

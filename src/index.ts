@@ -89,9 +89,13 @@ export {
 } from './steps/index.js'
 export type { LimitOptions } from './steps/limit.js'
 export type { RecordOptions } from './steps/record.js'
+export { createMemoryBreakerStore, type MemoryBreakerStoreOptions } from './stores/memory-breaker.js'
 export { createMemoryCacheStore, type MemoryCacheStoreOptions } from './stores/memory-cache.js'
 export { createMemoryLimitStore, type MemoryLimitStoreOptions } from './stores/memory-limits.js'
 export type {
+  BreakerPolicy,
+  BreakerState,
+  BreakerStore,
   CacheEntry,
   CacheStore,
   LimitCallOptions,

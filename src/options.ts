@@ -7,9 +7,10 @@ import type { LogStore } from './logs/types.js'
 import { PROVIDERS } from './providers/catalog.js'
 import { isValidBaseURL } from './providers/registry.js'
 import { DIALECTS } from './providers/types.js'
+import { MAX_COMPAT_MODELS } from './routes/compat.js'
 import { MAX_CACHE_TTL, MAX_STREAM_HOLD_MS, MIN_CACHE_TTL, STREAM_COMMITS } from './settings.js'
 import type { AuthenticationOptions } from './steps/authenticate.js'
-import type { CacheStore, LimitStore } from './stores/types.js'
+import type { BreakerStore, CacheStore, LimitStore } from './stores/types.js'
 import type {
   GatewayContext,
   GatewayRequest,
@@ -148,6 +149,11 @@ export const answerCaps = z.strictObject({
 
 export const fallbackOn = z.array(z.enum(FAILURE_CLASSES))
 
+
+const COMPAT_MODEL = /^[^/\s]+\/\S+$/
+const COMPAT_MODEL_MESSAGE = "expected '{provider}/{model}'"
+const compatModel = z.string().regex(COMPAT_MODEL, COMPAT_MODEL_MESSAGE)
+
 export const retries = z.strictObject({
   /** Attempts per target for retried statuses, network failures and in-band stream errors. */
   maxAttempts: z.number().int().min(1).max(5).default(1),
@@ -241,6 +247,34 @@ const limitKey = z.union([
 
 /** Where limit counters live. */
 export const limitStore = z.custom<LimitStore>(hasMethods('consume', 'adjust'), 'expected a LimitStore')
+
+export const breakerStore = z.custom<BreakerStore>(
+  hasMethods('check', 'failure', 'success'),
+  'expected a BreakerStore',
+)
+
+/**
+ * Circuit breakers per target (provider, model and credential): after `failures` failures of the counted
+ * classes within `windowMs` a target is skipped for `openMs` (a `Retry-After` opens it for as long as the
+ * provider asks), then one probe request tests it: success closes it, failure opens it again.
+ */
+export const breakerOptions = z.strictObject({
+  failures: z.number().int().min(1).default(5),
+  windowMs: positiveMs.default(30_000),
+  openMs: positiveMs.default(30_000),
+  probeMs: positiveMs.default(10_000),
+  /** Failure classes that count: a bad request or a refusal says nothing of a target's health. */
+  on: z.array(z.enum(FAILURE_CLASSES)).default(['server_error', 'timeout', 'network', 'rate_limited']),
+  /**
+   * When every target of a request is open: `try` the last one anyway (a lone target is never refused for
+   * its breaker), or `refuse` at once with 503 (code 2125) and `Retry-After`.
+   */
+  whenAllOpen: z.enum(['try', 'refuse']).default('try'),
+  /** Where breaker state lives: share one (`createRedisBreakerStore`) across instances. Default: in memory. */
+  store: breakerStore.optional(),
+  /** Longest wait for the store; past it the breaker counts as closed. */
+  storeTimeoutMs: positiveMs.default(250),
+})
 
 const limitRule = z.strictObject({
   /** Names the rule in `RateLimit` headers, events and store keys. Default `rule{index}`. */
@@ -413,8 +447,30 @@ export const gatewayOptionsSchema = z.strictObject({
    * `content_policy` by default, which comes back to the caller as the provider said it.
    */
   fallbackOn: fallbackOn.default([...DEFAULT_FALLBACK_ON]),
+  /**
+   * Fallback models per model on `/compat`: `{ 'openai/gpt-4o': ['anthropic/claude-sonnet-4-5'] }`. A request
+   * that names no `models` of its own gets these, tried in order after its `model`.
+   */
+  fallbacks: z
+    .record(
+      z.string(),
+      z
+        .array(compatModel)
+        .min(1)
+        .max(MAX_COMPAT_MODELS - 1),
+    )
+    .superRefine((record, ctx) => {
+      // Checked here rather than as the record's key schema, whose issue would not say what is expected.
+      for (const key of Object.keys(record)) {
+        if (!COMPAT_MODEL.test(key))
+          ctx.addIssue({ code: 'custom', path: [key], message: COMPAT_MODEL_MESSAGE })
+      }
+    })
+    .default({}),
   /** When streams are committed to the client; see `streams`. */
   streams: streams.prefault({}),
+  /** Circuit breakers per target; `false` turns them off. See `breakerOptions`. */
+  breaker: z.union([z.literal(false), breakerOptions]).prefault({}),
   /** Largest request body read, in bytes; larger requests get 413. Default 10 MiB. */
   maxBodyBytes: z
     .number()
@@ -482,7 +538,7 @@ export const gatewayOptionsSchema = z.strictObject({
   cache: cacheOptions.optional(),
   /** One rate limit or several, each refusing with 429 (code 2003) when exceeded. */
   rateLimit: limitRules.optional(),
-  /** The clock limits and cache timestamps read, in ms since the epoch. Default `Date.now`. */
+  /** The clock limits, cache timestamps and circuit breakers read, in ms since the epoch. Default `Date.now`. */
   now: z.custom<() => number>(isFunction).default(() => Date.now),
   /** Observes or replaces the response for each gateway-made error (see `ErrorHook`). Default none. */
   onError: z.custom<ErrorHook>(isFunction, 'expected a function').optional(),

@@ -26,6 +26,64 @@ export interface CompatInput {
   step: number
 }
 
+/** Most models one compat request may name: its own and its fallbacks. */
+export const MAX_COMPAT_MODELS = 8
+// A caller's own provider key travels in these on /compat; it belongs to the first model's provider only.
+const CALLER_KEY_HEADERS = ['authorization', 'x-api-key', 'x-goog-api-key', 'api-key']
+
+/**
+ * A compat request's targets: its `model`, then its fallbacks, each a `{provider}/{model}` tried in turn by
+ * `forward`. The fallbacks are the body's `models` list (as OpenRouter reads it), or else the gateway's
+ * `fallbacks` option for that model. `models` itself is not sent upstream. A caller's own provider key
+ * goes to the first model's provider alone: a fallback on another provider uses its stored key.
+ */
+export function compatTargets(ctx: GatewayContext, input: CompatInput): UpstreamTarget[] {
+  const body = requireObject(input.json)
+  const models = compatModels(body, ctx.gateway.options.fallbacks)
+  if (models.length === 1) return [compatTarget(ctx, input)]
+  const { models: _sent, ...request } = body
+  const targets: UpstreamTarget[] = []
+  for (const [step, model] of models.entries()) {
+    const ownKey = step === 0 || providerOf(model) === providerOf(models[0]!)
+    const headers = ownKey ? input.headers : withoutCallerKeys(input.headers)
+    targets.push(compatTarget(ctx, { ...input, json: { ...request, model }, headers, step }))
+  }
+  return targets
+}
+
+function compatModels(body: Record<string, unknown>, fallbacks: Readonly<Record<string, string[]>>): string[] {
+  const { model, models } = body
+  if (models === undefined) {
+    const configured = typeof model === 'string' ? fallbacks[model] : undefined
+    return configured === undefined ? [model as string] : [model as string, ...configured]
+  }
+  if (
+    !Array.isArray(models) ||
+    models.length === 0 ||
+    !models.every((item) => typeof item === 'string' && item !== '')
+  ) {
+    throw new GatewayError('INVALID_REQUEST_BODY', "'models' must be a list of '{provider}/{model}' names")
+  }
+  // `model` first when given, then the list in its order, each once.
+  const named = [...new Set(typeof model === 'string' && model !== '' ? [model, ...models] : models)]
+  if (named.length > MAX_COMPAT_MODELS) {
+    throw new GatewayError('INVALID_REQUEST_BODY', `'models' may name at most ${MAX_COMPAT_MODELS} models`)
+  }
+  return named as string[]
+}
+
+function providerOf(model: string): string {
+  return model.slice(0, model.indexOf('/'))
+}
+
+function withoutCallerKeys(
+  headers: Readonly<Record<string, string | undefined>>,
+): Readonly<Record<string, string | undefined>> {
+  const kept = { ...headers }
+  for (const name of CALLER_KEY_HEADERS) delete kept[name]
+  return kept
+}
+
 /**
  * `/compat/chat/completions` and `/compat/embeddings`: `model: "{provider}/{model}"` picks the provider.
  * OpenAI-compatible providers get the body as it came with the prefix taken off `model`; Anthropic and

@@ -2,10 +2,11 @@ import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dispatcher } from 'undici'
 import { type ErrorName, GatewayError, toGatewayError } from '../errors.js'
-import { notify } from '../events.js'
+import { notify, type UpstreamRetryEvent } from '../events.js'
 import { parseJsonBody } from '../json.js'
 import {
   answerCaps,
+  breakerOptions,
   fallbackOn,
   type GatewayOptions,
   parseWith,
@@ -15,9 +16,12 @@ import {
   timeouts,
 } from '../options.js'
 import { dialectOf } from '../providers/dialects/index.js'
+import { createMemoryBreakerStore } from '../stores/memory-breaker.js'
+import type { BreakerState } from '../stores/types.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext, GatewayResponse, Step } from '../types.js'
 import { type CommitRule, readAll } from '../upstream/body.js'
+import { type Breakers, checkBreaker, reportAttempt } from '../upstream/breaker.js'
 import { type AttemptClocks, callUpstream, type Transport, waitOnUpstream } from '../upstream/call.js'
 import {
   classOfAnswer,
@@ -26,7 +30,7 @@ import {
   type FailureClass,
   statusDecidesClass,
 } from '../upstream/failure.js'
-import { retryDelay, retryPolicy } from '../upstream/retry.js'
+import { parseRetryAfter, retryDelay, retryPolicy } from '../upstream/retry.js'
 import { translateResponse } from '../upstream/translate.js'
 import { watchUsage } from '../usage.js'
 
@@ -46,6 +50,8 @@ export interface ForwardOptions
   > {
   timeouts?: GatewayOptions['timeouts']
   retries?: GatewayOptions['retries']
+  /** Circuit breakers per target, as the gateway's `breaker` option; `false` turns them off. */
+  breaker?: GatewayOptions['breaker']
   dispatcher?: Dispatcher
 }
 
@@ -54,6 +60,7 @@ interface ForwardSettings {
   readonly retries: ResolvedOptions['retries']
   readonly fallbackOn: ReadonlySet<FailureClass>
   readonly streams: ResolvedOptions['streams']
+  readonly breakers: Breakers | undefined
   readonly caps: Omit<Transport, 'dispatcher'>
   readonly dispatcher: Dispatcher | undefined
 }
@@ -85,6 +92,7 @@ export function forward(options: ForwardOptions = {}): Step {
       parseWith(fallbackOn, options.fallbackOn ?? DEFAULT_FALLBACK_ON, 'forward() options (fallbackOn)'),
     ),
     streams: parseWith(streams, options.streams ?? {}, 'forward() options (streams)'),
+    breakers: resolveBreakers(options.breaker),
     caps: parseWith(
       answerCaps,
       {
@@ -101,10 +109,20 @@ export function forward(options: ForwardOptions = {}): Step {
     if (targets.length === 0) throw new GatewayError('INTERNAL', 'no upstream target was resolved')
     const deadlineAt = ctx.startedAt + settings.timeouts.totalMs
     const waited = { ms: 0 }
+    const { breakers } = settings
     let last: { target: UpstreamTarget; failure: Failure } | undefined
-    for (const target of targets) {
+    let skipped: { target: UpstreamTarget; failure: GatewayError } | undefined
+    for (const [index, target] of targets.entries()) {
+      const checking = breakers === undefined ? CLOSED : checkBreaker(ctx, breakers, target)
+      const checked = checking instanceof Promise ? await checking : checking
+      if (checked.state === 'open' && skips(breakers!, index === targets.length - 1, last)) {
+        const failure = circuitOpen(target, checked.retryInMs)
+        notifyRetry(ctx, target, { ok: false, failure, failureClass: undefined, attempts: 0 }, 0, 'skip')
+        skipped ??= { target, failure }
+        continue
+      }
       if (last !== undefined) discard(last.failure)
-      const outcome = await tryTarget(ctx, settings, target, deadlineAt, waited)
+      const outcome = await tryTarget(ctx, settings, target, deadlineAt, waited, checked)
       if (outcome.ok) {
         ctx.response = await answer(ctx, target, outcome.response)
         return
@@ -113,12 +131,45 @@ export function forward(options: ForwardOptions = {}): Step {
       if (!fallsBack(settings, outcome)) break
       if (target !== targets.at(-1)) notifyRetry(ctx, target, outcome, 0, 'fallback')
     }
+    // Nothing was tried: every target's breaker is open.
+    last ??= skipped
     if (last === undefined) throw new GatewayError('INTERNAL')
     if (last.failure instanceof GatewayError) {
       markStep(ctx, last.target)
       throw last.failure
     }
     ctx.response = await answer(ctx, last.target, last.failure)
+  }
+}
+
+const CLOSED: BreakerState = { state: 'closed', failing: false }
+
+/**
+ * Whether a target whose breaker is open is skipped: always, except that with `whenAllOpen: 'try'` the
+ * last target is tried when no other was, so a request is never refused for its breakers alone.
+ */
+function skips(breakers: Breakers, isLast: boolean, tried: unknown): boolean {
+  return !isLast || breakers.whenAllOpen === 'refuse' || tried !== undefined
+}
+
+function circuitOpen(target: UpstreamTarget, retryInMs: number): GatewayError {
+  const seconds = Math.max(1, Math.ceil(retryInMs / 1000))
+  const name = target.model === undefined ? target.provider.spec.id : `${target.provider.spec.id} ${target.model}`
+  return new GatewayError('UPSTREAM_CIRCUIT_OPEN', `${name} may be tried again in ${seconds} s`, {
+    headers: { 'retry-after': String(seconds) },
+  })
+}
+
+function resolveBreakers(option: GatewayOptions['breaker']): Breakers | undefined {
+  if (option === false) return undefined
+  const resolved = parseWith(breakerOptions, option ?? {}, 'forward() options (breaker)')
+  const { failures, windowMs, openMs, probeMs } = resolved
+  return {
+    store: resolved.store ?? createMemoryBreakerStore(),
+    policy: { failures, windowMs, openMs, probeMs },
+    counts: new Set(resolved.on),
+    whenAllOpen: resolved.whenAllOpen,
+    storeTimeoutMs: resolved.storeTimeoutMs,
   }
 }
 
@@ -136,8 +187,11 @@ async function tryTarget(
   target: UpstreamTarget,
   deadlineAt: number,
   waited: { ms: number },
+  checked: BreakerState,
 ): Promise<Outcome> {
   const policy = retryPolicy(options.retries, target.policy)
+  const { breakers } = options
+  let breaker = checked
   const clocks: AttemptClocks = {
     firstByteMs: target.policy.requestTimeoutMs ?? options.timeouts.firstByteMs,
     idleMs: options.timeouts.idleMs,
@@ -153,7 +207,10 @@ async function tryTarget(
     let retried: boolean
     try {
       const response = await callUpstream(ctx, target, transport, clocks, attempt)
-      if (response.status < 400) return { ok: true, response }
+      if (response.status < 400) {
+        if (breakers !== undefined) reportAttempt(ctx, breakers, target, breaker, { ok: true })
+        return { ok: true, response }
+      }
       ;({ failure, failureClass } = await classifyAnswer(ctx, target, response))
       retried = policy.statuses.includes(response.status)
       retryAfter = response.headers['retry-after']
@@ -161,6 +218,12 @@ async function tryTarget(
       failure = toGatewayError(error)
       failureClass = classOfError(failure)
       retried = failureClass !== undefined
+    }
+    if (breakers !== undefined) {
+      const retryAfterMs = parseRetryAfter(retryAfter)
+      reportAttempt(ctx, breakers, target, breaker, { ok: false, failureClass, retryAfterMs })
+      // Counted now: a later success on this target has failures to clear.
+      breaker = { state: 'closed', failing: true }
     }
     const budget = failureClass === 'timeout' ? policy.timeoutAttempts : policy.maxAttempts
     const failed: TargetFailure = { ok: false, failure, failureClass, attempts: attempt }
@@ -244,6 +307,12 @@ function markStep(ctx: GatewayContext, target: UpstreamTarget): void {
   ctx.state.target = target
   ctx.metrics.provider = target.provider.spec.id
   if (ctx.surface.kind === 'universal') ctx.responseHeaders['cf-aig-step'] = String(target.step)
+  else if ((ctx.state.targets?.length ?? 0) > 1) {
+    // A fallback chain: which of its models answered.
+    ctx.responseHeaders['cf-aig-step'] = String(target.step)
+    ctx.responseHeaders['cf-aig-provider'] = target.provider.spec.id
+    if (target.model !== undefined) ctx.responseHeaders['cf-aig-model'] = target.model
+  }
 }
 
 /** A failed answer that will not be sent: cancel its body so the connection is released, not pinned. */
@@ -258,7 +327,7 @@ function notifyRetry(
   target: UpstreamTarget,
   { failure, failureClass, attempts }: TargetFailure,
   delayMs: number,
-  action: 'retry' | 'fallback',
+  action: UpstreamRetryEvent['action'],
 ): void {
   const isError = failure instanceof GatewayError
   notify(ctx.gateway.events, 'upstream:retry', {

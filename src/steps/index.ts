@@ -52,6 +52,7 @@ export function builtInSteps(options: Partial<ResolvedOptions> = {}, services: B
       retries: options.retries,
       fallbackOn: options.fallbackOn,
       streams: options.streams,
+      breaker: options.breaker,
       maxResponseBytes: options.maxResponseBytes,
       maxStreamBytes: options.maxStreamBytes,
       maxEventBytes: options.maxEventBytes,

@@ -1,5 +1,5 @@
 import { GatewayError } from '../errors.js'
-import { compatTarget } from '../routes/compat.js'
+import { compatTargets } from '../routes/compat.js'
 import { attachStoredKeys } from '../routes/credentials.js'
 import { passthroughTargets } from '../routes/passthrough.js'
 import { universalTargets } from '../routes/universal.js'
@@ -14,15 +14,13 @@ export function route(): Step {
     } else if (surface.kind === 'compat') {
       const json = await readJson(ctx, 'INVALID_REQUEST_BODY')
       const { headers } = ctx.request
-      ctx.state.targets = [
-        compatTarget(ctx, {
-          operation: surface.operation,
-          json,
-          headers,
-          policy: ctx.state.settings?.target ?? {},
-          step: 0,
-        }),
-      ]
+      ctx.state.targets = compatTargets(ctx, {
+        operation: surface.operation,
+        json,
+        headers,
+        policy: ctx.state.settings?.target ?? {},
+        step: 0,
+      })
     } else {
       ctx.state.targets = universalTargets(ctx, await readJson(ctx, 'INVALID_UNIVERSAL_REQUEST'))
       ctx.responseHeaders['cf-aig-step'] = '0'

@@ -96,3 +96,47 @@ export interface LimitStore {
   /** Releases what the store holds. Optional; called by the gateway only on stores it made (see `CacheStore.close`). */
   close?(): MaybePromise<void>
 }
+
+/** How a circuit breaker trips and recovers: the same for every target, passed with every call. */
+export interface BreakerPolicy {
+  /** Failures within `windowMs` that open the breaker. */
+  readonly failures: number
+  readonly windowMs: number
+  /** How long an open breaker keeps its target skipped before one probe may test it. */
+  readonly openMs: number
+  /** How long the one probe of a half-open breaker has to report before another caller may probe. */
+  readonly probeMs: number
+}
+
+/**
+ * What a breaker says of its target:
+ * - `closed`: call it. `failing` says failures are counted in the current window, so a success should
+ *   be reported to clear them (a store may answer false when it cannot tell cheaply: then successes are
+ *   not reported, and the count simply ages out with its window).
+ * - `probe`: the breaker was open and its time is up: this caller, and no other, may test the target.
+ * - `open`: skip the target; it may be tried again in `retryInMs`.
+ */
+export type BreakerState =
+  | { readonly state: 'closed'; readonly failing: boolean }
+  | { readonly state: 'probe' }
+  | { readonly state: 'open'; readonly retryInMs: number }
+
+/**
+ * Circuit breakers per target (a provider, model and credential, as an opaque key), shared by every
+ * instance that shares the store. Calls must be atomic across instances: two callers of a half-open
+ * breaker never both get `probe` (until `probeMs` passed without a report).
+ */
+export interface BreakerStore {
+  /** Whether `key`'s target may be called at `now` (ms since the epoch). */
+  check(key: string, policy: BreakerPolicy, now: number): MaybePromise<BreakerState>
+  /**
+   * A call to `key` failed. Counts it in the window, opening the breaker at `policy.failures`; a failed
+   * probe opens it again at once; `openForMs` (from a provider's `Retry-After`) opens it at once for at
+   * least that long. Answers the state after the call.
+   */
+  failure(key: string, policy: BreakerPolicy, now: number, openForMs?: number): MaybePromise<BreakerState>
+  /** A call to `key` succeeded: its counted failures are forgotten, and a half-open breaker closes. */
+  success(key: string, policy: BreakerPolicy, now: number): MaybePromise<void>
+  /** Releases what the store holds. Optional; called by the gateway only on stores it made (see `CacheStore.close`). */
+  close?(): MaybePromise<void>
+}

@@ -1,7 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { CacheEntry, CacheStore, LimitStore, LimitWindow, MaybePromise } from '../stores/types.js'
+import type {
+  BreakerPolicy,
+  BreakerState,
+  BreakerStore,
+  CacheEntry,
+  CacheStore,
+  LimitStore,
+  LimitWindow,
+  MaybePromise,
+} from '../stores/types.js'
 
 /** Optional hooks for a conformance suite. */
 export interface ConformanceHooks {
@@ -399,5 +408,238 @@ function slidingLimitCases(makeStore: () => MaybePromise<LimitStore>): void {
     await store.consume(key, 2, window(2), NOON + 59_000)
     expect((await store.consume(key, 1, window(2), NOON + MINUTE + 1000)).allowed).toBe(false)
     expect((await store.consume(key, 1, window(2), NOON + MINUTE + 59_000)).allowed).toBe(true)
+  })
+}
+
+/** The policy of most breaker cases: 3 failures within a minute open a breaker for a minute. */
+const BREAKER: BreakerPolicy = { failures: 3, windowMs: MINUTE, openMs: MINUTE, probeMs: MINUTE }
+/** An open period (or probe lease, or window) short enough for a case to see it end. */
+const BRIEF_MS = 5
+/** Bounds the waits for a brief period to end, so a store that never lets it end fails in seconds. */
+const MAX_ROUNDS = 40
+const MAX_PAUSE_MS = 250
+
+/**
+ * Calls `round` until `done` accepts what it answered, pausing `pauseMs(answer)` between calls, and returns
+ * that answer. A store that counts time by the caller's `now` is given a `now` at which the period has
+ * already ended, and answers on the first round; one that keeps its own clock (Redis's, read in its
+ * scripts) gets there once that clock has moved on. Only a condition ends the wait, never a time, so a
+ * slow machine just takes more rounds.
+ */
+async function waitUntil<T>(
+  round: () => Promise<T>,
+  done: (answer: T) => boolean,
+  pauseMs: (answer: T) => number,
+): Promise<T> {
+  let answer = await round()
+  for (let rounds = 1; !done(answer); rounds++) {
+    if (rounds >= MAX_ROUNDS)
+      throw new Error(`still waiting after ${rounds} rounds: ${JSON.stringify(answer)}`)
+    await sleep(Math.min(MAX_PAUSE_MS, Math.max(1, Math.ceil(pauseMs(answer)) + 1)))
+    answer = await round()
+  }
+  return answer
+}
+
+/**
+ * Checks `key` with `count` calls at once, again and again until one of a round is not `open`, and returns
+ * that round's answers: the round in which a half-open breaker hands out its probe. `at` is a `now` at which
+ * the open period (or the probe's lease) has ended.
+ */
+function untilNotOpen(
+  store: BreakerStore,
+  key: string,
+  policy: BreakerPolicy,
+  at: number,
+  count = 1,
+): Promise<BreakerState[]> {
+  return waitUntil(
+    () => Promise.all(Array.from({ length: count }, () => store.check(key, policy, at))),
+    (answers) => answers.some((answer) => answer.state !== 'open'),
+    (answers) => Math.min(...answers.map((answer) => (answer.state === 'open' ? answer.retryInMs : 0))),
+  )
+}
+
+function expectOpen(state: BreakerState, atLeastMs: number, atMostMs: number): void {
+  expect(state.state, JSON.stringify(state)).toBe('open')
+  const { retryInMs } = state as { retryInMs: number }
+  expect(retryInMs).toBeGreaterThan(atLeastMs)
+  expect(retryInMs).toBeLessThanOrEqual(atMostMs)
+}
+
+/**
+ * Registers a vitest `describe` block with the tests every `BreakerStore` must pass: counting failures in a
+ * window, opening at the threshold, one probe at a time once the open period is over (also among concurrent
+ * checks), a probe's success closing and its failure re-opening, a probe that never reports, `openForMs`
+ * (a provider's `Retry-After`), and keys kept apart. Call it at the top level of a vitest test file;
+ * `makeStore` runs once per test and keys are random.
+ *
+ * Every case passes an explicit `now`, so a store that measures time by it never waits. A store may measure
+ * time by a clock of its own instead (the Redis store uses the server's): the few cases that must see a
+ * period end use one of a few milliseconds and check again, on the store's own `retryInMs`, until it has;
+ * every other assertion holds however long the calls take.
+ *
+ * @example
+ * // test/my-breakers.test.ts
+ * import { breakerStoreConformance } from 'ai-gateway-middleware/testing/conformance'
+ * breakerStoreConformance('my breakers', () => createMyBreakerStore(client), { afterAll: () => client.quit() })
+ */
+export function breakerStoreConformance(
+  name: string,
+  makeStore: () => MaybePromise<BreakerStore>,
+  hooks: ConformanceHooks = {},
+): void {
+  describe(`${name}: BreakerStore conformance`, () => {
+    if (hooks.afterAll !== undefined) afterAll(hooks.afterAll)
+
+    /** Opens `key` for a brief period, as a provider's short `Retry-After` does. Returns when it ends. */
+    async function openBriefly(store: BreakerStore, key: string, policy: BreakerPolicy): Promise<number> {
+      expectOpen(await store.failure(key, policy, NOON, BRIEF_MS), 0, BRIEF_MS)
+      return NOON + BRIEF_MS
+    }
+
+    it('is closed, with nothing failing, for a key it has never seen', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-new')
+      expect(await store.check(key, BREAKER, NOON)).toEqual({ state: 'closed', failing: false })
+      await store.success(key, BREAKER, NOON)
+      expect(await store.check(key, BREAKER, NOON)).toEqual({ state: 'closed', failing: false })
+    })
+
+    it('stays closed below the threshold, saying failures are counted', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-below')
+      expect(await store.failure(key, BREAKER, NOON)).toEqual({ state: 'closed', failing: true })
+      expect(await store.failure(key, BREAKER, NOON + 1000)).toEqual({ state: 'closed', failing: true })
+      expect(await store.check(key, BREAKER, NOON + 2000)).toEqual({ state: 'closed', failing: true })
+    })
+
+    it('forgets the counted failures on a success', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-success')
+      await store.failure(key, BREAKER, NOON)
+      await store.failure(key, BREAKER, NOON + 1000)
+      await store.success(key, BREAKER, NOON + 2000)
+      expect(await store.check(key, BREAKER, NOON + 3000)).toEqual({ state: 'closed', failing: false })
+      expect(await store.failure(key, BREAKER, NOON + 4000)).toEqual({ state: 'closed', failing: true })
+      expect(await store.failure(key, BREAKER, NOON + 5000)).toEqual({ state: 'closed', failing: true })
+      expect((await store.failure(key, BREAKER, NOON + 6000)).state).toBe('open')
+    })
+
+    it('opens when the failures reach the threshold, for openMs, and keeps every check out meanwhile', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-open')
+      await store.failure(key, BREAKER, NOON)
+      await store.failure(key, BREAKER, NOON + 1000)
+      expectOpen(await store.failure(key, BREAKER, NOON + 2000), 0, MINUTE)
+      for (let i = 1; i <= 5; i++) expectOpen(await store.check(key, BREAKER, NOON + 2000 + i), 0, MINUTE)
+    })
+
+    it('counts failures within windowMs: older ones no longer count', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-window')
+      const policy: BreakerPolicy = { ...BREAKER, failures: 2, windowMs: BRIEF_MS }
+      await store.failure(key, policy, NOON)
+      // The window has ended once the failure is no longer counted.
+      await waitUntil(
+        () => Promise.resolve(store.check(key, policy, NOON + BRIEF_MS)),
+        (state) => state.state === 'closed' && !state.failing,
+        () => BRIEF_MS,
+      )
+      expect(await store.failure(key, policy, NOON + BRIEF_MS)).toEqual({ state: 'closed', failing: true })
+    })
+
+    it('gives one probe once openMs has passed, and keeps every other check out while it runs', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-probe')
+      const policy: BreakerPolicy = { ...BREAKER, openMs: BRIEF_MS }
+      for (const offset of [0, 1, 2]) await store.failure(key, policy, NOON + offset)
+      const at = NOON + 2 + BRIEF_MS
+      expect(await untilNotOpen(store, key, policy, at)).toEqual([{ state: 'probe' }])
+      for (let i = 1; i <= 5; i++) expectOpen(await store.check(key, policy, at + i), 0, policy.probeMs)
+    })
+
+    it('gives exactly one probe among 10 concurrent checks of a half-open breaker', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-concurrent')
+      const at = await openBriefly(store, key, BREAKER)
+      const answers = await untilNotOpen(store, key, BREAKER, at, 10)
+      expect(answers.filter((answer) => answer.state === 'probe')).toHaveLength(1)
+      for (const answer of answers.filter((each) => each.state !== 'probe')) {
+        expectOpen(answer, 0, BREAKER.probeMs)
+      }
+    })
+
+    it('closes when the probe succeeds, forgetting the failures that opened it', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-probe-success')
+      const policy: BreakerPolicy = { ...BREAKER, openMs: BRIEF_MS }
+      for (const offset of [0, 1, 2]) await store.failure(key, policy, NOON + offset)
+      const at = NOON + 2 + BRIEF_MS
+      expect(await untilNotOpen(store, key, policy, at)).toEqual([{ state: 'probe' }])
+      await store.success(key, policy, at + 1)
+      expect(await store.check(key, policy, at + 2)).toEqual({ state: 'closed', failing: false })
+      // Counting starts again from nothing: two failures keep it closed, the third opens it.
+      expect(await store.failure(key, policy, at + 3)).toEqual({ state: 'closed', failing: true })
+      expect(await store.failure(key, policy, at + 4)).toEqual({ state: 'closed', failing: true })
+      expect((await store.failure(key, policy, at + 5)).state).toBe('open')
+    })
+
+    it('opens again at once, for openMs, when the probe fails', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-probe-failure')
+      const at = await openBriefly(store, key, BREAKER)
+      expect(await untilNotOpen(store, key, BREAKER, at)).toEqual([{ state: 'probe' }])
+      expectOpen(await store.failure(key, BREAKER, at + 1), MINUTE / 2, MINUTE)
+      expectOpen(await store.check(key, BREAKER, at + 2), MINUTE / 2, MINUTE)
+      expectOpen(await store.check(key, BREAKER, at + 3), MINUTE / 2, MINUTE)
+    })
+
+    it('lets another caller probe when the probe reports nothing within probeMs', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-probe-lost')
+      const policy: BreakerPolicy = { ...BREAKER, probeMs: BRIEF_MS }
+      const at = await openBriefly(store, key, policy)
+      expect(await untilNotOpen(store, key, policy, at)).toEqual([{ state: 'probe' }])
+      expect(await untilNotOpen(store, key, policy, at + BRIEF_MS)).toEqual([{ state: 'probe' }])
+    })
+
+    it('opens at once for openForMs, below the threshold and longer than openMs', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-open-for')
+      expectOpen(await store.failure(key, BREAKER, NOON, 10 * MINUTE), 9 * MINUTE, 10 * MINUTE)
+      expectOpen(await store.check(key, BREAKER, NOON + 1000), 9 * MINUTE, 10 * MINUTE)
+    })
+
+    it('never shortens a longer open period, and lengthens a shorter one, for openForMs', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-open-for-longer')
+      await store.failure(key, BREAKER, NOON, 10 * MINUTE)
+      expectOpen(await store.failure(key, BREAKER, NOON + 1000, 1000), 9 * MINUTE, 10 * MINUTE)
+      expectOpen(await store.failure(key, BREAKER, NOON + 2000), 9 * MINUTE, 10 * MINUTE)
+      expectOpen(await store.check(key, BREAKER, NOON + 3000), 9 * MINUTE, 10 * MINUTE)
+      expectOpen(await store.failure(key, BREAKER, NOON + 4000, 20 * MINUTE), 19 * MINUTE, 20 * MINUTE)
+      expectOpen(await store.check(key, BREAKER, NOON + 5000), 19 * MINUTE, 20 * MINUTE)
+    })
+
+    it('stays open when a success is reported during its open period (a call that began before)', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-late-success')
+      await store.failure(key, BREAKER, NOON, 10 * MINUTE)
+      await store.success(key, BREAKER, NOON + 1000)
+      expectOpen(await store.check(key, BREAKER, NOON + 2000), 9 * MINUTE, 10 * MINUTE)
+    })
+
+    it('keeps keys apart, including keys that share a prefix', async () => {
+      const store = await makeStore()
+      const key = freshKey('breaker-isolated')
+      const other = `${key}0`
+      for (const offset of [0, 1, 2]) await store.failure(key, BREAKER, NOON + offset)
+      expect(await store.check(other, BREAKER, NOON + 3)).toEqual({ state: 'closed', failing: false })
+      expect(await store.failure(other, BREAKER, NOON + 4)).toEqual({ state: 'closed', failing: true })
+      await store.success(other, BREAKER, NOON + 5)
+      expectOpen(await store.check(key, BREAKER, NOON + 6), 0, MINUTE)
+      expect(await store.check(other, BREAKER, NOON + 7)).toEqual({ state: 'closed', failing: false })
+    })
   })
 }

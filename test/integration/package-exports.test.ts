@@ -14,6 +14,7 @@ const EXPECTED_EXPORTS: Record<string, string[]> = {
     'compose',
     'defineProvider',
     'PROVIDERS',
+    'createMemoryBreakerStore',
     'createMemoryCacheStore',
     'createMemoryLimitStore',
     'createMemoryLogStore',
@@ -25,12 +26,18 @@ const EXPECTED_EXPORTS: Record<string, string[]> = {
   'ai-gateway-middleware/fastify': ['aiGateway', 'default'],
   'ai-gateway-middleware/testing': ['createMockProvider'],
   'ai-gateway-middleware/testing/conformance': [
+    'breakerStoreConformance',
     'cacheStoreConformance',
     'limitStoreConformance',
     'logStoreConformance',
     'secretStoreConformance',
   ],
-  'ai-gateway-middleware/redis': ['createRedisCacheStore', 'createRedisLimitStore', 'createRedisSecretStore'],
+  'ai-gateway-middleware/redis': [
+    'createRedisBreakerStore',
+    'createRedisCacheStore',
+    'createRedisLimitStore',
+    'createRedisSecretStore',
+  ],
   'ai-gateway-middleware/postgres': ['createPostgresLogStore', 'createPostgresSecretStore'],
 }
 

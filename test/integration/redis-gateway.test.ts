@@ -3,7 +3,11 @@ import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StoreErrorEvent } from '../../src/events.js'
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/index.js'
-import { createRedisCacheStore, createRedisLimitStore } from '../../src/redis/index.js'
+import {
+  createRedisBreakerStore,
+  createRedisCacheStore,
+  createRedisLimitStore,
+} from '../../src/redis/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
 import { PrivateRedis } from '../helpers/private-redis.js'
 import { chatRequest } from '../helpers/requests.js'
@@ -92,6 +96,85 @@ describe.skipIf(!REDIS_URL)('gateways sharing one Redis', () => {
       }
     }
     expect(mock.calls).toHaveLength(20)
+  })
+})
+
+describe.skipIf(!REDIS_URL)('circuit breakers shared through Redis', () => {
+  /** Three instances, each with its own connection, sharing breakers under one prefix. */
+  async function threeInstances(openMs: number): Promise<{ instances: Gateway[]; prefix: string }> {
+    const prefix = `${uniqueName('gw')}:breaker:`
+    const instances = await Promise.all(
+      [0, 1, 2].map(async () => {
+        const client = await connect(REDIS_URL!)
+        return gatewayWith({
+          providers: {
+            openai: { apiKey: 'sk-test', baseURL: `${mock.url}/v1` },
+            anthropic: { apiKey: 'sk-ant-test', baseURL: mock.url },
+          },
+          breaker: {
+            failures: 2,
+            openMs,
+            probeMs: 10_000,
+            store: createRedisBreakerStore(client, { prefix }),
+          },
+        })
+      }),
+    )
+    return { instances, prefix }
+  }
+
+  /** A compat request with a fallback; resolves with the provider that answered. */
+  async function answeredBy(gateway: Gateway, text: string): Promise<string | undefined> {
+    const response = await gateway.handle({
+      method: 'POST',
+      path: '/compat/chat/completions',
+      search: '',
+      headers: { 'content-type': 'application/json' },
+      signal: new AbortController().signal,
+      body: JSON.stringify({
+        model: 'openai/gpt-4o-mini',
+        models: ['anthropic/claude-haiku-4-5'],
+        messages: [{ role: 'user', content: text }],
+      }),
+    })
+    return response?.headers['cf-aig-provider']
+  }
+
+  const primaryCalls = () => mock.calls.filter((call) => call.path === '/v1/chat/completions').length
+
+  it('three instances: failures seen by two open the breaker for the third too', async () => {
+    mock.reset()
+    const { instances } = await threeInstances(60_000)
+    const skipped: number[] = []
+    for (const [i, gateway] of instances.entries()) {
+      gateway.events.on('upstream:retry', (event) => {
+        if (event.action === 'skip') skipped.push(i)
+      })
+    }
+    // Instances 0 and 1 each see the primary fail once: two failures in the shared window open it.
+    mock.enqueue({ status: 503 }, {})
+    expect(await answeredBy(instances[0]!, 'a')).toBe('anthropic')
+    mock.enqueue({ status: 503 }, {})
+    expect(await answeredBy(instances[1]!, 'b')).toBe('anthropic')
+    // Instance 2 never saw a failure, and skips the primary all the same.
+    expect(await answeredBy(instances[2]!, 'c')).toBe('anthropic')
+    expect(primaryCalls()).toBe(2)
+    expect(skipped).toEqual([2])
+  })
+
+  it('three instances: once the open time is over one probe tests the target, and its success closes it for all', async () => {
+    mock.reset()
+    const { instances, prefix } = await threeInstances(200)
+    const admin = await connect(REDIS_URL!)
+    mock.enqueue({ status: 503 }, {}, { status: 503 }, {})
+    await answeredBy(instances[0]!, 'a')
+    await answeredBy(instances[0]!, 'b')
+    // Open for 200 ms of Redis's clock: asked until the probe goes through to the recovered primary.
+    await eventually(async () => ((await answeredBy(instances[1]!, 'probe')) === 'openai' ? true : undefined))
+    // The probe's success is reported without holding up its answer: once it reached Redis, the breaker is
+    // gone, and every instance calls the primary again.
+    await eventually(async () => ((await admin.keys(`${prefix}*`)).length === 0 ? true : undefined))
+    for (const gateway of instances) expect(await answeredBy(gateway, 'closed')).toBe('openai')
   })
 })
 

@@ -2,11 +2,23 @@ import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis, type RedisOptions } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createRedisBreakerStore } from '../../src/redis/breaker-store.js'
 import { createRedisCacheStore } from '../../src/redis/cache-store.js'
 import { createRedisLimitStore } from '../../src/redis/limit-store.js'
 import { callStore, StoreTimeoutError } from '../../src/stores/call.js'
-import type { CacheEntry, LimitDecision, LimitWindow } from '../../src/stores/types.js'
-import { cacheStoreConformance, limitStoreConformance } from '../../src/testing/conformance.js'
+import type {
+  BreakerPolicy,
+  BreakerState,
+  BreakerStore,
+  CacheEntry,
+  LimitDecision,
+  LimitWindow,
+} from '../../src/stores/types.js'
+import {
+  breakerStoreConformance,
+  cacheStoreConformance,
+  limitStoreConformance,
+} from '../../src/testing/conformance.js'
 import { PrivateRedis } from '../helpers/private-redis.js'
 import { REDIS_URL, uniqueName } from '../helpers/services.js'
 
@@ -22,6 +34,40 @@ async function connect(options: RedisOptions = {}, url = REDIS_URL!): Promise<Re
 
 async function untilReady(client: Redis): Promise<void> {
   if (client.status !== 'ready') await once(client, 'ready')
+}
+
+/** Every key under `prefix`, by SCAN (never KEYS, which blocks a shared server). */
+async function keysUnder(client: Redis, prefix: string): Promise<string[]> {
+  const keys: string[] = []
+  let cursor = '0'
+  do {
+    const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
+    keys.push(...batch)
+    cursor = next
+  } while (cursor !== '0')
+  return keys
+}
+
+/**
+ * Checks a breaker through `stores` (10 calls at once, spread over them) until a round has an answer other
+ * than `open`, pausing for the shortest `retryInMs` between rounds: the breaker's open period is measured
+ * by the server's clock, so only a changed answer says it has ended. Bounded, so a breaker that never
+ * half-opens fails the test rather than hanging it.
+ */
+async function checkUntilHalfOpen(
+  stores: BreakerStore[],
+  key: string,
+  policy: BreakerPolicy,
+): Promise<BreakerState[]> {
+  for (let round = 0; round < 40; round++) {
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, (_, index) => stores[index % stores.length]!.check(key, policy, Date.now())),
+    )
+    const waits = answers.map((answer) => (answer.state === 'open' ? answer.retryInMs : 0))
+    if (waits.includes(0)) return answers
+    await sleep(Math.min(250, Math.min(...waits) + 1))
+  }
+  throw new Error(`breaker ${key} never half-opened`)
 }
 
 const entry: CacheEntry = {
@@ -50,6 +96,104 @@ describe.skipIf(!REDIS_URL)('redis stores', () => {
   limitStoreConformance('redis limit store', () =>
     createRedisLimitStore(client, { prefix: `${uniqueName('aigw_limit')}:` }),
   )
+
+  // Breaker keys expire on their own within minutes; the suite's are removed once it has run all the same.
+  const breakerPrefixes: string[] = []
+  breakerStoreConformance(
+    'redis breaker store',
+    () => {
+      const prefix = `${uniqueName('aigw_breaker')}:`
+      breakerPrefixes.push(prefix)
+      return createRedisBreakerStore(client, { prefix })
+    },
+    {
+      afterAll: async () => {
+        for (const prefix of breakerPrefixes) {
+          const keys = await keysUnder(admin, prefix)
+          if (keys.length > 0) await admin.del(...keys)
+        }
+      },
+    },
+  )
+
+  describe('redis breaker store', () => {
+    const policy: BreakerPolicy = { failures: 3, windowMs: 60_000, openMs: 60_000, probeMs: 30_000 }
+    const prefixes: string[] = []
+    const prefixed = (label: string) => {
+      const prefix = `${uniqueName(label)}:`
+      prefixes.push(prefix)
+      return prefix
+    }
+
+    afterAll(async () => {
+      for (const prefix of prefixes) {
+        const keys = await keysUnder(admin, prefix)
+        if (keys.length > 0) await admin.del(...keys)
+      }
+    })
+
+    it('hands exactly one probe to two instances racing on a half-open breaker', async () => {
+      const prefix = prefixed('aigw_breaker_race')
+      const [one, two] = await Promise.all([connect(), connect()])
+      const stores = [createRedisBreakerStore(one!, { prefix }), createRedisBreakerStore(two!, { prefix })]
+      // A provider's short Retry-After opens it briefly; the half-open breaker is then checked by both.
+      expect((await stores[0]!.failure('shared', policy, Date.now(), 5)).state).toBe('open')
+      const answers = await checkUntilHalfOpen(stores, 'shared', policy)
+      expect(answers.filter((answer) => answer.state === 'probe')).toHaveLength(1)
+      expect(answers.filter((answer) => answer.state === 'open')).toHaveLength(9)
+      // The probe's lease holds for both instances.
+      for (const store of stores) expect((await store.check('shared', policy, Date.now())).state).toBe('open')
+      await stores[1]!.success('shared', policy, Date.now())
+      expect(await stores[0]!.check('shared', policy, Date.now())).toEqual({
+        state: 'closed',
+        failing: false,
+      })
+    })
+
+    it('measures time by the server clock, whatever now the caller passes', async () => {
+      const prefix = prefixed('aigw_breaker_clock')
+      const store = createRedisBreakerStore(client, { prefix })
+      const hourAgo = Date.now() - 3_600_000
+      for (let i = 0; i < 3; i++) await store.failure('k', policy, hourAgo)
+      const state = await store.check('k', policy, Date.now() + 3_600_000)
+      expect(state.state).toBe('open')
+      expect((state as { retryInMs: number }).retryInMs).toBeGreaterThan(30_000)
+    })
+
+    it('writes only keys that expire: one hash per breaker, kept no longer than its state needs', async () => {
+      const prefix = prefixed('aigw_breaker_keys')
+      const store = createRedisBreakerStore(client, { prefix })
+      const now = Date.now()
+      await store.failure('counting', policy, now)
+      for (let i = 0; i < 3; i++) await store.failure('open', policy, now)
+      await store.failure('retry-after', policy, now, 120_000)
+      await store.failure('probing', policy, now, 5)
+      expect((await checkUntilHalfOpen([store], 'probing', policy)).map((answer) => answer.state)).toContain(
+        'probe',
+      )
+      await store.failure('closed-again', policy, now)
+      await store.success('closed-again', policy, now)
+      await store.check('never-failed', policy, now)
+      await store.success('never-failed', policy, now)
+
+      const keys = (await keysUnder(admin, prefix)).sort()
+      expect(keys).toEqual(['counting', 'open', 'probing', 'retry-after'].map((key) => prefix + key))
+      // Counted failures live as long as their window; a tripped breaker max(openMs, probeMs) past the end of
+      // its open period (or, once probed, of its probe's lease).
+      const longest: Record<string, number> = {
+        counting: policy.windowMs,
+        open: policy.openMs + 60_000,
+        'retry-after': 120_000 + 60_000,
+        probing: 5 + policy.probeMs + 60_000,
+      }
+      for (const key of keys) {
+        const ttl = await admin.pttl(key)
+        expect(ttl, key).toBeGreaterThan(0)
+        expect(ttl, key).toBeLessThanOrEqual(longest[key.slice(prefix.length)]!)
+      }
+      expect(await admin.type(`${prefix}open`)).toBe('hash')
+    })
+  })
 
   for (const technique of ['fixed', 'sliding'] as const) {
     it(`admits exactly the limit across three connections (${technique}, 60 against 25)`, async () => {
@@ -141,14 +285,20 @@ describe.skipIf(!REDIS_URL)('redis stores', () => {
       const prefix = `${uniqueName('aigw_outage_disconnect')}:`
       const limits = createRedisLimitStore(victim, { prefix })
       const cache = createRedisCacheStore(victim, { prefix })
+      const breakers = createRedisBreakerStore(victim, { prefix })
+      const policy: BreakerPolicy = { failures: 1, windowMs: 1000, openMs: 1000, probeMs: 1000 }
       const ended = once(victim, 'end')
       victim.disconnect()
       await ended
+      await expect(breakers.check('k', policy, Date.now())).rejects.toThrow(/not ready/)
+      await expect(breakers.failure('k', policy, Date.now())).rejects.toThrow(/not ready/)
+      await expect(breakers.success('k', policy, Date.now())).rejects.toThrow(/not ready/)
       await expect(limits.consume('k', 1, window, Date.now())).rejects.toThrow(/not ready/)
       await expect(limits.adjust('k', 'r', 1, window, Date.now())).rejects.toThrow(/not ready/)
       await expect(cache.delete('k')).rejects.toThrow(/not ready/)
       await victim.connect()
       expect((await limits.consume('k', 1, window, Date.now())).allowed).toBe(true)
+      expect((await breakers.failure('k', policy, Date.now())).state).toBe('open')
     })
   })
 })

@@ -299,3 +299,154 @@ export function failoverScenarios(world: World): void {
     expect(record?.tokensOut).toBeGreaterThan(0)
   })
 }
+
+export function compatFallbackScenarios(world: World): void {
+  const COMPAT = '/ai/compat/chat/completions'
+
+  it('failover: /compat takes fallback models from the body, as OpenRouter does; a caller key goes to its own provider only', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ status: 503 })
+    const url = await world.start()
+    const res = await send(`${url}${COMPAT}`, {
+      headers: { authorization: 'Bearer sk-caller-openai' },
+      body: chat('save me', { model: 'openai/gpt-4o-mini', models: ['anthropic/claude-sonnet-4-5'] }),
+    })
+    expect(res.status).toBe(200)
+    expect(res.json()).toMatchObject({
+      object: 'chat.completion',
+      choices: [{ message: { content: 'mock reply to: save me' } }],
+    })
+    expect(res.headers).toMatchObject({
+      'cf-aig-step': '1',
+      'cf-aig-provider': 'anthropic',
+      'cf-aig-model': 'claude-sonnet-4-5',
+    })
+    const [openai, anthropic] = world.mock.calls
+    expect(openai?.headers.authorization).toBe('Bearer sk-caller-openai')
+    expect(anthropic?.headers['x-api-key']).toBe('sk-ant-stored')
+    expect(anthropic?.headers.authorization).toBeUndefined()
+    // The list is the gateway's to read: no provider gets it.
+    expect(openai?.json).not.toHaveProperty('models')
+    expect(anthropic?.json).not.toHaveProperty('models')
+  })
+
+  it('failover: /compat uses the fallbacks option for a model when the request names none', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ stallBeforeHeaders: true })
+    const url = await world.start({
+      fallbacks: { 'openai/gpt-4o-mini': ['anthropic/claude-haiku-4-5'] },
+      timeouts: { firstByteMs: 150 },
+    })
+    const res = await send(`${url}${COMPAT}`, {
+      body: chat('plain sdk', { model: 'openai/gpt-4o-mini', stream: true }),
+    })
+    expect(res.status).toBe(200)
+    expect(res.headers['cf-aig-model']).toBe('claude-haiku-4-5')
+    expect(res.text).toContain('"object":"chat.completion.chunk"')
+    expect(res.text).toMatch(OPENAI_STREAM_END)
+    expect([callsTo(world, CHAT_PATH), callsTo(world, MESSAGES_PATH)]).toEqual([1, 1])
+  })
+
+  it.each([
+    ['not a list', 'anthropic/claude'],
+    ['an empty list', []],
+    ['a name that is not text', [42]],
+    ['too many models', Array.from({ length: 9 }, (_, i) => `openai/m${i}`)],
+  ])('failover: /compat refuses %s in models with a 400 (code 2112)', async (_name, models) => {
+    world.mock.reset()
+    const url = await world.start()
+    const res = await send(`${url}${COMPAT}`, { body: chat('x', { model: 'openai/gpt-4o-mini', models }) })
+    expect(res.status).toBe(400)
+    expect(res.json()).toMatchObject({ internalCode: 2112 })
+    expect(world.mock.calls).toHaveLength(0)
+  })
+}
+
+export function breakerScenarios(world: World): void {
+  const COMPAT = '/ai/compat/chat/completions'
+  const chain = (text: string) =>
+    chat(text, { model: 'openai/gpt-4o-mini', models: ['anthropic/claude-haiku-4-5'] })
+
+  it('breaker: a primary that keeps failing is skipped once its breaker opens, so each request costs one call', async () => {
+    world.mock.reset()
+    const url = await world.start({ breaker: { failures: 2, openMs: 60_000 } })
+    const seen = watch(world)
+    for (let i = 0; i < 5; i++) {
+      // The primary fails the first two; after that it is not called at all, so it needs no script.
+      if (i < 2) world.mock.enqueue({ status: 503 }, {})
+      const res = await send(`${url}${COMPAT}`, { body: chain(`request ${i}`) })
+      expect(res.status).toBe(200)
+      expect(res.headers['cf-aig-provider']).toBe('anthropic')
+    }
+    expect([callsTo(world, CHAT_PATH), callsTo(world, MESSAGES_PATH)]).toEqual([2, 5])
+    const skips = seen.retries.filter((event) => event.action === 'skip')
+    expect(skips).toHaveLength(3)
+    expect(skips[0]).toMatchObject({ provider: 'openai', reason: '2125 UPSTREAM_CIRCUIT_OPEN', attempt: 0 })
+  })
+
+  it('breaker: after openMs one probe tests the target; its success closes the breaker', async () => {
+    world.mock.reset()
+    let now = 1_700_000_000_000
+    world.mock.enqueue({ status: 503 }, {})
+    const url = await world.start({ now: () => now, breaker: { failures: 1, openMs: 30_000 } })
+    const seen = watch(world)
+    expect((await send(`${url}${COMPAT}`, { body: chain('trip') })).headers['cf-aig-provider']).toBe(
+      'anthropic',
+    )
+    expect((await send(`${url}${COMPAT}`, { body: chain('open') })).headers['cf-aig-provider']).toBe(
+      'anthropic',
+    )
+    now += 30_001
+    // The probe goes to the primary, which has recovered; from then on the primary answers again.
+    expect((await send(`${url}${COMPAT}`, { body: chain('probe') })).headers['cf-aig-provider']).toBe(
+      'openai',
+    )
+    expect((await send(`${url}${COMPAT}`, { body: chain('closed') })).headers['cf-aig-provider']).toBe(
+      'openai',
+    )
+    expect(seen.retries.map((event) => event.action)).toEqual(['fallback', 'skip'])
+  })
+
+  it("breaker: a 429's Retry-After opens the breaker for as long as the provider asks", async () => {
+    world.mock.reset()
+    world.mock.enqueue({ status: 429, retryAfter: 120 }, {})
+    const url = await world.start({ breaker: { failures: 5 } })
+    const seen = watch(world)
+    await send(`${url}${COMPAT}`, { body: chain('limited') })
+    const res = await send(`${url}${COMPAT}`, { body: chain('after') })
+    expect(res.headers['cf-aig-provider']).toBe('anthropic')
+    expect(seen.retries.map((event) => event.action)).toEqual(['fallback', 'skip'])
+    expect(world.mock.calls.filter((call) => call.path === CHAT_PATH)).toHaveLength(1)
+  })
+
+  it('breaker: a lone target is still tried when open, unless whenAllOpen is refuse: then 503 with Retry-After', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ status: 503 }, { status: 503 })
+    const tried = await world.start({ breaker: { failures: 1 } })
+    await send(`${tried}/ai/openai/chat/completions`, { body: chat('one') })
+    const again = await send(`${tried}/ai/openai/chat/completions`, { body: chat('two') })
+    expect(again.status).toBe(503)
+    expect(world.mock.calls).toHaveLength(2)
+
+    world.mock.reset()
+    world.mock.enqueue({ status: 503 })
+    const refusing = await world.start({ breaker: { failures: 1, openMs: 45_000, whenAllOpen: 'refuse' } })
+    await send(`${refusing}/ai/openai/chat/completions`, { body: chat('one') })
+    const refused = await send(`${refusing}/ai/openai/chat/completions`, { body: chat('two') })
+    expect(refused.status).toBe(503)
+    expect(refused.json()).toMatchObject({ internalCode: 2125 })
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0)
+    expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(45)
+    expect(world.mock.calls).toHaveLength(1)
+  })
+
+  it('breaker: refusals that say nothing of a target’s health (400, content policy) never open it', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ status: 400 }, { status: 400 }, { status: 400 })
+    const url = await world.start({ breaker: { failures: 2 } })
+    for (let i = 0; i < 3; i++) await send(`${url}/ai/openai/chat/completions`, { body: chat('bad') })
+    const res = await send(`${url}/ai/openai/chat/completions`, { body: chat('good') })
+    expect(res.status).toBe(200)
+    expect(world.mock.calls).toHaveLength(4)
+  })
+}

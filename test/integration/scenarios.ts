@@ -11,7 +11,7 @@ import { type RunningApp, send } from '../helpers/http.js'
 import { until } from '../helpers/until.js'
 import { cacheScenarios } from './scenarios-cache.js'
 import { credentialScenarios } from './scenarios-credentials.js'
-import { failoverScenarios } from './scenarios-failover.js'
+import { breakerScenarios, compatFallbackScenarios, failoverScenarios } from './scenarios-failover.js'
 import { faultScenarios } from './scenarios-faults.js'
 import { hostScenarios } from './scenarios-host.js'
 import { logScenarios } from './scenarios-logs.js'
@@ -576,6 +576,8 @@ export function runScenarios(framework: string, build: BuildApp): void {
 
     routingScenarios(world)
     failoverScenarios(world)
+    compatFallbackScenarios(world)
+    breakerScenarios(world)
     cacheScenarios(world)
     logScenarios(world)
     faultScenarios(world)

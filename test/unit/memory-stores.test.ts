@@ -1,11 +1,17 @@
 import { describe, expect, it } from 'vitest'
+import { createMemoryBreakerStore } from '../../src/stores/memory-breaker.js'
 import { createMemoryCacheStore } from '../../src/stores/memory-cache.js'
 import { createMemoryLimitStore } from '../../src/stores/memory-limits.js'
-import type { CacheEntry, LimitWindow } from '../../src/stores/types.js'
-import { cacheStoreConformance, limitStoreConformance } from '../../src/testing/conformance.js'
+import type { BreakerPolicy, CacheEntry, LimitWindow } from '../../src/stores/types.js'
+import {
+  breakerStoreConformance,
+  cacheStoreConformance,
+  limitStoreConformance,
+} from '../../src/testing/conformance.js'
 
 cacheStoreConformance('memory cache store', () => createMemoryCacheStore())
 limitStoreConformance('memory limit store', () => createMemoryLimitStore())
+breakerStoreConformance('memory breaker store', () => createMemoryBreakerStore())
 
 function entryOf(bytes: number): CacheEntry {
   return {
@@ -90,5 +96,110 @@ describe('memory limit store bounds', () => {
     const store = createMemoryLimitStore()
     expect(() => store.consume('a', 0, window, 1000)).toThrow(RangeError)
     expect(() => store.consume('a', 1.5, window, 1000)).toThrow(RangeError)
+  })
+})
+
+describe('memory breaker store', () => {
+  const policy: BreakerPolicy = { failures: 2, windowMs: 1000, openMs: 5000, probeMs: 2000 }
+  const closed = { state: 'closed', failing: false }
+  const failing = { state: 'closed', failing: true }
+
+  /** Opens `key` at `now` through its failures; it may be probed from `now + openMs`. */
+  function trip(store: ReturnType<typeof createMemoryBreakerStore>, key: string, now: number): void {
+    store.failure(key, policy, now)
+    expect(store.failure(key, policy, now)).toEqual({ state: 'open', retryInMs: 5000 })
+  }
+
+  it('answers synchronously', () => {
+    const store = createMemoryBreakerStore()
+    expect(store.check('a', policy, 1000)).toEqual(closed)
+    expect(store.failure('a', policy, 1000)).toEqual(failing)
+    expect(store.success('a', policy, 1000)).toBeUndefined()
+  })
+
+  it('counts a failure until its window ends, to the millisecond', () => {
+    const store = createMemoryBreakerStore()
+    store.failure('a', policy, 1000)
+    expect(store.check('a', policy, 1999)).toEqual(failing)
+    expect(store.check('a', policy, 2000)).toEqual(closed)
+    // The window started by the first failure is over: this one starts another rather than opening.
+    expect(store.failure('a', policy, 2000)).toEqual(failing)
+    expect(store.failure('a', policy, 2999)).toEqual({ state: 'open', retryInMs: 5000 })
+  })
+
+  it('is open until openMs has passed, then leases one probe for probeMs', () => {
+    const store = createMemoryBreakerStore()
+    trip(store, 'a', 1000)
+    expect(store.check('a', policy, 5999)).toEqual({ state: 'open', retryInMs: 1 })
+    expect(store.check('a', policy, 6000)).toEqual({ state: 'probe' })
+    expect(store.check('a', policy, 6001)).toEqual({ state: 'open', retryInMs: 1999 })
+    expect(store.check('a', policy, 7999)).toEqual({ state: 'open', retryInMs: 1 })
+    expect(store.check('a', policy, 8000)).toEqual({ state: 'probe' })
+    expect(store.check('a', policy, 8000)).toEqual({ state: 'open', retryInMs: 2000 })
+  })
+
+  it('opens for exactly openForMs, even when shorter than openMs', () => {
+    const store = createMemoryBreakerStore()
+    expect(store.failure('a', policy, 1000, 300)).toEqual({ state: 'open', retryInMs: 300 })
+    expect(store.check('a', policy, 1299)).toEqual({ state: 'open', retryInMs: 1 })
+    expect(store.check('a', policy, 1300)).toEqual({ state: 'probe' })
+    // A half-open breaker that fails opens for openMs, or longer when the provider asks for it.
+    expect(store.failure('a', policy, 1400, 9000)).toEqual({ state: 'open', retryInMs: 9000 })
+  })
+
+  it('ignores an openForMs that is not a positive number', () => {
+    const store = createMemoryBreakerStore()
+    for (const openForMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(store.failure(String(openForMs), policy, 1000, openForMs)).toEqual(failing)
+    }
+  })
+
+  it('forgets a tripped breaker max(openMs, probeMs) after its open period and its last probe lease', () => {
+    const store = createMemoryBreakerStore()
+    trip(store, 'idle', 1000)
+    // Open until 6000, then remembered for another 5000.
+    expect(store.check('idle', policy, 10_999)).toEqual({ state: 'probe' })
+    expect(store.check('idle', policy, 12_998)).toEqual({ state: 'open', retryInMs: 1 })
+    // The probe lease (until 12 999) pushed the end out to 17 999.
+    expect(store.check('idle', policy, 17_998)).toEqual({ state: 'probe' })
+    trip(store, 'abandoned', 1000)
+    expect(store.check('abandoned', policy, 11_000)).toEqual(closed)
+    expect(store.failure('abandoned', policy, 11_000)).toEqual(failing)
+  })
+
+  it('forgets the least recently used key past maxKeys', () => {
+    const store = createMemoryBreakerStore({ maxKeys: 2 })
+    trip(store, 'a', 1000)
+    trip(store, 'b', 1000)
+    store.check('a', policy, 1001)
+    trip(store, 'c', 1001)
+    expect(store.check('b', policy, 1002)).toEqual(closed)
+    expect(store.check('a', policy, 1002)).toMatchObject({ state: 'open' })
+    expect(store.check('c', policy, 1002)).toMatchObject({ state: 'open' })
+  })
+
+  it('keeps no entry for a closed breaker with nothing counted', () => {
+    const store = createMemoryBreakerStore({ maxKeys: 2 })
+    trip(store, 'a', 1000)
+    store.check('b', policy, 1001)
+    store.success('c', policy, 1001)
+    store.failure('d', policy, 1001)
+    store.success('d', policy, 1002)
+    // Had any of b, c or d kept an entry, this third one would push 'a' out.
+    trip(store, 'e', 1003)
+    expect(store.check('a', policy, 1004)).toMatchObject({ state: 'open' })
+  })
+
+  it('rejects a policy that cannot work', () => {
+    const store = createMemoryBreakerStore()
+    for (const bad of [
+      { failures: 0 },
+      { failures: 1.5 },
+      { windowMs: 0 },
+      { openMs: -1 },
+      { probeMs: Number.NaN },
+    ]) {
+      expect(() => store.check('a', { ...policy, ...bad }, 1000), JSON.stringify(bad)).toThrow(RangeError)
+    }
   })
 })

@@ -44,6 +44,14 @@ describe('parseOptions()', () => {
     [{ maxBodyBytes: '10mb' }, /maxBodyBytes: /],
     [{ steps: ['nope'] }, /steps: expected an array of step functions/],
     [{ surprise: true }, /surprise/],
+    [
+      { fallbacks: { 'gpt-4o': ['anthropic/claude'] } },
+      /fallbacks\.gpt-4o: expected '\{provider\}\/\{model\}'/,
+    ],
+    [{ fallbacks: { 'openai/gpt-4o': [] } }, /fallbacks\.openai\/gpt-4o: /],
+    [{ fallbackOn: ['timeouts'] }, /fallbackOn\.0: /],
+    [{ streams: { commit: 'later' } }, /streams\.commit: /],
+    [{ retries: { timeoutAttempts: 6 } }, /retries\.timeoutAttempts: /],
   ])('names the wrong option: %j', (options, message) => {
     expect(() => parseOptions(options)).toThrow(GatewayOptionsError)
     expect(() => parseOptions(options)).toThrow(message)

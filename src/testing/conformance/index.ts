@@ -4,6 +4,7 @@
  * (`ai-gateway-middleware/testing`) does not.
  */
 export {
+  breakerStoreConformance,
   type CacheConformanceHooks,
   type ConformanceHooks,
   cacheStoreConformance,

@@ -1,0 +1,94 @@
+import { createHash } from 'node:crypto'
+import { reportStoreError } from '../events.js'
+import { callStore } from '../stores/call.js'
+import type { BreakerPolicy, BreakerState, BreakerStore, MaybePromise } from '../stores/types.js'
+import type { UpstreamTarget } from '../target.js'
+import type { GatewayContext } from '../types.js'
+import type { FailureClass } from './failure.js'
+
+/** A `forward()` step's circuit breakers: where their state lives, and what trips them. */
+export interface Breakers {
+  readonly store: BreakerStore
+  readonly policy: BreakerPolicy
+  /** Failure classes that count against a target (a bad request or a refusal says nothing of its health). */
+  readonly counts: ReadonlySet<FailureClass>
+  /** When every target of a request is open: `try` the last one anyway, or `refuse` at once (503, 2125). */
+  readonly whenAllOpen: 'try' | 'refuse'
+  readonly storeTimeoutMs: number
+}
+
+const CLOSED: BreakerState = { state: 'closed', failing: false }
+
+/**
+ * Asks the store whether `target` may be called. A store that fails or is slow costs nothing but its
+ * timeout: the breaker is taken as closed (traffic is never refused for want of a store), and the failure
+ * is reported as `store:error`. A store that answers synchronously (the memory store) is answered
+ * synchronously, with no promise on the request's path.
+ */
+export function checkBreaker(
+  ctx: GatewayContext,
+  breakers: Breakers,
+  target: UpstreamTarget,
+): MaybePromise<BreakerState> {
+  const key = breakerKey(target)
+  const closedOnError = (error: unknown): BreakerState => {
+    reportStoreError(ctx, 'breaker', 'check', error)
+    return CLOSED
+  }
+  try {
+    const state = callStore(
+      () => breakers.store.check(key, breakers.policy, ctx.gateway.now()),
+      breakers.storeTimeoutMs,
+    )
+    return state instanceof Promise ? state.catch(closedOnError) : state
+  } catch (error) {
+    return closedOnError(error)
+  }
+}
+
+/**
+ * Tells the store how an attempt on `target` went, without waiting for it: a success is reported only
+ * where the breaker had something to forget (counted failures, a probe), and a failure only for the classes
+ * that count. A provider's `Retry-After` on a 429 or 503 opens the breaker for that long.
+ */
+export function reportAttempt(
+  ctx: GatewayContext,
+  breakers: Breakers,
+  target: UpstreamTarget,
+  checked: BreakerState,
+  result: { ok: true } | { ok: false; failureClass: FailureClass | undefined; retryAfterMs: number | undefined },
+): void {
+  const { store, policy } = breakers
+  const now = ctx.gateway.now()
+  let call: () => unknown
+  if (result.ok) {
+    if (checked.state === 'open' || (checked.state === 'closed' && !checked.failing)) return
+    call = () => store.success(breakerKey(target), policy, now)
+  } else {
+    if (result.failureClass === undefined || !breakers.counts.has(result.failureClass)) return
+    call = () => store.failure(breakerKey(target), policy, now, result.retryAfterMs)
+  }
+  Promise.resolve(callStore(call, breakers.storeTimeoutMs)).catch((error: unknown) => {
+    reportStoreError(ctx, 'breaker', result.ok ? 'success' : 'failure', error)
+  })
+}
+
+// Digests of the credentials seen last, so a breaker per key costs no hash per request.
+const recentTags = new Map<string, string>()
+const RECENT_TAGS = 256
+
+/**
+ * The breaker a target belongs to: its provider, model and credential. The credential is kept as a short
+ * digest, never as itself: breaker keys live in shared stores and show up in events.
+ */
+export function breakerKey(target: UpstreamTarget): string {
+  const { provider, model } = target
+  const credential = target.headers[provider.spec.auth.header] ?? ''
+  let tag = recentTags.get(credential)
+  if (tag === undefined) {
+    tag = credential === '' ? '-' : createHash('sha256').update(credential).digest('base64url').slice(0, 16)
+    if (recentTags.size >= RECENT_TAGS) recentTags.delete(recentTags.keys().next().value!)
+    recentTags.set(credential, tag)
+  }
+  return `${provider.spec.id}|${model ?? ''}|${tag}`
+}
