@@ -6,6 +6,7 @@ import { parseJsonBody } from './json.js'
 import type { ResolvedOptions } from './options.js'
 import type { ResolvedProvider } from './providers/registry.js'
 import type { GatewayContext, GatewayRequest, GatewayResponse, GatewayState, Surface } from './types.js'
+import type { LatencyBook } from './upstream/balance.js'
 
 /**
  * What every request of one gateway shares: validated options (the ones the surface and the shared upstream
@@ -24,6 +25,8 @@ export interface GatewayServices {
   readonly watchesUsage: boolean
   /** Milliseconds since the epoch, from the `now` option. */
   readonly now: () => number
+  /** How fast targets have answered lately, for latency-aware balancing (`balance.strategy: 'latency'`). */
+  readonly latency: LatencyBook
 }
 
 class RequestContext implements GatewayContext {

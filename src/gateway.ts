@@ -13,6 +13,7 @@ import { builtInSteps } from './steps/index.js'
 import { createMemoryLimitStore } from './stores/memory-limits.js'
 import { matchSurface, methodNotAllowed } from './surface.js'
 import type { GatewayRequest, GatewayResponse, Step } from './types.js'
+import { LatencyBook } from './upstream/balance.js'
 import { createDispatcher } from './upstream/dispatcher.js'
 
 const kGateway = Symbol.for('ai-gateway-middleware.gateway')
@@ -78,6 +79,7 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     // Decided once, from the steps themselves: logs, telemetry and token limits declare that they read it.
     watchesUsage: steps.some(watchesUsage),
     now: resolved.now,
+    latency: new LatencyBook(),
   }
   const run = compose(steps)
   // Past the last step nothing is left to run: a step that calls `next()` there gets back at once.
@@ -141,9 +143,12 @@ function arrangeSteps(options: ResolvedOptions, builtIn: Step[]): Step[] {
 
 /** Every secret the options hold, so log records can be scrubbed of them wherever they turn up. */
 function configuredSecrets(options: ResolvedOptions): string[] {
+  const providers = [...Object.values(options.providers), ...Object.values(options.customProviders)]
   const secrets = [
-    ...Object.values(options.providers).map((provider) => provider.apiKey),
-    ...Object.values(options.customProviders).map((provider) => provider.apiKey),
+    ...providers.flatMap((provider) => [
+      provider.apiKey,
+      ...(provider.apiKeys ?? []).map((entry) => (typeof entry === 'string' ? entry : entry.key)),
+    ]),
     ...(options.authentication?.tokens ?? []).map((entry) =>
       typeof entry === 'string' ? entry : entry.token,
     ),

@@ -51,6 +51,8 @@ export type { LogStats } from './logs/recorder.js'
 export type {
   AnalyticsQuery,
   AnalyticsRow,
+  LogAttempt,
+  LogAttemptAction,
   LogFilter,
   LogOutcome,
   LogPage,

@@ -56,8 +56,30 @@ const positiveMs = z.number().int().positive()
 
 const callerKeys = z.enum(['forward', 'ignore', 'refuse'])
 
+const poolKey = z.union([
+  headerValue.min(1),
+  z.strictObject({ key: headerValue.min(1), weight: z.number().positive().default(1) }),
+])
+
+/** A provider's stored key is `apiKey` or the pool `apiKeys`, never both: which would win is no rule. */
+function oneKeyOption(
+  record: Record<string, { apiKey?: string | undefined; apiKeys?: unknown }>,
+  ctx: z.RefinementCtx,
+): void {
+  for (const [id, config] of Object.entries(record)) {
+    if (config.apiKey !== undefined && config.apiKeys !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [id, 'apiKeys'], message: 'give apiKey or apiKeys, not both' })
+    }
+  }
+}
+
 const providerConfig = z.strictObject({
   apiKey: headerValue.min(1).optional(),
+  /**
+   * Several keys for the `default` alias, in place of `apiKey`: each request takes one, balanced by weight
+   * (`balance`), with the others as its fallbacks; a key whose breaker is open (after a 429, say) is skipped.
+   */
+  apiKeys: z.array(poolKey).min(1).optional(),
   callerKeys: callerKeys.optional(),
   baseURL: baseURL.optional(),
   params: z.record(z.string(), z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/)).optional(),
@@ -148,7 +170,6 @@ export const answerCaps = z.strictObject({
 })
 
 export const fallbackOn = z.array(z.enum(FAILURE_CLASSES))
-
 
 const COMPAT_MODEL = /^[^/\s]+\/\S+$/
 const COMPAT_MODEL_MESSAGE = "expected '{provider}/{model}'"
@@ -422,11 +443,13 @@ export const gatewayOptionsSchema = z.strictObject({
           })
         }
       }
+      oneKeyOption(record, ctx)
     })
     .default({}),
   /** Your own upstreams, addressed as `custom-{slug}`. */
   customProviders: z
     .record(z.string().regex(SLUG, 'expected a slug (a-z, 0-9, -)'), customProviderConfig)
+    .superRefine(oneKeyOption)
     .default({}),
   /** Upstream clocks in milliseconds. */
   timeouts: timeouts.default({
@@ -469,6 +492,16 @@ export const gatewayOptionsSchema = z.strictObject({
     .default({}),
   /** When streams are committed to the client; see `streams`. */
   streams: streams.prefault({}),
+  /**
+   * How requests spread over a provider's `apiKeys`: `weighted` (default) by their weights, or `latency`,
+   * the key answering fastest lately first with one request in `explore` (0.1) taking the weighted order.
+   */
+  balance: z
+    .strictObject({
+      strategy: z.enum(['weighted', 'latency']).default('weighted'),
+      explore: z.number().min(0).max(1).default(0.1),
+    })
+    .prefault({}),
   /** Circuit breakers per target; `false` turns them off. See `breakerOptions`. */
   breaker: z.union([z.literal(false), breakerOptions]).prefault({}),
   /** Largest request body read, in bytes; larger requests get 413. Default 10 MiB. */

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream'
 import type { GatewayServices } from './context.js'
 import type { Usage } from './cost/cost.js'
 import type { GatewayError } from './errors.js'
+import type { LogAttempt } from './logs/types.js'
 import type { Metadata, RequestSettings } from './settings.js'
 import type { CacheStatus } from './steps/cache.js'
 import type { UpstreamTarget } from './target.js'
@@ -95,6 +96,8 @@ export interface GatewayState {
   targets?: UpstreamTarget[]
   /** The target that answered (or failed last), set by `forward`. */
   target?: UpstreamTarget
+  /** `forward`: every attempt, once a request needed more than one or skipped a target. */
+  attemptLog?: LogAttempt[]
   /** `cache`: set when the request was cacheable: whether the cache answered it. */
   cacheStatus?: CacheStatus
   /** The usage the provider's answer reports, once it has been read to its end; set by `forward`. */

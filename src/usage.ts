@@ -25,12 +25,14 @@ export function watchUsage(target: UpstreamTarget, response: GatewayResponse): P
     return new Promise((resolve) => {
       const chunks: Buffer[] = []
       let size = 0
-      body.watchSource((chunk) => {
+      const whole = body.watchSource((chunk) => {
         size += chunk.length
         if (size <= MAX_USAGE_BODY_BYTES) chunks.push(chunk)
       })
       body.once('close', () => {
-        resolve(size > MAX_USAGE_BODY_BYTES ? undefined : read(Buffer.concat(chunks, size).toString('utf8')))
+        // Usage read from part of a stream would be wrong, not just missing: none is reported then.
+        const readable = whole && size <= MAX_USAGE_BODY_BYTES
+        resolve(readable ? read(Buffer.concat(chunks, size).toString('utf8')) : undefined)
       })
     })
   }

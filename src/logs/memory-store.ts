@@ -42,6 +42,8 @@ interface Entry {
 
 function copy(record: LogRecord, withBodies: boolean): LogRecord {
   const copied = { ...record, metadata: { ...record.metadata } }
+  if (record.attemptLog !== undefined)
+    copied.attemptLog = record.attemptLog.map((attempt) => ({ ...attempt }))
   if (!withBodies) {
     copied.requestBody = null
     copied.responseBody = null

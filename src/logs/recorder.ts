@@ -196,6 +196,7 @@ export function buildLogRecord(ctx: GatewayContext, end: RequestEnd, settings: R
     responseBody: withPayload ? responsePayload(ctx, end, settings, scrubber) : null,
     feedback: null,
     score: null,
+    ...(state.attemptLog === undefined ? {} : { attemptLog: state.attemptLog }),
   }
 }
 

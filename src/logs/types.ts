@@ -27,6 +27,33 @@ export const LOG_OUTCOMES = [
   'aborted',
 ] as const satisfies readonly LogOutcome[]
 
+/** What followed an upstream attempt: it answered, or its failure led to a retry, a fallback or nothing more. */
+export type LogAttemptAction = 'answered' | 'retry' | 'fallback' | 'final' | 'skip'
+
+export const LOG_ATTEMPT_ACTIONS = [
+  'answered',
+  'retry',
+  'fallback',
+  'final',
+  'skip',
+] as const satisfies readonly LogAttemptAction[]
+
+/** One upstream attempt of a request (or a target skipped for its open circuit breaker). */
+export interface LogAttempt {
+  provider: string
+  model: string | null
+  /** The target's universal step or fallback model index (0 for the first). */
+  step: number
+  /** The provider's status; null when no answer came (a timeout, a reset, a skip). */
+  status: number | null
+  /** Why it failed (`rate_limited`, `timeout`, ...: see failure classes); null for the attempt that answered. */
+  failureClass: string | null
+  /** The gateway's error code for a failure without an answer (2105, 2124, 2125, ...), else null. */
+  errorCode: number | null
+  action: LogAttemptAction
+  durationMs: number
+}
+
 /**
  * One request as logged: the fields of the reference's log entry, in camelCase.
  *
@@ -77,6 +104,11 @@ export interface LogRecord {
   feedback: 1 | -1 | null
   /** An integer from 0 to 100. */
   score: number | null
+  /**
+   * Every attempt, in order, when the request took more than one or skipped a target (a clean answer at the
+   * first attempt has none: `attempts`, `provider` and `model` say it all).
+   */
+  attemptLog?: LogAttempt[] | undefined
 }
 
 export type LogFilterOp = 'eq' | 'neq' | 'contains' | 'lt' | 'gt'

@@ -6,7 +6,10 @@ import { z } from 'zod'
 import { LogRecordError } from '../errors.js'
 import { isLogId, storableText } from './filters.js'
 import { issuesOf, metadataValue, storableMetadata } from './query.js'
-import { LOG_OUTCOMES, type LogMetadata, type LogRecord } from './types.js'
+import { LOG_ATTEMPT_ACTIONS, LOG_OUTCOMES, type LogMetadata, type LogRecord } from './types.js'
+
+/** More attempts than this is no request a gateway makes (5 attempts on each of a few targets). */
+const MAX_LOGGED_ATTEMPTS = 64
 
 const recordMetadata = z.record(z.string(), metadataValue).transform(storableMetadata)
 
@@ -46,6 +49,21 @@ export const logRecordSchema = z.object({
   responseBody: text.nullable(),
   feedback: z.union([z.literal(1), z.literal(-1)]).nullable(),
   score: z.number().int().min(0).max(100).nullable(),
+  attemptLog: z
+    .array(
+      z.object({
+        provider: text,
+        model: text.nullable(),
+        step: int4.min(0),
+        status: int4.nullable(),
+        failureClass: text.nullable(),
+        errorCode: int4.nullable(),
+        action: z.enum(LOG_ATTEMPT_ACTIONS),
+        durationMs: z.number().min(0),
+      }),
+    )
+    .max(MAX_LOGGED_ATTEMPTS)
+    .optional(),
 })
 
 /**
@@ -90,6 +108,8 @@ function storedCopy(record: LogRecord): LogRecord | undefined {
   if (!((Number.isSafeInteger(r.score) && r.score! >= 0 && r.score! <= 100) || r.score === null))
     return undefined
   if (typeof r.path !== 'string' || !isMetadata(r.metadata)) return undefined
+  // Rare (only requests that retried or fell back have one), and nested: the schema reads it.
+  if (r.attemptLog !== undefined) return undefined
   for (const text of [r.provider, r.model, r.eventId, r.principal, r.requestBody, r.responseBody])
     if (typeof text !== 'string' && text !== null) return undefined
   return {

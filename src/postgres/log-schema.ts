@@ -43,6 +43,7 @@ export const COLUMNS = [
   ['responseBody', 'response_body', 'text'],
   ['feedback', 'feedback', 'int2'],
   ['score', 'score', 'int2'],
+  ['attemptLog', 'attempt_log', 'jsonb'],
 ] as const satisfies readonly (readonly [keyof LogRecord, string, ColumnType])[]
 
 export const NUMERIC_TYPES = new Set<ColumnType>(['int8', 'int4', 'int2', 'float8', 'numeric'])
@@ -119,7 +120,12 @@ const MIGRATIONS: readonly ((names: Names) => string[])[] = [
   // sends), i.e. the decimal it prints as; costs stored as double precision before become their 15
   // significant digits, which drops float noise such as 0.0000032999999999999997.
   (n) => [`ALTER TABLE ${n.table} ALTER COLUMN cost TYPE numeric USING cost::numeric`],
+  // Every attempt of a request that retried, fell back or skipped a target; NULL for the others.
+  (n) => [`ALTER TABLE ${n.table} ADD COLUMN attempt_log jsonb`],
 ]
+
+/** Record fields that are left out of a record, rather than null, when their column is NULL. */
+export const OPTIONAL_FIELDS = new Set<string>(['attemptLog'])
 
 /**
  * Brings the table to the latest version. Runs in one transaction holding a transaction-level advisory lock,

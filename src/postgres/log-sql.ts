@@ -7,6 +7,11 @@ import type { LogFilter, LogFilterOp, LogOrderBy, LogRecord, LogSelection } from
 import { BODY_COLUMNS, COLUMNS, type ColumnType } from './log-schema.js'
 
 /** Collects query parameters and hands back their typed placeholders. */
+/** pg sends a JS array as a Postgres array literal: a jsonb column needs its JSON text. */
+function jsonbParam(value: unknown, type: ColumnType): unknown {
+  return type === 'jsonb' && Array.isArray(value) ? JSON.stringify(value) : value
+}
+
 export class Params {
   readonly values: unknown[] = []
   add(value: unknown, type: ColumnType): string {
@@ -155,7 +160,8 @@ export function chunksOf(records: LogRecord[]): LogRecord[][] {
 export function insertStatement(table: string, records: LogRecord[]): { text: string; values: unknown[] } {
   const params = new Params()
   const rows = records.map(
-    (record) => `(${COLUMNS.map(([key, , type]) => params.add(record[key], type)).join(', ')})`,
+    (record) =>
+      `(${COLUMNS.map(([key, , type]) => params.add(jsonbParam(record[key], type), type)).join(', ')})`,
   )
   const columns = COLUMNS.map(([, column]) => column).join(', ')
   const text = `INSERT INTO ${table} (${columns}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING`

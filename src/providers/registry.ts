@@ -12,6 +12,7 @@ export type CallerKeys = 'forward' | 'ignore' | 'refuse'
 /** Per-provider settings from the gateway options. */
 export interface ProviderConfig {
   apiKey?: string | undefined
+  apiKeys?: readonly (string | { key: string; weight?: number | undefined })[] | undefined
   /** This provider's policy for callers' own keys; default: the gateway's `callerKeys`. */
   callerKeys?: CallerKeys | undefined
   baseURL?: string | undefined
@@ -33,6 +34,8 @@ const COMMON_FORWARD_HEADERS = ['accept', 'content-type', 'content-encoding', 'u
 export interface ResolvedProvider {
   readonly spec: ProviderSpec
   readonly apiKey: string | undefined
+  /** The `apiKeys` pool: keys for the `default` alias, each with its weight (1 unless given). */
+  readonly keyPool: readonly { readonly key: string; readonly weight: number }[] | undefined
   readonly callerKeys: CallerKeys
   readonly staticHeaders: Readonly<Record<string, string>>
   readonly credentialHeaders: readonly string[]
@@ -92,6 +95,9 @@ function resolveProvider(
   return {
     spec,
     apiKey: config.apiKey,
+    keyPool: config.apiKeys?.map((entry) =>
+      typeof entry === 'string' ? { key: entry, weight: 1 } : { key: entry.key, weight: entry.weight ?? 1 },
+    ),
     callerKeys: config.callerKeys ?? defaults.callerKeys,
     staticHeaders: { ...spec.defaultHeaders, ...config.headers },
     credentialHeaders,

@@ -51,7 +51,10 @@ export function compatTargets(ctx: GatewayContext, input: CompatInput): Upstream
   return targets
 }
 
-function compatModels(body: Record<string, unknown>, fallbacks: Readonly<Record<string, string[]>>): string[] {
+function compatModels(
+  body: Record<string, unknown>,
+  fallbacks: Readonly<Record<string, string[]>>,
+): string[] {
   const { model, models } = body
   if (models === undefined) {
     const configured = typeof model === 'string' ? fallbacks[model] : undefined

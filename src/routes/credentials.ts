@@ -5,6 +5,8 @@ import { addRequestSecret } from '../secrets.js'
 import { callStore } from '../stores/call.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
+import { balancedOrder } from '../upstream/balance.js'
+import { breakerKey } from '../upstream/breaker.js'
 import { credentialsOf, injectKey, withoutQueryParam } from '../upstream/headers.js'
 
 /** A stored-key lookup never holds a request longer than this; past it the request is refused (503). */
@@ -32,10 +34,36 @@ export async function attachStoredKeys(
   const sent: UpstreamTarget[] = []
   for (const given of targets) {
     const { target, keyLeft } = withoutCallerKeys(ctx, given)
+    const pool = keyLeft || target.policy.keyAlias !== undefined ? undefined : target.provider.keyPool
+    if (pool !== undefined) {
+      sent.push(...pooledTargets(ctx, target, pool))
+      continue
+    }
     sent.push(target)
     if (!keyLeft) await attachStoredKey(ctx, target)
   }
   return sent
+}
+
+/**
+ * A target sent with a pool of keys becomes one target per key, in the order `balance` gives: the first
+ * takes the request, the others stand by as its fallbacks (a 429 on one key moves on to the next, and a key
+ * whose breaker is open is skipped).
+ */
+function pooledTargets(
+  ctx: GatewayContext,
+  target: UpstreamTarget,
+  pool: NonNullable<ResolvedProvider['keyPool']>,
+): UpstreamTarget[] {
+  const { provider } = target
+  const candidates = pool.map(({ key, weight }) => {
+    const headers = { ...target.headers }
+    injectKey(headers, provider, key)
+    addRequestSecret(ctx, key)
+    const keyed = { ...target, headers }
+    return { item: keyed, weight, key: breakerKey(keyed) }
+  })
+  return balancedOrder(candidates, ctx.gateway.options.balance, ctx.gateway.latency)
 }
 
 /**

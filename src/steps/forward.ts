@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici'
 import { type ErrorName, GatewayError, toGatewayError } from '../errors.js'
 import { notify, type UpstreamRetryEvent } from '../events.js'
 import { parseJsonBody } from '../json.js'
+import type { LogAttempt, LogAttemptAction } from '../logs/types.js'
 import {
   answerCaps,
   breakerOptions,
@@ -21,7 +22,7 @@ import type { BreakerState } from '../stores/types.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext, GatewayResponse, Step } from '../types.js'
 import { type CommitRule, readAll } from '../upstream/body.js'
-import { type Breakers, checkBreaker, reportAttempt } from '../upstream/breaker.js'
+import { type Breakers, breakerKey, checkBreaker, reportAttempt } from '../upstream/breaker.js'
 import { type AttemptClocks, callUpstream, type Transport, waitOnUpstream } from '../upstream/call.js'
 import {
   classOfAnswer,
@@ -52,6 +53,8 @@ export interface ForwardOptions
   retries?: GatewayOptions['retries']
   /** Circuit breakers per target, as the gateway's `breaker` option; `false` turns them off. */
   breaker?: GatewayOptions['breaker']
+  /** The gateway's `balance` option: with `strategy: 'latency'` each answer's time is recorded. */
+  balance?: GatewayOptions['balance']
   dispatcher?: Dispatcher
 }
 
@@ -61,6 +64,8 @@ interface ForwardSettings {
   readonly fallbackOn: ReadonlySet<FailureClass>
   readonly streams: ResolvedOptions['streams']
   readonly breakers: Breakers | undefined
+  /** Latency-aware balancing reads how fast targets answer: only then is it recorded. */
+  readonly observesLatency: boolean
   readonly caps: Omit<Transport, 'dispatcher'>
   readonly dispatcher: Dispatcher | undefined
 }
@@ -72,6 +77,8 @@ interface TargetFailure {
   readonly failure: Failure
   readonly failureClass: FailureClass | undefined
   readonly attempts: number
+  /** How long its last attempt took. */
+  readonly durationMs: number
 }
 type Outcome = { ok: true; response: GatewayResponse } | TargetFailure
 
@@ -93,6 +100,7 @@ export function forward(options: ForwardOptions = {}): Step {
     ),
     streams: parseWith(streams, options.streams ?? {}, 'forward() options (streams)'),
     breakers: resolveBreakers(options.breaker),
+    observesLatency: options.balance?.strategy === 'latency',
     caps: parseWith(
       answerCaps,
       {
@@ -117,7 +125,15 @@ export function forward(options: ForwardOptions = {}): Step {
       const checked = checking instanceof Promise ? await checking : checking
       if (checked.state === 'open' && skips(breakers!, index === targets.length - 1, last)) {
         const failure = circuitOpen(target, checked.retryInMs)
-        notifyRetry(ctx, target, { ok: false, failure, failureClass: undefined, attempts: 0 }, 0, 'skip')
+        const skip: TargetFailure = {
+          ok: false,
+          failure,
+          failureClass: undefined,
+          attempts: 0,
+          durationMs: 0,
+        }
+        notifyRetry(ctx, target, skip, 0, 'skip')
+        logAttempt(ctx, target, skip, 'skip')
         skipped ??= { target, failure }
         continue
       }
@@ -128,8 +144,10 @@ export function forward(options: ForwardOptions = {}): Step {
         return
       }
       last = { target, failure: outcome.failure }
-      if (!fallsBack(settings, outcome)) break
-      if (target !== targets.at(-1)) notifyRetry(ctx, target, outcome, 0, 'fallback')
+      const movesOn = fallsBack(settings, outcome) && target !== targets.at(-1)
+      logAttempt(ctx, target, outcome, movesOn ? 'fallback' : 'final')
+      if (!movesOn) break
+      notifyRetry(ctx, target, outcome, 0, 'fallback')
     }
     // Nothing was tried: every target's breaker is open.
     last ??= skipped
@@ -154,7 +172,8 @@ function skips(breakers: Breakers, isLast: boolean, tried: unknown): boolean {
 
 function circuitOpen(target: UpstreamTarget, retryInMs: number): GatewayError {
   const seconds = Math.max(1, Math.ceil(retryInMs / 1000))
-  const name = target.model === undefined ? target.provider.spec.id : `${target.provider.spec.id} ${target.model}`
+  const name =
+    target.model === undefined ? target.provider.spec.id : `${target.provider.spec.id} ${target.model}`
   return new GatewayError('UPSTREAM_CIRCUIT_OPEN', `${name} may be tried again in ${seconds} s`, {
     headers: { 'retry-after': String(seconds) },
   })
@@ -205,10 +224,14 @@ async function tryTarget(
     let failureClass: FailureClass | undefined
     let retryAfter: string | undefined
     let retried: boolean
+    const sentAt = performance.now()
     try {
       const response = await callUpstream(ctx, target, transport, clocks, attempt)
       if (response.status < 400) {
+        const tookMs = performance.now() - sentAt
         if (breakers !== undefined) reportAttempt(ctx, breakers, target, breaker, { ok: true })
+        if (options.observesLatency) ctx.gateway.latency.observe(breakerKey(target), tookMs)
+        if (ctx.state.attemptLog !== undefined) logAnswer(ctx, target, response.status, tookMs)
         return { ok: true, response }
       }
       ;({ failure, failureClass } = await classifyAnswer(ctx, target, response))
@@ -226,13 +249,15 @@ async function tryTarget(
       breaker = { state: 'closed', failing: true }
     }
     const budget = failureClass === 'timeout' ? policy.timeoutAttempts : policy.maxAttempts
-    const failed: TargetFailure = { ok: false, failure, failureClass, attempts: attempt }
+    const durationMs = performance.now() - sentAt
+    const failed: TargetFailure = { ok: false, failure, failureClass, attempts: attempt, durationMs }
     if (!retried || attempt >= budget) return failed
     const delay = retryDelay(policy, attempt, retryAfter)
     if (delay === undefined || waited.ms + delay > policy.maxWaitMs) return failed
     if (performance.now() + delay >= deadlineAt) return failed
     discard(failure)
     notifyRetry(ctx, target, failed, delay, 'retry')
+    logAttempt(ctx, target, failed, 'retry')
     waited.ms += delay
     await sleep(delay, undefined, { signal: ctx.request.signal }).catch(() => {
       throw new GatewayError('CLIENT_CLOSED')
@@ -320,6 +345,45 @@ function discard(failure: Failure): void {
   if (!(failure instanceof GatewayError) && failure.body !== null && typeof failure.body === 'object') {
     if ('destroy' in failure.body) failure.body.destroy()
   }
+}
+
+/**
+ * Adds an attempt to the request's attempt log, which exists only once something other than a clean first
+ * answer happened: the first failure or skip starts it, and the answer that follows is added to it.
+ */
+function logAttempt(
+  ctx: GatewayContext,
+  target: UpstreamTarget,
+  { failure, failureClass, durationMs }: TargetFailure,
+  action: LogAttemptAction,
+): void {
+  const error = failure instanceof GatewayError ? failure : undefined
+  pushAttempt(ctx, target, {
+    status: error === undefined ? (failure as GatewayResponse).status : null,
+    failureClass: failureClass ?? null,
+    errorCode: error?.code ?? null,
+    action,
+    durationMs: Math.round(durationMs),
+  })
+}
+
+function logAnswer(ctx: GatewayContext, target: UpstreamTarget, status: number, durationMs: number): void {
+  pushAttempt(ctx, target, {
+    status,
+    failureClass: null,
+    errorCode: null,
+    action: 'answered',
+    durationMs: Math.round(durationMs),
+  })
+}
+
+function pushAttempt(
+  ctx: GatewayContext,
+  target: UpstreamTarget,
+  outcome: Omit<LogAttempt, 'provider' | 'model' | 'step'>,
+): void {
+  const attempt = { provider: target.provider.spec.id, model: target.model ?? null, step: target.step }
+  ;(ctx.state.attemptLog ??= []).push({ ...attempt, ...outcome })
 }
 
 function notifyRetry(

@@ -53,6 +53,7 @@ export function builtInSteps(options: Partial<ResolvedOptions> = {}, services: B
       fallbackOn: options.fallbackOn,
       streams: options.streams,
       breaker: options.breaker,
+      balance: options.balance,
       maxResponseBytes: options.maxResponseBytes,
       maxStreamBytes: options.maxStreamBytes,
       maxEventBytes: options.maxEventBytes,

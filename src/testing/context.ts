@@ -6,6 +6,7 @@ import { type GatewayOptions, parseOptions } from '../options.js'
 import { createProviderRegistry } from '../providers/registry.js'
 import { matchSurface } from '../surface.js'
 import type { GatewayContext, GatewayRequest, Surface } from '../types.js'
+import { LatencyBook } from '../upstream/balance.js'
 import { createDispatcher } from '../upstream/dispatcher.js'
 
 /** What `createTestContext` accepts; everything has a default. */
@@ -58,6 +59,7 @@ export function createTestContext(options: TestContextOptions = {}): GatewayCont
     },
     watchesUsage: options.watchesUsage ?? true,
     now: resolved.now,
+    latency: new LatencyBook(),
   }
   return createContext(request, surface, services)
 }

@@ -64,6 +64,28 @@ function fixture() {
       errorCode: 2005,
       principal: 'bob',
       metadata: { team: 'blue', tier: '10' },
+      attemptLog: [
+        {
+          provider: 'anthropic',
+          model: 'claude-3-5-sonnet',
+          step: 0,
+          status: null,
+          failureClass: 'timeout',
+          errorCode: 2105,
+          action: 'retry',
+          durationMs: 1500,
+        },
+        {
+          provider: 'anthropic',
+          model: 'claude-3-5-sonnet',
+          step: 0,
+          status: 502,
+          failureClass: 'server_error',
+          errorCode: null,
+          action: 'final',
+          durationMs: 12,
+        },
+      ],
     }),
     C: makeRecord({
       createdAt: T + 2000,

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { GatewayError } from '../errors.js'
+import { hasMalformedData } from '../providers/dialects/common.js'
 import { dialectOf } from '../providers/dialects/index.js'
 import type { StreamGrammar } from '../providers/dialects/types.js'
 import type { Dialect } from '../providers/types.js'
@@ -109,8 +110,9 @@ export class UpstreamBody extends Readable {
   // Source bytes read before any watcher was added, kept (up to a bound) to replay to the first one.
   #unwatched: Buffer[] | undefined
   #unwatchedBytes = 0
-  // An in-band error found in the events being transformed, for `#onData` to act on once they went out.
-  #inBandError: GatewayError | undefined
+  // What the events being transformed say went wrong (an in-band error event, or, while held, a broken
+  // event), for `#onData` to act on once they went out.
+  #eventError: GatewayError | undefined
 
   constructor(
     source: Readable,
@@ -219,7 +221,7 @@ export class UpstreamBody extends Readable {
       return
     }
     const out = this.#policy.events ? this.#events(chunk) : this.#plain(chunk)
-    const inBand = this.#inBandError
+    const inBand = this.#eventError
     // Before the commit, an in-band error is a failure like any other: nothing of this stream is sent.
     if (inBand !== undefined && this.#holding !== undefined) {
       this.#giveUp(inBand)
@@ -315,21 +317,27 @@ export class UpstreamBody extends Readable {
 
   /** What whole events say about the answer: its beginning, its finish, its end, an in-band error. */
   #read(events: Buffer, grammar: StreamGrammar): void {
+    const markers = markersOf(grammar)
     // Whether the stream so far ends with its last event; blank lines after it change nothing.
-    if (events.includes(grammar.terminator)) this.#endSeen = true
+    if (events.includes(markers.terminator)) this.#endSeen = true
     else if (!isBlank(events)) this.#endSeen = false
-    if (!this.#finishSeen && events.includes(grammar.finish)) this.#finishSeen = true
+    if (!this.#finishSeen && events.includes(markers.finish)) this.#finishSeen = true
     if (this.#policy.usageExpected && !this.#usageSeen && events.includes(USAGE_OBJECT))
       this.#usageSeen = true
     const holding = this.#holding
-    const text = holding !== undefined || events.includes(grammar.errorMarker) ? events.toString() : undefined
-    if (text === undefined) return
-    const error = grammar.inBandError(text)
+    const flagged = events.includes(markers.error)
+    if (holding === undefined && !flagged) return
+    const text = events.toString()
+    const error = flagged ? grammar.inBandError(text) : undefined
     if (error !== undefined) {
       const message = error.message === undefined ? error.type : `${error.type}: ${error.message}`
       const scrubbed =
         message === undefined ? undefined : (this.#policy.scrubber?.scrubText(message) ?? message)
-      this.#inBandError = new GatewayError('UPSTREAM_STREAM_ERROR', scrubbed, { cause: error })
+      this.#eventError = new GatewayError('UPSTREAM_STREAM_ERROR', scrubbed, { cause: error })
+    } else if (holding !== undefined && hasMalformedData(text)) {
+      // Held, a broken event can still be taken back: the attempt fails, and a retry may save the answer.
+      // After the commit each event is relayed unread, as the client's own parser would have it.
+      this.#eventError = new GatewayError('INVALID_PROVIDER_RESPONSE', "an event's data is not JSON")
     } else if (holding !== undefined && !holding.began && grammar.startsAnswer(text)) this.#answerBegan()
   }
 
@@ -352,7 +360,7 @@ export class UpstreamBody extends Readable {
       if (this.#pendingBytes > 0) rest = this.#transform(Buffer.concat(this.#pending))
       this.#pending = []
     } else rest = this.#plainScrub?.end()
-    const inBand = this.#inBandError
+    const inBand = this.#eventError
     if (inBand !== undefined) {
       if (this.#holding !== undefined) this.#fail(inBand)
       else this.#endFailed(inBand, rest)
@@ -456,6 +464,28 @@ export class UpstreamBody extends Readable {
     clearTimeout(this.#stall)
     this.#stall = undefined
   }
+}
+
+interface Markers {
+  readonly terminator: Buffer
+  readonly finish: Buffer
+  readonly error: Buffer
+}
+
+// A grammar's markers as bytes, made once per grammar: a search for a string needle encodes it each time.
+const markerBytes = new WeakMap<StreamGrammar, Markers>()
+
+function markersOf(grammar: StreamGrammar): Markers {
+  let markers = markerBytes.get(grammar)
+  if (markers === undefined) {
+    markers = {
+      terminator: Buffer.from(grammar.terminator),
+      finish: Buffer.from(grammar.finish),
+      error: Buffer.from(grammar.errorMarker),
+    }
+    markerBytes.set(grammar, markers)
+  }
+  return markers
 }
 
 function joined(rest: Buffer | undefined, text: string): Buffer {

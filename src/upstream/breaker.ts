@@ -56,7 +56,9 @@ export function reportAttempt(
   breakers: Breakers,
   target: UpstreamTarget,
   checked: BreakerState,
-  result: { ok: true } | { ok: false; failureClass: FailureClass | undefined; retryAfterMs: number | undefined },
+  result:
+    | { ok: true }
+    | { ok: false; failureClass: FailureClass | undefined; retryAfterMs: number | undefined },
 ): void {
   const { store, policy } = breakers
   const now = ctx.gateway.now()

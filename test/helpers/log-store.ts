@@ -1,5 +1,5 @@
 import { uuidv7 } from '../../src/ids.js'
-import { createMemoryLogStore, type LogRecord, type LogStore } from '../../src/index.js'
+import { createMemoryLogStore, type LogAttempt, type LogRecord, type LogStore } from '../../src/index.js'
 
 /** An in-memory log store that can say when a given record has been written to it. */
 export interface ObservedLogStore extends LogStore {
@@ -71,4 +71,16 @@ export function sampleRecord(overrides: Partial<LogRecord> = {}): LogRecord {
     score: null,
     ...overrides,
   }
+}
+
+/** An attempt that failed with a 503 and fell back, as a record's attempt log keeps it. */
+export const SAMPLE_ATTEMPT: LogAttempt = {
+  provider: 'openai',
+  model: 'gpt-4o-mini',
+  step: 0,
+  status: 503,
+  failureClass: 'server_error',
+  errorCode: null,
+  action: 'fallback',
+  durationMs: 12,
 }

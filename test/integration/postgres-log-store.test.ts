@@ -4,6 +4,7 @@ import { uuidv7 } from '../../src/ids.js'
 import type { LogRecord } from '../../src/logs/types.js'
 import { createPostgresLogStore } from '../../src/postgres/log-store.js'
 import { logStoreConformance } from '../../src/testing/log-store-conformance.js'
+import { SAMPLE_ATTEMPT } from '../helpers/log-store.js'
 import { DATABASE_URL, uniqueName } from '../helpers/services.js'
 
 function record(createdAt: number, overrides: Partial<LogRecord> = {}): LogRecord {
@@ -82,7 +83,7 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     const [a, b] = [newPool(), newPool()]
     const stores = await Promise.all([a, b, a, b].map((p) => createPostgresLogStore(p, { schema: name })))
     expect(stores).toHaveLength(4)
-    expect(await migrationVersions(name)).toEqual([1, 2])
+    expect(await migrationVersions(name)).toEqual([1, 2, 3])
   })
 
   it('lets instances on separate pools see each other’s writes', async () => {
@@ -105,7 +106,7 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     await store.write([kept])
     const reopened = await createPostgresLogStore(pool, { schema: name, table: 'again' })
     expect(await reopened.get(kept.id)).toEqual(kept)
-    expect(await migrationVersions(name, 'again')).toEqual([1, 2])
+    expect(await migrationVersions(name, 'again')).toEqual([1, 2, 3])
   })
 
   it('refuses schema and table names that are not plain identifiers, before any query', async () => {
@@ -170,14 +171,22 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
   it('migrates a version-1 table, its float costs becoming the decimals they stand for', async () => {
     const name = freshSchema()
     const store = await createPostgresLogStore(pool, { schema: name, table: 'old' })
-    // Back to version 1: cost as double precision, holding what float arithmetic used to log.
-    await pool.query(`ALTER TABLE "${name}"."old" ALTER COLUMN cost TYPE double precision`)
-    await pool.query(`DELETE FROM "${name}"."old_migrations" WHERE version = 2`)
     const noisy = record(1000, { cost: 0.0000032999999999999997 })
     await store.write([noisy, record(2000, { cost: null })])
+    // Back to version 1: cost as double precision, holding what float arithmetic used to log, and no
+    // attempt log column.
+    await pool.query(`ALTER TABLE "${name}"."old" ALTER COLUMN cost TYPE double precision`)
+    await pool.query(`ALTER TABLE "${name}"."old" DROP COLUMN attempt_log`)
+    await pool.query(`DELETE FROM "${name}"."old_migrations" WHERE version > 1`)
     const migrated = await createPostgresLogStore(pool, { schema: name, table: 'old' })
-    expect(await migrationVersions(name, 'old')).toEqual([1, 2])
+    expect(await migrationVersions(name, 'old')).toEqual([1, 2, 3])
     expect((await migrated.get(noisy.id))?.cost).toBe(0.0000033)
     expect(await migrated.analytics({})).toMatchObject([{ requests: 2, cost: 0.0000033 }])
+    // Records from before the attempt log read back without one; new ones keep theirs.
+    expect(await migrated.get(noisy.id)).not.toHaveProperty('attemptLog')
+    const attemptLog = [SAMPLE_ATTEMPT]
+    const retried = record(3000, { attemptLog })
+    await migrated.write([retried])
+    expect((await migrated.get(retried.id))?.attemptLog).toEqual(attemptLog)
   })
 })

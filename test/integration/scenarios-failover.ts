@@ -175,6 +175,33 @@ export function failoverScenarios(world: World): void {
     expect(seen.retries).toHaveLength(1)
   })
 
+  it.each<[string, Record<string, string>, MockScript]>([
+    ['before the answer began, by default', {}, { malformedEventAt: 0 }],
+    ['mid-answer, when held to completion', { 'cf-aig-stream-commit': 'complete' }, { malformedEventAt: 2 }],
+  ])(
+    'failover: a malformed event %s is retried, and the client never sees it',
+    async (_name, headers, fault) => {
+      world.mock.reset()
+      world.mock.enqueue(fault)
+      const url = await world.start({ retries: { maxAttempts: 2, delayMs: 0 } })
+      const seen = watch(world)
+      const res = await send(`${url}/ai/openai/chat/completions`, {
+        headers,
+        body: chat('one two three four', { stream: true }),
+      })
+      expect(res.status).toBe(200)
+      expect(res.text).not.toContain('{not json')
+      expect(res.text).toMatch(OPENAI_STREAM_END)
+      expect(seen.retries).toEqual([
+        expect.objectContaining({
+          action: 'retry',
+          failureClass: 'network',
+          reason: '2115 INVALID_PROVIDER_RESPONSE',
+        }),
+      ])
+    },
+  )
+
   it('failover: an in-band error event before the answer began falls back; the client never sees it', async () => {
     world.mock.reset()
     // Anthropic's 200, message_start, then event: error (overloaded_error), as Anthropic does.
@@ -297,6 +324,27 @@ export function failoverScenarios(world: World): void {
       tokensOut: expect.any(Number),
     })
     expect(record?.tokensOut).toBeGreaterThan(0)
+    const failed = {
+      provider: 'openai',
+      model: 'gpt-4o-mini',
+      step: 0,
+      status: 503,
+      failureClass: 'server_error',
+    }
+    expect(record?.attemptLog).toEqual([
+      { ...failed, errorCode: null, action: 'retry', durationMs: expect.any(Number) },
+      { ...failed, errorCode: null, action: 'fallback', durationMs: expect.any(Number) },
+      {
+        provider: 'anthropic',
+        model: 'claude',
+        step: 1,
+        status: 200,
+        failureClass: null,
+        errorCode: null,
+        action: 'answered',
+        durationMs: expect.any(Number),
+      },
+    ])
   })
 }
 
@@ -448,5 +496,50 @@ export function breakerScenarios(world: World): void {
     const res = await send(`${url}/ai/openai/chat/completions`, { body: chat('good') })
     expect(res.status).toBe(200)
     expect(world.mock.calls).toHaveLength(4)
+  })
+}
+
+export function keyPoolScenarios(world: World): void {
+  const keyOf = (call: { headers: Record<string, string | string[] | undefined> }) =>
+    call.headers.authorization
+
+  it('key pool: a 429 on one key moves the request to the next key, and that key is left alone while it cools down', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ status: 429, retryAfter: 60 })
+    const url = await world.start({
+      providers: {
+        openai: {
+          apiKeys: ['sk-pool-first-0123456789', { key: 'sk-pool-second-0123456789', weight: 2 }],
+          baseURL: `${world.mock.url}/v1`,
+        },
+      },
+    })
+    const first = await send(`${url}/ai/openai/chat/completions`, { body: chat('one') })
+    expect(first.status).toBe(200)
+    const [limited, served] = world.mock.calls
+    expect(keyOf(limited!)).not.toBe(keyOf(served!))
+    // The limited key's breaker opened for its Retry-After: the next requests all go to the other key.
+    for (let i = 0; i < 4; i++) {
+      expect((await send(`${url}/ai/openai/chat/completions`, { body: chat(`more ${i}`) })).status).toBe(200)
+    }
+    expect(world.mock.calls.slice(2).map(keyOf)).toEqual(Array(4).fill(keyOf(served!)))
+    expect(first.text).not.toContain('sk-pool')
+  })
+
+  it('key pool: requests spread over the keys by weight', async () => {
+    world.mock.reset()
+    const url = await world.start({
+      providers: {
+        openai: {
+          apiKeys: ['sk-pool-first-0123456789', 'sk-pool-second-0123456789'],
+          baseURL: `${world.mock.url}/v1`,
+        },
+      },
+    })
+    for (let i = 0; i < 40; i++)
+      await send(`${url}/ai/openai/chat/completions`, { body: chat(`spread ${i}`) })
+    const used = new Set(world.mock.calls.map(keyOf))
+    // Equal weights over 40 requests: both keys serve some (one alone would take all 40 once in 2^39).
+    expect(used).toEqual(new Set(['Bearer sk-pool-first-0123456789', 'Bearer sk-pool-second-0123456789']))
   })
 }

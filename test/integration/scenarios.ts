@@ -11,7 +11,12 @@ import { type RunningApp, send } from '../helpers/http.js'
 import { until } from '../helpers/until.js'
 import { cacheScenarios } from './scenarios-cache.js'
 import { credentialScenarios } from './scenarios-credentials.js'
-import { breakerScenarios, compatFallbackScenarios, failoverScenarios } from './scenarios-failover.js'
+import {
+  breakerScenarios,
+  compatFallbackScenarios,
+  failoverScenarios,
+  keyPoolScenarios,
+} from './scenarios-failover.js'
 import { faultScenarios } from './scenarios-faults.js'
 import { hostScenarios } from './scenarios-host.js'
 import { logScenarios } from './scenarios-logs.js'
@@ -578,6 +583,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
     failoverScenarios(world)
     compatFallbackScenarios(world)
     breakerScenarios(world)
+    keyPoolScenarios(world)
     cacheScenarios(world)
     logScenarios(world)
     faultScenarios(world)

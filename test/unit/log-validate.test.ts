@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { LogRecordError } from '../../src/errors.js'
 import type { LogRecord } from '../../src/logs/types.js'
 import { logRecordSchema, validateLogRecords } from '../../src/logs/validate.js'
-import { sampleRecord } from '../helpers/log-store.js'
+import { SAMPLE_ATTEMPT, sampleRecord } from '../helpers/log-store.js'
 
 const valid: LogRecord = sampleRecord({
   id: '0190F3C4-0000-7000-8000-00000000ABCD',
@@ -18,6 +18,8 @@ const valid: LogRecord = sampleRecord({
   principal: 'alice',
   requestBody: '{"a":1}',
 })
+
+const attempt = SAMPLE_ATTEMPT
 
 class Bag {
   readonly user = 'u1'
@@ -60,6 +62,13 @@ const variants: [string, Record<string, unknown>][] = [
   ['a score of 50', { score: 50 }],
   ['a fractional score', { score: 50.5 }],
   ['an error code', { errorCode: 2005, outcome: 'gateway_error', success: false }],
+  [
+    'an attempt log',
+    { attemptLog: [attempt, { ...attempt, action: 'answered', status: 200, failureClass: null }] },
+  ],
+  ['an attempt with an unknown action', { attemptLog: [{ ...attempt, action: 'wait' }] }],
+  ['an attempt without its provider', { attemptLog: [{ ...attempt, provider: undefined }] }],
+  ['an attempt log that is not a list', { attemptLog: attempt }],
 ]
 
 describe('validateLogRecords', () => {

@@ -134,6 +134,23 @@ export function dataOfEvents(events: string): { event: string | undefined; json:
   }
 }
 
+/**
+ * Whether a `data:` field of whole events is not JSON (`[DONE]` aside): a provider's broken event, which
+ * every dialect the gateway reads sends as JSON.
+ */
+export function hasMalformedData(events: string): boolean {
+  const parser = new SSEParser()
+  try {
+    for (const event of [...parser.push(events), ...parser.end()]) {
+      if (event.data === '[DONE]') continue
+      JSON.parse(event.data)
+    }
+    return false
+  } catch {
+    return true
+  }
+}
+
 /** The first of the events' data that `read` finds a provider error in. */
 export function firstError(
   events: string,
