@@ -383,7 +383,8 @@ function pushAttempt(
   outcome: Omit<LogAttempt, 'provider' | 'model' | 'step'>,
 ): void {
   const attempt = { provider: target.provider.spec.id, model: target.model ?? null, step: target.step }
-  ;(ctx.state.attemptLog ??= []).push({ ...attempt, ...outcome })
+  ctx.state.attemptLog ??= []
+  ctx.state.attemptLog.push({ ...attempt, ...outcome })
 }
 
 function notifyRetry(
