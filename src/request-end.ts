@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream'
+import { clientGone } from './client-close.js'
 import type { Usage } from './cost/cost.js'
 import { GatewayError, toGatewayError } from './errors.js'
 import { isObserved, notify, reportError } from './events.js'
@@ -35,7 +36,7 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
           ? new GatewayError('UPSTREAM_INTERRUPTED', 'the stream did not finish')
           : undefined
     // A client that left, or stopped reading until the gateway gave up on it, aborted the request.
-    const aborted = ctx.request.signal.aborted || failure?.key === 'CLIENT_CLOSED'
+    const aborted = clientGone(ctx.request) || failure?.key === 'CLIENT_CLOSED'
     const endedAt = Date.now()
     const durationMs = performance.now() - ctx.startedAt
     if (observed) {

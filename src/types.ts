@@ -27,6 +27,14 @@ export interface GatewayRequest {
   readonly headers: Readonly<Record<string, string | undefined>>
   /** Aborted when the client goes away; the upstream call is cancelled with it. */
   readonly signal: AbortSignal
+  /**
+   * Optional, for adapters with a cheaper close event than an AbortSignal's (the Node adapters use the
+   * response's own `close`): whether the client went away, and a way to hear of it that returns its own
+   * removal. The gateway uses them, when given, on every request's path, and leaves `signal` to be made
+   * only when something asks for it. Without them it reads `signal`.
+   */
+  readonly clientClosed?: boolean | undefined
+  readonly onClientClose?: ((listener: () => void) => () => void) | undefined
   readonly body?: Uint8Array | string | BodyReader | undefined
   readonly ip?: string | undefined
   /** The host framework's request (Express `req`, Koa `ctx`, Fastify `request`), for `identify`. */

@@ -64,14 +64,9 @@ export function failedBodyRequest(
   options: { url: string; host: unknown },
   failure: HostParserFailure,
 ): GatewayRequest {
-  if (failure.error !== undefined) {
-    const error = failure.error
-    return { ...toGatewayRequest(req, res, options), body: () => Promise.reject(error) }
-  }
-  const request = toGatewayRequest(req, res, { ...options, rawBody: failure.text })
+  if (failure.error !== undefined) return toGatewayRequest(req, res, { ...options, bodyError: failure.error })
   // The parser inflated a compressed body before it failed: the encoding no longer describes the text.
-  const { 'content-encoding': _decoded, ...headers } = request.headers
-  return { ...request, headers }
+  return toGatewayRequest(req, res, { ...options, rawBody: failure.text, decoded: true })
 }
 
 /**

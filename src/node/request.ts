@@ -12,33 +12,85 @@ export interface NodeRequestOptions {
   rawBody?: unknown
   /** The framework's own request object (Express `req`, Koa `ctx`, Fastify `request`), handed to `identify`. */
   host?: unknown
+  /** A host parser refused the body: reading it rejects with this (the core answers through its error path). */
+  bodyError?: unknown
+  /** The bytes are no longer as encoded (a host parser inflated them): `content-encoding` is left out. */
+  decoded?: boolean
 }
 
 /**
  * Builds the core's request from Node's. The body is not read here: the core reads it only if the path is
- * the gateway's and a step needs it. The signal aborts when the client connection closes before the
- * response is finished, which cancels the upstream call.
+ * the gateway's and a step needs it. The client closing its connection before the response is finished
+ * cancels the upstream call: the response's own `close` tells it (`onClientClose`), and `signal` is made
+ * only when a step asks for it, since an AbortController per request is a measurable share of the gateway's
+ * own time.
  */
 export function toGatewayRequest(
   req: IncomingMessage,
   res: ServerResponse,
   options: NodeRequestOptions,
 ): GatewayRequest {
-  const controller = new AbortController()
-  res.once('close', () => {
-    if (!res.writableFinished) controller.abort()
-  })
+  const close = new ClientClose(res)
   const { path, search } = splitQuery(options.url)
   const usesHostBody = options.rawBody === undefined && isConsumed(req)
+  const { bodyError } = options
   return {
     method: req.method ?? 'GET',
     path,
     search,
-    headers: usesHostBody ? withoutEncoding(req.headers) : (req.headers as GatewayRequest['headers']),
-    signal: controller.signal,
-    body: bodyReader(req, res, options, usesHostBody),
+    headers:
+      usesHostBody || options.decoded
+        ? withoutEncoding(req.headers)
+        : (req.headers as GatewayRequest['headers']),
+    get signal() {
+      return close.signal
+    },
+    get clientClosed() {
+      return close.closed
+    },
+    onClientClose: (listener) => close.listen(listener),
+    body:
+      bodyError === undefined ? bodyReader(req, res, options, usesHostBody) : () => Promise.reject(bodyError),
     ip: req.socket.remoteAddress,
     host: options.host ?? req,
+  }
+}
+
+/** Whether, and when, the client left before its response was finished. */
+class ClientClose {
+  closed = false
+  #controller: AbortController | undefined
+  #listeners: (() => void)[] = []
+
+  constructor(res: ServerResponse) {
+    res.once('close', () => {
+      if (res.writableFinished) return
+      this.closed = true
+      this.#controller?.abort()
+      const listeners = this.#listeners
+      this.#listeners = []
+      for (const listener of listeners) listener()
+    })
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController()
+      if (this.closed) this.#controller.abort()
+    }
+    return this.#controller.signal
+  }
+
+  listen(listener: () => void): () => void {
+    if (this.closed) {
+      listener()
+      return () => {}
+    }
+    this.#listeners.push(listener)
+    return () => {
+      const at = this.#listeners.indexOf(listener)
+      if (at !== -1) this.#listeners.splice(at, 1)
+    }
   }
 }
 

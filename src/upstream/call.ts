@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Dispatcher } from 'undici'
+import { clientGone, onClientClose } from '../client-close.js'
 import { GatewayError } from '../errors.js'
 import { isObserved, notify } from '../events.js'
 import { dialectOf } from '../providers/dialects/index.js'
@@ -54,19 +55,17 @@ export async function callUpstream(
   attempt: number,
 ): Promise<GatewayResponse> {
   const { events } = ctx.gateway
-  const clientSignal = ctx.request.signal
-  if (clientSignal.aborted) throw new GatewayError('CLIENT_CLOSED')
+  if (clientGone(ctx.request)) throw new GatewayError('CLIENT_CLOSED')
   const remainingMs = Math.floor(clocks.deadlineAt - performance.now())
   if (remainingMs <= 0) throw new GatewayError('UPSTREAM_DEADLINE')
 
   // One abort handle per attempt: the client leaving, the total deadline and (later) guards all cancel it.
   const controller = new AttemptAbort()
-  const abortForClient = () => controller.abort(new GatewayError('CLIENT_CLOSED'))
-  clientSignal.addEventListener('abort', abortForClient, { once: true })
+  const stopWatching = onClientClose(ctx.request, () => controller.abort(new GatewayError('CLIENT_CLOSED')))
   const deadline = setTimeout(() => controller.abort(new GatewayError('UPSTREAM_DEADLINE')), remainingMs)
   const release = () => {
     clearTimeout(deadline)
-    clientSignal.removeEventListener('abort', abortForClient)
+    stopWatching()
   }
 
   ctx.metrics.attempts++
