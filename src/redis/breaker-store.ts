@@ -1,5 +1,6 @@
+import { assertPolicy } from '../stores/memory-breaker.js'
 import type { BreakerPolicy, BreakerState, BreakerStore } from '../stores/types.js'
-import { assertReady, type RedisClientLike } from './redis-types.js'
+import { assertReady, defineScripts, type RedisClientLike } from './redis-types.js'
 
 /** Where the Redis breaker store keeps its breakers. */
 export interface RedisBreakerStoreOptions {
@@ -105,9 +106,6 @@ const SCRIPTS = {
 type ScriptName = keyof typeof SCRIPTS
 type ScriptCommand = (...keysAndArgs: (string | number)[]) => Promise<unknown>
 
-/** Clients that already carry the scripts; defining them again would only repeat the work. */
-const clientsWithScripts = new WeakSet<RedisClientLike>()
-
 const PROBE: BreakerState = { state: 'probe' }
 
 /**
@@ -134,7 +132,7 @@ export function createRedisBreakerStore(
   options: RedisBreakerStoreOptions = {},
 ): BreakerStore {
   const prefix = options.prefix ?? DEFAULT_PREFIX
-  defineScripts(client)
+  defineScripts(client, SCRIPTS)
 
   async function run(name: ScriptName, key: string, ...args: number[]): Promise<[number, number]> {
     assertReady(client)
@@ -167,13 +165,12 @@ function toState([code, value]: [number, number]): BreakerState {
 
 /** The policy in whole milliseconds, as the scripts and PEXPIRE take them; rejects one that cannot work. */
 function durations(policy: BreakerPolicy): BreakerPolicy {
-  if (!Number.isSafeInteger(policy.failures) || policy.failures < 1) {
-    throw new RangeError(`A breaker's failures must be a positive integer, got ${policy.failures}`)
-  }
+  assertPolicy(policy)
   const whole = { failures: policy.failures, windowMs: 0, openMs: 0, probeMs: 0 }
   for (const name of ['windowMs', 'openMs', 'probeMs'] as const) {
     const value = policy[name]
-    if (!Number.isFinite(value) || value <= 0 || value > Number.MAX_SAFE_INTEGER) {
+    // Past this the scripts' arithmetic on the server's clock would lose whole milliseconds.
+    if (value > Number.MAX_SAFE_INTEGER) {
       throw new RangeError(`A breaker's ${name} must be a positive number of milliseconds, got ${value}`)
     }
     whole[name] = Math.ceil(value)
@@ -188,10 +185,4 @@ function durations(policy: BreakerPolicy): BreakerPolicy {
 function openPeriod(openForMs: number | undefined): number {
   if (openForMs === undefined || !Number.isFinite(openForMs) || openForMs <= 0) return 0
   return Math.min(Math.ceil(openForMs), Number.MAX_SAFE_INTEGER)
-}
-
-function defineScripts(client: RedisClientLike): void {
-  if (clientsWithScripts.has(client)) return
-  for (const [name, script] of Object.entries(SCRIPTS)) client.defineCommand(name, script)
-  clientsWithScripts.add(client)
 }

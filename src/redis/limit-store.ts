@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { StoreTimeoutError } from '../stores/call.js'
 import type { LimitDecision, LimitStore, LimitWindow } from '../stores/types.js'
-import { assertReady, type RedisClientLike } from './redis-types.js'
+import { assertReady, defineScripts, type RedisClientLike } from './redis-types.js'
 
 /** Where the Redis limit store keeps its counters. */
 export interface RedisLimitStoreOptions {
@@ -139,9 +139,6 @@ type ScriptCommand = (...keysAndArgs: (string | number)[]) => Promise<unknown>
 /** {status, server seconds, server microseconds, ...what the script answers}. */
 type Reply = [number, string, string, ...number[]]
 
-/** Clients that already carry the scripts; defining them again would only repeat the work. */
-const clientsWithScripts = new WeakSet<RedisClientLike>()
-
 /** This process's clock in ms since the epoch, steady: it does not jump when the system clock is set. */
 const localNow = () => performance.timeOrigin + performance.now()
 
@@ -204,7 +201,7 @@ export function createRedisLimitStore(
   options: RedisLimitStoreOptions = {},
 ): LimitStore {
   const prefix = options.prefix ?? DEFAULT_PREFIX
-  defineScripts(client)
+  defineScripts(client, SCRIPTS)
   const clock = new ServerClock()
   let learning: Promise<void> | undefined
 
@@ -326,12 +323,6 @@ export function createRedisLimitStore(
 
 function tooLate(timeoutMs: number, what: string): StoreTimeoutError {
   return new StoreTimeoutError(timeoutMs, `a Redis limit command with a ${timeoutMs} ms deadline ${what}`)
-}
-
-function defineScripts(client: RedisClientLike): void {
-  if (clientsWithScripts.has(client)) return
-  for (const [name, script] of Object.entries(SCRIPTS)) client.defineCommand(name, script)
-  clientsWithScripts.add(client)
 }
 
 function assertAmount(amount: number): void {

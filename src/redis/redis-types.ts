@@ -25,3 +25,21 @@ export function assertReady(client: { readonly status: string }): void {
     throw new Error(`Redis client is not ready (status '${client.status}'); not queueing the command`)
   }
 }
+
+/** Script tables each client already carries; defining them again would only repeat the work. */
+const definedScripts = new WeakMap<RedisClientLike, WeakSet<object>>()
+
+/** Registers a store's Lua scripts on `client` as commands, once per client and table. */
+export function defineScripts(
+  client: RedisClientLike,
+  scripts: Readonly<Record<string, { readonly lua: string; readonly numberOfKeys: number }>>,
+): void {
+  let defined = definedScripts.get(client)
+  if (defined === undefined) {
+    defined = new WeakSet()
+    definedScripts.set(client, defined)
+  }
+  if (defined.has(scripts)) return
+  for (const [name, script] of Object.entries(scripts)) client.defineCommand(name, script)
+  defined.add(scripts)
+}

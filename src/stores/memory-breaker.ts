@@ -141,7 +141,8 @@ function openPeriod(openForMs: number | undefined): number {
   return openForMs !== undefined && Number.isFinite(openForMs) && openForMs > 0 ? openForMs : 0
 }
 
-function assertPolicy(policy: BreakerPolicy): void {
+/** Refuses a policy no breaker can follow; every breaker store checks it on each call. */
+export function assertPolicy(policy: BreakerPolicy): void {
   if (!Number.isSafeInteger(policy.failures) || policy.failures < 1) {
     throw new RangeError(`A breaker's failures must be a positive integer, got ${policy.failures}`)
   }

@@ -99,6 +99,8 @@ export class UpstreamBody extends Readable {
   #pending: Buffer[] = []
   #pendingBytes = 0
   #plainScrub: ReturnType<Scrubber['stream']> | undefined
+  // The grammar's markers as bytes, looked up once rather than for every batch of events.
+  readonly #markers: Markers | undefined
   #total = 0
   #endSeen = false
   #finishSeen = false
@@ -128,6 +130,7 @@ export class UpstreamBody extends Readable {
     this.#cancel = control.cancel
     this.#explain = control.explain
     if (!policy.events && policy.scrubber !== undefined) this.#plainScrub = policy.scrubber.stream()
+    this.#markers = policy.grammar === undefined ? undefined : markersOf(policy.grammar)
     source.on('error', this.#onError)
     // A paused stream may still announce its end once its buffer is empty: listen from now on.
     source.once('end', () => {
@@ -308,7 +311,7 @@ export class UpstreamBody extends Readable {
 
   #transform(events: Buffer): Buffer {
     const { grammar, hideUsage, scrubber } = this.#policy
-    if (grammar !== undefined) this.#read(events, grammar)
+    if (grammar !== undefined) this.#read(events, grammar, this.#markers!)
     let out = events
     if (hideUsage) out = withoutUsage(out)
     if (scrubber !== undefined) out = scrubber.scrub(out)
@@ -316,8 +319,7 @@ export class UpstreamBody extends Readable {
   }
 
   /** What whole events say about the answer: its beginning, its finish, its end, an in-band error. */
-  #read(events: Buffer, grammar: StreamGrammar): void {
-    const markers = markersOf(grammar)
+  #read(events: Buffer, grammar: StreamGrammar, markers: Markers): void {
     // Whether the stream so far ends with its last event; blank lines after it change nothing.
     if (events.includes(markers.terminator)) this.#endSeen = true
     else if (!isBlank(events)) this.#endSeen = false

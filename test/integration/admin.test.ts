@@ -21,6 +21,7 @@ import type { LogRecord, LogStore } from '../../src/logs/types.js'
 import { createPostgresLogStore } from '../../src/postgres/log-store.js'
 import type { GatewayRequest, GatewayResponse } from '../../src/types.js'
 import { closeServer, type RunningApp, send, serverUrl } from '../helpers/http.js'
+import { sampleRecord } from '../helpers/log-store.js'
 import { DATABASE_URL, uniqueName } from '../helpers/services.js'
 
 const TOKEN = 'admin-token-0123456789abcdef'
@@ -31,37 +32,20 @@ const BASE_TIME = Date.UTC(2025, 0, 1)
 type BuildAdminApp = (admin: Admin, host: { bodyParser: boolean }) => Promise<RunningApp>
 
 function logRecord(offsetMs: number, overrides: Partial<LogRecord> = {}): LogRecord {
-  const createdAt = BASE_TIME + offsetMs
-  return {
-    id: uuidv7(createdAt),
-    createdAt,
-    provider: 'openai',
-    model: 'gpt-4o-mini',
-    path: '/openai/chat/completions',
-    success: true,
-    statusCode: 200,
-    cached: false,
+  return sampleRecord({
+    createdAt: BASE_TIME + offsetMs,
     durationMs: 100,
     ttfbMs: 40,
     tokensIn: 10,
     tokensOut: 20,
     cost: 0.001,
-    customCost: false,
     metadata: { team: 'search' },
-    step: null,
-    eventId: null,
-    attempts: 1,
     requestSize: 120,
     responseSize: 480,
-    outcome: 'success',
-    errorCode: null,
-    principal: null,
     requestBody: '{"messages":[{"role":"user","content":"hi"}]}',
     responseBody: '{"choices":[{"message":{"content":"hello"}}]}',
-    feedback: null,
-    score: null,
     ...overrides,
-  }
+  })
 }
 
 function anthropic(success: boolean): Partial<LogRecord> {

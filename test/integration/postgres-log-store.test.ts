@@ -1,43 +1,22 @@
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { uuidv7 } from '../../src/ids.js'
 import type { LogRecord } from '../../src/logs/types.js'
 import { createPostgresLogStore } from '../../src/postgres/log-store.js'
 import { logStoreConformance } from '../../src/testing/log-store-conformance.js'
-import { SAMPLE_ATTEMPT } from '../helpers/log-store.js'
+import { SAMPLE_ATTEMPT, sampleRecord } from '../helpers/log-store.js'
 import { DATABASE_URL, uniqueName } from '../helpers/services.js'
 
 function record(createdAt: number, overrides: Partial<LogRecord> = {}): LogRecord {
-  return {
-    id: uuidv7(createdAt),
+  return sampleRecord({
     createdAt,
-    provider: 'openai',
-    model: 'gpt-4o-mini',
-    path: '/openai/chat/completions',
-    success: true,
-    statusCode: 200,
-    cached: false,
-    durationMs: 10,
     ttfbMs: 5,
     tokensIn: 1,
     tokensOut: 2,
     cost: 0.001,
-    customCost: false,
-    metadata: {},
-    step: null,
-    eventId: null,
-    attempts: 1,
     requestSize: 10,
     responseSize: 20,
-    outcome: 'success',
-    errorCode: null,
-    principal: null,
-    requestBody: null,
-    responseBody: null,
-    feedback: null,
-    score: null,
     ...overrides,
-  }
+  })
 }
 
 describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
