@@ -40,8 +40,11 @@ export interface UpstreamRetryEvent {
   failureClass: FailureClass | undefined
   /** Wait before the next attempt; 0 when falling back to the next target. */
   delayMs: number
-  /** `retry` (same target again), `fallback` (next target) or `skip` (its circuit breaker is open). */
-  action: 'retry' | 'fallback' | 'skip'
+  /**
+   * `retry` (same target again), `fallback` (next target), `skip` (its circuit breaker is open) or
+   * `resume` (its stream failed after part of it was sent: the next target goes on from there).
+   */
+  action: 'retry' | 'fallback' | 'skip' | 'resume'
 }
 export interface RequestEndEvent {
   id: string

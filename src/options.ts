@@ -84,6 +84,12 @@ const providerConfig = z.strictObject({
   baseURL: baseURL.optional(),
   params: z.record(z.string(), z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/)).optional(),
   headers: z.record(headerName, headerValue).optional(),
+  /**
+   * How the provider continues an answer given its start as a last assistant message (`message`, or
+   * `prefix` for Mistral's `prefix: true`), for resuming a failed stream on it; `false` when it cannot.
+   * Known providers have theirs.
+   */
+  prefill: z.union([z.enum(['message', 'prefix']), z.literal(false)]).optional(),
 })
 
 const customProviderConfig = providerConfig.extend({
@@ -141,6 +147,12 @@ export const streams = z.strictObject({
     .int()
     .positive()
     .default(4 * 1024 * 1024),
+  /**
+   * When a committed OpenAI chat stream fails (a cut, a stall, an in-band error) and fallbacks remain, go
+   * on with the next one from the part already sent: as an assistant prefill where the provider takes one,
+   * else by its answer to the original request when that begins with the same text. Default on.
+   */
+  resume: z.boolean().default(true),
 })
 
 /** Caps on what is read back from a provider, enforced while reading. */

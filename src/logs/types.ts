@@ -27,8 +27,12 @@ export const LOG_OUTCOMES = [
   'aborted',
 ] as const satisfies readonly LogOutcome[]
 
-/** What followed an upstream attempt: it answered, or its failure led to a retry, a fallback or nothing more. */
-export type LogAttemptAction = 'answered' | 'retry' | 'fallback' | 'final' | 'skip'
+/**
+ * What followed an upstream attempt: it answered, or its failure led to a retry, a fallback or nothing
+ * more; `skip`: its breaker was open; `resume`: its stream failed after part of it was sent, and the next
+ * target went on from there.
+ */
+export type LogAttemptAction = 'answered' | 'retry' | 'fallback' | 'final' | 'skip' | 'resume'
 
 export const LOG_ATTEMPT_ACTIONS = [
   'answered',
@@ -36,6 +40,7 @@ export const LOG_ATTEMPT_ACTIONS = [
   'fallback',
   'final',
   'skip',
+  'resume',
 ] as const satisfies readonly LogAttemptAction[]
 
 /** One upstream attempt of a request (or a target skipped for its open circuit breaker). */

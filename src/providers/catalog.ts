@@ -31,6 +31,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     credentialHeaders: ['x-api-key', 'authorization'],
     forwardHeaders: ['anthropic-version', 'anthropic-beta'],
     defaultHeaders: { 'anthropic-version': '2023-06-01' },
+    prefill: 'message',
   }),
   defineProvider({
     id: 'google-ai-studio',
@@ -67,7 +68,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
     compatPaths: { chat: '/compatibility/v1/chat/completions', embeddings: '/compatibility/v1/embeddings' },
   }),
   openaiCompatible('groq', 'https://api.groq.com/openai/v1', { streamUsageOnRequest: true }),
-  openaiCompatible('mistral', 'https://api.mistral.ai', { compatPaths: V1_PATHS }),
+  openaiCompatible('mistral', 'https://api.mistral.ai', { compatPaths: V1_PATHS, prefill: 'prefix' }),
   openaiCompatible('deepseek', 'https://api.deepseek.com', { streamUsageOnRequest: true }),
   openaiCompatible('grok', 'https://api.x.ai', {
     compatPaths: V1_PATHS,
@@ -77,6 +78,7 @@ export const PROVIDERS: readonly ProviderSpec[] = [
   openaiCompatible('perplexity-ai', 'https://api.perplexity.ai', { aliases: ['perplexity'] }),
   openaiCompatible('openrouter', 'https://openrouter.ai/api', {
     compatPaths: V1_PATHS,
+    prefill: 'message',
     streamUsageOnRequest: true,
   }),
   openaiCompatible('cerebras', 'https://api.cerebras.ai/v1', { streamUsageOnRequest: true }),

@@ -1,6 +1,6 @@
 import { GatewayError } from '../errors.js'
 import { CUSTOM_PREFIX, PROVIDERS } from './catalog.js'
-import type { Dialect, ProviderSpec } from './types.js'
+import type { Dialect, Prefill, ProviderSpec } from './types.js'
 
 /**
  * What the gateway does with a provider key a caller sends itself: `forward` it (the reference's
@@ -18,6 +18,8 @@ export interface ProviderConfig {
   baseURL?: string | undefined
   params?: Record<string, string> | undefined
   headers?: Record<string, string> | undefined
+  /** How this provider continues a prefilled answer (`ProviderSpec.prefill`); `false`: it does not. */
+  prefill?: Prefill | false | undefined
 }
 
 export interface CustomProviderConfig extends ProviderConfig {
@@ -38,6 +40,8 @@ export interface ResolvedProvider {
   readonly keyPool: readonly { readonly key: string; readonly weight: number }[] | undefined
   readonly callerKeys: CallerKeys
   readonly staticHeaders: Readonly<Record<string, string>>
+  /** How it continues a prefilled answer: the spec's, unless the options say otherwise. */
+  readonly prefill: Prefill | undefined
   readonly credentialHeaders: readonly string[]
   readonly forwardHeaders: readonly string[]
   readonly base: ResolvedBase
@@ -100,6 +104,7 @@ function resolveProvider(
     ),
     callerKeys: config.callerKeys ?? defaults.callerKeys,
     staticHeaders: { ...spec.defaultHeaders, ...config.headers },
+    prefill: config.prefill === false ? undefined : (config.prefill ?? spec.prefill),
     credentialHeaders,
     forwardHeaders: [
       ...new Set([...COMMON_FORWARD_HEADERS, ...(spec.forwardHeaders ?? []), ...extraForwardHeaders]),

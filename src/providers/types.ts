@@ -44,9 +44,20 @@ export interface ProviderSpec {
    * from clients that did not ask. Left unset for servers that might refuse an unknown field.
    */
   readonly streamUsageOnRequest?: boolean
+  /**
+   * How the provider continues an answer it is given the start of (an assistant prefill), so that a stream
+   * that failed after part of it reached the client can be carried on here: `message`, a last assistant
+   * message (Anthropic, OpenRouter); `prefix`, a last assistant message marked `prefix: true` (Mistral).
+   * Without it a fallback answers the original request, and only an answer that begins with the part
+   * already sent is carried on.
+   */
+  readonly prefill?: Prefill
   /** Rewrites the path remainder before it is appended (Workers AI's `/@cf/...` → `/run/@cf/...`). */
   readonly mapPath?: (path: string) => string
 }
+
+/** See `ProviderSpec.prefill`. */
+export type Prefill = 'message' | 'prefix'
 
 /** Identity function that types a provider spec, for catalogs and custom providers. */
 export function defineProvider<const T extends ProviderSpec>(spec: T): T {

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dispatcher } from 'undici'
+import type { Usage } from '../cost/cost.js'
 import { type ErrorName, GatewayError, toGatewayError } from '../errors.js'
 import { notify, type UpstreamRetryEvent } from '../events.js'
 import { parseJsonBody } from '../json.js'
@@ -31,6 +32,7 @@ import {
   type FailureClass,
   statusDecidesClass,
 } from '../upstream/failure.js'
+import { type Continuation, prefilledTarget, type ResumeMode, resumable } from '../upstream/resume.js'
 import { parseRetryAfter, retryDelay, retryPolicy } from '../upstream/retry.js'
 import { translateResponse } from '../upstream/translate.js'
 import { watchUsage } from '../usage.js'
@@ -115,32 +117,24 @@ export function forward(options: ForwardOptions = {}): Step {
   return async function forward(ctx) {
     const targets = ctx.state.targets ?? []
     if (targets.length === 0) throw new GatewayError('INTERNAL', 'no upstream target was resolved')
-    const deadlineAt = ctx.startedAt + settings.timeouts.totalMs
-    const waited = { ms: 0 }
+    const run: Run = { deadlineAt: ctx.startedAt + settings.timeouts.totalMs, waited: { ms: 0 } }
     const { breakers } = settings
     let last: { target: UpstreamTarget; failure: Failure } | undefined
     let skipped: { target: UpstreamTarget; failure: GatewayError } | undefined
     for (const [index, target] of targets.entries()) {
-      const checking = breakers === undefined ? CLOSED : checkBreaker(ctx, breakers, target)
-      const checked = checking instanceof Promise ? await checking : checking
+      const checked = await checkTarget(ctx, settings, target)
       if (checked.state === 'open' && skips(breakers!, index === targets.length - 1, last)) {
-        const failure = circuitOpen(target, checked.retryInMs)
-        const skip: TargetFailure = {
-          ok: false,
-          failure,
-          failureClass: undefined,
-          attempts: 0,
-          durationMs: 0,
-        }
-        notifyRetry(ctx, target, skip, 0, 'skip')
-        logAttempt(ctx, target, skip, 'skip')
-        skipped ??= { target, failure }
+        skipped ??= { target, failure: skipOpen(ctx, target, checked.retryInMs) }
         continue
       }
       if (last !== undefined) discard(last.failure)
-      const outcome = await tryTarget(ctx, settings, target, deadlineAt, waited, checked)
+      const outcome = await tryTarget(ctx, settings, target, run, checked)
       if (outcome.ok) {
-        ctx.response = await answer(ctx, target, outcome.response)
+        const answered = await answer(ctx, target, outcome.response)
+        const later = targets.slice(index + 1)
+        ctx.response = resumes(settings, target, answered, later)
+          ? resumeOnFailure(ctx, settings, target, answered, later, run)
+          : answered
         return
       }
       last = { target, failure: outcome.failure }
@@ -158,6 +152,155 @@ export function forward(options: ForwardOptions = {}): Step {
     }
     ctx.response = await answer(ctx, last.target, last.failure)
   }
+}
+
+/** One request's clocks across all its targets: the total deadline and the time spent waiting to retry. */
+interface Run {
+  readonly deadlineAt: number
+  readonly waited: { ms: number }
+}
+
+async function checkTarget(
+  ctx: GatewayContext,
+  settings: ForwardSettings,
+  target: UpstreamTarget,
+): Promise<BreakerState> {
+  const { breakers } = settings
+  if (breakers === undefined) return CLOSED
+  const checking = checkBreaker(ctx, breakers, target)
+  return checking instanceof Promise ? await checking : checking
+}
+
+/** A target skipped for its open breaker: logged and told as such; its failure, should nothing else answer. */
+function skipOpen(ctx: GatewayContext, target: UpstreamTarget, retryInMs: number): GatewayError {
+  const failure = circuitOpen(target, retryInMs)
+  const skip: TargetFailure = { ok: false, failure, failureClass: undefined, attempts: 0, durationMs: 0 }
+  notifyRetry(ctx, target, skip, 0, 'skip')
+  logAttempt(ctx, target, skip, 'skip')
+  return failure
+}
+
+/**
+ * Whether an answer can be resumed on a later target should its stream fail after the commit: an OpenAI
+ * chat stream with a fallback left that answers in the same form.
+ */
+function resumes(
+  settings: ForwardSettings,
+  target: UpstreamTarget,
+  response: GatewayResponse,
+  later: readonly UpstreamTarget[],
+): boolean {
+  return (
+    settings.streams.resume &&
+    response.body instanceof Readable &&
+    isOpenAIChatStream(target) &&
+    later.some(isOpenAIChatStream)
+  )
+}
+
+function isOpenAIChatStream(target: UpstreamTarget): boolean {
+  if (!target.stream || target.clientDialect !== 'openai') return false
+  if (target.translation !== undefined) return target.translation.operation === 'chat'
+  return target.provider.spec.dialect === 'openai' && CHAT_PATH.test(target.path)
+}
+
+const CHAT_PATH = /\/chat\/completions(?:\?|$)/
+
+/**
+ * The answer, made to go on on the later targets if its stream fails after the commit (see `resumable`).
+ * What is logged and billed is the answer that finished: the attempt log shows the failed stream as
+ * resumed, and the record's usage is the continuation's.
+ */
+function resumeOnFailure(
+  ctx: GatewayContext,
+  settings: ForwardSettings,
+  target: UpstreamTarget,
+  response: GatewayResponse,
+  later: readonly UpstreamTarget[],
+  run: Run,
+): GatewayResponse {
+  let remaining = later
+  let failed = target
+  let startedAt = performance.now()
+  // The usage of whichever answer finished the stream, once it ended.
+  let usage = ctx.state.usage
+  const resumed = resumable(response, async (partial, failure) => {
+    const failureClass = classOfError(failure)
+    const outcome: TargetFailure = {
+      ok: false,
+      failure,
+      failureClass,
+      attempts: 1,
+      durationMs: performance.now() - startedAt,
+    }
+    if (!fallsBack(settings, outcome)) return undefined
+    notifyRetry(ctx, failed, outcome, 0, 'resume')
+    logAttempt(ctx, failed, outcome, 'resume')
+    const next = await continueOn(ctx, settings, remaining, run, partial)
+    if (next === undefined) return undefined
+    // `answer` watched the continuation's usage in its place.
+    if (settled !== undefined) {
+      usage = ctx.state.usage
+      ctx.state.usage = settled
+    }
+    remaining = remaining.slice(remaining.indexOf(next.target) + 1)
+    failed = next.target
+    startedAt = performance.now()
+    return next.continuation
+  })
+  const settled =
+    usage === undefined
+      ? undefined
+      : new Promise<Usage | undefined>((resolve) => {
+          resumed.body.once('close', () => resolve(usage))
+        })
+  if (settled !== undefined) ctx.state.usage = settled
+  return resumed
+}
+
+/**
+ * Asks the targets in turn to go on with `partial`: with it as a prefill where the provider takes one
+ * (a refused prefill is tried once more as the original request), else with the original request, whose
+ * answer `resumable` checks against what was sent.
+ */
+async function continueOn(
+  ctx: GatewayContext,
+  settings: ForwardSettings,
+  targets: readonly UpstreamTarget[],
+  run: Run,
+  partial: string,
+): Promise<{ target: UpstreamTarget; continuation: Continuation } | undefined> {
+  for (const target of targets) {
+    if (!isOpenAIChatStream(target)) continue
+    const prefill = prefilledTarget(target, partial)
+    const tries: [ResumeMode, UpstreamTarget][] =
+      prefill === undefined
+        ? [['replay', target]]
+        : [
+            ['prefill', prefill],
+            ['replay', target],
+          ]
+    for (const [mode, attempt] of tries) {
+      const checked = await checkTarget(ctx, settings, attempt)
+      if (checked.state === 'open') {
+        skipOpen(ctx, attempt, checked.retryInMs)
+        break
+      }
+      const outcome = await tryTarget(ctx, settings, attempt, run, checked)
+      if (outcome.ok) {
+        const response = await answer(ctx, attempt, outcome.response)
+        return { target, continuation: { response, mode } }
+      }
+      discard(outcome.failure)
+      const refusedPrefill = mode === 'prefill' && outcome.failureClass === 'bad_request'
+      const movesOn = refusedPrefill || fallsBack(settings, outcome)
+      logAttempt(ctx, attempt, outcome, !movesOn ? 'final' : refusedPrefill ? 'retry' : 'fallback')
+      if (!movesOn) return undefined
+      notifyRetry(ctx, attempt, outcome, 0, refusedPrefill ? 'retry' : 'fallback')
+      if (!refusedPrefill) break
+    }
+  }
+  return undefined
 }
 
 const CLOSED: BreakerState = { state: 'closed', failing: false }
@@ -204,8 +347,7 @@ async function tryTarget(
   ctx: GatewayContext,
   options: ForwardSettings,
   target: UpstreamTarget,
-  deadlineAt: number,
-  waited: { ms: number },
+  { deadlineAt, waited }: Run,
   checked: BreakerState,
 ): Promise<Outcome> {
   const policy = retryPolicy(options.retries, target.policy)

@@ -267,7 +267,10 @@ export function describeExchange(
     sequence,
     created: Math.floor(Date.now() / 1000),
     model,
-    reply: replyOverride ?? (userText ? `mock reply to: ${userText}` : 'mock reply'),
+    reply: continued(
+      replyOverride ?? (userText ? `mock reply to: ${userText}` : 'mock reply'),
+      prefillOf(route.dialect, request),
+    ),
     promptTokens: countWords(textOf(conversation)) + countWords(textOf(system)),
     toolName: route.dialect === 'openai' ? requestedToolName(request, userText) : undefined,
   }
@@ -321,6 +324,25 @@ function textOf(content: unknown): string {
   if (typeof content.text === 'string') return content.text
   if (content.parts !== undefined) return textOf(content.parts)
   return textOf(content.content)
+}
+
+/**
+ * The start of the answer a request gives the model to go on from: a last assistant message, for dialects
+ * that continue one (Anthropic; OpenAI-compatible servers when it is marked `prefix: true`, as Mistral's).
+ * @example prefillOf('anthropic', { messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'He' }] }) // 'He'
+ */
+export function prefillOf(dialect: Dialect, request: Record<string, unknown>): string | undefined {
+  if (dialect === 'gemini' || !Array.isArray(request.messages)) return undefined
+  const last: unknown = request.messages.at(-1)
+  if (!isRecord(last) || last.role !== 'assistant') return undefined
+  if (dialect !== 'anthropic' && last.prefix !== true) return undefined
+  return textOf(last.content)
+}
+
+/** What a model given `prefill` adds to it: the rest of its answer when the prefill begins it. */
+function continued(reply: string, prefill: string | undefined): string {
+  if (prefill === undefined) return reply
+  return reply.startsWith(prefill) ? reply.slice(prefill.length) : ' and so on.'
 }
 
 function lastUserText(dialect: Dialect, request: Record<string, unknown>): string | undefined {

@@ -12,6 +12,7 @@ import {
   invalidJsonBody,
   type MockResponse,
   missingCredential,
+  prefillOf,
   type Refusal,
   type Route,
   rejectedCredential,
@@ -156,6 +157,11 @@ export interface MockScript {
    * @example mock.enqueue({ status: 500, chunked: false })
    */
   chunked?: boolean
+  /**
+   * Refuse a request that ends with an assistant message (a prefill) with a 400, as models that take no
+   * prefill do; other requests are answered as usual.
+   */
+  rejectPrefill?: boolean
 }
 
 /**
@@ -364,6 +370,10 @@ async function respond(
   if (status === 401) return send(status, scriptedUnauthorized(route, credential, echo))
   if (!isSuccess(status)) return send(status, errorBody(route.dialect, status))
   const request = isRecord(call.json) ? call.json : {}
+  if (script.rejectPrefill && prefillOf(route.dialect, request) !== undefined) {
+    const message = 'This model does not support assistant message prefill.'
+    return send(400, errorBody(route.dialect, 400, message))
+  }
   const exchange = describeExchange(route, request, call.query, sequence, script.reply)
   const response = buildResponse(exchange, script.malformedEventAt)
   if (response.kind === 'json') await send(status, response.body)

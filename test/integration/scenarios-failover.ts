@@ -410,6 +410,123 @@ export function compatFallbackScenarios(world: World): void {
   })
 }
 
+/** The answer text an OpenAI chat stream carries, and the completion ids and roles its chunks name. */
+function readChatStream(sse: string) {
+  let text = ''
+  const ids = new Set<unknown>()
+  let roles = 0
+  for (const line of sse.split('\n')) {
+    if (!line.startsWith('data: {')) continue
+    const chunk = JSON.parse(line.slice(6))
+    if (chunk.id !== undefined) ids.add(chunk.id)
+    for (const choice of chunk.choices ?? []) {
+      if (choice.delta?.role !== undefined) roles++
+      if (typeof choice.delta?.content === 'string') text += choice.delta.content
+    }
+  }
+  return { text, ids: [...ids], roles }
+}
+
+function lastMessage(json: unknown): unknown {
+  return (json as { messages?: unknown[] } | undefined)?.messages?.at(-1)
+}
+
+/**
+ * A /compat stream that fails after part of it reached the client, carried on by a fallback: with the part
+ * as a prefill where the provider takes one, else by a replayed answer that must begin with that part.
+ */
+export function resumeScenarios(world: World): void {
+  const COMPAT = '/ai/compat/chat/completions'
+  const ANSWER = 'mock reply to: one two three four'
+  const streamed = (models: string[]) =>
+    chat('one two three four', { model: 'openai/gpt-4o-mini', models, stream: true })
+
+  it('resume: a stream cut after its commit is carried on by the fallback, given the part already sent as a prefill', async () => {
+    world.mock.reset()
+    // The role chunk, "mock", " reply", then the connection is cut.
+    world.mock.enqueue({ cutAfterEvents: 3 })
+    const url = await world.start()
+    const seen = watch(world)
+    const res = await send(`${url}${COMPAT}`, { body: streamed(['anthropic/claude-haiku-4-5']) })
+    expect(res.status).toBe(200)
+    const read = readChatStream(res.text)
+    expect(read).toMatchObject({ text: ANSWER, roles: 1 })
+    expect(read.ids).toHaveLength(1)
+    expect(res.text).toMatch(OPENAI_STREAM_END)
+    expect(res.text).not.toContain('"error"')
+    const [, anthropic] = world.mock.calls
+    expect(anthropic?.path).toBe(MESSAGES_PATH)
+    expect(lastMessage(anthropic?.json)).toEqual({
+      role: 'assistant',
+      content: 'mock reply',
+    })
+    expect(seen.retries).toEqual([
+      expect.objectContaining({ action: 'resume', provider: 'openai', failureClass: 'network' }),
+    ])
+    await world.gateway?.flushLogs()
+    expect(seen.ends).toEqual([expect.objectContaining({ outcome: 'completed' })])
+    const record = await world.gateway?.logs?.get(res.headers['cf-aig-log-id'] as string)
+    expect(record).toMatchObject({ success: true, provider: 'anthropic', model: 'claude-haiku-4-5' })
+    expect(record?.attemptLog?.map((attempt) => [attempt.provider, attempt.action])).toEqual([
+      ['openai', 'resume'],
+      ['anthropic', 'answered'],
+    ])
+    expect(record?.tokensOut).toBeGreaterThan(0)
+  })
+
+  it('resume: a fallback that refuses the prefill gets the original request, and its answer goes on past the part sent', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ cutAfterEvents: 3 }, { rejectPrefill: true })
+    const url = await world.start()
+    const seen = watch(world)
+    const res = await send(`${url}${COMPAT}`, { body: streamed(['anthropic/claude-haiku-4-5']) })
+    expect(readChatStream(res.text)).toMatchObject({ text: ANSWER, roles: 1 })
+    expect(res.text).toMatch(OPENAI_STREAM_END)
+    const [, refused, original] = world.mock.calls
+    expect(lastMessage(refused?.json)).toMatchObject({ role: 'assistant' })
+    expect(lastMessage(original?.json)).toMatchObject({ role: 'user' })
+    expect(seen.retries.map((event) => [event.action, event.failureClass])).toEqual([
+      ['resume', 'network'],
+      ['retry', 'bad_request'],
+    ])
+  })
+
+  it('resume: a fallback without prefills answers anew; an answer that begins with the part sent is carried on', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ stallAfterEvents: 3 })
+    const url = await world.start({ timeouts: { idleMs: 200 } })
+    const res = await send(`${url}${COMPAT}`, { body: streamed(['openai/gpt-4o']) })
+    expect(readChatStream(res.text)).toMatchObject({ text: ANSWER, roles: 1 })
+    expect(res.text).toMatch(OPENAI_STREAM_END)
+    expect(callsTo(world, CHAT_PATH)).toBe(2)
+  })
+
+  it('resume: an answer that does not begin with the part sent is never run on after it: the stream ends failed', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ cutAfterEvents: 3 }, { reply: 'a different answer' })
+    const url = await world.start()
+    const seen = watch(world)
+    const res = await send(`${url}${COMPAT}`, { body: streamed(['openai/gpt-4o']) })
+    expect(res.status).toBe(200)
+    expect(readChatStream(res.text).text).toBe('mock reply')
+    expect(res.text).toMatch(/data: \{"error":\{.*\}\}\n\n$/)
+    expect(res.text).not.toContain('[DONE]')
+    await world.gateway?.flushLogs()
+    expect(seen.ends).toEqual([expect.objectContaining({ outcome: 'error' })])
+  })
+
+  it('resume: with streams.resume off, a stream that failed after its commit ends with its error as before', async () => {
+    world.mock.reset()
+    world.mock.enqueue({ cutAfterEvents: 3 })
+    const url = await world.start({ streams: { resume: false } })
+    const res = await send(`${url}${COMPAT}`, { body: streamed(['anthropic/claude-haiku-4-5']) })
+    expect(readChatStream(res.text).text).toBe('mock reply')
+    expect(res.text).toMatch(/data: \{"error":/)
+    expect(res.text).not.toContain('[DONE]')
+    expect(world.mock.calls).toHaveLength(1)
+  })
+}
+
 export function breakerScenarios(world: World): void {
   const COMPAT = '/ai/compat/chat/completions'
   const chain = (text: string) =>

@@ -16,6 +16,7 @@ import {
   compatFallbackScenarios,
   failoverScenarios,
   keyPoolScenarios,
+  resumeScenarios,
 } from './scenarios-failover.js'
 import { faultScenarios } from './scenarios-faults.js'
 import { hostScenarios } from './scenarios-host.js'
@@ -581,6 +582,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
 
     routingScenarios(world)
     failoverScenarios(world)
+    resumeScenarios(world)
     compatFallbackScenarios(world)
     breakerScenarios(world)
     keyPoolScenarios(world)
