@@ -179,6 +179,9 @@ function readStream(
     }
     if (Number(req.headers['content-length']) > limitBytes) return refuse(0)
     if (req.readableEnded) return resolve(undefined)
+    // The client left before anything read the body (a step before it waited on a host's lookup, say):
+    // the stream is destroyed and has said `close` already, so no event below would ever come.
+    if (req.destroyed) return reject(new GatewayError('CLIENT_CLOSED'))
     const chunks: Buffer[] = []
     let size = 0
     const onData = (chunk: Buffer) => {

@@ -109,7 +109,8 @@ type StageEnd =
 
 /**
  * Relays one stage's events: the first answer's as they are, a continuation's re-framed as part of the
- * same completion. Returns how the stage ended, with its terminal error event held back.
+ * same completion. Returns how the stage ended, with its terminal error event held back. An event whose
+ * data is not JSON is a failure like a cut: it is never sent, and the answer is resumed before it.
  */
 async function* readStage(
   response: GatewayResponse,
@@ -121,6 +122,8 @@ async function* readStage(
   const continuing = mode === undefined ? undefined : new Continuing(answer, mode)
   let heldError: string | undefined
   let finished = false
+  // Why the stage was given up while its events still came: a broken event, a replay that differs.
+  let givenUp: GatewayError | undefined
   const onEvents = (events: { data: string }[]): string => {
     let out = ''
     for (const { data } of events) {
@@ -129,6 +132,10 @@ async function* readStage(
         continue
       }
       const chunk = parseJson(data)
+      if (chunk === undefined) {
+        givenUp = new GatewayError('INVALID_PROVIDER_RESPONSE', "an event's data is not JSON")
+        return out
+      }
       if (isRecord(chunk) && chunk.error !== undefined && chunk.choices === undefined) {
         heldError = `data: ${data}\n\n`
         continue
@@ -136,28 +143,31 @@ async function* readStage(
       if (continuing === undefined) {
         answer.read(chunk)
         out += `data: ${data}\n\n`
-      } else out += continuing.reframe(chunk)
+        continue
+      }
+      out += continuing.reframe(chunk)
+      if (continuing.mismatch) {
+        givenUp = replayMismatch()
+        return out
+      }
     }
     return out
   }
   for await (const bytes of source) {
     const out = onEvents(parser.push(bytes as Buffer))
-    if (continuing?.mismatch) {
-      source.destroy()
-      return { complete: false, error: replayMismatch(), heldError: undefined }
-    }
     if (out !== '') yield out
+    // Leaving the loop destroys the source, which cancels its upstream call.
+    if (givenUp !== undefined) return { complete: false, error: givenUp, heldError: undefined }
   }
   const out = onEvents(parser.end())
   if (out !== '') yield out
-  if (finished && heldError === undefined && !continuing?.mismatch) return { complete: true }
+  if (givenUp !== undefined) return { complete: false, error: givenUp, heldError: undefined }
+  if (finished && heldError === undefined) return { complete: true }
   const failure = response.outcome?.()
   const error =
-    continuing?.mismatch === true
-      ? replayMismatch()
-      : failure !== undefined && !failure.complete
-        ? failure.error
-        : new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event')
+    failure !== undefined && !failure.complete
+      ? failure.error
+      : new GatewayError('UPSTREAM_INTERRUPTED', 'the stream ended before its last event')
   return { complete: false, error, heldError }
 }
 

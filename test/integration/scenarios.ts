@@ -22,6 +22,7 @@ import { faultScenarios } from './scenarios-faults.js'
 import { hostScenarios } from './scenarios-host.js'
 import { logScenarios } from './scenarios-logs.js'
 import { routingScenarios } from './scenarios-routing.js'
+import { sixteenFailures } from './scenarios-sixteen.js'
 import { timingScenarios } from './scenarios-timing.js'
 
 /**
@@ -586,6 +587,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
     compatFallbackScenarios(world)
     breakerScenarios(world)
     keyPoolScenarios(world)
+    sixteenFailures(world, framework)
     cacheScenarios(world)
     logScenarios(world)
     faultScenarios(world)

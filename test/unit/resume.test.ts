@@ -102,6 +102,24 @@ describe('resumable', () => {
     }
   })
 
+  it('never sends an event whose data is not JSON: the answer is resumed from before it', async () => {
+    const first = stage(
+      [chunk('a', { content: 'one' }), 'data: {not json\n\n', chunk('a', { content: ' lost' })],
+      { complete: true },
+    )
+    const partials: string[] = []
+    const continueAfter: ContinueAfter = async (partial) => {
+      partials.push(partial)
+      const events = [chunk('b', { content: ' two' }, 'stop'), 'data: [DONE]\n\n']
+      return { response: stage(events, { complete: true }), mode: 'prefill' }
+    }
+    const out = await read(resumable(first, continueAfter))
+    expect(partials).toEqual(['one'])
+    expect(out.sse).not.toContain('not json')
+    expect(out.text).toBe('one two')
+    expect(out.outcome).toEqual({ complete: true })
+  })
+
   it('does not resume an answer that began a tool call: its error ends it', async () => {
     const toolCall = { tool_calls: [{ index: 0, id: 'call_1', function: { name: 'f', arguments: '{"a"' } }] }
     const first = stage([chunk('a', toolCall), ERROR_EVENT], cut)
