@@ -502,11 +502,32 @@ export const gatewayOptionsSchema = z.strictObject({
       }
     })
     .default({}),
+  /**
+   * Deployments of one model, balanced on `/compat`: `{ 'gpt-4o': ['openai/gpt-4o', { model:
+   * 'azure-openai/gpt-4o', weight: 2 }] }`. A request naming the key as its `model` (or in its `models`)
+   * goes to one deployment, chosen by `balance` (by weight, or the fastest lately), and the others stand by
+   * as its fallbacks; a deployment whose breaker is open is skipped.
+   */
+  deployments: z
+    .record(
+      z.string().min(1),
+      z
+        .array(
+          z.union([
+            compatModel,
+            z.strictObject({ model: compatModel, weight: z.number().positive().default(1) }),
+          ]),
+        )
+        .min(1)
+        .max(MAX_COMPAT_MODELS),
+    )
+    .default({}),
   /** When streams are committed to the client; see `streams`. */
   streams: streams.prefault({}),
   /**
-   * How requests spread over a provider's `apiKeys`: `weighted` (default) by their weights, or `latency`,
-   * the key answering fastest lately first with one request in `explore` (0.1) taking the weighted order.
+   * How requests spread over a provider's `apiKeys` and a model's `deployments`: `weighted` (default) by
+   * their weights, or `latency`, the one answering fastest lately first with one request in `explore` (0.1)
+   * taking the weighted order.
    */
   balance: z
     .strictObject({

@@ -63,6 +63,12 @@ class ClientClose {
   #listeners: (() => void)[] = []
 
   constructor(res: ServerResponse) {
+    // A host may hold a request before it reaches the gateway (a slow middleware, say): its client may have
+    // left already, and the response said `close` then, before anything here listened.
+    if (res.destroyed && !res.writableFinished) {
+      this.closed = true
+      return
+    }
     res.once('close', () => {
       if (res.writableFinished) return
       this.closed = true

@@ -7,6 +7,7 @@ import { findProvider, locateUpstream, type ResolvedProvider } from '../provider
 import type { TargetPolicy } from '../settings.js'
 import type { Translation, UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
+import { balancedOrder } from '../upstream/balance.js'
 import { buildUpstreamHeaders } from '../upstream/headers.js'
 import { splitQuery } from '../url.js'
 import { nativeTarget } from './native.js'
@@ -39,8 +40,8 @@ const CALLER_KEY_HEADERS = ['authorization', 'x-api-key', 'x-goog-api-key', 'api
  */
 export function compatTargets(ctx: GatewayContext, input: CompatInput): UpstreamTarget[] {
   const body = requireObject(input.json)
-  const models = compatModels(body, ctx.gateway.options.fallbacks)
-  if (models.length === 1) return [compatTarget(ctx, input)]
+  const models = withDeployments(ctx, compatModels(body, ctx.gateway.options.fallbacks))
+  if (models.length === 1 && models[0] === body.model) return [compatTarget(ctx, input)]
   const { models: _sent, ...request } = body
   const targets: UpstreamTarget[] = []
   for (const [step, model] of models.entries()) {
@@ -73,6 +74,30 @@ function compatModels(
     throw new GatewayError('INVALID_REQUEST_BODY', `'models' may name at most ${MAX_COMPAT_MODELS} models`)
   }
   return named as string[]
+}
+
+/**
+ * The names of deployment groups (the `deployments` option) replaced by their deployments, in the order
+ * `balance` gives them for this request: the first takes it, the others are its fallbacks. Each model is
+ * tried once.
+ */
+function withDeployments(ctx: GatewayContext, names: readonly string[]): string[] {
+  const { deployments, balance } = ctx.gateway.options
+  const models = new Set<string>()
+  for (const name of names) {
+    const group = deployments[name]
+    if (group === undefined) {
+      models.add(name)
+      continue
+    }
+    const weighted = group.map((entry) =>
+      typeof entry === 'string'
+        ? { item: entry, weight: 1, key: entry }
+        : { item: entry.model, weight: entry.weight, key: entry.model },
+    )
+    for (const model of balancedOrder(weighted, balance, ctx.gateway.latency)) models.add(model)
+  }
+  return [...models]
 }
 
 function providerOf(model: string): string {

@@ -372,7 +372,7 @@ async function tryTarget(
       if (response.status < 400) {
         const tookMs = performance.now() - sentAt
         if (breakers !== undefined) reportAttempt(ctx, breakers, target, breaker, { ok: true })
-        if (options.observesLatency) ctx.gateway.latency.observe(breakerKey(target), tookMs)
+        if (options.observesLatency) observeLatency(ctx, target, tookMs)
         if (ctx.state.attemptLog !== undefined) logAnswer(ctx, target, response.status, tookMs)
         return { ok: true, response }
       }
@@ -405,6 +405,13 @@ async function tryTarget(
       throw new GatewayError('CLIENT_CLOSED')
     })
   }
+}
+
+/** How fast the target answered, for `balance: { strategy: 'latency' }`: per key, and per deployment. */
+function observeLatency(ctx: GatewayContext, target: UpstreamTarget, ms: number): void {
+  const { latency } = ctx.gateway
+  latency.observe(breakerKey(target), ms)
+  if (target.model !== undefined) latency.observe(`${target.provider.spec.id}/${target.model}`, ms)
 }
 
 /**

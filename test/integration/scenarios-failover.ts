@@ -659,4 +659,54 @@ export function keyPoolScenarios(world: World): void {
     // Equal weights over 40 requests: both keys serve some (one alone would take all 40 once in 2^39).
     expect(used).toEqual(new Set(['Bearer sk-pool-first-0123456789', 'Bearer sk-pool-second-0123456789']))
   })
+
+  it('deployments: a model served by several deployments spreads requests over them, and one that fails falls over to another', async () => {
+    world.mock.reset()
+    const url = await world.start({
+      deployments: {
+        'team-chat': ['openai/gpt-4o-mini', { model: 'anthropic/claude-haiku-4-5', weight: 1 }],
+      },
+    })
+    const providersSeen = new Set<string>()
+    for (let i = 0; i < 40; i++) {
+      const res = await send(`${url}/ai/compat/chat/completions`, {
+        body: chat(`spread ${i}`, { model: 'team-chat' }),
+      })
+      expect(res.status).toBe(200)
+      providersSeen.add(res.headers['cf-aig-provider'] as string)
+    }
+    // Equal weights over 40 requests: both deployments serve some (one alone would take all in 2^39).
+    expect(providersSeen).toEqual(new Set(['openai', 'anthropic']))
+    expect(world.mock.calls).toHaveLength(40)
+
+    world.mock.reset()
+    // Whichever deployment comes first fails: the other answers.
+    world.mock.enqueue({ status: 503 })
+    const res = await send(`${url}/ai/compat/chat/completions`, {
+      body: chat('one down', { model: 'team-chat' }),
+    })
+    expect(res.status).toBe(200)
+    expect(res.headers['cf-aig-step']).toBe('1')
+    expect(world.mock.calls.map((call) => call.path).sort()).toEqual(['/v1/chat/completions', '/v1/messages'])
+  })
+
+  it('deployments: with the latency strategy the deployment answering fastest takes the requests', async () => {
+    world.mock.reset()
+    const url = await world.start({
+      deployments: { 'team-chat': ['openai/gpt-4o-mini', 'anthropic/claude-haiku-4-5'] },
+      balance: { strategy: 'latency', explore: 0 },
+    })
+    const ask = async (text: string) => {
+      const res = await send(`${url}/ai/compat/chat/completions`, {
+        body: chat(text, { model: 'team-chat' }),
+      })
+      return res.headers['cf-aig-provider']
+    }
+    // Unmeasured deployments come first, in their order: the first request measures OpenAI (slowed by
+    // 300 ms), the second Anthropic; from then on the faster one takes every request.
+    world.mock.enqueue({ latencyMs: 300 })
+    expect(await ask('measure one')).toBe('openai')
+    expect(await ask('measure two')).toBe('anthropic')
+    for (let i = 0; i < 4; i++) expect(await ask(`fast ${i}`)).toBe('anthropic')
+  })
 }
