@@ -10,6 +10,7 @@ import { fixedRateLoad, type RateRun } from './lib/rate.js'
 import {
   checkAims,
   compare,
+  compareTtft,
   type FrontierResult,
   formatAims,
   formatFrontierTable,
@@ -18,6 +19,7 @@ import {
   formatMemoryTable,
   formatModeTable,
   formatPolicyTable,
+  formatTtftTable,
   frontierShares,
   type LogCounts,
   logsOn,
@@ -35,6 +37,15 @@ import {
   TARGETS,
   type Target,
 } from './lib/targets.js'
+import {
+  commitLabel,
+  expectation,
+  measureTtft,
+  type TtftPlan,
+  type TtftResult,
+  type TtftRow,
+  ttftVariants,
+} from './lib/ttft.js'
 
 const CONNECTIONS = 32
 const WARMUP_CONCURRENCY = 8
@@ -59,6 +70,10 @@ const LONG_SOAK_SECONDS = 120
 // JIT has settled already; what they need is connections again, the load generator's (new for every run)
 // and the server's to the upstream (idle ones are closed after a few seconds).
 const LATER_ROUND_WARMUP = 500
+// The TTFT part: one gateway mount, read against the direct call and the bare proxy of its framework.
+const TTFT_TARGETS = ['direct', 'bare-fastify', 'gateway-fastify']
+// Turns of every TTFT row before the timed ones: new connections, and the servers' own to the upstream.
+const TTFT_SETTLE_TURNS = 10
 
 interface Config {
   durationSeconds: number
@@ -76,6 +91,8 @@ interface Config {
   frontierSeconds: number
   /** The memory part (`BENCH_RSS`, `BENCH_SOAK_SECONDS`): its steady load; `undefined` when off. */
   memory: MemoryPlan | undefined
+  /** The time to first token under each commit point (`BENCH_TTFT`); `undefined` when off. */
+  ttft: TtftPlan | undefined
 }
 
 function readConfig(): Config {
@@ -86,6 +103,7 @@ function readConfig(): Config {
   // A soak is the memory part with a long load: asking for one turns the part on.
   const rss = partFromEnv('BENCH_RSS', soakSeconds === undefined ? 'off' : 'on')
   const memorySeconds = soakSeconds ?? 40
+  const ttft = partFromEnv('BENCH_TTFT', 'off')
   return {
     durationSeconds: numberFromEnv('BENCH_DURATION', 4),
     requests: numberFromEnv('BENCH_REQUESTS', 1500),
@@ -96,7 +114,7 @@ function readConfig(): Config {
     rounds: countFromEnv('BENCH_ROUNDS', 1),
     // e.g. BENCH_SERVER_ARGS='--cpu-prof --cpu-prof-dir=prof' to profile the servers under test.
     serverNodeArgs: (process.env.BENCH_SERVER_ARGS ?? '').split(/\s+/).filter(Boolean),
-    standard: frontier !== 'only' && rss !== 'only',
+    standard: frontier !== 'only' && rss !== 'only' && ttft !== 'only',
     frontier: frontier !== 'off',
     frontierSeconds: numberFromEnv('BENCH_FRONTIER_SECONDS', 2),
     memory:
@@ -111,6 +129,16 @@ function readConfig(): Config {
               memorySeconds >= LONG_SOAK_SECONDS ? 5 : 1,
             ),
             soak: soakSeconds !== undefined,
+          },
+    ttft:
+      ttft === 'off'
+        ? undefined
+        : {
+            requests: countFromEnv('BENCH_TTFT_REQUESTS', 300),
+            // About a token's pace from a fast provider, and 20 of them make the answer last 100 ms.
+            gapMs: numberFromEnv('BENCH_TTFT_GAP_MS', 5),
+            // The gateway takes whole milliseconds.
+            holdMs: countFromEnv('BENCH_TTFT_HOLD_MS', 20),
           },
   }
 }
@@ -190,8 +218,8 @@ function reportProblems(m: Measurement, round?: string): void {
 }
 
 /**
- * A logging row measures nothing unless the gateway wrote a record for each request: every one the upstream
- * answered must have one, written (or dropped) by the time its queue settled after the throughput run.
+ * A logging row measures nothing unless the gateway wrote a record for each request: every one its server
+ * received must have one, written (or dropped) by the time its queue settled after the throughput run.
  */
 function logProblems(m: Measurement): string[] {
   if (m.target.logs === 'off')
@@ -203,10 +231,11 @@ function logProblems(m: Measurement): string[] {
   if (written === 0) found.push(`no record written (${dropped} dropped): the row measured no logging`)
   else if (dropped > 0)
     found.push(`${dropped} records dropped, ${written} written: the store failed or fell behind`)
-  const missing = m.upstreamAnswers - written - dropped
+  const missing = m.logs.requests - written - dropped
   if (missing > 0) {
     const after = `${LOG_SETTLE_MS / 1000} s after the run`
-    found.push(`${missing} of the ${m.upstreamAnswers} requests had no record written ${after}`)
+    const requests = `${m.logs.requests} requests the gateway received`
+    found.push(`${missing} of the ${requests} had no record written ${after}`)
   }
   return found
 }
@@ -387,16 +416,15 @@ async function measureMode(
   const throughput = await measureThroughput(endpoint, CONNECTIONS, config.durationSeconds)
   const foreignCores = foreignCpu()
   const after = await counters(upstream, server)
-  const upstreamAnswers = after.upstreamAnswers - before.upstreamAnswers
   // After the clock stopped: waiting for the store is no part of any request's figure.
-  const logs = server && (await settleLogs(server, before.logs, after.logs, upstreamAnswers))
+  const logs = server && (await settleLogs(server, before.logs, after.logs))
   return {
     target,
     mode: endpoint.mode,
     latency,
     throughput,
     foreignCores,
-    upstreamAnswers,
+    upstreamAnswers: after.upstreamAnswers - before.upstreamAnswers,
     storeErrors: after.storeErrors - before.storeErrors,
     logs,
   }
@@ -535,6 +563,73 @@ function memoryLine({ target, memory }: MemoryRow): string {
   )
 }
 
+/**
+ * The TTFT part: `direct`, the bare Fastify proxy and the Fastify mount (those of them in the run), each
+ * started anew; the mount's rows are its commit points, asked for per request. After the answer checks and
+ * the usual warm-up (on the same requests with the events sent at once), the rows are timed in turn.
+ */
+async function benchTtft(
+  upstream: RunningServer,
+  config: Config,
+  plan: TtftPlan,
+): Promise<TtftResult | undefined> {
+  const targets = config.targets.filter((t) => TTFT_TARGETS.includes(t.name))
+  if (targets.length === 0) {
+    warn(`TTFT not measured: BENCH_ONLY has none of ${TTFT_TARGETS.join(', ')}`)
+    return undefined
+  }
+  const started: TargetUnderTest[] = []
+  try {
+    for (const target of targets) {
+      const under = await prepareTarget(target, ['sse'], upstream, config)
+      if (under !== undefined) started.push(under)
+    }
+    const variants = started.flatMap((under) =>
+      ttftVariants(under.target, endpointOf(under.target, 'sse', under.origin), plan),
+    )
+    for (const variant of variants) await checkAnswer(variant.endpoint)
+    for (const variant of variants) {
+      await warmUp(variant.unspaced, config.warmupRequests, WARMUP_CONCURRENCY)
+    }
+    const ownPids = [...new Set(started.flatMap((under) => under.ownPids))]
+    await waitForQuietMachine(ownPids, QUIET_WAIT_MS)
+    const foreignCpu = watchForeignCpu(ownPids)
+    const rows = await measureTtft(variants, plan, TTFT_SETTLE_TURNS)
+    return { plan, rows, foreignCores: foreignCpu() }
+  } finally {
+    await Promise.all(started.map((under) => under.server?.stop()))
+  }
+}
+
+/**
+ * Any failed answer makes a row suspect. A commit header the gateway did not apply, or events the upstream
+ * did not space, time every answer unlike the row's commit point; a busy machine, only some (a process kept
+ * waiting between two writes of one event), which the progress line counts.
+ */
+function reportTtftProblems({ plan, rows }: TtftResult): void {
+  for (const row of rows) {
+    const found: string[] = []
+    if (row.failures > 0) found.push(`${row.failures} non-200 answers or streams without answer content`)
+    if (row.unexpected > plan.requests / 2) {
+      found.push(
+        `${row.unexpected} of ${plan.requests} answers without ${expectation(row, plan.gapMs).text}: ` +
+          'the row measured another commit point',
+      )
+    }
+    if (found.length > 0) warn(`${row.target.name} TTFT ${commitLabel(row)}: ${found.join('; ')}`)
+  }
+}
+
+function ttftLine(row: TtftRow): string {
+  const ms = ({ p50Ms, p99Ms }: { p50Ms: number; p99Ms: number }) =>
+    `p50 ${p50Ms.toFixed(2)} p99 ${p99Ms.toFixed(2)}`
+  return (
+    `${row.target.name.padEnd(NAME_WIDTH)} ttft ${commitLabel(row).padEnd(17)} ` +
+    `first byte ${ms(row.firstByte)}, first token ${ms(row.firstToken)}, end ${ms(row.end)} ms` +
+    (row.unexpected > 0 ? ` (${row.unexpected} timed unlike the commit point)` : '')
+  )
+}
+
 async function counters(upstream: RunningServer, server: RunningServer | undefined) {
   const [upstreamStats, serverStats] = await Promise.all([upstream.stats(), server?.stats()])
   return {
@@ -545,6 +640,8 @@ async function counters(upstream: RunningServer, server: RunningServer | undefin
 }
 
 interface LogQueueCounts {
+  /** Requests the gateway's server received, read in the same stats reply as the queue's counters. */
+  requests: number
   written: number
   dropped: number
   queued: number
@@ -552,31 +649,40 @@ interface LogQueueCounts {
 
 /** The gateway's log queue counters; `undefined` from a server whose logs are off or not reported. */
 function logQueueOf(stats: Record<string, number>): LogQueueCounts | undefined {
-  const { logsWritten, logsDropped, logsQueued } = stats
+  const { logsWritten, logsDropped, logsQueued, requests = 0 } = stats
   if (logsWritten === undefined || logsDropped === undefined || logsQueued === undefined) return undefined
-  return { written: logsWritten, dropped: logsDropped, queued: logsQueued }
+  return { requests, written: logsWritten, dropped: logsDropped, queued: logsQueued }
 }
 
 /**
- * Waits until the gateway has written or dropped a record for each of `expected` requests and emptied its
- * queue, or `LOG_SETTLE_MS` passed, then gives its counts since `before`.
+ * Waits until the gateway has written or dropped a record for every request its server received since
+ * `before` and emptied its queue, or `LOG_SETTLE_MS` passed, then gives its counts since `before`.
+ *
+ * Requests and records are both counted in the gateway's process and read in one stats reply, so they are
+ * taken at the same instant. The upstream's count is no measure of this: the load generator closes its
+ * connections at the end of a throughput run, and a request the gateway had sent on by then is cancelled
+ * and recorded (as aborted) at once, while the upstream may count it later, once the next row's counters
+ * were read: that row then had an upstream answer without a record of its own. And a request cancelled
+ * before it was sent on is recorded without any upstream answer, which hid such a shortfall or a lost record.
  */
 async function settleLogs(
   server: RunningServer,
   before: LogQueueCounts | undefined,
   after: LogQueueCounts | undefined,
-  expected: number,
 ): Promise<LogCounts | undefined> {
   if (before === undefined || after === undefined) return undefined
   const deadline = performance.now() + LOG_SETTLE_MS
   let now = after
+  // Against the requests received so far, not when the run ended: one the gateway read from its socket
+  // after that is this row's request too, and its record comes after it.
   const settled = (c: LogQueueCounts) =>
-    c.queued === 0 && c.written + c.dropped - before.written - before.dropped >= expected
+    c.queued === 0 && c.written + c.dropped - before.written - before.dropped >= c.requests - before.requests
   while (!settled(now) && performance.now() < deadline) {
     await sleep(LOG_POLL_MS)
     now = logQueueOf(await server.stats()) ?? now
   }
   return {
+    requests: now.requests - before.requests,
     written: now.written - before.written,
     dropped: now.dropped - before.dropped,
     queuedAtEnd: after.queued,
@@ -593,7 +699,8 @@ function progressLine(
     logs === undefined
       ? ''
       : `\n${''.padEnd(NAME_WIDTH)} ${mode.padEnd(11)} log records: ${logs.written} written, ` +
-        `${logs.dropped} dropped (${logs.queuedAtEnd} still queued when the throughput run ended)`
+        `${logs.dropped} dropped of ${logs.requests} requests ` +
+        `(${logs.queuedAtEnd} still queued when the throughput run ended)`
   return (
     `${target.name.padEnd(NAME_WIDTH)} ${mode.padEnd(11)} ${round === undefined ? '' : `${round}  `}` +
     `p50 ${latency.p50Ms.toFixed(3)} ms  ` +
@@ -623,6 +730,13 @@ function describeRun(config: Config): string {
     )
   }
   if (config.memory) lines.push(memoryTitle(config))
+  if (config.ttft) {
+    const { requests, gapMs, holdMs } = config.ttft
+    lines.push(
+      `ttft: sse with the upstream's events ${gapMs} ms apart, ${requests} requests per row in turn; ` +
+        `commit first-byte, first-token, first-token +${holdMs} ms, complete`,
+    )
+  }
   return lines.join('\n')
 }
 
@@ -656,6 +770,7 @@ function toJson(
   config: Config,
   { measurements, frontiers }: TargetResults,
   memory: readonly MemoryRow[],
+  ttft: TtftResult | undefined,
   modes: readonly Mode[],
 ) {
   return {
@@ -692,6 +807,21 @@ function toJson(
       ...m,
       load: runJson(m.load),
     })),
+    ttft: ttft && {
+      ...ttft.plan,
+      foreignCores: ttft.foreignCores,
+      rows: ttft.rows.map((row) => ({
+        target: row.target.name,
+        commit: row.commit ?? null,
+        holdMs: row.holdMs,
+        firstByte: row.firstByte,
+        firstToken: row.firstToken,
+        end: row.end,
+        failures: row.failures,
+        unexpected: row.unexpected,
+        ...compareTtft(row, ttft.rows),
+      })),
+    },
     problems,
   }
 }
@@ -715,6 +845,11 @@ async function main(): Promise<void> {
       memory.push(row)
     }
   }
+  const ttft = config.ttft && (await benchTtft(upstream, config, config.ttft))
+  if (ttft) {
+    reportTtftProblems(ttft)
+    for (const row of ttft.rows) console.error(ttftLine(row))
+  }
 
   const { measurements, frontiers } = results
   if (config.standard) {
@@ -731,10 +866,11 @@ async function main(): Promise<void> {
     console.log(`\n${memoryTable}`)
     for (const row of memory) console.log(`\n${formatMemoryCurve(row)}`)
   }
+  if (ttft) console.log(`\n${formatTtftTable(ttft)}`)
   if (config.standard) console.log(`\n${formatAims(checkAims(measurements, config.modes))}`)
   for (const problem of problems) console.log(`\n!!!!! WARNING: ${problem} !!!!!`)
 
-  const json = JSON.stringify(toJson(config, results, memory, config.modes), null, 2)
+  const json = JSON.stringify(toJson(config, results, memory, ttft, config.modes), null, 2)
   if (process.argv.includes('--json')) console.log(json)
   const out = process.env.BENCH_OUT
   if (out) {

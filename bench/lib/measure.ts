@@ -11,6 +11,8 @@ export interface Endpoint {
   readonly answer: Answer
   /** A header every answer must carry: proof that the policy under test ran. */
   readonly marker: Marker | undefined
+  /** The request's headers, when not `REQUEST_HEADERS` alone (the TTFT part's commit headers). */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 export interface LatencyResult {
@@ -199,5 +201,6 @@ export async function measureThroughput(
 }
 
 export function postRequest(endpoint: Endpoint) {
-  return { method: 'POST', path: endpoint.path, headers: REQUEST_HEADERS, body: endpoint.body } as const
+  const headers = endpoint.headers ?? REQUEST_HEADERS
+  return { method: 'POST', path: endpoint.path, headers, body: endpoint.body } as const
 }

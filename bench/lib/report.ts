@@ -13,9 +13,15 @@ import {
   type Mode,
   type Target,
 } from './targets.js'
+import { commitLabel, type TtftResult, type TtftRow } from './ttft.js'
 
 /** What the gateway's log queue did with the records of one mode's requests, by its own count. */
 export interface LogCounts {
+  /**
+   * Requests the gateway's server received, from the warm-up to the queue's settling: each must have a
+   * record. Counted in the gateway's process, read with the queue's counters in one stats reply.
+   */
+  readonly requests: number
   /** Records stored, counted once the queue had emptied after the throughput run. */
   readonly written: number
   /** Records lost: a full queue or a failed write. */
@@ -384,6 +390,69 @@ function signedMs(value: number | undefined): string {
 
 function percent(share: number | undefined): string {
   return share === undefined ? '-' : `${(share * 100).toFixed(1)}%`
+}
+
+/** What a TTFT row adds over `direct` and, for a gateway row, over its framework's bare proxy, at p50. */
+export interface TtftComparison {
+  addedFirstTokenP50OverDirectMs: number | undefined
+  addedFirstTokenP50OverBareMs: number | undefined
+  addedEndP50OverBareMs: number | undefined
+}
+
+export function compareTtft(row: TtftRow, all: readonly TtftRow[]): TtftComparison {
+  const { target } = row
+  const direct = all.find((r) => r.target.role === 'direct')
+  const bare =
+    target.role === 'gateway' && target.framework
+      ? all.find((r) => r.target.name === bareNameFor(target.framework!))
+      : undefined
+  return {
+    addedFirstTokenP50OverDirectMs:
+      direct && target.role !== 'direct' ? row.firstToken.p50Ms - direct.firstToken.p50Ms : undefined,
+    addedFirstTokenP50OverBareMs: bare ? row.firstToken.p50Ms - bare.firstToken.p50Ms : undefined,
+    addedEndP50OverBareMs: bare ? row.end.p50Ms - bare.end.p50Ms : undefined,
+  }
+}
+
+const TTFT_COLUMNS = [
+  'target',
+  'commit',
+  'byte p50',
+  'token p50',
+  'token p99',
+  'end p50',
+  'end p99',
+  '+token p50 direct',
+  '+token p50 bare-fw',
+  '+end p50 bare-fw',
+]
+
+/**
+ * Per row, ms from sending the request to its first body byte, to the first byte of answer content (the
+ * first token) and to its last byte; for the gateway's commit points, what each adds over the bare proxy.
+ */
+export function formatTtftTable({ plan, rows, foreignCores }: TtftResult): string {
+  const cells = rows.map((row) => {
+    const c = compareTtft(row, rows)
+    return [
+      row.target.name,
+      commitLabel(row),
+      row.firstByte.p50Ms.toFixed(2),
+      row.firstToken.p50Ms.toFixed(2),
+      row.firstToken.p99Ms.toFixed(2),
+      row.end.p50Ms.toFixed(2),
+      row.end.p99Ms.toFixed(2),
+      signedMs(c.addedFirstTokenP50OverDirectMs),
+      signedMs(c.addedFirstTokenP50OverBareMs),
+      signedMs(c.addedEndP50OverBareMs),
+    ]
+  })
+  const disturbed = foreignCores !== undefined && foreignCores > BUSY_CORES
+  const title =
+    `TTFT (sse, upstream events ${plan.gapMs} ms apart, ${plan.requests} requests per row in turn; ` +
+    `ms from sending)${disturbed ? ' *' : ''}`
+  const footnote = disturbed ? `\n* other processes kept ${foreignCores.toFixed(2)} cores busy meanwhile` : ''
+  return `${title}\n${formatTable(TTFT_COLUMNS, cells, 2)}${footnote}`
 }
 
 /** Checks every aim for every gateway mount and mode measured; a missing baseline gives `n/a`. */

@@ -73,13 +73,14 @@ function medianForeignCores(rounds: readonly Measurement[]): number | undefined 
 }
 
 /**
- * Records written and dropped add up over rounds; `queuedAtEnd` is a snapshot, not a count, so the row keeps
+ * Requests, records written and records dropped add up over rounds; `queuedAtEnd` is a snapshot, not a count, so the row keeps
  * the round whose store fell furthest behind.
  */
 function combineLogs(rounds: readonly (LogCounts | undefined)[]): LogCounts | undefined {
   const reported = rounds.filter((logs) => logs !== undefined)
   if (reported.length === 0) return undefined
   return {
+    requests: sum(reported.map((logs) => logs.requests)),
     written: sum(reported.map((logs) => logs.written)),
     dropped: sum(reported.map((logs) => logs.dropped)),
     queuedAtEnd: Math.max(...reported.map((logs) => logs.queuedAtEnd)),

@@ -6,6 +6,13 @@ export const ANSWER_TEXT =
   'real short completion, so that the proxies under test move a realistic number of bytes per ' +
   'request. Nothing in it depends on the request.'
 
+/**
+ * The query parameter that asks the upstream to send a stream's events this many ms apart
+ * (`/v1/chat/completions?event-gap-ms=5`), as a provider emitting tokens does. Without it every event is
+ * written at once.
+ */
+export const EVENT_GAP_PARAM = 'event-gap-ms'
+
 /** How many text deltas a streamed Anthropic answer carries. */
 export const ANTHROPIC_DELTA_COUNT = 20
 

@@ -20,9 +20,9 @@ export async function startLogsGateway(kind: 'off' | 'postgres'): Promise<void> 
   // A failed batch is counted as dropped records and reported as a store error, never to the client: the
   // runner reads both so that such a row is flagged instead of passing for a row that wrote its records.
   gateway.events.on('store:error', () => count('storeErrors'))
-  reportLogStats(gateway)
 
   const app = Fastify()
+  reportLogStats(gateway, app.server)
   await app.register(aiGateway, { prefix: '/ai', gateway })
   await app.listen({ host: '127.0.0.1', port: 0 })
   reportListening(app.server, postgres?.localPids ?? [])

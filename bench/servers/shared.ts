@@ -38,9 +38,13 @@ function memoryStats(): Record<string, number> {
 
 /**
  * Reports the gateway's log queue (`logsWritten`, `logsDropped`, `logsQueued`) with the other counters, so
- * that a logging row shows the records it claims to write were written. Nothing while its logs are off.
+ * that a logging row shows the records it claims to write were written, and counts the requests `server`
+ * receives (`requests`): each must get a record. Both are counted in this process and read in one stats
+ * reply, so the runner sees them at the same instant. The queue's counters are left out while logs are off.
  */
-export function reportLogStats(gateway: Gateway): void {
+export function reportLogStats(gateway: Gateway, server: Server): void {
+  // A second listener beside the framework's own: one function call per request, as cheap as counting gets.
+  server.on('request', () => count('requests'))
   statsSources.push(() => {
     const logs = gateway.stats().logs
     if (logs === undefined) return {}

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { ANSWER_TEXT, ANTHROPIC_DELTA_COUNT, answerPieces } from './answer.js'
+import { ANSWER_TEXT, ANTHROPIC_DELTA_COUNT, answerPieces, EVENT_GAP_PARAM } from './answer.js'
 import { count, listenAndReport } from './shared.js'
 
 // A fake OpenAI and Anthropic that does as little as an honest server can: it reads the whole request body,
@@ -144,7 +144,15 @@ const ROUTES: ReadonlyMap<string, Answers> = new Map([
 ])
 
 function handle(req: IncomingMessage, res: ServerResponse): void {
-  const answers = req.method === 'POST' ? ROUTES.get(req.url ?? '') : undefined
+  const url = req.url ?? ''
+  let answers = req.method === 'POST' ? ROUTES.get(url) : undefined
+  let gapMs = 0
+  // Only a request that asks for spaced events has a query: the usual ones take the lookup above alone.
+  const query = answers === undefined && req.method === 'POST' ? url.indexOf('?') : -1
+  if (query !== -1) {
+    answers = ROUTES.get(url.slice(0, query))
+    gapMs = Number(new URLSearchParams(url.slice(query + 1)).get(EVENT_GAP_PARAM)) || 0
+  }
   if (answers === undefined) {
     res.writeHead(404, { 'content-type': 'text/plain', 'content-length': '9' }).end('not found')
     return
@@ -154,8 +162,9 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   req.on('end', () => {
     // The runner checks this count to prove that a cache answered without reaching the provider.
     count('answers')
-    if (Buffer.concat(chunks).includes('"stream":true')) answerStream(res, answers.events)
-    else answerJson(res, answers.json)
+    if (!Buffer.concat(chunks).includes('"stream":true')) answerJson(res, answers.json)
+    else if (gapMs > 0) answerSpacedStream(res, answers.events, gapMs)
+    else answerStream(res, answers.events)
   })
 }
 
@@ -170,6 +179,26 @@ function answerStream(res: ServerResponse, events: readonly Buffer[]): void {
   const last = events.length - 1
   for (let i = 0; i < last; i++) res.write(events[i])
   res.end(events[last])
+}
+
+/**
+ * The same events `gapMs` apart (`?event-gap-ms=`), so that the first token comes well before the end and
+ * a proxy that holds the stream back shows it. Stops when the client went away.
+ */
+function answerSpacedStream(res: ServerResponse, events: readonly Buffer[], gapMs: number): void {
+  res.writeHead(200, SSE_HEADERS)
+  const last = events.length - 1
+  let next = 0
+  const send = () => {
+    if (res.destroyed) return
+    if (next === last) {
+      res.end(events[last])
+      return
+    }
+    res.write(events[next++])
+    setTimeout(send, gapMs)
+  }
+  send()
 }
 
 await listenAndReport(createServer({ keepAliveTimeout: 60_000 }, handle))
