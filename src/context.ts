@@ -1,4 +1,6 @@
 import type { Dispatcher } from 'undici'
+import type { PriceTable } from './cost/pricing.js'
+import type { DynamicRoutes } from './dynamic/routes.js'
 import { GatewayError } from './errors.js'
 import type { GatewayEmitter } from './events.js'
 import { uuidv7 } from './ids.js'
@@ -27,6 +29,10 @@ export interface GatewayServices {
   readonly now: () => number
   /** How fast targets have answered lately, for latency-aware balancing (`balance.strategy: 'latency'`). */
   readonly latency: LatencyBook
+  /** Dynamic routes: their store, the live version of each, where their limits count. */
+  readonly routes: DynamicRoutes
+  /** Model prices (the built-in table with the `prices` option over it), for budgets. */
+  readonly prices: PriceTable
 }
 
 class RequestContext implements GatewayContext {

@@ -21,6 +21,7 @@ export const ERRORS = {
   INVALID_PROVIDER: { code: 2008, status: 400, message: 'Invalid provider' },
   UNAUTHORIZED: { code: 2009, status: 401, message: 'Unauthorized' },
   UNKNOWN_KEY_ALIAS: { code: 2040, status: 400, message: 'Unknown stored key alias' },
+  SPEND_LIMITED: { code: 2041, status: 429, message: 'Spend limit exceeded' },
   MISSING_PROVIDER_CREDENTIALS: { code: 2044, status: 400, message: 'No provider credentials' },
   INVALID_HEADER: { code: 2100, status: 400, message: 'Invalid request header' },
   BODY_TOO_LARGE: { code: 2101, status: 413, message: 'Request body too large' },
@@ -68,6 +69,10 @@ export const ERRORS = {
     status: 503,
     message: 'Provider skipped while its circuit breaker is open',
   },
+  INVALID_ROUTE: { code: 2126, status: 400, message: 'Invalid dynamic route' },
+  ROUTE_NOT_FOUND: { code: 2127, status: 400, message: 'Dynamic route not found' },
+  ROUTE_STORE_UNAVAILABLE: { code: 2128, status: 503, message: 'Route store unavailable' },
+  ROUTE_WITHOUT_MODEL: { code: 2129, status: 400, message: 'Dynamic route chose no model' },
 } as const satisfies Record<string, { code: number; status: number; message: string }>
 
 export type ErrorName = keyof typeof ERRORS

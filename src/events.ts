@@ -63,8 +63,9 @@ export interface RequestEndEvent {
 
 /** A store failed or timed out; the request went on by the store's failure policy. */
 export interface StoreErrorEvent {
-  id: string
-  store: 'cache' | 'limit' | 'logs' | 'breaker'
+  /** The request whose call failed; none for a call no request made (an admin call, a route refresh). */
+  id?: string | undefined
+  store: 'cache' | 'limit' | 'logs' | 'breaker' | 'routes'
   operation: string
   error: unknown
 }

@@ -1,6 +1,8 @@
 import { EventEmitter } from 'eventemitter3'
 import { compose, watchesUsage } from './compose.js'
 import { createContext, type GatewayServices } from './context.js'
+import { createPriceTable } from './cost/pricing.js'
+import { createDynamicRoutes } from './dynamic/routes.js'
 import { GatewayError } from './errors.js'
 import { type GatewayEmitter, type GatewayEvents, notify } from './events.js'
 import { createMemoryLogStore } from './logs/memory-store.js'
@@ -71,15 +73,18 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
       secrets: configuredSecrets(resolved),
     }),
   )
+  const providers = createProviderRegistry(resolved)
   const services: GatewayServices = {
     options: resolved,
     events,
-    providers: createProviderRegistry(resolved),
+    providers,
     dispatcher: resolved.dispatcher ?? createDispatcher(resolved.timeouts.connectMs),
     // Decided once, from the steps themselves: logs, telemetry and token limits declare that they read it.
     watchesUsage: steps.some(watchesUsage),
     now: resolved.now,
     latency: new LatencyBook(),
+    routes: createDynamicRoutes(resolved, { providers, events }, own),
+    prices: createPriceTable(resolved.prices),
   }
   const run = compose(steps)
   // Past the last step nothing is left to run: a step that calls `next()` there gets back at once.

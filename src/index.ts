@@ -16,6 +16,14 @@ export {
   type Usage,
 } from './cost/cost.js'
 export { createPriceTable, findPrice, PRICES_AS_OF, type Price, type PriceOverrides } from './cost/pricing.js'
+export type {
+  RouteDefinition,
+  RouteDeployment,
+  RouteElement,
+  RouteStore,
+  RouteSummary,
+  RouteVersion,
+} from './dynamic/types.js'
 export {
   ERRORS,
   type ErrorName,
@@ -94,6 +102,7 @@ export type { RecordOptions } from './steps/record.js'
 export { createMemoryBreakerStore, type MemoryBreakerStoreOptions } from './stores/memory-breaker.js'
 export { createMemoryCacheStore, type MemoryCacheStoreOptions } from './stores/memory-cache.js'
 export { createMemoryLimitStore, type MemoryLimitStoreOptions } from './stores/memory-limits.js'
+export { createMemoryRouteStore } from './stores/memory-routes.js'
 export type {
   BreakerPolicy,
   BreakerState,

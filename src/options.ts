@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 import type { PriceOverrides } from './cost/pricing.js'
+import type { RouteStore } from './dynamic/types.js'
 import { type GatewayError, GatewayOptionsError } from './errors.js'
 import type { KeyRing } from './keys/key-ring.js'
 import type { LogStore } from './logs/types.js'
@@ -281,6 +282,24 @@ const limitKey = z.union([
 /** Where limit counters live. */
 export const limitStore = z.custom<LimitStore>(hasMethods('consume', 'adjust'), 'expected a LimitStore')
 
+const routeStore = z.custom<RouteStore>(
+  hasMethods('save', 'versions', 'version', 'deploy', 'deployed', 'list', 'delete'),
+  'expected a RouteStore',
+)
+
+/**
+ * Dynamic routes, addressed as the model `dynamic/{name}`: where they are kept (`store`, in memory by
+ * default; `createRedisRouteStore` or `createPostgresRouteStore` to share them), where their rate and budget
+ * elements count (`limitStore`), how often an instance reads a deployed route again (`refreshMs`, 1000), and
+ * routes defined in code (`definitions`), deployed at the first request when the live version differs.
+ */
+export const routesOption = z.strictObject({
+  store: routeStore.optional(),
+  limitStore: limitStore.optional(),
+  refreshMs: z.number().int().min(0).max(3_600_000).default(1000),
+  definitions: z.array(z.unknown()).default([]),
+})
+
 export const breakerStore = z.custom<BreakerStore>(
   hasMethods('check', 'failure', 'success'),
   'expected a BreakerStore',
@@ -522,6 +541,8 @@ export const gatewayOptionsSchema = z.strictObject({
         .max(MAX_COMPAT_MODELS),
     )
     .default({}),
+  /** Dynamic routes; see `routesOption`. */
+  routes: routesOption.prefault({}),
   /** When streams are committed to the client; see `streams`. */
   streams: streams.prefault({}),
   /**

@@ -1,6 +1,7 @@
 import type { ChatCodec } from './providers/dialects/types.js'
 import type { ResolvedProvider } from './providers/registry.js'
 import type { Dialect } from './providers/types.js'
+import type { RouteTaken } from './routes/dynamic.js'
 import type { TargetPolicy } from './settings.js'
 
 /** How a compat request is translated to and from a provider's own API. */
@@ -42,4 +43,6 @@ export interface UpstreamTarget {
    * client's behalf and `hidden` from the client's stream again.
    */
   readonly streamUsage?: 'asked' | 'hidden' | undefined
+  /** For a model of a dynamic route: the route, and how the request was walked to this model. */
+  readonly route?: RouteTaken | undefined
 }

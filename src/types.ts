@@ -3,6 +3,7 @@ import type { GatewayServices } from './context.js'
 import type { Usage } from './cost/cost.js'
 import type { GatewayError } from './errors.js'
 import type { LogAttempt } from './logs/types.js'
+import type { RouteCharge } from './routes/dynamic.js'
 import type { Metadata, RequestSettings } from './settings.js'
 import type { CacheStatus } from './steps/cache.js'
 import type { UpstreamTarget } from './target.js'
@@ -102,6 +103,8 @@ export interface GatewayState {
   gatewayToken?: string
   /** `route`: the upstream calls to try, in order; `forward` takes the first that answers. */
   targets?: UpstreamTarget[]
+  /** `route`: what a dynamic route's rate elements counted, settled once the request is answered. */
+  routeCharges?: RouteCharge[]
   /** The target that answered (or failed last), set by `forward`. */
   target?: UpstreamTarget
   /** `forward`: every attempt, once a request needed more than one or skipped a target. */

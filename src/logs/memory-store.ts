@@ -44,6 +44,10 @@ function copy(record: LogRecord, withBodies: boolean): LogRecord {
   const copied = { ...record, metadata: { ...record.metadata } }
   if (record.attemptLog !== undefined)
     copied.attemptLog = record.attemptLog.map((attempt) => ({ ...attempt }))
+  if (record.route !== undefined) {
+    const { route } = record
+    copied.route = { ...route, path: [...route.path], variants: { ...route.variants } }
+  }
   if (!withBodies) {
     copied.requestBody = null
     copied.responseBody = null

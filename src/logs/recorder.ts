@@ -1,10 +1,11 @@
 import { computeCost, totalInputTokens, type Usage } from '../cost/cost.js'
 import type { PriceTable } from '../cost/pricing.js'
 import { type GatewayEmitter, notify, reportError } from '../events.js'
+import type { RouteTaken } from '../routes/dynamic.js'
 import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
 import type { GatewayContext } from '../types.js'
 import { assembleStream } from './assemble.js'
-import type { LogOutcome, LogRecord, LogStore } from './types.js'
+import type { LogOutcome, LogRecord, LogRoute, LogStore } from './types.js'
 
 export interface LogQueueSettings {
   readonly batchSize: number
@@ -197,7 +198,12 @@ export function buildLogRecord(ctx: GatewayContext, end: RequestEnd, settings: R
     feedback: null,
     score: null,
     ...(state.attemptLog === undefined ? {} : { attemptLog: state.attemptLog }),
+    ...(target?.route === undefined ? {} : { route: logRoute(target.route) }),
   }
+}
+
+function logRoute(route: RouteTaken): LogRoute {
+  return { name: route.name, version: route.version, path: [...route.path], variants: { ...route.variants } }
 }
 
 function costOf(

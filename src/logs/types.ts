@@ -114,6 +114,18 @@ export interface LogRecord {
    * first attempt has none: `attempts`, `provider` and `model` say it all).
    */
   attemptLog?: LogAttempt[] | undefined
+  /** For a request to `dynamic/{name}`: the route, its version, the path to the model and the branches drawn. */
+  route?: LogRoute | undefined
+}
+
+/** How a request was walked through a dynamic route to the model that answered (or failed last). */
+export interface LogRoute {
+  name: string
+  version: number
+  /** Element ids from `start` to the model. */
+  path: string[]
+  /** Percentage element id → the branch drawn (the A/B variant). */
+  variants: Record<string, string>
 }
 
 export type LogFilterOp = 'eq' | 'neq' | 'contains' | 'lt' | 'gt'

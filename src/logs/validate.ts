@@ -10,6 +10,8 @@ import { LOG_ATTEMPT_ACTIONS, LOG_OUTCOMES, type LogMetadata, type LogRecord } f
 
 /** More attempts than this is no request a gateway makes (5 attempts on each of a few targets). */
 const MAX_LOGGED_ATTEMPTS = 64
+// A route has at most 64 elements, so no path is longer.
+const MAX_ROUTE_PATH = 64
 
 const recordMetadata = z.record(z.string(), metadataValue).transform(storableMetadata)
 
@@ -64,6 +66,14 @@ export const logRecordSchema = z.object({
     )
     .max(MAX_LOGGED_ATTEMPTS)
     .optional(),
+  route: z
+    .object({
+      name: text,
+      version: int4.min(1),
+      path: z.array(text).max(MAX_ROUTE_PATH),
+      variants: z.record(text, text),
+    })
+    .optional(),
 })
 
 /**
@@ -109,7 +119,7 @@ function storedCopy(record: LogRecord): LogRecord | undefined {
     return undefined
   if (typeof r.path !== 'string' || !isMetadata(r.metadata)) return undefined
   // Rare (only requests that retried or fell back have one), and nested: the schema reads it.
-  if (r.attemptLog !== undefined) return undefined
+  if (r.attemptLog !== undefined || r.route !== undefined) return undefined
   for (const text of [r.provider, r.model, r.eventId, r.principal, r.requestBody, r.responseBody])
     if (typeof text !== 'string' && text !== null) return undefined
   return {

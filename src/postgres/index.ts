@@ -1,6 +1,6 @@
 /**
- * Postgres-backed stores, for logs and stored keys shared by several gateway instances. Pass your own `pg`
- * pool (pg is an optional peer dependency); each store creates and migrates its own table.
+ * Postgres-backed stores, for logs, stored keys and dynamic routes shared by several gateway instances. Pass
+ * your own `pg` pool (pg is an optional peer dependency); each store creates and migrates its own tables.
  */
 
 export {
@@ -9,3 +9,8 @@ export {
   type PostgresSecretStoreOptions,
 } from './key-store.js'
 export { createPostgresLogStore, type PostgresLogStoreOptions } from './log-store.js'
+export {
+  createPostgresRouteStore,
+  type PostgresRouteStore,
+  type PostgresRouteStoreOptions,
+} from './route-store.js'

@@ -5,6 +5,7 @@ import {
   type SecretStore,
   type StoredSecret,
 } from '../keys/types.js'
+import { createTables, readyPool } from './setup.js'
 
 /** One query's answer, as node-postgres gives it. */
 export interface PostgresQueryResult {
@@ -67,25 +68,7 @@ export function createPostgresSecretStore(
   const columns = `provider, alias, ciphertext, key_id, hint,
     (extract(epoch from created_at) * 1000)::int8 AS created_ms,
     (extract(epoch from updated_at) * 1000)::int8 AS updated_ms`
-  let setup: Promise<void> | undefined
-
-  function ready(): Promise<void> {
-    setup ??= createTable(pool, schema, table).catch((cause: unknown) => {
-      // A failed setup (database down at boot) is retried by the next call rather than remembered.
-      setup = undefined
-      throw unavailable('could not create the secrets table', cause)
-    })
-    return setup
-  }
-
-  async function query(text: string, values: unknown[]): Promise<PostgresQueryResult> {
-    await ready()
-    try {
-      return await pool.query(text, values)
-    } catch (cause) {
-      throw unavailable('query failed', cause)
-    }
-  }
+  const { ready, query } = readyPool(pool, () => createTable(pool, schema, table), unavailable)
 
   return {
     ready,
@@ -151,40 +134,19 @@ function identifier(name: string, value: string): string {
   return value
 }
 
-async function createTable(pool: PostgresPoolLike, schema: string, table: string): Promise<void> {
-  const client = await pool.connect()
-  let failed: Error | undefined
-  try {
-    await client.query('BEGIN')
-    // Concurrent CREATE ... IF NOT EXISTS can still collide on the catalog's unique indexes; one lock per
-    // table makes starting instances take turns.
-    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-      `ai-gateway-middleware:${schema}.${table}`,
-    ])
-    // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists, so look first.
-    const existing = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])
-    if (existing.rows.length === 0) await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`)
-    await client.query(
-      `CREATE TABLE IF NOT EXISTS "${schema}"."${table}" (
-        provider text NOT NULL,
-        alias text NOT NULL,
-        ciphertext text NOT NULL,
-        key_id text NOT NULL,
-        hint text NOT NULL,
-        created_at timestamptz NOT NULL,
-        updated_at timestamptz NOT NULL,
-        PRIMARY KEY (provider, alias)
-      )`,
-    )
-    await client.query('COMMIT')
-  } catch (error) {
-    failed = error instanceof Error ? error : new Error(String(error))
-    await client.query('ROLLBACK').catch(() => undefined)
-    throw error
-  } finally {
-    // A connection whose transaction state is unknown is discarded rather than returned to the pool.
-    client.release(failed)
-  }
+function createTable(pool: PostgresPoolLike, schema: string, table: string): Promise<void> {
+  return createTables(pool, schema, `${schema}.${table}`, [
+    `CREATE TABLE IF NOT EXISTS "${schema}"."${table}" (
+      provider text NOT NULL,
+      alias text NOT NULL,
+      ciphertext text NOT NULL,
+      key_id text NOT NULL,
+      hint text NOT NULL,
+      created_at timestamptz NOT NULL,
+      updated_at timestamptz NOT NULL,
+      PRIMARY KEY (provider, alias)
+    )`,
+  ])
 }
 
 function fromRow(row: Record<string, unknown>): StoredSecret {

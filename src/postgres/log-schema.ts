@@ -44,6 +44,7 @@ export const COLUMNS = [
   ['feedback', 'feedback', 'int2'],
   ['score', 'score', 'int2'],
   ['attemptLog', 'attempt_log', 'jsonb'],
+  ['route', 'route', 'jsonb'],
 ] as const satisfies readonly (readonly [keyof LogRecord, string, ColumnType])[]
 
 export const NUMERIC_TYPES = new Set<ColumnType>(['int8', 'int4', 'int2', 'float8', 'numeric'])
@@ -122,10 +123,12 @@ const MIGRATIONS: readonly ((names: Names) => string[])[] = [
   (n) => [`ALTER TABLE ${n.table} ALTER COLUMN cost TYPE numeric USING cost::numeric`],
   // Every attempt of a request that retried, fell back or skipped a target; NULL for the others.
   (n) => [`ALTER TABLE ${n.table} ADD COLUMN attempt_log jsonb`],
+  // The dynamic route a request walked; NULL for the others.
+  (n) => [`ALTER TABLE ${n.table} ADD COLUMN route jsonb`],
 ]
 
 /** Record fields that are left out of a record, rather than null, when their column is NULL. */
-export const OPTIONAL_FIELDS = new Set<string>(['attemptLog'])
+export const OPTIONAL_FIELDS = new Set<string>(['attemptLog', 'route'])
 
 /**
  * Brings the table to the latest version. Runs in one transaction holding a transaction-level advisory lock,

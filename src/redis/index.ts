@@ -11,3 +11,8 @@ export { createRedisCacheStore, type RedisCacheStoreOptions } from './cache-stor
 export { createRedisSecretStore, type RedisSecretStoreOptions } from './key-store.js'
 export { createRedisLimitStore, type RedisLimitStoreOptions } from './limit-store.js'
 export type { RedisClientLike } from './redis-types.js'
+export {
+  createRedisRouteStore,
+  type RedisRouteClient,
+  type RedisRouteStoreOptions,
+} from './route-store.js'

@@ -104,7 +104,7 @@ function providerOf(model: string): string {
   return model.slice(0, model.indexOf('/'))
 }
 
-function withoutCallerKeys(
+export function withoutCallerKeys(
   headers: Readonly<Record<string, string | undefined>>,
 ): Readonly<Record<string, string | undefined>> {
   const kept = { ...headers }

@@ -14,6 +14,7 @@ import type { GatewayContext } from '../types.js'
 import { buildUpstreamHeaders } from '../upstream/headers.js'
 import { splitQuery } from '../url.js'
 import { compatTarget } from './compat.js'
+import { dynamicTargets, routeNameOf } from './dynamic.js'
 import { nativeTarget } from './native.js'
 
 /** More steps than any sane fallback chain; each step can cost a paid provider call. */
@@ -45,7 +46,7 @@ type UniversalStep = z.infer<typeof stepSchema>
  * `POST /`: a JSON array of steps (a single object is accepted), tried in order by `forward`. Each step's
  * headers override the request's, which override the gateway's options; its `config` overrides both.
  */
-export function universalTargets(ctx: GatewayContext, json: unknown): UpstreamTarget[] {
+export async function universalTargets(ctx: GatewayContext, json: unknown): Promise<UpstreamTarget[]> {
   const steps = Array.isArray(json) ? json : [json]
   if (steps.length === 0) throw new GatewayError('INVALID_UNIVERSAL_REQUEST', 'the step list is empty')
   if (steps.length > MAX_UNIVERSAL_STEPS) {
@@ -64,7 +65,9 @@ export function universalTargets(ctx: GatewayContext, json: unknown): UpstreamTa
       cache: readCacheSettings(lowerCaseKeys(firstHeaders), settings.cache),
     }
   }
-  return parsed.map((step, index) => stepTarget(ctx, step, index))
+  const targets: UpstreamTarget[] = []
+  for (const [index, step] of parsed.entries()) targets.push(...(await stepTargets(ctx, step, index)))
+  return targets
 }
 
 function parseStep(raw: unknown, index: number): UniversalStep {
@@ -75,13 +78,21 @@ function parseStep(raw: unknown, index: number): UniversalStep {
   throw new GatewayError('INVALID_UNIVERSAL_REQUEST', `step ${index}${where}: ${issue?.message ?? 'invalid'}`)
 }
 
-function stepTarget(ctx: GatewayContext, step: UniversalStep, index: number): UpstreamTarget {
+/** A step's target; a compat step naming a dynamic route gives the models the route chose, in order. */
+async function stepTargets(
+  ctx: GatewayContext,
+  step: UniversalStep,
+  index: number,
+): Promise<UpstreamTarget[]> {
   const stepHeaders = lowerCaseKeys(step.headers ?? {})
   const headers = { ...ctx.request.headers, ...stepHeaders }
   const policy = withConfig(readTargetPolicy(stepHeaders, ctx.state.settings?.target ?? {}), step.config)
   const endpoint = step.endpoint.startsWith('/') ? step.endpoint : `/${step.endpoint}`
   if (step.provider === 'compat') {
-    return compatTarget(ctx, { operation: endpoint, json: step.query, headers, policy, step: index })
+    const input = { operation: endpoint, json: step.query, headers, policy, step: index }
+    const routeName = routeNameOf(step.query)
+    if (routeName === undefined) return [compatTarget(ctx, input)]
+    return dynamicTargets(ctx, input, step.query as Record<string, unknown>, routeName)
   }
   const provider = ctx.gateway.providers.get(step.provider)
   if (provider === undefined) {
@@ -104,7 +115,7 @@ function stepTarget(ctx: GatewayContext, step: UniversalStep, index: number): Up
     policy,
     clientDialect: provider.spec.dialect,
   }
-  return nativeTarget(ctx, draft, typeof step.query === 'string' ? parseJsonBody(body) : step.query)
+  return [nativeTarget(ctx, draft, typeof step.query === 'string' ? parseJsonBody(body) : step.query)]
 }
 
 function withConfig(policy: TargetPolicy, config: UniversalStep['config']): TargetPolicy {

@@ -480,10 +480,10 @@ function bodyBytes(response: GatewayResponse): Buffer | undefined {
 function markStep(ctx: GatewayContext, target: UpstreamTarget): void {
   ctx.state.target = target
   ctx.metrics.provider = target.provider.spec.id
-  if (ctx.surface.kind === 'universal') ctx.responseHeaders['cf-aig-step'] = String(target.step)
-  else if ((ctx.state.targets?.length ?? 0) > 1) {
-    // A fallback chain: which of its models answered.
-    ctx.responseHeaders['cf-aig-step'] = String(target.step)
+  const chain = ctx.surface.kind !== 'universal' && (ctx.state.targets?.length ?? 0) > 1
+  if (ctx.surface.kind === 'universal' || chain) ctx.responseHeaders['cf-aig-step'] = String(target.step)
+  if (chain || target.route !== undefined) {
+    // A fallback chain or a dynamic route: which of its models answered.
     ctx.responseHeaders['cf-aig-provider'] = target.provider.spec.id
     if (target.model !== undefined) ctx.responseHeaders['cf-aig-model'] = target.model
   }

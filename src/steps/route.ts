@@ -1,35 +1,50 @@
 import { GatewayError } from '../errors.js'
 import { compatTargets } from '../routes/compat.js'
 import { attachStoredKeys } from '../routes/credentials.js'
+import { dynamicTargets, routeNameOf, settleRoute } from '../routes/dynamic.js'
 import { passthroughTargets } from '../routes/passthrough.js'
 import { universalTargets } from '../routes/universal.js'
+import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext, Step } from '../types.js'
 
-/** Resolves where the request goes, as an ordered list of targets, from the surface the path addressed. */
+/**
+ * Resolves where the request goes, as an ordered list of targets, from the surface the path addressed. A
+ * dynamic route counts the request at its rate elements as it is walked; once the request is answered,
+ * what it counted is settled (see `settleRoute`), whatever happened in between.
+ */
 export function route(): Step {
   return async function route(ctx, next) {
-    const { surface } = ctx
-    if (surface.kind === 'provider') {
-      ctx.state.targets = await passthroughTargets(ctx, surface.provider, surface.rest)
-    } else if (surface.kind === 'compat') {
-      const json = await readJson(ctx, 'INVALID_REQUEST_BODY')
-      const { headers } = ctx.request
-      ctx.state.targets = compatTargets(ctx, {
-        operation: surface.operation,
-        json,
-        headers,
-        policy: ctx.state.settings?.target ?? {},
-        step: 0,
-      })
-    } else {
-      ctx.state.targets = universalTargets(ctx, await readJson(ctx, 'INVALID_UNIVERSAL_REQUEST'))
-      ctx.responseHeaders['cf-aig-step'] = '0'
+    try {
+      ctx.state.targets = await resolveTargets(ctx)
+      // Before the keys: a request refused for its credentials (2040, 2044, 2122) is logged with its provider.
+      ctx.metrics.provider = ctx.state.targets[0]?.provider.spec.id
+      ctx.state.targets = await attachStoredKeys(ctx, ctx.state.targets)
+      await next()
+    } finally {
+      settleRoute(ctx)
     }
-    // Before the keys: a request refused for its credentials (2040, 2044, 2122) is logged with its provider.
-    ctx.metrics.provider = ctx.state.targets[0]?.provider.spec.id
-    ctx.state.targets = await attachStoredKeys(ctx, ctx.state.targets)
-    await next()
   }
+}
+
+async function resolveTargets(ctx: GatewayContext): Promise<UpstreamTarget[]> {
+  const { surface } = ctx
+  if (surface.kind === 'provider') return passthroughTargets(ctx, surface.provider, surface.rest)
+  if (surface.kind === 'compat') {
+    const json = await readJson(ctx, 'INVALID_REQUEST_BODY')
+    const input = {
+      operation: surface.operation,
+      json,
+      headers: ctx.request.headers,
+      policy: ctx.state.settings?.target ?? {},
+      step: 0,
+    }
+    const routeName = routeNameOf(json)
+    return routeName === undefined
+      ? compatTargets(ctx, input)
+      : dynamicTargets(ctx, input, json as Record<string, unknown>, routeName)
+  }
+  ctx.responseHeaders['cf-aig-step'] = '0'
+  return universalTargets(ctx, await readJson(ctx, 'INVALID_UNIVERSAL_REQUEST'))
 }
 
 async function readJson(

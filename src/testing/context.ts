@@ -1,6 +1,8 @@
 import { EventEmitter } from 'eventemitter3'
 import type { Dispatcher } from 'undici'
 import { createContext, type GatewayServices } from '../context.js'
+import { createPriceTable } from '../cost/pricing.js'
+import { createDynamicRoutes } from '../dynamic/routes.js'
 import type { GatewayEmitter, GatewayEvents } from '../events.js'
 import { type GatewayOptions, parseOptions } from '../options.js'
 import { createProviderRegistry } from '../providers/registry.js'
@@ -49,10 +51,11 @@ export function createTestContext(options: TestContextOptions = {}): GatewayCont
   if (surface === undefined) throw new TypeError(`'${request.method} ${request.path}' is not a gateway path`)
   const events: GatewayEmitter = new EventEmitter<GatewayEvents>()
   let dispatcher: Dispatcher | undefined = resolved.dispatcher
+  const providers = createProviderRegistry(resolved)
   const services: GatewayServices = {
     options: resolved,
     events,
-    providers: createProviderRegistry(resolved),
+    providers,
     get dispatcher() {
       dispatcher ??= createDispatcher(resolved.timeouts.connectMs)
       return dispatcher
@@ -60,6 +63,8 @@ export function createTestContext(options: TestContextOptions = {}): GatewayCont
     watchesUsage: options.watchesUsage ?? true,
     now: resolved.now,
     latency: new LatencyBook(),
+    routes: createDynamicRoutes(resolved, { providers, events }),
+    prices: createPriceTable(resolved.prices),
   }
   return createContext(request, surface, services)
 }

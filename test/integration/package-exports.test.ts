@@ -20,6 +20,7 @@ const EXPECTED_EXPORTS: Record<string, string[]> = {
     'createMemoryLogStore',
     'createKeyRing',
     'createMemorySecretStore',
+    'createMemoryRouteStore',
   ],
   'ai-gateway-middleware/express': ['aiGateway', 'aiGatewayErrorHandler', 'default'],
   'ai-gateway-middleware/koa': ['aiGateway', 'aiGatewayErrorHandler', 'default'],
@@ -30,15 +31,21 @@ const EXPECTED_EXPORTS: Record<string, string[]> = {
     'cacheStoreConformance',
     'limitStoreConformance',
     'logStoreConformance',
+    'routeStoreConformance',
     'secretStoreConformance',
   ],
   'ai-gateway-middleware/redis': [
     'createRedisBreakerStore',
     'createRedisCacheStore',
     'createRedisLimitStore',
+    'createRedisRouteStore',
     'createRedisSecretStore',
   ],
-  'ai-gateway-middleware/postgres': ['createPostgresLogStore', 'createPostgresSecretStore'],
+  'ai-gateway-middleware/postgres': [
+    'createPostgresLogStore',
+    'createPostgresRouteStore',
+    'createPostgresSecretStore',
+  ],
 }
 
 function exportsOf(specifier: string, style: 'import' | 'require'): string[] {

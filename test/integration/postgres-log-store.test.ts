@@ -62,7 +62,7 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     const [a, b] = [newPool(), newPool()]
     const stores = await Promise.all([a, b, a, b].map((p) => createPostgresLogStore(p, { schema: name })))
     expect(stores).toHaveLength(4)
-    expect(await migrationVersions(name)).toEqual([1, 2, 3])
+    expect(await migrationVersions(name)).toEqual([1, 2, 3, 4])
   })
 
   it('lets instances on separate pools see each other’s writes', async () => {
@@ -85,7 +85,7 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     await store.write([kept])
     const reopened = await createPostgresLogStore(pool, { schema: name, table: 'again' })
     expect(await reopened.get(kept.id)).toEqual(kept)
-    expect(await migrationVersions(name, 'again')).toEqual([1, 2, 3])
+    expect(await migrationVersions(name, 'again')).toEqual([1, 2, 3, 4])
   })
 
   it('refuses schema and table names that are not plain identifiers, before any query', async () => {
@@ -153,12 +153,13 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     const noisy = record(1000, { cost: 0.0000032999999999999997 })
     await store.write([noisy, record(2000, { cost: null })])
     // Back to version 1: cost as double precision, holding what float arithmetic used to log, and no
-    // attempt log column.
+    // attempt log or route columns.
     await pool.query(`ALTER TABLE "${name}"."old" ALTER COLUMN cost TYPE double precision`)
     await pool.query(`ALTER TABLE "${name}"."old" DROP COLUMN attempt_log`)
+    await pool.query(`ALTER TABLE "${name}"."old" DROP COLUMN route`)
     await pool.query(`DELETE FROM "${name}"."old_migrations" WHERE version > 1`)
     const migrated = await createPostgresLogStore(pool, { schema: name, table: 'old' })
-    expect(await migrationVersions(name, 'old')).toEqual([1, 2, 3])
+    expect(await migrationVersions(name, 'old')).toEqual([1, 2, 3, 4])
     expect((await migrated.get(noisy.id))?.cost).toBe(0.0000033)
     expect(await migrated.analytics({})).toMatchObject([{ requests: 2, cost: 0.0000033 }])
     // Records from before the attempt log read back without one; new ones keep theirs.
@@ -167,5 +168,10 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     const retried = record(3000, { attemptLog })
     await migrated.write([retried])
     expect((await migrated.get(retried.id))?.attemptLog).toEqual(attemptLog)
+    expect(await migrated.get(retried.id)).not.toHaveProperty('route')
+    const route = { name: 'tiered', version: 2, path: ['start', 'plan', 'big'], variants: { split: '10%' } }
+    const routed = record(4000, { route })
+    await migrated.write([routed])
+    expect((await migrated.get(routed.id))?.route).toEqual(route)
   })
 })

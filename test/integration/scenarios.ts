@@ -11,6 +11,7 @@ import { type RunningApp, send } from '../helpers/http.js'
 import { until } from '../helpers/until.js'
 import { cacheScenarios } from './scenarios-cache.js'
 import { credentialScenarios } from './scenarios-credentials.js'
+import { dynamicRouteScenarios } from './scenarios-dynamic.js'
 import {
   breakerScenarios,
   compatFallbackScenarios,
@@ -588,6 +589,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
     breakerScenarios(world)
     keyPoolScenarios(world)
     sixteenFailures(world, framework)
+    dynamicRouteScenarios(world)
     cacheScenarios(world)
     logScenarios(world)
     faultScenarios(world)

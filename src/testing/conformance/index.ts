@@ -12,3 +12,4 @@ export {
 } from '../conformance.js'
 export { secretStoreConformance } from '../key-store-conformance.js'
 export { logStoreConformance } from '../log-store-conformance.js'
+export { routeStoreConformance } from '../route-store-conformance.js'

@@ -1,0 +1,200 @@
+import { isDeepStrictEqual } from 'node:util'
+import { GatewayError } from '../errors.js'
+import { type GatewayEmitter, notify } from '../events.js'
+import type { ResolvedOptions } from '../options.js'
+import { createMemoryLimitStore } from '../stores/memory-limits.js'
+import { createMemoryRouteStore } from '../stores/memory-routes.js'
+import type { LimitStore } from '../stores/types.js'
+import { parseRouteDefinition } from './definition.js'
+import type { RouteDefinition, RouteDeployment, RouteStore, RouteSummary, RouteVersion } from './types.js'
+import { type CompiledRoute, compileRoute } from './walk.js'
+
+export interface DynamicRoutesSettings {
+  readonly store: RouteStore
+  /** Where rate and budget elements count. */
+  readonly limitStore: LimitStore
+  /** How long a deployed route is served from memory before the store is asked again. */
+  readonly refreshMs: number
+  /** Routes defined in code: saved and deployed when the store's live version differs. */
+  readonly definitions: readonly unknown[]
+}
+
+interface Cached {
+  readonly route: CompiledRoute | undefined
+  readonly fetchedAt: number
+}
+
+/**
+ * The routes of one gateway: saving (validated), versions, deployments, and the live version of each route
+ * for the requests that name it, read from the store again at most every `refreshMs`, so every instance
+ * serves a deployment within that long. When the store fails, the last version read is served on (and the
+ * failure reported); a route never read answers 503 (code 2128).
+ */
+export class DynamicRoutes {
+  readonly #settings: DynamicRoutesSettings
+  readonly #knownProvider: (id: string) => boolean
+  readonly #now: () => number
+  readonly #events: GatewayEmitter
+  readonly #cache = new Map<string, Cached>()
+  readonly #loading = new Map<string, Promise<CompiledRoute | undefined>>()
+  #seeded: Promise<void> | undefined
+
+  constructor(
+    settings: DynamicRoutesSettings,
+    services: { knownProvider: (id: string) => boolean; now: () => number; events: GatewayEmitter },
+  ) {
+    this.#settings = settings
+    this.#knownProvider = services.knownProvider
+    this.#now = services.now
+    this.#events = services.events
+    // Checked at once, so a wrong route in code fails at startup rather than on its first request.
+    for (const definition of settings.definitions) parseRouteDefinition(definition, this.#knownProvider)
+  }
+
+  get limitStore(): LimitStore {
+    return this.#settings.limitStore
+  }
+
+  /** The deployed version of `name`, ready to walk. */
+  async live(name: string): Promise<CompiledRoute> {
+    await this.#seed()
+    const now = this.#now()
+    const cached = this.#cache.get(name)
+    const fresh = cached !== undefined && now - cached.fetchedAt < this.#settings.refreshMs
+    const route = fresh ? cached.route : await this.#load(name, cached)
+    if (route === undefined) {
+      throw new GatewayError('ROUTE_NOT_FOUND', `no route named '${name}' is deployed`)
+    }
+    return route
+  }
+
+  /** Validates a definition and saves it as the route's next version; nothing is deployed. */
+  async save(raw: unknown): Promise<RouteVersion> {
+    const definition = parseRouteDefinition(raw, this.#knownProvider)
+    await this.#seed()
+    return this.#store('save', () => this.#settings.store.save(definition, this.#now()))
+  }
+
+  async deploy(name: string, version: number): Promise<RouteDeployment | undefined> {
+    await this.#seed()
+    const deployment = await this.#store('deploy', () =>
+      this.#settings.store.deploy(name, version, this.#now()),
+    )
+    // This instance serves it at once; the others within `refreshMs`.
+    this.#cache.delete(name)
+    return deployment
+  }
+
+  async versions(name: string): Promise<RouteVersion[]> {
+    await this.#seed()
+    return this.#store('versions', () => this.#settings.store.versions(name))
+  }
+
+  async version(name: string, version: number): Promise<RouteVersion | undefined> {
+    await this.#seed()
+    return this.#store('version', () => this.#settings.store.version(name, version))
+  }
+
+  async deployed(name: string): Promise<(RouteDeployment & { definition: RouteDefinition }) | undefined> {
+    await this.#seed()
+    return this.#store('deployed', () => this.#settings.store.deployed(name))
+  }
+
+  async list(): Promise<RouteSummary[]> {
+    await this.#seed()
+    return this.#store('list', () => this.#settings.store.list())
+  }
+
+  async delete(name: string): Promise<boolean> {
+    await this.#seed()
+    const deleted = await this.#store('delete', () => this.#settings.store.delete(name))
+    this.#cache.delete(name)
+    return deleted
+  }
+
+  #load(name: string, stale: Cached | undefined): Promise<CompiledRoute | undefined> {
+    // Concurrent requests for a route whose copy expired wait on one read.
+    let loading = this.#loading.get(name)
+    if (loading !== undefined) return loading
+    loading = (async () => {
+      try {
+        const deployed = await this.#settings.store.deployed(name)
+        const route =
+          deployed === undefined
+            ? undefined
+            : stale?.route !== undefined &&
+                stale.route.version === deployed.version &&
+                isDeepStrictEqual(stale.route.definition, deployed.definition)
+              ? stale.route
+              : compileRoute(deployed.definition, deployed.version)
+        this.#cache.set(name, { route, fetchedAt: this.#now() })
+        return route
+      } catch (error) {
+        this.#report('deployed', error)
+        if (stale === undefined)
+          throw new GatewayError('ROUTE_STORE_UNAVAILABLE', undefined, { cause: error })
+        // Served on as it was; asked again after the next interval.
+        this.#cache.set(name, { route: stale.route, fetchedAt: this.#now() })
+        return stale.route
+      } finally {
+        this.#loading.delete(name)
+      }
+    })()
+    this.#loading.set(name, loading)
+    return loading
+  }
+
+  async #store<T>(operation: string, call: () => T | Promise<T>): Promise<T> {
+    try {
+      return await call()
+    } catch (error) {
+      this.#report(operation, error)
+      throw new GatewayError('ROUTE_STORE_UNAVAILABLE', undefined, { cause: error })
+    }
+  }
+
+  #report(operation: string, error: unknown): void {
+    notify(this.#events, 'store:error', { store: 'routes', operation, error })
+  }
+
+  /** Saves and deploys the routes defined in code whose live version differs, once. */
+  #seed(): Promise<void> {
+    this.#seeded ??= (async () => {
+      const { store, definitions } = this.#settings
+      for (const raw of definitions) {
+        const definition = parseRouteDefinition(raw, this.#knownProvider)
+        const live = await store.deployed(definition.name)
+        if (live !== undefined && isDeepStrictEqual(live.definition, definition)) continue
+        const saved = await store.save(definition, this.#now())
+        await store.deploy(saved.name, saved.version, this.#now())
+      }
+    })().catch((error) => {
+      // Tried again by the next call.
+      this.#seeded = undefined
+      this.#report('seed', error)
+      throw new GatewayError('ROUTE_STORE_UNAVAILABLE', undefined, { cause: error })
+    })
+    return this.#seeded
+  }
+}
+
+/**
+ * The gateway's routes from its options: the route store and the limit store given, else in memory (handed
+ * to `own`, so the gateway closes what it made).
+ */
+export function createDynamicRoutes(
+  options: ResolvedOptions,
+  services: { providers: ReadonlyMap<string, unknown>; events: GatewayEmitter },
+  own: <T extends { close?(): unknown }>(store: T) => T = (store) => store,
+): DynamicRoutes {
+  const { routes } = options
+  return new DynamicRoutes(
+    {
+      store: routes.store ?? own(createMemoryRouteStore()),
+      limitStore: routes.limitStore ?? own(createMemoryLimitStore()),
+      refreshMs: routes.refreshMs,
+      definitions: routes.definitions,
+    },
+    { knownProvider: (id) => services.providers.has(id), now: options.now, events: services.events },
+  )
+}
