@@ -2,7 +2,7 @@ import { EventEmitter } from 'eventemitter3'
 import { compose, watchesUsage } from './compose.js'
 import { createContext, type GatewayServices } from './context.js'
 import { createPriceTable } from './cost/pricing.js'
-import { createDynamicRoutes } from './dynamic/routes.js'
+import { createDynamicRoutes, type GatewayRoutes } from './dynamic/routes.js'
 import { GatewayError } from './errors.js'
 import { type GatewayEmitter, type GatewayEvents, notify } from './events.js'
 import { createMemoryLogStore } from './logs/memory-store.js'
@@ -31,6 +31,11 @@ export interface Gateway {
   readonly events: EventEmitter<GatewayEvents>
   /** Where request logs go (the `logs.store` option, or the default in-memory store); `undefined` with `logs: false`. */
   readonly logs: LogStore | undefined
+  /**
+   * The gateway's dynamic routes: save (validated against its providers), list, read versions, deploy and
+   * roll back. The admin API serves them with `createAdmin({ routes: gateway.routes })`.
+   */
+  readonly routes: GatewayRoutes
   /** Counters for what cannot be seen from a single request: log records queued, written and dropped. */
   stats(): { logs: LogStats | undefined }
   /** Writes the log records still queued; resolves when they are stored (or counted as dropped). */
@@ -118,6 +123,7 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     handle,
     events,
     logs: logQueue?.store,
+    routes: services.routes,
     stats: () => ({ logs: logQueue === undefined ? undefined : { ...logQueue.stats } }),
     flushLogs: () => logQueue?.flush() ?? Promise.resolve(),
     async close() {

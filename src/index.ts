@@ -16,6 +16,7 @@ export {
   type Usage,
 } from './cost/cost.js'
 export { createPriceTable, findPrice, PRICES_AS_OF, type Price, type PriceOverrides } from './cost/pricing.js'
+export type { GatewayRoutes } from './dynamic/routes.js'
 export type {
   RouteDefinition,
   RouteDeployment,

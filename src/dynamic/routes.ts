@@ -19,6 +19,12 @@ export interface DynamicRoutesSettings {
   readonly definitions: readonly unknown[]
 }
 
+/** What a gateway's routes offer its host and the admin API; see `DynamicRoutes`. */
+export type GatewayRoutes = Pick<
+  DynamicRoutes,
+  'save' | 'deploy' | 'versions' | 'version' | 'deployed' | 'list' | 'delete'
+>
+
 interface Cached {
   readonly route: CompiledRoute | undefined
   readonly fetchedAt: number
