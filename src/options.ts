@@ -328,50 +328,69 @@ export const breakerOptions = z.strictObject({
   storeTimeoutMs: positiveMs.default(250),
 })
 
-const limitRule = z.strictObject({
-  /** Names the rule in `RateLimit` headers, events and store keys. Default `rule{index}`. */
-  name: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1 to 64 letters, digits, - or _')
-    .optional(),
-  /** Requests (or tokens) allowed per window. */
-  limit: z.number().int().positive(),
-  /** Window length in seconds. */
-  window: z.number().int().positive(),
-  /** `fixed` windows aligned to the clock, or an exact `sliding` window. Default `sliding`. */
-  technique: z.enum(['fixed', 'sliding']).default('sliding'),
-  /** What one counter is kept per. Default `gateway`: one counter for every request. */
-  key: limitKey.default('gateway'),
-  /** Count `requests`, or `tokens` (an estimate is reserved before the call and settled with real usage). */
-  unit: z.enum(['requests', 'tokens']).default('requests'),
-  /** Token estimate reserved before the call; default: request bytes / 4 plus the requested output cap. */
-  estimate: z.custom<(ctx: GatewayContext, body: unknown) => number>(isFunction).optional(),
-  /** Where counters live. Default: in memory, per process. */
-  store: limitStore.optional(),
-  /**
-   * When the store fails or times out: `open` admits by an in-process insurance limit, `closed` refuses
-   * with 503 (code 2116). Default `open`.
-   */
-  onStoreError: z.enum(['open', 'closed']).default('open'),
-  /**
-   * The in-process limit each instance applies while failing open, per window of this rule. Default
-   * `ceil(limit / 10)`: sized for up to ten instances sharing the store. Set it to `ceil(limit / instances)`
-   * for your deployment (and, for `tokens`, to at least one request's amount, or the fallback refuses them
-   * all). The bound: while the store is unreachable each instance admits at most `insuranceLimit` per
-   * window, counted in its own memory, so N instances admit at most `N * insuranceLimit` per window beyond
-   * what the store had counted before it became unreachable.
-   */
-  insuranceLimit: z.number().int().positive().optional(),
-  /**
-   * Longest wait for the store, in ms, from the moment it is asked. Default 1000: well above a Redis round
-   * trip even when a burst or a busy CPU holds up this process's event loop, which is where the time goes
-   * (a shorter timeout fails healthy calls over to the insurance limit). A store that refuses at once (a
-   * Redis client that is not connected) fails at once whatever this is; one that hangs costs this wait to
-   * the requests already asking it, then to one probe per second until it answers. A call that reaches
-   * the Redis store after it changes nothing.
-   */
-  storeTimeoutMs: positiveMs.default(1000),
-})
+const limitRule = z
+  .strictObject({
+    /** Names the rule in `RateLimit` headers, events and store keys. Default `rule{index}`. */
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1 to 64 letters, digits, - or _')
+      .optional(),
+    /** Requests, tokens or (`unit: 'cost'`) US dollars allowed per window. */
+    limit: z.number().positive(),
+    /** Window length in seconds. */
+    window: z.number().int().positive(),
+    /** `fixed` windows aligned to the clock, or an exact `sliding` window. Default `sliding`. */
+    technique: z.enum(['fixed', 'sliding']).default('sliding'),
+    /** What one counter is kept per. Default `gateway`: one counter for every request. */
+    key: limitKey.default('gateway'),
+    /**
+     * Count `requests`, `tokens` or `cost` in US dollars (a spend limit): for tokens and cost an estimate is
+     * reserved before the call and settled with the answer's real usage and cost. A cost rule applies to
+     * models with a known price (or a `cf-aig-custom-cost`), and refuses with 429, code 2041.
+     */
+    unit: z.enum(['requests', 'tokens', 'cost']).default('requests'),
+    /**
+     * Applies the rule only to requests for these providers and models (the first the request names; a
+     * model as `gpt-4o` or `openai/gpt-4o`), as the reference's spend-limit filters do. Default: every request.
+     */
+    filter: z
+      .strictObject({
+        provider: z.array(z.string().min(1)).min(1).optional(),
+        model: z.array(z.string().min(1)).min(1).optional(),
+      })
+      .optional(),
+    /** Token estimate reserved before the call; default: request bytes / 4 plus the requested output cap. */
+    estimate: z.custom<(ctx: GatewayContext, body: unknown) => number>(isFunction).optional(),
+    /** Where counters live. Default: in memory, per process. */
+    store: limitStore.optional(),
+    /**
+     * When the store fails or times out: `open` admits by an in-process insurance limit, `closed` refuses
+     * with 503 (code 2116). Default `open`.
+     */
+    onStoreError: z.enum(['open', 'closed']).default('open'),
+    /**
+     * The in-process limit each instance applies while failing open, per window of this rule. Default
+     * `ceil(limit / 10)`: sized for up to ten instances sharing the store. Set it to `ceil(limit / instances)`
+     * for your deployment (and, for `tokens`, to at least one request's amount, or the fallback refuses them
+     * all). The bound: while the store is unreachable each instance admits at most `insuranceLimit` per
+     * window, counted in its own memory, so N instances admit at most `N * insuranceLimit` per window beyond
+     * what the store had counted before it became unreachable.
+     */
+    insuranceLimit: z.number().int().positive().optional(),
+    /**
+     * Longest wait for the store, in ms, from the moment it is asked. Default 1000: well above a Redis round
+     * trip even when a burst or a busy CPU holds up this process's event loop, which is where the time goes
+     * (a shorter timeout fails healthy calls over to the insurance limit). A store that refuses at once (a
+     * Redis client that is not connected) fails at once whatever this is; one that hangs costs this wait to
+     * the requests already asking it, then to one probe per second until it answers. A call that reaches
+     * the Redis store after it changes nothing.
+     */
+    storeTimeoutMs: positiveMs.default(1000),
+  })
+  .refine((rule) => rule.unit === 'cost' || Number.isInteger(rule.limit), {
+    path: ['limit'],
+    message: 'expected a whole number (only a cost limit, in dollars, may have a fraction)',
+  })
 
 export type LimitRuleOptions = z.input<typeof limitRule>
 export type LimitRule = z.output<typeof limitRule>

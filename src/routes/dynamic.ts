@@ -1,4 +1,4 @@
-import { computeCost } from '../cost/cost.js'
+import { costMicros, MICROS_PER_DOLLAR } from '../cost/answer-cost.js'
 import type { ConditionInput } from '../dynamic/condition.js'
 import type { RateElement } from '../dynamic/types.js'
 import { type Admitted, walkRoute } from '../dynamic/walk.js'
@@ -15,8 +15,6 @@ import { type CompatInput, compatTarget, withoutCallerKeys } from './compat.js'
 export const DYNAMIC_PREFIX = 'dynamic/'
 /** How long a rate element waits on its store before admitting the request without it. */
 const STORE_TIMEOUT_MS = 250
-/** Budgets count micro-dollars, so that a store of whole numbers keeps cents exact. */
-const MICROS = 1_000_000
 
 /** How a request was walked to one model of a dynamic route, for its record. */
 export interface RouteTaken {
@@ -108,7 +106,7 @@ async function admit(
 ): Promise<Admitted> {
   const { limitType, limit, interval, technique } = element.properties
   const window: LimitWindow = {
-    limit: limitType === 'cost' ? Math.round(limit * MICROS) : limit,
+    limit: limitType === 'cost' ? Math.round(limit * MICROS_PER_DOLLAR) : limit,
     windowMs: interval * 1000,
     technique,
   }
@@ -146,21 +144,12 @@ export function settleRoute(ctx: GatewayContext): void {
     else if (charge.element.properties.limitType === 'cost') {
       if (usage === undefined) continue
       void usage.then((used) => {
-        const micros = used === undefined ? undefined : costMicros(ctx, answered!, used)
+        const micros = used === undefined ? undefined : costMicros(ctx, answered, used)
         // Without a price or a usage report the reservation stands: a budget is never under-charged to 0.
         if (micros !== undefined) correct(ctx, charge, micros - 1)
       })
     }
   }
-}
-
-function costMicros(
-  ctx: GatewayContext,
-  target: UpstreamTarget,
-  usage: Parameters<typeof computeCost>[0],
-): number | undefined {
-  const price = ctx.gateway.prices.find(target.provider.spec.id, target.model ?? '')
-  return price === undefined ? undefined : Math.ceil(computeCost(usage, price) * MICROS)
 }
 
 function correct(ctx: GatewayContext, charge: RouteCharge, delta: number): void {

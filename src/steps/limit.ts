@@ -1,4 +1,6 @@
 import { z } from 'zod'
+import { costMicros, MICROS_PER_DOLLAR, priceOf } from '../cost/answer-cost.js'
+import { computeCost } from '../cost/cost.js'
 import { GatewayError } from '../errors.js'
 import { reportStoreError } from '../events.js'
 import { isRecord } from '../json.js'
@@ -52,14 +54,15 @@ function compileRules(option: LimitRule | LimitRule[], defaultStore: LimitStore 
   const memory = defaultStore ?? createMemoryLimitStore()
   const insurance = createMemoryLimitStore()
   return rules.map((rule, index) => {
-    const window: LimitWindow = { limit: rule.limit, windowMs: rule.window * 1000, technique: rule.technique }
+    const limit = rule.unit === 'cost' ? Math.round(rule.limit * MICROS_PER_DOLLAR) : rule.limit
+    const window: LimitWindow = { limit, windowMs: rule.window * 1000, technique: rule.technique }
     return {
       name: rule.name ?? (rules.length === 1 ? 'default' : `rule${index}`),
       rule,
       window,
       store: rule.store ?? memory,
       insurance,
-      insuranceWindow: { ...window, limit: rule.insuranceLimit ?? Math.ceil(rule.limit / INSURANCE_SHARE) },
+      insuranceWindow: { ...window, limit: rule.insuranceLimit ?? Math.ceil(limit / INSURANCE_SHARE) },
       storeDownUntil: 0,
       probing: false,
     }
@@ -95,19 +98,20 @@ export function limit(options: LimitOptions = { rules: [] }): Step {
   const step: Step = async function limit(ctx, next) {
     const admitted: Admission[] = []
     for (const compiled of rules) {
-      const key = ruleKey(ctx, compiled)
+      const key = appliesTo(ctx, compiled.rule) ? ruleKey(ctx, compiled) : undefined
       if (key === undefined) continue
-      const amount = compiled.rule.unit === 'tokens' ? await estimateTokens(ctx, compiled) : 1
+      const amount = await amountOf(ctx, compiled)
+      if (amount === undefined) continue
       const admission = await admit(ctx, compiled, key, amount)
       if (!admission.decision.allowed) {
         giveBack(ctx, admitted)
-        throw refusal(admission)
+        throw refusal(ctx, admission)
       }
       admitted.push(admission)
     }
     if (admitted.length === 0) return next()
     Object.assign(ctx.responseHeaders, rateLimitHeaders(admitted))
-    const reserved = admitted.filter((a) => a.compiled.rule.unit === 'tokens')
+    const reserved = admitted.filter((a) => a.compiled.rule.unit !== 'requests')
     if (reserved.length === 0) return next()
     try {
       await next()
@@ -115,11 +119,43 @@ export function limit(options: LimitOptions = { rules: [] }): Step {
       giveBack(ctx, reserved)
       throw error
     }
-    settleTokens(ctx, reserved)
+    settleReserved(ctx, reserved)
   }
-  // Token rules settle on the usage answers report: the gateway must ask providers for it.
-  if (rules.some((compiled) => compiled.rule.unit === 'tokens')) step.watchesUsage = true
+  // Token and cost rules settle on the usage answers report: the gateway must ask providers for it.
+  if (rules.some((compiled) => compiled.rule.unit !== 'requests')) step.watchesUsage = true
   return step
+}
+
+/** Whether the request is one the rule's `filter` names (its first target's provider and model). */
+function appliesTo(ctx: GatewayContext, rule: LimitRule): boolean {
+  const { filter } = rule
+  if (filter === undefined) return true
+  const target = ctx.state.targets?.[0]
+  const provider = target?.provider.spec.id
+  if (filter.provider !== undefined && (provider === undefined || !filter.provider.includes(provider))) {
+    return false
+  }
+  if (filter.model === undefined) return true
+  const model = target?.model
+  return (
+    model !== undefined && (filter.model.includes(model) || filter.model.includes(`${provider}/${model}`))
+  )
+}
+
+/**
+ * What the request takes from a rule before the call: one request, an estimate of its tokens, or of its
+ * cost in micro-dollars; `undefined` for a cost rule when no price is known for its model (the rule does not
+ * apply, as the reference's spend limits cover models with known pricing).
+ */
+async function amountOf(ctx: GatewayContext, compiled: CompiledRule): Promise<number | undefined> {
+  const { unit } = compiled.rule
+  if (unit === 'requests') return 1
+  if (unit === 'tokens') return estimateTokens(ctx, compiled)
+  const price = priceOf(ctx, ctx.state.targets?.[0])
+  if (price === undefined) return undefined
+  const { input, output } = await estimateTokenParts(ctx)
+  const estimate = computeCost({ inputTokens: input, outputTokens: output, inputIncludesCache: true }, price)
+  return Math.max(1, Math.ceil(estimate * MICROS_PER_DOLLAR))
 }
 
 /** The counter this request counts against for a rule, or `undefined` when the rule does not apply to it. */
@@ -191,8 +227,19 @@ async function admit(
   }
 }
 
-function refusal({ compiled, decision }: Admission): GatewayError {
+function refusal(ctx: GatewayContext, { compiled, decision }: Admission): GatewayError {
   const retryAfter = Math.max(1, Math.ceil(decision.resetMs / 1000))
+  const { rule } = compiled
+  if (rule.unit === 'cost') {
+    // The reference's wording: "Spend limit exceeded: rule '<id>' (cost limit <n> per <s>s, sliding) for …"
+    const target = ctx.state.targets?.[0]
+    const what = target === undefined ? '' : ` for ${target.provider.spec.id} ${target.model ?? ''}`.trimEnd()
+    return new GatewayError(
+      'SPEND_LIMITED',
+      `rule '${compiled.name}' (cost limit ${rule.limit} per ${rule.window}s, ${rule.technique})${what}`,
+      { headers: { 'retry-after': String(retryAfter) } },
+    )
+  }
   return new GatewayError('RATE_LIMITED', `rule '${compiled.name}' allows ${describe(compiled)}`, {
     headers: { 'retry-after': String(retryAfter), ...rateLimitHeaders([{ compiled, decision }]) },
   })
@@ -209,6 +256,8 @@ function rateLimitHeaders(
   const policies: string[] = []
   const states: string[] = []
   for (const { compiled, decision } of admissions) {
+    // Money has no quota unit in the draft; spend limits say their state in their 429 instead.
+    if (compiled.rule.unit === 'cost') continue
     const unit = compiled.rule.unit === 'tokens' ? ';qu="tokens"' : ''
     policies.push(`"${compiled.name}";q=${compiled.rule.limit};w=${compiled.rule.window}${unit}`)
     states.push(`"${compiled.name}";r=${decision.remaining};t=${Math.ceil(decision.resetMs / 1000)}`)
@@ -218,32 +267,45 @@ function rateLimitHeaders(
 
 /** Tokens reserved before the call: the host's estimate, else request bytes / 4 plus the output cap asked for. */
 async function estimateTokens(ctx: GatewayContext, compiled: CompiledRule): Promise<number> {
+  const custom = compiled.rule.estimate?.(ctx, await ctx.readJson())
+  if (custom !== undefined) return Math.max(1, Math.ceil(custom))
+  const { input, output } = await estimateTokenParts(ctx)
+  return Math.max(1, input + output)
+}
+
+/** A request's tokens before the call: its bytes / 4 in, and the output cap it asks for (0 without one) out. */
+async function estimateTokenParts(ctx: GatewayContext): Promise<{ input: number; output: number }> {
   const body = await ctx.readBody()
   const json = await ctx.readJson()
-  const custom = compiled.rule.estimate?.(ctx, json)
-  if (custom !== undefined) return Math.max(1, Math.ceil(custom))
   let outputCap = 0
   if (isRecord(json)) {
     for (const field of OUTPUT_CAP_FIELDS) if (typeof json[field] === 'number') outputCap = json[field]
     // A dialect's own cap field (Gemini's `generationConfig.maxOutputTokens`) wins.
     outputCap = dialectOf(ctx.state.targets?.[0]?.clientDialect ?? 'openai').outputCap(json) ?? outputCap
   }
-  return Math.max(1, Math.ceil((body?.length ?? 0) / 4) + outputCap)
+  return { input: Math.ceil((body?.length ?? 0) / 4), output: Math.max(0, Math.ceil(outputCap)) }
 }
 
-/** Corrects each token reservation to the usage the provider reported, once its answer was read. */
-function settleTokens(ctx: GatewayContext, reserved: readonly Admission[]): void {
+/**
+ * Corrects each token or cost reservation to what the answer really used, once it was read: its tokens,
+ * or its cost at the price of the model that answered (after a fallback, not the one first asked).
+ */
+function settleReserved(ctx: GatewayContext, reserved: readonly Admission[]): void {
   const response = ctx.response
   if (response === undefined || response.status >= 400 || ctx.state.usage === undefined) {
-    // The provider refused or failed before answering: no tokens were spent.
+    // The provider refused or failed before answering: nothing was spent.
     giveBack(ctx, reserved)
     return
   }
   void ctx.state.usage.then((usage) => {
     // Without a usage report (a cut stream, an answer too large to read) the estimate stands.
     if (usage === undefined) return
-    const used = totalTokens(usage)
-    for (const admission of reserved) correct(ctx, admission, used - admission.amount)
+    const tokens = totalTokens(usage)
+    const micros = costMicros(ctx, ctx.state.target, usage)
+    for (const admission of reserved) {
+      const used = admission.compiled.rule.unit === 'cost' ? micros : tokens
+      if (used !== undefined) correct(ctx, admission, used - admission.amount)
+    }
   })
 }
 

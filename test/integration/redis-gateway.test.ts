@@ -1,12 +1,14 @@
 import { once } from 'node:events'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StoreErrorEvent } from '../../src/events.js'
-import { createGateway, type Gateway, type GatewayOptions } from '../../src/index.js'
+import { createGateway, type Gateway, type GatewayOptions, type GatewayRequest } from '../../src/index.js'
 import {
   createRedisBreakerStore,
   createRedisCacheStore,
   createRedisLimitStore,
+  createRedisRouteStore,
 } from '../../src/redis/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
 import { PrivateRedis } from '../helpers/private-redis.js'
@@ -321,3 +323,151 @@ describe.skipIf(!REDIS_URL)(
     }
   },
 )
+
+/** A compat request for `gateway.handle()`, as a user with these metadata would send it. */
+function compatRequest(body: Record<string, unknown>, metadata: Record<string, unknown>): GatewayRequest {
+  return {
+    method: 'POST',
+    path: '/compat/chat/completions',
+    search: '',
+    headers: { 'content-type': 'application/json', 'cf-aig-metadata': JSON.stringify(metadata) },
+    signal: new AbortController().signal,
+    body: JSON.stringify(body),
+  }
+}
+
+describe.skipIf(!REDIS_URL)('spend limits and dynamic routes shared through Redis', () => {
+  const LONG_REPLY = 'word '.repeat(200).trim()
+
+  async function instancesWith(
+    options: (client: Redis, prefix: string) => GatewayOptions,
+  ): Promise<Gateway[]> {
+    const prefix = `${uniqueName('gw')}:`
+    return Promise.all(
+      [0, 1, 2].map(async () => {
+        const client = await connect(REDIS_URL!)
+        return gatewayWith({
+          providers: {
+            openai: { apiKey: 'sk-test', baseURL: `${mock.url}/v1` },
+            anthropic: { apiKey: 'sk-ant-test', baseURL: mock.url },
+          },
+          ...options(client, prefix),
+        })
+      }),
+    )
+  }
+
+  /** Sends `count` requests at once, spread over the instances; the costs of those answered. */
+  async function burst(instances: Gateway[], count: number, body: Record<string, unknown>) {
+    const answers = await Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const gateway = instances[i % instances.length]!
+        const response = await gateway.handle(compatRequest(body, { user: 'ann' }))
+        await readBody(response!.body)
+        return { gateway, status: response!.status, id: response!.headers['cf-aig-log-id'] }
+      }),
+    )
+    const costs: number[] = []
+    for (const answer of answers.filter((a) => a.status === 200)) {
+      await answer.gateway.flushLogs()
+      costs.push((await answer.gateway.logs!.get(answer.id!))!.cost!)
+    }
+    return { costs, refused: answers.filter((a) => a.status === 429).length }
+  }
+
+  it('a per-user daily budget holds across three instances: a burst overshoots by at most what is in flight, and not at all when requests say their output cap', async () => {
+    const LIMIT = 0.0005
+    const rule = (client: Redis, prefix: string): GatewayOptions => ({
+      rateLimit: {
+        unit: 'cost',
+        limit: LIMIT,
+        window: 86_400,
+        key: 'metadata.user',
+        store: createRedisLimitStore(client, { prefix: `${prefix}limit:` }),
+      },
+    })
+    // Each answer is 200 words, which the estimate cannot know without max_tokens.
+    mock.reset()
+    for (let i = 0; i < 30; i++) mock.enqueue({ reply: LONG_REPLY })
+    const blind = await burst(await instancesWith(rule), 30, {
+      model: 'openai/gpt-4o-mini',
+      messages: [{ role: 'user', content: 'tell me a long story' }],
+    })
+    const blindSpent = blind.costs.reduce((sum, cost) => sum + cost, 0)
+    const oneAnswer = Math.max(...blind.costs)
+    // Every reservation fit, so all 30 went out at once: the overshoot is theirs, bounded by them.
+    expect(blindSpent).toBeLessThanOrEqual(LIMIT + blind.costs.length * oneAnswer)
+
+    mock.reset()
+    for (let i = 0; i < 30; i++) mock.enqueue({ reply: LONG_REPLY })
+    const capped = await burst(await instancesWith(rule), 30, {
+      model: 'openai/gpt-4o-mini',
+      max_tokens: 256,
+      messages: [{ role: 'user', content: 'tell me a long story' }],
+    })
+    const cappedSpent = capped.costs.reduce((sum, cost) => sum + cost, 0)
+    expect(capped.refused).toBeGreaterThan(0)
+    expect(cappedSpent).toBeLessThanOrEqual(LIMIT)
+    writeOvershoot([
+      `budget ${LIMIT} USD per user per day, 30 concurrent requests over 3 instances sharing Redis`,
+      `without max_tokens: ${blind.costs.length} answered, ${blind.refused} refused, spent ${blindSpent.toFixed(6)} USD (overshoot ${(blindSpent - LIMIT).toFixed(6)}; one answer ${oneAnswer.toFixed(6)})`,
+      `with max_tokens 256: ${capped.costs.length} answered, ${capped.refused} refused, spent ${cappedSpent.toFixed(6)} USD (overshoot ${Math.max(0, cappedSpent - LIMIT).toFixed(6)})`,
+    ])
+  })
+
+  it('three instances serve the route deployed by one of them, and a keyed split sends a user to the same variant on every instance', async () => {
+    mock.reset()
+    const instances = await instancesWith((client, prefix) => ({
+      routes: { store: createRedisRouteStore(client, { prefix: `${prefix}routes:` }), refreshMs: 0 },
+    }))
+    const to = (elementId: string) => ({ elementId })
+    const model = (id: string, provider: string, name: string) => ({
+      id,
+      type: 'model',
+      properties: { provider, model: name },
+      outputs: { success: to('end') },
+    })
+    const saved = await instances[0]!.routes.save({
+      name: 'ab',
+      elements: [
+        { id: 'start', type: 'start', outputs: { next: to('split') } },
+        {
+          id: 'split',
+          type: 'percentage',
+          properties: { key: 'metadata.user' },
+          outputs: { '50%': to('a'), else: to('b') },
+        },
+        model('a', 'openai', 'gpt-4o'),
+        model('b', 'anthropic', 'claude-haiku-4-5'),
+        { id: 'end', type: 'end', outputs: {} },
+      ],
+    })
+    await instances[0]!.routes.deploy('ab', saved.version)
+    for (let user = 0; user < 10; user++) {
+      const seen = new Set<string>()
+      for (const gateway of instances) {
+        const response = await gateway.handle(
+          compatRequest(
+            { model: 'dynamic/ab', messages: [{ role: 'user', content: 'hi' }] },
+            { user: `u${user}` },
+          ),
+        )
+        await readBody(response!.body)
+        expect(response!.status).toBe(200)
+        seen.add(response!.headers['cf-aig-provider']!)
+      }
+      expect(seen.size).toBe(1)
+    }
+  })
+})
+
+async function readBody(body: unknown): Promise<void> {
+  if (body !== null && typeof body === 'object' && Symbol.asyncIterator in body) {
+    for await (const _ of body as AsyncIterable<unknown>);
+  }
+}
+
+function writeOvershoot(lines: string[]): void {
+  mkdirSync('test-results', { recursive: true })
+  writeFileSync('test-results/spend-overshoot.md', `${lines.join('\n')}\n`)
+}

@@ -24,6 +24,7 @@ import { hostScenarios } from './scenarios-host.js'
 import { logScenarios } from './scenarios-logs.js'
 import { routingScenarios } from './scenarios-routing.js'
 import { sixteenFailures } from './scenarios-sixteen.js'
+import { spendLimitScenarios } from './scenarios-spend.js'
 import { timingScenarios } from './scenarios-timing.js'
 
 /**
@@ -590,6 +591,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
     keyPoolScenarios(world)
     sixteenFailures(world, framework)
     dynamicRouteScenarios(world)
+    spendLimitScenarios(world)
     cacheScenarios(world)
     logScenarios(world)
     faultScenarios(world)
