@@ -1,8 +1,13 @@
 import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import type { MockProvider } from '../../src/testing/index.js'
-import { type MockBackedGateway, mountOnMock } from '../helpers/express-gateway.js'
+import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+import {
+  type MockBackedGateway,
+  type MountedGateway,
+  mountGateway,
+  mountOnMock,
+} from '../helpers/express-gateway.js'
 
 /**
  * The vendors' own clients (the OpenAI and Anthropic SDKs) used as their users use them, against the gateway
@@ -322,5 +327,80 @@ describe('Anthropic SDK on the /anthropic passthrough', () => {
     expect(types.at(0)).toBe('message_start')
     expect(types.at(-1)).toBe('message_stop')
     expectAnthropicCall()
+  })
+})
+
+describe('OpenAI SDK on /compat with dynamic routes and fallbacks', () => {
+  let mounted: MountedGateway
+  let routedMock: MockProvider
+  const to = (elementId: string) => ({ elementId })
+
+  beforeAll(async () => {
+    routedMock = await createMockProvider()
+    mounted = await mountGateway({
+      providers: {
+        openai: { apiKey: 'sk-stored', baseURL: `${routedMock.url}/v1` },
+        anthropic: { apiKey: 'sk-ant-stored', baseURL: routedMock.url },
+      },
+      routes: {
+        definitions: [
+          {
+            name: 'support',
+            elements: [
+              { id: 'start', type: 'start', outputs: { next: to('big') } },
+              {
+                id: 'big',
+                type: 'model',
+                properties: { provider: 'openai', model: 'gpt-4o' },
+                outputs: { success: to('end'), fallback: to('small') },
+              },
+              {
+                id: 'small',
+                type: 'model',
+                properties: { provider: 'anthropic', model: 'claude-haiku-4-5' },
+                outputs: { success: to('end') },
+              },
+              { id: 'end', type: 'end', outputs: {} },
+            ],
+          },
+        ],
+      },
+    })
+  })
+  afterAll(async () => {
+    await mounted.close()
+    await routedMock.close()
+  })
+  beforeEach(() => routedMock.reset())
+
+  const client = () => new OpenAI({ baseURL: `${mounted.url}/ai/compat`, apiKey: 'unused', maxRetries: 0 })
+
+  it('calls dynamic/{name} and learns from the headers which model answered', async () => {
+    routedMock.enqueue({ status: 503 })
+    const { data, response } = await client()
+      .chat.completions.create({ model: 'dynamic/support', messages: ask('route me') })
+      .withResponse()
+    expect(data.choices[0]?.message.content).toBe('mock reply to: route me')
+    expect(response.headers.get('cf-aig-provider')).toBe('anthropic')
+    expect(response.headers.get('cf-aig-model')).toBe('claude-haiku-4-5')
+  })
+
+  it('streams through a dynamic route, and reads a stream resumed on the fallback as one whole answer', async () => {
+    // The primary's stream is cut after two words: the fallback goes on from them, unseen by the SDK.
+    routedMock.enqueue({ cutAfterEvents: 3 })
+    const stream = await client().chat.completions.create({
+      model: 'dynamic/support',
+      messages: ask('one two three four'),
+      stream: true,
+    })
+    let text = ''
+    const ids = new Set<string>()
+    for await (const chunk of stream) {
+      ids.add(chunk.id)
+      text += chunk.choices[0]?.delta.content ?? ''
+    }
+    expect(text).toBe('mock reply to: one two three four')
+    expect(ids.size).toBe(1)
+    expect(routedMock.calls.map((call) => call.path)).toEqual(['/v1/chat/completions', '/v1/messages'])
   })
 })
