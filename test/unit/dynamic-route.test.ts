@@ -323,3 +323,102 @@ describe('walkRoute', () => {
     ])
   })
 })
+
+describe('graphs and the paths requests take through them', () => {
+  const cond = (id: string, condition: unknown, whenTrue: string, whenFalse: string) => ({
+    id,
+    type: 'conditional',
+    properties: { condition },
+    outputs: { true: to(whenTrue), false: to(whenFalse) },
+  })
+  const GRAPH = route(
+    'tier',
+    cond('tier', { 'metadata.plan': { $in: ['pro', 'team'] } }, 'long', 'cheap'),
+    cond(
+      'long',
+      { $or: [{ 'body.max_tokens': { $gt: 4000 } }, { 'headers.x-long': 'yes' }] },
+      'big',
+      'split',
+    ),
+    {
+      id: 'split',
+      type: 'percentage',
+      properties: { key: 'principal.id' },
+      outputs: { '50%': to('a'), else: to('b') },
+    },
+    {
+      id: 'rate',
+      type: 'rate',
+      properties: { limitType: 'count', limit: 1, interval: 60, key: 'principal.id' },
+      outputs: { success: to('big2'), fallback: to('cheap') },
+    },
+    model('big', 'openai', 'gpt-4o', { success: to('end'), fallback: to('rate') }),
+    model('big2', 'openai', 'gpt-4.1', { success: to('end'), fallback: to('cheap') }),
+    model('a', 'openai', 'gpt-4o-mini', { success: to('end'), fallback: to('cheap') }),
+    model('b', 'anthropic', 'claude-sonnet-4-5', { success: to('end') }),
+    model('cheap', 'anthropic', 'claude-haiku-4-5', { success: to('end') }),
+  )
+  const compiled = compileRoute(parseRouteDefinition(GRAPH, known), 1)
+
+  it.each<
+    [
+      string,
+      {
+        metadata?: Record<string, unknown>
+        body?: unknown
+        headers?: Record<string, string>
+        principal?: Record<string, unknown>
+        over?: boolean
+      },
+      string[],
+    ]
+  >([
+    ['a free user goes to the cheap model', { metadata: { plan: 'free' } }, ['start>tier>cheap']],
+    ['no plan at all is not pro', {}, ['start>tier>cheap']],
+    [
+      'a pro user asking for a long answer gets the big model, then the rate-limited second, then cheap',
+      { metadata: { plan: 'pro' }, body: { max_tokens: 8000 } },
+      ['start>tier>long>big', 'start>tier>long>big>rate>big2', 'start>tier>long>big>rate>big2>cheap'],
+    ],
+    [
+      'a header can ask for long too',
+      { metadata: { plan: 'team' }, headers: { 'x-long': 'yes' } },
+      ['start>tier>long>big', 'start>tier>long>big>rate>big2', 'start>tier>long>big>rate>big2>cheap'],
+    ],
+    [
+      'over the rate element, the big model falls back straight to cheap',
+      { metadata: { plan: 'pro' }, body: { max_tokens: 8000 }, over: true },
+      ['start>tier>long>big', 'start>tier>long>big>rate>cheap'],
+    ],
+  ])('%s', async (_name, request, expected) => {
+    const walk = await walkRoute(compiled, {
+      input: {
+        metadata: request.metadata ?? {},
+        body: request.body ?? {},
+        headers: request.headers ?? {},
+        principal: request.principal,
+      },
+      random: () => 0,
+      admit: async () => (request.over ? { admitted: false, retryAfterMs: 1000 } : { admitted: true }),
+    })
+    expect(walk.stops.map((stop) => stop.path.join('>'))).toEqual(expected)
+  })
+
+  it('a pro user with a short answer is split by their id, and keeps their branch', async () => {
+    const branches = new Set<string>()
+    for (const id of ['ann', 'bob', 'cy', 'dee', 'eve', 'fay', 'gus', 'hal']) {
+      const walk = (principal: Record<string, unknown>) =>
+        walkRoute(compiled, {
+          input: { metadata: { plan: 'pro' }, body: {}, headers: {}, principal },
+          random: () => {
+            throw new Error('a keyed split must not draw at random')
+          },
+          admit: admitAll,
+        })
+      const first = await walk({ id })
+      expect((await walk({ id })).stops[0]?.path).toEqual(first.stops[0]?.path)
+      branches.add(first.variants.split!)
+    }
+    expect(branches).toEqual(new Set(['50%', 'else']))
+  })
+})
