@@ -5,32 +5,9 @@ import {
   type SecretStore,
   type StoredSecret,
 } from '../keys/types.js'
-import { createTables, readyPool } from './setup.js'
+import { createTables, type PostgresPoolLike, readyPool } from './setup.js'
 
-/** One query's answer, as node-postgres gives it. */
-export interface PostgresQueryResult {
-  rows: Record<string, unknown>[]
-  rowCount: number | null
-}
-
-/** A connection checked out of a pool; used only for the one-time table setup. */
-export interface PostgresClientLike {
-  query(text: string, values?: unknown[]): Promise<PostgresQueryResult>
-  release(error?: Error | boolean): void
-}
-
-/**
- * The part of a node-postgres `Pool` the secret store uses, written structurally so any compatible pool
- * (or a test double) is accepted.
- *
- * @example
- * import pg from 'pg'
- * const pool: PostgresPoolLike = new pg.Pool({ connectionString: process.env.DATABASE_URL })
- */
-export interface PostgresPoolLike {
-  query(text: string, values?: unknown[]): Promise<PostgresQueryResult>
-  connect(): Promise<PostgresClientLike>
-}
+export type { PostgresClientLike, PostgresPoolLike, PostgresQueryResult } from './setup.js'
 
 export interface PostgresSecretStoreOptions {
   /** Schema of the table; created when missing. Default `'public'`. */

@@ -1,6 +1,5 @@
 import type { RouteDefinition, RouteStore, RouteSummary, RouteVersion } from '../dynamic/types.js'
-import type { PostgresPoolLike } from './key-store.js'
-import { createTables, readyPool } from './setup.js'
+import { createTables, type PostgresPoolLike, readyPool } from './setup.js'
 
 export interface PostgresRouteStoreOptions {
   /** Schema of the tables; created when missing. Default `'public'`. */

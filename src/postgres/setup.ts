@@ -1,4 +1,27 @@
-import type { PostgresPoolLike, PostgresQueryResult } from './key-store.js'
+/** One query's answer, as node-postgres gives it. */
+export interface PostgresQueryResult {
+  rows: Record<string, unknown>[]
+  rowCount: number | null
+}
+
+/** A connection checked out of a pool; used only for the one-time table setup. */
+export interface PostgresClientLike {
+  query(text: string, values?: unknown[]): Promise<PostgresQueryResult>
+  release(error?: Error | boolean): void
+}
+
+/**
+ * The part of a node-postgres `Pool` the Postgres stores use, written structurally so any compatible pool
+ * (or a test double) is accepted.
+ *
+ * @example
+ * import pg from 'pg'
+ * const pool: PostgresPoolLike = new pg.Pool({ connectionString: process.env.DATABASE_URL })
+ */
+export interface PostgresPoolLike {
+  query(text: string, values?: unknown[]): Promise<PostgresQueryResult>
+  connect(): Promise<PostgresClientLike>
+}
 
 /**
  * Creates a store's tables: the schema when missing, then `statements`, in one transaction under an
