@@ -2,7 +2,13 @@ import { GatewayError } from '../errors.js'
 import { isRecord, parseJson } from '../json.js'
 import type { GatewayRequest, GatewayResponse } from '../types.js'
 
-/** Largest admin request body, in bytes: a feedback patch or a provider key is far smaller. */
+/** One admin call after routing: the request and the raw (still percent-encoded) path parameters. */
+export interface AdminCall {
+  readonly request: GatewayRequest
+  readonly params: readonly string[]
+}
+
+/** Largest admin request body, in bytes: a feedback patch, a provider key or a route is far smaller. */
 export const MAX_ADMIN_BODY_BYTES = 1024 * 1024
 
 /**

@@ -1,8 +1,10 @@
 /**
- * The admin API: request logs (list, read, feedback, delete, analytics) and stored provider keys over
- * HTTP, framework-free like the gateway. Adapters mount it with `aiGatewayAdmin`.
+ * The admin API: request logs (list, read, feedback, delete, analytics), stored provider keys and dynamic
+ * routes (save, versions, deploy, roll back) over HTTP, framework-free like the gateway. Adapters mount it
+ * with `aiGatewayAdmin`.
  */
 import { z } from 'zod'
+import type { GatewayRoutes } from '../dynamic/routes.js'
 import { GatewayError, GatewayOptionsError, KeyStoreError, LogQueryError, renderError } from '../errors.js'
 import { isRecord } from '../json.js'
 import type { KeyRing } from '../keys/key-ring.js'
@@ -23,6 +25,8 @@ export interface AdminOptions {
   logs?: LogStore | undefined
   /** Serves `/keys`; without it those answer 404. */
   keys?: KeyRing | undefined
+  /** Serves `/routes` (give `gateway.routes`); without it those answer 404. */
+  routes?: GatewayRoutes | undefined
   /**
    * Accepted `authorization: Bearer <token>` values, each at least 16 printable ASCII characters. Several
    * tokens allow a rotation without downtime.
@@ -36,7 +40,7 @@ export interface AdminOptions {
  * The admin API, mounted by an adapter or driven directly through `handle`.
  *
  * @example
- * const admin = createAdmin({ logs, keys, token: process.env.GATEWAY_ADMIN_TOKEN! })
+ * const admin = createAdmin({ logs, keys, routes: gateway.routes, token: process.env.GATEWAY_ADMIN_TOKEN! })
  * const response = await admin.handle(request) // undefined: not an admin path
  */
 export interface Admin {
@@ -75,6 +79,12 @@ const adminOptionsSchema = z.strictObject({
       'expected a KeyRing (createKeyRing)',
     )
     .optional(),
+  routes: z
+    .custom<GatewayRoutes>(
+      hasMethods('save', 'deploy', 'versions', 'version', 'deployed', 'list', 'delete'),
+      "expected a gateway's routes (gateway.routes)",
+    )
+    .optional(),
   token: z.union([tokenSchema, z.array(tokenSchema).min(1, 'expected at least one token')]).optional(),
   verify: z
     .custom<VerifyAdminToken>((value) => typeof value === 'function', 'expected a function')
@@ -106,7 +116,9 @@ function parseAdminOptions(options: unknown): z.output<typeof adminOptionsSchema
  * `TypeError`) naming it.
  *
  * Routes, relative to the mount: `GET /logs`, `DELETE /logs`, `GET|PATCH /logs/:id`, `GET /analytics`,
- * `GET /keys`, `PUT|DELETE /keys/:provider/:alias`.
+ * `GET /keys`, `PUT|DELETE /keys/:provider/:alias`, `GET|POST /routes`, `GET|DELETE /routes/:name`,
+ * `GET|POST /routes/:name/versions`, `GET /routes/:name/versions/:version`,
+ * `GET|POST /routes/:name/deployments`.
  *
  * @example
  * const admin = createAdmin({
@@ -117,10 +129,10 @@ function parseAdminOptions(options: unknown): z.output<typeof adminOptionsSchema
  * app.use('/ai-admin', aiGatewayAdmin(admin))
  */
 export function createAdmin(options: AdminOptions): Admin {
-  const { logs, keys, token, verify } = parseAdminOptions(options)
+  const { logs, keys, routes, token, verify } = parseAdminOptions(options)
   const tokens = token === undefined ? [] : typeof token === 'string' ? [token] : token
   const authorize = createAuthorizer(tokens, verify)
-  const stores = { logs, keys }
+  const stores: Stores = { logs, keys, routes }
 
   async function handle(request: GatewayRequest): Promise<GatewayResponse | undefined> {
     const match = matchRoute(request.path)
@@ -154,11 +166,13 @@ async function checkAccess(authorize: Authorize | undefined, request: GatewayReq
   throw new GatewayError('UNAUTHORIZED', undefined, { headers: { 'www-authenticate': 'Bearer' } })
 }
 
-function dispatch(
-  route: Route,
-  call: AdminCall,
-  stores: { logs?: LogStore | undefined; keys?: KeyRing | undefined },
-): Promise<GatewayResponse> {
+interface Stores {
+  readonly logs: LogStore | undefined
+  readonly keys: KeyRing | undefined
+  readonly routes: GatewayRoutes | undefined
+}
+
+function dispatch(route: Route, call: AdminCall, stores: Stores): Promise<GatewayResponse> {
   const { method } = call.request
   if (!Object.hasOwn(route.methods, method)) {
     const allow = Object.keys(route.methods).join(', ')
@@ -167,6 +181,10 @@ function dispatch(
   if (route.store === 'logs') {
     if (stores.logs === undefined) throw new GatewayError('NOT_FOUND', 'this admin has no log store')
     return route.methods[method]!(stores.logs, call)
+  }
+  if (route.store === 'routes') {
+    if (stores.routes === undefined) throw new GatewayError('NOT_FOUND', 'this admin has no routes')
+    return route.methods[method]!(stores.routes, call)
   }
   if (stores.keys === undefined) throw new GatewayError('NOT_FOUND', 'this admin has no key ring')
   return route.methods[method]!(stores.keys, call)

@@ -1,17 +1,15 @@
+import type { GatewayRoutes } from '../dynamic/routes.js'
 import { GatewayError } from '../errors.js'
 import type { KeyRing } from '../keys/key-ring.js'
 import { assertSlugs, type MaskedKey } from '../keys/types.js'
 import { parseAnalyticsQuery, parseLogPatch, parseLogQuery, parseLogSelection } from '../logs/query.js'
 import { fromReferenceFilters } from '../logs/reference-filters.js'
 import type { LogSelection, LogStore } from '../logs/types.js'
-import type { GatewayRequest, GatewayResponse } from '../types.js'
-import { jsonResponse, noContent, pathParam, queryObject, readJsonObject } from './http.js'
+import type { GatewayResponse } from '../types.js'
+import { ROUTE_PATHS } from './dynamic-routes.js'
+import { type AdminCall, jsonResponse, noContent, pathParam, queryObject, readJsonObject } from './http.js'
 
-/** One admin call after routing: the request and the raw (still percent-encoded) path parameters. */
-export interface AdminCall {
-  readonly request: GatewayRequest
-  readonly params: readonly string[]
-}
+export type { AdminCall } from './http.js'
 
 type Handler<Store> = (store: Store, call: AdminCall) => Promise<GatewayResponse>
 
@@ -19,6 +17,11 @@ type Handler<Store> = (store: Store, call: AdminCall) => Promise<GatewayResponse
 export type Route =
   | { readonly path: string; readonly store: 'logs'; readonly methods: Record<string, Handler<LogStore>> }
   | { readonly path: string; readonly store: 'keys'; readonly methods: Record<string, Handler<KeyRing>> }
+  | {
+      readonly path: string
+      readonly store: 'routes'
+      readonly methods: Record<string, Handler<GatewayRoutes>>
+    }
 
 /**
  * The query string as the log parsers take it, with filters in the reference's shape
@@ -123,6 +126,7 @@ export const ROUTES: readonly Route[] = [
   { path: '/analytics', store: 'logs', methods: { GET: analytics } },
   { path: '/keys', store: 'keys', methods: { GET: listKeys } },
   { path: '/keys/:provider/:alias', store: 'keys', methods: { PUT: putKey, DELETE: deleteKey } },
+  ...ROUTE_PATHS.map(({ path, methods }) => ({ path, store: 'routes' as const, methods })),
 ]
 
 const PATTERNS = ROUTES.map((route) => ({ route, parts: route.path.split('/').slice(1) }))
