@@ -23,6 +23,7 @@ const FIELD_KINDS: Record<string, FilterKind> = {
   eventId: 'text',
   outcome: 'text',
   principal: 'text',
+  route: 'text',
   success: 'boolean',
   cached: 'boolean',
   cost: 'number',
@@ -148,6 +149,8 @@ function fieldValue(record: LogRecord, field: string): Scalar {
       return (record.tokensIn ?? 0) + (record.tokensOut ?? 0)
     case 'duration':
       return record.durationMs
+    case 'route':
+      return record.route?.name ?? null
     default:
       return record[field as keyof LogRecord] as Scalar
   }

@@ -77,10 +77,35 @@ function percentileCont(sorted: readonly number[], p: number): number {
   return low + (high - low) * (position - lower)
 }
 
+/** The value of a single-valued group (every group but `variant`). */
 function groupValue(record: LogRecord, group: AnalyticsGroupBy): string | null {
-  if (group === 'provider' || group === 'model' || group === 'outcome') return record[group]
+  switch (group) {
+    case 'provider':
+    case 'model':
+    case 'outcome':
+    case 'principal':
+      return record[group]
+    case 'route':
+      return record.route?.name ?? null
+  }
   const key = group.slice('metadata.'.length)
   return Object.hasOwn(record.metadata, key) ? metadataText(record.metadata[key]!) : null
+}
+
+/** One `variant` group per branch the record drew, `[null]` when it drew none. */
+function variantValues(record: LogRecord): (string | null)[] {
+  const route = record.route
+  const variants = route === undefined ? [] : Object.entries(route.variants)
+  if (variants.length === 0) return [null]
+  return variants.map(([element, branch]) => `${route!.name}/${element}=${branch}`)
+}
+
+/** The group values under which a record counts: one list, or one per branch when grouped by variant. */
+function groupValueLists(record: LogRecord, groupBy: readonly AnalyticsGroupBy[]): (string | null)[][] {
+  const values = groupBy.map((group) => (group === 'variant' ? null : groupValue(record, group)))
+  const at = groupBy.indexOf('variant')
+  if (at < 0) return [values]
+  return variantValues(record).map((variant) => values.map((value, i) => (i === at ? variant : value)))
 }
 
 interface Accumulator {
@@ -89,6 +114,7 @@ interface Accumulator {
   durations: number[]
   /** The exact sum of known costs; `row.cost` gets it rounded once, when the group is complete. */
   cost: Decimal | undefined
+  scoreSum: number
 }
 
 function accumulate(acc: Accumulator, record: LogRecord): void {
@@ -103,6 +129,12 @@ function accumulate(acc: Accumulator, record: LogRecord): void {
     acc.cost = acc.cost === undefined ? cost : add(acc.cost, cost)
   }
   acc.durations.push(record.durationMs)
+  if (record.feedback === 1) row.thumbsUp++
+  if (record.feedback === -1) row.thumbsDown++
+  if (record.score !== null) {
+    row.scored++
+    acc.scoreSum += record.score
+  }
 }
 
 function compareGroups(a: Accumulator, b: Accumulator): number {
@@ -125,34 +157,41 @@ function aggregate(records: Iterable<LogRecord>, query: AnalyticsQuery): Analyti
   for (const record of records) {
     if (!matchesSelection(record, selection)) continue
     const bucketStart = bucket && Math.floor(record.createdAt / BUCKET_MS[bucket]) * BUCKET_MS[bucket]
-    const values = groupBy.map((group) => groupValue(record, group))
-    const key = JSON.stringify([bucketStart, values])
-    let acc = groups.get(key)
-    if (!acc) {
-      const group = Object.fromEntries(groupBy.map((name, i) => [name, values[i]!]))
-      const row: AnalyticsRow = {
-        group,
-        requests: 0,
-        errors: 0,
-        cacheHits: 0,
-        tokensIn: 0,
-        tokensOut: 0,
-        cost: null,
-        latencyP50: 0,
-        latencyP95: 0,
+    for (const values of groupValueLists(record, groupBy)) {
+      const key = JSON.stringify([bucketStart, values])
+      let acc = groups.get(key)
+      if (!acc) {
+        const group = Object.fromEntries(groupBy.map((name, i) => [name, values[i]!]))
+        const row: AnalyticsRow = {
+          group,
+          requests: 0,
+          errors: 0,
+          cacheHits: 0,
+          tokensIn: 0,
+          tokensOut: 0,
+          cost: null,
+          latencyP50: 0,
+          latencyP95: 0,
+          thumbsUp: 0,
+          thumbsDown: 0,
+          scored: 0,
+          scoreAvg: null,
+        }
+        if (bucketStart !== undefined) row.bucketStart = bucketStart
+        acc = { row, values, durations: [], cost: undefined, scoreSum: 0 }
+        groups.set(key, acc)
       }
-      if (bucketStart !== undefined) row.bucketStart = bucketStart
-      acc = { row, values, durations: [], cost: undefined }
-      groups.set(key, acc)
+      accumulate(acc, record)
     }
-    accumulate(acc, record)
   }
-  return [...groups.values()].sort(compareGroups).map(({ row, durations, cost }) => {
+  return [...groups.values()].sort(compareGroups).map(({ row, durations, cost, scoreSum }) => {
     durations.sort((a, b) => a - b)
     // Summed as the decimals the costs print as: 1000 × 0.0000033 is 0.0033, where floats give 0.003299999999999948.
     if (cost !== undefined) row.cost = toDollars(cost)
     row.latencyP50 = percentileCont(durations, 0.5)
     row.latencyP95 = percentileCont(durations, 0.95)
+    // An exact integer sum divided once in float8, as the SQL store divides it.
+    if (row.scored > 0) row.scoreAvg = scoreSum / row.scored
     return row
   })
 }

@@ -171,11 +171,11 @@ const logPatchSchema = z.strictObject({
   metadata: z.preprocess(fromJsonString, patchMetadata).optional(),
 })
 
-const GROUP_FIELDS = ['provider', 'model', 'outcome']
+const GROUP_FIELDS = ['provider', 'model', 'outcome', 'principal', 'route', 'variant']
 const groupByItem = z
   .string()
   .refine((group) => GROUP_FIELDS.includes(group) || /^metadata\../s.test(group), {
-    message: 'expected provider, model, outcome or metadata.<key>',
+    message: `expected ${GROUP_FIELDS.join(', ')} or metadata.<key>`,
   })
   .transform((group) => storableText(group) as AnalyticsGroupBy)
 
@@ -241,10 +241,12 @@ export function parseLogPatch(input: unknown): LogPatch {
 }
 
 /**
- * Validates an analytics query; `groupBy` may also be a comma-separated or JSON-array string.
+ * Validates an analytics query; `groupBy` may also be a comma-separated or JSON-array string. Groups:
+ * `provider`, `model`, `outcome`, `principal`, `route`, `variant` and `metadata.<key>`.
  *
  * @example
  * parseAnalyticsQuery({ groupBy: 'provider,metadata.team', bucket: 'day' })
+ * parseAnalyticsQuery({ groupBy: 'variant', filters: [{ field: 'route', op: 'eq', value: 'tiered' }] })
  */
 export function parseAnalyticsQuery(input: unknown): ResolvedAnalyticsQuery {
   return parseWith(analyticsQuerySchema, 'analytics query', input)

@@ -132,8 +132,9 @@ export type LogFilterOp = 'eq' | 'neq' | 'contains' | 'lt' | 'gt'
 
 /**
  * `tokens` is `tokensIn + tokensOut` (a missing side counts 0; null when both are). `duration` is
- * `durationMs`. `metadata.<key>` reads one entry; `metadata.key` and `metadata.value` match when any entry's
- * key or value does (so a metadata key literally named `key` or `value` cannot be addressed by name).
+ * `durationMs`. `route` is the dynamic route's name (null for requests that took none). `metadata.<key>`
+ * reads one entry; `metadata.key` and `metadata.value` match when any entry's key or value does (so a
+ * metadata key literally named `key` or `value` cannot be addressed by name).
  */
 export type LogFilterField =
   | 'provider'
@@ -149,6 +150,7 @@ export type LogFilterField =
   | 'eventId'
   | 'outcome'
   | 'principal'
+  | 'route'
   | 'feedback'
   | 'score'
   | 'createdAt'
@@ -224,8 +226,21 @@ export interface LogPatch {
   metadata?: LogMetadata | undefined
 }
 
-/** A `metadata.<key>` group here always names that key, including `metadata.key`. */
-export type AnalyticsGroupBy = 'provider' | 'model' | 'outcome' | `metadata.${string}`
+/**
+ * `route` is the dynamic route's name. `variant` is one branch of one percentage element, as
+ * `<route>/<element id>=<branch>` (`tiered/split=10%`): a record that drew several branches counts once in
+ * each of their groups, so the rows of a `variant` grouping can add up to more requests than were made;
+ * a record without a drawn branch falls in the null group. A `metadata.<key>` group here always names that
+ * key, including `metadata.key`.
+ */
+export type AnalyticsGroupBy =
+  | 'provider'
+  | 'model'
+  | 'outcome'
+  | 'principal'
+  | 'route'
+  | 'variant'
+  | `metadata.${string}`
 
 /**
  * Totals over the selected records, per group and per time bucket (UTC, aligned to the epoch).
@@ -251,7 +266,7 @@ export interface ResolvedAnalyticsQuery {
  * `groupBy` order (code point order, nulls last); buckets without records are absent.
  */
 export interface AnalyticsRow {
-  /** Keyed by the `groupBy` entries; metadata values as text, null when absent. */
+  /** Keyed by the `groupBy` entries; metadata values as text, null when absent (see `AnalyticsGroupBy`). */
   group: Record<string, string | null>
   /** Start of the bucket in milliseconds; present when the query has `bucket`. */
   bucketStart?: number
@@ -267,6 +282,12 @@ export interface AnalyticsRow {
   /** Percentiles of `durationMs` by linear interpolation, the definition of Postgres `percentile_cont`. */
   latencyP50: number
   latencyP95: number
+  /** Records with `feedback` 1 and -1. */
+  thumbsUp: number
+  thumbsDown: number
+  /** Records with a `score`, and its mean over them (null when none has one). */
+  scored: number
+  scoreAvg: number | null
 }
 
 /**

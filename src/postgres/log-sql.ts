@@ -23,6 +23,9 @@ export class Params {
 const TOKENS_SQL =
   'CASE WHEN tokens_in IS NULL AND tokens_out IS NULL THEN NULL ELSE coalesce(tokens_in, 0) + coalesce(tokens_out, 0) END'
 
+/** The dynamic route's name; written exactly as the expression of the route index (migration 5). */
+export const ROUTE_NAME_SQL = `((route ->> 'name') COLLATE "C")`
+
 // Numbers compare as float8 so a fractional filter value never fails an integer cast; created_at keeps its
 // own type so its index serves time ranges.
 const FILTER_COLUMNS: Record<string, readonly [string, ColumnType]> = {
@@ -31,6 +34,7 @@ const FILTER_COLUMNS: Record<string, readonly [string, ColumnType]> = {
   eventId: ['event_id', 'text'],
   outcome: ['outcome', 'text'],
   principal: ['principal', 'text'],
+  route: [ROUTE_NAME_SQL, 'text'],
   success: ['success', 'bool'],
   cached: ['cached', 'bool'],
   cost: ['cost', 'float8'],

@@ -1,7 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LogQueryError, LogRecordError } from '../errors.js'
 import { uuidv7 } from '../ids.js'
-import type { AnalyticsQuery, LogFilter, LogListQuery, LogRecord, LogStore } from '../logs/types.js'
+import type {
+  AnalyticsQuery,
+  AnalyticsRow,
+  LogFilter,
+  LogListQuery,
+  LogRecord,
+  LogStore,
+} from '../logs/types.js'
 
 // Hour-aligned, so the fixture's first records share a minute and an hour bucket.
 const T = Date.UTC(2026, 0, 15, 10)
@@ -39,7 +46,10 @@ function makeRecord(overrides: Partial<LogRecord> & { createdAt: number }): LogR
   }
 }
 
-/** Five records, A to E in time order, spanning every field kind, null and absent values included. */
+/**
+ * Five records, A to E in time order, spanning every field kind, null and absent values included; A and E
+ * came through dynamic routes.
+ */
 function fixture() {
   const records = {
     A: makeRecord({
@@ -49,6 +59,7 @@ function fixture() {
       eventId: 'evt-1',
       principal: 'alice',
       metadata: { team: 'red', tier: 3, beta: true },
+      route: { name: 'tiered', version: 2, path: ['start', 'split', 'big'], variants: { split: '10%' } },
     }),
     B: makeRecord({
       createdAt: T + 1000,
@@ -122,6 +133,7 @@ function fixture() {
       eventId: 'evt-3',
       principal: 'carol',
       metadata: { tier: 2.5, 'a.b': 'dotted', big: 1e21 },
+      route: { name: 'chat', version: 1, path: ['start', 'model'], variants: {} },
     }),
   }
   const nameOf = new Map(Object.entries(records).map(([name, record]) => [record.id, name]))
@@ -130,6 +142,93 @@ function fixture() {
     all: Object.values(records),
     names: (list: LogRecord[]) => list.map((r) => nameOf.get(r.id)),
   }
+}
+
+/**
+ * Six records for the route, variant, principal and metadata groups: three through route `tiered` (one
+ * drawing one branch, two drawing two), one through `chat` without a percentage element, two without a
+ * route. Costs such as 0.1 + 0.2 would sum to 0.30000000000000004 as floats.
+ */
+function routedRecords(): LogRecord[] {
+  const tiered = (variants: Record<string, string>) => ({
+    name: 'tiered',
+    version: 2,
+    path: ['start', ...Object.keys(variants), 'model'],
+    variants,
+  })
+  return [
+    makeRecord({
+      createdAt: T,
+      principal: 'alice',
+      cost: 0.1,
+      durationMs: 10,
+      feedback: 1,
+      score: 80,
+      metadata: { team: 'red' },
+      route: tiered({ split: '10%' }),
+    }),
+    makeRecord({
+      createdAt: T + 1000,
+      principal: 'bob',
+      cost: 0.0000033,
+      durationMs: 20,
+      feedback: -1,
+      score: 46,
+      metadata: { team: 'blue' },
+      route: tiered({ split: '90%', tone: 'formal' }),
+    }),
+    makeRecord({
+      createdAt: T + 60_000,
+      principal: 'alice',
+      success: false,
+      statusCode: 502,
+      outcome: 'upstream_error',
+      cost: 0.2,
+      durationMs: 30,
+      score: 100,
+      metadata: { team: 'red' },
+      route: tiered({ split: '10%', tone: 'casual' }),
+    }),
+    makeRecord({
+      createdAt: T + 61_000,
+      cost: null,
+      durationMs: 40,
+      feedback: 1,
+      route: { name: 'chat', version: 1, path: ['start', 'model'], variants: {} },
+    }),
+    makeRecord({
+      createdAt: T + 62_000,
+      principal: 'carol',
+      cost: 0.2,
+      durationMs: 50,
+      metadata: { team: 'blue' },
+    }),
+    makeRecord({
+      createdAt: T + 120_000,
+      principal: 'alice',
+      cost: 0.1,
+      durationMs: 60,
+      feedback: -1,
+      score: 0,
+      metadata: { team: 'red' },
+    }),
+  ]
+}
+
+/** A row as [...group values, requests, errors, tokensIn, cost, thumbsUp, thumbsDown, scored, scoreAvg]. */
+function summary(row: AnalyticsRow): unknown[] {
+  const { requests, errors, tokensIn, cost, thumbsUp, thumbsDown, scored, scoreAvg } = row
+  return [
+    ...Object.values(row.group),
+    requests,
+    errors,
+    tokensIn,
+    cost,
+    thumbsUp,
+    thumbsDown,
+    scored,
+    scoreAvg,
+  ]
 }
 
 type Case = [field: string, op: LogFilter['op'], value: string | number | boolean, expected: string]
@@ -151,6 +250,10 @@ const FILTER_CASES: Record<string, Case[]> = {
     ['principal', 'eq', 'alice', 'AD'],
     ['principal', 'neq', 'alice', 'BCE'],
     ['principal', 'contains', 'o', 'BE'],
+    ['route', 'eq', 'tiered', 'A'],
+    ['route', 'eq', 'chat', 'E'],
+    ['route', 'neq', 'tiered', 'BCDE'],
+    ['route', 'contains', 't', 'AE'],
   ],
   boolean: [
     ['success', 'eq', true, 'ACE'],
@@ -561,6 +664,10 @@ export function logStoreConformance(name: string, makeStore: () => Promise<LogSt
           cacheHits: 1,
           tokensIn: 115,
           tokensOut: 20,
+          thumbsUp: 0,
+          thumbsDown: 0,
+          scored: 0,
+          scoreAvg: null,
         })
         expect(row?.bucketStart).toBeUndefined()
         expect(row?.cost).toBeCloseTo(1.75, 12)
@@ -655,9 +762,116 @@ export function logStoreConformance(name: string, makeStore: () => Promise<LogSt
         expect(await totals({ from: T + DAY, groupBy: ['model'], bucket: 'hour' })).toEqual([])
       })
 
+      it('groups by route and by principal, with feedback and exact cost sums', async () => {
+        await store.write(routedRecords())
+        const rows = async (query: AnalyticsQuery) => (await totals(query)).map(summary)
+        expect(await rows({ groupBy: ['route'] })).toEqual([
+          ['chat', 1, 0, 10, null, 1, 0, 0, null],
+          ['tiered', 3, 1, 30, 0.3000033, 1, 1, 3, 226 / 3],
+          [null, 2, 0, 20, 0.3, 0, 1, 1, 0],
+        ])
+        expect(await rows({ groupBy: ['principal'] })).toEqual([
+          ['alice', 3, 1, 30, 0.4, 1, 1, 3, 60],
+          ['bob', 1, 0, 10, 0.0000033, 0, 1, 1, 46],
+          ['carol', 1, 0, 10, 0.2, 0, 0, 0, null],
+          [null, 1, 0, 10, null, 1, 0, 0, null],
+        ])
+        expect(await rows({ groupBy: ['metadata.team'] })).toEqual([
+          ['blue', 2, 0, 20, 0.2000033, 0, 1, 1, 46],
+          ['red', 3, 1, 30, 0.4, 1, 1, 3, 60],
+          [null, 1, 0, 10, null, 1, 0, 0, null],
+        ])
+        expect(await rows({})).toEqual([[6, 1, 60, 0.6000033, 2, 2, 4, 226 / 4]])
+      })
+
+      it('groups by variant, a record counting once in each branch it drew', async () => {
+        const records = routedRecords()
+        await store.write(records)
+        const rows = async (query: AnalyticsQuery) => (await totals(query)).map(summary)
+        const variants = await totals({ groupBy: ['variant'] })
+        expect(variants.map(summary)).toEqual([
+          ['tiered/split=10%', 2, 1, 20, 0.3, 1, 0, 2, 90],
+          ['tiered/split=90%', 1, 0, 10, 0.0000033, 0, 1, 1, 46],
+          ['tiered/tone=casual', 1, 1, 10, 0.2, 0, 0, 1, 100],
+          ['tiered/tone=formal', 1, 0, 10, 0.0000033, 0, 1, 1, 46],
+          [null, 3, 0, 30, 0.3, 1, 1, 1, 0],
+        ])
+        // Two records drew two branches each: eight group memberships for six requests.
+        expect(variants.reduce((sum, row) => sum + row.requests, 0)).toBe(8)
+        expect(variants[0]?.latencyP50).toBeCloseTo(20, 9)
+        expect(variants[0]?.latencyP95).toBeCloseTo(29, 9)
+        expect(variants[4]?.latencyP50).toBeCloseTo(50, 9)
+        expect(await rows({ groupBy: ['principal', 'variant'] })).toEqual([
+          ['alice', 'tiered/split=10%', 2, 1, 20, 0.3, 1, 0, 2, 90],
+          ['alice', 'tiered/tone=casual', 1, 1, 10, 0.2, 0, 0, 1, 100],
+          ['alice', null, 1, 0, 10, 0.1, 0, 1, 1, 0],
+          ['bob', 'tiered/split=90%', 1, 0, 10, 0.0000033, 0, 1, 1, 46],
+          ['bob', 'tiered/tone=formal', 1, 0, 10, 0.0000033, 0, 1, 1, 46],
+          ['carol', null, 1, 0, 10, 0.2, 0, 0, 0, null],
+          [null, null, 1, 0, 10, null, 1, 0, 0, null],
+        ])
+        const byMinute = await totals({ groupBy: ['variant'], bucket: 'minute' })
+        expect(byMinute.map((row) => [row.bucketStart, row.group.variant, row.requests])).toEqual([
+          [T, 'tiered/split=10%', 1],
+          [T, 'tiered/split=90%', 1],
+          [T, 'tiered/tone=formal', 1],
+          [T + 60_000, 'tiered/split=10%', 1],
+          [T + 60_000, 'tiered/tone=casual', 1],
+          [T + 60_000, null, 2],
+          [T + 120_000, null, 1],
+        ])
+        // Feedback given later counts too.
+        await store.patch(records[3]!.id, { feedback: -1, score: 50 })
+        expect(await rows({ groupBy: ['route', 'variant'] })).toEqual([
+          ['chat', null, 1, 0, 10, null, 0, 1, 1, 50],
+          ['tiered', 'tiered/split=10%', 2, 1, 20, 0.3, 1, 0, 2, 90],
+          ['tiered', 'tiered/split=90%', 1, 0, 10, 0.0000033, 0, 1, 1, 46],
+          ['tiered', 'tiered/tone=casual', 1, 1, 10, 0.2, 0, 0, 1, 100],
+          ['tiered', 'tiered/tone=formal', 1, 0, 10, 0.0000033, 0, 1, 1, 46],
+          [null, null, 2, 0, 20, 0.3, 0, 1, 1, 0],
+        ])
+      })
+
+      it('filters on the route name in lists and analytics', async () => {
+        const records = routedRecords()
+        await store.write(records)
+        const tiered: LogFilter[] = [{ field: 'route', op: 'eq', value: 'tiered' }]
+        const listed = await store.list({ filters: tiered, direction: 'asc' })
+        expect(listed.records.map((r) => r.id)).toEqual(records.slice(0, 3).map((r) => r.id))
+        expect(listed.records[1]?.route).toEqual(records[1]?.route)
+        const variants = await totals({ filters: tiered, groupBy: ['variant'] })
+        expect(variants.map((row) => [row.group.variant, row.requests])).toEqual([
+          ['tiered/split=10%', 2],
+          ['tiered/split=90%', 1],
+          ['tiered/tone=casual', 1],
+          ['tiered/tone=formal', 1],
+        ])
+        const others = await totals({
+          filters: [{ field: 'route', op: 'neq', value: 'tiered' }],
+          groupBy: ['route'],
+        })
+        expect(others.map(summary)).toEqual([
+          ['chat', 1, 0, 10, null, 1, 0, 0, null],
+          [null, 2, 0, 20, 0.3, 0, 1, 1, 0],
+        ])
+        const split = await totals({
+          filters: [{ field: 'route', op: 'contains', value: 'ier' }],
+          groupBy: ['principal'],
+        })
+        expect(split.map((row) => [row.group.principal, row.cost])).toEqual([
+          ['alice', 0.3],
+          ['bob', 0.0000033],
+        ])
+        await expect(
+          store.list({ filters: [{ field: 'route', op: 'gt', value: 1 } as LogFilter] }),
+        ).rejects.toThrow(LogQueryError)
+      })
+
       it('refuses groups it does not know and groups named twice', async () => {
         await expect(totals({ groupBy: ['path' as 'provider'] })).rejects.toThrow(LogQueryError)
         await expect(totals({ groupBy: ['model', 'model'] })).rejects.toThrow(LogQueryError)
+        await expect(totals({ groupBy: ['variant', 'variant'] })).rejects.toThrow(LogQueryError)
+        await expect(totals({ groupBy: ['variants' as 'variant'] })).rejects.toThrow(LogQueryError)
         await expect(totals({ bucket: 'week' as 'day' })).rejects.toThrow(LogQueryError)
       })
     })

@@ -182,8 +182,25 @@ describe('parseAnalyticsQuery()', () => {
     })
   })
 
+  it('accepts the principal, route and variant groups and a route filter', () => {
+    const query = parseAnalyticsQuery({
+      groupBy: 'principal,route,variant',
+      filters: '[{"field":"route","op":"eq","value":"tiered"}]',
+    })
+    expect(query).toEqual({
+      filters: [{ field: 'route', op: 'eq', value: 'tiered' }],
+      groupBy: ['principal', 'route', 'variant'],
+    })
+  })
+
   it('names the bad field', () => {
     expect(issueOf(() => parseAnalyticsQuery({ groupBy: ['path'] }))?.path).toBe('groupBy.0')
+    expect(issueOf(() => parseAnalyticsQuery({ groupBy: ['path'] }))?.message).toMatch(
+      /principal, route, variant or metadata/,
+    )
+    expect(
+      issueOf(() => parseAnalyticsQuery({ filters: [{ field: 'route', op: 'lt', value: 1 }] }))?.path,
+    ).toBe('filters.0.op')
     expect(issueOf(() => parseAnalyticsQuery({ bucket: 'week' }))?.path).toBe('bucket')
     expect(issueOf(() => parseAnalyticsQuery({ from: 5, to: 4 }))?.path).toBe('to')
   })
