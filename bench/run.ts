@@ -33,6 +33,7 @@ import {
   type Mode,
   modesOf,
   requestBody,
+  requestHeaders,
   requestPath,
   TARGETS,
   type Target,
@@ -389,6 +390,7 @@ function laterRoundWarmup(config: Config): number {
 }
 
 function endpointOf(target: Target, mode: Mode, origin: string): Endpoint {
+  const headers = requestHeaders(target)
   return {
     origin,
     path: requestPath(target, mode),
@@ -396,6 +398,7 @@ function endpointOf(target: Target, mode: Mode, origin: string): Endpoint {
     body: requestBody(target, mode),
     answer: expectedAnswer(target, mode),
     marker: target.marker,
+    ...(headers === undefined ? {} : { headers }),
   }
 }
 

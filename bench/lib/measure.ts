@@ -11,7 +11,10 @@ export interface Endpoint {
   readonly answer: Answer
   /** A header every answer must carry: proof that the policy under test ran. */
   readonly marker: Marker | undefined
-  /** The request's headers, when not `REQUEST_HEADERS` alone (the TTFT part's commit headers). */
+  /**
+   * The request's headers, when not `REQUEST_HEADERS` alone (the TTFT part's commit headers, a dynamic
+   * route's metadata).
+   */
   readonly headers?: Readonly<Record<string, string>>
 }
 
@@ -187,7 +190,7 @@ export async function measureThroughput(
   const result = await autocannon({
     url: `${endpoint.origin}${endpoint.path}`,
     method: 'POST',
-    headers: REQUEST_HEADERS,
+    headers: endpoint.headers ?? REQUEST_HEADERS,
     body: endpoint.body,
     connections,
     duration: durationSeconds,

@@ -181,8 +181,8 @@ const POLICY_COLUMNS = [
 ]
 
 /**
- * Cache hits and limits side by side with what they are weighed against: `direct` (a hit should beat the
- * provider) and the same gateway mount without the policy (what the policy costs, or saves).
+ * Cache hits, limits and dynamic routes side by side with what they are weighed against: `direct` (a hit
+ * should beat the provider) and the same gateway mount without the policy (what the policy costs, or saves).
  */
 export function formatPolicyTable(all: readonly Measurement[]): string | undefined {
   const policies = all.filter((m) => m.target.role === 'policy')
@@ -202,7 +202,8 @@ export function formatPolicyTable(all: readonly Measurement[]): string | undefin
       percent(c.shareOfGateway),
     ]
   })
-  return `CACHE AND LIMITS\n${formatTable(POLICY_COLUMNS, rows)}${disturbedFootnote(policies)}`
+  const title = policies.some((m) => m.target.route) ? 'CACHE, LIMITS AND ROUTES' : 'CACHE AND LIMITS'
+  return `${title}\n${formatTable(POLICY_COLUMNS, rows)}${disturbedFootnote(policies)}`
 }
 
 const LOGGING_COLUMNS = [
@@ -490,7 +491,8 @@ function loggingAims(m: Measurement, all: readonly Measurement[]): AimCheck[] {
 
 /**
  * A cache hit must beat the provider itself, here a fake one that answers precomputed bytes at once: a real
- * provider takes far longer. A limit's cost is reported against the same mount without it, as `info`.
+ * provider takes far longer. A limit's or a route's cost is reported against the same mount without it (for
+ * a route, the same request naming the model itself), as `info`.
  */
 function policyAims(m: Measurement, all: readonly Measurement[]): AimCheck[] {
   const subject = `${m.target.name} ${m.mode}`
@@ -504,9 +506,10 @@ function policyAims(m: Measurement, all: readonly Measurement[]): AimCheck[] {
     ]
   }
   const gateway = gatewayNameFor(m.target.framework!)
+  const policy = m.target.route ? 'dynamic route' : 'limit step'
   return [
-    addedMs(`limit step: p50 over ${gateway}`, subject, c.addedP50OverGatewayMs),
-    shareOf(`limit step: throughput share of ${gateway}`, subject, c.shareOfGateway),
+    addedMs(`${policy}: p50 over ${gateway}`, subject, c.addedP50OverGatewayMs),
+    shareOf(`${policy}: throughput share of ${gateway}`, subject, c.shareOfGateway),
   ]
 }
 

@@ -1,3 +1,5 @@
+import { ROUTE_METADATA, ROUTE_MODEL, ROUTE_NAME } from '../servers/route.js'
+
 /** The frameworks a proxy can run in; `node` is plain node:http. */
 export type Framework = 'node' | 'express' | 'koa' | 'fastify'
 
@@ -31,6 +33,15 @@ export interface Target {
    * read against. The plain `gateway-fastify` runs on the defaults, logs on in the memory store.
    */
   readonly logs?: LogStoreKind
+  /** A dynamic route's row: its compat requests name the route instead of a model, with what its walk reads. */
+  readonly route?: RouteRequest
+}
+
+export interface RouteRequest {
+  /** The body's `model`: `dynamic/{name}`. */
+  readonly model: string
+  /** Headers beside `REQUEST_HEADERS` (the `cf-aig-metadata` the route's condition and keys read). */
+  readonly headers: Readonly<Record<string, string>>
 }
 
 export type LogStoreKind = 'off' | 'memory' | 'postgres'
@@ -43,6 +54,8 @@ const RATE_LIMITED: Marker = { header: 'ratelimit' }
 // A stream is where logging costs most (the gateway keeps the streamed body for the record); JSON is the
 // plain case. Compat requests log the same record, so they would add runs without telling anything new.
 const LOG_MODES: readonly Mode[] = ['json', 'sse']
+// A route is walked once per request, before the call, whatever the answer: one compat mode tells its cost.
+const ROUTE_MODES: readonly Mode[] = ['compat-json']
 
 export const TARGETS: readonly Target[] = [
   { name: 'direct', role: 'direct', framework: undefined },
@@ -59,6 +72,20 @@ export const TARGETS: readonly Target[] = [
   policyTarget('limit', 'redis'),
   logsTarget('off'),
   logsTarget('postgres'),
+  // `bench/servers/gateway-fastify-route-memory.ts`: compat-json's request addressed to a dynamic route that
+  // ends at the model compat-json names. A compat answer names its model only after a route (or a fallback
+  // chain), and a walk off the intended path ends at another model: the marker shows the walk ran as meant.
+  {
+    name: 'gateway-fastify-route-memory',
+    role: 'policy',
+    framework: 'fastify',
+    modes: ROUTE_MODES,
+    marker: { header: 'cf-aig-model', value: ROUTE_MODEL },
+    route: {
+      model: `dynamic/${ROUTE_NAME}`,
+      headers: { 'cf-aig-metadata': JSON.stringify(ROUTE_METADATA) },
+    },
+  },
 ]
 
 /** `bench/servers/gateway-fastify-{policy}-{store}.ts`: the Fastify mount with a cache or a limit added. */
@@ -163,7 +190,7 @@ export function requestBody(target: Target, mode: Mode): string {
       })
     case 'translated':
       return JSON.stringify({
-        model: 'anthropic/claude-sonnet-4-5',
+        model: target.route?.model ?? 'anthropic/claude-sonnet-4-5',
         messages: MESSAGES,
         max_tokens: MAX_TOKENS,
         ...stream,
@@ -172,3 +199,8 @@ export function requestBody(target: Target, mode: Mode): string {
 }
 
 export const REQUEST_HEADERS = { 'content-type': 'application/json' } as const
+
+/** The request headers per target; `undefined` for `REQUEST_HEADERS` alone. */
+export function requestHeaders(target: Target): Readonly<Record<string, string>> | undefined {
+  return target.route === undefined ? undefined : { ...REQUEST_HEADERS, ...target.route.headers }
+}

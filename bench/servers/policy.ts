@@ -9,10 +9,12 @@ import { aiGateway } from 'ai-gateway-middleware/fastify'
 import { createRedisCacheStore, createRedisLimitStore } from 'ai-gateway-middleware/redis'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
+import { benchRoute } from './route.js'
 import { count, gatewayOptions, onShutdown, reportListening } from './shared.js'
 
 // The Fastify gateway of `gateway-fastify.ts` with one policy added, a response cache or a rate limit, on the
-// memory store or on Redis. Each `gateway-fastify-*` server is one call to `startPolicyGateway`.
+// memory store or on Redis, or a dynamic route in memory. Each `gateway-fastify-*` server is one call to
+// `startPolicyGateway`.
 
 /**
  * Every answer after the first comes from the cache: the bench repeats one identical request. A day, so that
@@ -25,10 +27,11 @@ const LIMIT_WINDOW_SECONDS = 60
 const REDIS_CONNECT_MS = 5_000
 const SCAN_BATCH = 500
 
-export type Policy = 'cache' | 'limit'
+export type Policy = 'cache' | 'limit' | 'route'
 export type StoreKind = 'memory' | 'redis'
 
 export async function startPolicyGateway(policy: Policy, storeKind: StoreKind): Promise<void> {
+  if (policy === 'route' && storeKind !== 'memory') throw new Error('the route row keeps its route in memory')
   const redis = storeKind === 'redis' ? await connectRedis() : undefined
   // Per process, so that neither a concurrent run nor a previous one shares entries or counters with this one.
   const prefix = `aigw-bench:${process.pid}:`
@@ -45,6 +48,8 @@ export async function startPolicyGateway(policy: Policy, storeKind: StoreKind): 
 }
 
 function policyOptions(policy: Policy, redis: Redis | undefined, prefix: string): Partial<GatewayOptions> {
+  // The route and its rate element's counters in the gateway's default stores, both in memory.
+  if (policy === 'route') return { routes: { definitions: [benchRoute(limitTechnique())] } }
   if (policy === 'cache') {
     const store = redis
       ? createRedisCacheStore(redis, { prefix: `${prefix}cache:` })
