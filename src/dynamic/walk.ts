@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto'
 import { GatewayError } from '../errors.js'
-import { type CompiledCondition, type ConditionInput, compileCondition, readPath } from './condition.js'
+import {
+  type CompiledCondition,
+  type ConditionInput,
+  compileCondition,
+  compilePath,
+  type PathReader,
+} from './condition.js'
 import type {
   ModelElement,
   PercentageElement,
@@ -17,19 +23,24 @@ export interface CompiledRoute {
   readonly start: RouteElement
   readonly byId: ReadonlyMap<string, RouteElement>
   readonly conditions: ReadonlyMap<string, CompiledCondition>
+  /** The `key` paths of percentage and rate elements, parsed once rather than for every request. */
+  readonly keys: ReadonlyMap<string, PathReader>
 }
 
 export function compileRoute(definition: RouteDefinition, version: number): CompiledRoute {
   const byId = new Map(definition.elements.map((element) => [element.id, element]))
   const conditions = new Map<string, CompiledCondition>()
+  const keys = new Map<string, PathReader>()
   for (const element of definition.elements) {
-    if (element.type === 'conditional') {
-      conditions.set(element.id, compileCondition(element.properties.condition, `element '${element.id}': `))
-    }
+    const at = `element '${element.id}': `
+    if (element.type === 'conditional')
+      conditions.set(element.id, compileCondition(element.properties.condition, at))
+    const key = element.type === 'percentage' || element.type === 'rate' ? element.properties?.key : undefined
+    if (key !== undefined) keys.set(element.id, compilePath(key, at))
   }
   const start = definition.elements.find((element) => element.type === 'start')
   if (start === undefined) throw new GatewayError('INVALID_ROUTE', 'a route needs a start element')
-  return { definition, version, start, byId, conditions }
+  return { definition, version, start, byId, conditions, keys }
 }
 
 /** What a walk asks of the request and of the gateway. */
@@ -118,8 +129,7 @@ export async function walkRoute(route: CompiledRoute, services: WalkServices): P
  * so that the same value takes the same branch on every instance and every request.
  */
 function draw(route: CompiledRoute, element: PercentageElement, services: WalkServices): number {
-  const key = element.properties?.key
-  const value = key === undefined ? undefined : readPath(services.input, key)
+  const value = route.keys.get(element.id)?.(services.input)
   if (value === undefined || value === null || value === '') return services.random()
   const digest = createHash('sha256')
     .update(`${route.definition.name}\0${element.id}\0${String(value)}`)
@@ -141,8 +151,7 @@ export function pickBranch(element: PercentageElement, drawn: number): string {
 
 /** One counter per route, element and value of the element's key. */
 function counterKey(route: CompiledRoute, element: RateElement, input: ConditionInput): string {
-  const { key } = element.properties
-  const value = key === undefined ? '' : readPath(input, key)
+  const value = route.keys.get(element.id)?.(input)
   const part = value === undefined || value === null ? '' : String(value)
   // Hashed: a key's value comes from the request, and must not make counter keys unbounded.
   const digest = createHash('sha256').update(part).digest('base64url').slice(0, 22)

@@ -13,6 +13,7 @@
  */
 import { type ASTNode, Environment, type ParseResult } from '@marcbachmann/cel-js'
 import { isRecord } from '../json.js'
+import type { PolicyRequest } from './types.js'
 
 /** The default bound on a condition's source, in UTF-8 bytes. */
 export const MAX_CONDITION_BYTES = 4096
@@ -42,17 +43,6 @@ const environment = new Environment({ limits: LIMITS })
   .registerVariable('metadata', 'map')
   .registerVariable('request', 'map')
   .registerVariable('time', 'map')
-
-/** What a condition reads. */
-export interface ConditionInput {
-  readonly principal: Readonly<Record<string, unknown>> | undefined
-  readonly metadata: Readonly<Record<string, unknown>>
-  readonly provider: string
-  readonly model: string | undefined
-  readonly path: string
-  readonly method: string
-  readonly now: number
-}
 
 /** CEL values for one request, built once and shared by every condition it meets. */
 export type ConditionContext = Readonly<Record<string, unknown>>
@@ -130,7 +120,7 @@ function isNode(value: unknown): value is ASTNode {
  * that is not plain data is left out), `request` (`provider`, `model` or null, `path`, `method`) and `time`
  * (`hour` 0-23 and `weekday` 0-6 from Sunday, as CEL's `getDayOfWeek`, both UTC).
  */
-export function conditionContext(input: ConditionInput): ConditionContext {
+export function conditionContext(input: PolicyRequest): ConditionContext {
   const date = new Date(input.now)
   return {
     principal: plainMap(input.principal, 0),
