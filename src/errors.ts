@@ -73,6 +73,8 @@ export const ERRORS = {
   ROUTE_NOT_FOUND: { code: 2127, status: 400, message: 'Dynamic route not found' },
   ROUTE_STORE_UNAVAILABLE: { code: 2128, status: 503, message: 'Route store unavailable' },
   ROUTE_WITHOUT_MODEL: { code: 2129, status: 400, message: 'Dynamic route chose no model' },
+  POLICY_DENIED: { code: 2130, status: 403, message: 'Access denied by policy' },
+  POLICY_SPEND_LIMITED: { code: 2131, status: 429, message: 'Spending limit exceeded' },
 } as const satisfies Record<string, { code: number; status: number; message: string }>
 
 export type ErrorName = keyof typeof ERRORS
@@ -95,11 +97,16 @@ export class GatewayError extends Error {
   readonly status: number
   /** Extra response headers (e.g. `retry-after`). */
   readonly headers: Record<string, string> | undefined
+  /**
+   * A body of the reference's own shape for this error, answered in place of `errorBody`'s: its policy
+   * refusals are `{ success: false, error: { message, ... } }`, not the catalog's array.
+   */
+  readonly body: Readonly<Record<string, unknown>> | undefined
 
   constructor(
     key: ErrorName,
     detail?: string,
-    options?: { cause?: unknown; headers?: Record<string, string> },
+    options?: { cause?: unknown; headers?: Record<string, string>; body?: Record<string, unknown> },
   ) {
     const entry = ERRORS[key]
     super(detail ? `${entry.message}: ${detail}` : entry.message, { cause: options?.cause })
@@ -107,6 +114,7 @@ export class GatewayError extends Error {
     this.code = entry.code
     this.status = entry.status
     this.headers = options?.headers
+    this.body = options?.body
   }
 
   /** Recognises errors from another copy of this package too (ESM and CJS builds side by side). */
@@ -160,7 +168,7 @@ export function renderError(
   error: GatewayError,
   dialect: 'reference' | 'openai' = 'reference',
 ): GatewayResponse {
-  const body = errorBody(error, dialect)
+  const body = error.body === undefined ? errorBody(error, dialect) : JSON.stringify(error.body)
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'content-length': String(Buffer.byteLength(body)),

@@ -70,6 +70,13 @@ export interface StoreErrorEvent {
   error: unknown
 }
 
+/** A policy's condition could not be evaluated for a request; the policy was skipped and the request let through. */
+export interface PolicyErrorEvent {
+  id: string
+  policyId: string
+  error: unknown
+}
+
 /** Log records were lost: the queue was full, the store refused a batch, or a record could not be built. */
 export interface LogDroppedEvent {
   count: number
@@ -86,6 +93,7 @@ export interface GatewayEvents {
   'upstream:retry': (event: UpstreamRetryEvent) => void
   'request:end': (event: RequestEndEvent) => void
   'store:error': (event: StoreErrorEvent) => void
+  'policy:error': (event: PolicyErrorEvent) => void
   'log:dropped': (event: LogDroppedEvent) => void
   /** Bugs in steps and exceptions thrown by listeners. */
   error: (error: unknown) => void

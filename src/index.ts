@@ -44,6 +44,7 @@ export {
 export type {
   GatewayEvents,
   LogDroppedEvent,
+  PolicyErrorEvent,
   RequestEndEvent,
   RequestStartEvent,
   StoreErrorEvent,
@@ -75,9 +76,18 @@ export {
   type GatewayOptions,
   type LimitKey,
   type LimitRuleOptions,
+  type PoliciesOption,
   parseOptions,
   type ResolvedOptions,
 } from './options.js'
+export {
+  compilePolicies,
+  evaluatePolicies,
+  type Policy,
+  type PolicyAction,
+  type PolicyDecision,
+  settlePolicies,
+} from './policies/index.js'
 export { PROVIDERS } from './providers/catalog.js'
 export { type DialectSpec, dialectOf, type UsageReader } from './providers/dialects/index.js'
 export type { CustomProviderConfig, ProviderConfig } from './providers/registry.js'
@@ -95,6 +105,7 @@ export {
   identify,
   limit,
   parse,
+  policy,
   record,
   route,
 } from './steps/index.js'

@@ -5,6 +5,7 @@ import type { RouteStore } from './dynamic/types.js'
 import { type GatewayError, GatewayOptionsError } from './errors.js'
 import type { KeyRing } from './keys/key-ring.js'
 import type { LogStore } from './logs/types.js'
+import type { Policy } from './policies/types.js'
 import { PROVIDERS } from './providers/catalog.js'
 import { isValidBaseURL } from './providers/registry.js'
 import { DIALECTS } from './providers/types.js'
@@ -299,6 +300,30 @@ export const routesOption = z.strictObject({
   refreshMs: z.number().int().min(0).max(3_600_000).default(1000),
   definitions: z.array(z.unknown()).default([]),
 })
+
+/**
+ * Identity policies (the reference's `{ id, actor, resource, condition, action }`), checked when the gateway
+ * is made: a list, or `{ rules, store, storeTimeoutMs, keyPrefix, maxConditionBytes }` to say where their
+ * spend caps count (`store`, the gateway's in-memory limit store by default; a Redis one to share them).
+ */
+const policyList = z.array(z.custom<Policy>(() => true))
+
+export const policiesOption = z.union([
+  policyList,
+  z.strictObject({
+    rules: policyList,
+    store: limitStore.optional(),
+    /** Longest wait for the store; past it the cap is skipped and the request goes on. Default 250. */
+    storeTimeoutMs: positiveMs.optional(),
+    /** Put before every counter key, to keep two gateways sharing a store apart. Default `'policy:'`. */
+    keyPrefix: z.string().optional(),
+    /** The longest condition accepted, in UTF-8 bytes. Default 4096. */
+    maxConditionBytes: z.number().int().positive().optional(),
+  }),
+])
+
+/** What the `policies` option and `policy()` accept. */
+export type PoliciesOption = z.input<typeof policiesOption>
 
 export const breakerStore = z.custom<BreakerStore>(
   hasMethods('check', 'failure', 'success'),
@@ -644,6 +669,8 @@ export const gatewayOptionsSchema = z.strictObject({
   cache: cacheOptions.optional(),
   /** One rate limit or several, each refusing with 429 (code 2003) when exceeded. */
   rateLimit: limitRules.optional(),
+  /** Identity policies: who may use which model, with spend caps per calendar period; see `policiesOption`. */
+  policies: policiesOption.optional(),
   /** The clock limits, cache timestamps and circuit breakers read, in ms since the epoch. Default `Date.now`. */
   now: z.custom<() => number>(isFunction).default(() => Date.now),
   /** Observes or replaces the response for each gateway-made error (see `ErrorHook`). Default none. */

@@ -8,10 +8,11 @@ import { forward } from './forward.js'
 import { identify } from './identify.js'
 import { limit } from './limit.js'
 import { parse } from './parse.js'
+import { policy } from './policy.js'
 import { record } from './record.js'
 import { route } from './route.js'
 
-export { authenticate, cache, forward, identify, limit, parse, record, route }
+export { authenticate, cache, forward, identify, limit, parse, policy, record, route }
 
 /** What the gateway made for its built-in steps: the log queue, the default limit store. */
 export interface BuiltInServices {
@@ -25,7 +26,8 @@ export interface BuiltInServices {
  * The built-in pipeline, in order, each step made from the options that concern it. Hosts get a fresh copy
  * to insert their own steps into. `record` comes first so it sees every outcome, errors included. `route`
  * runs before `cache` and `limit` because both key on what it resolves (provider, model, credential); it
- * only computes, so a cache hit still never reaches the provider.
+ * only computes, so a cache hit still never reaches the provider. `policy` comes before `cache`, unlike the
+ * reference's order, so a caller a policy blocks never reads a cached answer either (a hit is not charged).
  *
  * @example
  * const steps = builtInSteps(parseOptions({ rateLimit: { limit: 10, window: 60 } }))
@@ -45,6 +47,7 @@ export function builtInSteps(options: Partial<ResolvedOptions> = {}, services: B
     parse(),
     identify(options.identify),
     route(),
+    ...(options.policies === undefined ? [] : [policy(options.policies, { store: services.limitStore })]),
     cache(options.cache),
     limit({ rules: options.rateLimit ?? [], store: services.limitStore }),
     forward({

@@ -408,10 +408,61 @@ describe.skipIf(!REDIS_URL)('spend limits and dynamic routes shared through Redi
     const cappedSpent = capped.costs.reduce((sum, cost) => sum + cost, 0)
     expect(capped.refused).toBeGreaterThan(0)
     expect(cappedSpent).toBeLessThanOrEqual(LIMIT)
-    writeOvershoot([
+    writeResult('spend-overshoot.md', [
       `budget ${LIMIT} USD per user per day, 30 concurrent requests over 3 instances sharing Redis`,
       `without max_tokens: ${blind.costs.length} answered, ${blind.refused} refused, spent ${blindSpent.toFixed(6)} USD (overshoot ${(blindSpent - LIMIT).toFixed(6)}; one answer ${oneAnswer.toFixed(6)})`,
       `with max_tokens 256: ${capped.costs.length} answered, ${capped.refused} refused, spent ${cappedSpent.toFixed(6)} USD (overshoot ${Math.max(0, cappedSpent - LIMIT).toFixed(6)})`,
+    ])
+  })
+
+  it('a per-user daily policy cap holds across three instances: a burst overshoots by what was in flight, then every instance refuses (2131)', async () => {
+    const CAP = 0.0005
+    const instances = await instancesWith((client, prefix) => ({
+      policies: {
+        rules: [
+          {
+            id: 'daily-per-user',
+            actor: '{metadata.user}',
+            resource: '*',
+            action: { type: 'limit', amount: CAP, period: 'daily', technique: 'named-interval' },
+          },
+        ],
+        store: createRedisLimitStore(client, { prefix: `${prefix}policy:` }),
+      },
+    }))
+    mock.reset()
+    for (let i = 0; i < 30; i++) mock.enqueue({ reply: LONG_REPLY })
+    const story = {
+      model: 'openai/gpt-4o-mini',
+      messages: [{ role: 'user', content: 'tell me a long story' }],
+    }
+    const { costs, refused } = await burst(instances, 30, story)
+    // A policy reserves a micro-dollar, not an estimate (as the reference): the whole burst was in flight.
+    expect(costs.length + refused).toBe(30)
+    const spent = costs.reduce((sum, cost) => sum + cost, 0)
+    // Once the answers' costs are settled in Redis, every instance refuses, and says what was spent.
+    let probed = 0
+    const body = await eventually(async () => {
+      const gateway = instances[probed++ % 3]!
+      const response = await gateway.handle(compatRequest(story, { user: 'ann' }))
+      await readBody(response!.body)
+      if (response!.status !== 429) return undefined
+      expect(response!.headers['retry-after']).toMatch(/^\d+$/)
+      return JSON.parse(String(response!.body)) as { error: { spent: number; limit: number; code: number } }
+    })
+    expect(body.error).toMatchObject({ code: 2131, limit: CAP })
+    expect(body.error.spent).toBeGreaterThanOrEqual(spent - 30e-6)
+    for (const gateway of instances) {
+      const response = await gateway.handle(compatRequest(story, { user: 'ann' }))
+      expect(response!.status).toBe(429)
+    }
+    // Another user's bucket is untouched.
+    const other = await instances[1]!.handle(compatRequest(story, { user: 'bob' }))
+    await readBody(other!.body)
+    expect(other!.status).toBe(200)
+    writeResult('policy-overshoot.md', [
+      `policy cap ${CAP} USD per user per day, 30 concurrent requests over 3 instances sharing Redis`,
+      `${costs.length} answered, ${refused} refused, spent ${spent.toFixed(6)} USD (overshoot ${(spent - CAP).toFixed(6)}); refused from then on after ${probed - 1} more admitted`,
     ])
   })
 
@@ -467,7 +518,7 @@ async function readBody(body: unknown): Promise<void> {
   }
 }
 
-function writeOvershoot(lines: string[]): void {
+function writeResult(file: string, lines: string[]): void {
   mkdirSync('test-results', { recursive: true })
-  writeFileSync('test-results/spend-overshoot.md', `${lines.join('\n')}\n`)
+  writeFileSync(`test-results/${file}`, `${lines.join('\n')}\n`)
 }

@@ -22,6 +22,7 @@ import {
 import { faultScenarios } from './scenarios-faults.js'
 import { hostScenarios } from './scenarios-host.js'
 import { logScenarios } from './scenarios-logs.js'
+import { policyScenarios } from './scenarios-policies.js'
 import { routingScenarios } from './scenarios-routing.js'
 import { sixteenFailures } from './scenarios-sixteen.js'
 import { spendLimitScenarios } from './scenarios-spend.js'
@@ -592,6 +593,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
     sixteenFailures(world, framework)
     dynamicRouteScenarios(world)
     spendLimitScenarios(world)
+    policyScenarios(world)
     cacheScenarios(world)
     logScenarios(world)
     faultScenarios(world)
