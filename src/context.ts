@@ -33,6 +33,11 @@ export interface GatewayServices {
   readonly routes: DynamicRoutes
   /** Model prices (the built-in table with the `prices` option over it), for budgets. */
   readonly prices: PriceTable
+  /**
+   * Sends a request of the gateway's own through its providers (see `ownRequestSteps`): a guard model's
+   * classification. Rejects with the `GatewayError` that answered it, or when the path is not a surface.
+   */
+  readonly call: (request: GatewayRequest) => Promise<GatewayResponse>
 }
 
 class RequestContext implements GatewayContext {

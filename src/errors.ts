@@ -20,6 +20,18 @@ export const ERRORS = {
   PROVIDER_FAILED: { code: 2005, status: 502, message: 'Failed to get response from provider' },
   INVALID_PROVIDER: { code: 2008, status: 400, message: 'Invalid provider' },
   UNAUTHORIZED: { code: 2009, status: 401, message: 'Unauthorized' },
+  PROMPT_BLOCKED: { code: 2016, status: 424, message: 'Prompt blocked due to security configurations' },
+  ANSWER_BLOCKED: { code: 2017, status: 424, message: 'Response blocked due to security configurations' },
+  DLP_REQUEST_BLOCKED: {
+    code: 2029,
+    status: 400,
+    message: 'Request content blocked due to DLP policy violations',
+  },
+  DLP_RESPONSE_BLOCKED: {
+    code: 2030,
+    status: 400,
+    message: 'Response content blocked due to DLP policy violations',
+  },
   UNKNOWN_KEY_ALIAS: { code: 2040, status: 400, message: 'Unknown stored key alias' },
   SPEND_LIMITED: { code: 2041, status: 429, message: 'Spend limit exceeded' },
   MISSING_PROVIDER_CREDENTIALS: { code: 2044, status: 400, message: 'No provider credentials' },
@@ -75,6 +87,11 @@ export const ERRORS = {
   ROUTE_WITHOUT_MODEL: { code: 2129, status: 400, message: 'Dynamic route chose no model' },
   POLICY_DENIED: { code: 2130, status: 403, message: 'Access denied by policy' },
   POLICY_SPEND_LIMITED: { code: 2131, status: 429, message: 'Spending limit exceeded' },
+  GUARDRAIL_UNAVAILABLE: {
+    code: 2132,
+    status: 503,
+    message: 'Guardrail classifier unavailable and a block rule applies',
+  },
 } as const satisfies Record<string, { code: number; status: number; message: string }>
 
 export type ErrorName = keyof typeof ERRORS

@@ -11,7 +11,7 @@ import type { LogStore } from './logs/types.js'
 import { type GatewayOptions, parseOptions, type ResolvedOptions } from './options.js'
 import { createProviderRegistry } from './providers/registry.js'
 import { answerWithError, finishResponse } from './respond.js'
-import { builtInSteps } from './steps/index.js'
+import { builtInSteps, ownRequestSteps } from './steps/index.js'
 import { createMemoryLimitStore } from './stores/memory-limits.js'
 import { matchSurface, methodNotAllowed } from './surface.js'
 import type { GatewayRequest, GatewayResponse, Step } from './types.js'
@@ -90,8 +90,19 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     latency: new LatencyBook(),
     routes: createDynamicRoutes(resolved, { providers, events }, own),
     prices: createPriceTable(resolved.prices),
+    call: (request) => callOwn(request),
   }
   const run = compose(steps)
+  const runOwn = compose(ownRequestSteps(resolved))
+
+  async function callOwn(request: GatewayRequest): Promise<GatewayResponse> {
+    const surface = matchSurface(request.method, request.path)
+    if (surface === undefined) throw new GatewayError('NOT_FOUND', `no surface serves ${request.path}`)
+    const ctx = createContext(request, surface, services)
+    await runOwn(ctx, endOfPipeline)
+    if (ctx.response === undefined) throw new GatewayError('INTERNAL', 'no step answered the request')
+    return ctx.response
+  }
   // Past the last step nothing is left to run: a step that calls `next()` there gets back at once.
   const endOfPipeline = () => Promise.resolve()
 

@@ -3,6 +3,7 @@ import { z } from 'zod'
 import type { PriceOverrides } from './cost/pricing.js'
 import type { RouteStore } from './dynamic/types.js'
 import { type GatewayError, GatewayOptionsError } from './errors.js'
+import { dlpOption, guardrailsOption } from './guard/config.js'
 import type { KeyRing } from './keys/key-ring.js'
 import type { LogStore } from './logs/types.js'
 import type { Policy } from './policies/types.js'
@@ -671,6 +672,10 @@ export const gatewayOptionsSchema = z.strictObject({
   rateLimit: limitRules.optional(),
   /** Identity policies: who may use which model, with spend caps per calendar period; see `policiesOption`. */
   policies: policiesOption.optional(),
+  /** Guardrails on prompts and answers, streams included; see `guardrailsOption`. Off unless set. */
+  guardrails: guardrailsOption.optional(),
+  /** DLP profiles and policies: flag, block or redact what they find; see `dlpOption`. Off unless set. */
+  dlp: dlpOption.optional(),
   /** The clock limits, cache timestamps and circuit breakers read, in ms since the epoch. Default `Date.now`. */
   now: z.custom<() => number>(isFunction).default(() => Date.now),
   /** Observes or replaces the response for each gateway-made error (see `ErrorHook`). Default none. */

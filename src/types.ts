@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream'
 import type { GatewayServices } from './context.js'
 import type { Usage } from './cost/cost.js'
 import type { GatewayError } from './errors.js'
-import type { LogAttempt } from './logs/types.js'
+import type { LogAttempt, LogGuard } from './logs/types.js'
 import type { RouteCharge } from './routes/dynamic.js'
 import type { Metadata, RequestSettings } from './settings.js'
 import type { CacheStatus } from './steps/cache.js'
@@ -109,6 +109,10 @@ export interface GatewayState {
   target?: UpstreamTarget
   /** `forward`: every attempt, once a request needed more than one or skipped a target. */
   attemptLog?: LogAttempt[]
+  /** `guard`: what guardrails and DLP found and did. */
+  guard?: LogGuard | undefined
+  /** `guard`: the request body as logged, when DLP found something in it: masked wherever it did. */
+  loggedRequestBody?: Buffer | undefined
   /** `cache`: set when the request was cacheable: whether the cache answered it. */
   cacheStatus?: CacheStatus
   /** The usage the provider's answer reports, once it has been read to its end; set by `forward`. */

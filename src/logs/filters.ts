@@ -12,10 +12,21 @@
  *   not a plain decimal never matches.
  * - Nulls sort after every value (last ascending, first descending); ties break on the id.
  */
-import type { LogFilter, LogFilterOp, LogOrderBy, LogRecord, LogSelection } from './types.js'
+import {
+  LOG_DLP_ACTIONS,
+  LOG_GUARDRAIL_ACTIONS,
+  type LogFilter,
+  type LogFilterOp,
+  type LogOrderBy,
+  type LogRecord,
+  type LogSelection,
+} from './types.js'
 
-/** How a filter field compares; decides which operators apply and how its value is read. */
-export type FilterKind = 'text' | 'boolean' | 'number' | 'time' | 'metadata'
+/**
+ * How a filter field compares; decides which operators apply and how its value is read. An `action` field
+ * holds one of a few upper-case words (`ACTION_VALUES`).
+ */
+export type FilterKind = 'text' | 'boolean' | 'number' | 'time' | 'metadata' | 'action'
 
 const FIELD_KINDS: Record<string, FilterKind> = {
   provider: 'text',
@@ -24,6 +35,8 @@ const FIELD_KINDS: Record<string, FilterKind> = {
   outcome: 'text',
   principal: 'text',
   route: 'text',
+  dlpAction: 'action',
+  guardrailAction: 'action',
   success: 'boolean',
   cached: 'boolean',
   cost: 'number',
@@ -40,6 +53,12 @@ const FIELD_KINDS: Record<string, FilterKind> = {
 /** The filter fields besides `metadata.<key>`, `metadata.key` and `metadata.value`. */
 export const FILTER_FIELDS = Object.keys(FIELD_KINDS)
 
+/** The values each `action` field can hold. */
+export const ACTION_VALUES: Readonly<Record<string, readonly string[]>> = {
+  dlpAction: LOG_DLP_ACTIONS,
+  guardrailAction: LOG_GUARDRAIL_ACTIONS,
+}
+
 /** Which operators make sense for each kind; anything else is refused rather than guessed at. */
 export const OPS_BY_KIND: Record<FilterKind, readonly LogFilterOp[]> = {
   text: ['eq', 'neq', 'contains'],
@@ -47,6 +66,7 @@ export const OPS_BY_KIND: Record<FilterKind, readonly LogFilterOp[]> = {
   number: ['eq', 'neq', 'lt', 'gt'],
   time: ['eq', 'neq', 'lt', 'gt'],
   metadata: ['eq', 'neq', 'contains', 'lt', 'gt'],
+  action: ['eq', 'neq'],
 }
 
 /**
@@ -151,6 +171,10 @@ function fieldValue(record: LogRecord, field: string): Scalar {
       return record.durationMs
     case 'route':
       return record.route?.name ?? null
+    case 'dlpAction':
+      return record.guard?.dlp?.action ?? null
+    case 'guardrailAction':
+      return record.guard?.guardrails?.action ?? null
     default:
       return record[field as keyof LogRecord] as Scalar
   }

@@ -16,6 +16,7 @@ import type {
   AnalyticsGroupBy,
   AnalyticsQuery,
   AnalyticsRow,
+  LogGuard,
   LogListQuery,
   LogPage,
   LogPatch,
@@ -48,11 +49,30 @@ function copy(record: LogRecord, withBodies: boolean): LogRecord {
     const { route } = record
     copied.route = { ...route, path: [...route.path], variants: { ...route.variants } }
   }
+  if (record.guard !== undefined) copied.guard = copyGuard(record.guard)
   if (!withBodies) {
     copied.requestBody = null
     copied.responseBody = null
   }
   return copied
+}
+
+/** A deep copy that leaves absent fields absent. */
+function copyGuard(guard: LogGuard): LogGuard {
+  const { dlp, guardrails } = guard
+  const copied: Record<string, unknown> = { ...guard }
+  if (dlp !== undefined) {
+    const findings = dlp.findings.map((finding) => ({ ...finding, policyIds: [...finding.policyIds] }))
+    copied.dlp = { ...dlp, findings }
+  }
+  if (guardrails !== undefined) {
+    const phases: Record<string, unknown> = { ...guardrails }
+    for (const phase of ['prompt', 'answer'] as const)
+      if (guardrails[phase] !== undefined) phases[phase] = guardrails[phase].map((hit) => ({ ...hit }))
+    if (guardrails.unavailable !== undefined) phases.unavailable = [...guardrails.unavailable]
+    copied.guardrails = phases
+  }
+  return copied as LogGuard
 }
 
 function bodyBytes(record: LogRecord): number {

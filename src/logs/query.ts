@@ -6,6 +6,7 @@
 import { z } from 'zod'
 import { LogQueryError, type LogQueryIssue } from '../errors.js'
 import {
+  ACTION_VALUES,
   decodeCursor,
   FILTER_FIELDS,
   type FilterKind,
@@ -51,7 +52,7 @@ function fromJsonString(value: unknown): unknown {
 const scalar = z.union([z.string(), z.number(), z.boolean()])
 const timeMs = z.preprocess(fromNumberString, z.number().int().min(0))
 
-function filterValue(kind: FilterKind, op: LogFilterOp, value: string | number | boolean) {
+function filterValue(kind: FilterKind, field: string, op: LogFilterOp, value: string | number | boolean) {
   const asNumber =
     typeof value === 'number' ? value : typeof value === 'string' ? numericText(value) : undefined
   switch (kind) {
@@ -65,15 +66,24 @@ function filterValue(kind: FilterKind, op: LogFilterOp, value: string | number |
       return asNumber !== undefined && Number.isSafeInteger(asNumber) ? asNumber : undefined
     case 'metadata':
       return op === 'lt' || op === 'gt' ? asNumber : storableText(metadataText(value))
+    case 'action': {
+      // Upper case as stored; `block` is taken for `BLOCK`.
+      const action = typeof value === 'string' ? value.toUpperCase() : undefined
+      return action !== undefined && ACTION_VALUES[field]!.includes(action) ? action : undefined
+    }
   }
 }
 
-const VALUE_EXPECTED: Record<FilterKind, string> = {
+const VALUE_EXPECTED: Record<Exclude<FilterKind, 'action'>, string> = {
   text: 'a string',
   boolean: 'true or false',
   number: 'a number',
   time: 'milliseconds since the epoch (an integer)',
   metadata: 'a number (lt and gt compare metadata numerically)',
+}
+
+function valueExpected(kind: FilterKind, field: string): string {
+  return kind === 'action' ? `one of ${ACTION_VALUES[field]!.join(', ')}` : VALUE_EXPECTED[kind]
 }
 
 const filterSchema = z
@@ -95,9 +105,9 @@ const filterSchema = z
       ctx.addIssue({ code: 'custom', path: ['op'], message })
       return z.NEVER
     }
-    const value = filterValue(kind, filter.op, filter.value)
+    const value = filterValue(kind, filter.field, filter.op, filter.value)
     if (value === undefined) {
-      const message = `'${filter.field}' ${filter.op} needs ${VALUE_EXPECTED[kind]}, got ${JSON.stringify(filter.value)}`
+      const message = `'${filter.field}' ${filter.op} needs ${valueExpected(kind, filter.field)}, got ${JSON.stringify(filter.value)}`
       ctx.addIssue({ code: 'custom', path: ['value'], message })
       return z.NEVER
     }

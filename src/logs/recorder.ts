@@ -193,12 +193,15 @@ export function buildLogRecord(ctx: GatewayContext, end: RequestEnd, settings: R
     outcome: outcomeOf(ctx, end),
     errorCode: state.error?.code ?? null,
     principal: principal?.id ?? principal?.tenant ?? null,
-    requestBody: withPayload ? payload(ctx.bodyIfRead(), settings, scrubber) : null,
+    requestBody: withPayload
+      ? payload(state.loggedRequestBody ?? ctx.bodyIfRead(), settings, scrubber)
+      : null,
     responseBody: withPayload ? responsePayload(ctx, end, settings, scrubber) : null,
     feedback: null,
     score: null,
     ...(state.attemptLog === undefined ? {} : { attemptLog: state.attemptLog }),
     ...(target?.route === undefined ? {} : { route: logRoute(target.route) }),
+    ...(state.guard === undefined ? {} : { guard: state.guard }),
   }
 }
 

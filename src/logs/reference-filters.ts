@@ -21,6 +21,7 @@ const REFERENCE_KEYS: Readonly<Record<string, LogFilterField>> = {
   duration: 'duration',
   feedback: 'feedback',
   event_id: 'eventId',
+  dlp_action: 'dlpAction',
   'metadata.key': 'metadata.key',
   'metadata.value': 'metadata.value',
 }
@@ -35,7 +36,6 @@ const UNRECORDED_KEYS = new Set([
   'authentication',
   'wholesale',
   'compatibilityMode',
-  'dlp_action',
   'user_agent',
 ])
 
@@ -63,7 +63,7 @@ function isReferenceShaped(filter: unknown): filter is Record<string, unknown> {
  *
  * - `key`: the reference's filter keys this library records (`created_at`, `success`, `cached`,
  *   `provider`, `model`, `cost`, `tokens`, `tokens_in`, `tokens_out`, `duration`, `feedback`, `event_id`,
- *   `metadata.key`, `metadata.value`), and `metadata.<name>` for one entry. Keys for what it does not
+ *   `dlp_action`, `metadata.key`, `metadata.value`), and `metadata.<name>` for one entry. Keys for what it does not
  *   record (`model_type`, `user_agent`, ...) are refused by name, never ignored.
  * - `operator`: `eq`, `neq`, `contains`, `lt` or `gt`, where the field's kind allows it.
  * - `value`: an array of exactly one value; filters combine with AND, so several values cannot be

@@ -116,6 +116,8 @@ export interface LogRecord {
   attemptLog?: LogAttempt[] | undefined
   /** For a request to `dynamic/{name}`: the route, its version, the path to the model and the branches drawn. */
   route?: LogRoute | undefined
+  /** What guardrails and DLP found in the request and its answer, and what they did. */
+  guard?: LogGuard | undefined
 }
 
 /** How a request was walked through a dynamic route to the model that answered (or failed last). */
@@ -128,11 +130,75 @@ export interface LogRoute {
   variants: Record<string, string>
 }
 
+/**
+ * What guardrails and DLP found in a request and its answer, and what they did. Findings never hold the
+ * matched text.
+ */
+export interface LogGuard {
+  readonly dlp?: LogDlp | undefined
+  readonly guardrails?: LogGuardrails | undefined
+}
+
+export type LogDlpAction = 'FLAG' | 'REDACT' | 'BLOCK'
+
+export const LOG_DLP_ACTIONS = ['FLAG', 'REDACT', 'BLOCK'] as const satisfies readonly LogDlpAction[]
+
+export interface LogDlp {
+  /** The strongest action taken: BLOCK over REDACT over FLAG. */
+  readonly action: LogDlpAction
+  /** At most 100 findings are kept; `truncated` says more were found. */
+  readonly findings: LogDlpFinding[]
+  readonly truncated?: boolean | undefined
+}
+
+export interface LogDlpFinding {
+  readonly check: 'REQUEST' | 'RESPONSE'
+  readonly profileId: string
+  readonly entryId: string
+  readonly policyIds: string[]
+  /**
+   * Where in the JSON body (a JSON pointer, '' for a stream's answer text) and at which UTF-16 offsets of
+   * that string.
+   */
+  readonly path: string
+  readonly start: number
+  readonly end: number
+}
+
+export type LogGuardrailAction = 'FLAG' | 'BLOCK' | 'UNAVAILABLE'
+
+export const LOG_GUARDRAIL_ACTIONS = [
+  'FLAG',
+  'BLOCK',
+  'UNAVAILABLE',
+] as const satisfies readonly LogGuardrailAction[]
+
+export interface LogGuardrails {
+  /**
+   * BLOCK when a category with a block rule was found; FLAG when only flag rules matched; UNAVAILABLE when
+   * a classifier failed and the request went on.
+   */
+  readonly action: LogGuardrailAction
+  readonly prompt?: LogGuardHit[] | undefined
+  readonly answer?: LogGuardHit[] | undefined
+  /** Phases whose classifier was down or too slow. */
+  readonly unavailable?: ('prompt' | 'answer')[] | undefined
+}
+
+export interface LogGuardHit {
+  readonly category: string
+  readonly score: number
+  /** The classifier that found it. */
+  readonly classifier: string
+}
+
 export type LogFilterOp = 'eq' | 'neq' | 'contains' | 'lt' | 'gt'
 
 /**
  * `tokens` is `tokensIn + tokensOut` (a missing side counts 0; null when both are). `duration` is
- * `durationMs`. `route` is the dynamic route's name (null for requests that took none). `metadata.<key>`
+ * `durationMs`. `route` is the dynamic route's name (null for requests that took none). `dlpAction` is
+ * `guard.dlp.action` (`FLAG`, `REDACT`, `BLOCK`) and `guardrailAction` is `guard.guardrails.action`
+ * (`FLAG`, `BLOCK`, `UNAVAILABLE`), null when absent; both take `eq` and `neq`. `metadata.<key>`
  * reads one entry; `metadata.key` and `metadata.value` match when any entry's key or value does (so a
  * metadata key literally named `key` or `value` cannot be addressed by name).
  */
@@ -151,14 +217,16 @@ export type LogFilterField =
   | 'outcome'
   | 'principal'
   | 'route'
+  | 'dlpAction'
+  | 'guardrailAction'
   | 'feedback'
   | 'score'
   | 'createdAt'
   | `metadata.${string}`
 
 /**
- * One condition. Text fields take `eq`, `neq`, `contains`; booleans `eq`, `neq`; numbers and `createdAt`
- * `eq`, `neq`, `lt`, `gt`; metadata all five. See `filters.ts` for null handling and comparison rules.
+ * One condition. Text fields take `eq`, `neq`, `contains`; booleans and actions `eq`, `neq`; numbers and
+ * `createdAt` `eq`, `neq`, `lt`, `gt`; metadata all five. See `filters.ts` for null handling and comparison rules.
  *
  * @example
  * const filter: LogFilter = { field: 'metadata.team', op: 'eq', value: 'search' }

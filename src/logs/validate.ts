@@ -6,18 +6,72 @@ import { z } from 'zod'
 import { LogRecordError } from '../errors.js'
 import { isLogId, storableText } from './filters.js'
 import { issuesOf, metadataValue, storableMetadata } from './query.js'
-import { LOG_ATTEMPT_ACTIONS, LOG_OUTCOMES, type LogMetadata, type LogRecord } from './types.js'
+import {
+  LOG_ATTEMPT_ACTIONS,
+  LOG_DLP_ACTIONS,
+  LOG_GUARDRAIL_ACTIONS,
+  LOG_OUTCOMES,
+  type LogMetadata,
+  type LogRecord,
+} from './types.js'
 
 /** More attempts than this is no request a gateway makes (5 attempts on each of a few targets). */
 const MAX_LOGGED_ATTEMPTS = 64
 // A route has at most 64 elements, so no path is longer.
 const MAX_ROUTE_PATH = 64
+/** DLP findings a record keeps; `truncated` says when there were more. */
+export const MAX_DLP_FINDINGS = 100
+// Ids, paths, categories and classifier names in `guard`; lists of policies and of guardrail hits.
+const MAX_GUARD_TEXT = 256
+const MAX_GUARD_LIST = 100
 
 const recordMetadata = z.record(z.string(), metadataValue).transform(storableMetadata)
 
 const int4 = z.number().int().min(-2147483648).max(2147483647)
 const count = z.number().int().min(0)
 const text = z.string().transform(storableText)
+
+const guardText = z.string().max(MAX_GUARD_TEXT).transform(storableText)
+
+const guardHits = z
+  .array(z.object({ category: guardText, score: z.number().min(0).max(1), classifier: guardText }))
+  .max(MAX_GUARD_LIST)
+
+const dlpFinding = z
+  .object({
+    check: z.enum(['REQUEST', 'RESPONSE']),
+    profileId: guardText,
+    entryId: guardText,
+    policyIds: z.array(guardText).max(MAX_GUARD_LIST),
+    path: guardText,
+    start: int4.min(0),
+    end: int4.min(0),
+  })
+  .refine((finding) => finding.end >= finding.start, {
+    message: 'end must not be before start',
+    path: ['end'],
+  })
+
+const logGuardSchema = z.object({
+  dlp: z
+    .object({
+      action: z.enum(LOG_DLP_ACTIONS),
+      findings: z.array(dlpFinding).max(MAX_DLP_FINDINGS),
+      truncated: z.boolean().optional(),
+    })
+    .optional(),
+  guardrails: z
+    .object({
+      action: z.enum(LOG_GUARDRAIL_ACTIONS),
+      prompt: guardHits.optional(),
+      answer: guardHits.optional(),
+      unavailable: z
+        .array(z.enum(['prompt', 'answer']))
+        .max(2)
+        .optional(),
+    })
+    .optional(),
+})
 
 /** The schema a record must match; it names what is wrong when the quick check below turns a record down. */
 export const logRecordSchema = z.object({
@@ -74,6 +128,7 @@ export const logRecordSchema = z.object({
       variants: z.record(text, text),
     })
     .optional(),
+  guard: logGuardSchema.optional(),
 })
 
 /**
@@ -118,8 +173,9 @@ function storedCopy(record: LogRecord): LogRecord | undefined {
   if (!((Number.isSafeInteger(r.score) && r.score! >= 0 && r.score! <= 100) || r.score === null))
     return undefined
   if (typeof r.path !== 'string' || !isMetadata(r.metadata)) return undefined
-  // Rare (only requests that retried or fell back have one), and nested: the schema reads it.
-  if (r.attemptLog !== undefined || r.route !== undefined) return undefined
+  // Rare (only requests that retried, fell back, took a dynamic route or met a guard have one), and
+  // nested: the schema reads it.
+  if (r.attemptLog !== undefined || r.route !== undefined || r.guard !== undefined) return undefined
   for (const text of [r.provider, r.model, r.eventId, r.principal, r.requestBody, r.responseBody])
     if (typeof text !== 'string' && text !== null) return undefined
   return {

@@ -45,6 +45,7 @@ export const COLUMNS = [
   ['score', 'score', 'int2'],
   ['attemptLog', 'attempt_log', 'jsonb'],
   ['route', 'route', 'jsonb'],
+  ['guard', 'guard', 'jsonb'],
 ] as const satisfies readonly (readonly [keyof LogRecord, string, ColumnType])[]
 
 export const NUMERIC_TYPES = new Set<ColumnType>(['int8', 'int4', 'int2', 'float8', 'numeric'])
@@ -130,10 +131,18 @@ const MIGRATIONS: readonly ((names: Names) => string[])[] = [
   (n) => [
     `CREATE INDEX ${n.index('route_idx')} ON ${n.table} (((route ->> 'name') COLLATE "C"), created_at, id) WHERE route IS NOT NULL`,
   ],
+  // What guardrails and DLP found and did; NULL for the requests they let through untouched. Partial
+  // indexes for the filters on their actions, on the expressions the queries compare (DLP_ACTION_SQL and
+  // GUARDRAIL_ACTION_SQL in log-sql.ts).
+  (n) => [
+    `ALTER TABLE ${n.table} ADD COLUMN guard jsonb`,
+    `CREATE INDEX ${n.index('dlp_idx')} ON ${n.table} (((guard -> 'dlp' ->> 'action') COLLATE "C"), created_at, id) WHERE guard IS NOT NULL`,
+    `CREATE INDEX ${n.index('guardrail_idx')} ON ${n.table} (((guard -> 'guardrails' ->> 'action') COLLATE "C"), created_at, id) WHERE guard IS NOT NULL`,
+  ],
 ]
 
 /** Record fields that are left out of a record, rather than null, when their column is NULL. */
-export const OPTIONAL_FIELDS = new Set<string>(['attemptLog', 'route'])
+export const OPTIONAL_FIELDS = new Set<string>(['attemptLog', 'route', 'guard'])
 
 /**
  * Brings the table to the latest version. Runs in one transaction holding a transaction-level advisory lock,

@@ -26,6 +26,10 @@ const TOKENS_SQL =
 /** The dynamic route's name; written exactly as the expression of the route index (migration 5). */
 export const ROUTE_NAME_SQL = `((route ->> 'name') COLLATE "C")`
 
+/** `guard.dlp.action` and `guard.guardrails.action`; written exactly as their indexes (migration 6). */
+export const DLP_ACTION_SQL = `((guard -> 'dlp' ->> 'action') COLLATE "C")`
+export const GUARDRAIL_ACTION_SQL = `((guard -> 'guardrails' ->> 'action') COLLATE "C")`
+
 // Numbers compare as float8 so a fractional filter value never fails an integer cast; created_at keeps its
 // own type so its index serves time ranges.
 const FILTER_COLUMNS: Record<string, readonly [string, ColumnType]> = {
@@ -35,6 +39,8 @@ const FILTER_COLUMNS: Record<string, readonly [string, ColumnType]> = {
   outcome: ['outcome', 'text'],
   principal: ['principal', 'text'],
   route: [ROUTE_NAME_SQL, 'text'],
+  dlpAction: [DLP_ACTION_SQL, 'text'],
+  guardrailAction: [GUARDRAIL_ACTION_SQL, 'text'],
   success: ['success', 'bool'],
   cached: ['cached', 'bool'],
   cost: ['cost', 'float8'],

@@ -5,6 +5,7 @@ import type { Step } from '../types.js'
 import { authenticate } from './authenticate.js'
 import { cache } from './cache.js'
 import { forward } from './forward.js'
+import { guard } from './guard.js'
 import { identify } from './identify.js'
 import { limit } from './limit.js'
 import { parse } from './parse.js'
@@ -12,7 +13,7 @@ import { policy } from './policy.js'
 import { record } from './record.js'
 import { route } from './route.js'
 
-export { authenticate, cache, forward, identify, limit, parse, policy, record, route }
+export { authenticate, cache, forward, guard, identify, limit, parse, policy, record, route }
 
 /** What the gateway made for its built-in steps: the log queue, the default limit store. */
 export interface BuiltInServices {
@@ -50,16 +51,32 @@ export function builtInSteps(options: Partial<ResolvedOptions> = {}, services: B
     ...(options.policies === undefined ? [] : [policy(options.policies, { store: services.limitStore })]),
     cache(options.cache),
     limit({ rules: options.rateLimit ?? [], store: services.limitStore }),
-    forward({
-      timeouts: options.timeouts,
-      retries: options.retries,
-      fallbackOn: options.fallbackOn,
-      streams: options.streams,
-      breaker: options.breaker,
-      balance: options.balance,
-      maxResponseBytes: options.maxResponseBytes,
-      maxStreamBytes: options.maxStreamBytes,
-      maxEventBytes: options.maxEventBytes,
-    }),
+    ...(options.guardrails === undefined && options.dlp === undefined
+      ? []
+      : [guard({ guardrails: options.guardrails, dlp: options.dlp })]),
+    forwardFrom(options),
   ]
+}
+
+/**
+ * The steps a request of the gateway's own (a guard model's classification) runs: resolved and forwarded as
+ * a client's request would be, with the same providers, keys, timeouts and retries, but without gateway
+ * authentication, limits, policies, guards or a log record of its own.
+ */
+export function ownRequestSteps(options: Partial<ResolvedOptions> = {}): Step[] {
+  return [route(), forwardFrom(options)]
+}
+
+function forwardFrom(options: Partial<ResolvedOptions>): Step {
+  return forward({
+    timeouts: options.timeouts,
+    retries: options.retries,
+    fallbackOn: options.fallbackOn,
+    streams: options.streams,
+    breaker: options.breaker,
+    balance: options.balance,
+    maxResponseBytes: options.maxResponseBytes,
+    maxStreamBytes: options.maxStreamBytes,
+    maxEventBytes: options.maxEventBytes,
+  })
 }

@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici'
 import { createContext, type GatewayServices } from '../context.js'
 import { createPriceTable } from '../cost/pricing.js'
 import { createDynamicRoutes } from '../dynamic/routes.js'
+import { GatewayError } from '../errors.js'
 import type { GatewayEmitter, GatewayEvents } from '../events.js'
 import { type GatewayOptions, parseOptions } from '../options.js'
 import { createProviderRegistry } from '../providers/registry.js'
@@ -65,6 +66,9 @@ export function createTestContext(options: TestContextOptions = {}): GatewayCont
     latency: new LatencyBook(),
     routes: createDynamicRoutes(resolved, { providers, events }),
     prices: createPriceTable(resolved.prices),
+    // A test context has no pipeline of its own to send a request through; a step under test that needs one
+    // is tested on a gateway instead.
+    call: () => Promise.reject(new GatewayError('INTERNAL', 'a test context sends no requests of its own')),
   }
   return createContext(request, surface, services)
 }

@@ -5,6 +5,7 @@ import type {
   AnalyticsQuery,
   AnalyticsRow,
   LogFilter,
+  LogGuard,
   LogListQuery,
   LogRecord,
   LogStore,
@@ -46,9 +47,22 @@ function makeRecord(overrides: Partial<LogRecord> & { createdAt: number }): LogR
   }
 }
 
+/** A DLP finding as a record keeps it: where the match was, never its text. */
+function finding(check: 'REQUEST' | 'RESPONSE', path: string, start: number, end: number) {
+  return {
+    check,
+    profileId: 'pii',
+    entryId: 'credit-card',
+    policyIds: ['block-pii', 'audit'],
+    path,
+    start,
+    end,
+  }
+}
+
 /**
  * Five records, A to E in time order, spanning every field kind, null and absent values included; A and E
- * came through dynamic routes.
+ * came through dynamic routes; A, B, D and E met guardrails or DLP.
  */
 function fixture() {
   const records = {
@@ -60,6 +74,9 @@ function fixture() {
       principal: 'alice',
       metadata: { team: 'red', tier: 3, beta: true },
       route: { name: 'tiered', version: 2, path: ['start', 'split', 'big'], variants: { split: '10%' } },
+      guard: {
+        guardrails: { action: 'FLAG', prompt: [{ category: 'S1', score: 0.72, classifier: 'llama-guard' }] },
+      },
     }),
     B: makeRecord({
       createdAt: T + 1000,
@@ -97,6 +114,18 @@ function fixture() {
           durationMs: 12,
         },
       ],
+      guard: {
+        dlp: {
+          action: 'REDACT',
+          findings: [finding('REQUEST', '/messages/0/content', 8, 24), finding('REQUEST', '', 0, 0)],
+          truncated: true,
+        },
+        guardrails: {
+          action: 'UNAVAILABLE',
+          prompt: [],
+          unavailable: ['prompt', 'answer'],
+        },
+      },
     }),
     C: makeRecord({
       createdAt: T + 2000,
@@ -121,6 +150,7 @@ function fixture() {
       outcome: 'rate_limited',
       principal: 'alice',
       metadata: { team: 'red', note: 'ünïcode 🚀' },
+      guard: { dlp: { action: 'BLOCK', findings: [finding('REQUEST', '/messages/1/content', 0, 19)] } },
     }),
     E: makeRecord({
       createdAt: T + 4000,
@@ -134,6 +164,17 @@ function fixture() {
       principal: 'carol',
       metadata: { tier: 2.5, 'a.b': 'dotted', big: 1e21 },
       route: { name: 'chat', version: 1, path: ['start', 'model'], variants: {} },
+      guard: {
+        dlp: { action: 'FLAG', findings: [finding('RESPONSE', '', 3, 19)] },
+        guardrails: {
+          action: 'BLOCK',
+          prompt: [{ category: 'S10', score: 0, classifier: 'llama-guard' }],
+          answer: [
+            { category: 'S2', score: 1, classifier: 'llama-guard' },
+            { category: 'violence', score: 0.5, classifier: 'moderation' },
+          ],
+        },
+      },
     }),
   }
   const nameOf = new Map(Object.entries(records).map(([name, record]) => [record.id, name]))
@@ -282,6 +323,17 @@ const FILTER_CASES: Record<string, Case[]> = {
     ['statusCode', 'neq', '200', 'BD'],
     ['statusCode', 'gt', 400, 'BD'],
     ['statusCode', 'lt', 300, 'ACE'],
+  ],
+  action: [
+    ['dlpAction', 'eq', 'BLOCK', 'D'],
+    ['dlpAction', 'eq', 'REDACT', 'B'],
+    ['dlpAction', 'eq', 'FLAG', 'E'],
+    ['dlpAction', 'eq', 'block', 'D'],
+    ['dlpAction', 'neq', 'BLOCK', 'ABCE'],
+    ['guardrailAction', 'eq', 'FLAG', 'A'],
+    ['guardrailAction', 'eq', 'BLOCK', 'E'],
+    ['guardrailAction', 'eq', 'UNAVAILABLE', 'B'],
+    ['guardrailAction', 'neq', 'FLAG', 'BCDE'],
   ],
   time: [
     ['createdAt', 'gt', T + 1000, 'CDE'],
@@ -435,6 +487,74 @@ export function logStoreConformance(name: string, makeStore: () => Promise<LogSt
         expect(full.records.every((r) => r.requestBody !== null && r.responseBody !== null)).toBe(true)
         expect(full.records).toEqual([...all].reverse())
       })
+
+      it('keeps guard exactly, and records without one have none', async () => {
+        const { records, all } = fixture()
+        await store.write(all)
+        for (const name of ['A', 'B', 'D', 'E'] as const) {
+          const record = records[name]
+          expect((await store.get(record.id))?.guard, name).toStrictEqual(record.guard)
+        }
+        expect(await store.get(records.C.id)).not.toHaveProperty('guard')
+        const plain = makeRecord({ createdAt: T + DAY })
+        const routed = makeRecord({ createdAt: T + DAY, route: records.A.route })
+        await store.write([plain, routed])
+        expect(await store.get(plain.id)).not.toHaveProperty('guard')
+        expect(await store.get(routed.id)).not.toHaveProperty('guard')
+        expect((await store.list({})).records.filter((r) => r.guard !== undefined)).toHaveLength(4)
+        const { records: listed } = await store.list({
+          filters: [{ field: 'dlpAction', op: 'eq', value: 'REDACT' }],
+        })
+        expect(listed.map((r) => r.guard)).toStrictEqual([records.B.guard])
+      })
+
+      it('hands out copies of guard that a caller cannot change the stored record through', async () => {
+        const { records, all } = fixture()
+        await store.write(all)
+        const got = (await store.get(records.B.id))!
+        got.guard!.dlp!.findings[0]!.policyIds.push('changed')
+        got.guard!.guardrails!.unavailable!.pop()
+        expect((await store.get(records.B.id))?.guard).toStrictEqual(records.B.guard)
+      })
+
+      it('keeps no more of guard than its fields, and refuses one out of bounds', async () => {
+        const base: LogGuard = { dlp: { action: 'FLAG', findings: [finding('REQUEST', '/a', 1, 2)] } }
+        // A finding that carries the matched text, which a store must not keep.
+        const leaky = { ...finding('REQUEST', '/a', 1, 2), text: '4111 1111 1111 1111' }
+        const withText: LogGuard = { dlp: { action: 'FLAG', findings: [leaky] } }
+        const record = makeRecord({ createdAt: T, guard: withText })
+        await store.write([record])
+        expect((await store.get(record.id))?.guard).toStrictEqual(base)
+        const long = 'x'.repeat(257)
+        const hit = { category: 'S1', score: 0.5, classifier: 'llama-guard' }
+        const bad: unknown[] = [
+          {
+            dlp: {
+              action: 'FLAG',
+              findings: Array.from({ length: 101 }, () => finding('REQUEST', '/a', 1, 2)),
+            },
+          },
+          { dlp: { action: 'ALLOW', findings: [] } },
+          { dlp: { action: 'FLAG', findings: [{ ...finding('REQUEST', '/a', 1, 2), profileId: long }] } },
+          { dlp: { action: 'FLAG', findings: [{ ...finding('REQUEST', '/a', 1, 2), policyIds: [long] }] } },
+          { dlp: { action: 'FLAG', findings: [finding('REQUEST', '/a', 5, 2)] } },
+          { dlp: { action: 'FLAG', findings: [finding('BODY' as 'REQUEST', '/a', 1, 2)] } },
+          { dlp: { action: 'FLAG' } },
+          { guardrails: { action: 'FLAG', prompt: [{ ...hit, score: 1.5 }] } },
+          { guardrails: { action: 'FLAG', prompt: [{ ...hit, score: -0.1 }] } },
+          { guardrails: { action: 'FLAG', answer: [{ ...hit, category: long }] } },
+          { guardrails: { action: 'REDACT', prompt: [hit] } },
+          { guardrails: { action: 'UNAVAILABLE', unavailable: ['stream'] } },
+          'BLOCK',
+        ]
+        for (const guard of bad) {
+          const refused = makeRecord({ createdAt: T + 1, guard: guard as LogGuard })
+          await expect(store.write([refused]), JSON.stringify(guard).slice(0, 80)).rejects.toThrow(
+            LogRecordError,
+          )
+          expect(await store.get(refused.id)).toBeUndefined()
+        }
+      })
     })
 
     describe('filters', () => {
@@ -472,6 +592,11 @@ export function logStoreConformance(name: string, makeStore: () => Promise<LogSt
           { field: 'createdAt', op: 'eq', value: 1.5 },
           { field: 'metadata.team', op: 'lt', value: 'abc' },
           { field: 'colour' as LogFilter['field'], op: 'eq', value: 'red' },
+          { field: 'dlpAction', op: 'contains', value: 'BLOCK' },
+          { field: 'dlpAction', op: 'eq', value: 'DENY' },
+          { field: 'dlpAction', op: 'eq', value: 1 },
+          { field: 'guardrailAction', op: 'eq', value: 'REDACT' },
+          { field: 'guardrailAction', op: 'gt', value: 'FLAG' },
         ]
         for (const filter of bad)
           await expect(store.list({ filters: [filter] })).rejects.toThrow(LogQueryError)
@@ -865,6 +990,24 @@ export function logStoreConformance(name: string, makeStore: () => Promise<LogSt
         await expect(
           store.list({ filters: [{ field: 'route', op: 'gt', value: 1 } as LogFilter] }),
         ).rejects.toThrow(LogQueryError)
+      })
+
+      it('filters on guard actions in analytics and deletion', async () => {
+        const { all, names } = fixture()
+        await store.write(all)
+        const blocked: LogFilter[] = [{ field: 'dlpAction', op: 'eq', value: 'BLOCK' }]
+        expect((await totals({ filters: blocked, groupBy: ['principal'] })).map(summary)).toEqual([
+          ['alice', 1, 1, 0, null, 0, 0, 0, null],
+        ])
+        const unguarded: LogFilter[] = [
+          { field: 'dlpAction', op: 'neq', value: 'FLAG' },
+          { field: 'guardrailAction', op: 'neq', value: 'FLAG' },
+        ]
+        expect((await totals({ filters: unguarded }))[0]?.requests).toBe(3)
+        expect(
+          await store.delete({ filters: [{ field: 'guardrailAction', op: 'eq', value: 'UNAVAILABLE' }] }),
+        ).toBe(1)
+        expect(names((await store.list({ direction: 'asc' })).records).join('')).toBe('ACDE')
       })
 
       it('refuses groups it does not know and groups named twice', async () => {

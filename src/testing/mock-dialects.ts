@@ -7,7 +7,7 @@ export type Dialect = 'openai' | 'anthropic' | 'gemini'
 /** What the mock recognised in a request line. */
 export interface Route {
   dialect: Dialect
-  endpoint: 'chat' | 'embeddings' | 'models' | 'unknown'
+  endpoint: 'chat' | 'embeddings' | 'models' | 'classification' | 'unknown'
   /** Gemini names the model and the streaming mode in the path rather than in the body. */
   gemini?: { model: string; stream: boolean }
   /**
@@ -15,6 +15,8 @@ export interface Route {
    * accepted there; `deployments` (`/openai/deployments/{name}/...`) also answers auth failures the Azure way.
    */
   azure?: 'deployments' | 'v1'
+  /** A Prompt Guard model served as Hugging Face text classification names the model in the path. */
+  classification?: { model: string }
 }
 
 /** A credential found on a request, and where it was. */
@@ -68,6 +70,8 @@ const MALFORMED_ARRAY_ELEMENT = '{not json'
 const GEMINI_ACTION = /\/models\/([^/]+):(generateContent|streamGenerateContent|batchEmbedContents)$/
 const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small']
 const AZURE_PATH = /\/openai\/(deployments\/|v1\/)/
+/** Hugging Face Inference text classification, `POST .../models/{org}/{model}`, for Prompt Guard models only. */
+const CLASSIFICATION_PATH = /\/models\/([^:]*prompt-guard[^:]*)$/i
 
 const OPENAI_KEYS_PAGE = 'You can find your API key at https://platform.openai.com/account/api-keys.'
 const OPENAI_NO_KEY =
@@ -106,6 +110,14 @@ export function resolveRoute(method: string, path: string): Route {
   if (trimmed.endsWith('/chat/completions')) return openAiRoute('chat', trimmed)
   if (trimmed.endsWith('/embeddings')) return openAiRoute('embeddings', trimmed)
   if (trimmed.endsWith('/messages')) return { dialect: 'anthropic', endpoint: 'chat' }
+  const classified = CLASSIFICATION_PATH.exec(trimmed)?.[1]
+  if (classified !== undefined) {
+    return {
+      dialect: 'openai',
+      endpoint: 'classification',
+      classification: { model: decodeSafely(classified) },
+    }
+  }
   return { dialect: 'openai', endpoint: 'unknown' }
 }
 
@@ -259,7 +271,10 @@ export function describeExchange(
   const userText = lastUserText(route.dialect, request)
   const conversation = route.dialect === 'gemini' ? request.contents : request.messages
   const system = route.dialect === 'gemini' ? request.systemInstruction : request.system
-  const model = typeof request.model === 'string' ? request.model : (route.gemini?.model ?? 'mock-model')
+  const model =
+    typeof request.model === 'string'
+      ? request.model
+      : (route.gemini?.model ?? route.classification?.model ?? 'mock-model')
   return {
     route,
     request,
@@ -268,7 +283,9 @@ export function describeExchange(
     created: Math.floor(Date.now() / 1000),
     model,
     reply: continued(
-      replyOverride ?? (userText ? `mock reply to: ${userText}` : 'mock reply'),
+      replyOverride ??
+        llamaGuardReply(route, model, request) ??
+        (userText ? `mock reply to: ${userText}` : 'mock reply'),
       prefillOf(route.dialect, request),
     ),
     promptTokens: countWords(textOf(conversation)) + countWords(textOf(system)),
@@ -286,6 +303,7 @@ export function buildResponse(x: Exchange, malformedEventAt: number | undefined)
     return { kind: 'json', body: dialect === 'gemini' ? geminiEmbeddingsBody(x) : embeddingsBody(x) }
   }
   if (endpoint === 'models') return { kind: 'json', body: modelsBody(x.created) }
+  if (endpoint === 'classification') return json(promptGuardBody(x.model, x.request.inputs))
   if (dialect === 'gemini') return geminiResponse(x, malformedEventAt)
   const streams = x.request.stream === true
   if (dialect === 'anthropic') {
@@ -571,6 +589,85 @@ function geminiResponse(x: Exchange, malformedEventAt: number | undefined): Mock
     answerAt: 0,
     endsWithTerminator: false,
   }
+}
+
+/**
+ * Guard models. A chat request whose model name contains `llama-guard` (any case, any dialect) is answered
+ * as Llama Guard answers, from trigger markers in the turn it assesses: the last message, or, when that
+ * message holds a whole Llama Guard prompt (`<BEGIN CONVERSATION>` ... `<END CONVERSATION>`), the last
+ * `User:` or `Agent:` turn inside it. So an answer is judged apart from the prompt before it, as the model
+ * does it.
+ *
+ * | in the assessed turn                    | answer                                     |
+ * | --------------------------------------- | ------------------------------------------ |
+ * | `[[unsafe:S1]]`                         | `unsafe\nS1`                               |
+ * | `[[unsafe:S1,S10]]`, or several markers | `unsafe\nS1,S10` (codes as written, once)  |
+ * | `[[guard:malformed]]`                   | `I'm sorry, I can't help with that.`       |
+ * | anything else                           | `safe`                                     |
+ *
+ * A `POST` to `.../models/{org}/{model}` whose model contains `prompt-guard` is answered as Hugging Face
+ * text classification: `{ inputs: string }` gets `[{ label, score }, ...]` (all labels, highest first),
+ * `{ inputs: string[] }` one such list per input. `[[injection]]` or `[[jailbreak]]` in an input makes that
+ * label score 0.9987; otherwise `BENIGN` scores 0.9991. Models named `prompt-guard-2` answer with their two
+ * labels instead, `LABEL_1` (malicious, either marker) and `LABEL_0` (benign).
+ */
+function llamaGuardReply(route: Route, model: string, request: Record<string, unknown>): string | undefined {
+  if (route.endpoint !== 'chat' || !/llama-guard/i.test(model)) return undefined
+  const list = route.dialect === 'gemini' ? request.contents : request.messages
+  const turns = Array.isArray(list)
+    ? list.filter((message) => isRecord(message) && message.role !== 'system')
+    : []
+  const text = assessedTurn(textOf(turns.at(-1)))
+  if (text.includes('[[guard:malformed]]')) return "I'm sorry, I can't help with that."
+  const codes = new Set<string>()
+  for (const [, marked] of text.matchAll(/\[\[unsafe:([^\]]*)\]\]/gi)) {
+    for (const code of (marked ?? '').split(/[\s,]+/)) if (code !== '') codes.add(code.toUpperCase())
+  }
+  return codes.size === 0 ? 'safe' : `unsafe\n${[...codes].join(',')}`
+}
+
+/** The last turn of the conversation block of a Llama Guard prompt, or the text itself when it holds none. */
+function assessedTurn(text: string): string {
+  const begin = text.indexOf('<BEGIN CONVERSATION>')
+  const end = text.lastIndexOf('<END CONVERSATION>')
+  if (begin === -1 || end < begin) return text
+  const block = text.slice(begin, end)
+  const last = Math.max(block.lastIndexOf('\n\nUser: '), block.lastIndexOf('\n\nAgent: '))
+  return last === -1 ? block : block.slice(last)
+}
+
+function promptGuardBody(model: string, inputs: unknown): unknown {
+  const second = /prompt-guard-2/i.test(model)
+  const classify = (text: string): { label: string; score: number }[] => {
+    const injection = text.includes('[[injection]]')
+    const jailbreak = text.includes('[[jailbreak]]')
+    if (second) {
+      return injection || jailbreak
+        ? [
+            { label: 'LABEL_1', score: 0.9987 },
+            { label: 'LABEL_0', score: 0.0013 },
+          ]
+        : [
+            { label: 'LABEL_0', score: 0.9991 },
+            { label: 'LABEL_1', score: 0.0009 },
+          ]
+    }
+    if (!injection && !jailbreak) {
+      return [
+        { label: 'BENIGN', score: 0.9991 },
+        { label: 'INJECTION', score: 0.0006 },
+        { label: 'JAILBREAK', score: 0.0003 },
+      ]
+    }
+    const [top, other] = injection ? ['INJECTION', 'JAILBREAK'] : ['JAILBREAK', 'INJECTION']
+    return [
+      { label: top, score: 0.9987 },
+      { label: other, score: 0.0008 },
+      { label: 'BENIGN', score: 0.0005 },
+    ]
+  }
+  if (Array.isArray(inputs)) return inputs.map((input) => classify(typeof input === 'string' ? input : ''))
+  return classify(typeof inputs === 'string' ? inputs : '')
 }
 
 /** Derives a stable unit vector from the text, so equal inputs embed equally across runs. */

@@ -225,7 +225,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * Starts a mock AI provider speaking the OpenAI, Anthropic and Gemini wire formats, as strict as the real ones
- * about credentials and bodies unless told otherwise (see `MockProviderOptions`).
+ * about credentials and bodies unless told otherwise (see `MockProviderOptions`). Models named `llama-guard`
+ * answer chat as Llama Guard, and `POST .../models/{org}/{name with prompt-guard}` answers as Prompt Guard
+ * text classification, both from trigger markers such as `[[unsafe:S1]]` and `[[injection]]` (table in
+ * `mock-dialects.ts`, above `llamaGuardReply`).
  * @example
  * const mock = await createMockProvider()
  * const res = await fetch(`${mock.url}/v1/messages`, {

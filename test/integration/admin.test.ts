@@ -445,6 +445,42 @@ for (const kind of ['memory', 'postgres'] as const satisfies readonly StoreKind[
       expect(await ids(`${base}/logs`)).toEqual([id(3), id(1), id(0)])
     })
 
+    it("filters on guard actions, the reference's dlp_action among them", async () => {
+      const finding = {
+        check: 'REQUEST' as const,
+        profileId: 'pii',
+        entryId: 'credit-card',
+        policyIds: ['block-pii'],
+        path: '/messages/0/content',
+        start: 0,
+        end: 19,
+      }
+      const records = [
+        logRecord(1000, { guard: { dlp: { action: 'BLOCK', findings: [finding] } } }),
+        logRecord(2000, { guard: { guardrails: { action: 'UNAVAILABLE', unavailable: ['prompt'] } } }),
+        logRecord(3000),
+      ]
+      const base = await start(records)
+      const dlpAction = (value: string) =>
+        filtersParam([{ key: 'dlp_action', operator: 'eq', value: [value] }])
+      expect(await ids(`${base}/logs?${dlpAction('BLOCK')}`)).toEqual([records[0]!.id])
+      expect(await ids(`${base}/logs?${dlpAction('FLAG')}`)).toEqual([])
+      const listed = await send(`${base}/logs?${dlpAction('BLOCK')}`, { headers: auth })
+      expect((listed.json() as { records: LogRecord[] }).records[0]?.guard).toEqual(records[0]!.guard)
+      const notDown = filtersParam([{ field: 'guardrailAction', op: 'neq', value: 'UNAVAILABLE' }])
+      expect(await ids(`${base}/logs?${notDown}`)).toEqual([records[2]!.id, records[0]!.id])
+      const analytics = await send(`${base}/analytics?${dlpAction('BLOCK')}`, { headers: auth })
+      expect((analytics.json() as { rows: unknown[] }).rows).toEqual([
+        expect.objectContaining({ requests: 1 }),
+      ])
+      const wrong = await send(`${base}/logs?${dlpAction('ALLOW')}`, { headers: auth })
+      expect(wrong.status).toBe(400)
+      expect(wrong.json()).toMatchObject({
+        internalCode: 2120,
+        message: expect.stringContaining('FLAG, REDACT, BLOCK'),
+      })
+    })
+
     it.each([
       [
         [{ key: 'user_agent', operator: 'eq', value: ['x'] }],

@@ -1,7 +1,7 @@
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { LogRecord } from '../../src/logs/types.js'
-import { ROUTE_NAME_SQL } from '../../src/postgres/log-sql.js'
+import type { LogGuard, LogRecord } from '../../src/logs/types.js'
+import { DLP_ACTION_SQL, GUARDRAIL_ACTION_SQL, ROUTE_NAME_SQL } from '../../src/postgres/log-sql.js'
 import { createPostgresLogStore } from '../../src/postgres/log-store.js'
 import { logStoreConformance } from '../../src/testing/log-store-conformance.js'
 import { SAMPLE_ATTEMPT, sampleRecord } from '../helpers/log-store.js'
@@ -63,7 +63,7 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     const [a, b] = [newPool(), newPool()]
     const stores = await Promise.all([a, b, a, b].map((p) => createPostgresLogStore(p, { schema: name })))
     expect(stores).toHaveLength(4)
-    expect(await migrationVersions(name)).toEqual([1, 2, 3, 4, 5])
+    expect(await migrationVersions(name)).toEqual([1, 2, 3, 4, 5, 6])
   })
 
   it('lets instances on separate pools see each other’s writes', async () => {
@@ -86,7 +86,7 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     await store.write([kept])
     const reopened = await createPostgresLogStore(pool, { schema: name, table: 'again' })
     expect(await reopened.get(kept.id)).toEqual(kept)
-    expect(await migrationVersions(name, 'again')).toEqual([1, 2, 3, 4, 5])
+    expect(await migrationVersions(name, 'again')).toEqual([1, 2, 3, 4, 5, 6])
   })
 
   it('refuses schema and table names that are not plain identifiers, before any query', async () => {
@@ -150,6 +150,35 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     expect((await store.list({ filters: [...filters] })).records.map((r) => r.route)).toEqual([route])
   })
 
+  it('serves filters on guard actions from their indexes', async () => {
+    const store = await createPostgresLogStore(pool, { schema, table: 'guarded' })
+    const guard: LogGuard = {
+      dlp: { action: 'BLOCK', findings: [] },
+      guardrails: { action: 'FLAG', prompt: [{ category: 'S1', score: 0.9, classifier: 'llama-guard' }] },
+    }
+    await store.write([record(1000, { guard }), record(2000)])
+    const client = await pool.connect()
+    try {
+      await client.query('BEGIN')
+      await client.query('SET LOCAL enable_seqscan = off')
+      for (const [expression, index] of [
+        [DLP_ACTION_SQL, 'guarded_dlp_idx'],
+        [GUARDRAIL_ACTION_SQL, 'guarded_guardrail_idx'],
+      ] as const) {
+        const { rows } = await client.query(
+          `EXPLAIN SELECT id FROM "${schema}"."guarded" WHERE ${expression} = $1::text`,
+          ['BLOCK'],
+        )
+        expect(rows.map((row) => row['QUERY PLAN']).join('\n')).toContain(index)
+      }
+    } finally {
+      await client.query('ROLLBACK')
+      client.release()
+    }
+    const filters = [{ field: 'guardrailAction', op: 'eq', value: 'FLAG' }] as const
+    expect((await store.list({ filters: [...filters] })).records.map((r) => r.guard)).toEqual([guard])
+  })
+
   it('sums costs exactly and rounds the sum once to 10 places, as the memory store does', async () => {
     const store = await createPostgresLogStore(pool, { schema, table: 'sums' })
     // 1000 requests of 22 gpt-4o-mini prompt tokens: floats would sum them to 0.003299999999999948.
@@ -176,13 +205,14 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     const noisy = record(1000, { cost: 0.0000032999999999999997 })
     await store.write([noisy, record(2000, { cost: null })])
     // Back to version 1: cost as double precision, holding what float arithmetic used to log, and no
-    // attempt log or route columns.
+    // attempt log, route or guard columns (their indexes go with them).
     await pool.query(`ALTER TABLE "${name}"."old" ALTER COLUMN cost TYPE double precision`)
     await pool.query(`ALTER TABLE "${name}"."old" DROP COLUMN attempt_log`)
     await pool.query(`ALTER TABLE "${name}"."old" DROP COLUMN route`)
+    await pool.query(`ALTER TABLE "${name}"."old" DROP COLUMN guard`)
     await pool.query(`DELETE FROM "${name}"."old_migrations" WHERE version > 1`)
     const migrated = await createPostgresLogStore(pool, { schema: name, table: 'old' })
-    expect(await migrationVersions(name, 'old')).toEqual([1, 2, 3, 4, 5])
+    expect(await migrationVersions(name, 'old')).toEqual([1, 2, 3, 4, 5, 6])
     expect((await migrated.get(noisy.id))?.cost).toBe(0.0000033)
     expect(await migrated.analytics({})).toMatchObject([{ requests: 2, cost: 0.0000033 }])
     // Records from before the attempt log read back without one; new ones keep theirs.
@@ -196,5 +226,12 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     const routed = record(4000, { route })
     await migrated.write([routed])
     expect((await migrated.get(routed.id))?.route).toEqual(route)
+    expect(await migrated.get(routed.id)).not.toHaveProperty('guard')
+    const guard: LogGuard = { dlp: { action: 'BLOCK', findings: [] }, guardrails: { action: 'UNAVAILABLE' } }
+    const guarded = record(5000, { guard })
+    await migrated.write([guarded])
+    expect((await migrated.get(guarded.id))?.guard).toEqual(guard)
+    const blocked = [{ field: 'dlpAction', op: 'eq', value: 'BLOCK' }] as const
+    expect((await migrated.list({ filters: [...blocked] })).records.map((r) => r.id)).toEqual([guarded.id])
   })
 })

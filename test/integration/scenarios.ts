@@ -20,6 +20,7 @@ import {
   resumeScenarios,
 } from './scenarios-failover.js'
 import { faultScenarios } from './scenarios-faults.js'
+import { guardScenarios, guardStreamFaultScenarios } from './scenarios-guard.js'
 import { hostScenarios } from './scenarios-host.js'
 import { logScenarios } from './scenarios-logs.js'
 import { policyScenarios } from './scenarios-policies.js'
@@ -594,6 +595,8 @@ export function runScenarios(framework: string, build: BuildApp): void {
     dynamicRouteScenarios(world)
     spendLimitScenarios(world)
     policyScenarios(world)
+    guardScenarios(world)
+    guardStreamFaultScenarios(world)
     cacheScenarios(world)
     logScenarios(world)
     faultScenarios(world)

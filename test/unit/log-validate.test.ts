@@ -21,6 +21,21 @@ const valid: LogRecord = sampleRecord({
 
 const attempt = SAMPLE_ATTEMPT
 
+const finding = {
+  check: 'REQUEST',
+  profileId: 'pii',
+  entryId: 'ssn',
+  policyIds: ['block-pii'],
+  path: '/messages/0/content',
+  start: 4,
+  end: 15,
+}
+const hit = { category: 'S1', score: 0.8, classifier: 'llama-guard' }
+const guard = {
+  dlp: { action: 'REDACT', findings: [finding], truncated: false },
+  guardrails: { action: 'FLAG', prompt: [hit], answer: [], unavailable: ['answer'] },
+}
+
 class Bag {
   readonly user = 'u1'
 }
@@ -69,6 +84,50 @@ const variants: [string, Record<string, unknown>][] = [
   ['an attempt with an unknown action', { attemptLog: [{ ...attempt, action: 'wait' }] }],
   ['an attempt without its provider', { attemptLog: [{ ...attempt, provider: undefined }] }],
   ['an attempt log that is not a list', { attemptLog: attempt }],
+  ['a guard', { guard }],
+  ['a guard of DLP alone', { guard: { dlp: { action: 'BLOCK', findings: [] } } }],
+  [
+    'a guard finding holding its text',
+    { guard: { dlp: { ...guard.dlp, findings: [{ ...finding, text: '078-05-1120' }] } } },
+  ],
+  [
+    'a guard with text to clean',
+    { guard: { guardrails: { action: 'FLAG', answer: [{ ...hit, category: 'S\u0000' }] } } },
+  ],
+  ['a guard of 100 findings', { guard: { dlp: { action: 'FLAG', findings: Array(100).fill(finding) } } }],
+  ['a guard of 101 findings', { guard: { dlp: { action: 'FLAG', findings: Array(101).fill(finding) } } }],
+  [
+    'a guard id of 256 characters',
+    { guard: { dlp: { action: 'FLAG', findings: [{ ...finding, entryId: 'e'.repeat(256) }] } } },
+  ],
+  [
+    'a guard id of 257 characters',
+    { guard: { dlp: { action: 'FLAG', findings: [{ ...finding, entryId: 'e'.repeat(257) }] } } },
+  ],
+  [
+    'a guard finding ending before it starts',
+    { guard: { dlp: { action: 'FLAG', findings: [{ ...finding, end: 3 }] } } },
+  ],
+  [
+    'a guard finding at a negative offset',
+    { guard: { dlp: { action: 'FLAG', findings: [{ ...finding, start: -1 }] } } },
+  ],
+  ['an unknown DLP action', { guard: { dlp: { ...guard.dlp, action: 'ALLOW' } } }],
+  ['an unknown guardrail action', { guard: { guardrails: { ...guard.guardrails, action: 'REDACT' } } }],
+  ['a guardrail score of 1', { guard: { guardrails: { action: 'BLOCK', prompt: [{ ...hit, score: 1 }] } } }],
+  [
+    'a guardrail score above 1',
+    { guard: { guardrails: { action: 'BLOCK', prompt: [{ ...hit, score: 1.01 }] } } },
+  ],
+  [
+    'a guardrail score of NaN',
+    { guard: { guardrails: { action: 'BLOCK', prompt: [{ ...hit, score: Number.NaN }] } } },
+  ],
+  [
+    'an unknown unavailable phase',
+    { guard: { guardrails: { action: 'UNAVAILABLE', unavailable: ['stream'] } } },
+  ],
+  ['a guard that is not an object', { guard: 'BLOCK' }],
 ]
 
 describe('validateLogRecords', () => {
@@ -88,6 +147,20 @@ describe('validateLogRecords', () => {
     expect(stored!.requestBody).toBe('a\uFFFDb')
     expect(stored!.responseBody).toBe('ok')
     expect(stored!.id).toBe(valid.id.toLowerCase())
+  })
+
+  it('keeps guard whole and never the matched text a finding carries', () => {
+    const leaky = { ...finding, text: '078-05-1120' }
+    const [stored] = validateLogRecords([
+      { ...valid, guard: { ...guard, dlp: { ...guard.dlp, findings: [leaky] } } } as LogRecord,
+    ])
+    expect(stored!.guard).toStrictEqual(guard)
+    const too = (change: Record<string, unknown>) => () =>
+      validateLogRecords([
+        { ...valid, guard: { dlp: { action: 'FLAG', findings: [{ ...finding, ...change }] } } } as LogRecord,
+      ])
+    expect(too({ path: '/'.repeat(257) })).toThrow(LogRecordError)
+    expect(too({ policyIds: Array(101).fill('p') })).toThrow(LogRecordError)
   })
 
   it('names the record and field that failed', () => {

@@ -9,8 +9,10 @@ import {
   createMemoryLogStore,
   type GatewayOptions,
   type GatewayRequest,
+  type LogGuard,
   type LogRecord,
   type LogStore,
+  type Step,
 } from '../../src/index.js'
 import { LogQueue, redact } from '../../src/logs/recorder.js'
 import { createScrubber } from '../../src/secrets.js'
@@ -151,6 +153,41 @@ describe('request logs', () => {
     expect(dropped).toEqual([{ count: 1, total: 1, reason: 'build-failed' }])
     expect(errors).toEqual([expect.objectContaining({ message: 'a bug in a record' })])
     expect((await store.list({})).records.map((record) => record.id)).toHaveLength(2)
+  })
+
+  it('record what guardrails and DLP found, and nothing for a request they did not touch', async () => {
+    const found: LogGuard = {
+      dlp: {
+        action: 'REDACT',
+        findings: [
+          {
+            check: 'REQUEST',
+            profileId: 'pii',
+            entryId: 'email',
+            policyIds: ['redact-pii'],
+            path: '/messages/0/content',
+            start: 0,
+            end: 13,
+          },
+        ],
+      },
+      guardrails: { action: 'FLAG', prompt: [{ category: 'S6', score: 0.61, classifier: 'llama-guard' }] },
+    }
+    const guardStep: Step = async function guard(ctx, next) {
+      if (ctx.request.headers['x-guarded'] === 'yes') ctx.state.guard = structuredClone(found)
+      await next()
+    }
+    const gateway = gatewayFor({ steps: [guardStep] })
+    const guarded = await gateway.handle(chat('a@example.com', { 'x-guarded': 'yes' }))
+    const plain = await gateway.handle(chat('hello'))
+    await gateway.flushLogs()
+    expect((await gateway.logs!.get(guarded!.headers['cf-aig-log-id']!))?.guard).toEqual(found)
+    expect(await gateway.logs!.get(plain!.headers['cf-aig-log-id']!)).not.toHaveProperty('guard')
+    const { records } = await gateway.logs!.list({
+      filters: [{ field: 'dlpAction', op: 'eq', value: 'REDACT' }],
+    })
+    expect(records.map((record) => record.id)).toEqual([guarded!.headers['cf-aig-log-id']])
+    await gateway.close()
   })
 
   it('write nothing with logs: false', async () => {

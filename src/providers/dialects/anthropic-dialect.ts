@@ -13,6 +13,7 @@ import {
   usageEvents,
   withCache,
 } from './common.js'
+import { ANTHROPIC_TEXT } from './text.js'
 import type { DialectSpec, ProviderError, StreamGrammar } from './types.js'
 
 /**
@@ -94,4 +95,5 @@ export const anthropicDialect: DialectSpec = {
   model: bodyOrPathModel,
   outputCap,
   streams: bodyStreams,
+  text: ANTHROPIC_TEXT,
 }

@@ -15,6 +15,7 @@ import {
   withCache,
 } from './common.js'
 import { geminiCodec } from './gemini.js'
+import { GEMINI_TEXT } from './text.js'
 import type { DialectSpec, StreamGrammar } from './types.js'
 
 /** `usageMetadata.promptTokenCount` / `candidatesTokenCount` + `thoughtsTokenCount` / `cachedContentTokenCount`. */
@@ -76,4 +77,5 @@ export const geminiDialect: DialectSpec = {
   model: bodyOrPathModel,
   outputCap,
   streams: (path, body) => bodyStreams(path, body) || path.includes(STREAM_ENDPOINT),
+  text: GEMINI_TEXT,
 }

@@ -16,6 +16,7 @@ import {
   tokens,
   withCache,
 } from './common.js'
+import { NO_TEXT, OPENAI_TEXT } from './text.js'
 import type { DialectSpec, StreamGrammar, UsageReader } from './types.js'
 
 const OUTPUT_CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'] as const
@@ -95,6 +96,7 @@ export const openaiDialect: DialectSpec = {
   model: bodyOrPathModel,
   outputCap: openaiOutputCap,
   streams: bodyStreams,
+  text: OPENAI_TEXT,
 }
 
 /** Workers AI: OpenAI's stream framing and errors on its `/v1/chat/completions`; its logs stay raw. */
@@ -116,5 +118,6 @@ export function opaqueDialect(name: Dialect): DialectSpec {
     model: bodyOrPathModel,
     outputCap: openaiOutputCap,
     streams: bodyStreams,
+    text: NO_TEXT,
   }
 }

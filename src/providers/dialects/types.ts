@@ -9,6 +9,7 @@ import type {
   EmbeddingsResponse,
   OpenAIErrorBody,
 } from './openai-types.js'
+import type { DialectText } from './text.js'
 
 /** One parsed server-sent event. `event` is undefined when the stream gave no `event:` line. */
 export interface SSEEvent {
@@ -143,4 +144,6 @@ export interface DialectSpec {
   outputCap(body: unknown): number | undefined
   /** Whether a passthrough request asks for a streamed answer (body `stream`, or a streaming endpoint). */
   streams(path: string, body: unknown): boolean
+  /** Where the words of prompts and answers are, for guardrails and DLP. */
+  readonly text: DialectText
 }

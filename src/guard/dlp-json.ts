@@ -1,0 +1,160 @@
+/**
+ * DLP over JSON bodies: every string in the body is scanned on its own (keys are not), as the reference
+ * scans the raw text of prompts, answers and tool calls; a redaction rewrites those strings and leaves the
+ * JSON's shape alone. Findings name the string by JSON pointer and the span by offsets in it.
+ */
+import type { LogDlpFinding } from '../logs/types.js'
+import type { DlpAction, DlpCheck } from './config.js'
+import { type DlpMask, redactText, type DlpFinding as ScanFinding, scanText } from './dlp/index.js'
+
+/** Findings kept per request, in records and headers. */
+export const MAX_DLP_FINDINGS = 100
+/** Strings deeper than this are not scanned: no body a provider takes nests further. */
+const MAX_DEPTH = 64
+
+/** A finding as the log record keeps it: named, placed, never the text. */
+export type DlpHit = LogDlpFinding
+export type DlpCheckName = LogDlpFinding['check']
+
+/** What DLP found in one check and did: the strongest action of the findings' policies. */
+export interface DlpResult {
+  readonly action: 'FLAG' | 'REDACT' | 'BLOCK' | undefined
+  readonly hits: DlpHit[]
+  readonly truncated: boolean
+}
+
+const RANK = { flag: 1, redact: 2, block: 3 } as const
+const ACTION_NAMES = { flag: 'FLAG', redact: 'REDACT', block: 'BLOCK' } as const
+
+/** The strongest action of the policies that serve a finding's profile. */
+export function actionOf(check: DlpCheck, profileId: string): { action: DlpAction; policyIds: string[] } {
+  const policies = check.policiesOf.get(profileId) ?? []
+  let action: DlpAction = 'flag'
+  for (const policy of policies) if (RANK[policy.action] > RANK[action]) action = policy.action
+  return { action, policyIds: policies.map((policy) => policy.id) }
+}
+
+/** Collects hits of several scans into one result, keeping at most `MAX_DLP_FINDINGS`. */
+export class DlpCollector {
+  readonly hits: DlpHit[] = []
+  #rank = 0
+  #truncated = false
+
+  constructor(
+    readonly check: DlpCheck,
+    readonly name: DlpCheckName,
+  ) {}
+
+  /** Adds a scan's findings of the string at `path`; returns those whose action is `redact`. */
+  add(findings: readonly ScanFinding[], path: string, offset = 0): ScanFinding[] {
+    const redacted: ScanFinding[] = []
+    for (const finding of findings) {
+      const { action, policyIds } = actionOf(this.check, finding.profileId)
+      this.#rank = Math.max(this.#rank, RANK[action])
+      if (action === 'redact') redacted.push(finding)
+      if (this.hits.length >= MAX_DLP_FINDINGS) {
+        this.#truncated = true
+        continue
+      }
+      this.hits.push({
+        check: this.name,
+        profileId: finding.profileId,
+        entryId: finding.entryId,
+        policyIds,
+        path,
+        start: finding.start + offset,
+        end: finding.end + offset,
+      })
+    }
+    return redacted
+  }
+
+  /** A string was longer than the scan's bound: only its start was scanned. */
+  markTruncated(): void {
+    this.#truncated = true
+  }
+
+  get blocks(): boolean {
+    return this.#rank === RANK.block
+  }
+
+  result(): DlpResult {
+    const action = (Object.keys(RANK) as DlpAction[]).find((name) => RANK[name] === this.#rank)
+    return { action: action && ACTION_NAMES[action], hits: this.hits, truncated: this.#truncated }
+  }
+}
+
+/**
+ * Scans every string of `json`; returns the body with `redact` findings masked (every finding with
+ * `maskAll`), the same object when nothing was masked, and records every finding in `collector`.
+ */
+export function scanJson(
+  collector: DlpCollector,
+  json: unknown,
+  mask: DlpMask,
+  options: { maskAll?: boolean } = {},
+): unknown {
+  const walk = (value: unknown, path: string, depth: number): unknown => {
+    if (typeof value === 'string') {
+      const { findings, truncated } = scanText(collector.check.compiled, value)
+      if (truncated) collector.markTruncated()
+      const redacted = collector.add(findings, path)
+      const masked = options.maskAll ? findings : redacted
+      return masked.length === 0 ? value : redactText(value, masked, mask)
+    }
+    if (depth >= MAX_DEPTH || typeof value !== 'object' || value === null) return value
+    let copy: unknown[] | Record<string, unknown> | undefined
+    const entries = Array.isArray(value) ? value.entries() : Object.entries(value)
+    for (const [key, item] of entries) {
+      const next = walk(item, `${path}/${escapePointer(String(key))}`, depth + 1)
+      if (next === item) continue
+      copy ??= Array.isArray(value) ? [...value] : { ...(value as Record<string, unknown>) }
+      ;(copy as Record<string, unknown>)[key as string] = next
+    }
+    return copy ?? value
+  }
+  return walk(json, '', 0)
+}
+
+function escapePointer(key: string): string {
+  return key.replaceAll('~', '~0').replaceAll('/', '~1')
+}
+
+/**
+ * The reference's `cf-aig-dlp` header: findings grouped by check and profile, with the entries and
+ * policies that matched, and (beyond the reference) where: pointer and offsets, never the text.
+ */
+export function dlpHeader(results: readonly DlpResult[]): string | undefined {
+  const hits = results.flatMap((result) => result.hits)
+  if (hits.length === 0) return undefined
+  const groups = new Map<string, { check: DlpCheckName; profileId: string; hits: DlpHit[] }>()
+  for (const hit of hits) {
+    const key = `${hit.check}\n${hit.profileId}`
+    const group = groups.get(key) ?? { check: hit.check, profileId: hit.profileId, hits: [] }
+    group.hits.push(hit)
+    groups.set(key, group)
+  }
+  const action = results.some((r) => r.action === 'BLOCK')
+    ? 'BLOCK'
+    : results.some((r) => r.action === 'REDACT')
+      ? 'REDACT'
+      : 'FLAG'
+  return JSON.stringify({
+    findings: [...groups.values()].map((group) => ({
+      profile: {
+        context: {},
+        entry_ids: [...new Set(group.hits.map((hit) => hit.entryId))],
+        profile_id: group.profileId,
+      },
+      policy_ids: [...new Set(group.hits.flatMap((hit) => hit.policyIds))],
+      check: group.check,
+      positions: group.hits.slice(0, 20).map((hit) => ({
+        entry_id: hit.entryId,
+        path: hit.path,
+        start: hit.start,
+        end: hit.end,
+      })),
+    })),
+    action,
+  })
+}

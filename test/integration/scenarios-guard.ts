@@ -1,0 +1,316 @@
+import { expect, it } from 'vitest'
+import type { GatewayOptions } from '../../src/index.js'
+import {
+  OPENAI_DONE,
+  openaiChunk,
+  SSE_HEADERS,
+  startFaultServer,
+  writeAsync,
+} from '../helpers/fault-server.js'
+import { send } from '../helpers/http.js'
+import { chat, type World } from './scenarios.js'
+
+const CHAT = '/ai/openai/chat/completions'
+const COMPAT = '/ai/compat/chat/completions'
+const MESSAGES = '/ai/anthropic/v1/messages'
+// A test card number (Luhn-valid, the card networks' documented test range), split into groups so a stream
+// sends it over several events.
+const CARD = ['4111', '1111', '1111', '1111'].join(' ')
+const EMAIL = ['ana.silva', 'example.com'].join('@')
+
+/** Text of an OpenAI chat stream, its events joined; throws on an event that is not JSON. */
+function streamedText(sse: string): { text: string; events: Record<string, unknown>[] } {
+  const events: Record<string, unknown>[] = []
+  let text = ''
+  for (const block of sse.split('\n\n')) {
+    const data = block
+      .split('\n')
+      .find((line) => line.startsWith('data: '))
+      ?.slice(6)
+    if (data === undefined || data === '[DONE]') continue
+    const event = JSON.parse(data) as Record<string, unknown>
+    events.push(event)
+    const choices = event.choices as { delta?: { content?: string } }[] | undefined
+    text += choices?.[0]?.delta?.content ?? ''
+    const delta = event.delta as { text?: string } | undefined
+    if (event.type === 'content_block_delta') text += delta?.text ?? ''
+  }
+  return { text, events }
+}
+
+const dlp = (
+  action: 'flag' | 'block' | 'redact',
+  check = ['request', 'response'],
+): GatewayOptions['dlp'] => ({
+  policies: [
+    {
+      id: `${action}-it`,
+      profiles: ['financial', 'pii'],
+      check: check as ('request' | 'response')[],
+      action,
+    },
+  ],
+})
+
+/** Guardrails and DLP in the pipeline, prompts and answers, streams included. */
+export function guardScenarios(world: World): void {
+  it('dlp: a card in the prompt is refused with 400 (2029) before any call, and the header names what, never the number', async () => {
+    world.mock.reset()
+    const url = await world.start({ dlp: dlp('block') })
+    const res = await send(`${url}${CHAT}`, { body: chat(`charge my card ${CARD} please`) })
+    expect(res.status).toBe(400)
+    expect(res.json()).toMatchObject({ internalCode: 2029 })
+    expect(res.text).not.toContain('4111')
+    const header = JSON.parse(res.headers['cf-aig-dlp'] as string)
+    expect(header).toMatchObject({
+      action: 'BLOCK',
+      findings: [
+        {
+          profile: { profile_id: 'financial', entry_ids: ['credit_card'] },
+          policy_ids: ['block-it'],
+          check: 'REQUEST',
+        },
+      ],
+    })
+    expect(res.headers['cf-aig-dlp']).not.toContain('4111')
+    expect(world.mock.calls).toHaveLength(0)
+    // The record says what was found, and its copy of the request is masked.
+    await world.gateway?.flushLogs()
+    const record = await world.gateway?.logs?.get(res.headers['cf-aig-log-id'] as string)
+    expect(record?.errorCode).toBe(2029)
+    expect(record?.guard?.dlp).toMatchObject({
+      action: 'BLOCK',
+      findings: [
+        { check: 'REQUEST', profileId: 'financial', entryId: 'credit_card', path: '/messages/0/content' },
+      ],
+    })
+    expect(record?.requestBody).toContain('[REDACTED:credit_card]')
+    expect(JSON.stringify(record)).not.toContain('4111')
+  })
+
+  it('dlp: redact masks the prompt in what the provider receives, on passthrough and /compat (translated) alike', async () => {
+    world.mock.reset()
+    const url = await world.start({ dlp: dlp('redact', ['request']) })
+    const direct = await send(`${url}${CHAT}`, { body: chat(`mail ${EMAIL} about it`) })
+    expect(direct.status).toBe(200)
+    const compat = await send(`${url}${COMPAT}`, {
+      body: chat(`mail ${EMAIL} about it`, { model: 'anthropic/claude-haiku-4-5' }),
+    })
+    expect(compat.status).toBe(200)
+    for (const call of world.mock.calls) {
+      expect(call.body).not.toContain(EMAIL)
+      expect(call.body).toContain('[REDACTED:email]')
+    }
+    expect(JSON.parse(direct.headers['cf-aig-dlp'] as string)).toMatchObject({ action: 'REDACT' })
+    await world.gateway?.flushLogs()
+    const record = await world.gateway?.logs?.get(direct.headers['cf-aig-log-id'] as string)
+    expect(JSON.stringify(record)).not.toContain(EMAIL)
+  })
+
+  it('dlp: an answer is redacted whole, and a streamed one in-stream, a card split over events included', async () => {
+    world.mock.reset()
+    const url = await world.start({ dlp: dlp('redact', ['response']) })
+    // Long enough that some of it goes out before the end: the hold-back window is 256 characters.
+    const preamble = 'we keep a few things about you on file, as the law allows, and here they are. '.repeat(
+      5,
+    )
+    const reply = `${preamble}your card ${CARD} is on file, write to ${EMAIL}`
+    const masked = `${preamble}your card [REDACTED:credit_card] is on file, write to [REDACTED:email]`
+    world.mock.enqueue({ reply }, { reply }, { reply }, { reply }, { reply })
+    const whole = await send(`${url}${CHAT}`, { body: chat('what is on file?') })
+    expect(whole.json()).toMatchObject({ choices: [{ message: { content: masked } }] })
+    const streamed = await send(`${url}${CHAT}`, { body: chat('what is on file?', { stream: true }) })
+    const { text, events } = streamedText(streamed.text)
+    expect(text).toBe(masked)
+    // Released as it came, past the window: not held whole.
+    expect(
+      events.filter((event) => streamedText(`data: ${JSON.stringify(event)}`).text !== '').length,
+    ).toBeGreaterThan(2)
+    expect(streamed.text.endsWith('data: [DONE]\n\n')).toBe(true)
+    // Anthropic's own events, on its passthrough.
+    const anthropic = await send(`${url}${MESSAGES}`, {
+      body: {
+        model: 'claude-haiku-4-5',
+        max_tokens: 100,
+        stream: true,
+        messages: [{ role: 'user', content: 'on file?' }],
+      },
+    })
+    expect(streamedText(anthropic.text).text).toBe(masked)
+    expect(anthropic.text).toContain('event: message_stop')
+    // /compat, translated from Anthropic into OpenAI's chunks, and Gemini's own stream.
+    world.mock.enqueue({ reply }, { reply })
+    const compat = await send(`${url}${COMPAT}`, {
+      body: chat('on file?', { model: 'anthropic/claude-haiku-4-5', stream: true }),
+    })
+    expect(streamedText(compat.text).text).toBe(masked)
+    const gemini = await send(
+      `${url}/ai/google-ai-studio/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse`,
+      {
+        body: { contents: [{ role: 'user', parts: [{ text: 'on file?' }] }] },
+      },
+    )
+    const geminiText = gemini.text
+      .split('\n\n')
+      .filter((block) => block.startsWith('data: '))
+      .map((block) => JSON.parse(block.slice(6)).candidates?.[0]?.content?.parts?.[0]?.text ?? '')
+      .join('')
+    expect(geminiText).toBe(masked)
+  })
+
+  it('dlp: a blocked streamed answer ends with the terminal error event before the number reaches the client', async () => {
+    world.mock.reset()
+    const url = await world.start({ dlp: dlp('block', ['response']) })
+    world.mock.enqueue({ reply: `sure, the card is ${CARD} and that is all` })
+    const res = await send(`${url}${CHAT}`, { body: chat('card?', { stream: true }) })
+    expect(res.status).toBe(200)
+    expect(res.text).not.toContain('4111')
+    expect(res.text).toContain('2030')
+    expect(res.text).not.toContain('[DONE]')
+  })
+
+  it('guardrails: a rule classifier blocks a prompt with 424 (2016) and flags another category, recorded', async () => {
+    world.mock.reset()
+    const url = await world.start({
+      guardrails: {
+        classifiers: [
+          {
+            type: 'rules',
+            rules: [
+              { category: 'S9', keywords: ['nerve agent'] },
+              { category: 'S6', patterns: ['(?i)dosage of \\w+'] },
+            ],
+          },
+        ],
+        prompt: { S9: 'BLOCK', S6: 'FLAG' },
+      },
+    })
+    const blocked = await send(`${url}${CHAT}`, { body: chat('how to make a nerve agent at home') })
+    expect(blocked.status).toBe(424)
+    expect(blocked.json()).toMatchObject({ internalCode: 2016, message: expect.stringContaining('S9') })
+    const flagged = await send(`${url}${CHAT}`, { body: chat('what is the usual dosage of ibuprofen') })
+    expect(flagged.status).toBe(200)
+    await world.gateway?.flushLogs()
+    const record = await world.gateway?.logs?.get(flagged.headers['cf-aig-log-id'] as string)
+    expect(record?.guard?.guardrails).toMatchObject({
+      action: 'FLAG',
+      prompt: [{ category: 'S6', score: 1 }],
+    })
+    expect(world.mock.calls).toHaveLength(1)
+  })
+
+  it('guardrails: Llama Guard behind the mock provider, through the gateway: prompt and answer, whole and streamed', async () => {
+    world.mock.reset()
+    const url = await world.start({
+      guardrails: {
+        classifiers: [{ type: 'llama-guard', model: 'openai/llama-guard-3-8b' }],
+        prompt: { S1: 'block' },
+        answer: { S10: 'block' },
+        streamChunkChars: 64,
+      },
+    })
+    const prompt = await send(`${url}${CHAT}`, { body: chat('[[unsafe:S1]] tell me how') })
+    expect(prompt.status).toBe(424)
+    expect(prompt.json()).toMatchObject({ internalCode: 2016 })
+    world.mock.reset()
+    // The classifier's call for the prompt comes first, then the answer, then the answer's classification.
+    world.mock.enqueue({}, { reply: 'here is something [[unsafe:S10]] hateful' })
+    const answer = await send(`${url}${CHAT}`, { body: chat('say something') })
+    expect(answer.status).toBe(424)
+    expect(answer.json()).toMatchObject({ internalCode: 2017 })
+    expect(answer.text).not.toContain('hateful')
+    world.mock.reset()
+    world.mock.enqueue({}, { reply: 'here is something [[unsafe:S10]] hateful' })
+    const streamed = await send(`${url}${CHAT}`, { body: chat('say something', { stream: true }) })
+    expect(streamed.text).not.toContain('hateful')
+    expect(streamed.text).toContain('2017')
+    await world.gateway?.flushLogs()
+    const record = await world.gateway?.logs?.get(streamed.headers['cf-aig-log-id'] as string)
+    expect(record?.guard?.guardrails).toMatchObject({ action: 'BLOCK', answer: [{ category: 'S10' }] })
+    expect(record?.responseBody ?? '').not.toContain('hateful')
+    const fine = await send(`${url}${CHAT}`, { body: chat('say something nice', { stream: true }) })
+    expect(streamedText(fine.text).text).toBe('mock reply to: say something nice')
+  })
+
+  it('guardrails: a classifier that fails answers 503 (2132) where a block rule applies, or passes flagged with whenUnavailable pass', async () => {
+    world.mock.reset()
+    const options = (whenUnavailable: 'refuse' | 'pass'): GatewayOptions => ({
+      guardrails: {
+        classifiers: [{ type: 'llama-guard', model: 'openai/llama-guard-3-8b' }],
+        prompt: { S1: 'block' },
+        whenUnavailable,
+      },
+    })
+    const refuse = await world.start(options('refuse'))
+    world.mock.enqueue({ status: 500 })
+    const down = await send(`${refuse}${CHAT}`, { body: chat('hello') })
+    expect(down.status).toBe(503)
+    expect(down.json()).toMatchObject({ internalCode: 2132 })
+    const pass = await world.start(options('pass'))
+    world.mock.enqueue({ status: 500 })
+    const through = await send(`${pass}${CHAT}`, { body: chat('hello') })
+    expect(through.status).toBe(200)
+  })
+
+  it('guardrails: in parallel, a blocked prompt gets 424 and the answer already asked for never reaches the client', async () => {
+    world.mock.reset()
+    const url = await world.start({
+      guardrails: {
+        classifiers: [{ type: 'llama-guard', model: 'openai/llama-guard-3-8b' }],
+        prompt: { S1: 'block' },
+        parallel: true,
+      },
+    })
+    const res = await send(`${url}${CHAT}`, { body: chat('[[unsafe:S1]] now') })
+    expect(res.status).toBe(424)
+    expect(res.text).not.toContain('mock reply')
+    // Both went out at once: the classification and the call it refused.
+    expect(world.mock.calls).toHaveLength(2)
+  })
+
+  it('guardrails and dlp: wrong options stop the gateway from being made', async () => {
+    await expect(
+      world.start({ dlp: { policies: [{ id: 'x', profiles: ['nope'], action: 'block' }] } }),
+    ).rejects.toThrow(/nope/)
+    await expect(
+      world.start({
+        guardrails: {
+          classifiers: [{ type: 'rules', rules: [{ category: 'S1', patterns: ['(a'] }] }],
+          prompt: { S1: 'block' },
+        },
+      }),
+    ).rejects.toThrow(/classifiers/)
+  })
+}
+
+/** DLP on streams from a raw upstream: text a character per event, bytes split anywhere, CRLF framing. */
+export function guardStreamFaultScenarios(world: World): void {
+  it.each([1, 7, 64])(
+    'dlp: a stream a character per event, written %i bytes at a time, is redacted exactly and keeps its finish',
+    async (split) => {
+      const secret = `call 555-867-5309? no: card ${CARD}, ssn 536-90-4421. bye`
+      const events = [...[...secret].map((c) => openaiChunk(c)), openaiChunk('', 'stop'), OPENAI_DONE].map(
+        (event) => event.replaceAll('\n', '\r\n'),
+      )
+      const bytes = Buffer.from(events.join(''))
+      const upstream = await startFaultServer(async (_req, res) => {
+        res.writeHead(200, SSE_HEADERS)
+        for (let at = 0; at < bytes.length; at += split) await writeAsync(res, bytes.subarray(at, at + split))
+        res.end()
+      })
+      try {
+        const url = await world.start({
+          providers: { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } },
+          dlp: { policies: [{ id: 'all', profiles: ['financial', 'government_ids'], action: 'redact' }] },
+        })
+        const res = await send(`${url}${CHAT}`, { body: chat('tell me', { stream: true }) })
+        const { text, events: seen } = streamedText(res.text)
+        expect(text).toBe('call 555-867-5309? no: card [REDACTED:credit_card], ssn [REDACTED:us_ssn]. bye')
+        expect(seen.at(-1)).toMatchObject({ choices: [{ finish_reason: 'stop' }] })
+        expect(res.text.endsWith('data: [DONE]\n\n') || res.text.endsWith('data: [DONE]\r\n\r\n')).toBe(true)
+      } finally {
+        await upstream.close()
+      }
+    },
+  )
+}
