@@ -14,6 +14,7 @@ import {
   type FrontierResult,
   formatAims,
   formatFrontierTable,
+  formatGuardTable,
   formatLoggingTable,
   formatMemoryCurve,
   formatMemoryTable,
@@ -21,6 +22,7 @@ import {
   formatPolicyTable,
   formatTtftTable,
   frontierShares,
+  type GuardCounts,
   type LogCounts,
   logsOn,
   type Measurement,
@@ -71,8 +73,9 @@ const LONG_SOAK_SECONDS = 120
 // JIT has settled already; what they need is connections again, the load generator's (new for every run)
 // and the server's to the upstream (idle ones are closed after a few seconds).
 const LATER_ROUND_WARMUP = 500
-// The TTFT part: one gateway mount, read against the direct call and the bare proxy of its framework.
-const TTFT_TARGETS = ['direct', 'bare-fastify', 'gateway-fastify']
+// The TTFT part: one gateway mount, read against the direct call and the bare proxy of its framework, and the
+// same mount with the guard step, whose DLP holds a stream's text back.
+const TTFT_TARGETS = ['direct', 'bare-fastify', 'gateway-fastify', 'gateway-fastify-guard-rules']
 // Turns of every TTFT row before the timed ones: new connections, and the servers' own to the upstream.
 const TTFT_SETTLE_TURNS = 10
 
@@ -213,7 +216,7 @@ function reportProblems(m: Measurement, round?: string): void {
     found.push(`${m.upstreamAnswers} requests reached the upstream instead of the cache`)
   }
   if (m.storeErrors > 0) found.push(`${m.storeErrors} store calls failed or timed out`)
-  found.push(...logProblems(m))
+  found.push(...logProblems(m), ...guardProblems(m))
   const row = round === undefined ? `${m.target.name} ${m.mode}` : `${m.target.name} ${m.mode} (${round})`
   if (found.length > 0) warn(`${row}: ${found.join('; ')}`)
 }
@@ -237,6 +240,31 @@ function logProblems(m: Measurement): string[] {
     const after = `${LOG_SETTLE_MS / 1000} s after the run`
     const requests = `${m.logs.requests} requests the gateway received`
     found.push(`${missing} of the ${requests} had no record written ${after}`)
+  }
+  return found
+}
+
+/**
+ * A guard row measures its step only if DLP redacted every request before the call (its marker shows DLP
+ * found the address; the upstream must never have seen it) and, for the model row, if the guard model was
+ * asked about every request's prompt and answer. Requests the load generator dropped when its throughput run
+ * ended may have stopped short of either call: at most one per connection.
+ */
+function guardProblems(m: Measurement): string[] {
+  if (m.guard === undefined) return []
+  const { requests, classifierCalls, unredacted } = m.guard
+  const found: string[] = []
+  if (unredacted > 0)
+    found.push(`${unredacted} requests reached the upstream with the email address unredacted`)
+  if (m.target.guard === 'model') {
+    const least = 2 * (requests - CONNECTIONS)
+    if (classifierCalls < least) {
+      found.push(
+        `${classifierCalls} guard model calls for ${requests} requests (two each expected, at least ${least})`,
+      )
+    }
+  } else if (classifierCalls > 0) {
+    found.push(`${classifierCalls} guard model calls from a mount without a guard model`)
   }
   return found
 }
@@ -421,6 +449,11 @@ async function measureMode(
   const after = await counters(upstream, server)
   // After the clock stopped: waiting for the store is no part of any request's figure.
   const logs = server && (await settleLogs(server, before.logs, after.logs))
+  const guard: GuardCounts | undefined = target.guard && {
+    requests: after.requests - before.requests,
+    classifierCalls: after.guardCalls - before.guardCalls,
+    unredacted: after.unredacted - before.unredacted,
+  }
   return {
     target,
     mode: endpoint.mode,
@@ -430,6 +463,7 @@ async function measureMode(
     upstreamAnswers: after.upstreamAnswers - before.upstreamAnswers,
     storeErrors: after.storeErrors - before.storeErrors,
     logs,
+    guard,
   }
 }
 
@@ -567,8 +601,9 @@ function memoryLine({ target, memory }: MemoryRow): string {
 }
 
 /**
- * The TTFT part: `direct`, the bare Fastify proxy and the Fastify mount (those of them in the run), each
- * started anew; the mount's rows are its commit points, asked for per request. After the answer checks and
+ * The TTFT part: `direct`, the bare Fastify proxy, the Fastify mount and that mount with the guard step (those
+ * of them in the run), each started anew; the mount's rows are its commit points, asked for per request, and
+ * the guard row is at the default one. After the answer checks and
  * the usual warm-up (on the same requests with the events sent at once), the rows are timed in turn.
  */
 async function benchTtft(
@@ -637,6 +672,11 @@ async function counters(upstream: RunningServer, server: RunningServer | undefin
   const [upstreamStats, serverStats] = await Promise.all([upstream.stats(), server?.stats()])
   return {
     upstreamAnswers: upstreamStats.answers ?? 0,
+    // The guard rows' checks: Llama Guard calls and requests carrying the email address, as the upstream
+    // counted them, and the requests the gateway's server received.
+    guardCalls: upstreamStats.guardCalls ?? 0,
+    unredacted: upstreamStats.unredacted ?? 0,
+    requests: serverStats?.requests ?? 0,
     storeErrors: serverStats?.storeErrors ?? 0,
     logs: serverStats && logQueueOf(serverStats),
   }
@@ -694,7 +734,7 @@ async function settleLogs(
 
 /** `round`, when the run has rounds, says which one the line is (`round 2/3`). */
 function progressLine(
-  { target, mode, latency, throughput, foreignCores, logs }: Measurement,
+  { target, mode, latency, throughput, foreignCores, logs, guard }: Measurement,
   round?: string,
 ): string {
   const foreign = foreignCores === undefined ? '' : `  (others: ${foreignCores.toFixed(2)} cores)`
@@ -704,10 +744,16 @@ function progressLine(
       : `\n${''.padEnd(NAME_WIDTH)} ${mode.padEnd(11)} log records: ${logs.written} written, ` +
         `${logs.dropped} dropped of ${logs.requests} requests ` +
         `(${logs.queuedAtEnd} still queued when the throughput run ended)`
+  const guarded =
+    guard === undefined
+      ? ''
+      : `\n${''.padEnd(NAME_WIDTH)} ${mode.padEnd(11)} guard: ${guard.classifierCalls} guard model calls ` +
+        `for ${guard.requests} requests, ${guard.unredacted} reached the upstream unredacted`
   return (
     `${target.name.padEnd(NAME_WIDTH)} ${mode.padEnd(11)} ${round === undefined ? '' : `${round}  `}` +
     `p50 ${latency.p50Ms.toFixed(3)} ms  ` +
-    `p99 ${latency.p99Ms.toFixed(3)} ms  ${throughput.requestsPerSecond.toFixed(0)} req/s${foreign}${records}`
+    `p99 ${latency.p99Ms.toFixed(3)} ms  ${throughput.requestsPerSecond.toFixed(0)} req/s${foreign}${records}` +
+    guarded
   )
 }
 
@@ -766,6 +812,7 @@ function roundJson(m: Measurement) {
     upstreamAnswers: m.upstreamAnswers,
     storeErrors: m.storeErrors,
     logs: m.logs,
+    guard: m.guard,
   }
 }
 
@@ -789,6 +836,7 @@ function toJson(
       upstreamAnswers: m.upstreamAnswers,
       storeErrors: m.storeErrors,
       logs: m.logs,
+      guard: m.guard,
       ...compare(m, measurements),
       rounds: m.rounds?.map(roundJson),
     })),
@@ -859,6 +907,8 @@ async function main(): Promise<void> {
     for (const mode of config.modes) console.log(`\n${formatModeTable(mode, measurements)}`)
     const policyTable = formatPolicyTable(measurements)
     if (policyTable !== undefined) console.log(`\n${policyTable}`)
+    const guardTable = formatGuardTable(measurements)
+    if (guardTable !== undefined) console.log(`\n${guardTable}`)
     const loggingTable = formatLoggingTable(measurements)
     if (loggingTable !== undefined) console.log(`\n${loggingTable}`)
   }

@@ -1,6 +1,6 @@
 import autocannon from 'autocannon'
 import { Client, type Dispatcher, Pool } from 'undici'
-import { ANSWER_TEXT, ANTHROPIC_DELTA_COUNT } from '../servers/answer.js'
+import { ANSWER_TEXT, ANTHROPIC_DELTA_COUNT, OPENAI_STREAM_TEXT } from '../servers/answer.js'
 import { type Answer, isStreaming, type Marker, type Mode, REQUEST_HEADERS } from './targets.js'
 
 export interface Endpoint {
@@ -81,7 +81,11 @@ function answerProblem(endpoint: Endpoint, status: number, text: string): string
     case 'anthropic':
       return streaming ? anthropicStreamProblem(text) : anthropicJsonProblem(text)
     case 'translated':
-      return streaming ? translatedStreamProblem(text) : translatedJsonProblem(text)
+      return streaming ? wholeStreamProblem(text, ANSWER_TEXT) : wholeJsonProblem(text)
+    // The guard step releases a stream's text as it has scanned it, in events of its own making: the text
+    // must come whole, and unmasked (nothing in it is a finding), whatever events carry it.
+    case 'guarded':
+      return streaming ? wholeStreamProblem(text, OPENAI_STREAM_TEXT) : wholeJsonProblem(text)
   }
 }
 
@@ -105,8 +109,8 @@ function anthropicStreamProblem(text: string): string | undefined {
   return text.endsWith(ANTHROPIC_END) ? undefined : 'the stream does not end with message_stop'
 }
 
-/** The gateway's translation must keep the text whole, not merely produce the right shape. */
-function translatedJsonProblem(text: string): string | undefined {
+/** The gateway's translation (or guard) must keep the text whole, not merely produce the right shape. */
+function wholeJsonProblem(text: string): string | undefined {
   const problem = openaiJsonProblem(text)
   if (problem !== undefined) return problem
   const completion = parseJson(text) as { choices?: { message?: { content?: unknown } }[] } | undefined
@@ -114,7 +118,8 @@ function translatedJsonProblem(text: string): string | undefined {
   return content === ANSWER_TEXT ? undefined : 'the content is not the upstream text'
 }
 
-function translatedStreamProblem(text: string): string | undefined {
+/** `chat.completion.chunk` events ending in `[DONE]` whose contents make `expected`, however they are cut. */
+function wholeStreamProblem(text: string, expected: string): string | undefined {
   if (!text.endsWith('data: [DONE]\n\n')) return 'the stream does not end with [DONE]'
   const events = text.split('\n\n').filter((event) => event.startsWith('data: ') && event !== 'data: [DONE]')
   let content = ''
@@ -126,7 +131,7 @@ function translatedStreamProblem(text: string): string | undefined {
     const piece = chunk.choices?.[0]?.delta?.content
     if (typeof piece === 'string') content += piece
   }
-  return content === ANSWER_TEXT ? undefined : `the deltas make '${content}', not the upstream text`
+  return content === expected ? undefined : `the deltas make '${content}', not the upstream text`
 }
 
 function parseJson(text: string): unknown {

@@ -30,6 +30,16 @@ export interface LogCounts {
   readonly queuedAtEnd: number
 }
 
+/** What shows a guard row's step ran, counted from the warm-up to the end of the throughput run. */
+export interface GuardCounts {
+  /** Requests the gateway's server received. */
+  readonly requests: number
+  /** Llama Guard calls the upstream answered: two per request (the prompt, the answer) for the model row. */
+  readonly classifierCalls: number
+  /** Requests that reached the upstream with the email address still in them: DLP redacts it, so none. */
+  readonly unredacted: number
+}
+
 export interface Measurement {
   readonly target: Target
   readonly mode: Mode
@@ -43,6 +53,8 @@ export interface Measurement {
   readonly storeErrors: number
   /** For a mount with request logs on that reports its log queue; `undefined` otherwise. */
   readonly logs: LogCounts | undefined
+  /** For a guard row; `undefined` otherwise. */
+  readonly guard?: GuardCounts | undefined
   /** With `BENCH_ROUNDS` over 1, the rounds this row is the median of, in the order they ran. */
   readonly rounds?: readonly Measurement[]
 }
@@ -185,7 +197,7 @@ const POLICY_COLUMNS = [
  * should beat the provider) and the same gateway mount without the policy (what the policy costs, or saves).
  */
 export function formatPolicyTable(all: readonly Measurement[]): string | undefined {
-  const policies = all.filter((m) => m.target.role === 'policy')
+  const policies = all.filter((m) => m.target.role === 'policy' && m.target.guard === undefined)
   if (policies.length === 0) return undefined
   const rows = policies.map((m) => {
     const c = compare(m, all)
@@ -204,6 +216,59 @@ export function formatPolicyTable(all: readonly Measurement[]): string | undefin
   })
   const title = policies.some((m) => m.target.route) ? 'CACHE, LIMITS AND ROUTES' : 'CACHE AND LIMITS'
   return `${title}\n${formatTable(POLICY_COLUMNS, rows)}${disturbedFootnote(policies)}`
+}
+
+const GUARD_COLUMNS = [
+  'target',
+  'p50 ms',
+  'p99 ms',
+  'req/s',
+  'gateway-fw p50',
+  '+p50 gateway-fw',
+  'gateway-fw req/s',
+  '% gateway-fw',
+  'guard calls/req',
+]
+
+/**
+ * The guard step against the same mount without it, measured in the same run: what scanning the request and
+ * the answer (and holding a stream's text back while it is scanned) costs, and for the model row what its two
+ * calls to the guard model add. `guard calls/req` is the upstream's count of Llama Guard calls over the
+ * requests the gateway received.
+ */
+export function formatGuardTable(all: readonly Measurement[]): string | undefined {
+  const find = lookupIn(all)
+  const modeOrder = (m: Measurement) => MODES.indexOf(m.mode)
+  const guarded = all.filter((m) => m.target.guard !== undefined).sort((a, b) => modeOrder(a) - modeOrder(b))
+  if (guarded.length === 0) return undefined
+  const gatewayOf = (m: Measurement) => find(m.mode, gatewayNameFor(m.target.framework!))
+  // A disturbed baseline skews the delta as much as a disturbed row: either marks the row.
+  const disturbed = guarded.flatMap((m) =>
+    [m, gatewayOf(m)].filter((r): r is Measurement => r !== undefined && isDisturbed(r)),
+  )
+  const rows = guarded.map((m) => {
+    const c = compare(m, all)
+    const gateway = gatewayOf(m)
+    const marked = isDisturbed(m) || (gateway !== undefined && isDisturbed(gateway))
+    const calls = m.guard && m.guard.requests > 0 ? m.guard.classifierCalls / m.guard.requests : undefined
+    return [
+      `${marked ? `${m.target.name} *` : m.target.name} (${m.mode})`,
+      m.latency.p50Ms.toFixed(3),
+      m.latency.p99Ms.toFixed(3),
+      m.throughput.requestsPerSecond.toFixed(0),
+      gateway ? gateway.latency.p50Ms.toFixed(3) : '-',
+      signedMs(c.addedP50OverGatewayMs),
+      gateway ? gateway.throughput.requestsPerSecond.toFixed(0) : '-',
+      percent(c.shareOfGateway),
+      calls === undefined ? '-' : calls.toFixed(2),
+    ]
+  })
+  const footnote = disturbed.length
+    ? `\n* other processes kept cores busy meanwhile: ${[...new Set(disturbed)]
+        .map((m) => `${m.target.name} (${m.mode}) ${m.foreignCores!.toFixed(2)}`)
+        .join(', ')}`
+    : ''
+  return `GUARD\n${formatTable(GUARD_COLUMNS, rows)}${footnote}`
 }
 
 const LOGGING_COLUMNS = [
@@ -393,25 +458,38 @@ function percent(share: number | undefined): string {
   return share === undefined ? '-' : `${(share * 100).toFixed(1)}%`
 }
 
-/** What a TTFT row adds over `direct` and, for a gateway row, over its framework's bare proxy, at p50. */
+/**
+ * What a TTFT row adds over `direct` and, for a gateway row (the guard row included), over its framework's
+ * bare proxy, at p50; for the guard row also over the same mount without the step at the same commit point.
+ */
 export interface TtftComparison {
   addedFirstTokenP50OverDirectMs: number | undefined
   addedFirstTokenP50OverBareMs: number | undefined
   addedEndP50OverBareMs: number | undefined
+  addedFirstTokenP50OverGatewayMs: number | undefined
 }
 
 export function compareTtft(row: TtftRow, all: readonly TtftRow[]): TtftComparison {
   const { target } = row
   const direct = all.find((r) => r.target.role === 'direct')
+  const mount = target.role === 'gateway' || target.guard !== undefined
   const bare =
-    target.role === 'gateway' && target.framework
-      ? all.find((r) => r.target.name === bareNameFor(target.framework!))
+    mount && target.framework ? all.find((r) => r.target.name === bareNameFor(target.framework!)) : undefined
+  const gateway =
+    target.guard !== undefined && target.framework
+      ? all.find(
+          (r) =>
+            r.target.name === gatewayNameFor(target.framework!) &&
+            r.commit === row.commit &&
+            r.holdMs === row.holdMs,
+        )
       : undefined
   return {
     addedFirstTokenP50OverDirectMs:
       direct && target.role !== 'direct' ? row.firstToken.p50Ms - direct.firstToken.p50Ms : undefined,
     addedFirstTokenP50OverBareMs: bare ? row.firstToken.p50Ms - bare.firstToken.p50Ms : undefined,
     addedEndP50OverBareMs: bare ? row.end.p50Ms - bare.end.p50Ms : undefined,
+    addedFirstTokenP50OverGatewayMs: gateway ? row.firstToken.p50Ms - gateway.firstToken.p50Ms : undefined,
   }
 }
 
@@ -426,6 +504,7 @@ const TTFT_COLUMNS = [
   '+token p50 direct',
   '+token p50 bare-fw',
   '+end p50 bare-fw',
+  '+token p50 gateway-fw',
 ]
 
 /**
@@ -446,6 +525,7 @@ export function formatTtftTable({ plan, rows, foreignCores }: TtftResult): strin
       signedMs(c.addedFirstTokenP50OverDirectMs),
       signedMs(c.addedFirstTokenP50OverBareMs),
       signedMs(c.addedEndP50OverBareMs),
+      signedMs(c.addedFirstTokenP50OverGatewayMs),
     ]
   })
   const disturbed = foreignCores !== undefined && foreignCores > BUSY_CORES
@@ -506,7 +586,11 @@ function policyAims(m: Measurement, all: readonly Measurement[]): AimCheck[] {
     ]
   }
   const gateway = gatewayNameFor(m.target.framework!)
-  const policy = m.target.route ? 'dynamic route' : 'limit step'
+  const policy = m.target.guard
+    ? `guard step (${m.target.guard})`
+    : m.target.route
+      ? 'dynamic route'
+      : 'limit step'
   return [
     addedMs(`${policy}: p50 over ${gateway}`, subject, c.addedP50OverGatewayMs),
     shareOf(`${policy}: throughput share of ${gateway}`, subject, c.shareOfGateway),

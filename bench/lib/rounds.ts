@@ -1,5 +1,5 @@
 import type { LatencyResult, ThroughputResult } from './measure.js'
-import type { LogCounts, Measurement } from './report.js'
+import type { GuardCounts, LogCounts, Measurement } from './report.js'
 
 // With `BENCH_ROUNDS`, every target and mode is measured once per round. A slow stretch of the machine (the
 // hypervisor taking the CPU away, which no process count shows) then lands on one round of every row rather
@@ -27,7 +27,7 @@ export function rangeOf(rounds: readonly Measurement[], figure: (m: Measurement)
 /**
  * One row from the rounds of a target and mode. p50, p99 and req/s are each the median of their own
  * figures (a round that was slow on one need not be on the other). Problem counters are summed, so that the
- * row still shows every failure, unmarked answer, store error and record any round had.
+ * row still shows every failure, unmarked answer, store error, record and guard call any round had.
  */
 export function combineRounds(rounds: readonly Measurement[]): Measurement {
   const first = rounds[0]
@@ -41,6 +41,7 @@ export function combineRounds(rounds: readonly Measurement[]): Measurement {
     upstreamAnswers: sum(rounds.map((m) => m.upstreamAnswers)),
     storeErrors: sum(rounds.map((m) => m.storeErrors)),
     logs: combineLogs(rounds.map((m) => m.logs)),
+    guard: combineGuard(rounds.map((m) => m.guard)),
     rounds,
   }
 }
@@ -84,6 +85,17 @@ function combineLogs(rounds: readonly (LogCounts | undefined)[]): LogCounts | un
     written: sum(reported.map((logs) => logs.written)),
     dropped: sum(reported.map((logs) => logs.dropped)),
     queuedAtEnd: Math.max(...reported.map((logs) => logs.queuedAtEnd)),
+  }
+}
+
+/** A guard row's counts add up over rounds. */
+function combineGuard(rounds: readonly (GuardCounts | undefined)[]): GuardCounts | undefined {
+  const reported = rounds.filter((guard) => guard !== undefined)
+  if (reported.length === 0) return undefined
+  return {
+    requests: sum(reported.map((guard) => guard.requests)),
+    classifierCalls: sum(reported.map((guard) => guard.classifierCalls)),
+    unredacted: sum(reported.map((guard) => guard.unredacted)),
   }
 }
 

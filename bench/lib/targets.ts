@@ -1,3 +1,4 @@
+import { DLP_HEADER, GUARD_PROMPT, type GuardClassifierKind } from '../servers/guard-config.js'
 import { ROUTE_METADATA, ROUTE_MODEL, ROUTE_NAME } from '../servers/route.js'
 
 /** The frameworks a proxy can run in; `node` is plain node:http. */
@@ -15,6 +16,7 @@ export interface Target {
    * `direct` is the upstream itself, the baseline every proxy adds to. A `policy` target is a gateway mount
    * with a response cache or a rate limit added, compared with `direct` and with the same mount without it.
    * A `logs` target is a gateway mount whose request logs are off or go to another store than the default.
+   * A guard row (`guard`) is a `policy` target too: the mount with the guard step added.
    */
   readonly role: 'direct' | 'bare' | 'gateway' | 'policy' | 'logs'
   readonly framework: Framework | undefined
@@ -35,6 +37,11 @@ export interface Target {
   readonly logs?: LogStoreKind
   /** A dynamic route's row: its compat requests name the route instead of a model, with what its walk reads. */
   readonly route?: RouteRequest
+  /**
+   * A guard row: the mount with DLP and guardrails, whose classifier is keyword and pattern rules or a Llama
+   * Guard model on the upstream. Its requests carry one email address for DLP to find and redact.
+   */
+  readonly guard?: GuardClassifierKind
 }
 
 export interface RouteRequest {
@@ -56,6 +63,13 @@ const RATE_LIMITED: Marker = { header: 'ratelimit' }
 const LOG_MODES: readonly Mode[] = ['json', 'sse']
 // A route is walked once per request, before the call, whatever the answer: one compat mode tells its cost.
 const ROUTE_MODES: readonly Mode[] = ['compat-json']
+// The guard step scans a whole answer in JSON and holds a stream's text back as it scans it: both shapes. With
+// rules, compat-sse adds the scan of a translated stream (one run more); the model row's cost is its calls to
+// the guard model, the same whatever the answer's shape.
+const GUARD_RULES_MODES: readonly Mode[] = ['json', 'sse', 'compat-sse']
+const GUARD_MODEL_MODES: readonly Mode[] = ['json', 'sse']
+// Set by the gateway only with DLP findings: the requests' email address, found and redacted.
+const DLP_FOUND: Marker = { header: DLP_HEADER }
 
 export const TARGETS: readonly Target[] = [
   { name: 'direct', role: 'direct', framework: undefined },
@@ -86,6 +100,8 @@ export const TARGETS: readonly Target[] = [
       headers: { 'cf-aig-metadata': JSON.stringify(ROUTE_METADATA) },
     },
   },
+  guardTarget('rules'),
+  guardTarget('model'),
 ]
 
 /** `bench/servers/gateway-fastify-{policy}-{store}.ts`: the Fastify mount with a cache or a limit added. */
@@ -110,6 +126,21 @@ function logsTarget(store: 'off' | 'postgres'): Target {
     modes: LOG_MODES,
     postgres: store === 'postgres',
     logs: store,
+  }
+}
+
+/**
+ * `bench/servers/gateway-fastify-guard-{classifier}.ts`: the Fastify mount with DLP and guardrails. Every
+ * answer must carry `cf-aig-dlp`, which the gateway sets only when DLP found something in the request.
+ */
+function guardTarget(classifier: GuardClassifierKind): Target {
+  return {
+    name: `gateway-fastify-guard-${classifier}`,
+    role: 'policy',
+    framework: 'fastify',
+    modes: classifier === 'rules' ? GUARD_RULES_MODES : GUARD_MODEL_MODES,
+    marker: DLP_FOUND,
+    guard: classifier,
   }
 }
 
@@ -150,13 +181,14 @@ export function isStreaming(mode: Mode): boolean {
 }
 
 /**
- * What a target answers in a mode: OpenAI's answer relayed, Anthropic's relayed, or Anthropic's translated
- * into OpenAI's shape by the gateway.
+ * What a target answers in a mode: OpenAI's answer relayed, Anthropic's relayed, Anthropic's translated
+ * into OpenAI's shape by the gateway, or OpenAI's through the guard step (`guarded`: a stream's text may come
+ * in other events than the upstream's, as the step releases it, but whole).
  */
-export type Answer = 'openai' | 'anthropic' | 'translated'
+export type Answer = 'openai' | 'anthropic' | 'translated' | 'guarded'
 
 export function expectedAnswer(target: Target, mode: Mode): Answer {
-  if (!isCompat(mode)) return 'openai'
+  if (!isCompat(mode)) return target.guard === undefined ? 'openai' : 'guarded'
   return target.role === 'direct' || target.role === 'bare' ? 'anthropic' : 'translated'
 }
 
@@ -164,6 +196,7 @@ export function expectedAnswer(target: Target, mode: Mode): Answer {
 export function requestPath(target: Target, mode: Mode): string {
   switch (expectedAnswer(target, mode)) {
     case 'openai':
+    case 'guarded':
       return target.role === 'direct' ? '/v1/chat/completions' : '/ai/openai/chat/completions'
     case 'anthropic':
       return target.role === 'direct' ? '/v1/messages' : '/ai/openai/messages'
@@ -173,25 +206,28 @@ export function requestPath(target: Target, mode: Mode): string {
 }
 
 const MESSAGES = [{ role: 'user', content: 'Say hello to the benchmark.' }]
+const GUARD_MESSAGES = [{ role: 'user', content: GUARD_PROMPT }]
 const MAX_TOKENS = 256
 
 /** The request body per target and mode; the upstream streams when it sees `"stream":true`. */
 export function requestBody(target: Target, mode: Mode): string {
   const stream = isStreaming(mode) ? { stream: true } : {}
+  const messages = target.guard === undefined ? MESSAGES : GUARD_MESSAGES
   switch (expectedAnswer(target, mode)) {
     case 'openai':
-      return JSON.stringify({ model: 'gpt-4o-mini', ...stream, messages: MESSAGES })
+    case 'guarded':
+      return JSON.stringify({ model: 'gpt-4o-mini', ...stream, messages })
     case 'anthropic':
       return JSON.stringify({
         model: 'claude-sonnet-4-5',
         max_tokens: MAX_TOKENS,
         ...stream,
-        messages: MESSAGES,
+        messages,
       })
     case 'translated':
       return JSON.stringify({
         model: target.route?.model ?? 'anthropic/claude-sonnet-4-5',
-        messages: MESSAGES,
+        messages,
         max_tokens: MAX_TOKENS,
         ...stream,
       })

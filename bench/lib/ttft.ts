@@ -1,5 +1,6 @@
 import { Client } from 'undici'
-import { EVENT_GAP_PARAM } from '../servers/answer.js'
+import { EVENT_GAP_PARAM, OPENAI_STREAM_TEXT } from '../servers/answer.js'
+import { MIN_HOLD_BACK_CHARS } from '../servers/guard-config.js'
 import { CLIENT_TIMEOUTS, type Endpoint, percentile, postRequest } from './measure.js'
 import { REQUEST_HEADERS, type Target } from './targets.js'
 
@@ -7,6 +8,8 @@ import { REQUEST_HEADERS, type Target } from './targets.js'
 // token. The upstream sends the `sse` answer's events a few ms apart, so the first token comes well before
 // the end; the gateway is asked per request (`cf-aig-stream-commit`, `cf-aig-stream-hold`) when to commit,
 // so one server serves every commit point, side by side with `direct` and the bare proxy of its framework.
+// The guard row adds the same mount with DLP and guardrails, at the default commit point: what their
+// hold-back costs the first token on top of it.
 
 /** When the gateway commits a stream to the client (`streams.commit`, `cf-aig-stream-commit`). */
 export type Commit = 'first-byte' | 'first-token' | 'complete'
@@ -64,18 +67,28 @@ export interface TtftResult {
 /** A Chat Completions chunk with text in it: the first one names the role with empty content. */
 const ANSWER_CONTENT = /"content":\s*"(?!")/
 
-/** The rows of one target: one for `direct` or a bare proxy, one per commit point for a gateway mount. */
+/**
+ * The rows of one target: one for `direct` or a bare proxy, one per commit point for a gateway mount, and
+ * for the guard row one at the default commit point, `first-token`, read against the mount's own.
+ */
 export function ttftVariants(target: Target, base: Endpoint, plan: TtftPlan): TtftVariant[] {
+  // The guard row's expectation (its first token comes with the end) holds only while DLP's window is longer
+  // than the whole streamed text.
+  if (target.guard !== undefined && OPENAI_STREAM_TEXT.length >= MIN_HOLD_BACK_CHARS) {
+    throw new Error('the streamed answer outgrew the DLP hold-back: the guard row needs another expectation')
+  }
   const spaced = `${base.path}?${EVENT_GAP_PARAM}=${plan.gapMs}`
   const commits: [Commit | undefined, number][] =
-    target.role === 'gateway'
-      ? [
-          ['first-byte', 0],
-          ['first-token', 0],
-          ['first-token', plan.holdMs],
-          ['complete', 0],
-        ]
-      : [[undefined, 0]]
+    target.guard !== undefined
+      ? [['first-token', 0]]
+      : target.role === 'gateway'
+        ? [
+            ['first-byte', 0],
+            ['first-token', 0],
+            ['first-token', plan.holdMs],
+            ['complete', 0],
+          ]
+        : [[undefined, 0]]
   return commits.map(([commit, holdMs]) => {
     const headers = commitHeaders(commit, holdMs)
     return {
@@ -111,11 +124,20 @@ export interface StreamTiming {
 /**
  * What each row's answers must show, so that a row cannot measure another commit point than its own (a
  * header the gateway did not apply) or a stream the upstream did not space (a query a proxy dropped). Half
- * a gap tells "in the same write" from "an event later".
+ * a gap tells "in the same write" from "an event later". The guard row's text is held by DLP until the
+ * stream ends (it is shorter than the window), which no other row's is: its first token comes with the end.
  */
-export function expectation(row: Pick<TtftRow, 'commit' | 'holdMs'>, gapMs: number) {
+export function expectation(row: Pick<TtftRow, 'target' | 'commit' | 'holdMs'>, gapMs: number) {
   const margin = gapMs / 2
   const { commit, holdMs } = row
+  if (row.target.guard !== undefined) {
+    return {
+      text:
+        `the first token within ${margin} ms of the last byte (the streamed text, ` +
+        `${OPENAI_STREAM_TEXT.length} characters, held back by DLP until the end)`,
+      holds: (t: StreamTiming) => t.endMs - (t.firstTokenMs ?? t.endMs) < margin,
+    }
+  }
   if (commit === undefined || commit === 'first-byte') {
     return {
       text: `the first byte at least ${margin} ms before the first token (the role chunk, then the answer)`,

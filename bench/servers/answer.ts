@@ -13,6 +13,19 @@ export const ANSWER_TEXT =
  */
 export const EVENT_GAP_PARAM = 'event-gap-ms'
 
+/** How many `chat.completion.chunk` events a streamed OpenAI answer carries: the role chunk, text, the finish. */
+export const OPENAI_CHUNK_COUNT = 20
+
+/**
+ * The text of a streamed OpenAI answer, one piece per chunk between the role chunk (empty content) and the
+ * finish (no content): ` word1` to ` word18`, 117 characters in all.
+ */
+export const OPENAI_STREAM_PIECES: readonly string[] = Array.from(
+  { length: OPENAI_CHUNK_COUNT - 2 },
+  (_, i) => ` word${i + 1}`,
+)
+export const OPENAI_STREAM_TEXT = OPENAI_STREAM_PIECES.join('')
+
 /** How many text deltas a streamed Anthropic answer carries. */
 export const ANTHROPIC_DELTA_COUNT = 20
 

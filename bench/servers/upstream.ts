@@ -1,5 +1,13 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { ANSWER_TEXT, ANTHROPIC_DELTA_COUNT, answerPieces, EVENT_GAP_PARAM } from './answer.js'
+import {
+  ANSWER_TEXT,
+  ANTHROPIC_DELTA_COUNT,
+  answerPieces,
+  EVENT_GAP_PARAM,
+  OPENAI_CHUNK_COUNT,
+  OPENAI_STREAM_PIECES,
+} from './answer.js'
+import { GUARD_EMAIL, GUARD_MODEL } from './guard-config.js'
 import { count, listenAndReport } from './shared.js'
 
 // A fake OpenAI and Anthropic that does as little as an honest server can: it reads the whole request body,
@@ -35,10 +43,8 @@ const COMPLETION = Buffer.from(
   }),
 )
 
-const CHUNK_COUNT = 20
-
 function openaiEvent(index: number): Buffer {
-  const last = index === CHUNK_COUNT - 1
+  const last = index === OPENAI_CHUNK_COUNT - 1
   const chunk = {
     id: 'chatcmpl-bench0000000000000000000000000',
     object: 'chat.completion.chunk',
@@ -48,7 +54,12 @@ function openaiEvent(index: number): Buffer {
     choices: [
       {
         index: 0,
-        delta: index === 0 ? { role: 'assistant', content: '' } : last ? {} : { content: ` word${index}` },
+        delta:
+          index === 0
+            ? { role: 'assistant', content: '' }
+            : last
+              ? {}
+              : { content: OPENAI_STREAM_PIECES[index - 1] },
         logprobs: null,
         finish_reason: last ? 'stop' : null,
       },
@@ -60,10 +71,32 @@ function openaiEvent(index: number): Buffer {
 const OPENAI: Answers = {
   json: COMPLETION,
   events: [
-    ...Array.from({ length: CHUNK_COUNT }, (_, index) => openaiEvent(index)),
+    ...Array.from({ length: OPENAI_CHUNK_COUNT }, (_, index) => openaiEvent(index)),
     Buffer.from('data: [DONE]\n\n'),
   ],
 }
+
+// Llama Guard on the same endpoint: a chat request naming a `llama-guard` model gets its verdict, `safe`.
+
+const GUARD_VERDICT = Buffer.from(
+  JSON.stringify({
+    id: 'chatcmpl-benchguard00000000000000000000',
+    object: 'chat.completion',
+    created: CREATED,
+    model: GUARD_MODEL,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: 'safe', refusal: null },
+        logprobs: null,
+        finish_reason: 'stop',
+      },
+    ],
+    usage: { prompt_tokens: 220, completion_tokens: 2, total_tokens: 222 },
+  }),
+)
+const GUARD_MODEL_FIELD = Buffer.from(`"model":"${GUARD_MODEL}"`)
+const GUARD_EMAIL_BYTES = Buffer.from(GUARD_EMAIL)
 
 // Anthropic Messages: `POST /v1/messages`, the same text, with the usage block Anthropic reports.
 
@@ -160,9 +193,16 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   const chunks: Buffer[] = []
   req.on('data', (chunk: Buffer) => chunks.push(chunk))
   req.on('end', () => {
+    const body = Buffer.concat(chunks)
     // The runner checks this count to prove that a cache answered without reaching the provider.
     count('answers')
-    if (!Buffer.concat(chunks).includes('"stream":true')) answerJson(res, answers.json)
+    // The guard rows' requests carry this address, which the gateway must have redacted before the call.
+    if (body.includes(GUARD_EMAIL_BYTES)) count('unredacted')
+    if (answers === OPENAI && body.includes(GUARD_MODEL_FIELD)) {
+      // The runner reads this count against the requests the gateway received: each is classified twice.
+      count('guardCalls')
+      answerJson(res, GUARD_VERDICT)
+    } else if (!body.includes('"stream":true')) answerJson(res, answers.json)
     else if (gapMs > 0) answerSpacedStream(res, answers.events, gapMs)
     else answerStream(res, answers.events)
   })

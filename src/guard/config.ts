@@ -156,6 +156,8 @@ export function compileGuardrails(
 ): CompiledGuardrails {
   const classifiers = option.classifiers.map((spec, index) => {
     const made = makeClassifier(spec, index, calls)
+    // Rules run in linear time on the whole text, with nothing to wait for: no chunks, no clock to keep.
+    if ('type' in spec && spec.type === 'rules') return made
     return withDeadline(withChunking(made, { maxChars: option.maxChars }), option.timeoutMs)
   })
   const actions = { prompt: option.prompt, answer: option.answer }

@@ -94,11 +94,15 @@ export function scanJson(
   mask: DlpMask,
   options: { maskAll?: boolean } = {},
 ): unknown {
-  const walk = (value: unknown, path: string, depth: number): unknown => {
+  // The pointer is built only for a string with findings: most strings have none.
+  const keys: string[] = []
+  const pointer = () => keys.map((key) => `/${escapePointer(key)}`).join('')
+  const walk = (value: unknown, depth: number): unknown => {
     if (typeof value === 'string') {
       const { findings, truncated } = scanText(collector.check.compiled, value)
       if (truncated) collector.markTruncated()
-      const redacted = collector.add(findings, path)
+      if (findings.length === 0) return value
+      const redacted = collector.add(findings, pointer())
       const masked = options.maskAll ? findings : redacted
       return masked.length === 0 ? value : redactText(value, masked, mask)
     }
@@ -106,14 +110,17 @@ export function scanJson(
     let copy: unknown[] | Record<string, unknown> | undefined
     const entries = Array.isArray(value) ? value.entries() : Object.entries(value)
     for (const [key, item] of entries) {
-      const next = walk(item, `${path}/${escapePointer(String(key))}`, depth + 1)
+      if (typeof item !== 'string' && (typeof item !== 'object' || item === null)) continue
+      keys.push(String(key))
+      const next = walk(item, depth + 1)
+      keys.pop()
       if (next === item) continue
       copy ??= Array.isArray(value) ? [...value] : { ...(value as Record<string, unknown>) }
       ;(copy as Record<string, unknown>)[key as string] = next
     }
     return copy ?? value
   }
-  return walk(json, '', 0)
+  return walk(json, 0)
 }
 
 function escapePointer(key: string): string {

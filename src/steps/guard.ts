@@ -80,7 +80,7 @@ export function guard(options: GuardOptions): Step {
     try {
       if (dlp?.request !== undefined) {
         try {
-          ctx.state.targets = scanRequest(dlp, targets, record.dlp)
+          ctx.state.targets = scanRequest(dlp, targets, record.dlp, await requestJson(ctx))
         } finally {
           // Blocked or not, the log keeps a masked copy.
           if ((record.dlp[0]?.hits.length ?? 0) > 0)
@@ -129,6 +129,7 @@ function scanRequest(
   dlp: CompiledDlp,
   targets: readonly UpstreamTarget[],
   results: DlpResult[],
+  request: { body: Buffer | undefined; json: unknown },
 ): UpstreamTarget[] {
   const check = dlp.request!
   const scanned = new Map<Buffer, Buffer>()
@@ -138,7 +139,8 @@ function scanRequest(
     let next = scanned.get(body)
     if (next === undefined) {
       const collector = new DlpCollector(check, 'REQUEST')
-      const json = parseJsonBody(body)
+      // A passthrough target sends the caller's own bytes, already parsed once.
+      const json = body === request.body ? request.json : parseJsonBody(body)
       if (json === undefined) return target
       const redacted = scanJson(collector, json, dlp.mask)
       if (index === 0) results.push(collector.result())
@@ -154,6 +156,12 @@ function scanRequest(
     return { ...target, body: next, headers }
   })
   return out
+}
+
+/** The caller's body and its JSON, read once for every step that needs them. */
+async function requestJson(ctx: GatewayContext): Promise<{ body: Buffer | undefined; json: unknown }> {
+  const json = await ctx.readJson()
+  return { body: ctx.bodyIfRead(), json }
 }
 
 /**
