@@ -1,14 +1,17 @@
 import { describe, expect, it } from 'vitest'
 import { GatewayOptionsError } from '../../src/errors.js'
+import { DETECTORS } from '../../src/guard/dlp/detectors/index.js'
 import {
   type CompiledDlpProfiles,
   compileDlpProfiles,
   createStreamScanner,
+  DLP_PROFILES,
   type DlpFinding,
   type DlpStreamOptions,
   redactText,
   scanText,
 } from '../../src/guard/dlp/index.js'
+import { loadCorpora } from '../fixtures/dlp/corpus.js'
 
 /** Runs chunks through a fresh scanner; returns the released text and the findings, in order. */
 function stream(compiled: CompiledDlpProfiles, chunks: readonly string[], options: DlpStreamOptions = {}) {
@@ -109,11 +112,12 @@ describe('createStreamScanner', () => {
     expect(released).toBe(redacted)
   })
 
-  it('releases text while the stream goes on, holding back at most the window', () => {
+  it('releases text while the stream goes on, holding back only an unfinished word', () => {
     const scanner = createStreamScanner(dlp)
+    // filler(1000) ends with the first letter of 'lorem': an email address may begin there.
     const first = scanner.push(filler(1000))
-    expect(first.release.length).toBeGreaterThan(1000 - 256 - 1)
-    expect(scanner.push('xy').release.length).toBeGreaterThan(0)
+    expect(first.release).toBe(filler(999))
+    expect(scanner.push(' and more').release).toBe('l and ')
   })
 
   it('in detect mode releases the text unchanged, with the same findings', () => {
@@ -214,5 +218,302 @@ describe('createStreamScanner', () => {
     expect(scanner.end().release).toBe('abc')
     expect(() => scanner.push('x')).toThrow(/after end/)
     expect(() => scanner.end()).toThrow(/twice/)
+  })
+})
+
+/** Every built-in profile, and keywords (one with a run of spaces, one with a non-ASCII letter). */
+const everything = compileDlpProfiles([
+  ...Object.keys(DLP_PROFILES),
+  {
+    id: 'words',
+    entries: [
+      { id: 'codename', type: 'keyword', value: 'blue harbor' },
+      { id: 'accented', type: 'keyword', value: 'sécret' },
+    ],
+  },
+])
+
+/** The whole-text results a stream must give: the redacted text and the findings. */
+function wholeOf(compiled: CompiledDlpProfiles, text: string) {
+  const { findings } = scanText(compiled, text)
+  return { released: redactText(text, findings), findings }
+}
+
+/** Fails with the chunking named unless streaming `chunks` gives the whole-text results, in both modes. */
+function expectSameAsWhole(compiled: CompiledDlpProfiles, chunks: readonly string[], name: string) {
+  const text = chunks.join('')
+  const whole = wholeOf(compiled, text)
+  const redacted = stream(compiled, chunks)
+  if (redacted.released !== whole.released || !sameFindings(redacted.findings, whole.findings)) {
+    expect.fail(`${name}: ${JSON.stringify(chunks)}\nreleased ${JSON.stringify(redacted.released)}`)
+  }
+  const detected = stream(compiled, chunks, { action: 'detect' })
+  if (detected.released !== text || !sameFindings(detected.findings, whole.findings)) {
+    expect.fail(`${name} (detect): ${JSON.stringify(chunks)}`)
+  }
+}
+
+const sameFindings = (a: readonly DlpFinding[], b: readonly DlpFinding[]) =>
+  JSON.stringify(a) === JSON.stringify(b)
+
+/** Every way of cutting `text` in two, and one-character chunks. */
+function cuts(text: string): [string, string[]][] {
+  const out: [string, string[]][] = [['one-character chunks', [...text]]]
+  for (let cut = 1; cut < text.length; cut++)
+    out.push([`cut at ${cut}`, [text.slice(0, cut), text.slice(cut)]])
+  return out
+}
+
+const corpora = loadCorpora()
+/** The text a corpus sample marks as a finding of `id`, the `n`th of them. */
+const positive = (id: string, n = 0) => {
+  const sample = corpora.get(id)!.filter((candidate) => candidate.expected.length > 0)[n]!
+  const span = sample.expected[0]!
+  return sample.text.slice(span.start, span.end)
+}
+
+describe('createStreamScanner: the same results as a whole-text scan, however the text is cut', () => {
+  it("stops every detector's walk at a match's start while the text ends inside the match", () => {
+    // Wherever a detector's pattern matches in the corpora (validated or not), a text that ends inside
+    // that match must leave its start open: `opening` covers it, or the shorter match there is unsettled.
+    const text = [...corpora.values()]
+      .flat()
+      .map((sample) => sample.text)
+      .join('\n')
+    for (const [id, detector] of DETECTORS) {
+      const [matcher] = compileDlpProfiles([
+        { id: 'one', entries: [{ id, type: 'detector', value: id }] },
+      ]).matchers
+      const sticky = new RegExp(detector.pattern.source, `${detector.pattern.flags.replace('g', '')}y`)
+      for (let start = 0; start < text.length; start++) {
+        sticky.lastIndex = start
+        const match = sticky.exec(text)
+        if (match === null) continue
+        for (let end = start + 1; end < start + match[0].length; end++) {
+          const { cursor } = matcher!.walk(text.slice(0, end), start, false, 256)
+          if (cursor !== start) {
+            expect.fail(`${id}: ${JSON.stringify(text.slice(start, end))} of ${JSON.stringify(match[0])}`)
+          }
+        }
+      }
+    }
+  })
+
+  it('on every corpus sample, cut at every boundary and in one-character chunks', () => {
+    for (const [id, samples] of corpora) {
+      for (const { text } of samples) {
+        for (const [name, chunks] of cuts(text)) expectSameAsWhole(everything, chunks, `${id}, ${name}`)
+      }
+    }
+  })
+
+  it('on each whole corpus as one stream, in one-character and random chunks', () => {
+    for (const [id, samples] of corpora) {
+      const text = samples.map((sample) => sample.text).join('\n')
+      expectSameAsWhole(everything, [...text], `${id}, one-character chunks`)
+      for (const seed of [1, 2, 3]) {
+        const next = random(seed)
+        expectSameAsWhole(
+          everything,
+          chunked(text, () => 1 + next() * 24),
+          `${id}, seed ${seed}`,
+        )
+      }
+    }
+  })
+
+  it('on private key blocks, JWTs and card numbers split anywhere', () => {
+    const texts = [
+      `here: ${positive('private_key_block', 0)} and then some words`,
+      `json {"key": "${positive('private_key_block', 4)}"}, done`,
+      `${positive('private_key_block', 1)}\n${positive('private_key_block', 2)}`,
+      `Bearer ${positive('jwt', 0)}. Next ${positive('jwt', 1)}.${positive('jwt', 2)} end`,
+      'pay 4111 1111 1111 1111 or 4111-1111-1111-1111 or 4111111111111111, not 4111 1111 1111 1111 1111.',
+      'amex 378282246310005 and 3782 822463 10005; order 12345678901234567890 and 5555555555554444.',
+    ]
+    for (const text of texts) {
+      for (const [name, chunks] of cuts(text)) expectSameAsWhole(everything, chunks, name)
+      const next = random(text.length)
+      for (let round = 0; round < 20; round++) {
+        expectSameAsWhole(
+          everything,
+          chunked(text, () => 1 + next() * 16),
+          `random ${round}`,
+        )
+      }
+    }
+  })
+
+  it('on random mixes of pieces of candidates, separators and prose', () => {
+    const lines = [...corpora.values()].flat().map((sample) => sample.text)
+    const joins = [
+      '',
+      ' ',
+      '\n',
+      '-',
+      '.',
+      '@',
+      ':',
+      '(',
+      '+1 (',
+      '-----',
+      '----',
+      ' 4111 ',
+      'eyJ',
+      '-----BEGIN ',
+    ]
+    const next = random(42)
+    const pick = <T>(items: readonly T[]) => items[Math.floor(next() * items.length)]!
+    for (let round = 0; round < 600; round++) {
+      let text = ''
+      for (let part = 0, parts = 1 + Math.floor(next() * 5); part < parts; part++) {
+        const line = pick(lines)
+        const from = Math.floor(next() * line.length)
+        const to = from + Math.floor(next() * (line.length - from + 1))
+        text += (next() < 0.5 ? line : line.slice(from, to)) + pick(joins)
+      }
+      expectSameAsWhole(everything, [...text], `round ${round}, one-character chunks`)
+      expectSameAsWhole(
+        everything,
+        chunked(text, () => 1 + next() * 12),
+        `round ${round}`,
+      )
+    }
+  })
+
+  it('finds what a whole scan finds when a character is split between two pushes', () => {
+    const compiled = compileDlpProfiles([
+      {
+        id: 'emoji',
+        entries: [
+          { id: 'smile', type: 'keyword', value: 'ab\u{1F600}' },
+          { id: 'lead', type: 'keyword', value: '\u{1F600}x' },
+        ],
+      },
+    ])
+    const text = 'say ab\u{1F600} and \u{1F600}x, not ab\u{1F600}c'
+    for (const [name, chunks] of cuts(text)) expectSameAsWhole(compiled, chunks, name)
+  })
+
+  it('keeps an RE2 match that starts before a later, shorter one', () => {
+    const compiled = compileDlpProfiles([
+      { id: 'p', entries: [{ id: 'span', type: 'pattern', value: 'Q[^.]*Z|W' }] },
+    ])
+    // While 'Z' has not arrived, 'W' is the first match; the match from 'Q' must still be found.
+    const text = `${filler(300)} Q then W and Z. ${filler(300)}`
+    for (const [name, chunks] of cuts(text)) expectSameAsWhole(compiled, chunks, name)
+  })
+})
+
+/** Held-back characters after each push: seen minus released. */
+function heldAfterEach(compiled: CompiledDlpProfiles, chunks: readonly string[]) {
+  const scanner = createStreamScanner(compiled, { action: 'detect' })
+  let seen = ''
+  let released = 0
+  return chunks.map((chunk) => {
+    seen += chunk
+    released += scanner.push(chunk).release.length
+    return { seen, held: seen.length - released }
+  })
+}
+
+/** Prose: words, spaces, commas, full stops and paragraphs; no digits, `@` or dashes. */
+const PROSE = Array.from(
+  { length: 40 },
+  (_, n) =>
+    `${['The', 'However', 'Although', 'Meanwhile'][n % 4]} answer streams through the gateway, and ` +
+    `every client sees ${['its', 'their', 'each', 'the'][n % 4]} words as they arrive.${n % 5 === 4 ? '\n\n' : ' '}`,
+).join('')
+
+describe('createStreamScanner: what it holds back', () => {
+  /**
+   * On prose, a push holds back at most the last word and the white space after it: an email address or
+   * a keyword may begin at any word (and an Azure key name at a word starting with `a`). Bound asserted:
+   * 64 characters, for every built-in profile and for `secrets`, `pii` and `financial` together.
+   */
+  const profileSets = [...Object.keys(DLP_PROFILES).map((id) => [id]), ['secrets', 'pii', 'financial']]
+  for (const profiles of profileSets) {
+    it(`holds back at most the last word of prose (${profiles.join(' + ')})`, () => {
+      const compiled = compileDlpProfiles(profiles)
+      for (const size of [1, 7]) {
+        for (const { seen, held } of heldAfterEach(
+          compiled,
+          chunked(PROSE, () => size),
+        )) {
+          const lastWord = /\S*\s*$/.exec(seen)![0].length
+          if (held > Math.min(64, lastWord)) {
+            expect.fail(`held ${held} after ${JSON.stringify(seen.slice(-80))}`)
+          }
+        }
+      }
+    })
+  }
+
+  it('bounds what text with no candidate in it can hold, per profile (the longest beginning)', () => {
+    const longest = (ids: string[]) =>
+      Math.max(...compileDlpProfiles(ids).matchers.map((matcher) => matcher.startReach ?? 0))
+    expect(longest(['financial'])).toBe(64)
+    expect(longest(['pii'])).toBe(66)
+    expect(longest(['government_ids'])).toBe(11)
+    expect(longest(['credentials'])).toBe(3514)
+    expect(longest(['secrets'])).toBe(3514)
+    const secrets = compileDlpProfiles(['secrets'])
+    const withoutJwt = secrets.matchers.filter((matcher) => matcher.key !== 'detector:jwt')
+    expect(Math.max(...withoutJwt.map((matcher) => matcher.startReach ?? 0))).toBe(241)
+  })
+
+  it('holds a private key block from its BEGIN line until its END line is whole', () => {
+    const secrets = compileDlpProfiles(['secrets'])
+    const key = positive('private_key_block', 0)
+    const footerAt = key.lastIndexOf('-----END')
+    const before = 'Here is the key you asked for:\n'
+    const scanner = createStreamScanner(secrets)
+    let released = scanner.push(before).release
+    expect(released).toBe(before)
+    for (const piece of chunked(key.slice(0, footerAt + 12), () => 9)) {
+      released += scanner.push(piece).release
+      expect(released).toBe(before)
+    }
+    released += scanner.push(`${key.slice(footerAt + 12)}\nKeep it safe.`).release
+    // With `secrets` alone, nothing can begin in 'Keep it safe.', so all of it goes out at once.
+    expect(released).toBe(`${before}[REDACTED:private_key_block]\nKeep it safe.`)
+    expect(scanner.end().release).toBe('')
+  })
+
+  it('holds a card number until its digit run ends, and a JWT until the token ends', () => {
+    const scanner = createStreamScanner(everything)
+    expect(scanner.push('pay 4111 1111 11').release).toBe('pay ')
+    expect(scanner.push('11 1111').release).toBe('')
+    expect(scanner.push(' now, then ').release).toBe('[REDACTED:credit_card] now, then ')
+    const jwt = positive('jwt', 0)
+    expect(scanner.push(`send ${jwt.slice(0, 30)}`).release).toBe('send ')
+    expect(scanner.push(jwt.slice(30)).release).toBe('')
+    expect(scanner.push(' as the bearer').release).toBe('[REDACTED:jwt] as the ')
+  })
+
+  it('holds back the window less one for a profile with an RE2 pattern', () => {
+    const compiled = compileDlpProfiles([
+      'pii',
+      { id: 'p', entries: [{ id: 'ticket', type: 'pattern', value: 'PRJX-[0-9]{4,6}' }] },
+    ])
+    for (const { seen, held } of heldAfterEach(
+      compiled,
+      chunked(PROSE, () => 7),
+    )) {
+      expect(held).toBe(Math.min(seen.length, 255))
+    }
+  })
+
+  it('never holds back more than holdBackChars, even for a candidate that never ends', () => {
+    const secrets = compileDlpProfiles(['secrets'])
+    const endless = `-----BEGIN ${'PRIVATE'} KEY-----\n${'QUJD'.repeat(5000)}`
+    let most = 0
+    for (const { held } of heldAfterEach(
+      secrets,
+      chunked(endless, () => 100),
+    ))
+      most = Math.max(most, held)
+    expect(most).toBeLessThan(8192)
+    expect(most).toBeGreaterThan(8000)
   })
 })

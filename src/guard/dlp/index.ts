@@ -9,9 +9,11 @@
  * - RE2 patterns: at most 1,024 characters and 10,000 compiled instructions; RE2 syntax only (no
  *   lookaround, no backreferences), so matching is linear in the input.
  * - Keywords: at most 256 characters; whole words only, case-insensitive.
- * - Stream scanner: a hold-back window of at least the longest finding a built-in detector or keyword
- *   can report (256 characters by default; 8,192 with private key blocks, 4,224 with JWTs); an RE2 pattern
- *   match longer than the window may be missed or cut short across chunks.
+ * - Stream scanner: text is released as soon as no finding can start in it; a candidate that has begun
+ *   holds the text from its start until it is decided, for at most `holdBackChars` (at least the longest
+ *   finding a built-in detector or keyword can report: 256 characters by default; 8,192 with private key
+ *   blocks, 4,224 with JWTs). With an RE2 pattern the last `holdBackChars - 1` characters are held, and a
+ *   match longer than that may be missed or cut short across chunks.
  * - Detectors report bounded spans: private key blocks up to 8,192 characters, JWTs up to about 4,200,
  *   email domains up to 185 characters; longer ones are cut short or not reported (see each detector).
  * - Detection is ASCII-centred: internationalised email addresses and non-ASCII digits are not reported.

@@ -1,21 +1,41 @@
 /**
  * Scanning an answer that arrives in chunks, releasing text as soon as no finding can still start in it.
  *
- * The invariant: text is released only once every finding that starts in it has been decided, and a
- * finding is decided once the text seen reaches `reach` characters past its start (every built-in
- * detector and keyword declares its reach; an RE2 pattern is given the window). The hold-back window is at
- * least the longest reach, so a finding that started in released text cannot appear later: it would have
- * had all its text in the window before its start was released. Each matcher's walk resumes where it
- * stopped, so the findings are those a scan of the whole text would report.
+ * The invariant: text is released only once every finding that starts in it has been decided. Every push
+ * walks each matcher on from where it stopped, and each walk stops at the first position that is still
+ * open: where the text from there to its end is the beginning of a candidate (a key's `-----BEGIN` line,
+ * a run of card digits not yet ended, an address's local part), or where a candidate starts that more
+ * text could still change. Text before the first open position of all matchers is released:
+ * - a position is decided as soon as the text after it cannot begin a candidate: at once for most text,
+ *   and at the latest `startReach` characters on (the longest beginning of the matcher's candidates: 23
+ *   for cards, 66 for email addresses, 72 for a key's BEGIN line, 3,514 for a JWT before its second dot);
+ * - a candidate that has begun holds the text from its start until it is settled (the text shows where
+ *   it ends and what its validation reads after it: a card's digit run ended, a key block's END line) or,
+ *   at the latest, until the text runs its `reach` past its start (8,192 characters for private key
+ *   blocks, 4,224 for JWTs);
+ * - an RE2 pattern has no known beginning or length: the window is its reach, so the last
+ *   `holdBackChars - 1` characters stay open, as each match is decided with the window's text after it.
+ * The findings are those a scan of the whole text reports, and the releases, concatenated, the whole text.
+ *
+ * On text where no candidate begins, a push holds back only the open end: with the built-in profiles, on
+ * prose (words, spaces, punctuation, no digits) at most the last word and the white space after it, as
+ * an email address or a keyword may begin at any word. At worst it holds the longest `startReach` of the
+ * profile's matchers: `financial` 64 (an IBAN's letters, digits and spaces), `pii` 66 (a local part and
+ * its `@`), `government_ids` 11, `credentials` and `secrets` 3,514 for text beginning `eyJ` and 241
+ * otherwise (`sk-` and a key's characters). A profile with an RE2 pattern holds `holdBackChars - 1`.
+ *
+ * `holdBackChars` caps what is held, and so memory: no matcher's reach exceeds it, so nothing is held
+ * longer than that, except a masked region in redact mode (below).
  *
  * Limits, by design:
  * - An RE2 pattern match longer than the window may be missed or cut short across chunks: it is decided
  *   with only the window's text after its start.
  * - In redact mode, overlapping findings are masked as one, as `redactText` does; a run of overlapping
  *   findings longer than twice the window is masked in pieces, with one mask per piece.
- * - Memory holds the window, one slice of at most 64 Ki characters of the current chunk, and 64 characters
- *   of released text for the context words some detectors read. A chunk larger than a slice is scanned
- *   slice by slice, in place.
+ * - Memory holds at most the window, one slice of at most 64 Ki characters of the current chunk, and 64
+ *   characters of released text for the context words some detectors read. A chunk larger than a slice
+ *   is scanned slice by slice, in place.
+ * - A high surrogate that ends a push is held until the rest of its character comes.
  */
 import { GatewayOptionsError } from '../../errors.js'
 import { CONTEXT_CHARS } from './detectors/index.js'
@@ -23,7 +43,10 @@ import { checkMask, maskSpans } from './redact.js'
 import { findingsOf } from './scan.js'
 import type { CompiledDlpProfiles, DlpFinding, DlpMask, DlpMatcher } from './types.js'
 
-/** The window for profiles whose findings are all short; longer when a detector can report more. */
+/**
+ * The default cap on held-back text, and the reach of RE2 patterns, for profiles whose findings are all
+ * short; longer when a detector can report more.
+ */
 export const DEFAULT_HOLD_BACK_CHARS = 256
 /** 1 Mi characters. */
 const MAX_HOLD_BACK_CHARS = 1_048_576
@@ -32,9 +55,11 @@ const SLICE_CHARS = 65_536
 
 export interface DlpStreamOptions {
   /**
-   * How many characters are held back, unreleased, at the end of the text seen so far. At least the
-   * longest reach of the profiles' detectors and keywords (`compiled.maxFindingChars`); by default that,
-   * or 256 if longer.
+   * The most characters held back, unreleased, at the end of the text seen so far: text is released as
+   * soon as no finding can start in it, and this caps what a candidate not yet decided may hold. At least
+   * the longest reach of the profiles' detectors and keywords (`compiled.maxFindingChars`); by default
+   * that, or 256 if longer. It is also the reach given to RE2 patterns, whose matches have no known
+   * longest length.
    */
   readonly holdBackChars?: number | undefined
   /** `'redact'` (the default) releases the text with findings masked; `'detect'` releases it unchanged. */
@@ -97,8 +122,12 @@ export function createStreamScanner(
   let ended = false
 
   const step = (final: boolean): DlpStreamOutput => {
+    // A high surrogate that ends the text is half a character: `u` patterns read the pair as one, so the
+    // walks see the text without it until the other half comes.
+    const last = buffer.charCodeAt(buffer.length - 1)
+    const scanned = !final && last >= 0xd800 && last <= 0xdbff ? buffer.slice(0, -1) : buffer
     for (const [index, matcher] of matchers.entries()) {
-      const walk = matcher.walk(buffer, cursors[index]! - bufferStart, final, matcher.reach ?? holdBack)
+      const walk = matcher.walk(scanned, cursors[index]! - bufferStart, final, holdBack)
       for (const span of walk.spans) {
         held.push({ start: span.start + bufferStart, end: span.end + bufferStart, matcher, reported: false })
       }
@@ -145,11 +174,11 @@ export function createStreamScanner(
           offset === 0 && chunk.length <= SLICE_CHARS ? chunk : chunk.slice(offset, offset + SLICE_CHARS)
         buffer += slice
         seen += slice.length
-        if (seen - released > holdBack) {
-          const out = step(false)
-          releases.push(out.release)
-          findings.push(...out.findings)
-        }
+        // Each walk resumes at its cursor and reads on to where the text is still open, so that a step on
+        // every push costs, over a stream, about what one scan of it does.
+        const out = step(false)
+        releases.push(out.release)
+        findings.push(...out.findings)
       }
       return { release: releases.join(''), findings }
     },

@@ -91,12 +91,19 @@ export interface DlpMatcher {
    * its candidate starts; `undefined` for an RE2 pattern, whose matches can be of any length.
    */
   readonly reach: number | undefined
+  /**
+   * How many characters past a position decide whether a candidate can start there, when none does (see
+   * `Detector.startReach`); `undefined` for an RE2 pattern, for which the window stands in.
+   */
+  readonly startReach: number | undefined
   readonly owners: readonly DlpOwner[]
   /**
-   * Walks the text from `from`. Unless `final`, a candidate starting less than `reach` characters before the
-   * end of the text is left undecided (the walk stops there), as more text may change it.
+   * Walks the text from `from`. Unless `final`, the text may go on: the walk stops at the first position
+   * where a candidate may start that more text could still change (one not yet settled, with less than its
+   * reach of text after it), and goes past positions where none can start. `window` is the reach of an RE2
+   * pattern's matches.
    */
-  walk(text: string, from: number, final: boolean, reach: number): DlpWalk
+  walk(text: string, from: number, final: boolean, window: number): DlpWalk
 }
 
 /** What `compileDlpProfiles` makes; pass it to `scanText` and `createStreamScanner`. */
@@ -106,7 +113,8 @@ export interface CompiledDlpProfiles {
   readonly maxScanChars: number
   /**
    * The longest span a built-in detector or keyword of these profiles can report, lookahead included: the
-   * least hold-back a stream scanner may have, and its default when longer than 256.
+   * least `holdBackChars` (the cap on held-back text) a stream scanner may be given, and its default when
+   * longer than 256.
    */
   readonly maxFindingChars: number
   /** Whether some entry is an RE2 pattern, whose matches have no known longest length. */

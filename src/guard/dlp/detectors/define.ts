@@ -22,6 +22,31 @@ export interface Detector {
   readonly pattern: RegExp
   /** The span to report (the whole match, or a part of it), or `undefined` to refuse the candidate. */
   readonly validate: (match: RegExpExecArray, text: string) => DlpSpan | undefined
+  /**
+   * Pattern source, with the pattern's flags, for the beginnings of candidates: matched up to the end of a
+   * text that may go on, it must match every proper prefix of every match of `pattern` (it may check the
+   * pattern's lookbehind, and may match more). Where neither it (up to the end) nor the pattern matches, no
+   * candidate can start, whatever text follows.
+   *
+   * Why proper prefixes are enough: every pattern is made of lookbehinds, characters it consumes and
+   * negative lookaheads, with no `$`, `\b` or positive lookahead. If a text holds all the characters a
+   * match that more text would give consumes, the same path matches it already (a negative lookahead that
+   * holds with more text holds with less); so where the pattern fails now but may match later, the text
+   * ends inside the match.
+   */
+  readonly opening: string
+  /**
+   * How many characters past a position decide whether a candidate can begin there: `opening` matches at
+   * most one less, so once the text runs this far past a position, a candidate starts there only if the
+   * pattern matches. On text where no candidate begins, a stream scanner holds back at most this much for
+   * the detector; a candidate that has begun may hold up to `reach`.
+   */
+  readonly startReach: number
+  /**
+   * Whether a match, and what its validation makes of it, can no longer change however the text goes on,
+   * so that a stream scanner may decide it before `reach` characters have arrived. See `settledAfter`.
+   */
+  readonly settled: (match: RegExpExecArray, text: string) => boolean
 }
 
 /**
@@ -70,4 +95,44 @@ export function detector(
     validate: (match, text) =>
       accept === undefined || accept(match[0], match, text) ? wholeMatch(match) : undefined,
   }
+}
+
+/**
+ * A `settled` test for a pattern whose matches can only grow by characters of the class `grows` (a class
+ * body such as `0-9 \-`, or `''` when no other path of the pattern at the same start ends later), and whose
+ * lookaheads and validation read at most `after` characters past the last character a path consumes:
+ * once the text shows a character outside `grows` at or after the match's end, and `after` characters from
+ * there, every character the pattern and the validation look at is there, so more text changes nothing.
+ *
+ * @example
+ * settledAfter('0-9', 3) // a digit run: settled three characters past the first character that is no digit
+ */
+export function settledAfter(grows: string, after: number): Detector['settled'] {
+  const run = grows === '' ? undefined : new RegExp(`[${grows}]*`, 'y')
+  return (match, text) => {
+    let end = match.index + match[0].length
+    if (run !== undefined) {
+      run.lastIndex = end
+      run.exec(text)
+      end = run.lastIndex
+    }
+    return end + after <= text.length
+  }
+}
+
+/** Syntax characters, escaped where a literal is written into a pattern (`.`, `/` in a URL). */
+const SYNTAX = /[\\^$.*+?()[\]{}|/]/g
+
+/**
+ * Pattern source for every non-empty prefix of `literal`, and for `literal` followed by what `then` (a
+ * pattern source that also matches the empty text) matches: the beginnings of a candidate with a fixed lead.
+ *
+ * @example
+ * literalPrefixes('ghp_', '[A-Za-z0-9]{0,35}') // 'g(?:h(?:p(?:_(?:[A-Za-z0-9]{0,35})?)?)?)?'
+ */
+export function literalPrefixes(literal: string, then = ''): string {
+  return [...literal].reduceRight((inner, char) => {
+    const escaped = char.replace(SYNTAX, '\\$&')
+    return inner === '' ? escaped : `${escaped}(?:${inner})?`
+  }, then)
 }

@@ -1,5 +1,12 @@
 import { abaValid, cardScheme, IBAN_LENGTHS, ibanValid, luhn } from '../checks.js'
-import { type Detector, detector, hasContextBefore, NUMBER_AFTER, NUMBER_BEFORE } from './define.js'
+import {
+  type Detector,
+  detector,
+  hasContextBefore,
+  NUMBER_AFTER,
+  NUMBER_BEFORE,
+  settledAfter,
+} from './define.js'
 
 /**
  * Payment card numbers: 13-19 digits, bare or in the groups cards are printed in (4-4-4-4, 4-4-4-4-3,
@@ -11,6 +18,11 @@ export const creditCard = detector({
   id: 'credit_card',
   description: 'Payment card numbers with a known IIN prefix and length and a valid Luhn check digit.',
   reach: 32,
+  // A candidate is at most 23 digits and separators (4-4-4-4-3), all of them growing it.
+  opening: String.raw`${NUMBER_BEFORE}\d[\d \-]{0,21}`,
+  startReach: 23,
+  // NUMBER_AFTER reads a separator and a digit (two units if astral) past the last digit.
+  settled: settledAfter(String.raw`0-9 \-`, 3),
   pattern: new RegExp(
     NUMBER_BEFORE +
       // Grouped forms, not followed by a further group of four (a 20-digit serial), or 13-19 bare digits.
@@ -33,6 +45,11 @@ export const iban: Detector = {
   description: 'IBANs of registered countries with the right length and a valid mod-97 check.',
   // 4 + 30 characters each with an optional space before it, then one character looked at.
   reach: 72,
+  // Country, check digits, then up to 30 characters, each with an optional space: at most 64.
+  opening: String.raw`(?<![\p{L}\p{N}_])[A-Z](?:[A-Z](?:\d(?:\d[ A-Z0-9]{0,59})?)?)?`,
+  startReach: 64,
+  // The groups grow by letters, digits and spaces; validation reads two characters past the number.
+  settled: settledAfter('A-Z0-9 ', 2),
   pattern: /(?<![\p{L}\p{N}_])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}/gu,
   validate: (match, text) => {
     const found = match[0]
@@ -72,6 +89,10 @@ export const usRoutingNumber = detector({
   id: 'us_routing_number',
   description: 'US ABA routing numbers (prefix ranges and 3-7-1 checksum) preceded by a routing word.',
   reach: 16,
+  opening: String.raw`${NUMBER_BEFORE}\d{1,8}`,
+  startReach: 9,
+  // Nine digits exactly; NUMBER_AFTER reads up to three units past them.
+  settled: settledAfter('', 3),
   pattern: new RegExp(`${NUMBER_BEFORE}\\d{9}${NUMBER_AFTER}`, 'gu'),
   accept: (found, match, text) => abaValid(found) && hasContextBefore(text, match.index, ROUTING_WORDS),
 })

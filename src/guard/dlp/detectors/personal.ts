@@ -1,6 +1,13 @@
 import { ssnValid } from '../checks.js'
 import type { DlpSpan } from '../types.js'
-import { type Detector, detector, hasContextBefore, NUMBER_AFTER, NUMBER_BEFORE } from './define.js'
+import {
+  type Detector,
+  detector,
+  hasContextBefore,
+  NUMBER_AFTER,
+  NUMBER_BEFORE,
+  settledAfter,
+} from './define.js'
 
 /** Words that say a bare nine-digit number nearby is a Social Security number. */
 const SSN_WORDS = /(?<![a-z])(?:ssn|ss#|social\s+security|soc\.?\s*sec)(?![a-z])/i
@@ -14,6 +21,10 @@ export const usSsn = detector({
   id: 'us_ssn',
   description: 'US Social Security numbers that follow the SSA rules; bare nine digits need an SSN word.',
   reach: 16,
+  opening: String.raw`${NUMBER_BEFORE}\d[\d \-]{0,9}`,
+  startReach: 11,
+  // The grouped form is tried first and fails within the number when the bare one matches.
+  settled: settledAfter('', 3),
   pattern: new RegExp(`${NUMBER_BEFORE}(?:\\d{3}([ \\-])\\d{2}\\1\\d{4}|\\d{9})${NUMBER_AFTER}`, 'gu'),
   accept: (found, match, text) => {
     const digits = found.replace(/[ -]/g, '')
@@ -35,6 +46,11 @@ export const email: Detector = {
   id: 'email',
   description: 'Email addresses with a valid local part and a dotted domain ending in a top-level domain.',
   reach: 256,
+  // A local part and its `@`; once a domain character follows, the pattern matches.
+  opening: String.raw`(?<![\p{L}\p{N}_.%+-])[A-Za-z0-9][A-Za-z0-9._%+'-]{0,63}@?`,
+  startReach: 66,
+  // The local part ends at the first `@`, so only the domain run can grow; validation reads two past it.
+  settled: settledAfter(String.raw`A-Za-z0-9.\-`, 2),
   pattern: /(?<![\p{L}\p{N}_.%+-])[A-Za-z0-9][A-Za-z0-9._%+'-]{0,63}@[A-Za-z0-9][A-Za-z0-9.-]{0,184}/gu,
   validate: (match, text) => {
     const found = match[0]
@@ -66,12 +82,21 @@ export const email: Detector = {
  * phone number; so is the second of two numbers separated only by a space.
  * North American numbers follow the NANP rules (area and exchange start with 2-9, no N11 area).
  */
+/** Not after a word character or `+`, nor a word character and a separator, nor a digit and a space. */
+const PHONE_BEFORE = String.raw`(?<![\p{L}\p{N}_+]|[\p{L}\p{N}][.\-/]|\p{N} )`
+
 export const phone: Detector = {
   id: 'phone',
   description: 'Phone numbers in E.164, international, North American and trunk-prefixed national forms.',
   reach: 64,
+  // The longest form, international with a bracketed area and five more groups, is 54 characters.
+  opening: String.raw`${PHONE_BEFORE}[+(\d][\d .\-()]{0,52}`,
+  startReach: 54,
+  // Every form is made of digits, `+`, brackets and separators; the lookahead reads three units past.
+  settled: settledAfter(String.raw`0-9 .\-()+`, 3),
   pattern: new RegExp(
-    String.raw`(?<![\p{L}\p{N}_+]|[\p{L}\p{N}][.\-/]|\p{N} )(?:` +
+    PHONE_BEFORE +
+      '(?:' +
       String.raw`(?<e164>\+[1-9]\d{7,14})` +
       String.raw`|(?<intl>\+[1-9]\d{0,3}(?:[ .\-]?\(\d{1,4}\)[ .\-]?\d{1,6}|[ .\-]\d{1,6})(?:[ .\-]\d{1,6}){0,5})` +
       String.raw`|(?<nanp>(?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4})` +
@@ -110,6 +135,7 @@ function nanpValid(ten: string): boolean {
 }
 
 const OCTET = String.raw`(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)`
+const IPV4_BEFORE = String.raw`(?<![\p{L}\p{N}_.]|\p{L}-)`
 
 /**
  * IPv4 addresses in dotted-quad form: four octets of at most 255 without leading zeros, not part of a
@@ -120,10 +146,10 @@ export const ipv4 = detector({
   id: 'ipv4',
   description: 'IPv4 dotted quads with octets up to 255, not inside longer dotted numbers.',
   reach: 20,
-  pattern: new RegExp(
-    String.raw`(?<![\p{L}\p{N}_.]|\p{L}-)(?:${OCTET}\.){3}${OCTET}(?![\p{L}\p{N}_]|\.\p{N})`,
-    'gu',
-  ),
+  opening: String.raw`${IPV4_BEFORE}\d[\d.]{0,13}`,
+  startReach: 15,
+  settled: settledAfter('0-9.', 3),
+  pattern: new RegExp(String.raw`${IPV4_BEFORE}(?:${OCTET}\.){3}${OCTET}(?![\p{L}\p{N}_]|\.\p{N})`, 'gu'),
 })
 
 /**
@@ -136,6 +162,10 @@ export const ipv6 = detector({
   id: 'ipv6',
   description: 'IPv6 addresses (full, compressed, or with an IPv4 tail), not times or MAC addresses.',
   reach: 56,
+  // Up to seven groups with their colons and a dotted quad: 50 characters; a colon within the first five.
+  opening: String.raw`(?<![\p{L}\p{N}_:.])(?:[0-9A-Fa-f]{1,4}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{0,44})`,
+  startReach: 50,
+  settled: settledAfter('0-9A-Fa-f:.', 3),
   pattern: new RegExp(
     String.raw`(?<![\p{L}\p{N}_:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:${OCTET}\.){3}${OCTET}|[0-9A-Fa-f]{1,4})?(?![\p{L}\p{N}_:]|\.\p{N})`,
     'gu',
