@@ -43,12 +43,15 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // Optional peers are required from this package's own location (`createRequire(import.meta.url)`, see
+  // src/peers.ts); the shim gives the CommonJS build an `import.meta.url` of its file.
+  shims: true,
   outDir: 'dist',
   // Shared core code goes to chunks, so the adapters and the core entry use one copy of each module.
   splitting: true,
   // Optional peers and the test runner the conformance suites register with are the host's, never bundled.
   // Vitest is external too, but per format: the plugin below keeps the ESM import and shims the CommonJS one.
-  external: ['ioredis', 'pg', '@opentelemetry/api'],
+  external: ['ioredis', 'pg', '@opentelemetry/api', 'prom-client'],
   noExternal: [/^vitest$/],
   esbuildPlugins: [
     {

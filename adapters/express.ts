@@ -1,6 +1,14 @@
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express'
 import { type Admin, type AdminOptions, createAdmin, isAdmin } from '../src/admin/index.js'
-import { createGateway, type Gateway, type GatewayOptions, isGateway } from '../src/index.js'
+import {
+  attachWebSockets as attachToServer,
+  createGateway,
+  type Gateway,
+  type GatewayOptions,
+  isGateway,
+  type UpgradeEmitter,
+  type UpgradeOptions,
+} from '../src/index.js'
 import { answerParserFailure } from '../src/node/host-parser.js'
 import { type RequestHandlerCore, toGatewayRequest, writeNodeResponse } from '../src/node/index.js'
 
@@ -47,10 +55,32 @@ export function aiGatewayErrorHandler(mounted: RequestHandler | Gateway | Admin)
   const core = isGateway(mounted) || isAdmin(mounted) ? mounted : cores.get(mounted)
   if (core === undefined) throw new TypeError('expected what aiGateway() or aiGatewayAdmin() returned')
   return function aiGatewayErrorHandler(error: unknown, req: Request, res: Response, next: NextFunction) {
-    answerParserFailure(core, error, req, res, { url: req.url, host: req })
+    answerParserFailure(core, error, req, res, { url: req.url, host: req, originalUrl: req.originalUrl })
       .then((response) => (response ? writeNodeResponse(res, response) : next(error)))
       .catch(next)
   }
+}
+
+/**
+ * Serves the gateway's WebSockets (the universal endpoint over a socket, realtime sessions) on the server
+ * Express listens on: upgrades under `prefix` (the path the middleware is mounted at) are the gateway's,
+ * every other one is left to the server's other `upgrade` listeners, such as your own WebSocket servers.
+ * Answers the function that detaches it.
+ *
+ * @example
+ * const ai = aiGateway({ providers: { openai: { apiKey: process.env.OPENAI_API_KEY } } })
+ * app.use('/ai', ai)
+ * attachWebSockets(app.listen(3000), ai, { prefix: '/ai' })
+ */
+export function attachWebSockets(
+  server: UpgradeEmitter,
+  mounted: RequestHandler | Gateway,
+  options: UpgradeOptions = {},
+): () => void {
+  const core = isGateway(mounted) ? mounted : cores.get(mounted)
+  if (core === undefined || !isGateway(core))
+    throw new TypeError('expected what aiGateway() returned, or a gateway')
+  return attachToServer(server, core, options)
 }
 
 /** Translates Express's request to the core's and the core's answer back; nothing else. */
@@ -61,6 +91,7 @@ function middleware(core: RequestHandlerCore): RequestHandler {
       hostBody: req.body,
       rawBody: (req as { rawBody?: unknown }).rawBody,
       host: req,
+      originalUrl: req.originalUrl,
     })
     core
       .handle(request)

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { type Admin, type AdminOptions, createAdmin } from '../src/admin/index.js'
-import { createGateway, type Gateway, type GatewayOptions } from '../src/index.js'
+import { attachWebSockets, createGateway, type Gateway, type GatewayOptions } from '../src/index.js'
 import {
   type RequestHandlerCore,
   relativeUrl,
@@ -11,6 +11,12 @@ import {
 export type FastifyGatewayOptions = GatewayOptions & {
   /** A gateway built with `createGateway`, instead of options. */
   gateway?: Gateway
+  /**
+   * `true` (or the `websockets` settings, for a gateway made from these options) also serves the gateway's
+   * WebSockets on `app.server`, under the plugin's prefix; other upgrades are left to the server's other
+   * listeners. Its sockets are closed in `preClose`, before the server waits for its connections.
+   */
+  websockets?: GatewayOptions['websockets']
 }
 
 export type FastifyAdminOptions = AdminOptions & {
@@ -28,11 +34,19 @@ const REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
  *
  * @example
  * await app.register(aiGateway, { prefix: '/ai', providers: { openai: { apiKey: process.env.OPENAI_API_KEY } } })
+ * await app.register(aiGateway, { prefix: '/ai', gateway, websockets: true }) // and its WebSockets
  */
 const aiGatewayPlugin: FastifyPluginAsync<FastifyGatewayOptions> = async (app, registerOptions) => {
   const { gateway: given, ...rest } = registerOptions
   const gateway = given ?? createGateway(withoutRegisterKeys(rest) as GatewayOptions)
   if (given === undefined) app.addHook('onClose', () => gateway.close())
+  if (registerOptions.websockets !== undefined && registerOptions.websockets !== false) {
+    const detach = attachWebSockets(app.server, gateway, { prefix: app.prefix })
+    app.addHook('preClose', async () => {
+      detach()
+      await gateway.closeWebSockets()
+    })
+  }
   serve(app, gateway)
 }
 
@@ -60,7 +74,9 @@ function serve(app: FastifyInstance, core: RequestHandlerCore): void {
   const prefix = app.prefix
   async function handleGatewayRequest(request: FastifyRequest, reply: FastifyReply) {
     const url = relativeUrl(request.raw.url ?? '/', prefix) ?? '/'
-    const response = await core.handle(toGatewayRequest(request.raw, reply.raw, { url, host: request }))
+    const response = await core.handle(
+      toGatewayRequest(request.raw, reply.raw, { url, host: request, originalUrl: request.raw.url }),
+    )
     if (response === undefined) return reply.callNotFound()
     reply.hijack()
     await writeNodeResponse(reply.raw, response)

@@ -1,6 +1,13 @@
 import type { Middleware } from 'koa'
 import { type Admin, type AdminOptions, createAdmin, isAdmin } from '../src/admin/index.js'
-import { createGateway, type Gateway, type GatewayOptions, isGateway } from '../src/index.js'
+import {
+  attachWebSockets as attachToServer,
+  createGateway,
+  type Gateway,
+  type GatewayOptions,
+  isGateway,
+  type UpgradeEmitter,
+} from '../src/index.js'
 import { answerParserFailure } from '../src/node/host-parser.js'
 import {
   normalizePrefix,
@@ -68,12 +75,39 @@ export function aiGatewayErrorHandler(mounted: Middleware): Middleware {
       await next()
     } catch (error) {
       const url = relativeUrl(ctx.url, mount.base)
-      const response = await answerParserFailure(mount.core, error, ctx.req, ctx.res, { url, host: ctx })
+      const response = await answerParserFailure(mount.core, error, ctx.req, ctx.res, {
+        url,
+        host: ctx,
+        originalUrl: ctx.originalUrl,
+      })
       if (response === undefined) throw error
       ctx.respond = false
       await writeNodeResponse(ctx.res, response)
     }
   }
+}
+
+/**
+ * Serves the gateway's WebSockets (the universal endpoint over a socket, realtime sessions) on the server
+ * Koa listens on: upgrades under the middleware's `prefix` (or the one given here) are the gateway's,
+ * every other one is left to the server's other `upgrade` listeners, such as your own WebSocket servers.
+ * Answers the function that detaches it.
+ *
+ * @example
+ * const ai = aiGateway({ prefix: '/ai', providers: { openai: { apiKey: process.env.OPENAI_API_KEY } } })
+ * app.use(ai)
+ * attachWebSockets(app.listen(3000), ai)
+ */
+export function attachWebSockets(
+  server: UpgradeEmitter,
+  mounted: Middleware | Gateway,
+  options: KoaMountOptions = {},
+): () => void {
+  const mount = isGateway(mounted) ? undefined : mounts.get(mounted)
+  const core = isGateway(mounted) ? mounted : mount?.core
+  if (core === undefined || !isGateway(core))
+    throw new TypeError('expected what aiGateway() returned, or a gateway')
+  return attachToServer(server, core, { prefix: options.prefix ?? mount?.base })
 }
 
 /** Translates Koa's context to the core's request and the core's answer back; nothing else. */
@@ -88,6 +122,7 @@ function middleware(core: RequestHandlerCore, prefix: string | undefined): Middl
       hostBody: body.body,
       rawBody: body.rawBody,
       host: ctx,
+      originalUrl: ctx.originalUrl,
     })
     const response = await core.handle(request)
     if (response === undefined) return next()

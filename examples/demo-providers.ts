@@ -7,6 +7,7 @@ import {
   type Gateway,
   type GatewayOptions,
   type KeyRing,
+  parseOptions,
 } from 'ai-gateway-middleware'
 import { createMockProvider } from 'ai-gateway-middleware/testing'
 import { adminCommands, cacheCommand, formatCommands, tryCommands } from './demo-commands.js'
@@ -87,15 +88,22 @@ export function exitOnListenError(error: NodeJS.ErrnoException, port: number): n
  * The demo's gateway and what its admin API serves. Every request is logged to the gateway's in-memory
  * store (`logs: { store }` takes Postgres), answers are cached when a request asks (`cf-aig-cache-ttl`),
  * and keys stored through the admin API serve `cf-aig-byok-alias`; they are encrypted under the master key.
+ * `settings` gives the dashboard's Settings page the gateway's options with their defaults (masked there).
  * The admin token is `GATEWAY_ADMIN_TOKEN`, else a random one; set empty, it is `''`, which
  * examples/express.ts takes as "no token" (and `printAdmin` warns about).
  */
-export function demoGateway(providers: Providers): { gateway: Gateway; keys: KeyRing; adminToken: string } {
+export function demoGateway(providers: Providers): {
+  gateway: Gateway
+  keys: KeyRing
+  adminToken: string
+  settings: () => unknown
+} {
   const masterKey = process.env.GATEWAY_MASTER_KEY ?? randomBytes(32)
   const keys = createKeyRing({ store: createMemorySecretStore(), masterKey })
-  const gateway = createGateway({ providers, keys, rateLimit: { limit: 600, window: 60 } })
+  const options: GatewayOptions = { providers, keys, rateLimit: { limit: 600, window: 60 }, metrics: true }
+  const gateway = createGateway(options)
   const adminToken = process.env.GATEWAY_ADMIN_TOKEN ?? randomBytes(24).toString('base64url')
-  return { gateway, keys, adminToken }
+  return { gateway, keys, adminToken, settings: () => parseOptions(options) }
 }
 
 /**
@@ -124,5 +132,7 @@ export function printAdmin(address: AddressInfo | string | null, mount: string, 
       : adminToken
   console.log(`
 Admin API (logs, stored keys):
-${formatCommands(adminCommands(base, token))}`)
+${formatCommands(adminCommands(base, token))}
+
+Dashboard: ${base}/ (${adminToken ? 'sign in with the admin token' : 'no sign-in: the admin has no token'})`)
 }

@@ -4,12 +4,13 @@ import { demoGateway, demoProviders, exitOnListenError, printAdmin, printTryIt }
 
 const { providers, upstream } = await demoProviders()
 
-const { gateway, keys, adminToken } = demoGateway(providers)
+const { gateway, keys, adminToken, settings } = demoGateway(providers)
 const logs = gateway.logs
+const { routes } = gateway
 
 const app = express()
 app.get('/', (_req, res) => {
-  res.send('Host app. The AI gateway is mounted at /ai, its admin API at /ai-admin.')
+  res.send('Host app. The AI gateway is mounted at /ai, its admin API and dashboard at /ai-admin/.')
 })
 app.use('/ai', aiGateway(gateway))
 // Records reach the log store in batches, up to a second apart; writing them out before each admin call
@@ -17,8 +18,10 @@ app.use('/ai', aiGateway(gateway))
 app.use('/ai-admin', (_req, _res, next) => {
   gateway.flushLogs().then(() => next(), next)
 })
-// An empty GATEWAY_ADMIN_TOKEN serves the admin without a token; printAdmin warns about it.
-app.use('/ai-admin', aiGatewayAdmin(adminToken ? { logs, keys, token: adminToken } : { logs, keys }))
+// The admin serves its dashboard at /ai-admin/ too. An empty GATEWAY_ADMIN_TOKEN serves both without a
+// token; printAdmin warns about it.
+const stores = { logs, keys, routes, settings, metrics: gateway.metrics }
+app.use('/ai-admin', aiGatewayAdmin(adminToken ? { ...stores, token: adminToken } : stores))
 
 const port = Number(process.env.PORT ?? 8787)
 const server = app.listen(port, '127.0.0.1', (error) => {

@@ -4,13 +4,24 @@ import { demoGateway, demoProviders, printAdmin, printTryIt } from './demo-provi
 
 const { providers, upstream } = await demoProviders()
 
-const { gateway, keys, adminToken } = demoGateway(providers)
+const { gateway, keys, adminToken, settings } = demoGateway(providers)
 const logs = gateway.logs
 
 const app = Fastify()
-app.get('/', async () => 'Host app. The AI gateway is mounted at /ai, its admin API at /ai-admin.')
+app.get(
+  '/',
+  async () => 'Host app. The AI gateway is mounted at /ai, its admin API and dashboard at /ai-admin/.',
+)
 await app.register(aiGateway, { prefix: '/ai', gateway })
-await app.register(aiGatewayAdmin, { prefix: '/ai-admin', logs, keys, token: adminToken })
+await app.register(aiGatewayAdmin, {
+  prefix: '/ai-admin',
+  logs,
+  keys,
+  routes: gateway.routes,
+  settings,
+  metrics: gateway.metrics,
+  token: adminToken,
+})
 
 await app.listen({ port: Number(process.env.PORT ?? 8787), host: '127.0.0.1' })
 printTryIt(app.server.address(), '/ai', upstream)

@@ -4,14 +4,24 @@ import { demoGateway, demoProviders, printAdmin, printTryIt } from './demo-provi
 
 const { providers, upstream } = await demoProviders()
 
-const { gateway, keys, adminToken } = demoGateway(providers)
+const { gateway, keys, adminToken, settings } = demoGateway(providers)
 const logs = gateway.logs
 
 const app = new Koa()
 app.use(aiGateway(gateway, { prefix: '/ai' }))
-app.use(aiGatewayAdmin({ prefix: '/ai-admin', logs, keys, token: adminToken }))
+app.use(
+  aiGatewayAdmin({
+    prefix: '/ai-admin',
+    logs,
+    keys,
+    routes: gateway.routes,
+    settings,
+    metrics: gateway.metrics,
+    token: adminToken,
+  }),
+)
 app.use((ctx) => {
-  ctx.body = 'Host app. The AI gateway is mounted at /ai, its admin API at /ai-admin.'
+  ctx.body = 'Host app. The AI gateway is mounted at /ai, its admin API and dashboard at /ai-admin/.'
 })
 
 const server = app.listen(Number(process.env.PORT ?? 8787), '127.0.0.1', () => {

@@ -92,6 +92,10 @@ export const ERRORS = {
     status: 503,
     message: 'Guardrail classifier unavailable and a block rule applies',
   },
+  CROSS_SITE_REFUSED: { code: 2133, status: 403, message: 'Cross-site request refused' },
+  WEBSOCKET_NOT_SUPPORTED: { code: 2134, status: 400, message: 'This path does not serve WebSockets' },
+  TOO_MANY_IN_FLIGHT: { code: 2135, status: 429, message: 'Too many requests in flight on this socket' },
+  INVALID_WEBSOCKET_MESSAGE: { code: 2136, status: 400, message: 'Invalid WebSocket message' },
 } as const satisfies Record<string, { code: number; status: number; message: string }>
 
 export type ErrorName = keyof typeof ERRORS

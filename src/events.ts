@@ -85,6 +85,46 @@ export interface LogDroppedEvent {
   reason: 'queue-full' | 'write-failed' | 'build-failed'
 }
 
+/** A WebSocket the gateway took: a realtime session once its provider accepted it, or a universal socket. */
+export interface WebSocketOpenEvent {
+  /** The session's request id (its log record's id); a universal socket's own id. */
+  id: string
+  kind: 'realtime' | 'universal'
+  /** Path relative to the mount point. */
+  path: string
+  /** The realtime session's provider; `undefined` for a universal socket. */
+  provider: string | undefined
+}
+
+/** A WebSocket ended. For a realtime session it comes once the session's log record is queued. */
+export interface WebSocketCloseEvent {
+  id: string
+  kind: 'realtime' | 'universal'
+  /** The close code the connection ended with, as the client was told it (1006 when it just went away). */
+  code: number
+  reason: string
+  /** Which side ended it: the client, the provider, or the gateway (a limit, a timeout, `close()`). */
+  closedBy: 'client' | 'provider' | 'gateway'
+  durationMs: number
+  /** Frames and bytes from the client (on to the provider), and back to it. */
+  framesIn: number
+  framesOut: number
+  bytesIn: number
+  bytesOut: number
+}
+
+/**
+ * A reader fell behind and the side feeding it was paused (`paused`), or it caught up and that side was
+ * resumed (`resumed`). `source` is what stopped being read: a provider's socket, the client's socket, or a
+ * universal stream's body; `bufferedAmount` is what was queued towards the slow reader at that moment.
+ */
+export interface WebSocketBackpressureEvent {
+  id: string
+  source: 'provider' | 'client' | 'stream'
+  state: 'paused' | 'resumed'
+  bufferedAmount: number
+}
+
 /** The typed events a gateway emits. Listeners observe; they cannot change a request. */
 export interface GatewayEvents {
   'request:start': (event: RequestStartEvent) => void
@@ -95,6 +135,9 @@ export interface GatewayEvents {
   'store:error': (event: StoreErrorEvent) => void
   'policy:error': (event: PolicyErrorEvent) => void
   'log:dropped': (event: LogDroppedEvent) => void
+  'websocket:open': (event: WebSocketOpenEvent) => void
+  'websocket:close': (event: WebSocketCloseEvent) => void
+  'websocket:backpressure': (event: WebSocketBackpressureEvent) => void
   /** Bugs in steps and exceptions thrown by listeners. */
   error: (error: unknown) => void
 }

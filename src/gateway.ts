@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { EventEmitter } from 'eventemitter3'
 import { compose, watchesUsage } from './compose.js'
 import { createContext, type GatewayServices } from './context.js'
@@ -8,6 +10,7 @@ import { type GatewayEmitter, type GatewayEvents, notify } from './events.js'
 import { createMemoryLogStore } from './logs/memory-store.js'
 import { LogQueue, type LogStats } from './logs/recorder.js'
 import type { LogStore } from './logs/types.js'
+import { createMetrics, type GatewayMetrics } from './metrics/index.js'
 import { type GatewayOptions, parseOptions, type ResolvedOptions } from './options.js'
 import { createProviderRegistry } from './providers/registry.js'
 import { answerWithError, finishResponse } from './respond.js'
@@ -17,6 +20,7 @@ import { matchSurface, methodNotAllowed } from './surface.js'
 import type { GatewayRequest, GatewayResponse, Step } from './types.js'
 import { LatencyBook } from './upstream/balance.js'
 import { createDispatcher } from './upstream/dispatcher.js'
+import { createWebSockets, type UpgradeOptions } from './websocket/index.js'
 
 const kGateway = Symbol.for('ai-gateway-middleware.gateway')
 
@@ -28,6 +32,24 @@ export interface Gateway {
    * `error`.
    */
   handle(request: GatewayRequest): Promise<GatewayResponse | undefined>
+  /**
+   * Takes a Node HTTP server's `upgrade` event for a WebSocket on the mount: the mount root is the universal
+   * endpoint over a socket, `/{provider}[/path]` a realtime session relayed to the provider. Answers `false`,
+   * leaving the socket untouched, for anything else (another path, another protocol, `websockets: false`),
+   * so the host's own WebSocket servers can have it.
+   *
+   * @example
+   * server.on('upgrade', (req, socket, head) => {
+   *   if (!gateway.upgrade(req, socket, head, { prefix: '/ai' })) ownWss.handleUpgrade(req, socket, head, onConnection)
+   * })
+   */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, options?: UpgradeOptions): boolean
+  /**
+   * Stops taking upgrades and closes every WebSocket with 1001; resolves once each has ended and its session
+   * is logged. A Node server's `close()` waits for upgraded sockets, so a host shutting down calls this (or
+   * `close()`, which does it first) before it; the Fastify plugin does, in `preClose`.
+   */
+  closeWebSockets(): Promise<void>
   readonly events: EventEmitter<GatewayEvents>
   /** Where request logs go (the `logs.store` option, or the default in-memory store); `undefined` with `logs: false`. */
   readonly logs: LogStore | undefined
@@ -36,15 +58,20 @@ export interface Gateway {
    * roll back. The admin API serves them with `createAdmin({ routes: gateway.routes })`.
    */
   readonly routes: GatewayRoutes
+  /**
+   * The metrics in the Prometheus exposition format, for a route to serve (`text()`, `contentType`), or
+   * `undefined` unless the `metrics` option is on.
+   */
+  readonly metrics: GatewayMetrics | undefined
   /** Counters for what cannot be seen from a single request: log records queued, written and dropped. */
   stats(): { logs: LogStats | undefined }
   /** Writes the log records still queued; resolves when they are stored (or counted as dropped). */
   flushLogs(): Promise<void>
   /**
-   * Writes the queued log records, then closes what the gateway made itself: its default stores (the
-   * in-memory limit store; the default log store stays readable through `logs`) and its upstream
-   * connections. Stores and a dispatcher the host passed in are left open: the host owns them and closes
-   * them itself.
+   * Closes its WebSockets (1001, each session logged), writes the queued log records, then closes what the
+   * gateway made itself: its default stores (the in-memory limit store; the default log store stays
+   * readable through `logs`) and its upstream connections, and takes its metrics out of the registry and meter they joined. Stores and a dispatcher
+   * the host passed in are left open: the host owns them and closes them itself.
    */
   close(): Promise<void>
 }
@@ -70,10 +97,13 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   }
   const logQueue =
     logOptions && new LogQueue(logOptions.store ?? own(createMemoryLogStore()), logOptions, events)
+  const metrics =
+    resolved.metrics === false ? undefined : createMetrics(resolved.metrics, { events, logs: logQueue })
   const steps = arrangeSteps(
     resolved,
     builtInSteps(resolved, {
       logs: logQueue,
+      metrics: metrics?.recorder,
       limitStore: own(createMemoryLimitStore()),
       secrets: configuredSecrets(resolved),
     }),
@@ -93,6 +123,7 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     call: (request) => callOwn(request),
   }
   const run = compose(steps)
+  const websockets = createWebSockets({ services, steps, handle: (request) => handle(request) })
   const runOwn = compose(ownRequestSteps(resolved))
 
   async function callOwn(request: GatewayRequest): Promise<GatewayResponse> {
@@ -132,13 +163,19 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
 
   return {
     handle,
+    upgrade: websockets.upgrade,
+    closeWebSockets: websockets.close,
     events,
     logs: logQueue?.store,
     routes: services.routes,
+    metrics: metrics?.exposition,
     stats: () => ({ logs: logQueue === undefined ? undefined : { ...logQueue.stats } }),
     flushLogs: () => logQueue?.flush() ?? Promise.resolve(),
     async close() {
+      // Sessions end first: each one's log record is queued as it ends, and written with the rest below.
+      await websockets.close()
       await logQueue?.flush()
+      metrics?.close()
       for (const store of owned) await store.close?.()
       if (ownsDispatcher) await services.dispatcher.close()
     },

@@ -2,7 +2,9 @@ export {
   type Admin,
   type AdminOptions,
   createAdmin,
+  type DashboardOptions,
   isAdmin,
+  type SettingsSource,
   type VerifyAdminToken,
 } from './admin/index.js'
 export { compose, type StepPredicate, unless, when } from './compose.js'
@@ -50,6 +52,9 @@ export type {
   StoreErrorEvent,
   UpstreamRequestEvent,
   UpstreamResponseEvent,
+  WebSocketBackpressureEvent,
+  WebSocketCloseEvent,
+  WebSocketOpenEvent,
 } from './events.js'
 export { createGateway, type Gateway, isGateway } from './gateway.js'
 export { createKeyRing, type KeyRing, type KeyRingOptions } from './keys/key-ring.js'
@@ -78,12 +83,17 @@ export type {
   LogRecord,
   LogRoute,
   LogStore,
+  LogWebSocket,
 } from './logs/types.js'
+export type { GatewayMetrics } from './metrics/index.js'
+export type { PrometheusRegistry } from './metrics/prometheus.js'
+export { serveMetrics } from './metrics/serve.js'
 export {
   type ErrorHook,
   type GatewayOptions,
   type LimitKey,
   type LimitRuleOptions,
+  type MetricsOptions,
   type PoliciesOption,
   parseOptions,
   type ResolvedOptions,
@@ -149,3 +159,6 @@ export type {
   Surface,
   TraceContext,
 } from './types.js'
+export { attachWebSockets, type UpgradeEmitter, type Upgrader } from './websocket/attach.js'
+export { CLOSE_CODES, type UpgradeOptions } from './websocket/index.js'
+export type { RealtimeKeyPlacement, WebSocketOptions } from './websocket/options.js'

@@ -6,6 +6,8 @@ import { type GatewayError, GatewayOptionsError } from './errors.js'
 import { dlpOption, guardrailsOption } from './guard/config.js'
 import type { KeyRing } from './keys/key-ring.js'
 import type { LogStore } from './logs/types.js'
+import { RESERVED_LABELS } from './metrics/labels.js'
+import type { PrometheusRegistry } from './metrics/prometheus.js'
 import type { Policy } from './policies/types.js'
 import { PROVIDERS } from './providers/catalog.js'
 import { isValidBaseURL } from './providers/registry.js'
@@ -23,6 +25,7 @@ import type {
   Step,
 } from './types.js'
 import { DEFAULT_FALLBACK_ON, FAILURE_CLASSES } from './upstream/failure.js'
+import { websocketOptions } from './websocket/options.js'
 
 export { GatewayOptionsError } from './errors.js'
 
@@ -503,6 +506,95 @@ const logOptions = z.strictObject({
   maxQueue: z.number().int().positive().default(10_000),
 })
 
+// Prometheus's rule for label names; names starting with `__` are its own.
+const LABEL_NAME = /^(?!__)[a-zA-Z_][a-zA-Z0-9_]*$/
+
+/**
+ * Metrics for Prometheus and OpenTelemetry, counted once per request where its log record is made (the
+ * `record` step) and from the gateway's events; see the README's Metrics section for what is exported.
+ */
+export const metricsOptions = z.strictObject({
+  /**
+   * The prom-client `Registry` the metrics join: prom-client's default `register` to serve them with the
+   * host's own, or any other. Default: a registry of the gateway's own (prom-client, an optional peer, must
+   * then be installed). `gateway.metrics.text()` is the whole registry's exposition.
+   */
+  // Checks that do not abort, so that within the `metrics` union a wrong one is reported by its own path.
+  registry: z
+    .custom<PrometheusRegistry>(
+      hasMethods('registerMetric', 'getSingleMetric', 'removeSingleMetric', 'metrics'),
+      { message: 'expected a prom-client Registry', abort: false },
+    )
+    .optional(),
+  /**
+   * Put before every Prometheus name, and (with `.` for its last `_`) before the OpenTelemetry names of the
+   * gateway's own. Two gateways sharing a registry need different ones. Default `aigw_`.
+   */
+  prefix: z
+    .string()
+    .regex(/^(?:[a-zA-Z_][a-zA-Z0-9_]*)?$/, 'expected letters, digits and _, not starting with a digit')
+    .default('aigw_'),
+  /**
+   * Record them through OpenTelemetry too: `true` with the global MeterProvider of `@opentelemetry/api` (an
+   * optional peer), or `{ meter }`. Default off.
+   */
+  otel: z
+    .union([
+      z.boolean(),
+      z.strictObject({
+        meter: z.custom<object>(
+          hasMethods('createHistogram', 'createObservableCounter', 'createObservableUpDownCounter'),
+          { message: 'expected an OpenTelemetry Meter', abort: false },
+        ),
+      }),
+    ])
+    .default(false),
+  labels: z
+    .strictObject({
+      /**
+       * `cf-aig-metadata` keys whose values label the request, token and cost metrics, each label named as
+       * its key. Default none: a metadata value is never a label unless its key is listed here.
+       */
+      metadata: z
+        .array(
+          z
+            .string()
+            .regex(LABEL_NAME, 'expected a Prometheus label name (letters, digits and _)')
+            .refine(
+              (key) => !RESERVED_LABELS.includes(key),
+              'expected a name the metrics do not use already',
+            ),
+        )
+        .max(5)
+        .refine((keys) => new Set(keys).size === keys.length, 'expected each key once')
+        .default([]),
+      /**
+       * Distinct values one label keeps (model names; each metadata key's values) before later ones are
+       * counted as `other`. A value is kept from a request that succeeded. Default 100.
+       */
+      maxValues: z.number().int().min(1).max(10_000).default(100),
+    })
+    .prefault({}),
+  /**
+   * Upper bounds, in seconds, of the latency histograms' buckets. Default: OpenTelemetry's GenAI duration
+   * buckets, doubling from 0.01 to 81.92.
+   */
+  buckets: z
+    .array(z.number().positive())
+    .min(1)
+    .max(50)
+    .refine(
+      (bounds) => bounds.every((bound, at) => at === 0 || bound > bounds[at - 1]!),
+      'expected increasing bounds',
+    )
+    .optional(),
+})
+
+/** What the `metrics` option accepts besides `true` and `false`. */
+export type MetricsOptions = z.input<typeof metricsOptions>
+/** The `metrics` option's settings after validation, every default filled in. */
+export type ResolvedMetricsOptions = z.output<typeof metricsOptions>
+
 export const gatewayOptionsSchema = z.strictObject({
   /** Gateway name matched by Cloudflare's long URL form `/v1/{account}/{name}/...`. Default `'default'`. */
   name: z.string().regex(SLUG, 'expected a slug (a-z, 0-9, -)').default('default'),
@@ -660,6 +752,14 @@ export const gatewayOptionsSchema = z.strictObject({
     ])
     .default(false),
   /**
+   * Metrics for Prometheus (`gateway.metrics.text()`) and OpenTelemetry: `true`, or settings (see
+   * `metricsOptions`). Default off.
+   */
+  metrics: z
+    .union([z.boolean(), metricsOptions])
+    .default(false)
+    .transform((option) => (option === true ? metricsOptions.parse({}) : option)),
+  /**
    * Adds `Server-Timing: gateway;dur=<ms>, upstream;dur=<ms>` to every response, errors included: the
    * gateway's own share of the time to the first byte (every wait on a provider taken out), and the wait
    * for the provider's response headers from sending, all attempts together (absent when no provider was
@@ -680,6 +780,12 @@ export const gatewayOptionsSchema = z.strictObject({
   now: z.custom<() => number>(isFunction).default(() => Date.now),
   /** Observes or replaces the response for each gateway-made error (see `ErrorHook`). Default none. */
   onError: z.custom<ErrorHook>(isFunction, 'expected a function').optional(),
+  /**
+   * WebSockets (`gateway.upgrade`): message size, idle and session clocks, universal requests in flight
+   * per socket, backpressure, realtime providers' paths and key placement; `false` leaves every upgrade to
+   * the host. See `websocketOptions`.
+   */
+  websockets: websocketOptions,
 })
 
 /** What `createGateway()` accepts. */

@@ -3,28 +3,39 @@ import { clientGone } from './client-close.js'
 import type { Usage } from './cost/cost.js'
 import { GatewayError, toGatewayError } from './errors.js'
 import { isObserved, notify, reportError } from './events.js'
-import { buildLogRecord, type LogQueue, type RecordSettings } from './logs/recorder.js'
+import {
+  buildLogRecord,
+  type LogQueue,
+  type RecordSettings,
+  type RequestEnd,
+  type RequestFigures,
+  requestFigures,
+} from './logs/recorder.js'
+import type { MetricsRecorder } from './metrics/recorder.js'
 import { tapBody } from './response-tap.js'
 import type { Telemetry } from './telemetry.js'
 import type { GatewayContext, GatewayResponse } from './types.js'
 import { isEventStream } from './upstream/headers.js'
 
-/** What happens once a response is over: the `request:end` event, the log record, the span. */
+/** What happens once a response is over: the `request:end` event, the log record, the span, the metrics. */
 export interface RequestEndServices {
   readonly logs: LogQueue | undefined
   readonly recordSettings: RecordSettings
   readonly telemetry: Telemetry | undefined
+  readonly metrics?: MetricsRecorder | undefined
 }
 
 /**
  * Watches the response to its end (delivered, failed, or abandoned by the client), then emits
- * `request:end`, queues the log record and ends the span. Nothing here delays the response: the body is
- * only watched on its way out, and the record waits for the provider's usage after the client has it all.
+ * `request:end`, queues the log record, ends the span and counts the request in the metrics. Nothing here
+ * delays the response: the body is only watched on its way out, and the record waits for the provider's
+ * usage after the client has it all.
  */
 export function trackEnd(ctx: GatewayContext, response: GatewayResponse, services: RequestEndServices): void {
   const logged = services.logs !== undefined && ctx.state.settings?.collectLog !== false
   const observed = isObserved(ctx.gateway.events, 'request:end')
-  if (!logged && !observed && services.telemetry === undefined) return
+  const { metrics } = services
+  if (!logged && !observed && services.telemetry === undefined && metrics === undefined) return
   const { recordSettings } = services
   const keepBody = logged && recordSettings.payloads && ctx.state.settings?.collectLogPayload !== false
   tapBody(response, keepBody ? recordSettings.maxPayloadBytes : 0, (tapped) => {
@@ -45,36 +56,47 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
         status: aborted ? 499 : response.status,
         provider: ctx.metrics.provider,
         durationMs,
-        bytesIn: ctx.metrics.bytesIn,
-        bytesOut: tapped.size,
+        // A WebSocket session's bytes are its frames', each way.
+        bytesIn: ctx.state.websocket?.bytesIn ?? ctx.metrics.bytesIn,
+        bytesOut: ctx.state.websocket?.bytesOut ?? tapped.size,
         outcome: aborted ? 'aborted' : failure ? 'error' : 'completed',
         cacheStatus: ctx.state.cacheStatus,
         error: failure && !aborted ? { code: failure.code, message: failure.message } : undefined,
       })
     }
-    if (!logged && services.telemetry === undefined) return
+    if (!logged && services.telemetry === undefined && metrics === undefined) return
     const finish = (usage: Usage | undefined) => {
+      // Whatever goes wrong with a record, a tracer or the metrics is the gateway's bug to report, never a
+      // reason for the host to crash: this runs after the response, where nothing else would catch it.
       try {
-        writeRecord(usage)
+        const end: RequestEnd = {
+          endedAt,
+          durationMs,
+          status: response.status,
+          aborted,
+          failed: failure !== undefined,
+          responseBytes: tapped.bytes,
+          responseSize: tapped.size,
+          stream: isEventStream(response.headers['content-type']),
+          usage,
+        }
+        // Worked out now only when the metrics need them; a record built later works them out itself.
+        let figures: RequestFigures | undefined
+        if (metrics !== undefined) {
+          figures = requestFigures(ctx, usage, recordSettings.prices)
+          try {
+            metrics.observe(ctx, end, figures)
+          } catch (error) {
+            reportError(ctx.gateway.events, error)
+          }
+        }
+        if (logged || services.telemetry !== undefined) writeRecord(end, figures)
       } catch (error) {
-        // Whatever goes wrong with a record (or a tracer) is the gateway's bug to report, never a reason
-        // for the host to crash: this runs after the response, where nothing else would catch it.
         reportError(ctx.gateway.events, error)
       }
     }
-    const writeRecord = (usage: Usage | undefined) => {
-      const end = {
-        endedAt,
-        durationMs,
-        status: response.status,
-        aborted,
-        failed: failure !== undefined,
-        responseBytes: tapped.bytes,
-        responseSize: tapped.size,
-        stream: isEventStream(response.headers['content-type']),
-        usage,
-      }
-      const build = () => buildLogRecord(ctx, end, recordSettings)
+    const writeRecord = (end: RequestEnd, figures: RequestFigures | undefined) => {
+      const build = () => buildLogRecord(ctx, end, recordSettings, figures)
       if (services.telemetry === undefined) {
         // Only the log needs the record: it is built with its batch, off this tick.
         services.logs!.push(build)

@@ -65,7 +65,14 @@ function spanName(ctx: GatewayContext, record: LogRecord): string {
   return record.model === null ? operation : `${operation} ${record.model}`
 }
 
-function operationOf(ctx: GatewayContext): string {
+/**
+ * The GenAI operation a request was, by its path: `chat`, `embeddings`, or `request` for anything else. The
+ * span's name and the metrics' `gen_ai.operation.name`.
+ *
+ * @example
+ * operationOf(ctx) // 'chat' for /openai/chat/completions
+ */
+export function operationOf(ctx: GatewayContext): string {
   const path = ctx.state.target?.path ?? ctx.request.path
   if (path.includes('embed')) return 'embeddings'
   if (path.includes('chat') || path.includes('messages') || path.includes('generateContent')) return 'chat'

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream'
 import type { GatewayServices } from './context.js'
 import type { Usage } from './cost/cost.js'
 import type { GatewayError } from './errors.js'
-import type { LogAttempt, LogGuard } from './logs/types.js'
+import type { LogAttempt, LogGuard, LogWebSocket } from './logs/types.js'
 import type { RouteCharge } from './routes/dynamic.js'
 import type { Metadata, RequestSettings } from './settings.js'
 import type { CacheStatus } from './steps/cache.js'
@@ -40,6 +40,14 @@ export interface GatewayRequest {
   readonly ip?: string | undefined
   /** The host framework's request (Express `req`, Koa `ctx`, Fastify `request`), for `identify`. */
   readonly host?: unknown
+  /**
+   * The request target as the client sent it, before the mount point was taken off (`/ai-admin/logs?limit=5`
+   * for the `path` `/logs`). Adapters set it; a host calling `handle()` may leave it out. The admin's
+   * dashboard reads it to tell `/ai-admin` from `/ai-admin/` and to scope its cookie to the mount.
+   */
+  readonly originalUrl?: string | undefined
+  /** Whether the connection itself is TLS (the socket's `encrypted`); a proxy in front says so in its headers. */
+  readonly secure?: boolean | undefined
 }
 
 /**
@@ -121,6 +129,11 @@ export interface GatewayState {
   secrets?: string[]
   /** The gateway-made error the request was answered with, if any. */
   error?: GatewayError
+  /**
+   * For a realtime WebSocket session, kept up to date while it runs: frames and bytes each way and, once it
+   * ended, how. Its log record reads it (the bytes are its `requestSize` and `responseSize`).
+   */
+  websocket?: LogWebSocket & { bytesIn: number; bytesOut: number }
   /** The OpenTelemetry context active when the request arrived (or the one its trace headers name). */
   traceContext?: TraceContext
 }
@@ -168,6 +181,12 @@ export interface GatewayContext {
     attempts: number
     /** Milliseconds from arrival until the answer was ready to send (its first byte in hand). */
     firstByteMs?: number | undefined
+    /**
+     * Milliseconds from arrival until the provider's stream began its answer (its first token): measured
+     * for the streams the gateway reads up to their first token before sending (`streams.commit` of
+     * `first-token`, the default, or `complete`); `undefined` for other answers.
+     */
+    firstTokenMs?: number | undefined
     /**
      * Milliseconds spent waiting for providers' response headers, from sending each attempt until its
      * headers came (or it failed), summed over attempts: the `upstream` metric of `Server-Timing`.

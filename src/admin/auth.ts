@@ -27,25 +27,42 @@ export function bearerToken(header: string | undefined): string | undefined {
   return header === undefined ? undefined : BEARER.exec(header)?.[1]
 }
 
+/** Checks one token, however it arrived: in a bearer header, or typed into the dashboard's login page. */
+export type CheckAdminToken = (token: string, request: GatewayRequest) => Promise<boolean>
+
 /**
- * Builds the admin's request check: the bearer token must equal one of `tokens` or be accepted by
- * `verify`. Without either, there is nothing to check and the result is `undefined`.
+ * Builds the admin's token check: the token must equal one of `tokens` or be accepted by `verify`. Without
+ * either, there is nothing to check and the result is `undefined`.
  *
  * @example
- * const authorize = createAuthorizer(['s3cr3t-admin-token'], undefined)
- * await authorize?.(request) // true only with `authorization: Bearer s3cr3t-admin-token`
+ * const check = createTokenCheck(['s3cr3t-admin-token'], undefined)
+ * await check?.('s3cr3t-admin-token', request) // true
  */
-export function createAuthorizer(
+export function createTokenCheck(
   tokens: readonly string[],
   verify: VerifyAdminToken | undefined,
-): Authorize | undefined {
+): CheckAdminToken | undefined {
   if (tokens.length === 0 && verify === undefined) return undefined
   const known = tokens.map(digest)
-  return async function authorize(request) {
-    const token = bearerToken(request.headers.authorization)
-    if (token === undefined) return false
+  return async function checkToken(token, request) {
     if (matchesAny(known, digest(token))) return true
     return verify !== undefined && (await verify(token, request)) === true
+  }
+}
+
+/**
+ * Builds the admin's request check: the bearer token must pass `check` (see `createTokenCheck`). Without a
+ * check the admin is open and the result is `undefined`.
+ *
+ * @example
+ * const authorize = createAuthorizer(createTokenCheck(['s3cr3t-admin-token'], undefined))
+ * await authorize?.(request) // true only with `authorization: Bearer s3cr3t-admin-token`
+ */
+export function createAuthorizer(check: CheckAdminToken | undefined): Authorize | undefined {
+  if (check === undefined) return undefined
+  return async function authorize(request) {
+    const token = bearerToken(request.headers.authorization)
+    return token !== undefined && check(token, request)
   }
 }
 

@@ -80,13 +80,27 @@ export async function readJsonObject(request: GatewayRequest): Promise<Record<st
   return value
 }
 
-async function readBody(request: GatewayRequest): Promise<Uint8Array | undefined> {
+/**
+ * The body as text, at most `limitBytes` (else `BODY_TOO_LARGE`); `''` without one.
+ *
+ * @example
+ * const form = new URLSearchParams(await readBodyText(request, 8192))
+ */
+export async function readBodyText(request: GatewayRequest, limitBytes: number): Promise<string> {
+  const bytes = await readBody(request, limitBytes)
+  return bytes === undefined ? '' : Buffer.from(bytes).toString('utf8')
+}
+
+async function readBody(
+  request: GatewayRequest,
+  limitBytes = MAX_ADMIN_BODY_BYTES,
+): Promise<Uint8Array | undefined> {
   const { body } = request
-  if (typeof body === 'function') return body(MAX_ADMIN_BODY_BYTES)
+  if (typeof body === 'function') return body(limitBytes)
   if (body === undefined) return undefined
   const bytes = typeof body === 'string' ? Buffer.from(body) : body
-  if (bytes.byteLength > MAX_ADMIN_BODY_BYTES) {
-    throw new GatewayError('BODY_TOO_LARGE', `the limit is ${MAX_ADMIN_BODY_BYTES} bytes`)
+  if (bytes.byteLength > limitBytes) {
+    throw new GatewayError('BODY_TOO_LARGE', `the limit is ${limitBytes} bytes`)
   }
   return bytes
 }

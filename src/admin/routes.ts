@@ -5,9 +5,11 @@ import { assertSlugs, type MaskedKey } from '../keys/types.js'
 import { parseAnalyticsQuery, parseLogPatch, parseLogQuery, parseLogSelection } from '../logs/query.js'
 import { fromReferenceFilters } from '../logs/reference-filters.js'
 import type { LogSelection, LogStore } from '../logs/types.js'
+import type { GatewayMetrics } from '../metrics/index.js'
 import type { GatewayResponse } from '../types.js'
 import { ROUTE_PATHS } from './dynamic-routes.js'
 import { type AdminCall, jsonResponse, noContent, pathParam, queryObject, readJsonObject } from './http.js'
+import { getSettings, type SettingsView } from './settings.js'
 
 export type { AdminCall } from './http.js'
 
@@ -22,6 +24,16 @@ export type Route =
       readonly store: 'routes'
       readonly methods: Record<string, Handler<GatewayRoutes>>
     }
+  | {
+      readonly path: string
+      readonly store: 'settings'
+      readonly methods: Record<string, Handler<SettingsView>>
+    }
+  | {
+      readonly path: string
+      readonly store: 'metrics'
+      readonly methods: Record<string, Handler<GatewayMetrics>>
+    }
 
 /**
  * The query string as the log parsers take it, with filters in the reference's shape
@@ -31,6 +43,20 @@ function logQueryObject(search: string, what: string): Record<string, unknown> {
   const query: Record<string, unknown> = queryObject(search)
   if (query.filters !== undefined) query.filters = fromReferenceFilters(query.filters, what)
   return query
+}
+
+/** The gateway's metrics in Prometheus's text format, for a scraper holding an admin token. */
+async function getMetrics(metrics: GatewayMetrics): Promise<GatewayResponse> {
+  const body = await metrics.text()
+  return {
+    status: 200,
+    headers: {
+      'content-type': metrics.contentType,
+      'content-length': String(Buffer.byteLength(body)),
+      'cache-control': 'no-store',
+    },
+    body,
+  }
 }
 
 async function listLogs(logs: LogStore, { request }: AdminCall): Promise<GatewayResponse> {
@@ -127,6 +153,8 @@ export const ROUTES: readonly Route[] = [
   { path: '/keys', store: 'keys', methods: { GET: listKeys } },
   { path: '/keys/:provider/:alias', store: 'keys', methods: { PUT: putKey, DELETE: deleteKey } },
   ...ROUTE_PATHS.map(({ path, methods }) => ({ path, store: 'routes' as const, methods })),
+  { path: '/settings', store: 'settings', methods: { GET: getSettings } },
+  { path: '/metrics', store: 'metrics', methods: { GET: getMetrics } },
 ]
 
 const PATTERNS = ROUTES.map((route) => ({ route, parts: route.path.split('/').slice(1) }))

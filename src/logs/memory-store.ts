@@ -50,6 +50,7 @@ function copy(record: LogRecord, withBodies: boolean): LogRecord {
     copied.route = { ...route, path: [...route.path], variants: { ...route.variants } }
   }
   if (record.guard !== undefined) copied.guard = copyGuard(record.guard)
+  if (record.websocket !== undefined) copied.websocket = { ...record.websocket }
   if (!withBodies) {
     copied.requestBody = null
     copied.responseBody = null

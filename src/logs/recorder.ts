@@ -5,7 +5,7 @@ import type { RouteTaken } from '../routes/dynamic.js'
 import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
 import type { GatewayContext } from '../types.js'
 import { assembleStream } from './assemble.js'
-import type { LogOutcome, LogRecord, LogRoute, LogStore } from './types.js'
+import type { LogOutcome, LogRecord, LogRoute, LogStore, LogWebSocket } from './types.js'
 
 export interface LogQueueSettings {
   readonly batchSize: number
@@ -156,12 +156,19 @@ const SECRET_SEEDS = ['sk-', 'AIza', 'gsk_', 'xai-', 'Bearer'] as const
 // Gateway errors that report the provider's failure rather than the gateway's own refusal.
 const UPSTREAM_ERRORS = /^(?:UPSTREAM_|PROVIDER_FAILED$|INVALID_PROVIDER_RESPONSE$)/
 
-/** The request's log record: the reference's fields, with bodies capped and secrets masked. */
-export function buildLogRecord(ctx: GatewayContext, end: RequestEnd, settings: RecordSettings): LogRecord {
+/**
+ * The request's log record: the reference's fields, with bodies capped and secrets masked. `figures` are its
+ * tokens and cost when they were worked out already (for the metrics), else they are worked out here.
+ */
+export function buildLogRecord(
+  ctx: GatewayContext,
+  end: RequestEnd,
+  settings: RecordSettings,
+  figures: RequestFigures = requestFigures(ctx, end.usage, settings.prices),
+): LogRecord {
   const { state, metrics } = ctx
   const target = state.target ?? state.targets?.[0]
   const cached = state.cacheStatus === 'HIT'
-  const usage = cached ? undefined : end.usage
   const model = target?.model
   const withPayload = settings.payloads && state.settings?.collectLogPayload !== false
   const { durationMs } = end
@@ -178,53 +185,86 @@ export function buildLogRecord(ctx: GatewayContext, end: RequestEnd, settings: R
     cached,
     durationMs: Math.round(durationMs),
     ttfbMs: metrics.firstByteMs === undefined ? null : Math.round(metrics.firstByteMs),
-    tokensIn: usage === undefined ? (cached ? 0 : null) : totalInputTokens(usage),
-    tokensOut: usage === undefined ? (cached ? 0 : null) : usage.outputTokens,
-    cost: cached
-      ? 0
-      : costOf(usage, target === undefined ? undefined : target.provider.spec.id, model, state, settings),
+    tokensIn: figures.tokensIn,
+    tokensOut: figures.tokensOut,
+    cost: figures.cost,
     customCost: state.settings?.customCost !== undefined,
     metadata: state.metadata ?? {},
     step: ctx.surface.kind === 'universal' && target !== undefined ? target.step : null,
     eventId: state.settings?.eventId ?? null,
     attempts: metrics.attempts,
-    requestSize: metrics.bytesIn,
-    responseSize: end.responseSize,
+    // A WebSocket session's bytes are its frames' payloads each way, not an HTTP body.
+    requestSize: state.websocket?.bytesIn ?? metrics.bytesIn,
+    responseSize: state.websocket?.bytesOut ?? end.responseSize,
     outcome: outcomeOf(ctx, end),
     errorCode: state.error?.code ?? null,
     principal: principal?.id ?? principal?.tenant ?? null,
     requestBody: withPayload
       ? payload(state.loggedRequestBody ?? ctx.bodyIfRead(), settings, scrubber)
       : null,
-    responseBody: withPayload ? responsePayload(ctx, end, settings, scrubber) : null,
+    // A WebSocket session's frames are not kept: audio, mostly, and no body of the reference's.
+    responseBody:
+      withPayload && state.websocket === undefined ? responsePayload(ctx, end, settings, scrubber) : null,
     feedback: null,
     score: null,
     ...(state.attemptLog === undefined ? {} : { attemptLog: state.attemptLog }),
     ...(target?.route === undefined ? {} : { route: logRoute(target.route) }),
     ...(state.guard === undefined ? {} : { guard: state.guard }),
+    ...(state.websocket === undefined ? {} : { websocket: logWebSocket(state.websocket) }),
   }
+}
+
+function logWebSocket(session: NonNullable<GatewayContext['state']['websocket']>): LogWebSocket {
+  const { framesIn, framesOut, closeCode, closeReason, closedBy } = session
+  return { framesIn, framesOut, closeCode, closeReason, closedBy }
 }
 
 function logRoute(route: RouteTaken): LogRoute {
   return { name: route.name, version: route.version, path: [...route.path], variants: { ...route.variants } }
 }
 
-function costOf(
-  usage: Usage | undefined,
-  provider: string | undefined,
-  model: string | undefined,
-  state: GatewayContext['state'],
-  settings: RecordSettings,
-): number | null {
-  if (usage === undefined) return null
-  const price =
-    state.settings?.customCost ??
-    (provider === undefined || model === undefined ? undefined : settings.prices.find(provider, model))
-  // A model without a price is logged with cost null, never 0: 0 would read as "free".
-  return price === undefined ? null : computeCost(usage, price)
+/** A request's tokens and cost, as its log record, its span and the metrics all report them. */
+export interface RequestFigures {
+  /** Input tokens, cache reads and writes included; 0 for a cache hit, null when the answer reported none. */
+  readonly tokensIn: number | null
+  readonly tokensOut: number | null
+  /** USD; 0 for a cache hit, null when the answer reported no usage or the model has no price. */
+  readonly cost: number | null
 }
 
-function outcomeOf(ctx: GatewayContext, end: RequestEnd): LogOutcome {
+const CACHE_HIT_FIGURES: RequestFigures = { tokensIn: 0, tokensOut: 0, cost: 0 }
+const NO_FIGURES: RequestFigures = { tokensIn: null, tokensOut: null, cost: null }
+
+/**
+ * Tokens and cost from the usage the answer reported, priced by the request's `cf-aig-custom-cost` or the
+ * price table. Worked out once per request, however many of the log, the span and the metrics want them.
+ *
+ * @example
+ * requestFigures(ctx, { inputTokens: 22, outputTokens: 5, inputIncludesCache: true }, prices)
+ * // { tokensIn: 22, tokensOut: 5, cost: 0.0000063 } for gpt-4o-mini
+ */
+export function requestFigures(
+  ctx: GatewayContext,
+  usage: Usage | undefined,
+  prices: PriceTable,
+): RequestFigures {
+  const { state } = ctx
+  if (state.cacheStatus === 'HIT') return CACHE_HIT_FIGURES
+  if (usage === undefined) return NO_FIGURES
+  const target = state.target ?? state.targets?.[0]
+  const price =
+    state.settings?.customCost ??
+    (target?.model === undefined ? undefined : prices.find(target.provider.spec.id, target.model))
+  return {
+    tokensIn: totalInputTokens(usage),
+    tokensOut: usage.outputTokens,
+    // A model without a price is logged with cost null, never 0: 0 would read as "free".
+    cost: price === undefined ? null : computeCost(usage, price),
+  }
+}
+
+/** How the request ended, as its record's `outcome` says: the metrics count requests by it too. */
+export function outcomeOf(ctx: GatewayContext, end: RequestEnd): LogOutcome {
   if (end.aborted) return 'aborted'
   if (ctx.state.cacheStatus === 'HIT') return 'cache_hit'
   const error = ctx.state.error

@@ -118,7 +118,32 @@ export interface LogRecord {
   route?: LogRoute | undefined
   /** What guardrails and DLP found in the request and its answer, and what they did. */
   guard?: LogGuard | undefined
+  /**
+   * For a realtime WebSocket session: its frames each way and how it ended. Its bytes are `requestSize`
+   * (client to provider) and `responseSize` (provider to client), its duration the session's.
+   */
+  websocket?: LogWebSocket | undefined
 }
+
+/** How a realtime WebSocket session went, as its log record keeps it. */
+export interface LogWebSocket {
+  /** Frames from the client to the provider. */
+  framesIn: number
+  /** Frames from the provider to the client. */
+  framesOut: number
+  /** The close code the session ended with, as the client was told it; null when it never opened. */
+  closeCode: number | null
+  /** The close reason (at most 123 bytes), `''` when none was given. */
+  closeReason: string
+  /** Which side ended it: `client`, `provider`, or `gateway` (a limit, a timeout, the gateway closing). */
+  closedBy: 'client' | 'provider' | 'gateway'
+}
+
+export const LOG_WEBSOCKET_CLOSERS = [
+  'client',
+  'provider',
+  'gateway',
+] as const satisfies readonly LogWebSocket['closedBy'][]
 
 /** How a request was walked through a dynamic route to the model that answered (or failed last). */
 export interface LogRoute {

@@ -11,6 +11,7 @@ import {
   LOG_DLP_ACTIONS,
   LOG_GUARDRAIL_ACTIONS,
   LOG_OUTCOMES,
+  LOG_WEBSOCKET_CLOSERS,
   type LogMetadata,
   type LogRecord,
 } from './types.js'
@@ -129,6 +130,16 @@ export const logRecordSchema = z.object({
     })
     .optional(),
   guard: logGuardSchema.optional(),
+  websocket: z
+    .strictObject({
+      framesIn: count,
+      framesOut: count,
+      closeCode: int4.nullable(),
+      // A WebSocket close reason is at most 123 bytes.
+      closeReason: z.string().max(123).transform(storableText),
+      closedBy: z.enum(LOG_WEBSOCKET_CLOSERS),
+    })
+    .optional(),
 })
 
 /**
@@ -173,9 +184,10 @@ function storedCopy(record: LogRecord): LogRecord | undefined {
   if (!((Number.isSafeInteger(r.score) && r.score! >= 0 && r.score! <= 100) || r.score === null))
     return undefined
   if (typeof r.path !== 'string' || !isMetadata(r.metadata)) return undefined
-  // Rare (only requests that retried, fell back, took a dynamic route or met a guard have one), and
-  // nested: the schema reads it.
+  // Rare (only requests that retried, fell back, took a dynamic route, met a guard or were a WebSocket
+  // session have one), and nested: the schema reads it.
   if (r.attemptLog !== undefined || r.route !== undefined || r.guard !== undefined) return undefined
+  if (r.websocket !== undefined) return undefined
   for (const text of [r.provider, r.model, r.eventId, r.principal, r.requestBody, r.responseBody])
     if (typeof text !== 'string' && text !== null) return undefined
   return {

@@ -61,7 +61,7 @@ function refused(key: 'INVALID_REQUEST_BODY' | 'BODY_TOO_LARGE', detail: string)
 export function failedBodyRequest(
   req: IncomingMessage,
   res: ServerResponse,
-  options: { url: string; host: unknown },
+  options: { url: string; host: unknown; originalUrl?: string | undefined },
   failure: HostParserFailure,
 ): GatewayRequest {
   if (failure.error !== undefined) return toGatewayRequest(req, res, { ...options, bodyError: failure.error })
@@ -83,10 +83,10 @@ export async function answerParserFailure(
   error: unknown,
   req: IncomingMessage,
   res: ServerResponse,
-  options: { url: string | undefined; host: unknown },
+  options: { url: string | undefined; host: unknown; originalUrl?: string | undefined },
 ): Promise<GatewayResponse | undefined> {
-  const { url, host } = options
+  const { url, host, originalUrl } = options
   const failure = hostParserFailure(error)
   if (failure === undefined || url === undefined || res.headersSent) return undefined
-  return core.handle(failedBodyRequest(req, res, { url, host }, failure))
+  return core.handle(failedBodyRequest(req, res, { url, host, originalUrl }, failure))
 }

@@ -16,6 +16,8 @@ export interface NodeRequestOptions {
   bodyError?: unknown
   /** The bytes are no longer as encoded (a host parser inflated them): `content-encoding` is left out. */
   decoded?: boolean
+  /** The request target before the host's router took the mount point off (Express's `req.originalUrl`). */
+  originalUrl?: string | undefined
 }
 
 /**
@@ -53,6 +55,8 @@ export function toGatewayRequest(
       bodyError === undefined ? bodyReader(req, res, options, usesHostBody) : () => Promise.reject(bodyError),
     ip: req.socket.remoteAddress,
     host: options.host ?? req,
+    originalUrl: options.originalUrl,
+    secure: (req.socket as { encrypted?: boolean }).encrypted === true,
   }
 }
 

@@ -46,6 +46,7 @@ export const COLUMNS = [
   ['attemptLog', 'attempt_log', 'jsonb'],
   ['route', 'route', 'jsonb'],
   ['guard', 'guard', 'jsonb'],
+  ['websocket', 'websocket', 'jsonb'],
 ] as const satisfies readonly (readonly [keyof LogRecord, string, ColumnType])[]
 
 export const NUMERIC_TYPES = new Set<ColumnType>(['int8', 'int4', 'int2', 'float8', 'numeric'])
@@ -139,10 +140,12 @@ const MIGRATIONS: readonly ((names: Names) => string[])[] = [
     `CREATE INDEX ${n.index('dlp_idx')} ON ${n.table} (((guard -> 'dlp' ->> 'action') COLLATE "C"), created_at, id) WHERE guard IS NOT NULL`,
     `CREATE INDEX ${n.index('guardrail_idx')} ON ${n.table} (((guard -> 'guardrails' ->> 'action') COLLATE "C"), created_at, id) WHERE guard IS NOT NULL`,
   ],
+  // A realtime WebSocket session's frames and close; NULL for every other request.
+  (n) => [`ALTER TABLE ${n.table} ADD COLUMN websocket jsonb`],
 ]
 
 /** Record fields that are left out of a record, rather than null, when their column is NULL. */
-export const OPTIONAL_FIELDS = new Set<string>(['attemptLog', 'route', 'guard'])
+export const OPTIONAL_FIELDS = new Set<string>(['attemptLog', 'route', 'guard', 'websocket'])
 
 /**
  * Brings the table to the latest version. Runs in one transaction holding a transaction-level advisory lock,

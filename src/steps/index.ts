@@ -1,4 +1,5 @@
 import type { LogQueue } from '../logs/recorder.js'
+import type { MetricsRecorder } from '../metrics/recorder.js'
 import type { ResolvedOptions } from '../options.js'
 import type { LimitStore } from '../stores/types.js'
 import type { Step } from '../types.js'
@@ -15,9 +16,10 @@ import { route } from './route.js'
 
 export { authenticate, cache, forward, guard, identify, limit, parse, policy, record, route }
 
-/** What the gateway made for its built-in steps: the log queue, the default limit store. */
+/** What the gateway made for its built-in steps: the log queue, the metrics, the default limit store. */
 export interface BuiltInServices {
   readonly logs?: LogQueue | undefined
+  readonly metrics?: MetricsRecorder | undefined
   readonly limitStore?: LimitStore | undefined
   /** Secrets to scrub from log records. */
   readonly secrets?: readonly string[] | undefined
@@ -43,6 +45,7 @@ export function builtInSteps(options: Partial<ResolvedOptions> = {}, services: B
       maxPayloadBytes: logs?.maxPayloadBytes,
       prices: options.prices,
       secrets: services.secrets,
+      metrics: services.metrics,
     }),
     authenticate(options.authentication),
     parse(),

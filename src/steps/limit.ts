@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { costMicros, MICROS_PER_DOLLAR, priceOf } from '../cost/answer-cost.js'
-import { computeCost } from '../cost/cost.js'
+import { computeCost, type Usage } from '../cost/cost.js'
 import { GatewayError } from '../errors.js'
 import { reportStoreError } from '../events.js'
 import { isRecord } from '../json.js'
@@ -95,6 +95,7 @@ interface Admission {
 export function limit(options: LimitOptions = { rules: [] }): Step {
   const parsed = parseWith(limitOptions, options, 'limit() options')
   const rules = compileRules(parsed.rules, parsed.store)
+  const metered = rules.filter((compiled) => compiled.rule.unit !== 'requests')
   const step: Step = async function limit(ctx, next) {
     const admitted: Admission[] = []
     for (const compiled of rules) {
@@ -109,17 +110,16 @@ export function limit(options: LimitOptions = { rules: [] }): Step {
       }
       admitted.push(admission)
     }
-    if (admitted.length === 0) return next()
-    Object.assign(ctx.responseHeaders, rateLimitHeaders(admitted))
-    const reserved = admitted.filter((a) => a.compiled.rule.unit !== 'requests')
-    if (reserved.length === 0) return next()
+    if (admitted.length > 0) Object.assign(ctx.responseHeaders, rateLimitHeaders(admitted))
+    if (metered.length === 0) return next()
+    const ledger = openLedger(ctx, metered, admitted)
     try {
       await next()
     } catch (error) {
-      giveBack(ctx, reserved)
+      giveBack(ctx, ledger.admitted, ledger)
       throw error
     }
-    settleReserved(ctx, reserved)
+    settleReserved(ctx, ledger)
   }
   // Token and cost rules settle on the usage answers report: the gateway must ask providers for it.
   if (rules.some((compiled) => compiled.rule.unit !== 'requests')) step.watchesUsage = true
@@ -287,16 +287,140 @@ async function estimateTokenParts(ctx: GatewayContext): Promise<{ input: number;
 }
 
 /**
- * Corrects each token or cost reservation to what the answer really used, once it was read: its tokens,
- * or its cost at the price of the model that answered (after a fallback, not the one first asked).
+ * What one `limit()` step holds of a request's token and cost rules until it is settled: the admissions
+ * that reserved an amount, and what was charged beyond each while the request ran (see `chargeSession`).
  */
-function settleReserved(ctx: GatewayContext, reserved: readonly Admission[]): void {
+interface Ledger {
+  /** The step's token and cost rules, admitted or not. */
+  readonly rules: readonly CompiledRule[]
+  readonly admitted: Admission[]
+  /** Per admission, what `chargeSession` took beyond its reservation so far. */
+  readonly charged: Map<Admission, number>
+}
+
+/** Each request's ledgers, one per `limit()` step it passed, for `chargeSession` to find. */
+const ledgers = new WeakMap<GatewayContext, Ledger[]>()
+
+function openLedger(
+  ctx: GatewayContext,
+  rules: readonly CompiledRule[],
+  admitted: readonly Admission[],
+): Ledger {
+  const ledger: Ledger = {
+    rules,
+    admitted: admitted.filter((a) => a.compiled.rule.unit !== 'requests'),
+    charged: new Map(),
+  }
+  const open = ledgers.get(ctx)
+  if (open === undefined) ledgers.set(ctx, [ledger])
+  else open.push(ledger)
+  return ledger
+}
+
+/**
+ * Charges a request that reports its usage while it runs (a realtime WebSocket session) with the usage
+ * reported so far, `usage` being the running total: each token and cost rule of the `limit` steps it
+ * passed takes, from its window, what the request used beyond what it took already. A rule that did not
+ * apply when the request came (its model had no known price yet, as for a Gemini Live session, whose
+ * model comes in its first message) takes it all now. Answers the refusal of the first rule the request no
+ * longer fits in (a rule that had admitted it counts what it used all the same), or `undefined` while every
+ * rule has room. Calls for one request must not overlap: each reads what the one before it charged.
+ *
+ * @example
+ * const refusal = await chargeSession(ctx, { inputTokens: 1200, outputTokens: 300, inputIncludesCache: true })
+ * if (refusal !== undefined) socket.close(4429, refusal.message)
+ */
+export async function chargeSession(ctx: GatewayContext, usage: Usage): Promise<GatewayError | undefined> {
+  const open = ledgers.get(ctx)
+  if (open === undefined) return undefined
+  const tokens = totalTokens(usage)
+  const micros = costMicros(ctx, ctx.state.target ?? ctx.state.targets?.[0], usage)
+  let refused: GatewayError | undefined
+  for (const ledger of open) {
+    for (const compiled of ledger.rules) {
+      const used = compiled.rule.unit === 'cost' ? micros : tokens
+      if (used === undefined || used <= 0) continue
+      const admission = ledger.admitted.find((entry) => entry.compiled === compiled)
+      const refusedHere =
+        admission === undefined
+          ? await admitLate(ctx, ledger, compiled, used)
+          : await chargeMore(ctx, ledger, admission, used)
+      refused ??= refusedHere
+    }
+  }
+  return refused
+}
+
+/** A rule that did not apply at the start and now does: admitted for everything used so far, or refused. */
+async function admitLate(
+  ctx: GatewayContext,
+  ledger: Ledger,
+  compiled: CompiledRule,
+  used: number,
+): Promise<GatewayError | undefined> {
+  if (!appliesTo(ctx, compiled.rule)) return undefined
+  const key = ruleKey(ctx, compiled)
+  if (key === undefined) return undefined
+  const admission = await admitOrRefuse(ctx, compiled, key, used)
+  if (admission instanceof GatewayError) return admission
+  if (admission.decision.allowed) {
+    ledger.admitted.push(admission)
+    return undefined
+  }
+  return refusal(ctx, admission)
+}
+
+/** Takes what an admitted request used beyond its reservation and its earlier charges; over the limit, a refusal. */
+async function chargeMore(
+  ctx: GatewayContext,
+  ledger: Ledger,
+  admission: Admission,
+  used: number,
+): Promise<GatewayError | undefined> {
+  const before = ledger.charged.get(admission) ?? 0
+  const extra = used - admission.amount - before
+  if (extra <= 0) return undefined
+  ledger.charged.set(admission, before + extra)
+  const more = await admitOrRefuse(ctx, admission.compiled, admission.key, extra)
+  if (more instanceof GatewayError) {
+    correct(ctx, admission, extra)
+    return more
+  }
+  if (more.decision.allowed) return undefined
+  // Spent all the same: counted on the first reservation, so the window shows it.
+  correct(ctx, admission, extra)
+  return refusal(ctx, more)
+}
+
+/** `admit`, with a rule that fails closed answering its error instead of throwing it. */
+async function admitOrRefuse(
+  ctx: GatewayContext,
+  compiled: CompiledRule,
+  key: string,
+  amount: number,
+): Promise<Admission | GatewayError> {
+  try {
+    return await admit(ctx, compiled, key, amount)
+  } catch (error) {
+    if (error instanceof GatewayError) return error
+    throw error
+  }
+}
+
+/**
+ * Corrects each token or cost reservation to what the answer really used, once it was read: its tokens,
+ * or its cost at the price of the model that answered (after a fallback, not the one first asked). What a
+ * session was charged while it ran (see `chargeSession`) is taken into account.
+ */
+function settleReserved(ctx: GatewayContext, ledger: Ledger): void {
+  const { admitted: reserved, charged } = ledger
   const response = ctx.response
   if (response === undefined || response.status >= 400 || ctx.state.usage === undefined) {
     // The provider refused or failed before answering: nothing was spent.
-    giveBack(ctx, reserved)
+    giveBack(ctx, reserved, ledger)
     return
   }
+  if (reserved.length === 0) return
   void ctx.state.usage.then((usage) => {
     // Without a usage report (a cut stream, an answer too large to read) the estimate stands.
     if (usage === undefined) return
@@ -304,13 +428,16 @@ function settleReserved(ctx: GatewayContext, reserved: readonly Admission[]): vo
     const micros = costMicros(ctx, ctx.state.target, usage)
     for (const admission of reserved) {
       const used = admission.compiled.rule.unit === 'cost' ? micros : tokens
-      if (used !== undefined) correct(ctx, admission, used - admission.amount)
+      const taken = admission.amount + (charged.get(admission) ?? 0)
+      if (used !== undefined) correct(ctx, admission, used - taken)
     }
   })
 }
 
-function giveBack(ctx: GatewayContext, admissions: readonly Admission[]): void {
-  for (const admission of admissions) correct(ctx, admission, -admission.amount)
+function giveBack(ctx: GatewayContext, admissions: readonly Admission[], ledger?: Ledger): void {
+  for (const admission of admissions) {
+    correct(ctx, admission, -(admission.amount + (ledger?.charged.get(admission) ?? 0)))
+  }
 }
 
 function correct(ctx: GatewayContext, admission: Admission, delta: number): void {

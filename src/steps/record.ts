@@ -1,6 +1,7 @@
 import { createPriceTable, type PriceOverrides } from '../cost/pricing.js'
 import { GatewayError } from '../errors.js'
 import type { LogQueue } from '../logs/recorder.js'
+import type { MetricsRecorder } from '../metrics/recorder.js'
 import { trackEnd } from '../request-end.js'
 import { answerWithError, finishResponse } from '../respond.js'
 import { createTelemetry } from '../telemetry.js'
@@ -20,14 +21,17 @@ export interface RecordOptions {
   prices?: PriceOverrides | undefined
   /** Secrets scrubbed from records wherever they turn up (the gateway passes every configured one). */
   secrets?: readonly string[] | undefined
+  /** Where each request is counted once it is over: the gateway's own (`metrics` option). Default none. */
+  metrics?: MetricsRecorder | undefined
 }
 
 /**
  * The end of a request, as a step: it renders whatever the steps after it threw (the one error path:
  * `renderError`, then the `onError` hook), adds the gateway's `cf-aig-*` headers, and once the response is
- * over emits `request:end`, queues the log record and ends the span. The gateway places it first, so it
- * sees every step's outcome, errors included; a host may move, wrap or replace it (without it, `handle`
- * still renders errors, but nothing is logged).
+ * over emits `request:end`, queues the log record, ends the span and counts the request in the metrics
+ * (tokens and cost worked out once for all of them). The gateway places it first, so it sees every step's
+ * outcome, errors included; a host may move, wrap or replace it (without it, `handle` still renders
+ * errors, but nothing is logged or counted).
  *
  * @example
  * steps: (builtIn) => builtIn.filter((step) => step.name !== 'record') // no logs, no `request:end`
@@ -37,6 +41,7 @@ export function record(options: RecordOptions = {}): Step {
   const ending = {
     logs: options.logs,
     telemetry,
+    metrics: options.metrics,
     recordSettings: {
       payloads: options.payloads ?? false,
       maxPayloadBytes: options.maxPayloadBytes ?? 0,
@@ -58,7 +63,9 @@ export function record(options: RecordOptions = {}): Step {
     }
     trackEnd(ctx, finishResponse(ctx, ctx.response!), ending)
   }
-  // Logs and spans carry the usage answers report: the gateway must ask providers for it.
-  if (options.logs !== undefined || telemetry !== undefined) step.watchesUsage = true
+  // Logs, spans and metrics carry the usage answers report: the gateway must ask providers for it.
+  if (options.logs !== undefined || telemetry !== undefined || options.metrics !== undefined) {
+    step.watchesUsage = true
+  }
   return step
 }

@@ -508,6 +508,23 @@ export function logStoreConformance(name: string, makeStore: () => Promise<LogSt
         expect(listed.map((r) => r.guard)).toStrictEqual([records.B.guard])
       })
 
+      it('keeps a WebSocket session exactly, and other records have none', async () => {
+        const websocket = {
+          framesIn: 4,
+          framesOut: 12,
+          closeCode: 4429,
+          closeReason: "Spend limit exceeded: rule 'daily'",
+          closedBy: 'gateway',
+        } as const
+        const session = makeRecord({ createdAt: T + DAY, websocket })
+        const plain = makeRecord({ createdAt: T + DAY })
+        await store.write([session, plain])
+        expect((await store.get(session.id))?.websocket).toStrictEqual(websocket)
+        expect(await store.get(plain.id)).not.toHaveProperty('websocket')
+        const { records: listed } = await store.list({})
+        expect(listed.filter((r) => r.websocket !== undefined)).toHaveLength(1)
+      })
+
       it('hands out copies of guard that a caller cannot change the stored record through', async () => {
         const { records, all } = fixture()
         await store.write(all)

@@ -19,6 +19,7 @@ import {
   resolveRoute,
   scriptedUnauthorized,
 } from './mock-dialects.js'
+import { createMockRealtime, type MockRealtime } from './mock-realtime.js'
 
 /**
  * Where the mock provider listens, and how strict it is.
@@ -185,6 +186,11 @@ export interface MockProvider {
    * the queue empty, calls get the default behaviour.
    */
   enqueue(...scripts: MockScript[]): void
+  /**
+   * The realtime WebSocket endpoints: OpenAI Realtime at `/v1/realtime` and Gemini Live at
+   * `/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent` (see `createMockRealtime`).
+   */
+  readonly realtime: MockRealtime
   /** Clears the recorded calls and the script queue. */
   reset(): void
   /** Closes the server and destroys open sockets, including stalled responses. */
@@ -243,6 +249,7 @@ export async function createMockProvider(options: MockProviderOptions = {}): Pro
   const server = createServer((req, res) => {
     handleRequest(req, res, state).catch(() => res.destroy())
   })
+  const realtime = createMockRealtime(server, state.policy)
   const host = options.host ?? '127.0.0.1'
   const port = await listen(server, host, options.port ?? 0)
   let closing: Promise<void> | undefined
@@ -250,15 +257,18 @@ export async function createMockProvider(options: MockProviderOptions = {}): Pro
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
     calls: state.calls,
+    realtime,
     enqueue: (...scripts) => {
       state.queue.push(...scripts)
     },
     reset: () => {
       state.calls.length = 0
       state.queue.length = 0
+      realtime.reset()
     },
     close: () => {
-      closing ??= closeServer(server, state)
+      // Upgraded sockets hold a server's close open: they go first.
+      closing ??= realtime.close().then(() => closeServer(server, state))
       return closing
     },
   }

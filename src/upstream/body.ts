@@ -115,6 +115,7 @@ export class UpstreamBody extends Readable {
   // What the events being transformed say went wrong (an in-band error event, or, while held, a broken
   // event), for `#onData` to act on once they went out.
   #eventError: GatewayError | undefined
+  #answerBeganAt: number | undefined
 
   constructor(
     source: Readable,
@@ -142,6 +143,14 @@ export class UpstreamBody extends Readable {
   /** How the body ended, once it did; `undefined` while it flows (and for one abandoned before it began). */
   get outcome(): BodyEnd | undefined {
     return this.#outcome
+  }
+
+  /**
+   * `performance.now()` when a held stream's answer began (its first token, by the grammar), or
+   * `undefined`: the body was not held, or was committed before its answer began.
+   */
+  get answerBeganAt(): number | undefined {
+    return this.#answerBeganAt
   }
 
   /**
@@ -266,6 +275,7 @@ export class UpstreamBody extends Readable {
   #answerBegan(): void {
     const holding = this.#holding!
     holding.began = true
+    this.#answerBeganAt = performance.now()
     clearTimeout(holding.clock)
     holding.clock = undefined
     const { whole, holdMs } = holding.rule

@@ -221,7 +221,11 @@ async function relay(
     },
   )
   response.body.once('close', release)
-  if (commit !== undefined) await waitOnUpstream(ctx, streamed.hold(commit))
+  if (commit !== undefined) {
+    await waitOnUpstream(ctx, streamed.hold(commit))
+    const beganAt = streamed.answerBeganAt
+    if (beganAt !== undefined) ctx.metrics.firstTokenMs = beganAt - ctx.startedAt
+  }
   // The bytes may change on the way (a terminal event, hidden usage, a scrubbed secret): the provider's
   // length would make Node refuse them.
   if (events || scrubber !== undefined) delete headers['content-length']

@@ -253,6 +253,12 @@ async function runPrintedCommands(adminToken: string): Promise<{ stdout: string;
   }
   expect([...used].sort()).toEqual(CHECKS.map((check) => check.name).sort())
 
+  // The dashboard, at the URL the demo prints: its login page, or with no token the app itself.
+  expect(demo.output.stdout).toContain(`Dashboard: ${base}/ai-admin/`)
+  const dashboard = await send(`${base}/ai-admin/`)
+  expect(dashboard.status).toBe(200)
+  expect(dashboard.text).toContain(adminToken ? 'action="session"' : '<div id="app"></div>')
+
   await stop(demo)
   return demo.output
 }

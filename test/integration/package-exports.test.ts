@@ -77,6 +77,41 @@ describe('published entry points', () => {
     ).toBe('true')
   })
 
+  for (const style of ['import', 'require'] as const) {
+    it(`serves the dashboard from the built package (${style})`, async () => {
+      // The admin finds dist/dashboard from wherever its built code landed (an entry or a shared chunk).
+      const load =
+        style === 'import'
+          ? "const { createAdmin } = await import('ai-gateway-middleware')"
+          : "const { createAdmin } = require('ai-gateway-middleware')"
+      const script = `(async () => {
+        ${load}
+        const admin = createAdmin({ token: 'package-admin-token-0123456789' })
+        const get = (path) => admin.handle({ method: 'GET', path, search: '', headers: {}, signal: new AbortController().signal })
+        const page = await get('/')
+        const style = /assets\\/([^"]+\\.css)/.exec(page.body)[1]
+        const css = await get('/assets/' + style)
+        console.log(JSON.stringify({ page: page.status, css: css.status, type: css.headers['content-type'] }))
+      })()`
+      const out = execFileSync(process.execPath, ['-e', script], { cwd: packageRoot, encoding: 'utf8' })
+      expect(JSON.parse(out)).toEqual({ page: 200, css: 200, type: 'text/css; charset=utf-8' })
+    })
+  }
+
+  it('packs the built dashboard', () => {
+    const [packed] = JSON.parse(
+      execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+        cwd: packageRoot,
+        encoding: 'utf8',
+      }),
+    ) as [{ files: { path: string }[] }]
+    const files = packed.files.map((file) => file.path)
+    expect(files).toContain('dist/dashboard/manifest.json')
+    expect(
+      files.filter((file) => /^dist\/dashboard\/assets\/(app|style)-\w+\.(js|css)$/.test(file)),
+    ).toHaveLength(2)
+  })
+
   it('runs the conformance suites from a CommonJS test file that requires them', async () => {
     // Its own Vitest, as a CommonJS project's test run would be; the child must not think it is a worker
     // of this run.

@@ -63,7 +63,7 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     const [a, b] = [newPool(), newPool()]
     const stores = await Promise.all([a, b, a, b].map((p) => createPostgresLogStore(p, { schema: name })))
     expect(stores).toHaveLength(4)
-    expect(await migrationVersions(name)).toEqual([1, 2, 3, 4, 5, 6])
+    expect(await migrationVersions(name)).toEqual([1, 2, 3, 4, 5, 6, 7])
   })
 
   it('lets instances on separate pools see each other’s writes', async () => {
@@ -86,7 +86,7 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     await store.write([kept])
     const reopened = await createPostgresLogStore(pool, { schema: name, table: 'again' })
     expect(await reopened.get(kept.id)).toEqual(kept)
-    expect(await migrationVersions(name, 'again')).toEqual([1, 2, 3, 4, 5, 6])
+    expect(await migrationVersions(name, 'again')).toEqual([1, 2, 3, 4, 5, 6, 7])
   })
 
   it('refuses schema and table names that are not plain identifiers, before any query', async () => {
@@ -210,9 +210,10 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     await pool.query(`ALTER TABLE "${name}"."old" DROP COLUMN attempt_log`)
     await pool.query(`ALTER TABLE "${name}"."old" DROP COLUMN route`)
     await pool.query(`ALTER TABLE "${name}"."old" DROP COLUMN guard`)
+    await pool.query(`ALTER TABLE "${name}"."old" DROP COLUMN websocket`)
     await pool.query(`DELETE FROM "${name}"."old_migrations" WHERE version > 1`)
     const migrated = await createPostgresLogStore(pool, { schema: name, table: 'old' })
-    expect(await migrationVersions(name, 'old')).toEqual([1, 2, 3, 4, 5, 6])
+    expect(await migrationVersions(name, 'old')).toEqual([1, 2, 3, 4, 5, 6, 7])
     expect((await migrated.get(noisy.id))?.cost).toBe(0.0000033)
     expect(await migrated.analytics({})).toMatchObject([{ requests: 2, cost: 0.0000033 }])
     // Records from before the attempt log read back without one; new ones keep theirs.
@@ -233,5 +234,16 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     expect((await migrated.get(guarded.id))?.guard).toEqual(guard)
     const blocked = [{ field: 'dlpAction', op: 'eq', value: 'BLOCK' }] as const
     expect((await migrated.list({ filters: [...blocked] })).records.map((r) => r.id)).toEqual([guarded.id])
+    expect(await migrated.get(guarded.id)).not.toHaveProperty('websocket')
+    const websocket = {
+      framesIn: 3,
+      framesOut: 9,
+      closeCode: 1000,
+      closeReason: '',
+      closedBy: 'client',
+    } as const
+    const session = record(6000, { websocket })
+    await migrated.write([session])
+    expect((await migrated.get(session.id))?.websocket).toEqual(websocket)
   })
 })

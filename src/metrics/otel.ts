@@ -1,0 +1,184 @@
+import type {
+  Attributes,
+  Histogram,
+  Meter,
+  ObservableCallback,
+  ObservableCounter,
+  ObservableUpDownCounter,
+} from '@opentelemetry/api'
+import type { RequestFigures } from '../logs/recorder.js'
+import { loadPeer } from '../peers.js'
+import { operationOf } from '../telemetry.js'
+import type { GatewayContext } from '../types.js'
+import type { RequestSeries } from './book.js'
+import { TOKEN_BUCKETS } from './buckets.js'
+import type { MetricDefinition } from './definitions.js'
+import type { RequestSink } from './recorder.js'
+
+type OtelApi = typeof import('@opentelemetry/api')
+
+/**
+ * Prometheus label names as OpenTelemetry attributes: the GenAI semantic conventions' where they have one,
+ * the gateway's own namespace otherwise. Metadata labels keep their key, as on the request's span.
+ */
+const ATTRIBUTES: Readonly<Record<string, string>> = {
+  provider: 'gen_ai.provider.name',
+  model: 'gen_ai.request.model',
+  direction: 'gen_ai.token.type',
+  code: 'error.type',
+  error: 'error.type',
+  surface: 'aigw.surface',
+  status_class: 'aigw.status_class',
+  cache: 'aigw.cache',
+  outcome: 'aigw.outcome',
+  action: 'aigw.action',
+  kind: 'aigw.guard.kind',
+  phase: 'aigw.guard.phase',
+  reason: 'aigw.reason',
+  store: 'aigw.store',
+  operation: 'aigw.store.operation',
+}
+
+/** The attribute sets one series records with, per GenAI operation, made at its first request. */
+interface SeriesAttributes {
+  readonly request: Attributes
+  readonly input: Attributes
+  readonly output: Attributes
+}
+
+/** Instruments on a meter, and how to stop observing. */
+export interface OtelExport {
+  /** Records each request into the GenAI histograms. */
+  readonly sink: RequestSink
+  close(): void
+}
+
+/**
+ * The meter the `metrics.otel` option names: its own `{ meter }`, or with `true` the global
+ * MeterProvider's, from `@opentelemetry/api` (an optional peer, loaded here).
+ *
+ * @example
+ * meterOf(true) // metrics.getMeter('ai-gateway-middleware')
+ */
+export function meterOf(option: true | { meter: object }): Meter {
+  if (option !== true) return option.meter as Meter
+  return loadPeer<OtelApi>('@opentelemetry/api', 'metrics.otel').metrics.getMeter('ai-gateway-middleware')
+}
+
+/**
+ * The metrics through OpenTelemetry. Counts come from the same table as Prometheus's, as observable
+ * instruments read at each collection (a request pays nothing for them). Distributions are the GenAI
+ * semantic conventions' histograms (`gen_ai.client.operation.duration`, `gen_ai.client.token.usage`,
+ * `gen_ai.client.operation.time_to_first_chunk`) and the time to the first byte, recorded per request with
+ * attribute sets made once per series: OpenTelemetry has no observable histogram.
+ *
+ * @example
+ * exportToOtel(meterOf(true), 'aigw.', defineMetrics(book, undefined), DURATION_BUCKETS)
+ */
+export function exportToOtel(
+  meter: Meter,
+  namespace: string,
+  definitions: readonly MetricDefinition[],
+  bounds: readonly number[],
+): OtelExport {
+  const observed: {
+    instrument: ObservableCounter | ObservableUpDownCounter
+    callback: ObservableCallback
+  }[] = []
+  for (const definition of definitions) {
+    if (definition.type === 'histogram' || definition.otel === undefined) continue
+    const options = { description: definition.help, unit: definition.otel.unit }
+    const name = `${namespace}${definition.otel.name}`
+    const instrument =
+      definition.type === 'counter'
+        ? meter.createObservableCounter(name, options)
+        : meter.createObservableUpDownCounter(name, options)
+    const names = definition.labels.map((label) => ATTRIBUTES[label] ?? label)
+    const callback: ObservableCallback = (result) => {
+      for (const row of definition.rows()) result.observe(row.value, attributesOf(names, row.labels))
+    }
+    instrument.addCallback(callback)
+    observed.push({ instrument, callback })
+  }
+  const seconds = { unit: 's', advice: { explicitBucketBoundaries: [...bounds] } }
+  const duration = meter.createHistogram('gen_ai.client.operation.duration', {
+    description: 'GenAI operation duration, to the last byte sent.',
+    ...seconds,
+  })
+  const firstChunk = meter.createHistogram('gen_ai.client.operation.time_to_first_chunk', {
+    description: 'Time to the first token of a streamed answer.',
+    ...seconds,
+  })
+  const firstByte = meter.createHistogram(`${namespace}time_to_first_byte`, {
+    description: 'Time to the answer being ready to send.',
+    ...seconds,
+  })
+  const tokens = meter.createHistogram('gen_ai.client.token.usage', {
+    description: 'Number of input and output tokens used.',
+    unit: '{token}',
+    advice: { explicitBucketBoundaries: [...TOKEN_BUCKETS] },
+  })
+  return {
+    sink: {
+      record(series, ctx, end, figures) {
+        const attributes = attributesFor(series, ctx)
+        duration.record(end.durationMs / 1000, attributes.request)
+        const { firstByteMs, firstTokenMs } = ctx.metrics
+        if (firstByteMs !== undefined) firstByte.record(firstByteMs / 1000, attributes.request)
+        if (firstTokenMs !== undefined) firstChunk.record(firstTokenMs / 1000, attributes.request)
+        recordTokens(tokens, series, figures, attributes)
+      },
+    },
+    close() {
+      for (const { instrument, callback } of observed) instrument.removeCallback(callback)
+    },
+  }
+}
+
+/** Tokens the provider reported; a cache hit used none, and is not a usage to count. */
+function recordTokens(
+  tokens: Histogram,
+  series: RequestSeries,
+  figures: RequestFigures,
+  attributes: SeriesAttributes,
+): void {
+  if (series.labels.cache === 'hit') return
+  if (figures.tokensIn !== null) tokens.record(figures.tokensIn, attributes.input)
+  if (figures.tokensOut !== null) tokens.record(figures.tokensOut, attributes.output)
+}
+
+function attributesFor(series: RequestSeries, ctx: GatewayContext): SeriesAttributes {
+  const operation = operationOf(ctx)
+  let byOperation = series.otel as Map<string, SeriesAttributes> | undefined
+  if (byOperation === undefined) {
+    byOperation = new Map()
+    series.otel = byOperation
+  }
+  let attributes = byOperation.get(operation)
+  if (attributes === undefined) {
+    const { labels } = series
+    const failed = labels.outcome !== 'success' && labels.outcome !== 'cache_hit'
+    const request: Attributes = {
+      'gen_ai.operation.name': operation,
+      'gen_ai.provider.name': labels.provider,
+      'gen_ai.request.model': labels.model,
+      'http.response.status_code': labels.status,
+      'aigw.cache': labels.cache,
+      // The semantic conventions' low-cardinality error class: how the request failed.
+      ...(failed ? { 'error.type': labels.outcome } : {}),
+    }
+    attributes = {
+      request,
+      input: { ...request, 'gen_ai.token.type': 'input' },
+      output: { ...request, 'gen_ai.token.type': 'output' },
+    }
+    byOperation.set(operation, attributes)
+  }
+  return attributes
+}
+
+function attributesOf(names: readonly string[], values: readonly string[]): Attributes {
+  const attributes: Attributes = {}
+  for (let at = 0; at < names.length; at++) attributes[names[at]!] = values[at]
+  return attributes
+}

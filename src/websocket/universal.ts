@@ -1,0 +1,381 @@
+import type { IncomingMessage } from 'node:http'
+import { Readable } from 'node:stream'
+import type { RawData, WebSocket } from 'ws'
+import { errorBody, GatewayError } from '../errors.js'
+import type { GatewayEmitter } from '../events.js'
+import { notify, reportError } from '../events.js'
+import { isRecord } from '../json.js'
+import type { GatewayRequest, GatewayResponse } from '../types.js'
+import { SSEParser } from '../upstream/sse.js'
+import { CLOSE_CODES, closeReason } from './close-codes.js'
+import { Gate } from './flow.js'
+import type { ResolvedWebSocketOptions } from './options.js'
+
+/** The metadata of a `universal.created` / `universal.done` / `universal.error` frame. */
+export interface UniversalMetadata {
+  cacheStatus?: string
+  eventId: string
+  logId?: string
+  step?: string
+  contentType?: string
+  /** On `universal.error` only: the HTTP status the request would have been answered with. */
+  status?: number
+  /** `base64` when `response` is a binary answer (audio, images) in base64. */
+  encoding?: 'base64'
+}
+
+/** What a universal socket needs from its gateway and its upgrade. */
+export interface UniversalSocketSetup {
+  readonly id: string
+  readonly client: WebSocket
+  readonly req: IncomingMessage
+  /** Path relative to the mount point (`/`, or Cloudflare's long form), for the requests it runs. */
+  readonly path: string
+  readonly search: string
+  /** The upgrade's headers, as each request carries them (the gateway token among them). */
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly options: ResolvedWebSocketOptions
+  readonly events: GatewayEmitter
+  readonly handle: (request: GatewayRequest) => Promise<GatewayResponse | undefined>
+}
+
+/** One request in flight on a socket: how to tell it the client left, and the body being read for it. */
+interface InFlight {
+  gone: boolean
+  listeners: (() => void)[]
+  body: Readable | undefined
+  controller: AbortController | undefined
+}
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\b|^text\//i
+
+/**
+ * The universal endpoint over a WebSocket, as the reference serves it: each `universal.create` message
+ * is run as a universal-endpoint request through the gateway's own pipeline (`handle()`), so caching,
+ * limits, guards, fallbacks and logs apply to it unchanged, and its answer comes back as frames:
+ * `universal.created` (with `response` for a whole answer), or for a stream `universal.created`, one
+ * `universal.stream` per server-sent event and `universal.done`; a refusal or a provider's error as
+ * `universal.error`. Several requests may be in flight at once (up to `maxInFlight`), told apart by their
+ * `eventId`.
+ */
+export class UniversalSocket {
+  readonly #setup: UniversalSocketSetup
+  readonly #gate: Gate
+  readonly #inFlight = new Set<InFlight>()
+  readonly #startedAt = performance.now()
+  #figures = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 }
+  #idle: NodeJS.Timeout
+  #lifetime: NodeJS.Timeout
+  #closedBy: 'client' | 'provider' | 'gateway' = 'client'
+  #closed = false
+  #resolveEnded!: () => void
+  /** Resolves once the socket closed and every request it carried has ended. */
+  readonly ended: Promise<void>
+
+  constructor(setup: UniversalSocketSetup) {
+    this.#setup = setup
+    this.ended = new Promise((resolve) => {
+      this.#resolveEnded = resolve
+    })
+    const { client, options, events, id } = setup
+    this.#gate = new Gate(client, options.highWaterMark, (state, bufferedAmount) =>
+      notify(events, 'websocket:backpressure', { id, source: 'stream', state, bufferedAmount }),
+    )
+    client.on('message', (data, binary) => this.#onMessage(data, binary))
+    client.on('error', () => {
+      // An oversized or malformed frame: ws closes the socket with the matching code, reported by `close`.
+    })
+    client.once('close', (code, reason) => this.#onClose(code, reason.toString()))
+    this.#idle = setTimeout(() => this.#onIdle(), options.idleTimeoutMs)
+    this.#lifetime = setTimeout(
+      () => this.shutdown(CLOSE_CODES.SESSION_LIMIT, `session reached ${options.maxSessionMs} ms`),
+      options.maxSessionMs,
+    )
+    this.#idle.unref()
+    this.#lifetime.unref()
+    notify(events, 'websocket:open', { id, kind: 'universal', path: setup.path, provider: undefined })
+  }
+
+  /** Closes the socket from the gateway's side; requests in flight are cancelled. */
+  shutdown(code: number, reason: string): void {
+    const { client } = this.#setup
+    if (client.readyState !== client.OPEN) return
+    this.#closedBy = 'gateway'
+    client.close(code, closeReason(reason))
+  }
+
+  #onIdle(): void {
+    // A request still in flight (a long stream, a slow provider) is activity too.
+    if (this.#inFlight.size > 0) {
+      this.#idle.refresh()
+      return
+    }
+    this.shutdown(CLOSE_CODES.IDLE, `idle for ${this.#setup.options.idleTimeoutMs} ms`)
+  }
+
+  #onMessage(data: RawData, binary: boolean): void {
+    const frame = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
+    this.#figures.framesIn++
+    this.#figures.bytesIn += frame.length
+    this.#idle.refresh()
+    const message = binary ? undefined : parse(frame)
+    const request = isRecord(message) ? message.request : undefined
+    const eventId = eventIdOf(request)
+    if (!isRecord(message) || message.type !== 'universal.create' || !isStepList(request)) {
+      const detail = 'expected {"type":"universal.create","request":{provider,endpoint,headers,query}}'
+      this.#refuse(new GatewayError('INVALID_WEBSOCKET_MESSAGE', detail), eventId ?? '')
+      return
+    }
+    if (this.#inFlight.size >= this.#setup.options.maxInFlight) {
+      const detail = `at most ${this.#setup.options.maxInFlight} at once`
+      this.#refuse(new GatewayError('TOO_MANY_IN_FLIGHT', detail), eventId ?? '')
+      return
+    }
+    const entry: InFlight = { gone: false, listeners: [], body: undefined, controller: undefined }
+    this.#inFlight.add(entry)
+    this.#run(entry, request, eventId)
+      .catch((error: unknown) => {
+        reportError(this.#setup.events, error)
+        this.#refuse(new GatewayError('INTERNAL'), eventId ?? '')
+      })
+      .finally(() => {
+        this.#inFlight.delete(entry)
+        this.#maybeEnded()
+      })
+  }
+
+  /** Runs one `universal.create` through the pipeline and sends its answer back as frames. */
+  async #run(entry: InFlight, steps: unknown, eventId: string | undefined): Promise<void> {
+    const { req, path, search, headers, handle } = this.#setup
+    const body = Buffer.from(JSON.stringify(withoutEventIds(steps)))
+    const request: GatewayRequest = {
+      method: 'POST',
+      path,
+      search,
+      headers: {
+        ...headers,
+        'content-type': 'application/json',
+        'content-length': String(body.length),
+        ...(eventId === undefined ? {} : { 'cf-aig-event-id': eventId }),
+      },
+      get signal() {
+        if (entry.controller === undefined) {
+          const controller = new AbortController()
+          entry.controller = controller
+          if (entry.gone) controller.abort()
+          else entry.listeners.push(() => controller.abort())
+        }
+        return entry.controller.signal
+      },
+      get clientClosed() {
+        return entry.gone
+      },
+      onClientClose: (listener) => {
+        if (entry.gone) {
+          listener()
+          return () => {}
+        }
+        entry.listeners.push(listener)
+        return () => {
+          const at = entry.listeners.indexOf(listener)
+          if (at !== -1) entry.listeners.splice(at, 1)
+        }
+      },
+      body,
+      ip: req.socket.remoteAddress,
+      host: req,
+      originalUrl: req.url,
+      secure: (req.socket as { encrypted?: boolean }).encrypted === true,
+    }
+    const response = await handle(request)
+    if (response === undefined) throw new GatewayError('INTERNAL', 'the universal endpoint did not answer')
+    if (entry.gone) {
+      discard(response)
+      return
+    }
+    const metadata = metadataOf(response, eventId)
+    if (response.status >= 400) {
+      const answer = await this.#read(entry, response)
+      if (answer === undefined) return
+      this.#send({
+        type: 'universal.error',
+        metadata: { ...metadata, status: response.status },
+        response: decoded(answer, metadata),
+      })
+      return
+    }
+    if (metadata.contentType?.startsWith('text/event-stream') && response.body instanceof Readable) {
+      await this.#stream(entry, response.body, metadata)
+      return
+    }
+    const answer = await this.#read(entry, response)
+    if (answer === undefined) return
+    this.#send({ type: 'universal.created', metadata, response: decoded(answer, metadata) })
+  }
+
+  /** A streamed answer: `universal.created`, one `universal.stream` per event, then `universal.done`. */
+  async #stream(entry: InFlight, body: Readable, metadata: UniversalMetadata): Promise<void> {
+    entry.body = body
+    this.#send({ type: 'universal.created', metadata })
+    const parser = new SSEParser()
+    const chunk = { eventId: metadata.eventId }
+    try {
+      for await (const bytes of body) {
+        for (const event of parser.push(bytes as Buffer)) {
+          this.#send({ type: 'universal.stream', metadata: chunk, response: eventData(event.data) })
+        }
+        // Pulled no faster than the client reads: the provider's stream waits behind it.
+        const room = this.#gate.room()
+        if (room !== undefined) await room
+        if (entry.gone) return
+      }
+      for (const event of parser.end()) {
+        this.#send({ type: 'universal.stream', metadata: chunk, response: eventData(event.data) })
+      }
+    } catch (error) {
+      if (entry.gone) return
+      const failure = error instanceof GatewayError ? error : new GatewayError('UPSTREAM_INTERRUPTED')
+      this.#refuse(failure, metadata.eventId, metadata)
+      return
+    }
+    this.#send({ type: 'universal.done', metadata })
+  }
+
+  /** A whole answer's bytes; `undefined` when the client left while it was read. */
+  async #read(entry: InFlight, response: GatewayResponse): Promise<Buffer | undefined> {
+    const { body } = response
+    if (body === null) return Buffer.alloc(0)
+    if (typeof body === 'string') return Buffer.from(body)
+    if (!(body instanceof Readable)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+    entry.body = body
+    const chunks: Buffer[] = []
+    try {
+      for await (const chunk of body) chunks.push(chunk as Buffer)
+    } catch {
+      return entry.gone ? undefined : Buffer.concat(chunks)
+    }
+    return entry.gone ? undefined : Buffer.concat(chunks)
+  }
+
+  #refuse(error: GatewayError, eventId: string, metadata?: UniversalMetadata): void {
+    this.#send({
+      type: 'universal.error',
+      metadata: { ...(metadata ?? { eventId }), status: error.status },
+      response: JSON.parse(errorBody(error)) as unknown,
+    })
+  }
+
+  #send(frame: Record<string, unknown>): void {
+    const { client } = this.#setup
+    if (client.readyState !== client.OPEN) return
+    const text = JSON.stringify(frame)
+    this.#figures.framesOut++
+    this.#figures.bytesOut += Buffer.byteLength(text)
+    client.send(text, () => this.#gate.written())
+  }
+
+  #onClose(code: number, reason: string): void {
+    clearTimeout(this.#idle)
+    clearTimeout(this.#lifetime)
+    this.#gate.written(true)
+    for (const entry of this.#inFlight) {
+      entry.gone = true
+      const listeners = entry.listeners
+      entry.listeners = []
+      for (const listener of listeners) listener()
+      entry.body?.destroy()
+    }
+    const { events, id } = this.#setup
+    notify(events, 'websocket:close', {
+      id,
+      kind: 'universal',
+      code,
+      reason,
+      closedBy: this.#closedBy,
+      durationMs: performance.now() - this.#startedAt,
+      ...this.#figures,
+    })
+    this.#closed = true
+    this.#maybeEnded()
+  }
+
+  #maybeEnded(): void {
+    if (this.#closed && this.#inFlight.size === 0) this.#resolveEnded()
+  }
+}
+
+function parse(frame: Buffer): unknown {
+  try {
+    return JSON.parse(frame.toString('utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+/** A single step or a list of them, each an object: the universal endpoint judges the rest. */
+function isStepList(request: unknown): request is Record<string, unknown> | unknown[] {
+  return isRecord(request) || (Array.isArray(request) && request.length > 0 && request.every(isRecord))
+}
+
+/** The request's `eventId`: the step's own, or the first step's in a list. */
+function eventIdOf(request: unknown): string | undefined {
+  const first = Array.isArray(request) ? request[0] : request
+  return isRecord(first) && typeof first.eventId === 'string' ? first.eventId : undefined
+}
+
+function withoutEventIds(steps: unknown): unknown {
+  const strip = (step: unknown) => {
+    if (!isRecord(step) || !('eventId' in step)) return step
+    const { eventId: _eventId, ...rest } = step
+    return rest
+  }
+  return Array.isArray(steps) ? steps.map(strip) : strip(steps)
+}
+
+/** The reference's metadata, from the headers the pipeline put on its answer. */
+function metadataOf(response: GatewayResponse, eventId: string | undefined): UniversalMetadata {
+  const {
+    'cf-aig-cache-status': cacheStatus,
+    'cf-aig-event-id': requestEventId,
+    'cf-aig-log-id': logId,
+    'cf-aig-step': step,
+    'content-type': contentType,
+  } = response.headers
+  const metadata: UniversalMetadata = {
+    cacheStatus: cacheStatus ?? 'MISS',
+    eventId: eventId ?? requestEventId ?? '',
+  }
+  if (logId !== undefined) metadata.logId = logId
+  if (step !== undefined) metadata.step = step
+  if (contentType !== undefined) metadata.contentType = contentType
+  return metadata
+}
+
+/** An answer as a frame carries it: JSON parsed, text as text, anything else in base64 (said in `metadata`). */
+function decoded(bytes: Buffer, metadata: UniversalMetadata): unknown {
+  const type = metadata.contentType ?? 'application/json'
+  if (!JSON_TYPE.test(type)) {
+    metadata.encoding = 'base64'
+    return bytes.toString('base64')
+  }
+  const text = bytes.toString('utf8')
+  if (!/json/i.test(type)) return text
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return text
+  }
+}
+
+/** A server-sent event's data: its JSON, or the text itself (`[DONE]`). */
+function eventData(data: string): unknown {
+  try {
+    return JSON.parse(data) as unknown
+  } catch {
+    return data
+  }
+}
+
+function discard(response: GatewayResponse): void {
+  if (response.body instanceof Readable) response.body.destroy()
+}

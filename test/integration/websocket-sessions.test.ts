@@ -1,0 +1,467 @@
+import { createServer, type Server } from 'node:http'
+import v8 from 'node:v8'
+import vm from 'node:vm'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import {
+  attachWebSockets,
+  CLOSE_CODES,
+  createGateway,
+  type Gateway,
+  type GatewayOptions,
+  type LogRecord,
+  type WebSocketBackpressureEvent,
+  type WebSocketCloseEvent,
+} from '../../src/index.js'
+import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+import { closed, connect, open, openaiStep } from './websocket-helpers.js'
+
+const LIVE_PATH = '/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent'
+
+/** A plain Node server whose only handler is the gateway's WebSockets, at `/ai`. */
+interface Running {
+  gateway: Gateway
+  url: string
+  close(): Promise<void>
+}
+
+describe('WebSocket sessions: metering, limits and what a socket may hold', () => {
+  let mock: MockProvider
+  const running: Running[] = []
+
+  async function start(options: GatewayOptions = {}): Promise<Running> {
+    const gateway = createGateway({
+      providers: {
+        openai: { apiKey: 'sk-stored', baseURL: `${mock.url}/v1` },
+        'google-ai-studio': { apiKey: 'goog-stored', baseURL: mock.url },
+      },
+      ...options,
+    })
+    const server: Server = createServer((_req, res) => res.writeHead(404).end())
+    attachWebSockets(server, gateway, { prefix: '/ai' })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    const app: Running = {
+      gateway,
+      url: `ws://127.0.0.1:${port}/ai`,
+      async close() {
+        await gateway.close()
+        server.closeAllConnections()
+        await new Promise((resolve) => server.close(resolve))
+      },
+    }
+    running.push(app)
+    return app
+  }
+
+  function nextClose(gateway: Gateway): Promise<WebSocketCloseEvent> {
+    return new Promise((resolve) => gateway.events.once('websocket:close', resolve))
+  }
+
+  async function record(gateway: Gateway, id: string): Promise<LogRecord> {
+    await gateway.flushLogs()
+    const found = await gateway.logs!.get(id)
+    if (found === undefined) throw new Error(`no log record ${id}`)
+    return found
+  }
+
+  beforeAll(async () => {
+    mock = await createMockProvider()
+  })
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((app) => app.close()))
+    mock.reset()
+  })
+  afterAll(() => mock.close())
+
+  it('closes a session that runs past its budget with 4429, and logs what it spent', async () => {
+    const { gateway, url } = await start({
+      prices: { openai: { 'gpt-realtime': { input: 4, output: 16 } } },
+      // One cent a minute; each answer below costs $0.0048 (200 × $4 + 250 × $16 per million).
+      rateLimit: { name: 'cents', unit: 'cost', limit: 0.01, window: 60, technique: 'fixed' },
+    })
+    mock.realtime.enqueue({ usage: { input_tokens: 200, output_tokens: 250 } })
+    const { socket, messages } = await connect(`${url}/openai?model=gpt-realtime`)
+    await messages.type('session.created')
+    const ended = nextClose(gateway)
+    for (let turn = 1; turn <= 3; turn++) {
+      socket.send(JSON.stringify({ type: 'response.create' }))
+      await messages.next(
+        (m) => m.type === 'response.done' && messages.ofType('response.done').length >= turn,
+      )
+    }
+    const { code, reason } = await closed(socket)
+    expect(code).toBe(CLOSE_CODES.LIMITED)
+    expect(reason).toBe(
+      "Spend limit exceeded: rule 'cents' (cost limit 0.01 per 60s, fixed) for openai gpt-realtime",
+    )
+    const { id } = await ended
+    const logged = await record(gateway, id)
+    expect(logged).toMatchObject({
+      outcome: 'gateway_error',
+      errorCode: 2041,
+      success: false,
+      tokensIn: 600,
+      tokensOut: 750,
+      cost: 0.0144,
+      websocket: { closeCode: 4429, closedBy: 'gateway' },
+    })
+    // The provider's side was closed too, and the next session is refused at the door.
+    expect((await mock.realtime.sessions[0]!.closed).code).toBe(1000)
+    const refused = await open(`${url}/openai?model=gpt-realtime`)
+    expect(refused.open ? 0 : refused.status).toBe(429)
+  })
+
+  it('runs a session with DLP on: the guard, which cannot read frames, is left out of its steps', async () => {
+    const { gateway, url } = await start({
+      dlp: { policies: [{ id: 'mask-pii', profiles: ['pii'], action: 'redact' }] },
+    })
+    const { socket, messages } = await connect(`${url}/openai?model=gpt-realtime`)
+    await messages.type('session.created')
+    socket.send(JSON.stringify({ type: 'response.create' }))
+    await messages.type('response.done')
+    const ended = nextClose(gateway)
+    socket.close()
+    expect(await record(gateway, (await ended).id)).toMatchObject({ outcome: 'success', statusCode: 101 })
+  })
+
+  it('charges a Gemini Live session from its first usage report, its model named in its setup', async () => {
+    const { gateway, url } = await start({
+      prices: { 'google-ai-studio': { 'gemini-live-mock': { input: 100, output: 100 } } },
+      rateLimit: { name: 'live', unit: 'cost', limit: 0.001, window: 60 },
+    })
+    mock.realtime.enqueue({ usage: { input_tokens: 4, output_tokens: 4 } })
+    const { socket, messages } = await connect(`${url}/google`)
+    socket.send(JSON.stringify({ setup: { model: 'models/gemini-live-mock' } }))
+    await messages.next((m) => 'setupComplete' in m)
+    const ended = nextClose(gateway)
+    // $0.0008 a turn against $0.001: the second turn passes the budget.
+    const turn = JSON.stringify({ clientContent: { turns: [{ role: 'user', parts: [{ text: 'go' }] }] } })
+    socket.send(turn)
+    await messages.next((m) => 'usageMetadata' in m)
+    socket.send(turn)
+    const { code, reason } = await closed(socket)
+    expect([code, reason]).toEqual([
+      4429,
+      "Spend limit exceeded: rule 'live' (cost limit 0.001 per 60s, sliding) for google-ai-studio gemini-live-mock",
+    ])
+    const logged = await record(gateway, (await ended).id)
+    expect(logged).toMatchObject({ model: 'gemini-live-mock', cost: 0.0016, errorCode: 2041 })
+  })
+
+  it('counts a session against a request limit when it opens', async () => {
+    const { url } = await start({ rateLimit: { name: 'one', limit: 1, window: 60 } })
+    const first = await connect(`${url}/openai?model=gpt-realtime`)
+    const second = await open(`${url}/openai?model=gpt-realtime`)
+    expect(second.open).toBe(false)
+    if (!second.open) {
+      expect(second.status).toBe(429)
+      expect(JSON.parse(second.body)).toMatchObject({ error: [{ code: 2003 }] })
+    }
+    first.socket.close()
+    await closed(first.socket)
+  })
+
+  it('relays Gemini Live, with the stored key in ?key=, the model from its setup, and its usage', async () => {
+    const { gateway, url } = await start({
+      prices: { 'google-ai-studio': { 'gemini-live-mock': { input: 1, output: 2 } } },
+    })
+    const { socket, messages } = await connect(`${url}/google`)
+    const upstream = await mock.realtime.session(0)
+    expect(upstream.path).toBe(LIVE_PATH)
+    expect(upstream.query).toBe('?key=goog-stored')
+    socket.send(JSON.stringify({ setup: { model: 'models/gemini-live-mock' } }))
+    await messages.next((m) => 'setupComplete' in m)
+    socket.send(
+      JSON.stringify({
+        clientContent: { turns: [{ role: 'user', parts: [{ text: 'hi gemini' }] }], turnComplete: true },
+      }),
+    )
+    const usage = await messages.next<{ usageMetadata: Record<string, number> }>((m) => 'usageMetadata' in m)
+    expect(usage.usageMetadata).toMatchObject({ promptTokenCount: 3, responseTokenCount: 5 })
+    const ended = nextClose(gateway)
+    socket.close()
+    const logged = await record(gateway, (await ended).id)
+    expect(logged).toMatchObject({
+      provider: 'google-ai-studio',
+      model: 'gemini-live-mock',
+      path: `/google-ai-studio${LIVE_PATH}`,
+      tokensIn: 3,
+      tokensOut: 5,
+      cost: 0.000013,
+      websocket: { framesIn: 2, closeCode: 1005, closedBy: 'client' },
+    })
+  })
+
+  it('reaches any provider whose base URL the host sets, with the key where its options put it', async () => {
+    const { url } = await start({
+      customProviders: { lab: { baseURL: `${mock.url}/v1`, apiKey: 'sk-lab' } },
+      websockets: {
+        providers: { 'custom-lab': { path: '/realtime', key: { protocol: 'openai-insecure-api-key.' } } },
+      },
+    })
+    const { socket, messages } = await connect(`${url}/custom-lab?model=lab-model`, ['realtime'])
+    await messages.type('session.created')
+    const upstream = mock.realtime.sessions[0]!
+    expect(upstream.protocols).toEqual(['realtime', 'openai-insecure-api-key.sk-lab'])
+    expect(upstream.headers.authorization).toBeUndefined()
+    expect(socket.protocol).toBe('realtime')
+    socket.close()
+    await closed(socket)
+  })
+
+  it('passes a provider’s refusal of the handshake on to the client, as it answered it', async () => {
+    const { gateway, url } = await start()
+    mock.realtime.enqueue({ status: 429 })
+    const ended = new Promise<{ id: string; status: number }>((resolve) =>
+      gateway.events.once('request:end', resolve),
+    )
+    const refused = await open(`${url}/openai?model=gpt-realtime`)
+    expect(refused.open).toBe(false)
+    if (refused.open) return
+    expect(refused.status).toBe(429)
+    expect(JSON.parse(refused.body)).toMatchObject({
+      error: { type: 'requests', message: 'mock error (HTTP 429)' },
+    })
+    const { id, status } = await ended
+    expect(status).toBe(429)
+    expect(await record(gateway, id)).toMatchObject({ statusCode: 429, outcome: 'upstream_error' })
+  })
+
+  it('tells the client 1014 when the provider’s connection drops, and logs the session as failed', async () => {
+    const { gateway, url } = await start()
+    const { socket, messages } = await connect(`${url}/openai?model=gpt-realtime`)
+    await messages.type('session.created')
+    const ended = nextClose(gateway)
+    mock.realtime.sessions[0]!.socket.terminate()
+    expect(await closed(socket)).toEqual({ code: 1014, reason: 'provider connection lost' })
+    const logged = await record(gateway, (await ended).id)
+    expect(logged).toMatchObject({
+      success: false,
+      outcome: 'upstream_error',
+      websocket: { closeCode: 1014, closedBy: 'provider' },
+    })
+  })
+
+  it('destroys upgrades off the mount when it is the server’s only upgrade listener, as Node would', async () => {
+    const { url } = await start()
+    await expect(open(url.replace('/ai', '/elsewhere'))).rejects.toThrow(/socket hang up|ECONNRESET/)
+  })
+
+  it('closes a session idle for idleTimeoutMs with 4408, both sides', async () => {
+    const { url } = await start({ websockets: { idleTimeoutMs: 50 } })
+    const { socket } = await connect(`${url}/openai?model=gpt-realtime`)
+    expect(await closed(socket)).toEqual({ code: 4408, reason: 'idle for 50 ms' })
+    expect((await mock.realtime.sessions[0]!.closed).code).toBe(1000)
+  })
+
+  it('closes a socket that sends a message over maxPayload with 1009, and the provider’s side with it', async () => {
+    const { url } = await start({ websockets: { maxPayload: 1024 } })
+    const { socket, messages } = await connect(`${url}/openai?model=gpt-realtime`)
+    await messages.type('session.created')
+    socket.send('x'.repeat(2048))
+    expect((await closed(socket)).code).toBe(1009)
+    expect((await mock.realtime.sessions[0]!.closed).code).toBe(1000)
+    expect(mock.realtime.sessions[0]!.received).toEqual([])
+  })
+
+  it('refuses universal requests past maxInFlight with 2135, and malformed messages with 2136', async () => {
+    const { gateway, url } = await start({ websockets: { maxInFlight: 1 } })
+    const { socket, messages } = await connect(url)
+    mock.enqueue({ stallBeforeHeaders: true })
+    const sent = new Promise((resolve) => gateway.events.once('upstream:request', resolve))
+    socket.send(
+      JSON.stringify({ type: 'universal.create', request: { eventId: 'slow', ...openaiStep('slow') } }),
+    )
+    await sent
+    socket.send(
+      JSON.stringify({ type: 'universal.create', request: { eventId: 'second', ...openaiStep('second') } }),
+    )
+    const refused = await messages.type<{ metadata: Record<string, unknown>; response: unknown }>(
+      'universal.error',
+    )
+    expect(refused.metadata).toEqual({ eventId: 'second', status: 429 })
+    expect(refused.response).toMatchObject({ error: [{ code: 2135 }], name: 'AiGatewayError' })
+    socket.send('not json')
+    const malformed = await messages.next(
+      (m) => m.type === 'universal.error' && (m.response as { internalCode: number }).internalCode === 2136,
+    )
+    expect(malformed).toMatchObject({ metadata: { eventId: '', status: 400 } })
+    // The stalled request is cancelled with the socket, upstream too.
+    socket.close()
+    await closed(socket)
+    expect(await mock.calls[0]!.outcome).toBe('aborted')
+  })
+
+  it('answers a gateway error over the socket as universal.error, mirroring the HTTP body', async () => {
+    const { url } = await start()
+    const { socket, messages } = await connect(url)
+    socket.send(
+      JSON.stringify({
+        type: 'universal.create',
+        request: { eventId: 'typo', ...openaiStep('x'), provider: 'opneai' },
+      }),
+    )
+    const error = await messages.type('universal.error')
+    expect(error).toMatchObject({
+      metadata: { eventId: 'typo', status: 400, contentType: 'application/json' },
+      response: {
+        success: false,
+        error: [{ code: 2008, message: "Invalid provider: step 0: 'opneai' is not a known provider" }],
+        name: 'AiGatewayError',
+        httpCode: 400,
+      },
+    })
+    socket.close()
+    await closed(socket)
+  })
+
+  it('closes every session with 1001 on gateway.close(), each one logged', async () => {
+    const app = await start()
+    running.splice(running.indexOf(app), 1)
+    const sockets = await Promise.all([1, 2, 3].map(() => connect(`${app.url}/openai?model=gpt-realtime`)))
+    const ends: WebSocketCloseEvent[] = []
+    app.gateway.events.on('websocket:close', (event) => ends.push(event))
+    const codes = sockets.map(({ socket }) => closed(socket))
+    await app.close()
+    expect((await Promise.all(codes)).map((c) => c.code)).toEqual([1001, 1001, 1001])
+    expect(ends.map((end) => end.closedBy)).toEqual(['gateway', 'gateway', 'gateway'])
+    const logged = await Promise.all(ends.map((end) => app.gateway.logs!.get(end.id)))
+    expect(logged.map((r) => r?.websocket?.closeCode)).toEqual([1001, 1001, 1001])
+  })
+
+  it('holds a slow reader’s frames to about highWaterMark, pausing the provider’s side while it would send more', async () => {
+    const highWaterMark = 256 * 1024
+    const { gateway, url } = await start({ websockets: { highWaterMark, maxPayload: 1024 * 1024 } })
+    const events: WebSocketBackpressureEvent[] = []
+    gateway.events.on('websocket:backpressure', (event) => events.push(event))
+    const paused = new Promise<void>((resolve) =>
+      gateway.events.on('websocket:backpressure', (event) => {
+        if (event.source === 'provider' && event.state === 'paused') resolve()
+      }),
+    )
+    const { socket, messages } = await connect(`${url}/openai?model=gpt-realtime`)
+    await messages.type('session.created')
+    // The flood is counted here, not kept: 64 MiB of frames.
+    messages.forget()
+    let received = 0
+    let inOrder = true
+    socket.on('message', (data: Buffer) => {
+      const index = Number(/"index":(\d+)/.exec(data.subarray(0, 80).toString())?.[1])
+      inOrder &&= index === received
+      received++
+    })
+    const upstream = mock.realtime.sessions[0]!
+    // The client stops reading; the provider floods 64 MiB in 64 KiB frames.
+    socket.pause()
+    const frames = 1024
+    const frameBytes = 64 * 1024
+    socket.send(JSON.stringify({ type: 'mock.flood', frames, bytes: frameBytes }))
+    await paused
+    // Once the gateway no longer reads it, the provider's own queue fills and it waits to send more.
+    if (!upstream.flood.waiting) await new Promise((resolve) => upstream.once('flood:waiting', resolve))
+    expect(upstream.flood.sent).toBeLessThan(frames)
+    const pausedAt = events.filter((event) => event.source === 'provider' && event.state === 'paused')
+    const frameSize =
+      JSON.stringify({ type: 'response.output_audio.delta', index: 1000, delta: '' }).length + frameBytes
+    for (const event of pausedAt) expect(event.bufferedAmount).toBeLessThanOrEqual(highWaterMark + frameSize)
+    console.info(
+      `slow reader: gateway queue at pause ≤ ${Math.max(...pausedAt.map((e) => e.bufferedAmount))} bytes; provider sent ${upstream.flood.sent}/${frames} frames and waits`,
+    )
+    // The client reads again: everything arrives, in order.
+    const allIn = new Promise((resolve) => upstream.once('flood:done', resolve))
+    socket.resume()
+    await allIn
+    if (received < frames) {
+      await new Promise<void>((resolve) => {
+        socket.on('message', () => {
+          if (received === frames) resolve()
+        })
+      })
+    }
+    expect(received).toBe(frames)
+    expect(inOrder).toBe(true)
+    expect(events.some((event) => event.source === 'provider' && event.state === 'resumed')).toBe(true)
+    socket.close()
+    await closed(socket)
+  })
+
+  it('holds a fast sender back while the provider reads slowly, the other way round', async () => {
+    const highWaterMark = 256 * 1024
+    const { gateway, url } = await start({ websockets: { highWaterMark } })
+    const paused = new Promise<WebSocketBackpressureEvent>((resolve) =>
+      gateway.events.on('websocket:backpressure', (event) => {
+        if (event.source === 'client' && event.state === 'paused') resolve(event)
+      }),
+    )
+    const { socket, messages } = await connect(`${url}/openai?model=gpt-realtime`)
+    await messages.type('session.created')
+    const upstream = mock.realtime.sessions[0]!
+    // The provider stops reading; the client sends 64 MiB of audio in 64 KiB frames.
+    upstream.socket.pause()
+    const frames = 1024
+    const audio = 'A'.repeat(64 * 1024)
+    for (let index = 0; index < frames; index++) {
+      socket.send(JSON.stringify({ type: 'input_audio_buffer.append', audio }))
+    }
+    const event = await paused
+    expect(event.bufferedAmount).toBeLessThanOrEqual(highWaterMark + audio.length + 64)
+    // What the gateway does not read waits in the client's own queue.
+    expect(socket.bufferedAmount).toBeGreaterThan(0)
+    upstream.socket.resume()
+    await upstream.receivedAtLeast(frames)
+    expect(
+      upstream.received.filter((e) => (e as { audioBytes?: number }).audioBytes === audio.length),
+    ).toHaveLength(frames)
+    socket.close()
+    await closed(socket)
+  })
+
+  it('leaves every upgrade to the host with websockets: false', async () => {
+    const gateway = createGateway({ websockets: false })
+    const server = createServer()
+    let host = 0
+    server.on('upgrade', (req, socket, head) => {
+      if (gateway.upgrade(req, socket, head, { prefix: '/ai' })) return
+      host++
+      socket.destroy()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    await expect(open(`ws://127.0.0.1:${port}/ai/openai?model=x`)).rejects.toThrow()
+    expect(host).toBe(1)
+    await gateway.close()
+    await new Promise((resolve) => server.close(resolve))
+  })
+
+  it('holds 200 concurrent sessions in bounded memory', async () => {
+    const { url } = await start({ logs: { payloads: false } })
+    const gc = collectGarbage()
+    gc()
+    const before = process.memoryUsage().heapUsed
+    const sessions = await Promise.all(
+      Array.from({ length: 200 }, () => connect(`${url}/openai?model=gpt-realtime`)),
+    )
+    await Promise.all(sessions.map(({ messages }) => messages.type('session.created')))
+    for (const { socket } of sessions) socket.send(JSON.stringify({ type: 'response.create' }))
+    await Promise.all(sessions.map(({ messages }) => messages.type('response.done')))
+    gc()
+    const during = process.memoryUsage().heapUsed - before
+    console.info(
+      `200 concurrent sessions: heapUsed +${(during / 1024 / 1024).toFixed(1)} MiB (${Math.round(during / 200 / 1024)} KiB per session, both ends and the mock included)`,
+    )
+    // Client, gateway (both sides) and mock sockets of 200 sessions, all in this process: a generous bound.
+    expect(during).toBeLessThan(64 * 1024 * 1024)
+    await Promise.all(
+      sessions.map(({ socket }) => {
+        socket.close()
+        return closed(socket)
+      }),
+    )
+  })
+})
+
+/** `gc()` without --expose-gc: V8 exposes it to a new context once the flag is set at run time. */
+function collectGarbage(): () => void {
+  v8.setFlagsFromString('--expose-gc')
+  return vm.runInNewContext('gc') as () => void
+}
