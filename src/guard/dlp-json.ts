@@ -127,6 +127,12 @@ function escapePointer(key: string): string {
   return key.replaceAll('~', '~0').replaceAll('/', '~1')
 }
 
+/** The strongest action of several checks' results: BLOCK over REDACT over FLAG. */
+export function strongestAction(results: readonly DlpResult[]): 'FLAG' | 'REDACT' | 'BLOCK' {
+  if (results.some((result) => result.action === 'BLOCK')) return 'BLOCK'
+  return results.some((result) => result.action === 'REDACT') ? 'REDACT' : 'FLAG'
+}
+
 /**
  * The reference's `cf-aig-dlp` header: findings grouped by check and profile, with the entries and
  * policies that matched, and (beyond the reference) where: pointer and offsets, never the text.
@@ -141,11 +147,7 @@ export function dlpHeader(results: readonly DlpResult[]): string | undefined {
     group.hits.push(hit)
     groups.set(key, group)
   }
-  const action = results.some((r) => r.action === 'BLOCK')
-    ? 'BLOCK'
-    : results.some((r) => r.action === 'REDACT')
-      ? 'REDACT'
-      : 'FLAG'
+  const action = strongestAction(results)
   return JSON.stringify({
     findings: [...groups.values()].map((group) => ({
       profile: {

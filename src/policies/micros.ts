@@ -1,7 +1,8 @@
 import { decimalOf, shift } from '../cost/money.js'
 
-/** Buckets count micro-dollars: whole numbers, as every limit store counts. */
-export const MICROS_PER_DOLLAR = 1_000_000
+export { MICROS_PER_DOLLAR } from '../cost/answer-cost.js'
+
+import { MICROS_PER_DOLLAR } from '../cost/answer-cost.js'
 
 /** A cap in USD as micro-dollars, to the nearest one. */
 export function limitMicros(amountUsd: number): number {

@@ -18,7 +18,7 @@ import {
   dlpOption,
   guardrailsOption,
 } from '../guard/config.js'
-import { DlpCollector, type DlpResult, dlpHeader, scanJson } from '../guard/dlp-json.js'
+import { DlpCollector, type DlpResult, dlpHeader, scanJson, strongestAction } from '../guard/dlp-json.js'
 import { guardStream } from '../guard/stream.js'
 import { parseJsonBody } from '../json.js'
 import type { LogGuard, LogGuardHit } from '../logs/types.js'
@@ -315,13 +315,8 @@ function logGuard(record: GuardRecord): LogGuard | undefined {
   const guard: { dlp?: LogGuard['dlp']; guardrails?: LogGuard['guardrails'] } = {}
   const results = record.dlp.filter((result) => result.hits.length > 0 || result.truncated)
   if (results.length > 0) {
-    const action = results.some((r) => r.action === 'BLOCK')
-      ? 'BLOCK'
-      : results.some((r) => r.action === 'REDACT')
-        ? 'REDACT'
-        : 'FLAG'
     guard.dlp = {
-      action,
+      action: strongestAction(results),
       findings: results.flatMap((result) => result.hits).slice(0, 100),
       ...(results.some((result) => result.truncated) ? { truncated: true } : {}),
     }

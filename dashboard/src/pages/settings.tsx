@@ -77,7 +77,7 @@ export function SettingsPage() {
               <dd>{data.admin.sessionTtl === null ? '— (no login)' : duration(data.admin.sessionTtl)}</dd>
               {config.sessionExpiresAt === null ? null : (
                 <>
-                  <dt>This session ends</dt>
+                  <dt>Signed in until</dt>
                   <dd>{formatTime(config.sessionExpiresAt)}</dd>
                 </>
               )}
