@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FRONTIER_THRESHOLDS_MS, searchFrontier } from './lib/frontier.js'
-import { waitForQuietMachine, watchForeignCpu } from './lib/machine.js'
+import { waitForQuietMachine, watchCpuSeconds, watchForeignCpu } from './lib/machine.js'
 import { checkAnswer, type Endpoint, measureLatency, measureThroughput, warmUp } from './lib/measure.js'
 import { GROWTH_LIMIT, type MemoryPlan, measureMemory } from './lib/memory.js'
 import { type RunningServer, startServer, stopAllServers } from './lib/processes.js'
@@ -444,7 +444,13 @@ async function measureMode(
   const foreignCpu = watchForeignCpu(ownPids)
   await warmUp(endpoint, warmupRequests, WARMUP_CONCURRENCY)
   const latency = await measureLatency(endpoint, config.requests)
-  const throughput = await measureThroughput(endpoint, CONNECTIONS, config.durationSeconds)
+  const serverCpu = server && watchCpuSeconds([server.pid, ...server.helperPids])
+  const measured = await measureThroughput(endpoint, CONNECTIONS, config.durationSeconds)
+  const cpuSeconds = serverCpu?.()
+  const throughput =
+    cpuSeconds === undefined || measured.requests === 0
+      ? measured
+      : { ...measured, cpuUsPerRequest: (cpuSeconds * 1e6) / measured.requests }
   const foreignCores = foreignCpu()
   const after = await counters(upstream, server)
   // After the clock stopped: waiting for the store is no part of any request's figure.

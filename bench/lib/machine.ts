@@ -19,7 +19,7 @@ function machineBusySeconds(): number {
 }
 
 /** CPU seconds used so far by a process, or `undefined` without /proc (or once it has exited). */
-function processSeconds(pid: number): number | undefined {
+export function processSeconds(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // Fields after the command name, which sits in parentheses and may itself contain spaces.
@@ -65,5 +65,23 @@ export async function waitForQuietMachine(childPids: readonly number[], maxWaitM
     await sleep(250)
     const cores = foreignCpu()
     if (cores === undefined || cores < BUSY_CORES) return
+  }
+}
+
+/**
+ * Starts counting the CPU time of `pids`; the returned function gives the seconds they used since then.
+ * A server's CPU time per request hardly moves with what else the machine does, where its throughput does.
+ */
+export function watchCpuSeconds(pids: readonly number[]): () => number | undefined {
+  const before = pids.map(processSeconds)
+  return () => {
+    let total = 0
+    for (const [i, pid] of pids.entries()) {
+      const start = before[i]
+      const end = processSeconds(pid)
+      if (start === undefined || end === undefined) return undefined
+      total += end - start
+    }
+    return total
   }
 }

@@ -28,6 +28,13 @@ export interface LatencyResult {
 
 export interface ThroughputResult {
   requestsPerSecond: number
+  /** Requests completed in the run. */
+  requests: number
+  /**
+   * CPU time the server under test (and its helpers) used per request meanwhile, in microseconds: what the
+   * machine's noise barely moves. `undefined` for `direct` or without /proc.
+   */
+  cpuUsPerRequest?: number | undefined
   non2xx: number
   errors: number
   timeouts: number
@@ -202,6 +209,7 @@ export async function measureThroughput(
   })
   return {
     requestsPerSecond: result.requests.average,
+    requests: result.requests.total,
     non2xx: result.non2xx,
     errors: result.errors,
     timeouts: result.timeouts,

@@ -3,8 +3,14 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { GC_STATS_REQUEST, type ReadyMessage, STATS_REQUEST, type StatsMessage } from '../servers/messages.js'
 
-// Children load TypeScript sources the same way `npm run bench` does, so the package name resolves to src.
-const LOADER_ARGS = ['--import', 'tsx', '--conditions=ai-gateway-source']
+// The servers are TypeScript, loaded through tsx; the package they mount is the built one in dist, as hosts
+// run it. tsx compiles sources with their function names kept, a wrapper call per closure created that the
+// build does not have, so `BENCH_SOURCE=1` (the package from src, no build needed) is for quick looks only.
+const LOADER_ARGS = [
+  '--import',
+  'tsx',
+  ...(process.env.BENCH_SOURCE === '1' ? ['--conditions=ai-gateway-source'] : []),
+]
 const START_TIMEOUT_MS = 30_000
 const STATS_TIMEOUT_MS = 5_000
 

@@ -43,7 +43,11 @@ const COMPLETION = Buffer.from(
   }),
 )
 
-function openaiEvent(index: number): Buffer {
+/**
+ * A chunk of the stream; `withUsage` is a stream asked for usage (`stream_options.include_usage`), where
+ * OpenAI puts `"usage":null` on every chunk and sends the usage in one more chunk with no choices.
+ */
+function openaiEvent(index: number, withUsage: boolean): Buffer {
   const last = index === OPENAI_CHUNK_COUNT - 1
   const chunk = {
     id: 'chatcmpl-bench0000000000000000000000000',
@@ -64,17 +68,43 @@ function openaiEvent(index: number): Buffer {
         finish_reason: last ? 'stop' : null,
       },
     ],
+    ...(withUsage ? { usage: null } : {}),
   }
   return Buffer.from(`data: ${JSON.stringify(chunk)}\n\n`)
 }
 
+const OPENAI_DONE = Buffer.from('data: [DONE]\n\n')
+
 const OPENAI: Answers = {
   json: COMPLETION,
   events: [
-    ...Array.from({ length: OPENAI_CHUNK_COUNT }, (_, index) => openaiEvent(index)),
-    Buffer.from('data: [DONE]\n\n'),
+    ...Array.from({ length: OPENAI_CHUNK_COUNT }, (_, index) => openaiEvent(index, false)),
+    OPENAI_DONE,
   ],
 }
+
+const OPENAI_USAGE_CHUNK = Buffer.from(
+  `data: ${JSON.stringify({
+    id: 'chatcmpl-bench0000000000000000000000000',
+    object: 'chat.completion.chunk',
+    created: CREATED,
+    model: 'gpt-4o-mini-2024-07-18',
+    system_fingerprint: 'fp_0000000000',
+    choices: [],
+    usage: { prompt_tokens: 12, completion_tokens: 19, total_tokens: 31 },
+  })}\n\n`,
+)
+
+/** The same stream for a request with `"include_usage":true`: what the gateway asks for when it logs. */
+const OPENAI_WITH_USAGE: Answers = {
+  json: COMPLETION,
+  events: [
+    ...Array.from({ length: OPENAI_CHUNK_COUNT }, (_, index) => openaiEvent(index, true)),
+    OPENAI_USAGE_CHUNK,
+    OPENAI_DONE,
+  ],
+}
+const INCLUDE_USAGE = Buffer.from('"include_usage":true')
 
 // Llama Guard on the same endpoint: a chat request naming a `llama-guard` model gets its verdict, `safe`.
 
@@ -203,8 +233,12 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
       count('guardCalls')
       answerJson(res, GUARD_VERDICT)
     } else if (!body.includes('"stream":true')) answerJson(res, answers.json)
-    else if (gapMs > 0) answerSpacedStream(res, answers.events, gapMs)
-    else answerStream(res, answers.events)
+    else {
+      const events =
+        answers === OPENAI && body.includes(INCLUDE_USAGE) ? OPENAI_WITH_USAGE.events : answers.events
+      if (gapMs > 0) answerSpacedStream(res, events, gapMs)
+      else answerStream(res, events)
+    }
   })
 }
 
