@@ -1,3 +1,4 @@
+import { NeedleSearch } from './needles.js'
 import type { GatewayContext } from './types.js'
 
 /** Records a secret the gateway sent upstream for this request: it must never come back to the caller. */
@@ -33,9 +34,9 @@ interface Span {
 
 /**
  * Removes known secrets from bytes on their way out: each secret whole, and any run of at least
- * `MIN_SECRET_FRAGMENT` characters that is its beginning or its end. Matching is by byte search from two
- * fixed seeds per secret (its first and last characters), so the cost is a few native `indexOf` scans per
- * buffer whatever the secrets are.
+ * `MIN_SECRET_FRAGMENT` characters that is its beginning or its end. Matching is by search from two fixed
+ * seeds per secret (its first and last characters), so the cost is a few `indexOf` scans per buffer
+ * whatever the secrets are.
  *
  * @example
  * const scrubber = createScrubber(['sk-live-0123456789abcdef'])
@@ -44,6 +45,8 @@ interface Span {
 export interface Scrubber {
   /** The bytes with every secret and secret fragment replaced by `[REDACTED]`; the same buffer when clean. */
   scrub(bytes: Buffer): Buffer
+  /** `scrub`, for bytes whose latin1 text (`bytes.toString('latin1')`) the caller made already. */
+  scrubLatin1(bytes: Buffer, text: string): Buffer
   scrubText(text: string): string
   /**
    * A scrubber for a byte stream cut anywhere: it holds back the last bytes of each chunk that could be the
@@ -72,62 +75,62 @@ export function createScrubber(secrets: Iterable<string | undefined>): Scrubber 
   return scrubber
 }
 
-/** What a search needs of its text, bytes or characters alike. */
-interface Text<T> {
-  readonly length: number
-  indexOf(value: T, from?: number): number
+interface Key {
+  readonly whole: string
+  readonly head: string
+  readonly tail: string
 }
 
-interface Key<T> {
-  readonly whole: T
-  readonly head: T
-  readonly tail: T
+function keyOf(whole: string): Key {
+  const seed = Math.min(MIN_SECRET_FRAGMENT, whole.length)
+  return { whole, head: whole.slice(0, seed), tail: whole.slice(whole.length - seed) }
+}
+
+/** One search for every key's head (needle `2k`) and tail (needle `2k + 1`). */
+function searchOf(keys: readonly Key[]): NeedleSearch {
+  return new NeedleSearch(keys.flatMap((key) => [key.head, key.tail]))
 }
 
 /**
  * Where the secrets stand in `text`: runs that begin like a secret (from its first characters, extended
  * as far as they keep matching) and runs that end like one (from its last, extended backwards).
  */
-function findSpans<T extends Text<T>>(
-  text: T,
-  keys: readonly Key<T>[],
-  unit: (of: T, at: number) => number,
-): Span[] {
+function findSpans(text: string, keys: readonly Key[], search: NeedleSearch): Span[] {
   const found: Span[] = []
-  for (const { whole, head, tail } of keys) {
-    for (let at = text.indexOf(head); at !== -1; at = text.indexOf(head, at + 1)) {
+  search.forEach(text, (needle, at) => {
+    const { whole, head, tail } = keys[needle >> 1]!
+    if (needle % 2 === 0) {
       let end = at + head.length
-      while (end < text.length && end - at < whole.length && unit(text, end) === unit(whole, end - at)) end++
+      while (
+        end < text.length &&
+        end - at < whole.length &&
+        text.charCodeAt(end) === whole.charCodeAt(end - at)
+      )
+        end++
       found.push({ start: at, end })
+      return
     }
-    for (let at = text.indexOf(tail); at !== -1; at = text.indexOf(tail, at + 1)) {
-      let start = at
-      let offset = whole.length - tail.length
-      while (start > 0 && offset > 0 && unit(text, start - 1) === unit(whole, offset - 1)) {
-        start--
-        offset--
-      }
-      found.push({ start, end: at + tail.length })
+    let start = at
+    let offset = whole.length - tail.length
+    while (start > 0 && offset > 0 && text.charCodeAt(start - 1) === whole.charCodeAt(offset - 1)) {
+      start--
+      offset--
     }
-  }
+    found.push({ start, end: at + tail.length })
+  })
   return merge(found)
 }
 
-const byte = (of: Buffer, at: number) => of[at]!
-const char = (of: string, at: number) => of.charCodeAt(at)
-
-function keysOf<T extends Text<T>>(whole: T, slice: (of: T, start: number, end?: number) => T): Key<T> {
-  const seed = Math.min(MIN_SECRET_FRAGMENT, whole.length)
-  return { whole, head: slice(whole, 0, seed), tail: slice(whole, whole.length - seed) }
-}
-
 function buildScrubber(secrets: readonly string[]): Scrubber {
-  const byteKeys = secrets.map((secret) =>
-    keysOf(Buffer.from(secret), (of, start, end) => of.subarray(start, end)),
-  )
-  const charKeys = secrets.map((secret) => keysOf(secret, (of, start, end) => of.slice(start, end)))
+  const charKeys = secrets.map(keyOf)
+  const charSearch = searchOf(charKeys)
+  // Bytes are searched as their latin1 text, whose characters are the bytes one for one: one pass of one
+  // regular expression for every secret, where each Buffer search would be a native call and a scan.
+  const byteKeys = secrets.map((secret) => keyOf(Buffer.from(secret).toString('latin1')))
+  const byteSearch = searchOf(byteKeys)
   const longest = Math.max(...byteKeys.map((key) => key.whole.length))
-  const spans = (bytes: Buffer) => findSpans(bytes, byteKeys, byte)
+  const spansIn = (text: string) => findSpans(text, byteKeys, byteSearch)
+  const spans = (bytes: Buffer) => spansIn(bytes.toString('latin1'))
 
   function replace(buffer: Buffer, found: readonly Span[]): Buffer {
     if (found.length === 0) return buffer
@@ -145,8 +148,9 @@ function buildScrubber(secrets: readonly string[]): Scrubber {
 
   return {
     scrub,
+    scrubLatin1: (bytes, text) => replace(bytes, spansIn(text)),
     scrubText(text) {
-      const found = findSpans(text, charKeys, char)
+      const found = findSpans(text, charKeys, charSearch)
       if (found.length === 0) return text
       let out = ''
       let from = 0

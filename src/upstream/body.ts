@@ -1,12 +1,13 @@
 import { Readable } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { GatewayError } from '../errors.js'
+import { NeedleSearch } from '../needles.js'
 import { hasMalformedData } from '../providers/dialects/common.js'
 import { dialectOf } from '../providers/dialects/index.js'
 import type { StreamGrammar } from '../providers/dialects/types.js'
 import type { Dialect } from '../providers/types.js'
 import type { Scrubber } from '../secrets.js'
-import { withoutUsage } from './stream-usage.js'
+import { UsageEvents, withoutUsage } from './stream-usage.js'
 
 /**
  * How a streamed body ended, as the module that carried it judged: complete only when the source ended
@@ -40,6 +41,8 @@ export interface BodyPolicy {
   readonly usageExpected: boolean
   /** Take out the usage the gateway asked for on the client's behalf (`stream_options.include_usage`). */
   readonly hideUsage: boolean
+  /** Keep the events that carry usage, for `usageText` (event streams). */
+  readonly keepUsage: boolean
   readonly scrubber: Scrubber | undefined
   /** Most bytes the whole body may carry. */
   readonly maxBytes: number
@@ -73,8 +76,8 @@ interface Holding {
   clock: NodeJS.Timeout | undefined
 }
 
-const BLANK_LINES = [Buffer.from('\n\n'), Buffer.from('\r\n\r\n'), Buffer.from('\r\r')] as const
-const USAGE_OBJECT = Buffer.from('"usage":{')
+const BLANK_LINES = ['\n\n', '\r\n\r\n', '\r\r'] as const
+const USAGE_OBJECT = '"usage":{'
 
 /**
  * An upstream body from its first byte to its end: the one place that decides how a provider's stream
@@ -99,8 +102,9 @@ export class UpstreamBody extends Readable {
   #pending: Buffer[] = []
   #pendingBytes = 0
   #plainScrub: ReturnType<Scrubber['stream']> | undefined
-  // The grammar's markers as bytes, looked up once rather than for every batch of events.
-  readonly #markers: Markers | undefined
+  // The grammar's markers as latin1 text, looked up once rather than for every batch of events.
+  readonly #markers: NeedleSearch | undefined
+  readonly #usage: UsageEvents | undefined
   #total = 0
   #endSeen = false
   #finishSeen = false
@@ -132,6 +136,7 @@ export class UpstreamBody extends Readable {
     this.#explain = control.explain
     if (!policy.events && policy.scrubber !== undefined) this.#plainScrub = policy.scrubber.stream()
     this.#markers = policy.grammar === undefined ? undefined : markersOf(policy.grammar)
+    if (policy.events && policy.keepUsage) this.#usage = new UsageEvents()
     source.on('error', this.#onError)
     // A paused stream may still announce its end once its buffer is empty: listen from now on.
     source.once('end', () => {
@@ -291,22 +296,38 @@ export class UpstreamBody extends Readable {
     holding.resolve()
   }
 
-  /** Whole events only: a chunk's unfinished last event waits for the rest of it. */
+  /**
+   * What a stream's usage is read from: the provider's events that carry it, before any change the gateway
+   * makes (`keepUsage`). `undefined` when they were not kept.
+   */
+  usageText(): string | undefined {
+    return this.#usage?.text()
+  }
+
+  /**
+   * Whole events only: a chunk's unfinished last event waits for the rest of it. Each batch of events is
+   * made a latin1 string once, whose offsets are its bytes', and every search of the batch (its end, the
+   * grammar's markers, usage, secrets) is a string search on it: one native call per batch rather than
+   * one per marker.
+   */
   #events(chunk: Buffer): Buffer | undefined {
-    const boundary = lastBoundary(chunk, this.#pending.at(-1))
+    const text = chunk.toString('latin1')
+    const boundary = lastBoundary(text, chunk, this.#pending.at(-1))
     if (boundary === -1) {
       this.#hold(chunk)
       return undefined
     }
-    let complete = chunk.subarray(0, boundary)
+    let complete = boundary === chunk.length ? chunk : chunk.subarray(0, boundary)
+    let completeText = boundary === chunk.length ? text : text.slice(0, boundary)
     if (this.#pending.length > 0) {
       this.#pending.push(complete)
       complete = Buffer.concat(this.#pending, this.#pendingBytes + boundary)
+      completeText = complete.toString('latin1')
       this.#pending = []
     }
     this.#pendingBytes = 0
     if (boundary < chunk.length) this.#hold(chunk.subarray(boundary))
-    return this.#transform(complete)
+    return this.#transform(complete, completeText)
   }
 
   #hold(bytes: Buffer): void {
@@ -319,38 +340,51 @@ export class UpstreamBody extends Readable {
     }
   }
 
-  #transform(events: Buffer): Buffer {
+  /** What is held of an unfinished event, as one batch; `undefined` when nothing is. */
+  #takePending(): Buffer | undefined {
+    const rest = this.#pendingBytes > 0 ? Buffer.concat(this.#pending, this.#pendingBytes) : undefined
+    this.#pending = []
+    this.#pendingBytes = 0
+    return rest
+  }
+
+  #transform(events: Buffer, text: string): Buffer {
     const { grammar, hideUsage, scrubber } = this.#policy
-    if (grammar !== undefined) this.#read(events, grammar, this.#markers!)
+    if (grammar !== undefined) this.#read(events, text, grammar, this.#markers!)
+    this.#usage?.push(events, text)
     let out = events
-    if (hideUsage) out = withoutUsage(out)
-    if (scrubber !== undefined) out = scrubber.scrub(out)
+    if (scrubber !== undefined) {
+      out = scrubber.scrubLatin1(events, text)
+      // Rare (a secret in the stream): the next search needs the text of what is left.
+      if (out !== events) text = out.toString('latin1')
+    }
+    if (hideUsage) out = withoutUsage(out, text)
     return out
   }
 
   /** What whole events say about the answer: its beginning, its finish, its end, an in-band error. */
-  #read(events: Buffer, grammar: StreamGrammar, markers: Markers): void {
+  #read(events: Buffer, text: string, grammar: StreamGrammar, markers: NeedleSearch): void {
+    const found = markers.present(text)
     // Whether the stream so far ends with its last event; blank lines after it change nothing.
-    if (events.includes(markers.terminator)) this.#endSeen = true
-    else if (!isBlank(events)) this.#endSeen = false
-    if (!this.#finishSeen && events.includes(markers.finish)) this.#finishSeen = true
-    if (this.#policy.usageExpected && !this.#usageSeen && events.includes(USAGE_OBJECT))
-      this.#usageSeen = true
+    if (found & TERMINATOR) this.#endSeen = true
+    else if (!isBlank(text)) this.#endSeen = false
+    if (found & FINISH) this.#finishSeen = true
+    if (found & USAGE) this.#usageSeen = true
     const holding = this.#holding
-    const flagged = events.includes(markers.error)
+    const flagged = (found & ERROR) !== 0
     if (holding === undefined && !flagged) return
-    const text = events.toString()
-    const error = flagged ? grammar.inBandError(text) : undefined
+    const utf8 = events.toString()
+    const error = flagged ? grammar.inBandError(utf8) : undefined
     if (error !== undefined) {
       const message = error.message === undefined ? error.type : `${error.type}: ${error.message}`
       const scrubbed =
         message === undefined ? undefined : (this.#policy.scrubber?.scrubText(message) ?? message)
       this.#eventError = new GatewayError('UPSTREAM_STREAM_ERROR', scrubbed, { cause: error })
-    } else if (holding !== undefined && hasMalformedData(text)) {
+    } else if (holding !== undefined && hasMalformedData(utf8)) {
       // Held, a broken event can still be taken back: the attempt fails, and a retry may save the answer.
       // After the commit each event is relayed unread, as the client's own parser would have it.
       this.#eventError = new GatewayError('INVALID_PROVIDER_RESPONSE', "an event's data is not JSON")
-    } else if (holding !== undefined && !holding.began && grammar.startsAnswer(text)) this.#answerBegan()
+    } else if (holding !== undefined && !holding.began && grammar.startsAnswer(utf8)) this.#answerBegan()
   }
 
   /** Whether the stream, as far as it came, is a whole answer: see `StreamGrammar`. */
@@ -369,8 +403,8 @@ export class UpstreamBody extends Readable {
     if (this.#policy.events) {
       // What follows the last blank line: a client drops an unfinished event at the end, but it may still
       // hold the last event's text.
-      if (this.#pendingBytes > 0) rest = this.#transform(Buffer.concat(this.#pending))
-      this.#pending = []
+      const pending = this.#takePending()
+      if (pending !== undefined) rest = this.#transform(pending, pending.toString('latin1'))
     } else rest = this.#plainScrub?.end()
     const inBand = this.#eventError
     if (inBand !== undefined) {
@@ -435,7 +469,9 @@ export class UpstreamBody extends Readable {
     if (this.#outcome !== undefined || this.destroyed) return
     this.#settle({ complete: false, error })
     this.#source.off('data', this.#onData)
-    this.#pending = []
+    // A cut stream's usage is read as far as it came: its unfinished last event may hold it.
+    const pending = this.#takePending()
+    if (pending !== undefined) this.#usage?.push(pending)
     const holding = this.#holding
     if (holding !== undefined) {
       // Nothing reached the client: the attempt failed as if the stream never began.
@@ -478,26 +514,26 @@ export class UpstreamBody extends Readable {
   }
 }
 
-interface Markers {
-  readonly terminator: Buffer
-  readonly finish: Buffer
-  readonly error: Buffer
-}
+// Needles of a grammar's marker search, by index: what `NeedleSearch.present` sets bit `1 << i` for.
+const TERMINATOR = 1 << 0
+const FINISH = 1 << 1
+const ERROR = 1 << 2
+const USAGE = 1 << 3
 
-// A grammar's markers as bytes, made once per grammar: a search for a string needle encodes it each time.
-const markerBytes = new WeakMap<StreamGrammar, Markers>()
+// A grammar's markers (and the usage object) as one search of the latin1 text of their UTF-8 bytes, what a
+// batch's text is made of; made once per grammar.
+const markerSearches = new WeakMap<StreamGrammar, NeedleSearch>()
 
-function markersOf(grammar: StreamGrammar): Markers {
-  let markers = markerBytes.get(grammar)
-  if (markers === undefined) {
-    markers = {
-      terminator: Buffer.from(grammar.terminator),
-      finish: Buffer.from(grammar.finish),
-      error: Buffer.from(grammar.errorMarker),
-    }
-    markerBytes.set(grammar, markers)
+function markersOf(grammar: StreamGrammar): NeedleSearch {
+  let search = markerSearches.get(grammar)
+  if (search === undefined) {
+    const latin1 = (marker: string) => Buffer.from(marker).toString('latin1')
+    search = new NeedleSearch(
+      [grammar.terminator, grammar.finish, grammar.errorMarker, USAGE_OBJECT].map(latin1),
+    )
+    markerSearches.set(grammar, search)
   }
-  return markers
+  return search
 }
 
 function joined(rest: Buffer | undefined, text: string): Buffer {
@@ -506,23 +542,27 @@ function joined(rest: Buffer | undefined, text: string): Buffer {
     : Buffer.concat([rest, Buffer.from(text)])
 }
 
-function isBlank(bytes: Buffer): boolean {
-  for (const byte of bytes) if (byte !== 0x0a && byte !== 0x0d) return false
+function isBlank(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code !== 0x0a && code !== 0x0d) return false
+  }
   return true
 }
 
 /**
- * The index just past the last blank line (the end of an event) in `chunk`, or -1. A blank line split
- * between the previous piece and this chunk counts: `previous` is the last piece held before it.
+ * The index just past the last blank line (the end of an event) in `chunk` (`text` is its latin1 text), or
+ * -1. A blank line split between the previous piece and this chunk counts: `previous` is the last piece
+ * held before it.
  */
-function lastBoundary(chunk: Buffer, previous: Buffer | undefined): number {
+function lastBoundary(text: string, chunk: Buffer, previous: Buffer | undefined): number {
   for (const blank of BLANK_LINES) {
-    const at = chunk.lastIndexOf(blank)
+    const at = text.lastIndexOf(blank)
     if (at !== -1) return at + blank.length
   }
   if (previous === undefined || previous.length === 0 || chunk.length === 0) return -1
   // At most three bytes on each side can make up a split blank line.
-  const seam = Buffer.concat([previous.subarray(-3), chunk.subarray(0, 3)])
+  const seam = Buffer.concat([previous.subarray(-3), chunk.subarray(0, 3)]).toString('latin1')
   const before = Math.min(3, previous.length)
   for (const blank of BLANK_LINES) {
     const at = seam.lastIndexOf(blank)

@@ -210,6 +210,7 @@ async function relay(
       // Usage the gateway asked for on its own is its own loss when it never comes, not the client's.
       usageExpected: target.streamUsage === 'asked',
       hideUsage: events && target.streamUsage === 'hidden',
+      keepUsage: events && ctx.gateway.watchesUsage,
       scrubber,
       maxBytes: status >= 400 ? Math.min(maxBytes, MAX_ERROR_BODY_BYTES) : maxBytes,
       maxEventBytes: transport.maxEventBytes,

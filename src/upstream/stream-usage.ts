@@ -35,53 +35,74 @@ export function askForStreamUsage(target: UpstreamTarget, json: unknown): Upstre
   return { ...target, body, headers, streamUsage: 'hidden' }
 }
 
-const USAGE_KEY = Buffer.from('"usage":')
+const USAGE_KEY = '"usage":'
 const COMMA = 0x2c
-const EMPTY_CHOICES = Buffer.from('"choices":[],')
-const EVENT_END_BYTES = Buffer.from(EVENT_END)
+const EMPTY_CHOICES = '"choices":[],'
 
 /**
  * The client's view of whole events from a stream the gateway asked usage for: without the final
  * usage-only chunk and without the `"usage":null` every other chunk then carries (with the comma that
  * joined it to its neighbour). Inside JSON strings quotes are escaped, so the literal can only be that
- * field. It works on the bytes as they came: one native search per `"usage":` in a batch of events, each
- * then told apart by what follows it; the usage-only chunk (one per stream, near its end) is cut out whole.
+ * field. `text` is the bytes as a latin1 string (`UpstreamBody` makes it once per batch of events, for
+ * all its searches), so its offsets are the bytes'; the usage-only chunk (one per stream, near its end) is
+ * cut out whole.
  */
-export function withoutUsage(events: Buffer): Buffer {
-  let at = events.indexOf(USAGE_KEY)
+export function withoutUsage(events: Buffer, text: string = events.toString('latin1')): Buffer {
+  let at = text.indexOf(USAGE_KEY)
   if (at === -1) return events
   const parts: Buffer[] = []
   let from = 0
   while (at !== -1) {
     const value = at + USAGE_KEY.length
     let next = value
-    if (isNull(events, value)) {
+    if (text.startsWith('null', value)) {
       next = value + 4
-      if (at > 0 && events[at - 1] === COMMA) {
+      if (at > 0 && text.charCodeAt(at - 1) === COMMA) {
         parts.push(events.subarray(from, at - 1))
         from = next
-      } else if (events[next] === COMMA) {
+      } else if (text.charCodeAt(next) === COMMA) {
         parts.push(events.subarray(from, at))
         from = ++next
       }
-    } else if (events[value] === 0x7b && endsWith(events, at, EMPTY_CHOICES)) {
-      const start = events.lastIndexOf(EVENT_END_BYTES, at)
-      const end = events.indexOf(EVENT_END_BYTES, at)
+    } else if (text.charCodeAt(value) === 0x7b && text.endsWith(EMPTY_CHOICES, at)) {
+      const start = text.lastIndexOf(EVENT_END, at)
+      const end = text.indexOf(EVENT_END, at)
       parts.push(events.subarray(from, Math.max(from, start === -1 ? 0 : start + EVENT_END.length)))
       from = next = end === -1 ? events.length : end + EVENT_END.length
     }
-    at = events.indexOf(USAGE_KEY, next)
+    at = text.indexOf(USAGE_KEY, next)
   }
   if (from === 0) return events
   parts.push(events.subarray(from))
   return Buffer.concat(parts)
 }
 
-function isNull(bytes: Buffer, at: number): boolean {
-  return bytes[at] === 0x6e && bytes[at + 1] === 0x75 && bytes[at + 2] === 0x6c && bytes[at + 3] === 0x6c
-}
+/**
+ * Whether events carry a usage object: `"usage"` or `"usageMetadata"`, then `:` and `{` (spaces allowed).
+ * OpenAI's `"usage":null` on every chunk of a stream asked for usage does not count.
+ */
+const USAGE_OBJECT = /"usage(?:Metadata)?" *: *\{/
 
-/** Whether the bytes just before `end` are `suffix`. */
-function endsWith(bytes: Buffer, end: number, suffix: Buffer): boolean {
-  return end >= suffix.length && bytes.compare(suffix, 0, suffix.length, end - suffix.length, end) === 0
+/**
+ * What an event stream's usage is read from, kept as the stream passes: the first and the last batch of
+ * whole events that carry a usage object. That is all any dialect's reader needs (Anthropic:
+ * `message_start` and the last `message_delta`; OpenAI: its one usage chunk; Gemini: running totals, the
+ * last of which counts), so a long stream is not held twice (the log keeps the client's copy) for the few
+ * bytes its usage is. `UpstreamBody` feeds it the batches it frames anyway, with their latin1 text.
+ */
+export class UsageEvents {
+  #first: Buffer | undefined
+  #last: Buffer | undefined
+
+  push(events: Buffer, text: string = events.toString('latin1')): void {
+    if (!USAGE_OBJECT.test(text)) return
+    if (this.#first === undefined) this.#first = events
+    else this.#last = events
+  }
+
+  /** The kept events as text. */
+  text(): string {
+    const kept = [this.#first, this.#last].filter((part) => part !== undefined)
+    return Buffer.concat(kept).toString('utf8')
+  }
 }

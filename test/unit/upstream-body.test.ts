@@ -13,6 +13,7 @@ const POLICY: BodyPolicy = {
   judgesEnd: true,
   usageExpected: false,
   hideUsage: false,
+  keepUsage: false,
   scrubber: undefined,
   maxBytes: 1024 * 1024,
   maxEventBytes: 64 * 1024,

@@ -1,7 +1,9 @@
+import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
+import { GatewayError } from '../../src/errors.js'
 import { dialectOf } from '../../src/providers/dialects/index.js'
 import type { Dialect } from '../../src/providers/types.js'
-import { UsageEvents } from '../../src/usage.js'
+import { UpstreamBody } from '../../src/upstream/body.js'
 import * as anthropic from './dialects/fixtures/anthropic.js'
 import * as gemini from './dialects/fixtures/gemini.js'
 
@@ -17,15 +19,44 @@ const openaiStream = [
 
 const geminiStream = gemini.textStreamEvents.map((event) => `data: ${JSON.stringify(event)}\n\n`).join('')
 
-/** The stream fed in pieces of `size` bytes, as a network would cut it. */
-function kept(text: string, size: number): string | undefined {
-  const events = new UsageEvents()
+/**
+ * What an upstream body keeps for the usage of a stream fed in pieces of `size` bytes, as a network would
+ * cut it; `cut` ends the source with an error instead of its end.
+ */
+async function kept(text: string, size: number, cut = false): Promise<string | undefined> {
+  const source = new PassThrough()
+  const body = new UpstreamBody(
+    source,
+    { chunks: [], size: 0, ended: false },
+    {
+      events: true,
+      terminalDialect: undefined,
+      grammar: undefined,
+      judgesEnd: false,
+      usageExpected: false,
+      hideUsage: false,
+      keepUsage: true,
+      scrubber: undefined,
+      maxBytes: 1024 * 1024,
+      maxEventBytes: 64 * 1024,
+      writeStallMs: 30_000,
+    },
+    { cancel: () => {}, explain: () => new GatewayError('UPSTREAM_INTERRUPTED') },
+  )
+  body.on('error', () => {})
+  body.resume()
   const bytes = Buffer.from(text)
-  for (let at = 0; at < bytes.length; at += size) events.push(bytes.subarray(at, at + size))
-  return events.text()
+  for (let at = 0; at < bytes.length; at += size) source.write(bytes.subarray(at, at + size))
+  if (cut) {
+    // A reset drops what the source still buffers: cut it only once the body has read every byte.
+    while (source.readableLength > 0) await new Promise((resolve) => setImmediate(resolve))
+    source.destroy(new Error('reset'))
+  } else source.end()
+  await new Promise((resolve) => body.once('close', resolve))
+  return body.usageText()
 }
 
-describe('UsageEvents', () => {
+describe('the usage an upstream body keeps', () => {
   // Gemini's fixture is two chunks, both with running totals: both are kept.
   it.each<[string, Dialect, string, boolean]>([
     ['OpenAI, usage asked for', 'openai', openaiStream, true],
@@ -37,20 +68,27 @@ describe('UsageEvents', () => {
     ],
     ['Anthropic, with tool calls', 'anthropic', anthropic.toolStream, true],
     ['Gemini, running totals', 'gemini', geminiStream, false],
-  ])('keeps what %s usage is read from, however the stream is cut', (_name, dialect, stream, shorter) => {
-    const { usage } = dialectOf(dialect)
-    const expected = usage.fromStream(stream)
-    expect(expected).toBeDefined()
-    for (const size of [1, 7, 64, stream.length]) {
-      const text = kept(stream, size)
-      expect(usage.fromStream(text!)).toEqual(expected)
-      // Only a part is kept: not the text deltas in between.
-      if (shorter && size < stream.length) expect(text!.length).toBeLessThan(stream.length)
-    }
-  })
+  ])(
+    'keeps what %s usage is read from, however the stream is cut',
+    async (_name, dialect, stream, shorter) => {
+      const { usage } = dialectOf(dialect)
+      const expected = usage.fromStream(stream)
+      expect(expected).toBeDefined()
+      for (const size of [1, 7, 64, stream.length]) {
+        const text = await kept(stream, size)
+        expect(usage.fromStream(text!)).toEqual(expected)
+        // Only a part is kept: not the text deltas in between.
+        if (shorter && size < stream.length) expect(text!.length).toBeLessThan(stream.length)
+      }
+    },
+  )
 
-  it('keeps a cut stream’s unfinished last event, and nothing that carries no usage object', () => {
-    const text = kept('data: {"usage":null,"a":1}\n\ndata: {"choices":[],"usage":{"prompt_tokens":1', 5)
+  it('keeps a cut stream’s unfinished last event, and nothing that carries no usage object', async () => {
+    const text = await kept(
+      'data: {"usage":null,"a":1}\n\ndata: {"choices":[],"usage":{"prompt_tokens":1',
+      5,
+      true,
+    )
     expect(text).toBe('data: {"choices":[],"usage":{"prompt_tokens":1')
   })
 })
