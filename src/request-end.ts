@@ -4,7 +4,7 @@ import type { Usage } from './cost/cost.js'
 import { GatewayError, toGatewayError } from './errors.js'
 import { isObserved, notify, reportError } from './events.js'
 import {
-  buildLogRecord,
+  captureLogRecord,
   type LogQueue,
   type RecordSettings,
   type RequestEnd,
@@ -96,9 +96,9 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
       }
     }
     const writeRecord = (end: RequestEnd, figures: RequestFigures | undefined) => {
-      const build = () => buildLogRecord(ctx, end, recordSettings, figures)
+      const build = captureLogRecord(ctx, end, recordSettings, figures)
       if (services.telemetry === undefined) {
-        // Only the log needs the record: it is built with its batch, off this tick.
+        // Only the log needs the record: its bodies are added with its batch, off this tick.
         services.logs!.push(build)
         return
       }

@@ -1,6 +1,7 @@
 import { computeCost, totalInputTokens, type Usage } from '../cost/cost.js'
 import type { PriceTable } from '../cost/pricing.js'
 import { type GatewayEmitter, notify, reportError } from '../events.js'
+import type { Dialect } from '../providers/types.js'
 import type { RouteTaken } from '../routes/dynamic.js'
 import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
 import type { GatewayContext } from '../types.js'
@@ -157,15 +158,18 @@ const SECRET_SEEDS = ['sk-', 'AIza', 'gsk_', 'xai-', 'Bearer'] as const
 const UPSTREAM_ERRORS = /^(?:UPSTREAM_|PROVIDER_FAILED$|INVALID_PROVIDER_RESPONSE$)/
 
 /**
- * The request's log record: the reference's fields, with bodies capped and secrets masked. `figures` are its
- * tokens and cost when they were worked out already (for the metrics), else they are worked out here.
+ * The request's log record (the reference's fields, with bodies capped and secrets masked) in two parts:
+ * its fields, read now, and a function that adds the bodies (decoded, a stream assembled, secrets masked)
+ * and returns the record. `figures` are its tokens and cost when they were worked out already (for the
+ * metrics), else they are worked out here. The log queue calls it with the record's batch: until
+ * then it holds the fields and the two bodies' bytes, not the request's context.
  */
-export function buildLogRecord(
+export function captureLogRecord(
   ctx: GatewayContext,
   end: RequestEnd,
   settings: RecordSettings,
   figures: RequestFigures = requestFigures(ctx, end.usage, settings.prices),
-): LogRecord {
+): () => LogRecord {
   const { state, metrics } = ctx
   const target = state.target ?? state.targets?.[0]
   const cached = state.cacheStatus === 'HIT'
@@ -173,8 +177,7 @@ export function buildLogRecord(
   const withPayload = settings.payloads && state.settings?.collectLogPayload !== false
   const { durationMs } = end
   const principal = state.principal
-  const scrubber = withPayload ? createScrubber([...settings.secrets, ...(state.secrets ?? [])]) : undefined
-  return {
+  const record: LogRecord = {
     id: ctx.id,
     createdAt: Math.round(end.endedAt - durationMs),
     provider: metrics.provider ?? null,
@@ -199,18 +202,26 @@ export function buildLogRecord(
     outcome: outcomeOf(ctx, end),
     errorCode: state.error?.code ?? null,
     principal: principal?.id ?? principal?.tenant ?? null,
-    requestBody: withPayload
-      ? payload(state.loggedRequestBody ?? ctx.bodyIfRead(), settings, scrubber)
-      : null,
-    // A WebSocket session's frames are not kept: audio, mostly, and no body of the reference's.
-    responseBody:
-      withPayload && state.websocket === undefined ? responsePayload(ctx, end, settings, scrubber) : null,
+    requestBody: null,
+    responseBody: null,
     feedback: null,
     score: null,
     ...(state.attemptLog === undefined ? {} : { attemptLog: state.attemptLog }),
     ...(target?.route === undefined ? {} : { route: logRoute(target.route) }),
     ...(state.guard === undefined ? {} : { guard: state.guard }),
     ...(state.websocket === undefined ? {} : { websocket: logWebSocket(state.websocket) }),
+  }
+  if (!withPayload) return () => record
+  const requestBytes = state.loggedRequestBody ?? ctx.bodyIfRead()
+  // A WebSocket session's frames are not kept: audio, mostly, and no body of the reference's.
+  const responseBytes = state.websocket === undefined ? end.responseBytes : undefined
+  const streamDialect = end.stream ? target?.clientDialect : undefined
+  const secrets = state.secrets === undefined ? settings.secrets : [...settings.secrets, ...state.secrets]
+  return () => {
+    const scrubber = createScrubber(secrets)
+    record.requestBody = payload(requestBytes, settings, scrubber)
+    record.responseBody = responsePayload(responseBytes, streamDialect, settings, scrubber)
+    return record
   }
 }
 
@@ -276,15 +287,13 @@ export function outcomeOf(ctx: GatewayContext, end: RequestEnd): LogOutcome {
 
 /** The answer as logged: a stream assembled into the text it carried (with its usage in the record). */
 function responsePayload(
-  ctx: GatewayContext,
-  end: RequestEnd,
+  bytes: Buffer | undefined,
+  streamDialect: Dialect | undefined,
   settings: RecordSettings,
   scrubber: Scrubber | undefined,
 ): string | null {
-  const bytes = end.responseBytes
-  const dialect = (ctx.state.target ?? ctx.state.targets?.[0])?.clientDialect
-  if (bytes === undefined || dialect === undefined || !end.stream) return payload(bytes, settings, scrubber)
-  const assembled = assembleStream(dialect, bytes.toString('utf8'))
+  if (bytes === undefined || streamDialect === undefined) return payload(bytes, settings, scrubber)
+  const assembled = assembleStream(streamDialect, bytes.toString('utf8'))
   return assembled === undefined ? payload(bytes, settings, scrubber) : redact(assembled, scrubber)
 }
 
