@@ -4,6 +4,8 @@ import type { UsageReader } from '../providers/dialects/types.js'
 import type { Dialect } from '../providers/types.js'
 import {
   add,
+  atScale,
+  COST_DECIMALS,
   type Decimal,
   decimalOf,
   isNegative,
@@ -52,6 +54,31 @@ interface ExactRates {
   output: Decimal
   cacheRead: Decimal
   cacheWrite: Decimal
+  /** The same rates as whole numbers of 10^-scale USD, where they fit: see `computeCost`. */
+  units: UnitRates | undefined
+}
+
+interface UnitRates {
+  scale: number
+  input: number
+  output: number
+  cacheRead: number
+  cacheWrite: number
+}
+
+const POWERS_OF_TEN = Array.from({ length: COST_DECIMALS + 1 }, (_, power) => 10 ** power)
+
+/**
+ * Rates as integers at one scale of at most `COST_DECIMALS` places (every price of the tables is), so that a
+ * cost is integer arithmetic and one division; `undefined` for finer rates.
+ */
+function unitRatesOf(rates: Omit<ExactRates, 'units'>): UnitRates | undefined {
+  const all = [rates.input, rates.output, rates.cacheRead, rates.cacheWrite]
+  const scale = Math.max(...all.map((rate) => rate.scale))
+  if (scale > COST_DECIMALS) return undefined
+  const [input, output, cacheRead, cacheWrite] = all.map((rate) => Number(atScale(rate, scale)))
+  if (![input, output, cacheRead, cacheWrite].every((rate) => Number.isSafeInteger(rate))) return undefined
+  return { scale, input: input!, output: output!, cacheRead: cacheRead!, cacheWrite: cacheWrite! }
 }
 
 // Frozen prices (the tables', parsed custom costs) cannot change, so their exact rates are worked out once.
@@ -61,12 +88,13 @@ function ratesOf(price: Price): ExactRates {
   const known = exactRatesOf.get(price)
   if (known !== undefined) return known
   const input = perToken(price.input)
-  const rates = {
+  const exact = {
     input,
     output: perToken(price.output),
     cacheRead: price.cacheRead === undefined ? input : perToken(price.cacheRead),
     cacheWrite: price.cacheWrite === undefined ? input : perToken(price.cacheWrite),
   }
+  const rates = { ...exact, units: unitRatesOf(exact) }
   if (Object.isFrozen(price)) exactRatesOf.set(price, rates)
   return rates
 }
@@ -91,6 +119,22 @@ function perToken(usdPerMillion: number): Decimal {
  */
 export function computeCost(usage: Usage, price: Price): number {
   const rates = ratesOf(price)
+  const { units } = rates
+  if (units !== undefined) {
+    // Whole numbers of 10^-scale USD: exact while the sum is a safe integer (every term is non-negative, so
+    // an inexact term makes the sum unsafe too), and one division of two exact numbers is the double
+    // nearest the decimal, as `toDollars` gives it.
+    const input = count(usage.inputTokens)
+    const cacheRead = count(usage.cacheReadTokens)
+    const cacheWrite = count(usage.cacheWriteTokens)
+    const uncached = usage.inputIncludesCache ? Math.max(0, input - cacheRead - cacheWrite) : input
+    const sum =
+      uncached * units.input +
+      cacheRead * units.cacheRead +
+      cacheWrite * units.cacheWrite +
+      count(usage.outputTokens) * units.output
+    if (Number.isSafeInteger(sum)) return sum / POWERS_OF_TEN[units.scale]!
+  }
   const input = decimalOf(count(usage.inputTokens))
   const cacheRead = decimalOf(count(usage.cacheReadTokens))
   const cacheWrite = decimalOf(count(usage.cacheWriteTokens))
@@ -155,7 +199,7 @@ export function parseCustomCost(headerValue: string): Price {
     )
   }
   const input = rateOf(parsed, 'per_token_in')
-  const rates: ExactRates = {
+  const rates: Omit<ExactRates, 'units'> = {
     input,
     output: rateOf(parsed, 'per_token_out'),
     cacheRead: parsed.per_cache_read_token === undefined ? input : rateOf(parsed, 'per_cache_read_token'),
@@ -169,7 +213,7 @@ export function parseCustomCost(headerValue: string): Price {
   if (parsed.per_cache_write_token !== undefined) price.cacheWrite = perMillion(rates.cacheWrite)
   // The rates as written are kept: the per-million number is for display, the cost uses these.
   Object.freeze(price)
-  exactRatesOf.set(price, rates)
+  exactRatesOf.set(price, { ...rates, units: unitRatesOf(rates) })
   return price
 }
 

@@ -45,7 +45,8 @@ function normalized(units: bigint, scale: number): Decimal {
   return scale >= 0 ? { units, scale } : { units: units * 10n ** BigInt(-scale), scale: 0 }
 }
 
-function atScale(value: Decimal, scale: number): bigint {
+/** `value`'s units at a scale no smaller than its own. */
+export function atScale(value: Decimal, scale: number): bigint {
   return value.units * 10n ** BigInt(scale - value.scale)
 }
 

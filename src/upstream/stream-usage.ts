@@ -50,7 +50,9 @@ const EMPTY_CHOICES = '"choices":[],'
 export function withoutUsage(events: Buffer, text: string = events.toString('latin1')): Buffer {
   let at = text.indexOf(USAGE_KEY)
   if (at === -1) return events
-  const parts: Buffer[] = []
+  // The kept parts are cut from the text and turned back into bytes once: slices of a string are cheap
+  // where each Buffer view and concatenation is a native call.
+  let out = ''
   let from = 0
   while (at !== -1) {
     const value = at + USAGE_KEY.length
@@ -58,23 +60,22 @@ export function withoutUsage(events: Buffer, text: string = events.toString('lat
     if (text.startsWith('null', value)) {
       next = value + 4
       if (at > 0 && text.charCodeAt(at - 1) === COMMA) {
-        parts.push(events.subarray(from, at - 1))
+        out += text.slice(from, at - 1)
         from = next
       } else if (text.charCodeAt(next) === COMMA) {
-        parts.push(events.subarray(from, at))
+        out += text.slice(from, at)
         from = ++next
       }
     } else if (text.charCodeAt(value) === 0x7b && text.endsWith(EMPTY_CHOICES, at)) {
       const start = text.lastIndexOf(EVENT_END, at)
       const end = text.indexOf(EVENT_END, at)
-      parts.push(events.subarray(from, Math.max(from, start === -1 ? 0 : start + EVENT_END.length)))
-      from = next = end === -1 ? events.length : end + EVENT_END.length
+      out += text.slice(from, Math.max(from, start === -1 ? 0 : start + EVENT_END.length))
+      from = next = end === -1 ? text.length : end + EVENT_END.length
     }
     at = text.indexOf(USAGE_KEY, next)
   }
   if (from === 0) return events
-  parts.push(events.subarray(from))
-  return Buffer.concat(parts)
+  return Buffer.from(out + text.slice(from), 'latin1')
 }
 
 /**

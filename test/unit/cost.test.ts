@@ -7,7 +7,7 @@ import {
   totalInputTokens,
   type Usage,
 } from '../../src/cost/cost.js'
-import { add, decimalOf, round, shift, toDollars, toNumber } from '../../src/cost/money.js'
+import { add, decimalOf, multiply, round, shift, toDollars, toNumber } from '../../src/cost/money.js'
 import { createPriceTable, findPrice, PRICES_AS_OF, PRICING, type Price } from '../../src/cost/pricing.js'
 import { PROVIDERS } from '../../src/providers/catalog.js'
 
@@ -634,5 +634,51 @@ describe('extractStreamUsage()', () => {
       outputTokens: 3,
       inputIncludesCache: true,
     })
+  })
+})
+
+describe('computeCost against exact decimal arithmetic', () => {
+  /** The cost the slow way: every rate and count as an exact decimal, rounded once. */
+  function exactCost(usage: Usage, price: Price): number {
+    const rate = (usdPerMillion: number | undefined) => shift(decimalOf(usdPerMillion ?? price.input), -6)
+    const input = usage.inputTokens
+    const read = usage.cacheReadTokens ?? 0
+    const write = usage.cacheWriteTokens ?? 0
+    const uncached = usage.inputIncludesCache ? Math.max(0, input - read - write) : input
+    return toDollars(
+      [
+        multiply(decimalOf(uncached), rate(price.input)),
+        multiply(decimalOf(read), rate(price.cacheRead)),
+        multiply(decimalOf(write), rate(price.cacheWrite)),
+        multiply(decimalOf(usage.outputTokens), rate(price.output)),
+      ].reduce(add),
+    )
+  }
+
+  it('gives the same double for table-like prices, fine prices and counts past the safe range', () => {
+    // A seeded generator: the same cases every run.
+    let seed = 7
+    const next = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed % n
+    }
+    const prices = [0.15, 0.6, 2.5, 10, 0.075, 1.25, 3, 15, 0.0375, 0.1234567, 1e-7, 7.77777777, 123456.789]
+    const counts = [0, 1, 22, 999, 1_000_000, 123_456_789, 2 ** 40, 2 ** 53 - 1]
+    for (let round = 0; round < 2000; round++) {
+      const price = Object.freeze({
+        input: prices[next(prices.length)]!,
+        output: prices[next(prices.length)]!,
+        ...(next(2) ? { cacheRead: prices[next(prices.length)]! } : {}),
+        ...(next(2) ? { cacheWrite: prices[next(prices.length)]! } : {}),
+      })
+      const usage: Usage = {
+        inputTokens: counts[next(counts.length)]!,
+        outputTokens: counts[next(counts.length)]!,
+        cacheReadTokens: counts[next(4)]!,
+        cacheWriteTokens: counts[next(4)]!,
+        inputIncludesCache: next(2) === 1,
+      }
+      expect(computeCost(usage, price)).toBe(exactCost(usage, price))
+    }
   })
 })

@@ -7,6 +7,11 @@ describe('withoutUsage', () => {
   it.each([
     ['no usage at all', 'data: {"choices":[{"delta":{}}]}\n\n', 'data: {"choices":[{"delta":{}}]}\n\n'],
     ['a null after a comma', 'data: {"a":1,"usage":null}\n\n', 'data: {"a":1}\n\n'],
+    [
+      'text in several scripts, byte for byte',
+      'data: {"a":"héllo — 日本 🙂","usage":null}\n\n',
+      'data: {"a":"héllo — 日本 🙂"}\n\n',
+    ],
     ['a null before a comma', 'data: {"usage":null,"a":1}\n\n', 'data: {"a":1}\n\n'],
     [
       'several events',
