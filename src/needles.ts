@@ -37,6 +37,12 @@ export class NeedleSearch {
     }
   }
 
+  /** Whether any needle occurs in `text`: the search stops at the first. */
+  some(text: string): boolean {
+    this.#pattern.lastIndex = 0
+    return this.#pattern.test(text)
+  }
+
   /** Which needles occur in `text`: bit `i` set for `needles[i]` (a search of at most 31 needles). */
   present(text: string): number {
     if (this.needles.length > 31) throw new RangeError('present() answers for at most 31 needles')

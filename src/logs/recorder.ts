@@ -1,6 +1,7 @@
 import { computeCost, totalInputTokens, type Usage } from '../cost/cost.js'
 import type { PriceTable } from '../cost/pricing.js'
 import { type GatewayEmitter, notify, reportError } from '../events.js'
+import { NeedleSearch } from '../needles.js'
 import type { Dialect } from '../providers/types.js'
 import type { RouteTaken } from '../routes/dynamic.js'
 import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
@@ -152,8 +153,8 @@ export interface RecordSettings {
 const SECRET_PATTERNS =
   /\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,}|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,})|(?<=Bearer\s+)[A-Za-z0-9._~+/=-]{16,}/g
 // The fixed text each of those patterns starts from: a body with none of them skips the pattern's scan,
-// which costs several times what these native searches do.
-const SECRET_SEEDS = ['sk-', 'AIza', 'gsk_', 'xai-', 'Bearer'] as const
+// which costs several times what this one search for all of them does.
+const SECRET_SEEDS = new NeedleSearch(['sk-', 'AIza', 'gsk_', 'xai-', 'Bearer'])
 // Gateway errors that report the provider's failure rather than the gateway's own refusal.
 const UPSTREAM_ERRORS = /^(?:UPSTREAM_|PROVIDER_FAILED$|INVALID_PROVIDER_RESPONSE$)/
 
@@ -206,11 +207,12 @@ export function captureLogRecord(
     responseBody: null,
     feedback: null,
     score: null,
-    ...(state.attemptLog === undefined ? {} : { attemptLog: state.attemptLog }),
-    ...(target?.route === undefined ? {} : { route: logRoute(target.route) }),
-    ...(state.guard === undefined ? {} : { guard: state.guard }),
-    ...(state.websocket === undefined ? {} : { websocket: logWebSocket(state.websocket) }),
   }
+  // Set only when present (absent fields stay absent), after the literal rather than spread into it: cheaper.
+  if (state.attemptLog !== undefined) record.attemptLog = state.attemptLog
+  if (target?.route !== undefined) record.route = logRoute(target.route)
+  if (state.guard !== undefined) record.guard = state.guard
+  if (state.websocket !== undefined) record.websocket = logWebSocket(state.websocket)
   if (!withPayload) return () => record
   const requestBytes = state.loggedRequestBody ?? ctx.bodyIfRead()
   // A WebSocket session's frames are not kept: audio, mostly, and no body of the reference's.
@@ -313,5 +315,5 @@ function payload(
  */
 export function redact(text: string, scrubber: Scrubber | undefined): string {
   const out = scrubber === undefined ? text : scrubber.scrubText(text)
-  return SECRET_SEEDS.some((seed) => out.includes(seed)) ? out.replace(SECRET_PATTERNS, REDACTED) : out
+  return SECRET_SEEDS.some(out) ? out.replace(SECRET_PATTERNS, REDACTED) : out
 }

@@ -1,5 +1,6 @@
 import { GatewayError } from '../errors.js'
 import { isRecord } from '../json.js'
+import { withFields } from '../objects.js'
 import { CODECS } from '../providers/dialects/index.js'
 import type { ChatRequest, EmbeddingsRequest } from '../providers/dialects/openai-types.js'
 import type { ProviderRequest } from '../providers/dialects/types.js'
@@ -47,7 +48,9 @@ export function compatTargets(ctx: GatewayContext, input: CompatInput): Upstream
   for (const [step, model] of models.entries()) {
     const ownKey = step === 0 || providerOf(model) === providerOf(models[0]!)
     const headers = ownKey ? input.headers : withoutCallerKeys(input.headers)
-    targets.push(compatTarget(ctx, { ...input, json: { ...request, model }, headers, step }))
+    targets.push(
+      compatTarget(ctx, withFields(input, { json: withFields(request, { model }), headers, step })),
+    )
   }
   return targets
 }
@@ -130,7 +133,7 @@ export function compatTarget(ctx: GatewayContext, input: CompatInput): UpstreamT
   if (operation === 'chat' && !Array.isArray(body.messages)) {
     throw new GatewayError('INVALID_REQUEST_BODY', "'messages' must be an array of chat messages")
   }
-  const request = { ...body, model }
+  const request = withFields(body, { model })
   const { upstream, translation } = buildProviderRequest(provider, operation, request)
   const target = splitQuery(upstream.path)
   const { origin, path } = locateUpstream(provider, target.path, target.search, ctx.surface.account)
@@ -147,7 +150,7 @@ export function compatTarget(ctx: GatewayContext, input: CompatInput): UpstreamT
   }
   // A translated request is read back by its translation; an OpenAI-compatible one is sent as it came.
   if (translation === undefined) return nativeTarget(ctx, draft, upstream.body)
-  return { ...draft, translation, model: translation.model, stream: translation.stream }
+  return withFields(draft, { translation, model: translation.model, stream: translation.stream })
 }
 
 function buildProviderRequest(

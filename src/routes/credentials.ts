@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { GatewayError } from '../errors.js'
+import { withFields } from '../objects.js'
 import type { ResolvedProvider } from '../providers/registry.js'
 import { addRequestSecret } from '../secrets.js'
 import { callStore } from '../stores/call.js'
@@ -60,7 +61,7 @@ function pooledTargets(
     const headers = { ...target.headers }
     injectKey(headers, provider, key)
     addRequestSecret(ctx, key)
-    const keyed = { ...target, headers }
+    const keyed = withFields(target, { headers })
     return { item: keyed, weight, key: breakerKey(keyed) }
   })
   return balancedOrder(candidates, ctx.gateway.options.balance, ctx.gateway.latency)
@@ -96,7 +97,7 @@ function withoutCallerKeys(
     if (header !== undefined) delete target.headers[header]
     if (query !== undefined) path = withoutQueryParam(path, query)
   }
-  return { target: path === target.path ? target : { ...target, path }, keyLeft }
+  return { target: path === target.path ? target : withFields(target, { path }), keyLeft }
 }
 
 async function attachStoredKey(ctx: GatewayContext, target: UpstreamTarget): Promise<void> {

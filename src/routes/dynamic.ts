@@ -5,6 +5,7 @@ import { type Admitted, walkRoute } from '../dynamic/walk.js'
 import { GatewayError } from '../errors.js'
 import { notify } from '../events.js'
 import { isRecord } from '../json.js'
+import { withFields } from '../objects.js'
 import { callStore } from '../stores/call.js'
 import type { LimitDecision, LimitWindow } from '../stores/types.js'
 import type { UpstreamTarget } from '../target.js'
@@ -70,9 +71,9 @@ export async function dynamicTargets(
     if (timeout !== undefined) policy.requestTimeoutMs = timeout
     if (retries !== undefined) policy.maxAttempts = retries + 1
     const headers = provider === first ? input.headers : withoutCallerKeys(input.headers)
-    const json = { ...body, model: `${provider}/${model}` }
+    const json = withFields(body, { model: `${provider}/${model}` })
     const taken = { name, version: route.version, path, variants: variantsOn(path, walk.variants) }
-    return { ...compatTarget(ctx, { ...input, json, headers, policy }), route: taken }
+    return withFields(compatTarget(ctx, withFields(input, { json, headers, policy })), { route: taken })
   })
 }
 

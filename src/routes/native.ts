@@ -1,3 +1,4 @@
+import { withFields } from '../objects.js'
 import { dialectOf } from '../providers/dialects/index.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
@@ -13,10 +14,9 @@ export type TargetDraft = Omit<UpstreamTarget, 'model' | 'stream'>
  */
 export function nativeTarget(ctx: GatewayContext, draft: TargetDraft, json: unknown): UpstreamTarget {
   const dialect = dialectOf(draft.provider.spec.dialect)
-  const target: UpstreamTarget = {
-    ...draft,
+  const target: UpstreamTarget = withFields(draft, {
     model: dialect.model(draft.path, json),
     stream: dialect.streams(draft.path, json),
-  }
+  })
   return ctx.gateway.watchesUsage ? askForStreamUsage(target, json) : target
 }

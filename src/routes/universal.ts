@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { GatewayError } from '../errors.js'
 import { parseJsonBody } from '../json.js'
+import { withFields } from '../objects.js'
 import { locateUpstream, withoutBasePath } from '../providers/registry.js'
 import {
   MAX_STREAM_HOLD_MS,
@@ -60,10 +61,9 @@ export async function universalTargets(ctx: GatewayContext, json: unknown): Prom
   const firstHeaders = parsed[0]!.headers
   const { settings } = ctx.state
   if (firstHeaders !== undefined && settings !== undefined) {
-    ctx.state.settings = {
-      ...settings,
+    ctx.state.settings = withFields(settings, {
       cache: readCacheSettings(lowerCaseKeys(firstHeaders), settings.cache),
-    }
+    })
   }
   const targets: UpstreamTarget[] = []
   for (const [index, step] of parsed.entries()) targets.push(...(await stepTargets(ctx, step, index)))
@@ -85,7 +85,7 @@ async function stepTargets(
   index: number,
 ): Promise<UpstreamTarget[]> {
   const stepHeaders = lowerCaseKeys(step.headers ?? {})
-  const headers = { ...ctx.request.headers, ...stepHeaders }
+  const headers = withFields(ctx.request.headers, stepHeaders)
   const policy = withConfig(readTargetPolicy(stepHeaders, ctx.state.settings?.target ?? {}), step.config)
   const endpoint = step.endpoint.startsWith('/') ? step.endpoint : `/${step.endpoint}`
   if (step.provider === 'compat') {

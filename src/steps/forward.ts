@@ -6,6 +6,7 @@ import { type ErrorName, GatewayError, toGatewayError } from '../errors.js'
 import { notify, type UpstreamRetryEvent } from '../events.js'
 import { parseJsonBody } from '../json.js'
 import type { LogAttempt, LogAttemptAction } from '../logs/types.js'
+import { withFields } from '../objects.js'
 import {
   answerCaps,
   breakerOptions,
@@ -363,7 +364,9 @@ async function tryTarget(
     deadlineAt,
     commit: commitRule(options, target),
   }
-  const transport: Transport = { ...options.caps, dispatcher: options.dispatcher ?? ctx.gateway.dispatcher }
+  const transport: Transport = withFields(options.caps, {
+    dispatcher: options.dispatcher ?? ctx.gateway.dispatcher,
+  })
   for (let attempt = 1; ; attempt++) {
     let failure: Failure
     let failureClass: FailureClass | undefined
@@ -467,7 +470,7 @@ async function readWhole(ctx: GatewayContext, response: GatewayResponse): Promis
   const body = await waitOnUpstream(ctx, readAll(response.body))
   return {
     status: response.status,
-    headers: { ...response.headers, 'content-length': String(body.length) },
+    headers: withFields(response.headers, { 'content-length': String(body.length) }),
     body,
   }
 }
@@ -536,7 +539,7 @@ function pushAttempt(
 ): void {
   const attempt = { provider: target.provider.spec.id, model: target.model ?? null, step: target.step }
   ctx.state.attemptLog ??= []
-  ctx.state.attemptLog.push({ ...attempt, ...outcome })
+  ctx.state.attemptLog.push(Object.assign(attempt, outcome))
 }
 
 function notifyRetry(

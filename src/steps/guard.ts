@@ -22,6 +22,7 @@ import { DlpCollector, type DlpResult, dlpHeader, scanJson, strongestAction } fr
 import { guardStream } from '../guard/stream.js'
 import { parseJsonBody } from '../json.js'
 import type { LogGuard, LogGuardHit } from '../logs/types.js'
+import { withFields } from '../objects.js'
 import { parseWith } from '../options.js'
 import { dialectOf } from '../providers/dialects/index.js'
 import type { UpstreamTarget } from '../target.js'
@@ -153,7 +154,7 @@ function scanRequest(
     if (next === body) return target
     const headers = { ...target.headers }
     if (headers['content-length'] !== undefined) headers['content-length'] = String(next.length)
-    return { ...target, body: next, headers }
+    return withFields(target, { body: next, headers })
   })
   return out
 }
@@ -229,13 +230,13 @@ async function guardAnswer(
       },
     })
     const { 'content-length': _length, ...headers } = response.headers
-    ctx.response = { ...response, headers, body: guarded.body, outcome: guarded.outcome }
+    ctx.response = withFields(response, { headers, body: guarded.body, outcome: guarded.outcome })
     return
   }
   const bytes = await bytesOf(response)
   const json = parseJsonBody(bytes)
   if (json === undefined) {
-    ctx.response = { ...response, body: bytes, outcome: undefined }
+    ctx.response = withFields(response, { body: bytes, outcome: undefined })
     return
   }
   let body: unknown = json
@@ -252,7 +253,7 @@ async function guardAnswer(
   const out = body === json ? bytes : Buffer.from(JSON.stringify(body))
   const headers = { ...response.headers }
   if (headers['content-length'] !== undefined || out !== bytes) headers['content-length'] = String(out.length)
-  ctx.response = { ...response, headers, body: out, outcome: undefined }
+  ctx.response = withFields(response, { headers, body: out, outcome: undefined })
 }
 
 async function bytesOf(response: GatewayResponse): Promise<Buffer> {

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import { GatewayError } from '../errors.js'
 import { isRecord, parseJson } from '../json.js'
+import { withFields } from '../objects.js'
 import { terminalEvent } from '../providers/dialects/terminal.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayResponse } from '../types.js'
@@ -242,11 +243,11 @@ class Continuing {
       if (this.#mode === 'replay' && this.#matched < this.#sent.length && turns) this.mismatch = true
       if (this.mismatch) return ''
       if (Object.keys(delta).length === 0 && !finished) continue
-      kept.push({ ...choice, delta })
+      kept.push(withFields(choice, { delta }))
     }
     const usage = chunk.usage
     if (kept.length === 0 && (usage === undefined || usage === null)) return ''
-    const reframed = { ...chunk, id: this.#answer.id ?? chunk.id, choices: kept }
+    const reframed = withFields(chunk, { id: this.#answer.id ?? chunk.id, choices: kept })
     this.#answer.read(reframed)
     return `data: ${JSON.stringify(reframed)}\n\n`
   }

@@ -1,5 +1,7 @@
 import { isRecord } from '../json.js'
+import { withFields } from '../objects.js'
 import type { UpstreamTarget } from '../target.js'
+import { splitQuery } from '../url.js'
 
 const EVENT_END = '\n\n'
 const STREAM_OPTIONS_FIELD = Buffer.from(',"stream_options":{"include_usage":true}')
@@ -23,16 +25,16 @@ export function askForStreamUsage(target: UpstreamTarget, json: unknown): Upstre
   // Cheapest first: most requests are not streams, and end here.
   if (!isRecord(json) || json.stream !== true) return target
   if (!target.provider.spec.streamUsageOnRequest || target.translation !== undefined) return target
-  if (target.method !== 'POST' || !target.path.split('?', 1)[0]!.endsWith('/chat/completions')) return target
+  if (target.method !== 'POST' || !splitQuery(target.path).path.endsWith('/chat/completions')) return target
   const options = isRecord(json.stream_options) ? json.stream_options : undefined
-  if (options?.include_usage === true) return { ...target, streamUsage: 'asked' }
+  if (options?.include_usage === true) return withFields(target, { streamUsage: 'asked' as const })
   const body =
     json.stream_options === undefined
       ? withFieldAppended(target.body!, STREAM_OPTIONS_FIELD)
       : Buffer.from(JSON.stringify({ ...json, stream_options: { ...options, include_usage: true } }))
   const headers = { ...target.headers }
   if (headers['content-length'] !== undefined) headers['content-length'] = String(body.length)
-  return { ...target, body, headers, streamUsage: 'hidden' }
+  return withFields(target, { body, headers, streamUsage: 'hidden' as const })
 }
 
 const USAGE_KEY = '"usage":'

@@ -27,6 +27,8 @@ describe('NeedleSearch', () => {
     // Both copies of a repeated needle are reported, each by its own index.
     expect(search.present(text)).toBe(0b111111)
     expect(search.present('no markers here')).toBe(0)
+    expect(search.some(text)).toBe(true)
+    expect(search.some('no markers here')).toBe(false)
   })
 
   it('agrees with a search per needle on random texts over a small alphabet', () => {

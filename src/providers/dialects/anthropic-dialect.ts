@@ -1,6 +1,7 @@
 import type { Usage } from '../../cost/cost.js'
 import type { GatewayError } from '../../errors.js'
 import { isRecord } from '../../json.js'
+import { withFields } from '../../objects.js'
 import { anthropicCodec } from './anthropic.js'
 import {
   bodyOrPathModel,
@@ -30,7 +31,7 @@ function messageUsage(usage: unknown, base?: Usage): Usage | undefined {
     tokens(usage.cache_read_input_tokens) ?? base?.cacheReadTokens,
   )
   const cacheWrite = tokens(usage.cache_creation_input_tokens) ?? base?.cacheWriteTokens
-  return cacheWrite === undefined ? result : { ...result, cacheWriteTokens: cacheWrite }
+  return cacheWrite === undefined ? result : withFields(result, { cacheWriteTokens: cacheWrite })
 }
 
 // message_start carries the prompt counts; each message_delta carries running totals, so the last wins.

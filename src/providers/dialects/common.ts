@@ -1,5 +1,6 @@
 import type { Usage } from '../../cost/cost.js'
 import { isRecord } from '../../json.js'
+import { withFields } from '../../objects.js'
 import { SSEParser } from '../../upstream/sse.js'
 import { splitQuery } from '../../url.js'
 import type { ProviderError, StreamGrammar } from './types.js'
@@ -11,7 +12,7 @@ export function tokens(value: unknown): number | undefined {
 }
 
 export function withCache(usage: Usage, cacheRead: number | undefined): Usage {
-  return cacheRead === undefined ? usage : { ...usage, cacheReadTokens: cacheRead }
+  return cacheRead === undefined ? usage : withFields(usage, { cacheReadTokens: cacheRead })
 }
 
 export function field(value: unknown, name: string): unknown {

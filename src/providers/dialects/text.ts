@@ -3,6 +3,7 @@
  * stream. Each reader takes parsed JSON and never throws on a shape it does not know (it finds no text).
  */
 import { isRecord } from '../../json.js'
+import { withFields } from '../../objects.js'
 
 export interface DialectText {
   /** The caller's words in a request body: user turns and system instructions, joined by blank lines. */
@@ -62,12 +63,10 @@ export const OPENAI_TEXT: DialectText = {
   },
   withEventText(data, text) {
     const event = data as Record<string, unknown>
-    if (event.type === 'response.output_text.delta') return { ...event, delta: text }
+    if (event.type === 'response.output_text.delta') return withFields(event, { delta: text })
     const [choice, ...others] = event.choices as Record<string, unknown>[]
-    return {
-      ...event,
-      choices: [{ ...choice, delta: { ...(choice!.delta as object), content: text } }, ...others],
-    }
+    const delta = withFields(choice!.delta as object, { content: text })
+    return withFields(event, { choices: [withFields(choice!, { delta }), ...others] })
   },
 }
 
@@ -92,7 +91,7 @@ export const ANTHROPIC_TEXT: DialectText = {
   },
   withEventText(data, text) {
     const event = data as Record<string, unknown>
-    return { ...event, delta: { ...(event.delta as object), text } }
+    return withFields(event, { delta: withFields(event.delta as object, { text }) })
   },
 }
 
@@ -128,11 +127,12 @@ export const GEMINI_TEXT: DialectText = {
     let placed = false
     const parts = records(content.parts).map((part) => {
       if (typeof part.text !== 'string') return part
-      if (placed) return { ...part, text: '' }
+      if (placed) return withFields(part, { text: '' })
       placed = true
-      return { ...part, text }
+      return withFields(part, { text })
     })
-    return { ...event, candidates: [{ ...candidate, content: { ...content, parts } }, ...others] }
+    const placedContent = withFields(content, { parts })
+    return withFields(event, { candidates: [withFields(candidate!, { content: placedContent }), ...others] })
   },
 }
 
