@@ -46,14 +46,10 @@ export class NeedleSearch {
   /** Which needles occur in `text`: bit `i` set for `needles[i]` (a search of at most 31 needles). */
   present(text: string): number {
     if (this.needles.length > 31) throw new RangeError('present() answers for at most 31 needles')
-    const pattern = this.#pattern
-    pattern.lastIndex = 0
     let bits = 0
-    for (let match = pattern.exec(text); match !== null; match = pattern.exec(text)) {
-      const matched = match[0]
-      for (const i of this.#byLength) if (matched.startsWith(this.needles[i]!)) bits |= 1 << i
-      pattern.lastIndex = match.index + 1
-    }
+    this.forEach(text, (needle) => {
+      bits |= 1 << needle
+    })
     return bits
   }
 }

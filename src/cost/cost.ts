@@ -49,11 +49,14 @@ const CUSTOM_COST_FIELDS = {
 } as const
 
 /** A price's rates as exact decimals of USD per token. */
-interface ExactRates {
+interface DecimalRates {
   input: Decimal
   output: Decimal
   cacheRead: Decimal
   cacheWrite: Decimal
+}
+
+interface ExactRates extends DecimalRates {
   /** The same rates as whole numbers of 10^-scale USD, where they fit: see `computeCost`. */
   units: UnitRates | undefined
 }
@@ -72,7 +75,7 @@ const POWERS_OF_TEN = Array.from({ length: COST_DECIMALS + 1 }, (_, power) => 10
  * Rates as integers at one scale of at most `COST_DECIMALS` places (every price of the tables is), so that a
  * cost is integer arithmetic and one division; `undefined` for finer rates.
  */
-function unitRatesOf(rates: Omit<ExactRates, 'units'>): UnitRates | undefined {
+function unitRatesOf(rates: DecimalRates): UnitRates | undefined {
   const all = [rates.input, rates.output, rates.cacheRead, rates.cacheWrite]
   const scale = Math.max(...all.map((rate) => rate.scale))
   if (scale > COST_DECIMALS) return undefined
@@ -199,7 +202,7 @@ export function parseCustomCost(headerValue: string): Price {
     )
   }
   const input = rateOf(parsed, 'per_token_in')
-  const rates: Omit<ExactRates, 'units'> = {
+  const rates: DecimalRates = {
     input,
     output: rateOf(parsed, 'per_token_out'),
     cacheRead: parsed.per_cache_read_token === undefined ? input : rateOf(parsed, 'per_cache_read_token'),

@@ -305,10 +305,10 @@ export class UpstreamBody extends Readable {
   }
 
   /**
-   * Whole events only: a chunk's unfinished last event waits for the rest of it. Each batch of events is
-   * made a latin1 string once, whose offsets are its bytes', and every search of the batch (its end, the
-   * grammar's markers, usage, secrets) is a string search on it: one native call per batch rather than
-   * one per marker.
+   * Whole events only: a chunk's unfinished last event waits for the rest of it. Each chunk is decoded once
+   * as latin1, whose offsets are its bytes', and every search of the batch (its end, the grammar's markers,
+   * usage, secrets) is a string search on that text, the markers all in one pass: a Buffer search is a
+   * native call and a scan per needle.
    */
   #events(chunk: Buffer): Buffer | undefined {
     const text = chunk.toString('latin1')
