@@ -444,13 +444,20 @@ async function measureMode(
   const foreignCpu = watchForeignCpu(ownPids)
   await warmUp(endpoint, warmupRequests, WARMUP_CONCURRENCY)
   const latency = await measureLatency(endpoint, config.requests)
-  const serverCpu = server && watchCpuSeconds([server.pid, ...server.helperPids])
+  const serverCpu = server && watchCpuSeconds([server.pid])
+  const helperCpu = server && watchCpuSeconds(server.helperPids)
   const measured = await measureThroughput(endpoint, CONNECTIONS, config.durationSeconds)
-  const cpuSeconds = serverCpu?.()
+  const ownSeconds = serverCpu?.()
+  const helperSeconds = helperCpu?.()
+  const perRequest = (seconds: number) => (seconds * 1e6) / measured.requests
   const throughput =
-    cpuSeconds === undefined || measured.requests === 0
+    ownSeconds === undefined || helperSeconds === undefined || measured.requests === 0
       ? measured
-      : { ...measured, cpuUsPerRequest: (cpuSeconds * 1e6) / measured.requests }
+      : {
+          ...measured,
+          cpuUsPerRequest: perRequest(ownSeconds + helperSeconds),
+          helperCpuUsPerRequest: perRequest(helperSeconds),
+        }
   const foreignCores = foreignCpu()
   const after = await counters(upstream, server)
   // After the clock stopped: waiting for the store is no part of any request's figure.

@@ -35,6 +35,8 @@ export interface ThroughputResult {
    * machine's noise barely moves. `undefined` for `direct` or without /proc.
    */
   cpuUsPerRequest?: number | undefined
+  /** The part of `cpuUsPerRequest` that the server's helper processes (its local Redis, Postgres) used. */
+  helperCpuUsPerRequest?: number | undefined
   non2xx: number
   errors: number
   timeouts: number

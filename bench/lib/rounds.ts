@@ -57,10 +57,14 @@ function combineLatency(rounds: readonly LatencyResult[]): LatencyResult {
 
 function combineThroughput(rounds: readonly ThroughputResult[]): ThroughputResult {
   const cpu = rounds.map((r) => r.cpuUsPerRequest)
+  const helperCpu = rounds.map((r) => r.helperCpuUsPerRequest)
   return {
     requestsPerSecond: median(rounds.map((r) => r.requestsPerSecond)),
     requests: sum(rounds.map((r) => r.requests)),
     cpuUsPerRequest: cpu.every((c) => c !== undefined) ? median(cpu as number[]) : undefined,
+    helperCpuUsPerRequest: helperCpu.every((c) => c !== undefined)
+      ? median(helperCpu as number[])
+      : undefined,
     non2xx: sum(rounds.map((r) => r.non2xx)),
     errors: sum(rounds.map((r) => r.errors)),
     timeouts: sum(rounds.map((r) => r.timeouts)),
