@@ -13,6 +13,7 @@ import {
   compareTtft,
   type FrontierResult,
   formatAims,
+  formatBaselineTable,
   formatFrontierTable,
   formatGuardTable,
   formatLoggingTable,
@@ -924,6 +925,8 @@ async function main(): Promise<void> {
     if (guardTable !== undefined) console.log(`\n${guardTable}`)
     const loggingTable = formatLoggingTable(measurements)
     if (loggingTable !== undefined) console.log(`\n${loggingTable}`)
+    const baselineTable = formatBaselineTable(measurements)
+    if (baselineTable !== undefined) console.log(`\n${baselineTable}`)
   }
   const frontierTable = formatFrontierTable(frontiers)
   if (frontierTable !== undefined) console.log(`\n${frontierTable}`)

@@ -6,6 +6,7 @@ import type { RateRun } from './rate.js'
 import { rangeOf } from './rounds.js'
 import {
   bareNameFor,
+  counterpartOf,
   gatewayNameFor,
   isCompat,
   logsOffNameFor,
@@ -359,6 +360,47 @@ export function formatLoggingTable(all: readonly Measurement[]): string | undefi
         .join(', ')}`
     : ''
   return `LOGGING\n${formatTable(LOGGING_COLUMNS, rows, 2)}${footnote}`
+}
+
+const BASELINE_COLUMNS = [
+  'baseline row',
+  'this build',
+  'p50 ms',
+  'this p50',
+  'req/s',
+  'this req/s',
+  '% req/s',
+  'cpu us/req',
+  'this cpu',
+  'cpu % baseline',
+]
+
+/**
+ * The baseline build's rows (`BENCH_BASELINE`) beside this build's same mount, measured in the same run:
+ * `% req/s` is this build's throughput as a share of the baseline's, `cpu % baseline` the baseline's CPU per
+ * request over this build's (above 100%: this build does the same work in less CPU).
+ */
+export function formatBaselineTable(all: readonly Measurement[]): string | undefined {
+  const find = lookupIn(all)
+  const baselines = all.filter((m) => m.target.role === 'baseline')
+  if (baselines.length === 0) return undefined
+  const rows = baselines.map((m) => {
+    const current = find(m.mode, counterpartOf(m.target))
+    const marked = isDisturbed(m) || (current !== undefined && isDisturbed(current))
+    return [
+      `${marked ? `${m.target.name} *` : m.target.name} (${m.mode})`,
+      current?.target.name ?? '-',
+      m.latency.p50Ms.toFixed(3),
+      current?.latency.p50Ms.toFixed(3) ?? '-',
+      m.throughput.requestsPerSecond.toFixed(0),
+      current?.throughput.requestsPerSecond.toFixed(0) ?? '-',
+      percent(current && current.throughput.requestsPerSecond / m.throughput.requestsPerSecond),
+      cpuCell(m),
+      current ? cpuCell(current) : '-',
+      percent(current && cpuShare(m, current)),
+    ]
+  })
+  return `BASELINE (${process.env.BENCH_BASELINE})\n${formatTable(BASELINE_COLUMNS, rows, 2)}`
 }
 
 /** The frontier of one target in one mode: the highest rate under each p99 threshold. */

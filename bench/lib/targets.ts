@@ -16,9 +16,10 @@ export interface Target {
    * `direct` is the upstream itself, the baseline every proxy adds to. A `policy` target is a gateway mount
    * with a response cache or a rate limit added, compared with `direct` and with the same mount without it.
    * A `logs` target is a gateway mount whose request logs are off or go to another store than the default.
-   * A guard row (`guard`) is a `policy` target too: the mount with the guard step added.
+   * A guard row (`guard`) is a `policy` target too: the mount with the guard step added. A `baseline` target
+   * is a Fastify mount of another build of the package (`BENCH_BASELINE`), read against this one's.
    */
-  readonly role: 'direct' | 'bare' | 'gateway' | 'policy' | 'logs'
+  readonly role: 'direct' | 'bare' | 'gateway' | 'policy' | 'logs' | 'baseline'
   readonly framework: Framework | undefined
   /** The only modes it runs in; every mode when absent. */
   readonly modes?: readonly Mode[]
@@ -102,7 +103,29 @@ export const TARGETS: readonly Target[] = [
   },
   guardTarget('rules'),
   guardTarget('model'),
+  ...(process.env.BENCH_BASELINE
+    ? [baselineTarget('gateway-fastify'), baselineTarget('gateway-fastify-logs-off')]
+    : []),
 ]
+
+/**
+ * `bench/servers/baseline-fastify*.ts`: with `BENCH_BASELINE` set to another checkout of the project, built
+ * (`npm run build` there), the same mount as `counterpart` from that build, so a change is measured against
+ * its base in one run rather than across two.
+ */
+function baselineTarget(counterpart: 'gateway-fastify' | 'gateway-fastify-logs-off'): Target {
+  return {
+    name: counterpart.replace('gateway-', 'baseline-'),
+    role: 'baseline',
+    framework: 'fastify',
+    modes: LOG_MODES,
+  }
+}
+
+/** The row of this build a baseline row is read against. */
+export function counterpartOf(baseline: Target): string {
+  return baseline.name.replace('baseline-', 'gateway-')
+}
 
 /** `bench/servers/gateway-fastify-{policy}-{store}.ts`: the Fastify mount with a cache or a limit added. */
 function policyTarget(policy: 'cache' | 'limit', store: 'memory' | 'redis'): Target {
