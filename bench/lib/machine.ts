@@ -19,7 +19,7 @@ function machineBusySeconds(): number {
 }
 
 /** CPU seconds used so far by a process, or `undefined` without /proc (or once it has exited). */
-export function processSeconds(pid: number): number | undefined {
+function processSeconds(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // Fields after the command name, which sits in parentheses and may itself contain spaces.

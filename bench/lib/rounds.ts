@@ -56,15 +56,11 @@ function combineLatency(rounds: readonly LatencyResult[]): LatencyResult {
 }
 
 function combineThroughput(rounds: readonly ThroughputResult[]): ThroughputResult {
-  const cpu = rounds.map((r) => r.cpuUsPerRequest)
-  const helperCpu = rounds.map((r) => r.helperCpuUsPerRequest)
   return {
     requestsPerSecond: median(rounds.map((r) => r.requestsPerSecond)),
     requests: sum(rounds.map((r) => r.requests)),
-    cpuUsPerRequest: cpu.every((c) => c !== undefined) ? median(cpu as number[]) : undefined,
-    helperCpuUsPerRequest: helperCpu.every((c) => c !== undefined)
-      ? median(helperCpu as number[])
-      : undefined,
+    cpuUsPerRequest: medianIfKnown(rounds.map((r) => r.cpuUsPerRequest)),
+    helperCpuUsPerRequest: medianIfKnown(rounds.map((r) => r.helperCpuUsPerRequest)),
     non2xx: sum(rounds.map((r) => r.non2xx)),
     errors: sum(rounds.map((r) => r.errors)),
     timeouts: sum(rounds.map((r) => r.timeouts)),
@@ -76,8 +72,12 @@ function combineThroughput(rounds: readonly ThroughputResult[]): ThroughputResul
  * moves a median, so it does not mark the row. Unknown when any round could not tell.
  */
 function medianForeignCores(rounds: readonly Measurement[]): number | undefined {
-  const cores = rounds.map((m) => m.foreignCores)
-  return cores.every((c) => c !== undefined) ? median(cores as number[]) : undefined
+  return medianIfKnown(rounds.map((m) => m.foreignCores))
+}
+
+/** The median, when every round could tell the figure; `undefined` otherwise. */
+function medianIfKnown(values: readonly (number | undefined)[]): number | undefined {
+  return values.every((value) => value !== undefined) ? median(values as number[]) : undefined
 }
 
 /**
