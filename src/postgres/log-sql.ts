@@ -7,11 +7,6 @@ import type { LogFilter, LogFilterOp, LogOrderBy, LogRecord, LogSelection } from
 import { BODY_COLUMNS, COLUMNS, type ColumnType } from './log-schema.js'
 
 /** Collects query parameters and hands back their typed placeholders. */
-/** pg sends a JS array as a Postgres array literal: a jsonb column needs its JSON text. */
-function jsonbParam(value: unknown, type: ColumnType): unknown {
-  return type === 'jsonb' && Array.isArray(value) ? JSON.stringify(value) : value
-}
-
 export class Params {
   readonly values: unknown[] = []
   add(value: unknown, type: ColumnType): string {
@@ -144,8 +139,10 @@ export function selectList(withBodies: boolean): string {
     .join(', ')
 }
 
-// The rows of a write go in as one multi-row INSERT per chunk; chunks stay far below the 65,535 parameter
-// limit and keep a single statement to a sane size when bodies are large.
+// The rows of a write go in as one statement per chunk, the chunk's records as one JSON parameter that
+// Postgres reads as rows (`jsonb_to_recordset`). A multi-row INSERT with a parameter per field (31 per record)
+// cost the gateway about 90 µs per record to build and serialize, and Postgres more to parse; one JSON text
+// is a native JSON.stringify. Chunks keep a statement to a sane size when bodies are large.
 const CHUNK_ROWS = 500
 const CHUNK_BODY_CHARS = 16 * 1024 * 1024
 
@@ -167,13 +164,18 @@ export function chunksOf(records: LogRecord[]): LogRecord[][] {
   return chunks
 }
 
+// The record's field names are the recordset's column names: JSON keys are matched to them exactly.
+const RECORDSET_COLUMNS = COLUMNS.map(([key, , type]) => `"${key}" ${type}`).join(', ')
+const SELECTED_FIELDS = COLUMNS.map(([key]) => `r."${key}"`).join(', ')
+const INSERTED_COLUMNS = COLUMNS.map(([, column]) => column).join(', ')
+
+/**
+ * The statement that writes `records` (checked by `validateLogRecords`: their text holds no NUL and no lone
+ * surrogate, which JSON for Postgres could not carry), for `table`.
+ */
 export function insertStatement(table: string, records: LogRecord[]): { text: string; values: unknown[] } {
-  const params = new Params()
-  const rows = records.map(
-    (record) =>
-      `(${COLUMNS.map(([key, , type]) => params.add(jsonbParam(record[key], type), type)).join(', ')})`,
-  )
-  const columns = COLUMNS.map(([, column]) => column).join(', ')
-  const text = `INSERT INTO ${table} (${columns}) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING`
-  return { text, values: params.values }
+  const text =
+    `INSERT INTO ${table} (${INSERTED_COLUMNS}) SELECT ${SELECTED_FIELDS} ` +
+    `FROM jsonb_to_recordset($1::jsonb) AS r(${RECORDSET_COLUMNS}) ON CONFLICT (id) DO NOTHING`
+  return { text, values: [JSON.stringify(records)] }
 }
