@@ -133,8 +133,8 @@ function cpuShare(baseline: Measurement | undefined, row: Measurement): number |
   return base === undefined || own === undefined ? undefined : base / own
 }
 
-function cpuCell(m: Measurement): string {
-  const us = m.throughput.cpuUsPerRequest
+function cpuCell(m: Measurement, part: 'all' | 'helpers' = 'all'): string {
+  const us = part === 'all' ? m.throughput.cpuUsPerRequest : m.throughput.helperCpuUsPerRequest
   return us === undefined ? '-' : us.toFixed(0)
 }
 
@@ -347,7 +347,7 @@ export function formatLoggingTable(all: readonly Measurement[]): string | undefi
       off.throughput.requestsPerSecond.toFixed(0),
       percent(c.shareOfLogsOff),
       cpuCell(m),
-      m.throughput.helperCpuUsPerRequest === undefined ? '-' : m.throughput.helperCpuUsPerRequest.toFixed(0),
+      cpuCell(m, 'helpers'),
       cpuCell(off),
       percent(c.cpuShareOfLogsOff),
       m.logs ? String(m.logs.written) : '-',
