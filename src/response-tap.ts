@@ -64,7 +64,8 @@ export function tapBody(response: GatewayResponse, maxBytes: number, done: (body
   })
   body.once('close', () => {
     body.off('data', onData)
-    const bytes = overflowed ? undefined : Buffer.concat(chunks, size)
+    // One chunk (a stream that came in one read) is kept as it is: a copy over 4 KiB is an allocation.
+    const bytes = overflowed ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)
     // Streams the gateway carried say how they ended; any other stream is complete when it ended.
     const judged = response.outcome?.()
     const complete = ended && (response.outcome === undefined || judged?.complete === true)

@@ -87,8 +87,7 @@ const USAGE_OBJECT = '"usage":{'
  * failed event stream with the dialect's terminal error event. How it ended is `outcome`.
  *
  * `ahead` is what was read before committing to the answer. Nothing more is read from the source until the
- * body is first read or held (`hold`), and what a held body read is replayed to watchers added after it
- * (`watchSource`), so watchers see every byte.
+ * body is first read or held (`hold`): a watcher added before that (`watchSource`) sees every byte.
  */
 export class UpstreamBody extends Readable {
   readonly #source: Readable
@@ -113,9 +112,6 @@ export class UpstreamBody extends Readable {
   #outcome: BodyEnd | undefined
   #stall: NodeJS.Timeout | undefined
   #holding: Holding | undefined
-  // Source bytes read before any watcher was added, kept (up to a bound) to replay to the first one.
-  #unwatched: Buffer[] | undefined
-  #unwatchedBytes = 0
   // What the events being transformed say went wrong (an in-band error event, or, while held, a broken
   // event), for `#onData` to act on once they went out.
   #eventError: GatewayError | undefined
@@ -159,15 +155,14 @@ export class UpstreamBody extends Readable {
   }
 
   /**
-   * Calls `watcher` with every byte the provider sent, before any change the gateway makes. `false` when
-   * some were read before it came and could not be kept for it: it has seen only the rest.
+   * Calls `watcher` with every byte the provider sent, before any change the gateway makes (it may keep
+   * them: they are not changed afterwards either). `false` when the body had begun to be read (or held):
+   * the watcher would see only the rest, and is not added.
    */
   watchSource(watcher: (chunk: Buffer) => void): boolean {
-    const missed = this.#started && this.#unwatched === undefined && this.#watchers.length === 0
-    for (const chunk of this.#unwatched ?? []) watcher(chunk)
-    this.#unwatched = undefined
+    if (this.#started) return false
     this.#watchers.push(watcher)
-    return !missed
+    return true
   }
 
   /**
@@ -179,7 +174,6 @@ export class UpstreamBody extends Readable {
     return new Promise((resolve, reject) => {
       const holding: Holding = { rule, resolve, reject, began: false, heldBytes: 0, clock: undefined }
       this.#holding = holding
-      this.#unwatched = []
       const { firstTokenMs } = rule
       if (firstTokenMs !== undefined) {
         holding.clock = setTimeout(() => {
@@ -229,7 +223,6 @@ export class UpstreamBody extends Readable {
   #onData = (chunk: Buffer): void => {
     if (this.#outcome !== undefined) return
     for (const watcher of this.#watchers) watcher(chunk)
-    if (this.#unwatched !== undefined) this.#keepUnwatched(chunk)
     this.#total += chunk.length
     if (this.#total > this.#policy.maxBytes) {
       this.#giveUp(
@@ -257,16 +250,6 @@ export class UpstreamBody extends Readable {
     // The client has the provider's error event in its own words: the stream ends there, as failed.
     if (inBand !== undefined) this.#endFailed(inBand)
     else if (this.#holding !== undefined) this.#commitIfDue()
-  }
-
-  #keepUnwatched(chunk: Buffer): void {
-    this.#unwatchedBytes += chunk.length
-    // Past the held bytes' own bound, nobody is coming to watch: stop keeping them.
-    if (this.#unwatchedBytes > 2 * (this.#holding?.rule.maxHeldBytes ?? 0) + this.#policy.maxEventBytes) {
-      this.#unwatched = undefined
-      return
-    }
-    this.#unwatched!.push(chunk)
   }
 
   /** Commits a held stream once its rule is met; see `CommitRule`. */
@@ -351,15 +334,17 @@ export class UpstreamBody extends Readable {
   #transform(events: Buffer, text: string): Buffer {
     const { grammar, hideUsage, scrubber } = this.#policy
     if (grammar !== undefined) this.#read(events, text, grammar, this.#markers!)
-    this.#usage?.push(events, text)
+    this.#usage?.push(text)
     let out = events
     if (scrubber !== undefined) {
       out = scrubber.scrubLatin1(events, text)
       // Rare (a secret in the stream): the next search needs the text of what is left.
       if (out !== events) text = out.toString('latin1')
     }
-    if (hideUsage) out = withoutUsage(out, text)
-    return out
+    if (!hideUsage) return out
+    // Usage is cut in place, which a watcher may not see: it was promised the provider's bytes as they came.
+    if (out === events && this.#watchers.length > 0) out = Buffer.from(events)
+    return withoutUsage(out, text)
   }
 
   /** What whole events say about the answer: its beginning, its finish, its end, an in-band error. */
@@ -373,18 +358,27 @@ export class UpstreamBody extends Readable {
     const holding = this.#holding
     const flagged = (found & ERROR) !== 0
     if (holding === undefined && !flagged) return
-    const utf8 = events.toString()
-    const error = flagged ? grammar.inBandError(utf8) : undefined
+    const utf8 = flagged ? events.toString() : undefined
+    const error = utf8 === undefined ? undefined : grammar.inBandError(utf8)
     if (error !== undefined) {
       const message = error.message === undefined ? error.type : `${error.type}: ${error.message}`
       const scrubbed =
         message === undefined ? undefined : (this.#policy.scrubber?.scrubText(message) ?? message)
       this.#eventError = new GatewayError('UPSTREAM_STREAM_ERROR', scrubbed, { cause: error })
-    } else if (holding !== undefined && hasMalformedData(utf8)) {
-      // Held, a broken event can still be taken back: the attempt fails, and a retry may save the answer.
-      // After the commit each event is relayed unread, as the client's own parser would have it.
+      return
+    }
+    if (holding === undefined) return
+    // Held, a broken event can still be taken back: the attempt fails, and a retry may save the answer.
+    // After the commit each event is relayed unread, as the client's own parser would have it. A batch that
+    // begins an answer committed at its start is checked only up to the event that begins it: what follows
+    // is past the commit, however the provider's bytes were split into batches.
+    const start = holding.began ? -1 : grammar.answerStart(text)
+    const { holdMs, whole } = holding.rule
+    const held = start !== -1 && holdMs === 0 && !whole ? eventEnd(text, start) : text.length
+    const heldText = held === text.length && utf8 !== undefined ? utf8 : events.toString('utf8', 0, held)
+    if (hasMalformedData(heldText)) {
       this.#eventError = new GatewayError('INVALID_PROVIDER_RESPONSE', "an event's data is not JSON")
-    } else if (holding !== undefined && !holding.began && grammar.startsAnswer(utf8)) this.#answerBegan()
+    } else if (start !== -1) this.#answerBegan()
   }
 
   /** Whether the stream, as far as it came, is a whole answer: see `StreamGrammar`. */
@@ -471,13 +465,12 @@ export class UpstreamBody extends Readable {
     this.#source.off('data', this.#onData)
     // A cut stream's usage is read as far as it came: its unfinished last event may hold it.
     const pending = this.#takePending()
-    if (pending !== undefined) this.#usage?.push(pending)
+    if (pending !== undefined) this.#usage?.push(pending.toString('latin1'))
     const holding = this.#holding
     if (holding !== undefined) {
       // Nothing reached the client: the attempt failed as if the stream never began.
       clearTimeout(holding.clock)
       this.#holding = undefined
-      this.#unwatched = undefined
       holding.reject(error)
       this.destroy()
       return
@@ -540,6 +533,16 @@ function joined(rest: Buffer | undefined, text: string): Buffer {
   return rest === undefined || rest.length === 0
     ? Buffer.from(text)
     : Buffer.concat([rest, Buffer.from(text)])
+}
+
+/** The index just past the blank line that ends the event holding `at` (whole events: one follows). */
+function eventEnd(text: string, at: number): number {
+  let end = text.length
+  for (const blank of BLANK_LINES) {
+    const found = text.indexOf(blank, at)
+    if (found !== -1 && found + blank.length < end) end = found + blank.length
+  }
+  return end
 }
 
 function isBlank(text: string): boolean {

@@ -37,7 +37,11 @@ export function askForStreamUsage(target: UpstreamTarget, json: unknown): Upstre
   return withFields(target, { body, headers, streamUsage: 'hidden' as const })
 }
 
-const USAGE_KEY = '"usage":'
+// Searched without its opening quote, which is checked apart: V8 looks for a needle's first character
+// before comparing the rest, and `"` is everywhere in JSON (measured on a 5.6 KB OpenAI batch: 3.5 µs for
+// `"usage":`, 0.8 µs for `usage":`).
+const USAGE_KEY = 'usage":'
+const QUOTE = 0x22
 const COMMA = 0x2c
 const EMPTY_CHOICES = '"choices":[],'
 
@@ -48,36 +52,43 @@ const EMPTY_CHOICES = '"choices":[],'
  * field. `text` is the bytes as a latin1 string (`UpstreamBody` makes it once per batch of events, for
  * all its searches), so its offsets are the bytes'; the usage-only chunk (one per stream, near its end) is
  * cut out whole.
+ *
+ * `events` is changed in place and a view of its start returned: the batch is the gateway's own, and a new
+ * Buffer over 4 KiB (a batch of a few dozen events) is an allocation of its own, which costs several times
+ * the cut.
  */
 export function withoutUsage(events: Buffer, text: string = events.toString('latin1')): Buffer {
-  let at = text.indexOf(USAGE_KEY)
-  if (at === -1) return events
-  // The kept parts are cut from the text and turned back into bytes once: slices of a string are cheap
-  // where each Buffer view and concatenation is a native call.
-  let out = ''
+  let found = text.indexOf(USAGE_KEY, 1)
+  if (found === -1) return events
+  // Each kept part is moved down over what was cut before it: a memmove, with no view or string per part.
+  let kept = 0
   let from = 0
-  while (at !== -1) {
-    const value = at + USAGE_KEY.length
+  const keep = (end: number, next: number) => {
+    events.copyWithin(kept, from, end)
+    kept += end - from
+    from = next
+  }
+  while (found !== -1) {
+    const at = found - 1
+    const value = found + USAGE_KEY.length
     let next = value
-    if (text.startsWith('null', value)) {
+    if (text.charCodeAt(at) !== QUOTE) {
+      // A key that only ends in `usage`.
+    } else if (text.startsWith('null', value)) {
       next = value + 4
-      if (at > 0 && text.charCodeAt(at - 1) === COMMA) {
-        out += text.slice(from, at - 1)
-        from = next
-      } else if (text.charCodeAt(next) === COMMA) {
-        out += text.slice(from, at)
-        from = ++next
-      }
+      if (at > 0 && text.charCodeAt(at - 1) === COMMA) keep(at - 1, next)
+      else if (text.charCodeAt(next) === COMMA) keep(at, ++next)
     } else if (text.charCodeAt(value) === 0x7b && text.endsWith(EMPTY_CHOICES, at)) {
       const start = text.lastIndexOf(EVENT_END, at)
       const end = text.indexOf(EVENT_END, at)
-      out += text.slice(from, Math.max(from, start === -1 ? 0 : start + EVENT_END.length))
-      from = next = end === -1 ? text.length : end + EVENT_END.length
+      next = end === -1 ? text.length : end + EVENT_END.length
+      keep(Math.max(from, start === -1 ? 0 : start + EVENT_END.length), next)
     }
-    at = text.indexOf(USAGE_KEY, next)
+    found = text.indexOf(USAGE_KEY, next + 1)
   }
   if (from === 0) return events
-  return Buffer.from(out + text.slice(from), 'latin1')
+  keep(text.length, text.length)
+  return events.subarray(0, kept)
 }
 
 /**
@@ -91,21 +102,22 @@ const USAGE_OBJECT = /"usage(?:Metadata)?" *: *\{/
  * whole events that carry a usage object. That is all any dialect's reader needs (Anthropic:
  * `message_start` and the last `message_delta`; OpenAI: its one usage chunk; Gemini: running totals, the
  * last of which counts), so a long stream is not held twice (the log keeps the client's copy) for the few
- * bytes its usage is. `UpstreamBody` feeds it the batches it frames anyway, with their latin1 text.
+ * bytes its usage is. `UpstreamBody` feeds it the latin1 text of the batches it frames anyway.
  */
 export class UsageEvents {
-  #first: Buffer | undefined
-  #last: Buffer | undefined
+  // Latin1 text of the batches, which `withoutUsage` may change in place after this saw them.
+  #first: string | undefined
+  #last: string | undefined
 
-  push(events: Buffer, text: string = events.toString('latin1')): void {
+  /** A batch of whole events, as latin1 text (its bytes one for one). */
+  push(text: string): void {
     if (!USAGE_OBJECT.test(text)) return
-    if (this.#first === undefined) this.#first = events
-    else this.#last = events
+    if (this.#first === undefined) this.#first = text
+    else this.#last = text
   }
 
   /** The kept events as text. */
   text(): string {
-    const kept = [this.#first, this.#last].filter((part) => part !== undefined)
-    return Buffer.concat(kept).toString('utf8')
+    return Buffer.from((this.#first ?? '') + (this.#last ?? ''), 'latin1').toString('utf8')
   }
 }

@@ -38,6 +38,11 @@ describe('withoutUsage', () => {
       'data: {"choices":[{}],"usage":{"t":1}}\n\n',
       'data: {"choices":[{}],"usage":{"t":1}}\n\n',
     ],
+    [
+      'a key that only ends in usage',
+      'data: {"a":1,"total_usage":null,"usage":null}\n\n',
+      'data: {"a":1,"total_usage":null}\n\n',
+    ],
     ['text that mentions usage', 'data: {"c":"\\"usage\\":null"}\n\n', 'data: {"c":"\\"usage\\":null"}\n\n'],
   ])('%s', (_name, input, expected) => {
     expect(run(input)).toBe(expected)

@@ -190,6 +190,30 @@ describe('UpstreamBody.hold', () => {
     expect(body.destroyed).toBe(true)
   })
 
+  it('checks held events up to the commit, however the provider split its bytes into batches', async () => {
+    const broken = 'data: {broken\n\n'
+    // In one batch: a broken event before the first token fails the attempt, and a retry may save it...
+    const early = start()
+    const heldEarly = early.body.hold(RULE)
+    early.source.write(role + broken + token)
+    await expect(heldEarly).rejects.toMatchObject({ key: 'INVALID_PROVIDER_RESPONSE' })
+
+    // ...one after it is past the commit: relayed unread, as it would be had it come in a later batch.
+    const late = start()
+    const heldLate = late.body.hold(RULE)
+    late.source.write(role + token + broken)
+    await heldLate
+    const done = collect(late.body)
+    late.source.end(`${finish}data: [DONE]\n\n`)
+    expect((await done).text).toBe(`${role}${token}${broken}${finish}data: [DONE]\n\n`)
+
+    // Held to completion, every event is held, so every one is checked.
+    const whole = start()
+    const heldWhole = whole.body.hold({ ...RULE, whole: true })
+    whole.source.write(role + token + broken)
+    await expect(heldWhole).rejects.toMatchObject({ key: 'INVALID_PROVIDER_RESPONSE' })
+  })
+
   it('rejects when the stream ends before the answer began, and when the first-token clock runs out', async () => {
     const cut = start()
     const heldCut = cut.body.hold(RULE)
@@ -228,17 +252,21 @@ describe('UpstreamBody.hold', () => {
     expect((await done).text).toBe(`${role}${role}${token}${finish}data: [DONE]\n\n`)
   })
 
-  it('replays to a watcher added after the hold every byte the provider sent', async () => {
-    const { source, body } = start()
-    const held = body.hold(RULE)
-    source.write(role)
-    source.write(token)
-    await held
+  it('shows a watcher every byte the provider sent, before the usage is cut; none once the body began', async () => {
+    const { source, body } = start({ hideUsage: true, keepUsage: true })
+    const withUsage = (event: string) => event.replace('}]}', '}],"usage":null}')
     let seen = ''
     expect(body.watchSource((chunk) => (seen += chunk.toString()))).toBe(true)
+    const held = body.hold(RULE)
+    source.write(withUsage(role) + withUsage(token))
+    await held
+    expect(body.watchSource(() => {})).toBe(false)
     const done = collect(body)
-    source.end(finish)
-    await done
-    expect(seen).toBe(role + token + finish)
+    const usage = 'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}\n\n'
+    source.end(withUsage(finish) + usage)
+    expect((await done).text).toBe(`${role}${token}${finish}data: [DONE]\n\n`)
+    expect(seen).toBe(withUsage(role) + withUsage(token) + withUsage(finish) + usage)
+    // The batch that carried the usage, as the provider sent it.
+    expect(body.usageText()).toBe(withUsage(finish) + usage)
   })
 })

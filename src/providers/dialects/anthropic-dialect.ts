@@ -66,7 +66,7 @@ const MESSAGES_STREAM: StreamGrammar = {
   errorMarker: 'event: error',
   inBandError: (events) =>
     firstError(events, (json, event) => (event === 'error' ? anthropicError(json) : undefined)),
-  startsAnswer: (events) => ANSWER_START.test(events),
+  answerStart: (events) => events.search(ANSWER_START),
 }
 
 function terminalEvent(error: GatewayError): string {

@@ -58,7 +58,7 @@ const GENERATE_STREAM: StreamGrammar = {
   closing: undefined,
   errorMarker: '"error"',
   inBandError: (events) => firstError(events, nestedError),
-  startsAnswer: (events) => ANSWER_START.test(events),
+  answerStart: (events) => events.search(ANSWER_START),
 }
 
 const STREAM_ENDPOINT = ':streamGenerateContent'

@@ -76,7 +76,7 @@ export const CHAT_STREAM: StreamGrammar = {
   closing: 'data: [DONE]\n\n',
   errorMarker: '"error"',
   inBandError: (events) => firstError(events, nestedError),
-  startsAnswer: (events) => CHAT_ANSWER_START.test(events),
+  answerStart: (events) => events.search(CHAT_ANSWER_START),
 }
 
 // Other streams (the Responses API, which ends without `[DONE]`) are neither checked nor held.

@@ -109,8 +109,12 @@ export interface StreamGrammar {
   readonly errorMarker: string
   /** The provider's error in these whole events (an `error` event after a 200), if one is there. */
   inBandError(events: string): ProviderError | undefined
-  /** Whether these whole events begin the answer: its first text, tool call or refusal, or its finish. */
-  startsAnswer(events: string): boolean
+  /**
+   * Where in these whole events the answer begins (its first text, tool call or refusal, or its finish): the
+   * offset of what marks it, or -1. The markers are ASCII, so the events may be given as UTF-8 or as latin1
+   * text (whose offsets are the bytes').
+   */
+  answerStart(events: string): number
 }
 
 /**
