@@ -104,7 +104,11 @@ export const TARGETS: readonly Target[] = [
   guardTarget('rules'),
   guardTarget('model'),
   ...(process.env.BENCH_BASELINE
-    ? [baselineTarget('gateway-fastify'), baselineTarget('gateway-fastify-logs-off')]
+    ? [
+        baselineTarget('gateway-fastify'),
+        baselineTarget('gateway-fastify-logs-off'),
+        { ...baselineTarget('gateway-fastify-logs-postgres'), postgres: true },
+      ]
     : []),
 ]
 
@@ -113,7 +117,9 @@ export const TARGETS: readonly Target[] = [
  * (`npm run build` there), the same mount as `counterpart` from that build, so a change is measured against
  * its base in one run rather than across two.
  */
-function baselineTarget(counterpart: 'gateway-fastify' | 'gateway-fastify-logs-off'): Target {
+function baselineTarget(
+  counterpart: 'gateway-fastify' | 'gateway-fastify-logs-off' | 'gateway-fastify-logs-postgres',
+): Target {
   return {
     name: counterpart.replace('gateway-', 'baseline-'),
     role: 'baseline',

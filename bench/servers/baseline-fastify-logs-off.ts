@@ -1,4 +1,4 @@
 // `gateway-fastify-logs-off.ts` from the baseline build.
 import { startBaseline } from './baseline.js'
 
-await startBaseline(false)
+await startBaseline('off')

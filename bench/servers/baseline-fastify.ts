@@ -1,4 +1,4 @@
 // `gateway-fastify.ts` from the baseline build: request logs on, in the memory store.
 import { startBaseline } from './baseline.js'
 
-await startBaseline(true)
+await startBaseline('memory')
