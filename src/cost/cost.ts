@@ -84,6 +84,14 @@ function unitRatesOf(rates: DecimalRates): UnitRates | undefined {
   return { scale, input: input!, output: output!, cacheRead: cacheRead!, cacheWrite: cacheWrite! }
 }
 
+/**
+ * `rates`, given their integer form as well. A price a host did not freeze has its rates worked out for every
+ * cost: no spread (`{ ...rates, units }` is a slow path on Node 20).
+ */
+function withUnits(rates: DecimalRates): ExactRates {
+  return Object.assign(rates, { units: unitRatesOf(rates) })
+}
+
 // Frozen prices (the tables', parsed custom costs) cannot change, so their exact rates are worked out once.
 const exactRatesOf = new WeakMap<Price, ExactRates>()
 
@@ -91,13 +99,12 @@ function ratesOf(price: Price): ExactRates {
   const known = exactRatesOf.get(price)
   if (known !== undefined) return known
   const input = perToken(price.input)
-  const exact = {
+  const rates = withUnits({
     input,
     output: perToken(price.output),
     cacheRead: price.cacheRead === undefined ? input : perToken(price.cacheRead),
     cacheWrite: price.cacheWrite === undefined ? input : perToken(price.cacheWrite),
-  }
-  const rates = { ...exact, units: unitRatesOf(exact) }
+  })
   if (Object.isFrozen(price)) exactRatesOf.set(price, rates)
   return rates
 }
@@ -216,7 +223,7 @@ export function parseCustomCost(headerValue: string): Price {
   if (parsed.per_cache_write_token !== undefined) price.cacheWrite = perMillion(rates.cacheWrite)
   // The rates as written are kept: the per-million number is for display, the cost uses these.
   Object.freeze(price)
-  exactRatesOf.set(price, { ...rates, units: unitRatesOf(rates) })
+  exactRatesOf.set(price, withUnits(rates))
   return price
 }
 
