@@ -230,8 +230,13 @@ function aggregate(records: Iterable<LogRecord>, query: AnalyticsQuery): Analyti
 export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogStore {
   const maxRecords = positiveInteger('maxRecords', options.maxRecords, 10_000)
   const maxBytes = positiveInteger('maxBytes', options.maxBytes, 64 * 1024 * 1024)
-  // A Map iterates in insertion order, so its first entry is always the oldest written.
   const entries = new Map<string, Entry>()
+  // The entries in write order, oldest at `head`; an entry deleted from `entries` stays here until it is
+  // passed. Not the Map's own first key: a Map keeps a deleted entry's slot until it next rehashes, and
+  // its iterator steps over every one of them, so at the bound (one eviction per write) reading the first
+  // key cost 4.5 µs per write against 0.3 µs here.
+  let order: Entry[] = []
+  let head = 0
   let totalBytes = 0
 
   function remove(id: string): void {
@@ -239,6 +244,22 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
     if (!entry) return
     totalBytes -= entry.bodyBytes
     entries.delete(id)
+  }
+
+  function evictOldest(): void {
+    const oldest = order[head++]!
+    if (entries.get(oldest.record.id) === oldest) remove(oldest.record.id)
+  }
+
+  /** Drops passed entries, and deleted ones once they outnumber the kept: `order` stays within twice `entries`. */
+  function compactOrder(): void {
+    if (order.length - head > 2 * entries.size + 1024) {
+      order = [...entries.values()]
+      head = 0
+    } else if (head > 1024 && head * 2 > order.length) {
+      order = order.slice(head)
+      head = 0
+    }
   }
 
   function add(record: LogRecord): void {
@@ -249,9 +270,12 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
       record.responseBody = null
       bytes = 0
     }
-    entries.set(record.id, { record, bodyBytes: bytes })
+    const entry = { record, bodyBytes: bytes }
+    entries.set(record.id, entry)
+    order.push(entry)
     totalBytes += bytes
-    while (entries.size > maxRecords || totalBytes > maxBytes) remove(entries.keys().next().value!)
+    while (entries.size > maxRecords || totalBytes > maxBytes) evictOldest()
+    compactOrder()
   }
 
   function* records(): Generator<LogRecord> {
@@ -306,6 +330,7 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
         remove(id)
         deleted++
       }
+      compactOrder()
       return deleted
     },
 

@@ -1,3 +1,4 @@
+import { RecentlyUsed } from './recently-used.js'
 import type { BreakerPolicy, BreakerState, BreakerStore } from './types.js'
 
 /** Bounds of the in-memory breaker store. */
@@ -54,15 +55,7 @@ const PROBE: BreakerState = { state: 'probe' }
  * }
  */
 export function createMemoryBreakerStore(options: MemoryBreakerStoreOptions = {}): BreakerStore {
-  const max = options.maxKeys ?? DEFAULT_MAX_KEYS
-  // Map keeps insertion order: re-inserting a key on every use keeps the least recently used one first.
-  const breakers = new Map<string, Breaker>()
-
-  function keep(key: string, breaker: Breaker): void {
-    breakers.delete(key)
-    breakers.set(key, breaker)
-    if (breakers.size > max) breakers.delete(breakers.keys().next().value as string)
-  }
+  const breakers = new RecentlyUsed<Breaker>(options.maxKeys ?? DEFAULT_MAX_KEYS)
 
   /** The key's record unless it has run out at `now` (then it is dropped), made the most recently used. */
   function live(key: string, now: number): Breaker | undefined {
@@ -73,12 +66,11 @@ export function createMemoryBreakerStore(options: MemoryBreakerStoreOptions = {}
       breakers.delete(key)
       return undefined
     }
-    keep(key, breaker)
     return breaker
   }
 
   function trip(key: string, openUntil: number, policy: BreakerPolicy, now: number): BreakerState {
-    keep(key, { kind: 'tripped', openUntil, probeUntil: 0, forgetAt: openUntil + retention(policy) })
+    breakers.set(key, { kind: 'tripped', openUntil, probeUntil: 0, forgetAt: openUntil + retention(policy) })
     return { state: 'open', retryInMs: openUntil - now }
   }
 
@@ -113,7 +105,7 @@ export function createMemoryBreakerStore(options: MemoryBreakerStoreOptions = {}
         return trip(key, Math.max(reached ? now + policy.openMs : now, now + openFor), policy, now)
       }
       if (breaker === undefined) {
-        keep(key, { kind: 'counting', failures, windowEnds: now + policy.windowMs })
+        breakers.set(key, { kind: 'counting', failures, windowEnds: now + policy.windowMs })
       } else {
         breaker.failures = failures
       }

@@ -1,3 +1,4 @@
+import { RecentlyUsed } from './recently-used.js'
 import type { LimitDecision, LimitStore, LimitWindow } from './types.js'
 
 /** Bounds of the in-memory limit store. */
@@ -41,7 +42,7 @@ const DEFAULT_MAX_KEYS = 100_000
  * limits.consume('user-1', 1, { limit: 10, windowMs: 60_000, technique: 'fixed' }, Date.now())
  */
 export function createMemoryLimitStore(options: MemoryLimitStoreOptions = {}): LimitStore {
-  const states = recentlyUsed<State>(options.maxKeys ?? DEFAULT_MAX_KEYS)
+  const states = new RecentlyUsed<State>(options.maxKeys ?? DEFAULT_MAX_KEYS)
   let nextId = 0
 
   function consumeFixed(key: string, amount: number, window: LimitWindow, now: number): LimitDecision {
@@ -122,33 +123,6 @@ export function createMemoryLimitStore(options: MemoryLimitStoreOptions = {}): L
       const amount = Math.max(0, entry.amount + step)
       log.used += amount - entry.amount
       entry.amount = amount
-    },
-  }
-}
-
-/**
- * A map that forgets its least recently used key past `max` keys: reading or writing a key makes it the
- * most recent, so a key that keeps being refused is not forgotten either. Built on `Map`'s insertion order,
- * so it costs nothing up front: a store with room for 100 000 keys allocates only for the keys it holds,
- * and a gateway (with the insurance store behind a shared one) is cheap to create and cheap on its first
- * call. (An `LRUCache` of that size allocated its whole index at once, tens of milliseconds of the event
- * loop at creation and again at the first write with a TTL.)
- */
-function recentlyUsed<V>(max: number) {
-  const map = new Map<string, V>()
-  return {
-    get(key: string): V | undefined {
-      const value = map.get(key)
-      if (value !== undefined) {
-        map.delete(key)
-        map.set(key, value)
-      }
-      return value
-    },
-    set(key: string, value: V): void {
-      map.delete(key)
-      map.set(key, value)
-      if (map.size > max) map.delete(map.keys().next().value as string)
     },
   }
 }

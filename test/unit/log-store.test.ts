@@ -47,6 +47,30 @@ describe('createMemoryLogStore() bounds', () => {
     expect(await store.get(b!.id)).toBeUndefined()
   })
 
+  it('keeps evicting in write order across thousands of writes and deletions', async () => {
+    const store = createMemoryLogStore({ maxRecords: 600 })
+    // The records the store should hold, oldest first: a plain model of the bound and of deletions.
+    let kept: number[] = []
+    const listed = async () =>
+      (await store.list({ direction: 'asc', limit: 1000 })).records.map((r) => r.createdAt)
+    for (let i = 1; i <= 8300; i++) {
+      await store.write([record(i)])
+      kept.push(i)
+      if (kept.length > 600) kept.shift()
+      // Writes alone at first (the oldest go one per write), then deletions among them.
+      if (i < 3000) continue
+      if (i % 2000 === 0) {
+        await store.delete({})
+        kept = []
+      } else if (i % 450 === 0) {
+        await store.delete({ from: i - 400, to: i - 5 })
+        kept = kept.filter((at) => at < i - 400 || at >= i - 5)
+        expect(await listed()).toEqual(kept)
+      }
+    }
+    expect(await listed()).toEqual(kept)
+  })
+
   it('frees the bytes of deleted records', async () => {
     const store = createMemoryLogStore({ maxBytes: 8 })
     const a = record(1, 'aaaa')
