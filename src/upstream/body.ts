@@ -7,7 +7,7 @@ import { dialectOf } from '../providers/dialects/index.js'
 import type { StreamGrammar } from '../providers/dialects/types.js'
 import type { Dialect } from '../providers/types.js'
 import type { Scrubber } from '../secrets.js'
-import { UsageEvents, withoutUsage } from './stream-usage.js'
+import { BLANK_LINES, eventEnd, UsageEvents, withoutUsage } from './stream-usage.js'
 
 /**
  * How a streamed body ended, as the module that carried it judged: complete only when the source ended
@@ -76,7 +76,6 @@ interface Holding {
   clock: NodeJS.Timeout | undefined
 }
 
-const BLANK_LINES = ['\n\n', '\r\n\r\n', '\r\r'] as const
 const USAGE_OBJECT = '"usage":{'
 
 /**
@@ -533,16 +532,6 @@ function joined(rest: Buffer | undefined, text: string): Buffer {
   return rest === undefined || rest.length === 0
     ? Buffer.from(text)
     : Buffer.concat([rest, Buffer.from(text)])
-}
-
-/** The index just past the blank line that ends the event holding `at` (whole events: one follows). */
-function eventEnd(text: string, at: number): number {
-  let end = text.length
-  for (const blank of BLANK_LINES) {
-    const found = text.indexOf(blank, at)
-    if (found !== -1 && found + blank.length < end) end = found + blank.length
-  }
-  return end
 }
 
 function isBlank(text: string): boolean {

@@ -95,29 +95,74 @@ export function withoutUsage(events: Buffer, text: string = events.toString('lat
  * Whether events carry a usage object: `"usage"` or `"usageMetadata"`, then `:` and `{` (spaces allowed).
  * OpenAI's `"usage":null` on every chunk of a stream asked for usage does not count.
  */
-const USAGE_OBJECT = /"usage(?:Metadata)?" *: *\{/
+const USAGE_OBJECT = /"usage(?:Metadata)?" *: *\{/g
+
+/** The blank lines that end an event: a line end twice, in any of the three forms lines may end in. */
+export const BLANK_LINES = ['\n\n', '\r\n\r\n', '\r\r'] as const
+
+/** The index just past the blank line that ends the event holding `at`; the text's end when none does. */
+export function eventEnd(text: string, at: number): number {
+  let end = text.length
+  for (const blank of BLANK_LINES) {
+    const found = text.indexOf(blank, at)
+    if (found !== -1 && found + blank.length < end) end = found + blank.length
+  }
+  return end
+}
+
+/** The index where the event holding `at` begins: just past the blank line before it, or 0. */
+function eventStart(text: string, at: number): number {
+  let start = 0
+  for (const blank of BLANK_LINES) {
+    const found = text.lastIndexOf(blank, at - blank.length)
+    if (found !== -1 && found + blank.length > start) start = found + blank.length
+  }
+  return start
+}
 
 /**
- * What an event stream's usage is read from, kept as the stream passes: the first and the last batch of
- * whole events that carry a usage object. That is all any dialect's reader needs (Anthropic:
- * `message_start` and the last `message_delta`; OpenAI: its one usage chunk; Gemini: running totals, the
- * last of which counts), so a long stream is not held twice (the log keeps the client's copy) for the few
- * bytes its usage is. `UpstreamBody` feeds it the latin1 text of the batches it frames anyway.
+ * What an event stream's usage is read from, kept as the stream passes: the first and the last event that
+ * carry a usage object. That is all any dialect's reader needs (Anthropic: `message_start` and the last
+ * `message_delta`; OpenAI: its one usage chunk; Gemini: running totals, the last of which counts), so a
+ * long stream is not held twice (the log keeps the client's copy) for the few bytes its usage is.
+ * `UpstreamBody` feeds it the latin1 text of the batches it frames anyway.
+ *
+ * The events are kept as copies of their bytes, not as slices of the batch's text: a slice keeps its whole
+ * batch alive, and a request in flight when the young generation is collected would have the garbage
+ * collector copy that batch (the whole answer, for a stream that came in one read) to keep its usage.
  */
 export class UsageEvents {
-  // Latin1 text of the batches, which `withoutUsage` may change in place after this saw them.
-  #first: string | undefined
-  #last: string | undefined
+  #first: Buffer | undefined
+  #last: Buffer | undefined
 
   /** A batch of whole events, as latin1 text (its bytes one for one). */
   push(text: string): void {
-    if (!USAGE_OBJECT.test(text)) return
-    if (this.#first === undefined) this.#first = text
-    else this.#last = text
+    USAGE_OBJECT.lastIndex = 0
+    const first = USAGE_OBJECT.exec(text)?.index
+    if (first === undefined) return
+    let last = first
+    for (let match = USAGE_OBJECT.exec(text); match !== null; match = USAGE_OBJECT.exec(text))
+      last = match.index
+    const firstEnd = eventEnd(text, first)
+    const lastEvent =
+      last < firstEnd ? undefined : eventOf(text, eventStart(text, last), eventEnd(text, last))
+    if (this.#first === undefined) {
+      this.#first = eventOf(text, eventStart(text, first), firstEnd)
+      this.#last = lastEvent
+    } else {
+      this.#last = lastEvent ?? eventOf(text, eventStart(text, first), firstEnd)
+    }
   }
 
   /** The kept events as text. */
   text(): string {
-    return Buffer.from((this.#first ?? '') + (this.#last ?? ''), 'latin1').toString('utf8')
+    if (this.#first === undefined) return ''
+    const events = this.#last === undefined ? this.#first : Buffer.concat([this.#first, this.#last])
+    return events.toString('utf8')
   }
+}
+
+/** A copy of the event's bytes, which holds nothing of the batch. */
+function eventOf(text: string, start: number, end: number): Buffer {
+  return Buffer.from(text.slice(start, end), 'latin1')
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { withoutUsage } from '../../src/upstream/stream-usage.js'
+import { UsageEvents, withoutUsage } from '../../src/upstream/stream-usage.js'
 
 const run = (text: string) => withoutUsage(Buffer.from(text)).toString()
 
@@ -51,5 +51,38 @@ describe('withoutUsage', () => {
   it('returns the same buffer when there is nothing to take out', () => {
     const events = Buffer.from('data: {"choices":[{"delta":{"content":"hi"}}]}\n\n')
     expect(withoutUsage(events)).toBe(events)
+  })
+})
+
+describe('UsageEvents', () => {
+  const latin1 = (text: string) => Buffer.from(text).toString('latin1')
+  const kept = (...batches: string[]) => {
+    const events = new UsageEvents()
+    for (const batch of batches) events.push(latin1(batch))
+    return events.text()
+  }
+  const start = 'event: message_start\ndata: {"message":{"usage":{"input_tokens":9}}}\n\n'
+  const delta = (n: number) => `event: message_delta\ndata: {"usage":{"output_tokens":${n}}}\n\n`
+  const text = 'event: content_block_delta\ndata: {"delta":{"text":"héllo 🙂"}}\n\n'
+
+  it('keeps the first and the last event with a usage object, and nothing between or around them', () => {
+    expect(kept(start + text + delta(1) + text)).toBe(start + delta(1))
+    expect(kept(start, text, delta(1), text, delta(2), text)).toBe(start + delta(2))
+    expect(kept(text + start + text, text + delta(1) + delta(2))).toBe(start + delta(2))
+  })
+
+  it('keeps one event once when it is the only one', () => {
+    const usage = 'data: {"choices":[],"usage":{"prompt_tokens":3}}\n\n'
+    expect(kept(`data: {"usage":null}\n\n${usage}data: [DONE]\n\n`)).toBe(usage)
+  })
+
+  it('finds the events in text whose lines end in CR LF or CR, and an unfinished last event', () => {
+    const crlf = (event: string) => event.replaceAll('\n', '\r\n')
+    const cr = (event: string) => event.replaceAll('\n', '\r')
+    expect(kept(crlf(text + start + text))).toBe(crlf(start))
+    expect(kept(cr(text + delta(3) + text))).toBe(cr(delta(3)))
+    expect(kept(text, 'data: {"usageMetadata": {"totalTokenCount":4}}')).toBe(
+      'data: {"usageMetadata": {"totalTokenCount":4}}',
+    )
   })
 })

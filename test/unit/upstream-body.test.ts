@@ -266,7 +266,7 @@ describe('UpstreamBody.hold', () => {
     source.end(withUsage(finish) + usage)
     expect((await done).text).toBe(`${role}${token}${finish}data: [DONE]\n\n`)
     expect(seen).toBe(withUsage(role) + withUsage(token) + withUsage(finish) + usage)
-    // The batch that carried the usage, as the provider sent it.
-    expect(body.usageText()).toBe(withUsage(finish) + usage)
+    // The event that carried the usage, as the provider sent it.
+    expect(body.usageText()).toBe(usage)
   })
 })
