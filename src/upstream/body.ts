@@ -7,6 +7,7 @@ import { dialectOf } from '../providers/dialects/index.js'
 import type { StreamGrammar } from '../providers/dialects/types.js'
 import type { Dialect } from '../providers/types.js'
 import type { Scrubber } from '../secrets.js'
+import { asReadable, type BodySource } from './source.js'
 import { BLANK_LINES, eventEnd, UsageEvents, withoutUsage } from './stream-usage.js'
 
 /**
@@ -89,7 +90,7 @@ const USAGE_OBJECT = '"usage":{'
  * body is first read or held (`hold`): a watcher added before that (`watchSource`) sees every byte.
  */
 export class UpstreamBody extends Readable {
-  readonly #source: Readable
+  readonly #source: BodySource
   readonly #policy: BodyPolicy
   readonly #cancel: (error: GatewayError) => void
   readonly #explain: (error: unknown) => GatewayError
@@ -117,7 +118,7 @@ export class UpstreamBody extends Readable {
   #answerBeganAt: number | undefined
 
   constructor(
-    source: Readable,
+    source: BodySource,
     ahead: ReadAhead,
     policy: BodyPolicy,
     control: { cancel: (error: GatewayError) => void; explain: (error: unknown) => GatewayError },
@@ -568,7 +569,7 @@ function lastBoundary(text: string, chunk: Buffer, previous: Buffer | undefined)
  * by the caps like any other byte). `undefined` for codings the gateway does not read, whose bytes then go
  * through untouched.
  */
-export function decoded(source: Readable, encoding: string | undefined): Readable | undefined {
+export function decoded(source: BodySource, encoding: string | undefined): BodySource | undefined {
   const coding = encoding?.trim().toLowerCase()
   if (coding === undefined || coding === '' || coding === 'identity') return source
   const decoder =
@@ -580,9 +581,12 @@ export function decoded(source: Readable, encoding: string | undefined): Readabl
           ? createBrotliDecompress()
           : undefined
   if (decoder === undefined) return undefined
-  source.on('error', (error) => decoder.destroy(error))
-  decoder.once('close', () => source.destroy())
-  source.pipe(decoder)
+  const readable = asReadable(source)
+  readable.on('error', (error) => decoder.destroy(error))
+  decoder.once('close', () => readable.destroy())
+  readable.pipe(decoder)
+  // A decoder flows once it has a `data` listener; a source only once resumed, as `BodySource` promises.
+  decoder.pause()
   return decoder
 }
 
@@ -597,7 +601,7 @@ export interface ReadAhead {
  * Reads until the body ended or at least `bytes` arrived, then leaves it paused. Rejects with the
  * source's error, or with `RESPONSE_TOO_LARGE` past `maxBytes` (the source is destroyed then).
  */
-export function readAhead(source: Readable, bytes: number, maxBytes: number): Promise<ReadAhead> {
+export function readAhead(source: BodySource, bytes: number, maxBytes: number): Promise<ReadAhead> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -630,6 +634,7 @@ export function readAhead(source: Readable, bytes: number, maxBytes: number): Pr
     source.on('data', onData)
     source.once('end', onEnd)
     source.once('error', onError)
+    source.resume()
   })
 }
 

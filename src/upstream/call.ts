@@ -11,6 +11,7 @@ import { splitQuery } from '../url.js'
 import { type CommitRule, decoded, type ReadAhead, readAhead, UpstreamBody } from './body.js'
 import { filterResponseHeaders, isEventStream } from './headers.js'
 import { toUpstreamError } from './network-errors.js'
+import { dispatchUpstream, type UpstreamResponse } from './source.js'
 
 /** What a `forward()` step calls providers with: its connection pool and its caps on answers. */
 export interface Transport {
@@ -78,18 +79,21 @@ export async function callUpstream(
     })
   }
   const sentAt = performance.now()
-  let response: Dispatcher.ResponseData
+  let response: UpstreamResponse
   try {
-    response = await transport.dispatcher.request({
-      origin: target.origin,
-      path: target.path,
-      method: target.method as Dispatcher.HttpMethod,
-      headers: target.headers,
-      body: target.body ?? null,
-      signal: controller,
-      headersTimeout: clocks.firstByteMs,
-      bodyTimeout: clocks.idleMs,
-    })
+    response = await dispatchUpstream(
+      transport.dispatcher,
+      {
+        origin: target.origin,
+        path: target.path,
+        method: target.method as Dispatcher.HttpMethod,
+        headers: target.headers,
+        body: target.body ?? null,
+        headersTimeout: clocks.firstByteMs,
+        bodyTimeout: clocks.idleMs,
+      },
+      controller,
+    )
   } catch (error) {
     release()
     waitedForHeaders(ctx, sentAt)
@@ -143,7 +147,7 @@ export async function waitOnUpstream<T>(ctx: GatewayContext, pending: Promise<T>
 async function relay(
   ctx: GatewayContext,
   target: UpstreamTarget,
-  response: Dispatcher.ResponseData,
+  response: UpstreamResponse,
   attempt: {
     transport: Transport
     clocks: AttemptClocks
@@ -185,10 +189,7 @@ async function relay(
   const ahead =
     status >= 400 || commit !== undefined
       ? NOTHING_AHEAD
-      : length <= BUFFERED_BODY_LIMIT && !eventStream && body === response.body
-        ? // A small body of known length as undici reads it fastest: whole, without stream events.
-          wholeBody(Buffer.from(await waitOnUpstream(ctx, response.body.arrayBuffer())))
-        : await waitOnUpstream(ctx, readAhead(body, aheadBytes, maxBytes))
+      : await waitOnUpstream(ctx, readAhead(body, aheadBytes, maxBytes))
   if (ahead.ended && !eventStream) {
     release()
     const whole = ahead.chunks.length === 1 ? ahead.chunks[0]! : Buffer.concat(ahead.chunks, ahead.size)
@@ -221,7 +222,8 @@ async function relay(
       explain: (error) => toUpstreamError(error, controller),
     },
   )
-  response.body.once('close', release)
+  if (response.body.closed) release()
+  else response.body.once('close', release)
   if (commit !== undefined) {
     await waitOnUpstream(ctx, streamed.hold(commit))
     const beganAt = streamed.answerBeganAt
@@ -234,10 +236,6 @@ async function relay(
 }
 
 const NOTHING_AHEAD: ReadAhead = { chunks: [], size: 0, ended: false }
-
-function wholeBody(bytes: Buffer): ReadAhead {
-  return { chunks: [bytes], size: bytes.length, ended: true }
-}
 
 function isJson(contentType: string | undefined): boolean {
   return contentType !== undefined && /^application\/(?:[\w.+-]+\+)?json\b/i.test(contentType)

@@ -1,0 +1,215 @@
+import { EventEmitter } from 'node:events'
+import { Readable } from 'node:stream'
+import { type Dispatcher, errors } from 'undici'
+
+/**
+ * What the gateway reads a provider's body from: an `UpstreamSource`, or a decoder's output stream. Nothing
+ * flows until `resume()`.
+ */
+export interface BodySource {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown
+  on(event: 'error', listener: (error: Error) => void): unknown
+  once(event: 'end' | 'close', listener: () => void): unknown
+  once(event: 'error', listener: (error: Error) => void): unknown
+  off(event: 'data', listener: (chunk: Buffer) => void): unknown
+  off(event: 'end', listener: () => void): unknown
+  off(event: 'error', listener: (error: Error) => void): unknown
+  pause(): unknown
+  resume(): unknown
+  destroy(error?: Error): unknown
+  readonly readableEnded: boolean
+}
+
+/** The provider's answer once its headers came. */
+export interface UpstreamResponse {
+  readonly statusCode: number
+  readonly headers: Record<string, string | string[] | undefined>
+  readonly body: UpstreamSource
+}
+
+/** An abort handle: undici's own `signal` option takes the same shape. */
+export interface AbortHandle extends EventEmitter {
+  readonly aborted: boolean
+  readonly reason: unknown
+}
+
+// Chunks parsed while nothing reads them wait here up to this much before undici stops reading the socket:
+// a Readable's default high-water mark.
+const HIGH_WATER_BYTES = 64 * 1024
+
+/**
+ * Sends the request with undici's `dispatch` and resolves with the answer's status and headers, or rejects
+ * with undici's error (the abort handle's reason when it was aborted).
+ *
+ * Not undici's `request()`: it wraps every body in a Readable, and the gateway relays the body through a
+ * Readable of its own (`UpstreamBody`), so every chunk went through two streams' buffering, ticks and
+ * events. Here the chunks come straight from undici's handler: on the same loopback stream of 22 events,
+ * `dispatch` took 5 to 12 µs less CPU per request than `request()` and a `data` listener.
+ */
+export function dispatchUpstream(
+  dispatcher: Dispatcher,
+  options: Dispatcher.DispatchOptions,
+  signal: AbortHandle,
+): Promise<UpstreamResponse> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise((resolve, reject) => {
+    dispatcher.dispatch(options, new UpstreamSource(signal, resolve, reject))
+  })
+}
+
+/**
+ * A provider's body as undici's dispatch handler receives it, with the part of a Readable the gateway reads:
+ * `data`, `end`, `error` and `close` events, `pause`, `resume` and `destroy`. Neither chunks nor the end
+ * flow while it is paused (as it starts): chunks wait, and past `HIGH_WATER_BYTES` undici stops reading the
+ * socket until it resumes. `error` and `close` come on the next tick, as a Readable's do, so that whoever
+ * destroys it finishes first.
+ */
+export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchHandler {
+  readableEnded = false
+  destroyed = false
+  closed = false
+  #controller: Dispatcher.DispatchController | undefined
+  #settle: { resolve: (response: UpstreamResponse) => void; reject: (error: unknown) => void } | undefined
+  readonly #signal: AbortHandle
+  #waiting: Buffer[] = []
+  #waitingBytes = 0
+  #flowing = false
+  #draining = false
+  #complete = false
+
+  constructor(
+    signal: AbortHandle,
+    resolve: (response: UpstreamResponse) => void,
+    reject: (error: unknown) => void,
+  ) {
+    super()
+    this.#signal = signal
+    this.#settle = { resolve, reject }
+    signal.once('abort', this.#onAbort)
+  }
+
+  #onAbort = (): void => {
+    const reason = this.#signal.reason as Error
+    // Before the answer began, undici fails the request with the reason (`onResponseError`); after, the
+    // body is destroyed with it, as undici does with its own bodies.
+    if (this.#settle !== undefined) this.#controller?.abort(reason)
+    else this.destroy(reason)
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller
+    if (this.#signal.aborted) controller.abort(this.#signal.reason as Error)
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    // An informational answer (100 Continue, 103 Early Hints) comes before the real one.
+    if (statusCode < 200 || this.#settle === undefined) return
+    const { resolve } = this.#settle
+    this.#settle = undefined
+    resolve({ statusCode, headers, body: this })
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.destroyed) return
+    if (this.#flowing && !this.#draining && this.#waiting.length === 0) {
+      this.emit('data', chunk)
+      return
+    }
+    this.#waiting.push(chunk)
+    this.#waitingBytes += chunk.length
+    if (this.#waitingBytes >= HIGH_WATER_BYTES) controller.pause()
+  }
+
+  onResponseEnd(): void {
+    this.#complete = true
+    this.#signal.off('abort', this.#onAbort)
+    if (this.#flowing && !this.#draining && this.#waiting.length === 0) this.#end()
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    this.#signal.off('abort', this.#onAbort)
+    if (this.#settle !== undefined) {
+      const { reject } = this.#settle
+      this.#settle = undefined
+      reject(error)
+      return
+    }
+    if (this.destroyed) return
+    this.#close(error)
+  }
+
+  pause(): this {
+    this.#flowing = false
+    return this
+  }
+
+  resume(): this {
+    this.#flowing = true
+    // A `data` listener that resumes (or pauses) while chunks are handed out only changes the state the
+    // loop below reads.
+    if (this.#draining) return this
+    this.#draining = true
+    while (this.#flowing && !this.destroyed && this.#waiting.length > 0) {
+      const chunk = this.#waiting.shift()!
+      this.#waitingBytes -= chunk.length
+      this.emit('data', chunk)
+    }
+    this.#draining = false
+    if (!this.#flowing || this.destroyed || this.#waiting.length > 0) return this
+    if (this.#complete) this.#end()
+    else if (this.#controller?.paused) this.#controller.resume()
+    return this
+  }
+
+  /** Stops the answer: undici cancels the request unless it was complete. */
+  destroy(error?: Error): this {
+    if (this.destroyed) return this
+    this.#signal.off('abort', this.#onAbort)
+    // Closed first: undici reports the abort back (`onResponseError`), and a destroyed source ignores it.
+    this.#close(error)
+    if (!this.#complete) this.#controller?.abort(error ?? new errors.RequestAbortedError())
+    return this
+  }
+
+  #end(): void {
+    if (this.readableEnded || this.destroyed) return
+    this.readableEnded = true
+    this.emit('end')
+    this.#close(undefined)
+  }
+
+  #close(error: Error | undefined): void {
+    this.destroyed = true
+    this.#waiting = []
+    this.#waitingBytes = 0
+    process.nextTick(() => {
+      if (error !== undefined) this.emit('error', error)
+      this.closed = true
+      this.emit('close')
+    })
+  }
+}
+
+/**
+ * The source as a Readable, for what only takes one (a decoder it is piped into), with the source's flow
+ * following the Readable's demand.
+ */
+export function asReadable(source: BodySource): Readable {
+  const readable = new Readable({
+    read: () => void source.resume(),
+    destroy: (error, callback) => {
+      source.destroy(error ?? undefined)
+      callback(error)
+    },
+  })
+  source.on('data', (chunk) => {
+    if (!readable.push(chunk)) source.pause()
+  })
+  source.once('end', () => readable.push(null))
+  source.on('error', (error) => readable.destroy(error))
+  return readable
+}

@@ -1,0 +1,177 @@
+import { once } from 'node:events'
+import { Agent } from 'undici'
+import { afterAll, describe, expect, it } from 'vitest'
+import { AttemptAbort } from '../../src/upstream/call.js'
+import { dispatchUpstream, type UpstreamSource } from '../../src/upstream/source.js'
+import {
+  type FaultServer,
+  pump,
+  type RawFaultServer,
+  sendHeaders,
+  startFaultServer,
+  startRawServer,
+  writeAsync,
+} from '../helpers/fault-server.js'
+
+const agent = new Agent()
+const servers: (FaultServer | RawFaultServer)[] = []
+afterAll(async () => {
+  await Promise.all(servers.map((server) => server.close()))
+  await agent.close()
+})
+
+async function serve(handler: Parameters<typeof startFaultServer>[0]): Promise<FaultServer> {
+  const server = await startFaultServer(handler)
+  servers.push(server)
+  return server
+}
+
+function call(origin: string, signal = new AttemptAbort()) {
+  return dispatchUpstream(agent, { origin, path: '/v1/x', method: 'POST', body: '{}' }, signal)
+}
+
+/** Every chunk and how the body ended: `end`, or `error` with the error. */
+function readAll(body: UpstreamSource): Promise<{ bytes: Buffer; ended: 'end' | Error }> {
+  const chunks: Buffer[] = []
+  body.on('data', (chunk) => chunks.push(chunk))
+  const ended = new Promise<'end' | Error>((resolve) => {
+    body.once('end', () => resolve('end'))
+    body.once('error', resolve)
+  })
+  body.resume()
+  return ended.then((how) => ({ bytes: Buffer.concat(chunks), ended: how }))
+}
+
+describe('dispatchUpstream', () => {
+  it('hands the body on whole and in order, then ends and closes', async () => {
+    const pieces = Array.from({ length: 50 }, (_, i) => `piece ${i};`)
+    const server = await serve(async (_request, res) => {
+      sendHeaders(res, 200, { 'content-type': 'text/plain' })
+      for (const piece of pieces) await writeAsync(res, piece)
+      res.end()
+    })
+    const response = await call(server.origin)
+    expect(response.statusCode).toBe(200)
+    expect(response.headers['content-type']).toBe('text/plain')
+    const closed = once(response.body, 'close')
+    const { bytes, ended } = await readAll(response.body)
+    expect([bytes.toString(), ended]).toEqual([pieces.join(''), 'end'])
+    await closed
+    expect([response.body.readableEnded, response.body.closed]).toEqual([true, true])
+  })
+
+  it('sends nothing on while paused, the end included, and stops reading the socket past its buffer', async () => {
+    const total = 4 * 1024 * 1024
+    let written = 0
+    const server = await serve((_request, res) => {
+      sendHeaders(res, 200, { 'content-type': 'application/octet-stream' })
+      void pump(res, () => Buffer.alloc(16 * 1024, 7), { total, onWrite: (bytes) => (written = bytes) })
+    })
+    const { body } = await call(server.origin)
+    let seen = 0
+    body.on('data', (chunk) => {
+      seen += chunk.length
+    })
+    let ended = false
+    body.once('end', () => (ended = true))
+    // Paused from the start: the server fills the socket's buffers and undici's, then has to wait.
+    const { socket } = await server.request(0)
+    await new Promise<void>((resolve) => {
+      const check = () => (socket.writableNeedDrain ? resolve() : setImmediate(check))
+      check()
+    })
+    expect([seen, ended]).toEqual([0, false])
+    expect(written).toBeLessThan(total)
+    const { bytes, ended: how } = await readAll(body)
+    expect([how, ended, bytes.length]).toEqual(['end', true, total])
+  })
+
+  it('keeps the end of a body that came whole with its headers until it is resumed', async () => {
+    const server = await startRawServer(async (connection) => {
+      await connection.request
+      connection.socket.write('HTTP/1.1 302 Found\r\nlocation: /elsewhere\r\ncontent-length: 2\r\n\r\nok')
+    })
+    servers.push(server)
+    const response = await call(server.origin)
+    expect([response.statusCode, response.body.readableEnded]).toEqual([302, false])
+    expect(await readAll(response.body)).toEqual({ bytes: Buffer.from('ok'), ended: 'end' })
+  })
+
+  it('resolves with the answer after an informational one', async () => {
+    const server = await startRawServer(async (connection) => {
+      await connection.request
+      connection.socket.write('HTTP/1.1 103 Early Hints\r\nlink: </a>; rel=preload\r\n\r\n')
+      connection.socket.end('HTTP/1.1 201 Created\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok')
+    })
+    servers.push(server)
+    const response = await call(server.origin)
+    expect(response.statusCode).toBe(201)
+    expect((await readAll(response.body)).bytes.toString()).toBe('ok')
+  })
+
+  it('fails with undici’s error when the connection resets mid-body, after the bytes that came', async () => {
+    const server = await startRawServer(async (connection) => {
+      await connection.request
+      connection.socket.write(
+        'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n6\r\nhello\n\r\n',
+        () => connection.socket.resetAndDestroy(),
+      )
+    })
+    servers.push(server)
+    const { body } = await call(server.origin)
+    const { bytes, ended } = await readAll(body)
+    expect(bytes.toString()).toBe('hello\n')
+    expect(ended).toBeInstanceOf(Error)
+    expect((ended as Error & { code?: string }).code).toMatch(/^UND_ERR_/)
+  })
+
+  it('rejects with the abort reason before the answer, and the provider sees the request dropped', async () => {
+    const server = await serve(() => {})
+    const signal = new AttemptAbort()
+    const pending = call(server.origin, signal)
+    await server.request(0)
+    const reason = new Error('deadline')
+    signal.abort(reason)
+    await expect(pending).rejects.toBe(reason)
+    await server.connectionClosed(0)
+  })
+
+  it('rejects at once for a handle aborted before the call, sending nothing', async () => {
+    const server = await serve(() => {})
+    const signal = new AttemptAbort()
+    const reason = new Error('gone')
+    signal.abort(reason)
+    await expect(call(server.origin, signal)).rejects.toBe(reason)
+    expect(server.requests).toHaveLength(0)
+  })
+
+  it('fails the body with the abort reason once the answer began, and cancels the call', async () => {
+    const server = await serve(async (_request, res) => {
+      sendHeaders(res, 200, { 'content-type': 'text/event-stream' })
+      await writeAsync(res, 'data: 1\n\n')
+    })
+    const signal = new AttemptAbort()
+    const { body } = await call(server.origin, signal)
+    const first = once(body, 'data')
+    const reading = readAll(body)
+    await first
+    const reason = new Error('client left')
+    signal.abort(reason)
+    expect((await reading).ended).toBe(reason)
+    await server.connectionClosed(0)
+  })
+
+  it('closes without an error when destroyed without one, and cancels the call', async () => {
+    const server = await serve(async (_request, res) => {
+      sendHeaders(res, 200, { 'content-type': 'text/event-stream' })
+      await writeAsync(res, 'data: 1\n\n')
+    })
+    const { body } = await call(server.origin)
+    let failed: unknown
+    body.on('error', (error) => (failed = error))
+    body.destroy()
+    await once(body, 'close')
+    expect([failed, body.destroyed]).toEqual([undefined, true])
+    await server.connectionClosed(0)
+  })
+})
