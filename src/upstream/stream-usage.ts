@@ -110,14 +110,25 @@ export function eventEnd(text: string, at: number): number {
   return end
 }
 
-/** The index where the event holding `at` begins: just past the blank line before it, or 0. */
+const LF = 0x0a
+const CR = 0x0d
+
+/**
+ * The index where the event holding `at` begins: just past the blank line before it, or 0. Read back from
+ * `at` a character at a time: an event is short, where a `lastIndexOf` per kind of blank line would run to
+ * the start of the batch for each kind it does not hold.
+ */
 function eventStart(text: string, at: number): number {
-  let start = 0
-  for (const blank of BLANK_LINES) {
-    const found = text.lastIndexOf(blank, at - blank.length)
-    if (found !== -1 && found + blank.length > start) start = found + blank.length
+  for (let i = at - 1; i > 0; i--) {
+    const code = text.charCodeAt(i)
+    if (code !== LF && code !== CR) continue
+    const before = text.charCodeAt(i - 1)
+    // `\n\n` or `\r\r`, or the last `\n` of `\r\n\r\n`.
+    if (before === code) return i + 1
+    if (code === LF && before === CR && text.charCodeAt(i - 2) === LF && text.charCodeAt(i - 3) === CR)
+      return i + 1
   }
-  return start
+  return 0
 }
 
 /**
