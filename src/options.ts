@@ -223,7 +223,7 @@ const stepsOption = z.custom<Step[] | ((builtIn: Step[]) => Step[])>(
 
 const dispatcherOption = z.custom<Dispatcher>(
   (value) =>
-    typeof value === 'object' && value !== null && typeof (value as Dispatcher).request === 'function',
+    typeof value === 'object' && value !== null && typeof (value as Dispatcher).dispatch === 'function',
   'expected an undici Dispatcher (Agent, Pool, ProxyAgent, ...)',
 )
 

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { Readable } from 'node:stream'
-import { type Dispatcher, errors } from 'undici'
+import { type Dispatcher, errors, util } from 'undici'
 
 /**
  * What the gateway reads a provider's body from: an `UpstreamSource`, or a decoder's output stream. Nothing
@@ -63,18 +63,25 @@ export function dispatchUpstream(
  * flow while it is paused (as it starts): chunks wait, and past `HIGH_WATER_BYTES` undici stops reading the
  * socket until it resumes. `error` and `close` come on the next tick, as a Readable's do, so that whoever
  * destroys it finishes first.
+ *
+ * It speaks undici's first handler interface (`onConnect`, `onHeaders`, `onData`, ...), not the one undici 7
+ * added (`onRequestStart`, ...): every dispatcher, undici 6's included, calls the first natively, while
+ * undici 7 adapts the second to it with two more objects per request.
  */
 export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchHandler {
   readableEnded = false
   destroyed = false
   closed = false
-  #controller: Dispatcher.DispatchController | undefined
+  #abort: ((reason: Error) => void) | undefined
+  #resumeUndici: (() => void) | undefined
   #settle: { resolve: (response: UpstreamResponse) => void; reject: (error: unknown) => void } | undefined
   readonly #signal: AbortHandle
   #waiting: Buffer[] = []
   #waitingBytes = 0
   #flowing = false
   #draining = false
+  // undici stopped reading for us (`onData` answered false) and waits for its `resume`.
+  #parked = false
   #complete = false
 
   constructor(
@@ -90,47 +97,47 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
 
   #onAbort = (): void => {
     const reason = this.#signal.reason as Error
-    // Before the answer began, undici fails the request with the reason (`onResponseError`); after, the
-    // body is destroyed with it, as undici does with its own bodies.
-    if (this.#settle !== undefined) this.#controller?.abort(reason)
+    // Before the answer began, undici fails the request with the reason (`onError`); after, the body is
+    // destroyed with it, as undici does with its own bodies.
+    if (this.#settle !== undefined) this.#abort?.(reason)
     else this.destroy(reason)
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller
-    if (this.#signal.aborted) controller.abort(this.#signal.reason as Error)
+  onConnect(abort: (reason?: Error) => void): void {
+    this.#abort = abort
+    if (this.#signal.aborted) abort(this.#signal.reason as Error)
   }
 
-  onResponseStart(
-    _controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: Record<string, string | string[] | undefined>,
-  ): void {
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     // An informational answer (100 Continue, 103 Early Hints) comes before the real one.
-    if (statusCode < 200 || this.#settle === undefined) return
+    if (statusCode < 200 || this.#settle === undefined) return true
+    this.#resumeUndici = resume
     const { resolve } = this.#settle
     this.#settle = undefined
-    resolve({ statusCode, headers, body: this })
+    resolve({ statusCode, headers: util.parseHeaders(rawHeaders), body: this })
+    return true
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.destroyed) return
+  onData(chunk: Buffer): boolean {
+    if (this.destroyed) return true
     if (this.#flowing && !this.#draining && this.#waiting.length === 0) {
       this.emit('data', chunk)
-      return
+      return true
     }
     this.#waiting.push(chunk)
     this.#waitingBytes += chunk.length
-    if (this.#waitingBytes >= HIGH_WATER_BYTES) controller.pause()
+    if (this.#waitingBytes < HIGH_WATER_BYTES) return true
+    this.#parked = true
+    return false
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     this.#complete = true
     this.#signal.off('abort', this.#onAbort)
     if (this.#flowing && !this.#draining && this.#waiting.length === 0) this.#end()
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+  onError(error: Error): void {
     this.#signal.off('abort', this.#onAbort)
     if (this.#settle !== undefined) {
       const { reject } = this.#settle
@@ -161,7 +168,10 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
     this.#draining = false
     if (!this.#flowing || this.destroyed || this.#waiting.length > 0) return this
     if (this.#complete) this.#end()
-    else if (this.#controller?.paused) this.#controller.resume()
+    else if (this.#parked) {
+      this.#parked = false
+      this.#resumeUndici?.()
+    }
     return this
   }
 
@@ -169,9 +179,9 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
   destroy(error?: Error): this {
     if (this.destroyed) return this
     this.#signal.off('abort', this.#onAbort)
-    // Closed first: undici reports the abort back (`onResponseError`), and a destroyed source ignores it.
+    // Closed first: undici reports the abort back (`onError`), and a destroyed source ignores it.
     this.#close(error)
-    if (!this.#complete) this.#controller?.abort(error ?? new errors.RequestAbortedError())
+    if (!this.#complete) this.#abort?.(error ?? new errors.RequestAbortedError())
     return this
   }
 

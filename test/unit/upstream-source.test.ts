@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { Agent } from 'undici'
+import { Agent, MockAgent } from 'undici'
 import { afterAll, describe, expect, it } from 'vitest'
 import { AttemptAbort } from '../../src/upstream/call.js'
 import { dispatchUpstream, type UpstreamSource } from '../../src/upstream/source.js'
@@ -95,6 +95,32 @@ describe('dispatchUpstream', () => {
     const response = await call(server.origin)
     expect([response.statusCode, response.body.readableEnded]).toEqual([302, false])
     expect(await readAll(response.body)).toEqual({ bytes: Buffer.from('ok'), ended: 'end' })
+  })
+
+  it('works with a dispatcher a host gives: a MockAgent, and an Agent with an interceptor', async () => {
+    const mock = new MockAgent()
+    mock.disableNetConnect()
+    mock.get('http://provider.test').intercept({ path: '/v1/x', method: 'POST' }).reply(200, 'mocked')
+    const mocked = await dispatchUpstream(
+      mock,
+      { origin: 'http://provider.test', path: '/v1/x', method: 'POST', body: '{}' },
+      new AttemptAbort(),
+    )
+    expect((await readAll(mocked.body)).bytes.toString()).toBe('mocked')
+    await mock.close()
+
+    const server = await serve((_request, res) => void res.end('through'))
+    let intercepted = 0
+    const composed = agent.compose((dispatch) => (options, handler) => {
+      intercepted++
+      return dispatch(options, handler)
+    })
+    const { body } = await dispatchUpstream(
+      composed,
+      { origin: server.origin, path: '/v1/x', method: 'POST', body: '{}' },
+      new AttemptAbort(),
+    )
+    expect([(await readAll(body)).bytes.toString(), intercepted]).toEqual(['through', 1])
   })
 
   it('resolves with the answer after an informational one', async () => {
