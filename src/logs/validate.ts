@@ -166,7 +166,7 @@ export function validateLogRecords(records: readonly LogRecord[]): LogRecord[] {
 }
 
 // Records the gateway's log queue built. Nothing else holds them once they are written, so a store may
-// keep them as they are, made storable in place, rather than copied: one object less per request for the
+// keep them as they are, made storable in place, rather than copied: one object fewer per request for the
 // young generation to carry. A set rather than a mark on the record, which a copy or a host's record could
 // carry too; a record a host wrote and still holds must be copied, or its later changes would be stored.
 const builtByGateway = new WeakSet<LogRecord>()

@@ -130,29 +130,26 @@ const variants: [string, Record<string, unknown>][] = [
   ['a guard that is not an object', { guard: 'BLOCK' }],
 ]
 
+/** The store's verdict on `record` is the schema's: the same stored copy, or a LogRecordError. */
+function expectSchemaVerdict(record: LogRecord): void {
+  const judged = logRecordSchema.safeParse(record)
+  if (judged.success) {
+    const [stored] = validateLogRecords([record])
+    expect(stored).toStrictEqual(judged.data)
+  } else {
+    expect(() => validateLogRecords([record])).toThrow(LogRecordError)
+  }
+}
+
 describe('validateLogRecords', () => {
   it.each(variants)('agrees with the schema: %s', (_name, change) => {
-    const record = { ...valid, ...change } as LogRecord
-    const judged = logRecordSchema.safeParse(record)
-    if (judged.success) {
-      const [stored] = validateLogRecords([record])
-      expect(stored).toStrictEqual(judged.data)
-    } else {
-      expect(() => validateLogRecords([record])).toThrow(LogRecordError)
-    }
+    expectSchemaVerdict({ ...valid, ...change } as LogRecord)
   })
 
   // The gateway builds its records with a LogRecord's fields only: a field it does not know is a host's.
   const builtVariants = variants.filter(([name]) => name !== 'an extra field')
   it.each(builtVariants)('agrees with the schema for a record the gateway built: %s', (_name, change) => {
-    const record = builtForLog({ ...valid, ...change } as LogRecord)
-    const judged = logRecordSchema.safeParse(record)
-    if (judged.success) {
-      const [stored] = validateLogRecords([record])
-      expect(stored).toStrictEqual(judged.data)
-    } else {
-      expect(() => validateLogRecords([record])).toThrow(LogRecordError)
-    }
+    expectSchemaVerdict(builtForLog({ ...valid, ...change } as LogRecord))
   })
 
   it('keeps a record the gateway built as it is, made storable, and copies any other', () => {
