@@ -62,7 +62,7 @@ export function dispatchUpstream(
  * `data`, `end`, `error` and `close` events, `pause`, `resume` and `destroy`. Neither chunks nor the end
  * flow while it is paused (as it starts): chunks wait, and past `HIGH_WATER_BYTES` undici stops reading the
  * socket until it resumes. `error` and `close` come on the next tick, as a Readable's do, so that whoever
- * destroys it finishes first.
+ * destroys it finishes first; an error nobody listened for then is emitted at the next `resume()`.
  *
  * It speaks undici's first handler interface (`onConnect`, `onHeaders`, `onData`, ...), not the one undici 7
  * added (`onRequestStart`, ...): every dispatcher, undici 6's included, calls the first natively, while
@@ -83,6 +83,8 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
   // undici stopped reading for us (`onData` answered false) and waits for its `resume`.
   #parked = false
   #complete = false
+  // The error it failed with, until someone listens for it.
+  #failure: Error | undefined
 
   constructor(
     signal: AbortHandle,
@@ -156,6 +158,10 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
 
   resume(): this {
     this.#flowing = true
+    if (this.destroyed) {
+      this.#report()
+      return this
+    }
     // A `data` listener that resumes (or pauses) while chunks are handed out only changes the state the
     // loop below reads.
     if (this.#draining) return this
@@ -196,11 +202,23 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
     this.destroyed = true
     this.#waiting = []
     this.#waitingBytes = 0
+    this.#failure = error
     process.nextTick(() => {
-      if (error !== undefined) this.emit('error', error)
+      this.#report()
       this.closed = true
       this.emit('close')
     })
+  }
+
+  /**
+   * Emits the failure to whoever listens. With nobody listening yet (it failed between the answer's headers
+   * and its first reader), it waits for the reader's `resume()`: emitted then, it would be thrown, and lost.
+   */
+  #report(): void {
+    const failure = this.#failure
+    if (failure === undefined || this.listenerCount('error') === 0) return
+    this.#failure = undefined
+    this.emit('error', failure)
   }
 }
 

@@ -151,6 +151,20 @@ describe('dispatchUpstream', () => {
     expect((ended as Error & { code?: string }).code).toMatch(/^UND_ERR_/)
   })
 
+  it('keeps a failure that came before anyone listened for the first reader, and throws nothing', async () => {
+    const server = await serve(async (_request, res) => {
+      sendHeaders(res, 200, { 'content-type': 'text/event-stream' })
+      await writeAsync(res, 'data: 1\n\n')
+    })
+    const signal = new AttemptAbort()
+    const { body } = await call(server.origin, signal)
+    const reason = new Error('deadline')
+    signal.abort(reason)
+    // Past the ticks a Readable would have emitted its error in, with no listener: an uncaught 'error'.
+    await new Promise((resolve) => setImmediate(resolve))
+    expect((await readAll(body)).ended).toBe(reason)
+  })
+
   it('rejects with the abort reason before the answer, and the provider sees the request dropped', async () => {
     const server = await serve(() => {})
     const signal = new AttemptAbort()
