@@ -8,7 +8,6 @@ import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
 import type { GatewayContext } from '../types.js'
 import { assembleStream } from './assemble.js'
 import type { LogOutcome, LogRecord, LogRoute, LogStore, LogWebSocket } from './types.js'
-import { builtForLog } from './validate.js'
 
 export interface LogQueueSettings {
   readonly batchSize: number
@@ -106,11 +105,11 @@ export class LogQueue {
     const records: LogRecord[] = []
     for (const queued of batch) {
       if (typeof queued !== 'function') {
-        records.push(builtForLog(queued))
+        records.push(queued)
         continue
       }
       try {
-        records.push(builtForLog(queued()))
+        records.push(queued())
       } catch (error) {
         // A record that cannot be built is the gateway's bug: reported, counted, and the batch goes on.
         reportError(this.events, error)

@@ -152,11 +152,7 @@ export const logRecordSchema = z.object({
  */
 export function validateLogRecords(records: readonly LogRecord[]): LogRecord[] {
   return records.map((record, index) => {
-    const stored = isPlainStorable(record)
-      ? builtByGateway.has(record)
-        ? storedInPlace(record)
-        : storedCopy(record)
-      : undefined
+    const stored = storedCopy(record)
     if (stored !== undefined) return stored
     const result = logRecordSchema.safeParse(record)
     if (result.success) return result.data
@@ -165,51 +161,35 @@ export function validateLogRecords(records: readonly LogRecord[]): LogRecord[] {
   })
 }
 
-// Records the gateway's log queue built. Nothing else holds them once they are written, so a store may
-// keep them as they are, made storable in place, rather than copied: one object fewer per request for the
-// young generation to carry. A set rather than a mark on the record, which a copy or a host's record could
-// carry too; a record a host wrote and still holds must be copied, or its later changes would be stored.
-const builtByGateway = new WeakSet<LogRecord>()
-
-/** Marks a record the gateway built for its log queue, which the stores may keep without a copy. */
-export function builtForLog(record: LogRecord): LogRecord {
-  builtByGateway.add(record)
-  return record
-}
-
 /**
- * Whether a record passes, by hand, the checks of `logRecordSchema` that leave it as it is: every record the
- * gateway writes goes through here, and the schema's generic walk cost several times more. `false`
- * whenever anything is off, or the record has a nested part; the schema then decides, and names the field.
+ * The copy `logRecordSchema` makes of a record it accepts, checked and built by hand: every record the
+ * gateway writes goes through here, and the schema's generic walk cost several times more. `undefined`
+ * whenever anything is off; the schema then decides, and names the field.
  */
-function isPlainStorable(record: LogRecord): boolean {
-  if (typeof record !== 'object' || record === null) return false
+function storedCopy(record: LogRecord): LogRecord | undefined {
+  if (typeof record !== 'object' || record === null) return undefined
   const r = record
-  if (typeof r.id !== 'string' || !isLogId(r.id)) return false
-  if (!isCount(r.createdAt) || !isCount(r.requestSize) || !isCount(r.responseSize)) return false
+  if (typeof r.id !== 'string' || !isLogId(r.id)) return undefined
+  if (!isCount(r.createdAt) || !isCount(r.requestSize) || !isCount(r.responseSize)) return undefined
   if (!(isCount(r.tokensIn) || r.tokensIn === null) || !(isCount(r.tokensOut) || r.tokensOut === null))
-    return false
-  if (!isInt4(r.statusCode) || !isInt4(r.attempts) || r.attempts < 0) return false
-  if (!(isInt4(r.step) || r.step === null) || !(isInt4(r.errorCode) || r.errorCode === null)) return false
-  if (!isAmount(r.durationMs) || !(isAmount(r.ttfbMs) || r.ttfbMs === null)) return false
-  if (!(Number.isFinite(r.cost) || r.cost === null)) return false
+    return undefined
+  if (!isInt4(r.statusCode) || !isInt4(r.attempts) || r.attempts < 0) return undefined
+  if (!(isInt4(r.step) || r.step === null) || !(isInt4(r.errorCode) || r.errorCode === null)) return undefined
+  if (!isAmount(r.durationMs) || !(isAmount(r.ttfbMs) || r.ttfbMs === null)) return undefined
+  if (!(Number.isFinite(r.cost) || r.cost === null)) return undefined
   if (typeof r.success !== 'boolean' || typeof r.cached !== 'boolean' || typeof r.customCost !== 'boolean')
-    return false
-  if (!LOG_OUTCOMES.includes(r.outcome)) return false
-  if (!(r.feedback === 1 || r.feedback === -1 || r.feedback === null)) return false
-  if (!((Number.isSafeInteger(r.score) && r.score! >= 0 && r.score! <= 100) || r.score === null)) return false
-  if (typeof r.path !== 'string' || !isMetadata(r.metadata)) return false
+    return undefined
+  if (!LOG_OUTCOMES.includes(r.outcome)) return undefined
+  if (!(r.feedback === 1 || r.feedback === -1 || r.feedback === null)) return undefined
+  if (!((Number.isSafeInteger(r.score) && r.score! >= 0 && r.score! <= 100) || r.score === null))
+    return undefined
+  if (typeof r.path !== 'string' || !isMetadata(r.metadata)) return undefined
   // Rare (only requests that retried, fell back, took a dynamic route, met a guard or were a WebSocket
   // session have one), and nested: the schema reads it.
-  if (r.attemptLog !== undefined || r.route !== undefined || r.guard !== undefined) return false
-  if (r.websocket !== undefined) return false
+  if (r.attemptLog !== undefined || r.route !== undefined || r.guard !== undefined) return undefined
+  if (r.websocket !== undefined) return undefined
   for (const text of [r.provider, r.model, r.eventId, r.principal, r.requestBody, r.responseBody])
-    if (typeof text !== 'string' && text !== null) return false
-  return true
-}
-
-/** The copy `logRecordSchema` makes of a record `isPlainStorable` passed, built by hand. */
-function storedCopy(r: LogRecord): LogRecord {
+    if (typeof text !== 'string' && text !== null) return undefined
   return {
     id: r.id.toLowerCase(),
     createdAt: r.createdAt,
@@ -239,20 +219,6 @@ function storedCopy(r: LogRecord): LogRecord {
     feedback: r.feedback,
     score: r.score,
   }
-}
-
-/** `storedCopy`, made in the record itself: the same fields, storable. */
-function storedInPlace(r: LogRecord): LogRecord {
-  r.id = r.id.toLowerCase()
-  r.provider = storableOrNull(r.provider)
-  r.model = storableOrNull(r.model)
-  r.path = storableText(r.path)
-  r.metadata = storableMetadata(r.metadata)
-  r.eventId = storableOrNull(r.eventId)
-  r.principal = storableOrNull(r.principal)
-  r.requestBody = storableOrNull(r.requestBody)
-  r.responseBody = storableOrNull(r.responseBody)
-  return r
 }
 
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0
