@@ -1,4 +1,5 @@
 import { once } from 'node:events'
+import type { ServerResponse } from 'node:http'
 import { Agent, MockAgent } from 'undici'
 import { afterAll, describe, expect, it } from 'vitest'
 import { AttemptAbort } from '../../src/upstream/call.js'
@@ -24,6 +25,12 @@ async function serve(handler: Parameters<typeof startFaultServer>[0]): Promise<F
   const server = await startFaultServer(handler)
   servers.push(server)
   return server
+}
+
+/** An answer that begins (headers and one event) and then sends nothing more. */
+async function oneEventThenSilence(_request: unknown, res: ServerResponse): Promise<void> {
+  sendHeaders(res, 200, { 'content-type': 'text/event-stream' })
+  await writeAsync(res, 'data: 1\n\n')
 }
 
 function call(origin: string, signal = new AttemptAbort()) {
@@ -153,10 +160,7 @@ describe('dispatchUpstream', () => {
   })
 
   it('keeps a failure that came before anyone listened for the first reader, and throws nothing', async () => {
-    const server = await serve(async (_request, res) => {
-      sendHeaders(res, 200, { 'content-type': 'text/event-stream' })
-      await writeAsync(res, 'data: 1\n\n')
-    })
+    const server = await serve(oneEventThenSilence)
     const signal = new AttemptAbort()
     const { body } = await call(server.origin, signal)
     const reason = new Error('deadline')
@@ -187,10 +191,7 @@ describe('dispatchUpstream', () => {
   })
 
   it('fails the body with the abort reason once the answer began, and cancels the call', async () => {
-    const server = await serve(async (_request, res) => {
-      sendHeaders(res, 200, { 'content-type': 'text/event-stream' })
-      await writeAsync(res, 'data: 1\n\n')
-    })
+    const server = await serve(oneEventThenSilence)
     const signal = new AttemptAbort()
     const { body } = await call(server.origin, signal)
     const first = once(body, 'data')
@@ -203,10 +204,7 @@ describe('dispatchUpstream', () => {
   })
 
   it('closes without an error when destroyed without one, and cancels the call', async () => {
-    const server = await serve(async (_request, res) => {
-      sendHeaders(res, 200, { 'content-type': 'text/event-stream' })
-      await writeAsync(res, 'data: 1\n\n')
-    })
+    const server = await serve(oneEventThenSilence)
     const { body } = await call(server.origin)
     let failed: unknown
     body.on('error', (error) => (failed = error))
