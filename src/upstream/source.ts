@@ -122,7 +122,7 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
 
   onData(chunk: Buffer): boolean {
     if (this.destroyed) return true
-    if (this.#flowing && !this.#draining && this.#waiting.length === 0) {
+    if (this.#passingThrough) {
       this.emit('data', chunk)
       return true
     }
@@ -136,7 +136,12 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
   onComplete(): void {
     this.#complete = true
     this.#signal.off('abort', this.#onAbort)
-    if (this.#flowing && !this.#draining && this.#waiting.length === 0) this.#end()
+    if (this.#passingThrough) this.#end()
+  }
+
+  /** Flowing, with nothing waiting or being handed out: what undici parses goes straight to the reader. */
+  get #passingThrough(): boolean {
+    return this.#flowing && !this.#draining && this.#waiting.length === 0
   }
 
   onError(error: Error): void {

@@ -154,14 +154,12 @@ export class UsageEvents {
     let last = first
     for (let match = USAGE_OBJECT.exec(text); match !== null; match = USAGE_OBJECT.exec(text))
       last = match.index
-    const firstEnd = eventEnd(text, first)
-    const lastEvent =
-      last < firstEnd ? undefined : eventOf(text, eventStart(text, last), eventEnd(text, last))
-    if (this.#first === undefined) {
-      this.#first = eventOf(text, eventStart(text, first), firstEnd)
-      this.#last = lastEvent
-    } else {
-      this.#last = lastEvent ?? eventOf(text, eventStart(text, first), firstEnd)
+    const event = (at: number) => eventOf(text, eventStart(text, at), eventEnd(text, at))
+    if (this.#first !== undefined) this.#last = event(last)
+    else {
+      this.#first = event(first)
+      // Kept once when the batch's first usage event is also its last.
+      if (last >= eventEnd(text, first)) this.#last = event(last)
     }
   }
 
