@@ -1,13 +1,13 @@
 import { Readable } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { GatewayError } from '../errors.js'
-import { NeedleSearch } from '../needles.js'
 import { hasMalformedData } from '../providers/dialects/common.js'
 import { dialectOf } from '../providers/dialects/index.js'
 import type { StreamGrammar } from '../providers/dialects/types.js'
 import type { Dialect } from '../providers/types.js'
 import type { Scrubber } from '../secrets.js'
 import { asReadable, type BodySource } from './source.js'
+import { ERROR, FINISH, markersOf, type StreamMarkers, TERMINATOR, USAGE } from './stream-markers.js'
 import { BLANK_LINES, eventEnd, UsageEvents, withoutUsage } from './stream-usage.js'
 
 /**
@@ -77,8 +77,6 @@ interface Holding {
   clock: NodeJS.Timeout | undefined
 }
 
-const USAGE_OBJECT = '"usage":{'
-
 /**
  * An upstream body from its first byte to its end: the one place that decides how a provider's stream
  * reaches the client. It listens for the source's errors from the moment it exists, applies the size caps
@@ -101,8 +99,8 @@ export class UpstreamBody extends Readable {
   #pending: Buffer[] = []
   #pendingBytes = 0
   #plainScrub: ReturnType<Scrubber['stream']> | undefined
-  // The grammar's markers as latin1 text, looked up once rather than for every batch of events.
-  readonly #markers: NeedleSearch | undefined
+  // The grammar's marker search, looked up once rather than for every batch of events.
+  readonly #markers: StreamMarkers | undefined
   readonly #usage: UsageEvents | undefined
   #total = 0
   #endSeen = false
@@ -290,7 +288,7 @@ export class UpstreamBody extends Readable {
   /**
    * Whole events only: a chunk's unfinished last event waits for the rest of it. Each chunk is decoded once
    * as latin1, whose offsets are its bytes', and every search of the batch (its end, the grammar's markers,
-   * usage, secrets) is a string search on that text, the markers all in one pass: a Buffer search is a
+   * usage, secrets) is a string search on that text, the markers and usage in one pass: a Buffer search is a
    * native call and a scan per needle.
    */
   #events(chunk: Buffer): Buffer | undefined {
@@ -333,8 +331,9 @@ export class UpstreamBody extends Readable {
 
   #transform(events: Buffer, text: string): Buffer {
     const { grammar, hideUsage, scrubber } = this.#policy
+    // The markers' pass finds the usage events too; a stream of no known grammar is searched for them alone.
     if (grammar !== undefined) this.#read(events, text, grammar, this.#markers!)
-    this.#usage?.push(text)
+    else this.#usage?.push(text)
     let out = events
     if (scrubber !== undefined) {
       out = scrubber.scrubLatin1(events, text)
@@ -348,8 +347,8 @@ export class UpstreamBody extends Readable {
   }
 
   /** What whole events say about the answer: its beginning, its finish, its end, an in-band error. */
-  #read(events: Buffer, text: string, grammar: StreamGrammar, markers: NeedleSearch): void {
-    const found = markers.present(text)
+  #read(events: Buffer, text: string, grammar: StreamGrammar, markers: StreamMarkers): void {
+    const found = markers.scan(text, this.#usage)
     // Whether the stream so far ends with its last event; blank lines after it change nothing.
     if (found & TERMINATOR) this.#endSeen = true
     else if (!isBlank(text)) this.#endSeen = false
@@ -505,28 +504,6 @@ export class UpstreamBody extends Readable {
     clearTimeout(this.#stall)
     this.#stall = undefined
   }
-}
-
-// Needles of a grammar's marker search, by index: what `NeedleSearch.present` sets bit `1 << i` for.
-const TERMINATOR = 1 << 0
-const FINISH = 1 << 1
-const ERROR = 1 << 2
-const USAGE = 1 << 3
-
-// A grammar's markers (and the usage object) as one search of the latin1 text of their UTF-8 bytes, what a
-// batch's text is made of; made once per grammar.
-const markerSearches = new WeakMap<StreamGrammar, NeedleSearch>()
-
-function markersOf(grammar: StreamGrammar): NeedleSearch {
-  let search = markerSearches.get(grammar)
-  if (search === undefined) {
-    const latin1 = (marker: string) => Buffer.from(marker).toString('latin1')
-    search = new NeedleSearch(
-      [grammar.terminator, grammar.finish, grammar.errorMarker, USAGE_OBJECT].map(latin1),
-    )
-    markerSearches.set(grammar, search)
-  }
-  return search
 }
 
 function joined(rest: Buffer | undefined, text: string): Buffer {

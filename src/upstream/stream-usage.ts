@@ -95,7 +95,8 @@ export function withoutUsage(events: Buffer, text: string = events.toString('lat
  * Whether events carry a usage object: `"usage"` or `"usageMetadata"`, then `:` and `{` (spaces allowed).
  * OpenAI's `"usage":null` on every chunk of a stream asked for usage does not count.
  */
-const USAGE_OBJECT = /"usage(?:Metadata)?" *: *\{/g
+export const USAGE_OBJECT_PATTERN = '"usage(?:Metadata)?" *: *\\{'
+const USAGE_OBJECT = new RegExp(USAGE_OBJECT_PATTERN, 'g')
 
 /** The blank lines that end an event: a line end twice, in any of the three forms lines may end in. */
 export const BLANK_LINES = ['\n\n', '\r\n\r\n', '\r\r'] as const
@@ -154,6 +155,14 @@ export class UsageEvents {
     let last = first
     for (let match = USAGE_OBJECT.exec(text); match !== null; match = USAGE_OBJECT.exec(text))
       last = match.index
+    this.keep(text, first, last)
+  }
+
+  /**
+   * The same for a batch already searched (`StreamMarkers.scan`): `first` and `last` are where its first
+   * and last usage object begin.
+   */
+  keep(text: string, first: number, last: number): void {
     const event = (at: number) => eventOf(text, eventStart(text, at), eventEnd(text, at))
     if (this.#first !== undefined) this.#last = event(last)
     else {

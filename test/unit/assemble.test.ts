@@ -21,6 +21,16 @@ describe('assembleStream', () => {
     })
   })
 
+  it('keeps the last finish reason with a value, past an empty one and one cut off at the end', () => {
+    const text = `${sse(
+      { choices: [{ index: 0, delta: {}, finish_reason: 'length' }] },
+      { choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] },
+      { choices: [{ index: 0, delta: {}, finish_reason: '' }] },
+    )}data: {"choices":[{"finish_reason":"cut`
+    expect(JSON.parse(assembleStream('openai', text)!)).toMatchObject({ finishReason: 'stop' })
+    expect(JSON.parse(assembleStream('openai', sse('[DONE]'))!)).toMatchObject({ finishReason: null })
+  })
+
   it('counts events, not the blank blocks between them', () => {
     const event = sse({ choices: [{ index: 0, delta: { content: 'x' }, finish_reason: null }] })
     const text = `\n\n${event}\n\n \n\n${event}data: [DONE]`

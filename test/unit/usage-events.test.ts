@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { GatewayError } from '../../src/errors.js'
 import { dialectOf } from '../../src/providers/dialects/index.js'
+import type { StreamGrammar } from '../../src/providers/dialects/types.js'
 import type { Dialect } from '../../src/providers/types.js'
 import { UpstreamBody } from '../../src/upstream/body.js'
 import * as anthropic from './dialects/fixtures/anthropic.js'
@@ -23,7 +24,12 @@ const geminiStream = gemini.textStreamEvents.map((event) => `data: ${JSON.string
  * What an upstream body keeps for the usage of a stream fed in pieces of `size` bytes, as a network would
  * cut it; `cut` ends the source with an error instead of its end.
  */
-async function kept(text: string, size: number, cut = false): Promise<string | undefined> {
+async function kept(
+  text: string,
+  size: number,
+  cut = false,
+  grammar: StreamGrammar | undefined = undefined,
+): Promise<string | undefined> {
   const source = new PassThrough()
   const body = new UpstreamBody(
     source,
@@ -31,7 +37,7 @@ async function kept(text: string, size: number, cut = false): Promise<string | u
     {
       events: true,
       terminalDialect: undefined,
-      grammar: undefined,
+      grammar,
       judgesEnd: false,
       usageExpected: false,
       hideUsage: false,
@@ -58,27 +64,33 @@ async function kept(text: string, size: number, cut = false): Promise<string | u
 
 describe('the usage an upstream body keeps', () => {
   // Gemini's fixture is two chunks, both with running totals: both are kept.
-  it.each<[string, Dialect, string, boolean]>([
-    ['OpenAI, usage asked for', 'openai', openaiStream, true],
+  it.each<[string, Dialect, string, boolean, string]>([
+    ['OpenAI, usage asked for', 'openai', openaiStream, true, '/v1/chat/completions'],
     [
       'Anthropic, input in message_start and output in message_delta',
       'anthropic',
       anthropic.textStream,
       true,
+      '/v1/messages',
     ],
-    ['Anthropic, with tool calls', 'anthropic', anthropic.toolStream, true],
-    ['Gemini, running totals', 'gemini', geminiStream, false],
+    ['Anthropic, with tool calls', 'anthropic', anthropic.toolStream, true, '/v1/messages'],
+    ['Gemini, running totals', 'gemini', geminiStream, false, '/v1beta/models/g:streamGenerateContent'],
   ])(
-    'keeps what %s usage is read from, however the stream is cut',
-    async (_name, dialect, stream, shorter) => {
+    'keeps what %s usage is read from, however the stream is cut, with its grammar and without',
+    async (_name, dialect, stream, shorter, path) => {
       const { usage } = dialectOf(dialect)
+      const grammar = dialectOf(dialect).stream(path)
+      expect(grammar).toBeDefined()
       const expected = usage.fromStream(stream)
       expect(expected).toBeDefined()
-      for (const size of [1, 7, 64, stream.length]) {
-        const text = await kept(stream, size)
-        expect(usage.fromStream(text!)).toEqual(expected)
-        // Only a part is kept: not the text deltas in between.
-        if (shorter && size < stream.length) expect(text!.length).toBeLessThan(stream.length)
+      // With its grammar, the markers' search finds the usage events; without, the events' own search.
+      for (const read of [grammar, undefined]) {
+        for (const size of [1, 7, 64, stream.length]) {
+          const text = await kept(stream, size, false, read)
+          expect(usage.fromStream(text!)).toEqual(expected)
+          // Only a part is kept: not the text deltas in between.
+          if (shorter && size < stream.length) expect(text!.length).toBeLessThan(stream.length)
+        }
       }
     },
   )

@@ -89,10 +89,7 @@ export const anthropicDialect: DialectSpec = {
   stream: endpointStream(/\/v1\/messages$/, MESSAGES_STREAM),
   providerError: anthropicError,
   terminalEvent,
-  assemble: patternAssembler(
-    new RegExp(`"type":"text_delta","text":${JSON_STRING}`, 'g'),
-    /"stop_reason":"([^"]+)"/g,
-  ),
+  assemble: patternAssembler(new RegExp(`"type":"text_delta","text":${JSON_STRING}`, 'g'), '"stop_reason":"'),
   model: bodyOrPathModel,
   outputCap,
   streams: bodyStreams,

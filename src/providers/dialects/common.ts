@@ -77,16 +77,28 @@ export const JSON_STRING = '("[^"\\\\]*(?:\\\\.[^"\\\\]*)*")'
  * Assembles a stream for the log from where a dialect puts its text deltas and its finish reason: the
  * text of the deltas joined, the last finish reason, and how many events carried them. The deltas are
  * found by pattern in one pass rather than by parsing every event, since this runs for every logged
- * stream. The patterns are made once, by the dialect (`matchAll` works on its own copy of a `g` pattern).
+ * stream. `text` is a `g` pattern made once by the dialect and run with `exec` from its start each time
+ * (`matchAll` would copy it and add an iterator per call); `finishKey` is the key that opens a string finish
+ * reason, read back from the end, where the last one is.
  */
-export function patternAssembler(text: RegExp, finish: RegExp): (sseText: string) => string {
+export function patternAssembler(text: RegExp, finishKey: string): (sseText: string) => string {
   return (sse) => {
     let content = ''
-    for (const match of sse.matchAll(text)) content += decode(match[1]!)
-    let finishReason: string | null = null
-    for (const match of sse.matchAll(finish)) finishReason = match[1]!
+    text.lastIndex = 0
+    for (let match = text.exec(sse); match !== null; match = text.exec(sse)) content += decode(match[1]!)
+    const finishReason = lastStringValue(sse, finishKey)
     return JSON.stringify({ stream: true, content, finishReason, events: countEvents(sse) })
   }
+}
+
+/** The last non-empty string that follows `key` (which ends with the value's opening quote); null if none. */
+function lastStringValue(sse: string, key: string): string | null {
+  for (let at = sse.lastIndexOf(key); at !== -1; at = at === 0 ? -1 : sse.lastIndexOf(key, at - 1)) {
+    const from = at + key.length
+    const end = sse.indexOf('"', from)
+    if (end > from) return sse.slice(from, end)
+  }
+  return null
 }
 
 const BLANK_RUN = /\s*/y

@@ -73,7 +73,7 @@ export const geminiDialect: DialectSpec = {
   stream: endpointStream(/:streamGenerateContent$/, GENERATE_STREAM),
   providerError: nestedError,
   terminalEvent,
-  assemble: patternAssembler(new RegExp(`"text":${JSON_STRING}`, 'g'), /"finishReason":"([^"]+)"/g),
+  assemble: patternAssembler(new RegExp(`"text":${JSON_STRING}`, 'g'), '"finishReason":"'),
   model: bodyOrPathModel,
   outputCap,
   streams: (path, body) => bodyStreams(path, body) || path.includes(STREAM_ENDPOINT),

@@ -91,7 +91,7 @@ export const openaiDialect: DialectSpec = {
   terminalEvent: openaiTerminalEvent,
   assemble: patternAssembler(
     new RegExp(`"delta":\\{[^{}]*?"content":${JSON_STRING}`, 'g'),
-    /"finish_reason":"([^"]+)"/g,
+    '"finish_reason":"',
   ),
   model: bodyOrPathModel,
   outputCap: openaiOutputCap,

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest'
+import { dialectOf } from '../../src/providers/dialects/index.js'
+import type { StreamGrammar } from '../../src/providers/dialects/types.js'
+import { ERROR, FINISH, StreamMarkers, TERMINATOR, USAGE } from '../../src/upstream/stream-markers.js'
+import { UsageEvents } from '../../src/upstream/stream-usage.js'
+
+const grammars: [string, StreamGrammar][] = [
+  ['OpenAI', dialectOf('openai').stream('/v1/chat/completions')!],
+  ['Anthropic', dialectOf('anthropic').stream('/v1/messages')!],
+  ['Gemini', dialectOf('gemini').stream('/v1beta/models/g:streamGenerateContent')!],
+]
+
+// Pieces of events, markers and near misses among them, joined at random into batches.
+const pieces = (grammar: StreamGrammar) => [
+  grammar.terminator,
+  grammar.finish,
+  `${grammar.finish}stop"`,
+  grammar.errorMarker,
+  grammar.terminator.slice(0, -1),
+  grammar.finish.slice(1),
+  '"usage":null',
+  '"usage":{"prompt_tokens":3}',
+  '"usageMetadata": {"totalTokenCount":4}',
+  '"usage" :  {',
+  '\\"usage\\":{',
+  '"usages":{',
+  'data: {"text":"héllo 🙂"}',
+  '\n\n',
+  '\r\n\r\n',
+  '"',
+  'data: ',
+]
+
+/** A plain model of the scan: each marker by `includes`, the usage objects by the events' own search. */
+function model(grammar: StreamGrammar, text: string): { bits: number; usage: string } {
+  const latin1 = (marker: string) => Buffer.from(marker).toString('latin1')
+  let bits = 0
+  if (text.includes(latin1(grammar.terminator))) bits |= TERMINATOR
+  if (text.includes(latin1(grammar.finish))) bits |= FINISH
+  if (text.includes(latin1(grammar.errorMarker))) bits |= ERROR
+  const usage = new UsageEvents()
+  usage.push(text)
+  if (usage.text() !== '') bits |= USAGE
+  return { bits, usage: usage.text() }
+}
+
+describe('StreamMarkers', () => {
+  it.each(grammars)(
+    'finds what a search per marker finds in %s batches, usage events included',
+    (_, grammar) => {
+      const markers = new StreamMarkers(grammar)
+      const parts = pieces(grammar)
+      // xorshift32: the same batches on every run.
+      let seed = 2463534242
+      const random = (n: number) => {
+        seed ^= seed << 13
+        seed ^= seed >>> 17
+        seed ^= seed << 5
+        return (seed >>> 0) % n
+      }
+      const seen = new Set<number>()
+      for (let round = 0; round < 3000; round++) {
+        const length = 1 + random(8)
+        const text = Buffer.from(Array.from({ length }, () => parts[random(parts.length)]).join('')).toString(
+          'latin1',
+        )
+        const usage = new UsageEvents()
+        const bits = markers.scan(text, usage)
+        expect({ bits, usage: usage.text() }, text).toEqual(model(grammar, text))
+        seen.add(bits)
+      }
+      // The batches met every marker, alone and with the others (Gemini's finish is its terminator).
+      expect(seen.size).toBe(grammar.finish === grammar.terminator ? 8 : 16)
+    },
+  )
+
+  it('sets both bits for a marker that is two markers at once (Gemini: its finish is its terminator)', () => {
+    const [, gemini] = grammars[2]!
+    expect(new StreamMarkers(gemini).scan('data: {"finishReason":"STOP"}\n\n', undefined)).toBe(
+      TERMINATOR | FINISH,
+    )
+  })
+})
