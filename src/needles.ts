@@ -1,9 +1,14 @@
 const SPECIAL = /[.*+?^${}()|[\]\\]/g
 
+/** `text` as a regular expression that matches it literally. */
+export function literalPattern(text: string): string {
+  return text.replace(SPECIAL, '\\$&')
+}
+
 /**
  * A search for several fixed strings at once: one pass of one regular expression over the text, where a
- * search per string would scan it once each (a stream batch is searched for its grammar's markers and
- * every configured secret, event after event). Occurrences that overlap are all found.
+ * search per string would scan it once each (a stream batch is searched for every configured secret,
+ * event after event). Occurrences that overlap are all found.
  *
  * @example
  * const search = new NeedleSearch(['[DONE]', '"error"'])
@@ -21,7 +26,7 @@ export class NeedleSearch {
       throw new RangeError('a needle search takes non-empty needles, at least one')
     this.needles = needles
     this.#byLength = needles.map((_, i) => i).sort((a, b) => needles[b]!.length - needles[a]!.length)
-    const alternatives = [...new Set(this.#byLength.map((i) => needles[i]!.replace(SPECIAL, '\\$&')))]
+    const alternatives = [...new Set(this.#byLength.map((i) => literalPattern(needles[i]!)))]
     this.#pattern = new RegExp(alternatives.join('|'), 'g')
   }
 

@@ -1,3 +1,4 @@
+import { literalPattern } from '../needles.js'
 import type { StreamGrammar } from '../providers/dialects/types.js'
 import { USAGE_OBJECT_PATTERN, type UsageEvents } from './stream-usage.js'
 
@@ -6,8 +7,6 @@ export const TERMINATOR = 1 << 0
 export const FINISH = 1 << 1
 export const ERROR = 1 << 2
 export const USAGE = 1 << 3
-
-const SPECIAL = /[.*+?^${}()|[\]\\]/g
 
 /**
  * A grammar's markers (its terminator, finish and error marker) and the usage object, found in one pass of
@@ -30,7 +29,7 @@ export class StreamMarkers {
         [latin1(grammar.errorMarker), ERROR],
       ] as const
     ).toSorted((a, b) => b[0].length - a[0].length)
-    const literals = [...new Set(this.#literals.map(([text]) => text.replace(SPECIAL, '\\$&')))]
+    const literals = [...new Set(this.#literals.map(([text]) => literalPattern(text)))]
     this.#pattern = new RegExp([...literals, USAGE_OBJECT_PATTERN].join('|'), 'g')
   }
 
