@@ -1,9 +1,25 @@
 import { writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  countFromEnv,
+  listFromEnv,
+  numberFromEnv,
+  optionalNumberFromEnv,
+  problems,
+  serverNodeArgsFromEnv,
+  warn,
+} from './lib/env.js'
 import { FRONTIER_THRESHOLDS_MS, searchFrontier } from './lib/frontier.js'
 import { waitForQuietMachine, watchCpuSeconds, watchForeignCpu } from './lib/machine.js'
-import { checkAnswer, type Endpoint, measureLatency, measureThroughput, warmUp } from './lib/measure.js'
+import {
+  checkAnswer,
+  type Endpoint,
+  endpointOf,
+  measureLatency,
+  measureThroughput,
+  warmUp,
+} from './lib/measure.js'
 import { GROWTH_LIMIT, type MemoryPlan, measureMemory } from './lib/memory.js'
 import { type RunningServer, startServer, stopAllServers } from './lib/processes.js'
 import { fixedRateLoad, type RateRun } from './lib/rate.js'
@@ -30,17 +46,7 @@ import {
   type MemoryRow,
 } from './lib/report.js'
 import { combineRounds } from './lib/rounds.js'
-import {
-  expectedAnswer,
-  MODES,
-  type Mode,
-  modesOf,
-  requestBody,
-  requestHeaders,
-  requestPath,
-  TARGETS,
-  type Target,
-} from './lib/targets.js'
+import { MODES, type Mode, modesOf, TARGETS, type Target } from './lib/targets.js'
 import {
   commitLabel,
   expectation,
@@ -118,7 +124,7 @@ function readConfig(): Config {
     modes: MODES.filter((m) => listFromEnv('BENCH_MODES', MODES).includes(m)),
     rounds: countFromEnv('BENCH_ROUNDS', 1),
     // e.g. BENCH_SERVER_ARGS='--cpu-prof --cpu-prof-dir=prof' to profile the servers under test.
-    serverNodeArgs: (process.env.BENCH_SERVER_ARGS ?? '').split(/\s+/).filter(Boolean),
+    serverNodeArgs: serverNodeArgsFromEnv(),
     standard: frontier !== 'only' && rss !== 'only' && ttft !== 'only',
     frontier: frontier !== 'off',
     frontierSeconds: numberFromEnv('BENCH_FRONTIER_SECONDS', 2),
@@ -156,42 +162,6 @@ function partFromEnv(name: string, fallback: 'off' | 'on'): 'off' | 'on' | 'only
   if (['0', 'false', 'off', 'no'].includes(raw)) return 'off'
   if (raw === 'only') return 'only'
   throw new Error(`${name} must be 1, 0 or only, got '${process.env[name]}'`)
-}
-
-function optionalNumberFromEnv(name: string): number | undefined {
-  const raw = process.env[name]
-  return raw === undefined || raw === '' ? undefined : numberFromEnv(name, 0)
-}
-
-function numberFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!(value > 0)) throw new Error(`${name} must be a positive number, got '${raw}'`)
-  return value
-}
-
-function countFromEnv(name: string, fallback: number): number {
-  const value = numberFromEnv(name, fallback)
-  if (!Number.isInteger(value)) throw new Error(`${name} must be a whole number, got '${process.env[name]}'`)
-  return value
-}
-
-function listFromEnv<T extends string>(name: string, known: readonly T[]): readonly T[] {
-  const raw = process.env[name]
-  if (raw === undefined || raw.trim() === '') return known
-  const picked = raw.split(',').map((item) => item.trim())
-  const unknown = picked.filter((item) => !(known as readonly string[]).includes(item))
-  if (unknown.length > 0)
-    throw new Error(`${name}: unknown ${unknown.join(', ')} (known: ${known.join(', ')})`)
-  return picked as T[]
-}
-
-const problems: string[] = []
-
-function warn(problem: string): void {
-  problems.push(problem)
-  console.error(`\n!!!!! WARNING: ${problem} !!!!!\n`)
 }
 
 /**
@@ -416,19 +386,6 @@ async function measureRounds(
 
 function laterRoundWarmup(config: Config): number {
   return Math.min(LATER_ROUND_WARMUP, config.warmupRequests)
-}
-
-function endpointOf(target: Target, mode: Mode, origin: string): Endpoint {
-  const headers = requestHeaders(target)
-  return {
-    origin,
-    path: requestPath(target, mode),
-    mode,
-    body: requestBody(target, mode),
-    answer: expectedAnswer(target, mode),
-    marker: target.marker,
-    ...(headers === undefined ? {} : { headers }),
-  }
 }
 
 /** Warm-up, then the latency and throughput runs, with the counters that tell whether they mean anything. */

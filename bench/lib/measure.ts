@@ -1,7 +1,18 @@
 import autocannon from 'autocannon'
 import { Client, type Dispatcher, Pool } from 'undici'
 import { ANSWER_TEXT, ANTHROPIC_DELTA_COUNT, OPENAI_STREAM_TEXT } from '../servers/answer.js'
-import { type Answer, isStreaming, type Marker, type Mode, REQUEST_HEADERS } from './targets.js'
+import {
+  type Answer,
+  expectedAnswer,
+  isStreaming,
+  type Marker,
+  type Mode,
+  REQUEST_HEADERS,
+  requestBody,
+  requestHeaders,
+  requestPath,
+  type Target,
+} from './targets.js'
 
 export interface Endpoint {
   readonly origin: string
@@ -16,6 +27,20 @@ export interface Endpoint {
    * route's metadata).
    */
   readonly headers?: Readonly<Record<string, string>>
+}
+
+/** What a target is asked in a mode, at a server's origin. */
+export function endpointOf(target: Target, mode: Mode, origin: string): Endpoint {
+  const headers = requestHeaders(target)
+  return {
+    origin,
+    path: requestPath(target, mode),
+    mode,
+    body: requestBody(target, mode),
+    answer: expectedAnswer(target, mode),
+    marker: target.marker,
+    ...(headers === undefined ? {} : { headers }),
+  }
 }
 
 export interface LatencyResult {
@@ -73,7 +98,8 @@ export async function checkAnswer(endpoint: Endpoint): Promise<void> {
 
 type ResponseHeaders = Dispatcher.ResponseData['headers']
 
-function markerProblem(marker: Marker | undefined, headers: ResponseHeaders): string | undefined {
+/** Why an answer does not carry the marker, or `undefined` when it does (or there is none). */
+export function markerProblem(marker: Marker | undefined, headers: ResponseHeaders): string | undefined {
   if (marker === undefined) return undefined
   const value = headers[marker.header]
   if (value === undefined) return `no ${marker.header} header`

@@ -13,8 +13,10 @@ const LOADER_ARGS = [
 ]
 const START_TIMEOUT_MS = 30_000
 const STATS_TIMEOUT_MS = 5_000
+const STOP_TIMEOUT_MS = 5_000
 
-const running = new Set<ChildProcess>()
+/** Every child still running, with how long it may take to exit once asked. */
+const running = new Map<ChildProcess, number>()
 
 export interface RunningServer {
   readonly name: string
@@ -29,6 +31,19 @@ export interface RunningServer {
   stop(): Promise<void>
 }
 
+export interface StartOptions {
+  /**
+   * A command that runs node in its place, given node and its arguments after its own (valgrind and its
+   * options, say). It must run node in its own process, as valgrind does: the IPC channel is a file
+   * descriptor node inherits, and the server's pid is then the wrapper's.
+   */
+  readonly wrapper?: readonly [command: string, ...args: string[]]
+  /** How long the server may take to report its port: a wrapper can make starting far slower. */
+  readonly startTimeoutMs?: number
+  /** How long it may take to exit before it is killed: a wrapper may have its own work to finish. */
+  readonly stopTimeoutMs?: number
+}
+
 /**
  * Starts `bench/servers/<name>.ts` in its own process and resolves once it reports its port.
  * `extraNodeArgs` lets a run profile the servers (`--cpu-prof`, say).
@@ -37,17 +52,21 @@ export async function startServer(
   name: string,
   env: Record<string, string>,
   extraNodeArgs: readonly string[],
+  { wrapper, startTimeoutMs = START_TIMEOUT_MS, stopTimeoutMs = STOP_TIMEOUT_MS }: StartOptions = {},
 ): Promise<RunningServer> {
   const script = fileURLToPath(new URL(`../servers/${name}.ts`, import.meta.url))
+  const nodeArgs = [...LOADER_ARGS, ...extraNodeArgs]
   const child = fork(script, [], {
-    execArgv: [...LOADER_ARGS, ...extraNodeArgs],
+    ...(wrapper === undefined
+      ? { execArgv: nodeArgs }
+      : { execPath: wrapper[0], execArgv: [...wrapper.slice(1), process.execPath, ...nodeArgs] }),
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
-  running.add(child)
+  running.set(child, stopTimeoutMs)
   child.once('exit', () => running.delete(child))
   try {
-    const { port, helperPids = [] } = await waitForReady(name, child)
+    const { port, helperPids = [] } = await waitForReady(name, child, startTimeoutMs)
     return {
       name,
       pid: child.pid!,
@@ -55,19 +74,19 @@ export async function startServer(
       helperPids,
       stats: () => askStats(name, child, STATS_REQUEST),
       statsAfterGc: () => askStats(name, child, GC_STATS_REQUEST),
-      stop: () => stopChild(child),
+      stop: () => stopChild(child, stopTimeoutMs),
     }
   } catch (error) {
-    await stopChild(child)
+    await stopChild(child, stopTimeoutMs)
     throw error
   }
 }
 
-function waitForReady(name: string, child: ChildProcess): Promise<ReadyMessage> {
+function waitForReady(name: string, child: ChildProcess, timeoutMs: number): Promise<ReadyMessage> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
-      () => fail(new Error(`${name} did not report a port within ${START_TIMEOUT_MS} ms`)),
-      START_TIMEOUT_MS,
+      () => fail(new Error(`${name} did not report a port within ${timeoutMs} ms`)),
+      timeoutMs,
     )
     const onMessage = (message: unknown) => {
       const ready = message as Partial<ReadyMessage> | null
@@ -106,16 +125,16 @@ function askStats(name: string, child: ChildProcess, request: string): Promise<R
 }
 
 /** SIGTERM lets the child exit normally (so `--cpu-prof` gets written); SIGKILL if it does not. */
-async function stopChild(child: ChildProcess): Promise<void> {
+async function stopChild(child: ChildProcess, timeoutMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = once(child, 'exit')
   child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
   await exited
   clearTimeout(timer)
 }
 
 /** Stops every child still running; safe to call more than once. */
 export async function stopAllServers(): Promise<void> {
-  await Promise.all([...running].map(stopChild))
+  await Promise.all([...running].map(([child, timeoutMs]) => stopChild(child, timeoutMs)))
 }

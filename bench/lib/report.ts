@@ -517,7 +517,7 @@ export function formatMemoryCurve({ target, memory }: MemoryRow): string {
 }
 
 /** The first `textColumns` columns are left-aligned, the numbers after them right-aligned. */
-function formatTable(header: readonly string[], rows: readonly string[][], textColumns = 1): string {
+export function formatTable(header: readonly string[], rows: readonly string[][], textColumns = 1): string {
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]?.length ?? 0)))
   const line = (cells: readonly string[]) =>
     cells
