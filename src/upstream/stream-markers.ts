@@ -1,6 +1,6 @@
 import { literalPattern } from '../needles.js'
 import type { StreamGrammar } from '../providers/dialects/types.js'
-import { USAGE_OBJECT_PATTERN, type UsageEvents } from './stream-usage.js'
+import { USAGE_OBJECT_PAST_QUOTE, type UsageEvents } from './stream-usage.js'
 
 /** What `StreamMarkers.scan` found in a batch, as bits. */
 export const TERMINATOR = 1 << 0
@@ -8,29 +8,61 @@ export const FINISH = 1 << 1
 export const ERROR = 1 << 2
 export const USAGE = 1 << 3
 
+/** A marker as latin1 text, and where in it the search for it starts. */
+interface Marker {
+  readonly text: string
+  readonly anchor: number
+  readonly bit: number
+}
+
+const QUOTE = 0x22
+// Characters of which JSON event text is mostly made: quotes, lowercase keys and values, digits, `: ,`.
+const COMMON = /[a-z0-9" :,]/
+// A suffix that short would stop the search at most events for a check that fails.
+const MIN_SUFFIX = 4
+
+/**
+ * Where the search for a marker starts: at its first character that is rare in JSON event text, else past
+ * its opening quotes. A pattern is tried at every position its first character occurs, and in event text
+ * `"` is at one character in eight and every event begins with `data: `: on a 6 KB OpenAI batch the
+ * markers from `"` and `data: ` cost 61k instructions a scan, from `_reason":"`, `[DONE]` and `error"` 25k.
+ */
+function anchorOf(marker: string): number {
+  for (let i = 0; i <= marker.length - MIN_SUFFIX; i++) if (!COMMON.test(marker[i]!)) return i
+  let i = 0
+  while (i < marker.length - 1 && marker.charCodeAt(i) === QUOTE) i++
+  return i
+}
+
 /**
  * A grammar's markers (its terminator, finish and error marker) and the usage object, found in one pass of
  * one regular expression over a batch's latin1 text. Usage is part of the same pass so that the events
- * kept for the log's tokens need no scan of their own: each scan of a 6 KB batch costs a few microseconds.
- * Made once per grammar (`markersOf`) and shared by every stream that speaks it.
+ * kept for the log's tokens need no scan of their own. Each marker is searched from its anchor (see
+ * `anchorOf`) and checked whole where that part is found. Made once per grammar (`markersOf`) and shared
+ * by every stream that speaks it.
  */
 export class StreamMarkers {
-  // The markers as latin1 text of their UTF-8 bytes, what a batch's text is made of, with their bits:
-  // longest first, so that a marker that is a prefix of another is still found where both start.
-  readonly #literals: readonly (readonly [text: string, bit: number])[]
+  // The markers as latin1 text of their UTF-8 bytes, what a batch's text is made of.
+  readonly #markers: readonly Marker[]
   readonly #pattern: RegExp
 
   constructor(grammar: StreamGrammar) {
-    const latin1 = (marker: string) => Buffer.from(marker).toString('latin1')
-    this.#literals = (
-      [
-        [latin1(grammar.terminator), TERMINATOR],
-        [latin1(grammar.finish), FINISH],
-        [latin1(grammar.errorMarker), ERROR],
-      ] as const
-    ).toSorted((a, b) => b[0].length - a[0].length)
-    const literals = [...new Set(this.#literals.map(([text]) => literalPattern(text)))]
-    this.#pattern = new RegExp([...literals, USAGE_OBJECT_PATTERN].join('|'), 'g')
+    const marker = (text: string, bit: number): Marker => {
+      const latin1 = Buffer.from(text).toString('latin1')
+      return { text: latin1, anchor: anchorOf(latin1), bit }
+    }
+    this.#markers = [
+      marker(grammar.terminator, TERMINATOR),
+      marker(grammar.finish, FINISH),
+      marker(grammar.errorMarker, ERROR),
+    ]
+    // Longest first, so that where one marker's part is a prefix of another's the longer is tried first;
+    // either way every marker is checked at each place the pattern stops.
+    const parts = this.#markers
+      .map(({ text, anchor }) => text.slice(anchor))
+      .sort((a, b) => b.length - a.length)
+    const literals = [...new Set(parts)].map(literalPattern)
+    this.#pattern = new RegExp([...literals, USAGE_OBJECT_PAST_QUOTE].join('|'), 'g')
   }
 
   /**
@@ -45,17 +77,16 @@ export class StreamMarkers {
     pattern.lastIndex = 0
     for (let match = pattern.exec(text); match !== null; match = pattern.exec(text)) {
       const at = match.index
-      const matched = match[0]
-      let literal = false
-      for (const [marker, bit] of this.#literals) {
-        if (!matched.startsWith(marker)) continue
+      let marker = false
+      for (const { text: whole, anchor, bit } of this.#markers) {
+        if (at < anchor || !text.startsWith(whole, at - anchor)) continue
         bits |= bit
-        literal = true
+        marker = true
       }
-      if (!literal) {
+      if (!marker && at > 0 && text.charCodeAt(at - 1) === QUOTE && match[0].startsWith('usage')) {
         bits |= USAGE
-        if (firstUsage === -1) firstUsage = at
-        lastUsage = at
+        if (firstUsage === -1) firstUsage = at - 1
+        lastUsage = at - 1
       }
       pattern.lastIndex = at + 1
     }

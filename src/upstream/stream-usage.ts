@@ -92,11 +92,12 @@ export function withoutUsage(events: Buffer, text: string = events.toString('lat
 }
 
 /**
- * Whether events carry a usage object: `"usage"` or `"usageMetadata"`, then `:` and `{` (spaces allowed).
- * OpenAI's `"usage":null` on every chunk of a stream asked for usage does not count.
+ * A usage object, from past its key's opening quote: `usage"` or `usageMetadata"`, then `:` and `{` (spaces
+ * allowed). OpenAI's `"usage":null` on every chunk of a stream asked for usage does not count. Whoever runs
+ * it checks the quote before the match: see `StreamMarkers`.
  */
-export const USAGE_OBJECT_PATTERN = '"usage(?:Metadata)?" *: *\\{'
-const USAGE_OBJECT = new RegExp(USAGE_OBJECT_PATTERN, 'g')
+export const USAGE_OBJECT_PAST_QUOTE = 'usage(?:Metadata)?" *: *\\{'
+const USAGE_OBJECT = new RegExp(`"${USAGE_OBJECT_PAST_QUOTE}`, 'g')
 
 /** The blank lines that end an event: a line end twice, in any of the three forms lines may end in. */
 export const BLANK_LINES = ['\n\n', '\r\n\r\n', '\r\r'] as const

@@ -29,6 +29,11 @@ const pieces = (grammar: StreamGrammar) => [
   '\r\n\r\n',
   '"',
   'data: ',
+  // Where the search starts in a marker, found without the rest of it.
+  '_reason":"',
+  '[DONE]',
+  'Reason"',
+  'usage":{',
 ]
 
 /** A plain model of the scan: each marker by `includes`, the usage objects by the events' own search. */
@@ -71,6 +76,35 @@ describe('StreamMarkers', () => {
       }
       // The batches met every marker, alone and with the others (Gemini's finish is its terminator).
       expect(seen.size).toBe(grammar.finish === grammar.terminator ? 8 : 16)
+    },
+  )
+
+  it.each(grammars)(
+    'counts a marker only whole in %s, wherever the part it is searched from lies',
+    (_, grammar) => {
+      const markers = new StreamMarkers(grammar)
+      for (const marker of [
+        grammar.terminator,
+        grammar.finish,
+        grammar.errorMarker,
+        '"usage":{"total_tokens":1}',
+      ]) {
+        for (let cut = 1; cut < marker.length; cut++) {
+          const [head, tail] = [marker.slice(0, cut), marker.slice(cut)]
+          for (const text of [
+            tail,
+            `x${tail}`,
+            head,
+            `${head}x${tail}`,
+            `${head}\n\n${tail}`,
+            `${tail}${head}`,
+          ]) {
+            expect(markers.scan(text, undefined), text).toBe(model(grammar, text).bits)
+          }
+        }
+        for (const text of [marker, `x${marker}`, `${marker}x`, `${marker.slice(0, -1)}${marker}`])
+          expect(markers.scan(text, undefined), text).toBe(model(grammar, text).bits)
+      }
     },
   )
 
