@@ -3,7 +3,7 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { GatewayError } from '../errors.js'
 import { hasMalformedData } from '../providers/dialects/common.js'
 import { dialectOf } from '../providers/dialects/index.js'
-import type { StreamGrammar } from '../providers/dialects/types.js'
+import type { ProviderError, StreamGrammar } from '../providers/dialects/types.js'
 import type { Dialect } from '../providers/types.js'
 import type { Scrubber } from '../secrets.js'
 import { asReadable, type BodySource } from './source.js'
@@ -231,7 +231,7 @@ export class UpstreamBody extends Readable {
     const out = this.#policy.events ? this.#events(chunk) : this.#plain(chunk)
     const inBand = this.#eventError
     // Before the commit, an in-band error is a failure like any other: nothing of this stream is sent.
-    if (inBand !== undefined && this.#holding !== undefined) {
+    if (inBand !== undefined && this.#beforeCommit()) {
       this.#giveUp(inBand)
       return
     }
@@ -255,7 +255,16 @@ export class UpstreamBody extends Readable {
     const holding = this.#holding!
     const { rule } = holding
     if (holding.heldBytes >= rule.maxHeldBytes) this.#commit()
-    else if (holding.began && !rule.whole && rule.holdMs === 0) this.#commit()
+    else if (holding.began && commitsAtStart(rule)) this.#commit()
+  }
+
+  /**
+   * Whether the stream is held and what came so far can still be taken back: not when the last batch
+   * began an answer committed at its start (what followed in it is past the commit; see `#read`).
+   */
+  #beforeCommit(): boolean {
+    const holding = this.#holding
+    return holding !== undefined && !(holding.began && commitsAtStart(holding.rule))
   }
 
   #answerBegan(): void {
@@ -356,28 +365,34 @@ export class UpstreamBody extends Readable {
     if (found & USAGE) this.#usageSeen = true
     const holding = this.#holding
     const flagged = (found & ERROR) !== 0
-    if (holding === undefined && !flagged) return
-    const utf8 = flagged ? events.toString() : undefined
-    const error = utf8 === undefined ? undefined : grammar.inBandError(utf8)
-    if (error !== undefined) {
-      const message = error.message === undefined ? error.type : `${error.type}: ${error.message}`
-      const scrubbed =
-        message === undefined ? undefined : (this.#policy.scrubber?.scrubText(message) ?? message)
-      this.#eventError = new GatewayError('UPSTREAM_STREAM_ERROR', scrubbed, { cause: error })
+    if (holding === undefined) {
+      if (flagged) this.#inBand(grammar.inBandError(events.toString()))
       return
     }
-    if (holding === undefined) return
     // Held, a broken event can still be taken back: the attempt fails, and a retry may save the answer.
     // After the commit each event is relayed unread, as the client's own parser would have it. A batch that
-    // begins an answer committed at its start is checked only up to the event that begins it: what follows
-    // is past the commit, however the provider's bytes were split into batches.
+    // begins an answer committed at its start is read as two: up to the event that begins it, still held,
+    // and what follows, past the commit, however the provider's bytes were split into batches.
     const start = holding.began ? -1 : grammar.answerStart(text)
-    const { holdMs, whole } = holding.rule
-    const held = start !== -1 && holdMs === 0 && !whole ? eventEnd(text, start) : text.length
-    const heldText = held === text.length && utf8 !== undefined ? utf8 : events.toString('utf8', 0, held)
+    const held = start !== -1 && commitsAtStart(holding.rule) ? eventEnd(text, start) : text.length
+    const heldText = events.toString('utf8', 0, held)
+    if (flagged && this.#inBand(grammar.inBandError(heldText))) return
     if (hasMalformedData(heldText)) {
       this.#eventError = new GatewayError('INVALID_PROVIDER_RESPONSE', "an event's data is not JSON")
-    } else if (start !== -1) this.#answerBegan()
+      return
+    }
+    if (start !== -1) this.#answerBegan()
+    if (flagged && held < text.length) this.#inBand(grammar.inBandError(events.toString('utf8', held)))
+  }
+
+  /** Keeps the provider's in-band error, if there is one, as the stream's; whether there was. */
+  #inBand(error: ProviderError | undefined): boolean {
+    if (error === undefined) return false
+    const message = error.message === undefined ? error.type : `${error.type}: ${error.message}`
+    const scrubbed =
+      message === undefined ? undefined : (this.#policy.scrubber?.scrubText(message) ?? message)
+    this.#eventError = new GatewayError('UPSTREAM_STREAM_ERROR', scrubbed, { cause: error })
+    return true
   }
 
   /** Whether the stream, as far as it came, is a whole answer: see `StreamGrammar`. */
@@ -401,7 +416,7 @@ export class UpstreamBody extends Readable {
     } else rest = this.#plainScrub?.end()
     const inBand = this.#eventError
     if (inBand !== undefined) {
-      if (this.#holding !== undefined) this.#fail(inBand)
+      if (this.#beforeCommit()) this.#fail(inBand)
       else this.#endFailed(inBand, rest)
       return
     }
@@ -504,6 +519,11 @@ export class UpstreamBody extends Readable {
     clearTimeout(this.#stall)
     this.#stall = undefined
   }
+}
+
+/** Whether the rule commits a held stream as soon as its answer begins. */
+function commitsAtStart(rule: CommitRule): boolean {
+  return !rule.whole && rule.holdMs === 0
 }
 
 function joined(rest: Buffer | undefined, text: string): Buffer {

@@ -214,6 +214,36 @@ describe('UpstreamBody.hold', () => {
     await expect(heldWhole).rejects.toMatchObject({ key: 'INVALID_PROVIDER_RESPONSE' })
   })
 
+  it('takes back an in-band error up to the commit, and ends with one past it, however the batches fell', async () => {
+    const overloaded = 'data: {"error":{"message":"Overloaded","type":"server_error","code":null}}\n\n'
+    // In one batch: an error before the first token fails the attempt, and a retry may save the answer...
+    const early = start()
+    const heldEarly = early.body.hold(RULE)
+    early.source.write(role + overloaded + token)
+    await expect(heldEarly).rejects.toMatchObject({ key: 'UPSTREAM_STREAM_ERROR' })
+    expect(early.body.outcome).toMatchObject({ complete: false, error: { key: 'UPSTREAM_STREAM_ERROR' } })
+
+    // ...one after it is past the commit: the client gets the answer so far and the provider's error, as it
+    // would had the error come in a later batch, and the answer is a failure.
+    const late = start()
+    const heldLate = late.body.hold(RULE)
+    const done = collect(late.body)
+    late.source.write(role + token + overloaded)
+    await heldLate
+    expect((await done).text).toBe(`${role}${token}${overloaded}`)
+    expect(late.body.outcome).toMatchObject({ complete: false, error: { key: 'UPSTREAM_STREAM_ERROR' } })
+    expect(late.cancelled.map((error) => error.key)).toEqual(['UPSTREAM_STREAM_ERROR'])
+
+    // The same at the stream's end, in the unfinished last event: what followed the first token is past it.
+    const atEnd = start()
+    const heldAtEnd = atEnd.body.hold(RULE)
+    const doneAtEnd = collect(atEnd.body)
+    atEnd.source.end(role + token + overloaded.trimEnd())
+    await heldAtEnd
+    expect((await doneAtEnd).text).toBe(`${role}${token}${overloaded.trimEnd()}`)
+    expect(atEnd.body.outcome).toMatchObject({ complete: false, error: { key: 'UPSTREAM_STREAM_ERROR' } })
+  })
+
   it('rejects when the stream ends before the answer began, and when the first-token clock runs out', async () => {
     const cut = start()
     const heldCut = cut.body.hold(RULE)
