@@ -80,6 +80,8 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
   #waitingBytes = 0
   #flowing = false
   #draining = false
+  // What one read of the socket brought is to be handed out (see `onData`).
+  #handOutQueued = false
   // undici stopped reading for us (`onData` answered false) and waits for its `resume`.
   #parked = false
   #complete = false
@@ -120,28 +122,35 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
     return true
   }
 
+  /**
+   * undici parses a read of the socket in one go and calls this once per piece of the body: per HTTP chunk,
+   * and a provider's stream is mostly one event a chunk. What one read brought is handed out as one chunk
+   * once the parse is over (a microtask later), so the reader frames, searches and writes one batch rather
+   * than one per event: on the bench's stream of 22 events, 708k instructions per request became 445k
+   * with logs off. A provider that sends its events apart gains nothing and loses nothing: each read holds one.
+   */
   onData(chunk: Buffer): boolean {
     if (this.destroyed) return true
-    if (this.#passingThrough) {
-      this.emit('data', chunk)
-      return true
-    }
     this.#waiting.push(chunk)
     this.#waitingBytes += chunk.length
+    if (this.#flowing && !this.#handOutQueued) {
+      this.#handOutQueued = true
+      queueMicrotask(this.#handOut)
+    }
     if (this.#waitingBytes < HIGH_WATER_BYTES) return true
     this.#parked = true
     return false
   }
 
+  #handOut = (): void => {
+    this.#handOutQueued = false
+    if (this.#flowing) this.resume()
+  }
+
   onComplete(): void {
     this.#complete = true
     this.#signal.off('abort', this.#onAbort)
-    if (this.#passingThrough) this.#end()
-  }
-
-  /** Flowing, with nothing waiting or being handed out: what undici parses goes straight to the reader. */
-  get #passingThrough(): boolean {
-    return this.#flowing && !this.#draining && this.#waiting.length === 0
+    if (this.#flowing && !this.#draining && this.#waiting.length === 0) this.#end()
   }
 
   onError(error: Error): void {
@@ -153,7 +162,10 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
       return
     }
     if (this.destroyed) return
-    this.#close(error)
+    // What came before the failure in the same parse still goes out before it (a dispatcher may report
+    // both in one go).
+    if (this.#handOutQueued) this.resume()
+    if (!this.destroyed) this.#close(error)
   }
 
   pause(): this {
@@ -172,8 +184,10 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
     if (this.#draining) return this
     this.#draining = true
     while (this.#flowing && !this.destroyed && this.#waiting.length > 0) {
-      const chunk = this.#waiting.shift()!
-      this.#waitingBytes -= chunk.length
+      const waiting = this.#waiting
+      const chunk = waiting.length === 1 ? waiting[0]! : Buffer.concat(waiting, this.#waitingBytes)
+      this.#waiting = []
+      this.#waitingBytes = 0
       this.emit('data', chunk)
     }
     this.#draining = false

@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
-import { Agent, MockAgent } from 'undici'
+import { Agent, type Dispatcher, MockAgent } from 'undici'
 import { afterAll, describe, expect, it } from 'vitest'
 import { AttemptAbort } from '../../src/upstream/call.js'
 import { dispatchUpstream, type UpstreamSource } from '../../src/upstream/source.js'
@@ -31,6 +31,27 @@ async function serve(handler: Parameters<typeof startFaultServer>[0]): Promise<F
 async function oneEventThenSilence(_request: unknown, res: ServerResponse): Promise<void> {
   sendHeaders(res, 200, { 'content-type': 'text/event-stream' })
   await writeAsync(res, 'data: 1\n\n')
+}
+
+/**
+ * A server that sends a chunked answer's head, then `body` in one write once `release` is called: one read
+ * of the socket for the client, while its reader is already flowing.
+ */
+async function afterHeaders(body: string): Promise<{ server: RawFaultServer; release: () => void }> {
+  let release!: () => void
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  const server = await startRawServer(async (connection) => {
+    await connection.request
+    connection.socket.write(
+      'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n',
+    )
+    await released
+    connection.socket.write(body)
+  })
+  servers.push(server)
+  return { server, release }
 }
 
 function call(origin: string, signal = new AttemptAbort()) {
@@ -157,6 +178,53 @@ describe('dispatchUpstream', () => {
     expect(ended).toBeInstanceOf(Error)
     // undici's socket error, or the reset itself, by Node version.
     expect((ended as Error & { code?: string }).code).toMatch(/^(?:UND_ERR_SOCKET|ECONNRESET)$/)
+  })
+
+  it('hands out what one read of the socket brought as one chunk, then the end that came with it', async () => {
+    const { server, release } = await afterHeaders(
+      '5\r\none\n\n\r\n5\r\ntwo\n\n\r\n7\r\nthree\n\n\r\n0\r\n\r\n',
+    )
+    const { body } = await call(server.origin)
+    const chunks: string[] = []
+    body.on('data', (chunk) => chunks.push(chunk.toString()))
+    const ended = once(body, 'end')
+    body.resume()
+    release()
+    await ended
+    expect(chunks).toEqual(['one\n\ntwo\n\nthree\n\n'])
+  })
+
+  it('hands out what came before undici failed to parse the rest of the read, then fails', async () => {
+    // A chunk, then a chunk size that is not hex.
+    const { server, release } = await afterHeaders('6\r\nhello\n\r\nzz\r\n')
+    const { body } = await call(server.origin)
+    const reading = readAll(body)
+    release()
+    const { bytes, ended } = await reading
+    expect(bytes.toString()).toBe('hello\n')
+    expect(ended).toBeInstanceOf(Error)
+  })
+
+  it('hands out what came before a failure reported in the same go, as a dispatcher a host gives may', async () => {
+    let handler!: Dispatcher.DispatchHandler
+    const dispatcher = {
+      dispatch(_options: Dispatcher.DispatchOptions, given: Dispatcher.DispatchHandler) {
+        handler = given
+        given.onConnect?.(() => {})
+        given.onHeaders?.(200, [], () => {}, 'OK')
+        return true
+      },
+    } as unknown as Dispatcher
+    const { body } = await dispatchUpstream(
+      dispatcher,
+      { origin: 'http://provider.test', path: '/v1/x', method: 'POST' },
+      new AttemptAbort(),
+    )
+    const reading = readAll(body)
+    const failure = new Error('the parse failed')
+    handler.onData?.(Buffer.from('hello\n'))
+    handler.onError?.(failure)
+    expect(await reading).toEqual({ bytes: Buffer.from('hello\n'), ended: failure })
   })
 
   it('keeps a failure that came before anyone listened for the first reader, and throws nothing', async () => {
