@@ -14,7 +14,7 @@ import {
 } from './lib/callgrind.js'
 import { countFromEnv, listFromEnv, problems, serverNodeArgsFromEnv, warn } from './lib/env.js'
 import { checkAnswer, type Endpoint, endpointOf, markerProblem, postRequest } from './lib/measure.js'
-import { type RunningServer, startServer, stopAllServers } from './lib/processes.js'
+import { type RunningServer, runBench, startServer } from './lib/processes.js'
 import { formatTable } from './lib/report.js'
 import { median } from './lib/rounds.js'
 import {
@@ -387,20 +387,4 @@ async function main(): Promise<void> {
 
 // Children must not outlive the run, whether it ends normally, fails or is interrupted; the dumps go with
 // them, and only once they stopped: a server writes its last one as it exits.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    void stopAllServers()
-      .then(removeDumps)
-      .finally(() => process.exit(130))
-  })
-}
-
-try {
-  await main()
-} catch (error) {
-  console.error(error)
-  process.exitCode = 1
-} finally {
-  await stopAllServers()
-  await removeDumps()
-}
+await runBench(main, removeDumps)

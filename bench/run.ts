@@ -21,7 +21,7 @@ import {
   warmUp,
 } from './lib/measure.js'
 import { GROWTH_LIMIT, type MemoryPlan, measureMemory } from './lib/memory.js'
-import { type RunningServer, startServer, stopAllServers } from './lib/processes.js'
+import { type RunningServer, runBench, startServer } from './lib/processes.js'
 import { fixedRateLoad, type RateRun } from './lib/rate.js'
 import {
   checkAims,
@@ -905,18 +905,4 @@ async function main(): Promise<void> {
   }
 }
 
-// Children must not outlive the run, whether it ends normally, fails or is interrupted.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    void stopAllServers().finally(() => process.exit(130))
-  })
-}
-
-try {
-  await main()
-} catch (error) {
-  console.error(error)
-  process.exitCode = 1
-} finally {
-  await stopAllServers()
-}
+await runBench(main)

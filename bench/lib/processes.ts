@@ -135,6 +135,27 @@ async function stopChild(child: ChildProcess, timeoutMs: number): Promise<void> 
 }
 
 /** Stops every child still running; safe to call more than once. */
-export async function stopAllServers(): Promise<void> {
+async function stopAllServers(): Promise<void> {
   await Promise.all([...running].map(([child, timeoutMs]) => stopChild(child, timeoutMs)))
+}
+
+/**
+ * Runs a bench's `main`, then stops its servers and runs `cleanUp`, whether it ends normally, fails or is
+ * interrupted: the children must not outlive the run.
+ */
+export async function runBench(main: () => Promise<void>, cleanUp = async () => {}): Promise<void> {
+  const finish = () => stopAllServers().then(cleanUp)
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void finish().finally(() => process.exit(130))
+    })
+  }
+  try {
+    await main()
+  } catch (error) {
+    console.error(error)
+    process.exitCode = 1
+  } finally {
+    await finish()
+  }
 }
