@@ -56,12 +56,10 @@ export class StreamMarkers {
       marker(grammar.finish, FINISH),
       marker(grammar.errorMarker, ERROR),
     ]
-    // Longest first, so that where one marker's part is a prefix of another's the longer is tried first;
-    // either way every marker is checked at each place the pattern stops.
-    const parts = this.#markers
-      .map(({ text, anchor }) => text.slice(anchor))
-      .sort((a, b) => b.length - a.length)
-    const literals = [...new Set(parts)].map(literalPattern)
+    // The pattern stops wherever any part begins, and every marker is checked whole there: the order of
+    // the parts does not matter. One part for two markers that are the same (Gemini's finish and end).
+    const parts = new Set(this.#markers.map(({ text, anchor }) => text.slice(anchor)))
+    const literals = [...parts].map(literalPattern)
     this.#pattern = new RegExp([...literals, USAGE_OBJECT_PAST_QUOTE].join('|'), 'g')
   }
 
@@ -77,13 +75,13 @@ export class StreamMarkers {
     pattern.lastIndex = 0
     for (let match = pattern.exec(text); match !== null; match = pattern.exec(text)) {
       const at = match.index
-      let marker = false
+      let isMarker = false
       for (const { text: whole, anchor, bit } of this.#markers) {
         if (at < anchor || !text.startsWith(whole, at - anchor)) continue
         bits |= bit
-        marker = true
+        isMarker = true
       }
-      if (!marker && at > 0 && text.charCodeAt(at - 1) === QUOTE && match[0].startsWith('usage')) {
+      if (!isMarker && at > 0 && text.charCodeAt(at - 1) === QUOTE && match[0].startsWith('usage')) {
         bits |= USAGE
         if (firstUsage === -1) firstUsage = at - 1
         lastUsage = at - 1
