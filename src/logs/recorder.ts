@@ -79,6 +79,9 @@ export class LogQueue {
   }
 
   #writeBatch(): void {
+    // One write at a time: a timer armed as one write ended may fire during the next, which a flush began;
+    // the write on schedules what is left when it ends. Two at once, a flush could return with one still on.
+    if (this.#writing !== undefined) return
     const batch = this.#built(this.#pending.splice(0, this.settings.batchSize))
     this.stats.queued = this.#pending.length
     if (batch.length === 0) return

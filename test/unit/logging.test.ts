@@ -155,6 +155,58 @@ describe('request logs', () => {
     expect((await store.list({})).records.map((record) => record.id)).toHaveLength(2)
   })
 
+  it('flush writes one batch at a time and returns once every record is stored, timers firing meanwhile', async () => {
+    const stored: string[] = []
+    const writes: { ids: string[]; done: () => void }[] = []
+    let inFlight = 0
+    let mostInFlight = 0
+    const store = {
+      write(records: LogRecord[]) {
+        inFlight++
+        mostInFlight = Math.max(mostInFlight, inFlight)
+        return new Promise<void>((resolve) => {
+          const ids = records.map((record) => record.id)
+          writes.push({
+            ids,
+            done: () => {
+              inFlight--
+              stored.push(...ids)
+              resolve()
+            },
+          })
+        })
+      },
+    } as unknown as LogStore
+    const queue = new LogQueue(
+      store,
+      { batchSize: 2, flushIntervalMs: 600_000, maxQueue: 100 },
+      new EventEmitter(),
+    )
+    const ids = Array.from({ length: 7 }, (_, i) => `0190a000-0000-7000-8000-00000000000${i}`)
+    const record = (id: string) => ({ id }) as LogRecord
+    // Two records arm a timer for a batch; the flush clears it and writes them.
+    queue.push(record(ids[0]!))
+    queue.push(record(ids[1]!))
+    let flushed = false
+    const flushing = queue.flush().then(() => {
+      flushed = true
+    })
+    // Five more come while that write is on: its end arms a timer (a full batch waits) that fires while the
+    // flush's next write is on.
+    for (const id of ids.slice(2)) queue.push(record(id))
+    const macrotask = () => new Promise((resolve) => setTimeout(resolve, 0))
+    // Each write ends once the timers armed when the one before it ended have fired: two macrotasks, the
+    // second set up after them.
+    while (!flushed) {
+      writes.find((write) => !stored.includes(write.ids[0]!))?.done()
+      await macrotask()
+      await macrotask()
+    }
+    await flushing
+    expect(mostInFlight).toBe(1)
+    expect(stored.sort()).toEqual(ids)
+  })
+
   it('record what guardrails and DLP found, and nothing for a request they did not touch', async () => {
     const found: LogGuard = {
       dlp: {
