@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { SSEParser } from '../../src/upstream/sse.js'
+import { eventsOf, SSEParser } from '../../src/upstream/sse.js'
 
 function parseInPieces(text: string, size: number) {
   const parser = new SSEParser()
@@ -31,5 +31,64 @@ describe('SSEParser', () => {
     expect(() => {
       for (let i = 0; i < 5; i++) parser.push(big)
     }).toThrow(expect.objectContaining({ code: 2115 }))
+  })
+})
+
+describe('eventsOf', () => {
+  // Texts made of the pieces where a walk of lines can go wrong: every line end, a `\r` that may or may not
+  // be followed by `\n`, fields without a colon or a value, comments, several data lines, and the end.
+  const PIECES = [
+    'data',
+    'data:',
+    'data: x',
+    ' y',
+    'event: e',
+    'event',
+    ':c',
+    'id: 1',
+    'dat',
+    ':',
+    ' ',
+    '\n',
+    '\r',
+    '\r\n',
+    '\n\n',
+    'é',
+  ]
+
+  function randomText(random: () => number): string {
+    let text = ''
+    const length = Math.floor(random() * 12)
+    for (let i = 0; i < length; i++) text += PIECES[Math.floor(random() * PIECES.length)]
+    return text
+  }
+
+  function parsedWhole(text: string) {
+    const parser = new SSEParser()
+    return [...parser.push(text), ...parser.end()]
+  }
+
+  it('gives what a parser given the whole text and its end gives, for any text', () => {
+    // A fixed seed: a failure names a text that fails again.
+    let seed = 12345
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed / 2147483648
+    }
+    for (let i = 0; i < 20_000; i++) {
+      const text = randomText(random)
+      expect(eventsOf(text), JSON.stringify(text)).toEqual(parsedWhole(text))
+    }
+  })
+
+  it('reads the events of a stream and its unfinished last event', () => {
+    expect(eventsOf('event: ping\ndata: {}\n\ndata: [DONE]')).toEqual([
+      { event: 'ping', data: '{}' },
+      { event: undefined, data: '[DONE]' },
+    ])
+    expect(eventsOf(': c\r\ndata: one\r\ndata:two\r\rid: 7\rdata\r')).toEqual([
+      { event: undefined, data: 'one\ntwo' },
+      { event: undefined, data: '' },
+    ])
   })
 })

@@ -1,7 +1,7 @@
 import type { Usage } from '../../cost/cost.js'
-import { isRecord } from '../../json.js'
+import { isRecord, parseJsonTail } from '../../json.js'
 import { withFields } from '../../objects.js'
-import { SSEParser } from '../../upstream/sse.js'
+import { eventsOf } from '../../upstream/sse.js'
 import { splitQuery } from '../../url.js'
 import type { ProviderError, StreamGrammar } from './types.js'
 
@@ -30,17 +30,11 @@ const USAGE_FIELD = /"usage(?:Metadata)?"\s*:\s*\{/
 
 /** The parsed events of a server-sent-events body that carry a usage object, in order. */
 export function usageEvents(sseText: string): unknown[] {
-  const parser = new SSEParser()
-  try {
-    // Every dialect's usage is an object under `usage` or `usageMetadata`: events without one (OpenAI's
-    // `"usage":null` included) are not parsed at all, which on a long stream is nearly all of them.
-    return [...parser.push(sseText), ...parser.end()]
-      .filter((event) => USAGE_FIELD.test(event.data))
-      .map((event) => parseData(event.data))
-  } catch {
-    // Only an oversized event throws; a body that broken has no usage worth reporting.
-    return []
-  }
+  // Every dialect's usage is an object under `usage` or `usageMetadata`: events without one (OpenAI's
+  // `"usage":null` included) are not parsed at all, which on a long stream is nearly all of them.
+  return eventsOf(sseText)
+    .filter((event) => USAGE_FIELD.test(event.data))
+    .map((event) => parseData(event.data))
 }
 
 function parseData(data: string): unknown {
@@ -54,18 +48,30 @@ function parseData(data: string): unknown {
 
 /**
  * A stream's usage as the last event that reports it says (for dialects that repeat running totals, or
- * report once at the end). Only the line that names usage last is read first: on an OpenAI stream that is
- * the final usage chunk, so one event is parsed instead of every one. When that line reports none (a
- * stream cut before its usage chunk, the word in a delta's text), every event is read, as a fallback.
+ * report once at the end), read from the line that names `field` last: on an OpenAI stream, the final
+ * usage chunk. Usage is that event's last field or nearly, so only the line's tail from `field` on is
+ * parsed, as for a JSON answer. When that reports none (usage nested deeper, a stream cut before its usage
+ * chunk, the word in a delta's text), every event is read, as a fallback.
  */
-export function lastEventUsage(fromJson: (json: unknown) => Usage | undefined) {
+export function lastEventUsage(fromJson: (json: unknown) => Usage | undefined, field: string) {
+  const key = `"${field}"`
   return (sseText: string): Usage | undefined => {
-    const at = sseText.lastIndexOf('"usage')
+    const at = sseText.lastIndexOf(key)
     if (at === -1) return undefined
-    const line = Math.max(sseText.lastIndexOf('\n', at), sseText.lastIndexOf('\r', at)) + 1
-    const last = lastDefined(usageEvents(sseText.slice(line)).map(fromJson))
-    return last ?? lastDefined(usageEvents(sseText).map(fromJson))
+    const start = Math.max(sseText.lastIndexOf('\n', at), sseText.lastIndexOf('\r', at)) + 1
+    const tail = parseJsonTail(sseText.slice(start, lineEnd(sseText, at)), field)
+    return (
+      (tail === undefined ? undefined : fromJson(tail)) ?? lastDefined(usageEvents(sseText).map(fromJson))
+    )
   }
+}
+
+/** Where the line holding `at` ends (before its `\n` or `\r`), or the text's end. */
+function lineEnd(text: string, at: number): number {
+  const lf = text.indexOf('\n', at)
+  const cr = text.indexOf('\r', at)
+  if (lf === -1) return cr === -1 ? text.length : cr
+  return cr === -1 ? lf : Math.min(lf, cr)
 }
 
 // A JSON string literal, escapes included; decoded with JSON.parse once matched. Written as runs of plain
@@ -137,14 +143,9 @@ export function endpointStream(
 
 /** The JSON of every `data:` field in whole events (`[DONE]` and text that is not JSON left out), with its event name. */
 export function dataOfEvents(events: string): { event: string | undefined; json: unknown }[] {
-  const parser = new SSEParser()
-  try {
-    return [...parser.push(events), ...parser.end()]
-      .map((event) => ({ event: event.event, json: parseData(event.data) }))
-      .filter((event) => event.json !== undefined)
-  } catch {
-    return []
-  }
+  return eventsOf(events)
+    .map((event) => ({ event: event.event, json: parseData(event.data) }))
+    .filter((event) => event.json !== undefined)
 }
 
 /**
@@ -152,12 +153,8 @@ export function dataOfEvents(events: string): { event: string | undefined; json:
  * every dialect the gateway reads sends as JSON.
  */
 export function hasMalformedData(events: string): boolean {
-  const parser = new SSEParser()
   try {
-    for (const event of [...parser.push(events), ...parser.end()]) {
-      if (event.data === '[DONE]') continue
-      JSON.parse(event.data)
-    }
+    for (const { data } of eventsOf(events)) if (data !== '[DONE]') JSON.parse(data)
     return false
   } catch {
     return true

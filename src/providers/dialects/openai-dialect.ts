@@ -50,7 +50,7 @@ function openaiUsage(body: unknown): Usage | undefined {
 export const OPENAI_USAGE: UsageReader = {
   fromJson: openaiUsage,
   jsonField: 'usage',
-  fromStream: lastEventUsage(openaiUsage),
+  fromStream: lastEventUsage(openaiUsage, 'usage'),
 }
 
 function openaiTerminalEvent(error: GatewayError): string {

@@ -94,6 +94,14 @@ describe('usage read from a stream that reports running totals or a final usage 
     expect(usage.fromStream(quoted)).toMatchObject({ inputTokens: 7, outputTokens: 3 })
   })
 
+  it('reads usage followed by other fields, or nested in the event (Responses API)', () => {
+    const trailing = final.replace('}}', '},"service_tier":"default"}')
+    expect(usage.fromStream(`${chunk('Hi')}${trailing}data: [DONE]\n\n`)).toMatchObject({ inputTokens: 7 })
+    const completed =
+      'event: response.completed\ndata: {"type":"response.completed","response":{"id":"r","usage":{"input_tokens":5,"output_tokens":2}}}\n\n'
+    expect(usage.fromStream(completed)).toMatchObject({ inputTokens: 5, outputTokens: 2 })
+  })
+
   it('takes the last running total (Gemini)', () => {
     const event = (n: number) =>
       `data: {"candidates":[],"usageMetadata":{"promptTokenCount":4,"candidatesTokenCount":${n}}}\n\n`
