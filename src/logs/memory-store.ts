@@ -234,8 +234,9 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
   // The entries in write order, oldest at `head`; an entry deleted from `entries` stays here until it is
   // passed. Not the Map's own first key: a Map keeps a deleted entry's slot until it next rehashes, and
   // its iterator steps over every one of them, so at the bound (one eviction per write) reading the first
-  // key cost 4.5 µs per write against 0.3 µs here.
-  let order: Entry[] = []
+  // key cost 4.5 µs per write against 0.3 µs here. A passed slot is emptied at once: the array is cut only
+  // now and then, and until then it would hold as many evicted records as the store keeps.
+  let order: (Entry | undefined)[] = []
   let head = 0
   let totalBytes = 0
 
@@ -247,7 +248,8 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
   }
 
   function evictOldest(): void {
-    const oldest = order[head++]!
+    const oldest = order[head]!
+    order[head++] = undefined
     if (entries.get(oldest.record.id) === oldest) remove(oldest.record.id)
   }
 

@@ -1,3 +1,5 @@
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import { describe, expect, it } from 'vitest'
 import { LogQueryError } from '../../src/errors.js'
 import { compareText, metadataText } from '../../src/logs/filters.js'
@@ -30,6 +32,21 @@ describe('createMemoryLogStore() bounds', () => {
     await store.write(records)
     expect((await store.list({ direction: 'asc' })).records.map((r) => r.createdAt)).toEqual([3, 4, 5])
     expect(await store.get(records[0]!.id)).toBeUndefined()
+  })
+
+  it('lets go of the records it drops', async () => {
+    v8.setFlagsFromString('--expose-gc')
+    const gc = vm.runInNewContext('gc') as () => void
+    const store = createMemoryLogStore({ maxRecords: 100 })
+    const bodyBytes = 20_000
+    gc()
+    const before = process.memoryUsage().heapUsed
+    // A thousand records dropped one per write, their bodies 20 MB in all; the store keeps 2 MB of them.
+    for (let i = 0; i < 1100; i++) await store.write([record(i, String(i).padEnd(bodyBytes, 'x'))])
+    gc()
+    const held = process.memoryUsage().heapUsed - before
+    expect((await store.list({ limit: 1000 })).records).toHaveLength(100)
+    expect(held).toBeLessThan(8 * 1024 * 1024)
   })
 
   it('drops the oldest beyond maxBytes of bodies, and keeps a record too big alone without bodies', async () => {
