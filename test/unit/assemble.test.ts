@@ -33,7 +33,8 @@ describe('assembleStream', () => {
 
   it('counts events, not the blank blocks between them', () => {
     const event = sse({ choices: [{ index: 0, delta: { content: 'x' }, finish_reason: null }] })
-    const text = `\n\n${event}\n\n \n\n${event}data: [DONE]`
+    // Blocks of spaces, a no-break space among them, are blank; an event after a space is still one.
+    const text = `\n\n${event}\n\n \n\n\u00a0\t\n\n ${event}data: [DONE]`
     expect(JSON.parse(assembleStream('openai', text)!)).toMatchObject({ content: 'xx', events: 3 })
   })
 

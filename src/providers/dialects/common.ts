@@ -115,9 +115,14 @@ function countEvents(sse: string): number {
   for (let from = 0; from < sse.length; ) {
     const end = sse.indexOf('\n\n', from)
     const stop = end === -1 ? sse.length : end
-    BLANK_RUN.lastIndex = from
-    BLANK_RUN.exec(sse)
-    if (BLANK_RUN.lastIndex < stop) events++
+    // Nearly every event begins with a field name, a printable ASCII character: no pattern run for it.
+    const first = sse.charCodeAt(from)
+    if (first > 0x20 && first < 0x7f) events++
+    else if (from < stop) {
+      BLANK_RUN.lastIndex = from
+      BLANK_RUN.exec(sse)
+      if (BLANK_RUN.lastIndex < stop) events++
+    }
     from = stop + 2
   }
   return events
