@@ -97,7 +97,7 @@ const COLON = 0x3a
 /**
  * The events of a text read to its end, an unfinished last event included: what `push(text)` then `end()`
  * of a new `SSEParser` give, without its state or its decoder. For the few events the gateway parses of
- * every stream (the held ones it checks, the ones that carry usage), where a parser per call cost three
+ * every stream (the held ones it checks, the ones that carry usage), where a parser per call cost four
  * times the walk. The text is bounded by whoever framed it, so no event cap is checked here.
  *
  * @example
