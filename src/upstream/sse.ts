@@ -108,10 +108,12 @@ export function eventsOf(text: string): SSEEvent[] {
   const events: SSEEvent[] = []
   let event: string | undefined
   let data: string | undefined
-  // The next of each line end from `start` on, searched again only once passed: a text with no `\r` is
-  // searched for one once, not once per line.
+  // The next of each line end and of `:` from `start` on, searched again only once passed: a text with no
+  // `\r` is searched for one once, not once per line, and lines without a colon do not each search the
+  // rest of the text for one (which made a text of such lines cost its length squared).
   let lf = -1
   let cr = -1
+  let colon = -1
   for (let start = 0; ; ) {
     if (lf !== text.length && lf < start) lf = indexOrEnd(text, '\n', start)
     if (cr !== text.length && cr < start) cr = indexOrEnd(text, '\r', start)
@@ -121,8 +123,8 @@ export function eventsOf(text: string): SSEEvent[] {
       event = undefined
       data = undefined
     } else if (text.charCodeAt(start) !== COLON) {
-      const colon = text.indexOf(':', start)
-      const nameEnd = colon === -1 || colon > end ? end : colon
+      if (colon !== text.length && colon < start) colon = indexOrEnd(text, ':', start)
+      const nameEnd = Math.min(colon, end)
       let value = nameEnd === end ? end : nameEnd + 1
       if (value < end && text.charCodeAt(value) === SPACE) value++
       if (nameEnd - start === 4 && text.startsWith('data', start)) {

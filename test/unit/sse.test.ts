@@ -81,6 +81,25 @@ describe('eventsOf', () => {
     }
   })
 
+  it('reads a text in one pass, however few of its lines have a colon', () => {
+    // Characters that `indexOf` looks through, counted while the walk runs: a search per line to the end of
+    // the text would look through some 10^8 of them here, a pass about twice its length.
+    const text = `${'x\n'.repeat(10_000)}\ndata: y\n\n`
+    const indexOf = String.prototype.indexOf
+    let looked = 0
+    String.prototype.indexOf = function (this: string, search: string, from = 0) {
+      const at = indexOf.call(this, search, from)
+      looked += (at === -1 ? this.length : at) - from
+      return at
+    }
+    try {
+      expect(eventsOf(text)).toEqual([{ event: undefined, data: 'y' }])
+    } finally {
+      String.prototype.indexOf = indexOf
+    }
+    expect(looked).toBeLessThan(4 * text.length)
+  })
+
   it('reads the events of a stream and its unfinished last event', () => {
     expect(eventsOf('event: ping\ndata: {}\n\ndata: [DONE]')).toEqual([
       { event: 'ping', data: '{}' },
