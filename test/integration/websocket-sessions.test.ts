@@ -1,6 +1,4 @@
 import { createServer, type Server } from 'node:http'
-import v8 from 'node:v8'
-import vm from 'node:vm'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
   attachWebSockets,
@@ -13,6 +11,7 @@ import {
   type WebSocketCloseEvent,
 } from '../../src/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+import { collectGarbage } from '../helpers/gc.js'
 import { closed, connect, open, openaiStep } from './websocket-helpers.js'
 
 const LIVE_PATH = '/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent'
@@ -459,9 +458,3 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     )
   })
 })
-
-/** `gc()` without --expose-gc: V8 exposes it to a new context once the flag is set at run time. */
-function collectGarbage(): () => void {
-  v8.setFlagsFromString('--expose-gc')
-  return vm.runInNewContext('gc') as () => void
-}

@@ -1,5 +1,3 @@
-import v8 from 'node:v8'
-import vm from 'node:vm'
 import { describe, expect, it } from 'vitest'
 import { LogQueryError } from '../../src/errors.js'
 import { compareText, metadataText } from '../../src/logs/filters.js'
@@ -7,6 +5,7 @@ import { createMemoryLogStore } from '../../src/logs/memory-store.js'
 import { parseAnalyticsQuery, parseLogPatch, parseLogQuery } from '../../src/logs/query.js'
 import type { LogRecord } from '../../src/logs/types.js'
 import { logStoreConformance } from '../../src/testing/log-store-conformance.js'
+import { collectGarbage } from '../helpers/gc.js'
 import { sampleRecord } from '../helpers/log-store.js'
 
 logStoreConformance('createMemoryLogStore()', async () => createMemoryLogStore())
@@ -35,8 +34,7 @@ describe('createMemoryLogStore() bounds', () => {
   })
 
   it('lets go of the records it drops', async () => {
-    v8.setFlagsFromString('--expose-gc')
-    const gc = vm.runInNewContext('gc') as () => void
+    const gc = collectGarbage()
     const store = createMemoryLogStore({ maxRecords: 100 })
     const bodyBytes = 20_000
     gc()
