@@ -471,6 +471,22 @@ export function logStoreConformance(name: string, makeStore: () => Promise<LogSt
         expect((await store.get(record.id.toUpperCase()))?.id).toBe(record.id)
       })
 
+      it('returns text JSON escapes and numbers it writes with an exponent as they were written', async () => {
+        const text = 'q"b\\s/\n\r\t\b\f\u0001\u001f\u007f é 😀 \u2028\u2029 \\u0041 {"k":[1]}'
+        const record = makeRecord({
+          createdAt: T,
+          path: `/${text}`,
+          model: text,
+          requestBody: text,
+          responseBody: JSON.stringify({ content: text }),
+          metadata: { [text]: text, n: 1e21, small: 5e-7 },
+          cost: 1.5e-9,
+          durationMs: 1e-7,
+        })
+        await store.write([record])
+        expect(await store.get(record.id)).toEqual(record)
+      })
+
       it('stores text a database cannot hold with U+FFFD in its place', async () => {
         const record = makeRecord({ createdAt: T, provider: 'a\u0000b', requestBody: 'x\ud800y' })
         await store.write([record])
