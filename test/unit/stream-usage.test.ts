@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { UsageEvents, withoutUsage } from '../../src/upstream/stream-usage.js'
+import { BLANK_LINES, eventEnd, UsageEvents, withoutUsage } from '../../src/upstream/stream-usage.js'
 
 const run = (text: string) => withoutUsage(Buffer.from(text)).toString()
 
@@ -84,5 +84,37 @@ describe('UsageEvents', () => {
     expect(kept(text, 'data: {"usageMetadata": {"totalTokenCount":4}}')).toBe(
       'data: {"usageMetadata": {"totalTokenCount":4}}',
     )
+  })
+})
+
+describe('eventEnd', () => {
+  // The definition: the nearest end of any of the three blank lines, or the text's end.
+  const nearestEnd = (text: string, at: number) =>
+    Math.min(
+      text.length,
+      ...BLANK_LINES.map((blank) => {
+        const found = text.indexOf(blank, at)
+        return found === -1 ? text.length : found + blank.length
+      }),
+    )
+
+  it('agrees with the nearest of the three blank lines on texts of every mix of line ends', () => {
+    const pieces = ['a', 'data: x', '\n', '\r', '\r\n', '\n\n', '\r\r', '\r\n\r\n']
+    let seed = 88172645
+    const random = (n: number) => {
+      seed ^= seed << 13
+      seed ^= seed >>> 17
+      seed ^= seed << 5
+      return (seed >>> 0) % n
+    }
+    let checked = 0
+    for (let i = 0; i < 3000; i++) {
+      const text = Array.from({ length: 1 + random(12) }, () => pieces[random(pieces.length)]).join('')
+      for (let at = 0; at <= text.length; at++) {
+        expect(eventEnd(text, at), JSON.stringify({ text, at })).toBe(nearestEnd(text, at))
+        checked++
+      }
+    }
+    expect(checked).toBeGreaterThan(30_000)
   })
 })
