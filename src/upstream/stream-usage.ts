@@ -170,13 +170,13 @@ export class UsageEvents {
    */
   keep(text: string, first: number, last: number): void {
     if (this.#first !== undefined) {
-      this.#last = eventOf(text, eventStart(text, last), eventEnd(text, last))
+      this.#last = eventAround(text, last)
       return
     }
     const firstEnd = eventEnd(text, first)
-    this.#first = eventOf(text, eventStart(text, first), firstEnd)
+    this.#first = eventAround(text, first, firstEnd)
     // Kept once when the batch's first usage event is also its last.
-    if (last >= firstEnd) this.#last = eventOf(text, eventStart(text, last), eventEnd(text, last))
+    if (last >= firstEnd) this.#last = eventAround(text, last)
   }
 
   /** The kept events as text. */
@@ -187,7 +187,7 @@ export class UsageEvents {
   }
 }
 
-/** A copy of the event's bytes, which holds nothing of the batch. */
-function eventOf(text: string, start: number, end: number): Buffer {
-  return Buffer.from(text.slice(start, end), 'latin1')
+/** A copy of the bytes of the event holding `at` (which ends at `end`), holding nothing of the batch. */
+function eventAround(text: string, at: number, end: number = eventEnd(text, at)): Buffer {
+  return Buffer.from(text.slice(eventStart(text, at), end), 'latin1')
 }
