@@ -3,6 +3,7 @@ import { dialectOf } from '../../src/providers/dialects/index.js'
 import type { StreamGrammar } from '../../src/providers/dialects/types.js'
 import { ERROR, FINISH, StreamMarkers, TERMINATOR, USAGE } from '../../src/upstream/stream-markers.js'
 import { UsageEvents } from '../../src/upstream/stream-usage.js'
+import { seededRandom } from '../helpers/random.js'
 
 const grammars: [string, StreamGrammar][] = [
   ['OpenAI', dialectOf('openai').stream('/v1/chat/completions')!],
@@ -55,14 +56,7 @@ describe('StreamMarkers', () => {
     (_, grammar) => {
       const markers = new StreamMarkers(grammar)
       const parts = pieces(grammar)
-      // xorshift32: the same batches on every run.
-      let seed = 2463534242
-      const random = (n: number) => {
-        seed ^= seed << 13
-        seed ^= seed >>> 17
-        seed ^= seed << 5
-        return (seed >>> 0) % n
-      }
+      const random = seededRandom(2463534242)
       const seen = new Set<number>()
       for (let round = 0; round < 3000; round++) {
         const length = 1 + random(8)

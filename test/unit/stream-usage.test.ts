@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { BLANK_LINES, eventEnd, UsageEvents, withoutUsage } from '../../src/upstream/stream-usage.js'
+import { seededRandom } from '../helpers/random.js'
 
 const run = (text: string) => withoutUsage(Buffer.from(text)).toString()
 
@@ -100,13 +101,7 @@ describe('eventEnd', () => {
 
   it('agrees with the nearest of the three blank lines on texts of every mix of line ends', () => {
     const pieces = ['a', 'data: x', '\n', '\r', '\r\n', '\n\n', '\r\r', '\r\n\r\n']
-    let seed = 88172645
-    const random = (n: number) => {
-      seed ^= seed << 13
-      seed ^= seed >>> 17
-      seed ^= seed << 5
-      return (seed >>> 0) % n
-    }
+    const random = seededRandom(88172645)
     let checked = 0
     for (let i = 0; i < 3000; i++) {
       const text = Array.from({ length: 1 + random(12) }, () => pieces[random(pieces.length)]).join('')
