@@ -104,12 +104,12 @@ export const BLANK_LINES = ['\n\n', '\r\n\r\n', '\r\r'] as const
 
 /** The index just past the blank line that ends the event holding `at`; the text's end when none does. */
 export function eventEnd(text: string, at: number): number {
-  // Nearly every stream ends its lines with `\n` alone: with no `\r` before the first `\n\n`, no other
-  // blank line can end the event sooner, and two searches do where one per form would be three.
   const lf = text.indexOf('\n\n', at)
+  let end = lf === -1 ? text.length : lf + 2
+  // Nearly every stream ends its lines with `\n` alone: only a `\r` before that end can begin a blank line
+  // that ends the event sooner, so the other forms are searched for only then.
   const cr = text.indexOf('\r', at)
-  if (cr === -1 || (lf !== -1 && cr > lf)) return lf === -1 ? text.length : lf + 2
-  let end = text.length
+  if (cr === -1 || cr >= end) return end
   for (const blank of BLANK_LINES) {
     const found = text.indexOf(blank, at)
     if (found !== -1 && found + blank.length < end) end = found + blank.length
