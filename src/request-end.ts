@@ -96,13 +96,13 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
       }
     }
     const writeRecord = (end: RequestEnd, figures: RequestFigures | undefined) => {
-      const build = captureLogRecord(ctx, end, recordSettings, figures)
+      const captured = captureLogRecord(ctx, end, recordSettings, figures)
       if (services.telemetry === undefined) {
-        // Only the log needs the record: its bodies are added with its batch, off this tick.
-        services.logs!.push(build)
+        // Only the log needs the record: its bodies are made with its batch, off this tick, or when read.
+        services.logs!.push(captured)
         return
       }
-      const record = build()
+      const record = captured.build()
       if (logged) services.logs!.push(record)
       services.telemetry.end(ctx, record)
     }

@@ -7,6 +7,7 @@ import type { RouteTaken } from '../routes/dynamic.js'
 import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
 import type { GatewayContext } from '../types.js'
 import { assembleStream } from './assemble.js'
+import { CapturedRecord, type QueuedRecord, type RawWrite, rawWriteOf } from './captured.js'
 import type { LogOutcome, LogRecord, LogRoute, LogStore, LogWebSocket } from './types.js'
 
 export interface LogQueueSettings {
@@ -22,26 +23,27 @@ export interface LogStats {
   dropped: number
 }
 
-/** A record, or what builds it: the queue builds records when their batch is written. */
-export type QueuedRecord = LogRecord | (() => LogRecord)
-
 /**
  * Records wait in a bounded queue and go to the store in batches, one write at a time, never on a
  * request's path: a slow or failing store costs records (counted as dropped), never latency or memory.
- * A record may be queued as the function that builds it, so its assembly (bodies decoded, streams put
- * together, secrets masked) runs with its batch, off the tick that ended the request.
+ * A record may be queued as captured, its bodies still bytes: a store that keeps them so gets them as they
+ * are; for any other its assembly (bodies decoded, streams put together, secrets masked) runs with its
+ * batch, off the tick that ended the request.
  */
 export class LogQueue {
   readonly stats: LogStats = { queued: 0, written: 0, dropped: 0 }
   #pending: QueuedRecord[] = []
   #writing: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
+  readonly #writeRaw: RawWrite | undefined
 
   constructor(
     readonly store: LogStore,
     private readonly settings: LogQueueSettings,
     private readonly events: GatewayEmitter,
-  ) {}
+  ) {
+    this.#writeRaw = rawWriteOf(store)
+  }
 
   push(record: QueuedRecord): void {
     if (this.#pending.length >= this.settings.maxQueue) {
@@ -82,17 +84,20 @@ export class LogQueue {
     // One write at a time: a timer armed as one write ended may fire during the next, which a flush began;
     // the write on schedules what is left when it ends. Two at once, a flush could return with one still on.
     if (this.#writing !== undefined) return
-    const batch = this.#built(this.#pending.splice(0, this.settings.batchSize))
+    const queued = this.#pending.splice(0, this.settings.batchSize)
     this.stats.queued = this.#pending.length
+    const writeRaw = this.#writeRaw
+    const batch = writeRaw === undefined ? this.#built(queued) : queued
     if (batch.length === 0) return
-    this.#writing = this.store
-      .write(batch)
+    this.#writing = (writeRaw === undefined ? this.store.write(batch as LogRecord[]) : writeRaw(batch))
       .then(
         () => {
           this.stats.written += batch.length
         },
         (error: unknown) => {
-          notify(this.events, 'store:error', { id: batch[0]!.id, store: 'logs', operation: 'write', error })
+          const first = batch[0]!
+          const id = first instanceof CapturedRecord ? first.record.id : first.id
+          notify(this.events, 'store:error', { id, store: 'logs', operation: 'write', error })
           this.#drop(batch.length, 'write-failed')
         },
       )
@@ -103,16 +108,12 @@ export class LogQueue {
       })
   }
 
-  /** The batch's records, built where they were queued as builders; one that fails to build is dropped. */
+  /** The batch's records, built where they were queued as captured; one that fails to build is dropped. */
   #built(batch: QueuedRecord[]): LogRecord[] {
     const records: LogRecord[] = []
     for (const queued of batch) {
-      if (typeof queued !== 'function') {
-        records.push(queued)
-        continue
-      }
       try {
-        records.push(queued())
+        records.push(queued instanceof CapturedRecord ? queued.build() : queued)
       } catch (error) {
         // A record that cannot be built is the gateway's bug: reported, counted, and the batch goes on.
         reportError(this.events, error)
@@ -163,17 +164,17 @@ const UPSTREAM_ERRORS = /^(?:UPSTREAM_|PROVIDER_FAILED$|INVALID_PROVIDER_RESPONS
 
 /**
  * The request's log record (the reference's fields, with bodies capped and secrets masked) in two parts:
- * its fields, read now, and a function that adds the bodies (decoded, a stream assembled, secrets masked)
- * and returns the record. `figures` are its tokens and cost when they were worked out already (for the
- * metrics), else they are worked out here. The log queue calls it with the record's batch: until
- * then it holds the fields and the two bodies' bytes, not the request's context.
+ * its fields, read now, and its bodies' bytes with what makes them text (decoded, a stream assembled,
+ * secrets masked), run with the record's batch or, by a store that keeps the bytes, when it is read.
+ * `figures` are its tokens and cost when they were worked out already (for the metrics), else they are
+ * worked out here. Until then it holds the fields and the two bodies' bytes, not the request's context.
  */
 export function captureLogRecord(
   ctx: GatewayContext,
   end: RequestEnd,
   settings: RecordSettings,
   figures: RequestFigures = requestFigures(ctx, end.usage, settings.prices),
-): () => LogRecord {
+): CapturedRecord {
   const { state, metrics } = ctx
   const target = state.target ?? state.targets?.[0]
   const cached = state.cacheStatus === 'HIT'
@@ -216,18 +217,36 @@ export function captureLogRecord(
   if (target?.route !== undefined) record.route = logRoute(target.route)
   if (state.guard !== undefined) record.guard = state.guard
   if (state.websocket !== undefined) record.websocket = logWebSocket(state.websocket)
-  if (!withPayload) return () => record
+  if (!withPayload) return new CapturedRecord(record, undefined)
+  // Larger bodies are not stored at all, as the reference does, rather than stored cut in two; a stream is
+  // logged as what it said, however long it was.
+  const { maxPayloadBytes } = settings
+  const streamDialect = end.stream ? target?.clientDialect : undefined
   const requestBytes = state.loggedRequestBody ?? ctx.bodyIfRead()
   // A WebSocket session's frames are not kept: audio, mostly, and no body of the reference's.
   const responseBytes = state.websocket === undefined ? end.responseBytes : undefined
-  const streamDialect = end.stream ? target?.clientDialect : undefined
   const secrets = state.secrets === undefined ? settings.secrets : [...settings.secrets, ...state.secrets]
-  return () => {
-    const scrubber = createScrubber(secrets)
-    record.requestBody = payload(requestBytes, settings, scrubber)
-    record.responseBody = responsePayload(responseBytes, streamDialect, settings, scrubber)
-    return record
-  }
+  const events = ctx.gateway.events
+  return new CapturedRecord(record, {
+    request: requestBytes !== undefined && requestBytes.length <= maxPayloadBytes ? requestBytes : undefined,
+    response:
+      responseBytes !== undefined && (streamDialect !== undefined || responseBytes.length <= maxPayloadBytes)
+        ? responseBytes
+        : undefined,
+    text(request, response) {
+      try {
+        const scrubber = createScrubber(secrets)
+        return {
+          requestBody: payload(request, maxPayloadBytes, scrubber),
+          responseBody: responsePayload(response, streamDialect, maxPayloadBytes, scrubber),
+        }
+      } catch (error) {
+        // The gateway's bug, reported; the record is kept, without the bodies it could not make.
+        reportError(events, error)
+        return { requestBody: null, responseBody: null }
+      }
+    },
+  })
 }
 
 function logWebSocket(session: NonNullable<GatewayContext['state']['websocket']>): LogWebSocket {
@@ -294,21 +313,20 @@ export function outcomeOf(ctx: GatewayContext, end: RequestEnd): LogOutcome {
 function responsePayload(
   bytes: Buffer | undefined,
   streamDialect: Dialect | undefined,
-  settings: RecordSettings,
+  maxPayloadBytes: number,
   scrubber: Scrubber | undefined,
 ): string | null {
-  if (bytes === undefined || streamDialect === undefined) return payload(bytes, settings, scrubber)
+  if (bytes === undefined || streamDialect === undefined) return payload(bytes, maxPayloadBytes, scrubber)
   const assembled = assembleStream(streamDialect, bytes.toString('utf8'))
-  return assembled === undefined ? payload(bytes, settings, scrubber) : redact(assembled, scrubber)
+  return assembled === undefined ? payload(bytes, maxPayloadBytes, scrubber) : redact(assembled, scrubber)
 }
 
 function payload(
   bytes: Buffer | undefined,
-  settings: RecordSettings,
+  maxPayloadBytes: number,
   scrubber: Scrubber | undefined,
 ): string | null {
-  // Larger bodies are not stored at all, as the reference does, rather than stored cut in two.
-  if (bytes === undefined || bytes.length > settings.maxPayloadBytes) return null
+  if (bytes === undefined || bytes.length > maxPayloadBytes) return null
   return redact(bytes.toString('utf8'), scrubber)
 }
 

@@ -7,6 +7,7 @@ import type { LogRecord } from '../../src/logs/types.js'
 import { logStoreConformance } from '../../src/testing/log-store-conformance.js'
 import { collectGarbage } from '../helpers/gc.js'
 import { sampleRecord } from '../helpers/log-store.js'
+import { seededRandom } from '../helpers/random.js'
 
 logStoreConformance('createMemoryLogStore()', async () => createMemoryLogStore())
 
@@ -33,18 +34,98 @@ describe('createMemoryLogStore() bounds', () => {
     expect(await store.get(records[0]!.id)).toBeUndefined()
   })
 
-  it('lets go of the records it drops', async () => {
+  // Bodies over 16 KiB get memory of their own; smaller ones share slabs that are used again once emptied.
+  it.each([
+    { bodyBytes: 20_000, writes: 1100 },
+    { bodyBytes: 2_000, writes: 11_000 },
+  ])('lets go of the records it drops ($bodyBytes-byte bodies)', async ({ bodyBytes, writes }) => {
     const gc = collectGarbage()
     const store = createMemoryLogStore({ maxRecords: 100 })
-    const bodyBytes = 20_000
+    const held = () => {
+      const { heapUsed, arrayBuffers } = process.memoryUsage()
+      return heapUsed + arrayBuffers
+    }
     gc()
-    const before = process.memoryUsage().heapUsed
-    // A thousand records dropped one per write, their bodies 20 MB in all; the store keeps 2 MB of them.
-    for (let i = 0; i < 1100; i++) await store.write([record(i, String(i).padEnd(bodyBytes, 'x'))])
+    const before = held()
+    // Records dropped one per write, their bodies 22 MB in all; the store keeps 100 of them.
+    for (let i = 0; i < writes; i++) await store.write([record(i, String(i).padEnd(bodyBytes, 'x'))])
     gc()
-    const held = process.memoryUsage().heapUsed - before
     expect((await store.list({ limit: 1000 })).records).toHaveLength(100)
-    expect(held).toBeLessThan(8 * 1024 * 1024)
+    expect(held() - before).toBeLessThan(8 * 1024 * 1024)
+  })
+
+  it.each([2, 40])(
+    'gives back every body as written, while others come and go (%i kept)',
+    async (maxRecords) => {
+      const random = seededRandom(7)
+      // One to four UTF-8 bytes each, and the replacement character a lone surrogate is stored as.
+      const pieces = ['a', 'é', '€', '😀', '\uFFFD']
+      const lengths = [0, 1, 100, 2000, 16_383, 16_384, 16_385, 40_000]
+      const body = (): string | null => {
+        const pick = random(lengths.length + 1)
+        if (pick === lengths.length) return null
+        let text = ''
+        for (let bytes = 0; bytes < lengths[pick]!; ) {
+          const piece = pieces[random(pieces.length)]!
+          text += piece
+          bytes += Buffer.byteLength(piece)
+        }
+        return text
+      }
+      const store = createMemoryLogStore({ maxRecords, maxBytes: 400_000 })
+      const written = new Map<string, LogRecord>()
+      const bodiesOf = (r: LogRecord | undefined) =>
+        r && { requestBody: r.requestBody, responseBody: r.responseBody }
+      const expectKeptAsWritten = async () => {
+        const kept = (await store.list({ limit: 1000, includeBodies: true })).records
+        for (const got of kept) expect(bodiesOf(got)).toEqual(bodiesOf(written.get(got.id)))
+        return kept
+      }
+      for (let i = 0; i < 300; i++) {
+        const r = sampleRecord({ createdAt: i, requestBody: body(), responseBody: body() })
+        written.set(r.id, { ...r })
+        await store.write([r])
+        // The bodies of the record just written, wherever they went, and of every record still kept.
+        expect(bodiesOf(await store.get(r.id))).toEqual(bodiesOf(written.get(r.id)))
+        if (i % 37 === 36) await store.delete({ from: i - 30, to: i - 20 })
+        await expectKeptAsWritten()
+      }
+      expect((await expectKeptAsWritten()).length).toBeGreaterThan(0)
+    },
+  )
+
+  it('writes around a body left alone in its slab', async () => {
+    const store = createMemoryLogStore()
+    const alone = record(1, 'a'.repeat(100))
+    // Bodies under 16 KiB share 64 KiB slabs: these four fill the first but for 1436 bytes, then go.
+    const others = [2, 3, 4, 5].map((at) => record(at, 'b'.repeat(16_000)))
+    await store.write([alone, ...others])
+    await store.delete({ from: 2 })
+    // No room for it after the one body left: it must go elsewhere, not over that body.
+    const next = record(6, 'c'.repeat(16_000))
+    await store.write([next])
+    expect((await store.get(alone.id))?.requestBody).toBe('a'.repeat(100))
+    expect((await store.get(next.id))?.requestBody).toBe('c'.repeat(16_000))
+  })
+
+  it('bounds the memory of slabs that deletions left nearly empty', async () => {
+    const gc = collectGarbage()
+    const maxBytes = 1024 * 1024
+    const store = createMemoryLogStore({ maxBytes })
+    gc()
+    const before = process.memoryUsage().arrayBuffers
+    // Each round fills some sixteen slabs, then deletes all but one record in each: the bodies kept are a
+    // sixtieth of the bound, the slabs they keep grow by a megabyte a round until the oldest records go.
+    for (let round = 0; round < 20; round++) {
+      const from = round * 1000
+      for (let i = from; i < from + 1000; i++) await store.write([record(i, 'x'.repeat(1000))])
+      for (let i = from; i < from + 1000; i += 64) await store.delete({ from: i + 1, to: i + 63 })
+    }
+    gc()
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(2 * maxBytes + 1024 * 1024)
+    const kept = (await store.list({ limit: 1000, direction: 'asc', includeBodies: true })).records
+    expect(kept.at(-1)?.createdAt).toBe(19_960)
+    expect(kept.every((r) => r.requestBody === 'x'.repeat(1000))).toBe(true)
   })
 
   it('drops the oldest beyond maxBytes of bodies, and keeps a record too big alone without bodies', async () => {

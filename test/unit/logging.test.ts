@@ -14,6 +14,7 @@ import {
   type LogStore,
   type Step,
 } from '../../src/index.js'
+import { CapturedRecord, type RawBodies } from '../../src/logs/captured.js'
 import { LogQueue, redact } from '../../src/logs/recorder.js'
 import { createScrubber } from '../../src/secrets.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
@@ -122,37 +123,99 @@ describe('request logs', () => {
     await gateway.close()
   })
 
-  it('build queued records with their batch; one that fails to build is reported and dropped, the rest written', async () => {
-    const store = createMemoryLogStore()
-    const events: GatewayEmitter = new EventEmitter()
-    const errors: unknown[] = []
-    const dropped: LogDroppedEvent[] = []
-    events.on('error', (error) => errors.push(error))
-    events.on('log:dropped', (e) => dropped.push(e))
-    const queue = new LogQueue(store, { batchSize: 10, flushIntervalMs: 600_000, maxQueue: 10 }, events)
-    const gateway = gatewayFor()
-    await gateway.handle(chat('template'))
-    await gateway.flushLogs()
-    const [template] = (await gateway.logs!.list({})).records
-    await gateway.close()
-    let built = 0
-    const builder = (id: string) => () => {
-      built++
-      return { ...template!, id }
-    }
-    queue.push(builder('0190a000-0000-7000-8000-000000000001'))
-    queue.push(() => {
-      throw new Error('a bug in a record')
+  describe('captured records', () => {
+    let template: LogRecord
+    beforeAll(async () => {
+      const gateway = gatewayFor()
+      await gateway.handle(chat('template'))
+      await gateway.flushLogs()
+      template = (await gateway.logs!.list({})).records[0]!
+      await gateway.close()
     })
-    queue.push(builder('0190a000-0000-7000-8000-000000000003'))
-    // Nothing is built while records only wait.
-    expect(built).toBe(0)
-    await queue.flush()
-    expect(built).toBe(2)
-    expect(queue.stats).toMatchObject({ written: 2, dropped: 1 })
-    expect(dropped).toEqual([{ count: 1, total: 1, reason: 'build-failed' }])
-    expect(errors).toEqual([expect.objectContaining({ message: 'a bug in a record' })])
-    expect((await store.list({})).records.map((record) => record.id)).toHaveLength(2)
+    const ids = [1, 2, 3].map((i) => `0190a000-0000-7000-8000-00000000000${i}`)
+    let made = 0
+    const captured = (id: string, text?: RawBodies['text']) =>
+      new CapturedRecord(
+        { ...template, id, requestBody: null, responseBody: null },
+        {
+          request: Buffer.from(`asked ${id}`),
+          response: Buffer.from(`answered ${id}`),
+          text:
+            text ??
+            ((request, response) => {
+              made++
+              return {
+                requestBody: `${request}`,
+                responseBody: `${response}`.replace('answered', 'ANSWERED'),
+              }
+            }),
+        },
+      )
+    const broken = (id: string) =>
+      captured(id, () => {
+        throw new Error('a bug in a record')
+      })
+    const events = () => {
+      const emitter: GatewayEmitter = new EventEmitter()
+      const seen = { errors: [] as unknown[], dropped: [] as LogDroppedEvent[] }
+      emitter.on('error', (error) => seen.errors.push(error))
+      emitter.on('log:dropped', (e) => seen.dropped.push(e))
+      return { emitter, seen }
+    }
+    const settings = { batchSize: 10, flushIntervalMs: 600_000, maxQueue: 10 }
+
+    it('are built with their batch for a store that takes text; one that fails to build is reported and dropped', async () => {
+      made = 0
+      const memory = createMemoryLogStore()
+      // The memory store's own methods but its raw write: a store of the host's, as the queue sees it.
+      const store: LogStore = {
+        write: (records) => memory.write(records),
+        get: (id) => memory.get(id),
+        list: (query) => memory.list(query),
+        patch: (id, patch) => memory.patch(id, patch),
+        delete: (selection) => memory.delete(selection),
+        analytics: (query) => memory.analytics(query),
+      }
+      const { emitter, seen } = events()
+      const queue = new LogQueue(store, settings, emitter)
+      queue.push(captured(ids[0]!))
+      queue.push(broken(ids[1]!))
+      queue.push(captured(ids[2]!))
+      // Nothing is built while records only wait.
+      expect(made).toBe(0)
+      await queue.flush()
+      expect(made).toBe(2)
+      expect(queue.stats).toMatchObject({ written: 2, dropped: 1 })
+      expect(seen.dropped).toEqual([{ count: 1, total: 1, reason: 'build-failed' }])
+      expect(seen.errors).toEqual([expect.objectContaining({ message: 'a bug in a record' })])
+      expect(await store.get(ids[2]!)).toMatchObject({
+        requestBody: `asked ${ids[2]}`,
+        responseBody: `ANSWERED ${ids[2]}`,
+      })
+    })
+
+    it('go to the memory store as bytes, made text only when a record is read with its bodies', async () => {
+      made = 0
+      const store = createMemoryLogStore()
+      const queue = new LogQueue(store, settings, events().emitter)
+      queue.push(captured(ids[0]!))
+      queue.push(captured(ids[1]!))
+      await queue.flush()
+      expect(queue.stats).toMatchObject({ written: 2, dropped: 0 })
+      expect((await store.list({})).records.map((r) => [r.requestBody, r.responseBody])).toEqual([
+        [null, null],
+        [null, null],
+      ])
+      expect(made).toBe(0)
+      expect(await store.get(ids[1]!)).toMatchObject({
+        requestBody: `asked ${ids[1]}`,
+        responseBody: `ANSWERED ${ids[1]}`,
+      })
+      expect(made).toBe(1)
+      const listed = (await store.list({ includeBodies: true, direction: 'asc' })).records
+      expect(listed.map((r) => r.responseBody)).toEqual([`ANSWERED ${ids[0]}`, `ANSWERED ${ids[1]}`])
+      expect(made).toBe(3)
+    })
   })
 
   it('flush writes one batch at a time and returns once every record is stored, timers firing meanwhile', async () => {
