@@ -32,8 +32,9 @@ export interface MemoryLogStoreOptions {
   /** Records kept; the oldest written go first beyond it. Default 10,000. */
   maxRecords?: number | undefined
   /**
-   * UTF-8 bytes of request and response bodies kept; the oldest records go first beyond it. A record whose
-   * bodies alone exceed it is kept without bodies. Default 64 MiB.
+   * Bytes of request and response bodies kept (UTF-8; the gateway's own records keep their bodies as they
+   * came, a stream's events and all); the oldest records go first beyond it. A record whose bodies alone
+   * exceed it is kept without bodies. Default 64 MiB.
    */
   maxBytes?: number | undefined
 }
@@ -41,7 +42,7 @@ export interface MemoryLogStoreOptions {
 interface Entry {
   /** The record as written, its bodies set to null: they are kept in `slab`. */
   record: LogRecord
-  /** UTF-8 bytes of both bodies, counted against `maxBytes`. */
+  /** Bytes of both bodies, counted against `maxBytes`. */
   bodyBytes: number
   /** Where the bodies are, `undefined` when both are null: request body from `start` to `middle`, response to `end`. */
   slab: Slab | undefined
@@ -92,11 +93,11 @@ function storableOrNull(text: string | null): string | null {
   return text === null ? null : storableText(text)
 }
 
-// Bodies are kept as UTF-8 in shared off-heap slabs rather than as strings: a kept string is one more object
+// Bodies are kept as bytes in shared off-heap slabs rather than as strings: a kept string is one more object
 // every young collection copies and promotes (with logs on, those copies were half the pause: 2.2 ms against
 // 1.1 ms off), where bytes in a slab are one memcpy and no object. Slabs whose bodies have all gone are used
 // again rather than let go, so a full store writes without asking for new memory: new off-heap memory counts
-// towards V8's next full collection, which a store allocating a slab every forty records ran into.
+// towards V8's next full collection, which a store that allocated a slab every few dozen records ran into.
 const SLAB_BYTES = 64 * 1024
 // A pair of bodies larger than this gets a slab of its own, let go with its record: a few of them would
 // otherwise leave most of a shared slab empty.
@@ -127,9 +128,9 @@ interface Slab {
 }
 
 /**
- * The slabs that hold the store's bodies. A slab is freed once no kept record has bodies in it, so one kept
- * record keeps its slab and the records around it keep theirs: `heldBytes`, the memory of every slab in use,
- * is what the store bounds besides the bodies' own bytes.
+ * The slabs that hold the store's bodies. A slab is free again once none of the kept records has bodies in
+ * it, so a few records left among many deleted can keep whole slabs: `heldBytes`, the memory of every slab
+ * in use, is what the store bounds besides the bodies' own bytes.
  */
 class BodySlabs {
   heldBytes = 0
@@ -151,13 +152,20 @@ class BodySlabs {
     entry.nulls = (request == null ? REQUEST_NULL : 0) | (response == null ? RESPONSE_NULL : 0)
   }
 
-  /** Lets go of the entry's bodies: their bytes are zeroed, and their slab freed when it was the last. */
-  release(entry: Entry): void {
+  /**
+   * Lets go of the entry's bodies, their slab freed when it was the last; `erase` zeroes their bytes now
+   * rather than when the slab is next written over (a record deleted, not merely dropped for space).
+   */
+  release(entry: Entry, erase: boolean): void {
     const slab = entry.slab
     if (slab === undefined) return
     entry.slab = undefined
-    slab.bytes.fill(0, entry.start, entry.end)
-    if (--slab.live > 0 || slab === this.#filling) return
+    if (erase) slab.bytes.fill(0, entry.start, entry.end)
+    if (--slab.live > 0) return
+    if (slab === this.#filling) {
+      slab.used = 0
+      return
+    }
     this.heldBytes -= slab.bytes.length
     if (slab.bytes.length === SLAB_BYTES && this.#free.length < MAX_FREE_SLABS) {
       slab.used = 0
@@ -173,13 +181,7 @@ class BodySlabs {
   /** The slab being filled, or the next one when these bytes do not fit in what is left of it. */
   #room(bytes: number): Slab {
     const filling = this.#filling
-    if (filling !== undefined) {
-      if (filling.used + bytes <= SLAB_BYTES) return filling
-      if (filling.live === 0) {
-        filling.used = 0
-        return filling
-      }
-    }
+    if (filling !== undefined && filling.used + bytes <= SLAB_BYTES) return filling
     // The slab it leaves stays held until its last record goes.
     const next = this.#free.pop() ?? { bytes: Buffer.allocUnsafeSlow(SLAB_BYTES), live: 0, used: 0 }
     this.heldBytes += SLAB_BYTES
@@ -370,11 +372,11 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
   // beyond this, the oldest records go too.
   const maxHeldBytes = 2 * maxBytes + SLAB_BYTES
 
-  function remove(id: string): void {
+  function remove(id: string, erase = false): void {
     const entry = entries.get(id)
     if (!entry) return
     totalBytes -= entry.bodyBytes
-    slabs.release(entry)
+    slabs.release(entry, erase)
     entries.delete(id)
   }
 
@@ -472,7 +474,7 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
       let deleted = 0
       for (const [id, entry] of entries) {
         if (!matchesSelection(entry.record, q)) continue
-        remove(id)
+        remove(id, true)
         deleted++
       }
       compactOrder()

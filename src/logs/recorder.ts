@@ -218,27 +218,23 @@ export function captureLogRecord(
   if (state.guard !== undefined) record.guard = state.guard
   if (state.websocket !== undefined) record.websocket = logWebSocket(state.websocket)
   if (!withPayload) return new CapturedRecord(record, undefined)
-  // Larger bodies are not stored at all, as the reference does, rather than stored cut in two; a stream is
-  // logged as what it said, however long it was.
-  const { maxPayloadBytes } = settings
+  // Larger bodies are not stored at all, as the reference does, rather than stored cut in two (the answer's
+  // tap keeps none past the same cap).
+  const withinCap = (bytes: Buffer | undefined) =>
+    bytes !== undefined && bytes.length <= settings.maxPayloadBytes ? bytes : undefined
   const streamDialect = end.stream ? target?.clientDialect : undefined
-  const requestBytes = state.loggedRequestBody ?? ctx.bodyIfRead()
-  // A WebSocket session's frames are not kept: audio, mostly, and no body of the reference's.
-  const responseBytes = state.websocket === undefined ? end.responseBytes : undefined
   const secrets = state.secrets === undefined ? settings.secrets : [...settings.secrets, ...state.secrets]
   const events = ctx.gateway.events
   return new CapturedRecord(record, {
-    request: requestBytes !== undefined && requestBytes.length <= maxPayloadBytes ? requestBytes : undefined,
-    response:
-      responseBytes !== undefined && (streamDialect !== undefined || responseBytes.length <= maxPayloadBytes)
-        ? responseBytes
-        : undefined,
+    request: withinCap(state.loggedRequestBody ?? ctx.bodyIfRead()),
+    // A WebSocket session's frames are not kept: audio, mostly, and no body of the reference's.
+    response: state.websocket === undefined ? withinCap(end.responseBytes) : undefined,
     text(request, response) {
       try {
         const scrubber = createScrubber(secrets)
         return {
-          requestBody: payload(request, maxPayloadBytes, scrubber),
-          responseBody: responsePayload(response, streamDialect, maxPayloadBytes, scrubber),
+          requestBody: payload(request, scrubber),
+          responseBody: responsePayload(response, streamDialect, scrubber),
         }
       } catch (error) {
         // The gateway's bug, reported; the record is kept, without the bodies it could not make.
@@ -313,21 +309,15 @@ export function outcomeOf(ctx: GatewayContext, end: RequestEnd): LogOutcome {
 function responsePayload(
   bytes: Buffer | undefined,
   streamDialect: Dialect | undefined,
-  maxPayloadBytes: number,
   scrubber: Scrubber | undefined,
 ): string | null {
-  if (bytes === undefined || streamDialect === undefined) return payload(bytes, maxPayloadBytes, scrubber)
+  if (bytes === undefined || streamDialect === undefined) return payload(bytes, scrubber)
   const assembled = assembleStream(streamDialect, bytes.toString('utf8'))
-  return assembled === undefined ? payload(bytes, maxPayloadBytes, scrubber) : redact(assembled, scrubber)
+  return assembled === undefined ? payload(bytes, scrubber) : redact(assembled, scrubber)
 }
 
-function payload(
-  bytes: Buffer | undefined,
-  maxPayloadBytes: number,
-  scrubber: Scrubber | undefined,
-): string | null {
-  if (bytes === undefined || bytes.length > maxPayloadBytes) return null
-  return redact(bytes.toString('utf8'), scrubber)
+function payload(bytes: Buffer | undefined, scrubber: Scrubber | undefined): string | null {
+  return bytes === undefined ? null : redact(bytes.toString('utf8'), scrubber)
 }
 
 /**
