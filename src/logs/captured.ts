@@ -18,6 +18,11 @@ export interface RawBodies {
   /** `undefined` where the logged body is null whatever it holds (none, or past the payload cap). */
   readonly request: Buffer | undefined
   readonly response: Buffer | undefined
+  /**
+   * The text is far smaller than the bytes (a stream's, put together from its events): a store keeps the
+   * text, made with the batch, rather than hold bytes that would leave room for a fraction of the records.
+   */
+  readonly smallerAsText: boolean
   text(request: Buffer | undefined, response: Buffer | undefined): LoggedBodies
 }
 

@@ -1,5 +1,11 @@
 import { add, type Decimal, decimalOf, toDollars } from '../cost/money.js'
-import { CapturedRecord, type LoggedBodies, type RawBodies, takesRawBodies } from './captured.js'
+import {
+  CapturedRecord,
+  type LoggedBodies,
+  type QueuedRecord,
+  type RawBodies,
+  takesRawBodies,
+} from './captured.js'
 import {
   BUCKET_MS,
   comparePositions,
@@ -32,9 +38,8 @@ export interface MemoryLogStoreOptions {
   /** Records kept; the oldest written go first beyond it. Default 10,000. */
   maxRecords?: number | undefined
   /**
-   * Bytes of request and response bodies kept (UTF-8; the gateway's own records keep their bodies as they
-   * came, a stream's events and all); the oldest records go first beyond it. A record whose bodies alone
-   * exceed it is kept without bodies. Default 64 MiB.
+   * Bytes of request and response bodies kept (as UTF-8 text, or as a JSON body came); the oldest records
+   * go first beyond it. A record whose bodies alone exceed it is kept without bodies. Default 64 MiB.
    */
   maxBytes?: number | undefined
 }
@@ -91,6 +96,11 @@ function bodiesOf(entry: Entry, bytes: Buffer): LoggedBodies {
 
 function storableOrNull(text: string | null): string | null {
   return text === null ? null : storableText(text)
+}
+
+/** A captured record whose bodies the store keeps as they came, to make their text when read. */
+function keptAsBytes(queued: QueuedRecord): queued is CapturedRecord & { bodies: RawBodies } {
+  return queued instanceof CapturedRecord && queued.bodies !== undefined && !queued.bodies.smallerAsText
 }
 
 // Bodies are kept as bytes in shared off-heap slabs rather than as strings: a kept string is one more object
@@ -486,15 +496,18 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
     },
   }
   takesRawBodies(store, async (batch) => {
-    const records = validateLogRecords(
-      batch.map((queued) => (queued instanceof CapturedRecord ? queued.record : queued)),
+    // Bodies kept as text (none, or far smaller so) are made now, with the batch.
+    const kept = batch.map((queued) =>
+      queued instanceof CapturedRecord && !keptAsBytes(queued) ? queued.build() : queued,
     )
-    for (let i = 0; i < batch.length; i++) {
-      const queued = batch[i]!
+    const records = validateLogRecords(
+      kept.map((queued) => (queued instanceof CapturedRecord ? queued.record : queued)),
+    )
+    for (let i = 0; i < kept.length; i++) {
+      const queued = kept[i]!
       const record = records[i]!
-      const bodies = queued instanceof CapturedRecord ? queued.bodies : undefined
-      if (bodies === undefined) add(record, record.requestBody, record.responseBody)
-      else add(record, bodies.request, bodies.response, bodies.text)
+      if (!keptAsBytes(queued)) add(record, record.requestBody, record.responseBody)
+      else add(record, queued.bodies.request, queued.bodies.response, queued.bodies.text)
     }
   })
   return store

@@ -229,6 +229,8 @@ export function captureLogRecord(
     request: withinCap(state.loggedRequestBody ?? ctx.bodyIfRead()),
     // A WebSocket session's frames are not kept: audio, mostly, and no body of the reference's.
     response: state.websocket === undefined ? withinCap(end.responseBytes) : undefined,
+    // A 1000-token answer streamed is some 200 KB of events and 4 KB of text.
+    smallerAsText: streamDialect !== undefined,
     text(request, response) {
       try {
         const scrubber = createScrubber(secrets)

@@ -1,6 +1,11 @@
 import { request } from 'undici'
 import { expect, it } from 'vitest'
-import { createKeyRing, createMemorySecretStore, type LogRecord } from '../../src/index.js'
+import {
+  createKeyRing,
+  createMemoryLogStore,
+  createMemorySecretStore,
+  type LogRecord,
+} from '../../src/index.js'
 import { send } from '../helpers/http.js'
 import { observedLogStore } from '../helpers/log-store.js'
 import { chat, type World } from './scenarios.js'
@@ -193,6 +198,20 @@ export function logScenarios(world: World): void {
     // The gateway queues the record once it sees the request over, which can be after the provider saw
     // the call aborted: wait for the record itself, however long that takes.
     expect(await logs.written(id)).toMatchObject({ outcome: 'aborted', statusCode: 499, success: false })
+  })
+
+  it('logs: the memory store keeps a JSON body as it came and a stream as its text, bounded by what it keeps', async () => {
+    world.mock.reset()
+    const prompt = Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ')
+    // Room for the text of the stream below and its request, not for its events.
+    const url = await world.start({ logs: { store: createMemoryLogStore({ maxBytes: 2000 }) } })
+    const streamed = await send(`${url}${CHAT}`, { body: chat(prompt, { stream: true }) })
+    const whole = await send(`${url}${CHAT}`, { body: chat('short') })
+    expect(Buffer.byteLength(streamed.text)).toBeGreaterThan(4000)
+    const streamRecord = await recordOf(world, streamed.headers['cf-aig-log-id'])
+    expect(JSON.parse(streamRecord.responseBody!)).toMatchObject({ content: `mock reply to: ${prompt}` })
+    expect(JSON.parse(streamRecord.requestBody!)).toMatchObject({ stream: true })
+    expect((await recordOf(world, whole.headers['cf-aig-log-id'])).responseBody).toBe(whole.text)
   })
 
   it('logs: cf-aig-collect-log and cf-aig-collect-log-payload, and metadata rules', async () => {

@@ -134,12 +134,13 @@ describe('request logs', () => {
     })
     const ids = [1, 2, 3].map((i) => `0190a000-0000-7000-8000-00000000000${i}`)
     let made = 0
-    const captured = (id: string, text?: RawBodies['text']) =>
+    const captured = (id: string, text?: RawBodies['text'], smallerAsText = false) =>
       new CapturedRecord(
         { ...template, id, requestBody: null, responseBody: null },
         {
           request: Buffer.from(`asked ${id}`),
           response: Buffer.from(`answered ${id}`),
+          smallerAsText,
           text:
             text ??
             ((request, response) => {
@@ -215,6 +216,17 @@ describe('request logs', () => {
       const listed = (await store.list({ includeBodies: true, direction: 'asc' })).records
       expect(listed.map((r) => r.responseBody)).toEqual([`ANSWERED ${ids[0]}`, `ANSWERED ${ids[1]}`])
       expect(made).toBe(3)
+    })
+
+    it('go to the memory store as text, made with their batch, where the text is far smaller', async () => {
+      made = 0
+      const store = createMemoryLogStore()
+      const queue = new LogQueue(store, settings, events().emitter)
+      queue.push(captured(ids[0]!, undefined, true))
+      await queue.flush()
+      expect(made).toBe(1)
+      expect(await store.get(ids[0]!)).toMatchObject({ responseBody: `ANSWERED ${ids[0]}` })
+      expect(made).toBe(1)
     })
   })
 
