@@ -11,8 +11,8 @@ export interface LoggedBodies {
 
 /**
  * A record's bodies as the request and its answer carried them, and what makes them the logged text. A
- * store that keeps them so (`takesRawBodies`) makes the text only when a record is read with its bodies: most
- * records are never read, and the text costs a stream's assembly and a search for secrets.
+ * store that keeps them so (`takesRawBodies`) makes the text only when a record is read with its bodies:
+ * most records are never read, and the text costs a decoding and a search for secrets.
  */
 export interface RawBodies {
   /** `undefined` where the logged body is null whatever it holds (none, or past the payload cap). */

@@ -1,5 +1,14 @@
 import { add, type Decimal, decimalOf, toDollars } from '../cost/money.js'
 import {
+  type Body,
+  type BodyPlace,
+  BodySlabs,
+  bodiesAt,
+  byteLength,
+  NO_BODIES,
+  SLAB_BYTES,
+} from './body-slabs.js'
+import {
   CapturedRecord,
   type LoggedBodies,
   type QueuedRecord,
@@ -44,24 +53,14 @@ export interface MemoryLogStoreOptions {
   maxBytes?: number | undefined
 }
 
-interface Entry {
-  /** The record as written, its bodies set to null: they are kept in `slab`. */
+interface Entry extends BodyPlace {
+  /** The record as written, its bodies set to null: they are kept in a slab. */
   record: LogRecord
   /** Bytes of both bodies, counted against `maxBytes`. */
   bodyBytes: number
-  /** Where the bodies are, `undefined` when both are null: request body from `start` to `middle`, response to `end`. */
-  slab: Slab | undefined
-  start: number
-  middle: number
-  end: number
-  /** `REQUEST_NULL` and `RESPONSE_NULL`: which body was null rather than empty. */
-  nulls: number
   /** Makes the logged text of bodies kept as captured (see `RawBodies`); `undefined` for text kept as text. */
   text: RawBodies['text'] | undefined
 }
-
-const REQUEST_NULL = 1
-const RESPONSE_NULL = 2
 
 function copy(entry: Entry, withBodies: boolean): LogRecord {
   const { record } = entry
@@ -74,22 +73,20 @@ function copy(entry: Entry, withBodies: boolean): LogRecord {
   }
   if (record.guard !== undefined) copied.guard = copyGuard(record.guard)
   if (record.websocket !== undefined) copied.websocket = { ...record.websocket }
-  if (withBodies && entry.slab !== undefined) Object.assign(copied, bodiesOf(entry, entry.slab.bytes))
+  if (withBodies && entry.slab !== undefined) Object.assign(copied, bodiesOf(entry))
   return copied
 }
 
-function bodiesOf(entry: Entry, bytes: Buffer): LoggedBodies {
-  const { start, middle, end, nulls, text } = entry
+function bodiesOf(entry: Entry): LoggedBodies {
+  const { request, response } = bodiesAt(entry)
+  const { text } = entry
   if (text === undefined) {
     return {
-      requestBody: nulls & REQUEST_NULL ? null : bytes.toString('utf8', start, middle),
-      responseBody: nulls & RESPONSE_NULL ? null : bytes.toString('utf8', middle, end),
+      requestBody: request?.toString('utf8') ?? null,
+      responseBody: response?.toString('utf8') ?? null,
     }
   }
-  const made = text(
-    nulls & REQUEST_NULL ? undefined : bytes.subarray(start, middle),
-    nulls & RESPONSE_NULL ? undefined : bytes.subarray(middle, end),
-  )
+  const made = text(request, response)
   // As a record written as text is made storable (see validate.ts), so that both read the same.
   return { requestBody: storableOrNull(made.requestBody), responseBody: storableOrNull(made.responseBody) }
 }
@@ -101,103 +98,6 @@ function storableOrNull(text: string | null): string | null {
 /** A captured record whose bodies the store keeps as they came, to make their text when read. */
 function keptAsBytes(queued: QueuedRecord): queued is CapturedRecord & { bodies: RawBodies } {
   return queued instanceof CapturedRecord && queued.bodies !== undefined && !queued.bodies.smallerAsText
-}
-
-// Bodies are kept as bytes in shared off-heap slabs rather than as strings: a kept string is one more object
-// every young collection copies and promotes (with logs on, those copies were half the pause: 2.2 ms against
-// 1.1 ms off), where bytes in a slab are one memcpy and no object. Slabs whose bodies have all gone are used
-// again rather than let go, so a full store writes without asking for new memory: new off-heap memory counts
-// towards V8's next full collection, which a store that allocated a slab every few dozen records ran into.
-const SLAB_BYTES = 64 * 1024
-// A pair of bodies larger than this gets a slab of its own, let go with its record: a few of them would
-// otherwise leave most of a shared slab empty.
-const OWN_SLAB_BYTES = 16 * 1024
-// Emptied slabs kept for the next writes; beyond them (after a deletion, say) an emptied slab is let go.
-const MAX_FREE_SLABS = 8
-
-/** A body as a record has it (text or null), or as captured (bytes, or `undefined` for none). */
-type Body = string | null | Buffer | undefined
-
-function byteLength(body: Body): number {
-  if (body === null || body === undefined) return 0
-  return typeof body === 'string' ? Buffer.byteLength(body) : body.length
-}
-
-/** Writes the body at `at`; the bytes written. */
-function put(slab: Buffer, body: Body, at: number): number {
-  if (body === null || body === undefined) return 0
-  return typeof body === 'string' ? slab.write(body, at) : body.copy(slab, at)
-}
-
-interface Slab {
-  readonly bytes: Buffer
-  /** Kept records with their bodies here: at 0 the slab is free again. */
-  live: number
-  /** Where the next bodies go; only the slab being filled grows. */
-  used: number
-}
-
-/**
- * The slabs that hold the store's bodies. A slab is free again once none of the kept records has bodies in
- * it, so a few records left among many deleted can keep whole slabs: `heldBytes`, the memory of every slab
- * in use, is what the store bounds besides the bodies' own bytes.
- */
-class BodySlabs {
-  heldBytes = 0
-  #filling: Slab | undefined
-  #free: Slab[] = []
-
-  /** Writes the entry's bodies (`bytes` long in all, as UTF-8) and sets where they are. */
-  write(entry: Entry, request: Body, response: Body, bytes: number): void {
-    const slab = bytes > OWN_SLAB_BYTES ? this.#own(bytes) : this.#room(bytes)
-    const start = slab.used
-    const middle = start + put(slab.bytes, request, start)
-    const end = middle + put(slab.bytes, response, middle)
-    slab.used = end
-    slab.live++
-    entry.slab = slab
-    entry.start = start
-    entry.middle = middle
-    entry.end = end
-    entry.nulls = (request == null ? REQUEST_NULL : 0) | (response == null ? RESPONSE_NULL : 0)
-  }
-
-  /**
-   * Lets go of the entry's bodies, their slab freed when it was the last; `erase` zeroes their bytes now
-   * rather than when the slab is next written over (a record deleted, not merely dropped for space).
-   */
-  release(entry: Entry, erase: boolean): void {
-    const slab = entry.slab
-    if (slab === undefined) return
-    entry.slab = undefined
-    if (erase) slab.bytes.fill(0, entry.start, entry.end)
-    if (--slab.live > 0) return
-    if (slab === this.#filling) {
-      slab.used = 0
-      return
-    }
-    this.heldBytes -= slab.bytes.length
-    if (slab.bytes.length === SLAB_BYTES && this.#free.length < MAX_FREE_SLABS) {
-      slab.used = 0
-      this.#free.push(slab)
-    }
-  }
-
-  #own(bytes: number): Slab {
-    this.heldBytes += bytes
-    return { bytes: Buffer.allocUnsafeSlow(bytes), live: 0, used: 0 }
-  }
-
-  /** The slab being filled, or the next one when these bytes do not fit in what is left of it. */
-  #room(bytes: number): Slab {
-    const filling = this.#filling
-    if (filling !== undefined && filling.used + bytes <= SLAB_BYTES) return filling
-    // The slab it leaves stays held until its last record goes.
-    const next = this.#free.pop() ?? { bytes: Buffer.allocUnsafeSlow(SLAB_BYTES), live: 0, used: 0 }
-    this.heldBytes += SLAB_BYTES
-    this.#filling = next
-    return next
-  }
 }
 
 /** A deep copy that leaves absent fields absent. */
@@ -412,16 +312,7 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
     if (entries.has(record.id)) return
     record.requestBody = null
     record.responseBody = null
-    const entry: Entry = {
-      record,
-      bodyBytes: 0,
-      slab: undefined,
-      start: 0,
-      middle: 0,
-      end: 0,
-      nulls: 0,
-      text,
-    }
+    const entry: Entry = { record, bodyBytes: 0, text, ...NO_BODIES }
     const bytes = byteLength(request) + byteLength(response)
     // A record whose bodies alone exceed the bound is kept without them.
     if ((request != null || response != null) && bytes <= maxBytes) {
