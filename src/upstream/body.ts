@@ -8,7 +8,7 @@ import type { Dialect } from '../providers/types.js'
 import type { Scrubber } from '../secrets.js'
 import { asReadable, type BodySource } from './source.js'
 import { ERROR, FINISH, markersOf, type StreamMarkers, TERMINATOR, USAGE } from './stream-markers.js'
-import { BLANK_LINES, eventEnd, UsageEvents, withoutUsage } from './stream-usage.js'
+import { BLANK_LINES, eventEnd, lastEventEnd, UsageEvents, withoutUsage } from './stream-usage.js'
 
 /**
  * How a streamed body ended, as the module that carried it judged: complete only when the source ended
@@ -546,10 +546,8 @@ function isBlank(text: string): boolean {
  * held before it.
  */
 function lastBoundary(text: string, chunk: Buffer, previous: Buffer | undefined): number {
-  for (const blank of BLANK_LINES) {
-    const at = text.lastIndexOf(blank)
-    if (at !== -1) return at + blank.length
-  }
+  const end = lastEventEnd(text)
+  if (end !== -1) return end
   if (previous === undefined || previous.length === 0 || chunk.length === 0) return -1
   // At most three bytes on each side can make up a split blank line.
   const seam = Buffer.concat([previous.subarray(-3), chunk.subarray(0, 3)]).toString('latin1')

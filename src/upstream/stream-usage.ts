@@ -3,7 +3,6 @@ import { withFields } from '../objects.js'
 import type { UpstreamTarget } from '../target.js'
 import { splitQuery } from '../url.js'
 
-const EVENT_END = '\n\n'
 const STREAM_OPTIONS_FIELD = Buffer.from(',"stream_options":{"include_usage":true}')
 
 /**
@@ -79,10 +78,8 @@ export function withoutUsage(events: Buffer, text: string = events.toString('lat
       if (at > 0 && text.charCodeAt(at - 1) === COMMA) keep(at - 1, next)
       else if (text.charCodeAt(next) === COMMA) keep(at, ++next)
     } else if (text.charCodeAt(value) === 0x7b && text.endsWith(EMPTY_CHOICES, at)) {
-      const start = text.lastIndexOf(EVENT_END, at)
-      const end = text.indexOf(EVENT_END, at)
-      next = end === -1 ? text.length : end + EVENT_END.length
-      keep(Math.max(from, start === -1 ? 0 : start + EVENT_END.length), next)
+      next = eventEnd(text, at)
+      keep(Math.max(from, eventStart(text, at)), next)
     }
     found = text.indexOf(USAGE_KEY, next + 1)
   }
@@ -121,21 +118,27 @@ const LF = 0x0a
 const CR = 0x0d
 
 /**
- * The index where the event holding `at` begins: just past the blank line before it, or 0. Read back from
- * `at` a character at a time: an event is short, where a `lastIndexOf` per kind of blank line would run to
- * the start of the batch for each kind it does not hold.
+ * The index just past the last blank line (of any of the three forms) that ends before `before`, or -1.
+ * Read back a character at a time: what is searched is short (a batch nearly always ends with its last
+ * event's blank line, and an event is short), where a `lastIndexOf` per form is a call into the runtime,
+ * and one for a form the text does not hold reads all of it.
  */
-function eventStart(text: string, at: number): number {
-  for (let i = at - 1; i > 0; i--) {
+export function lastEventEnd(text: string, before: number = text.length): number {
+  for (let i = before - 1; i > 0; i--) {
     const code = text.charCodeAt(i)
     if (code !== LF && code !== CR) continue
-    const before = text.charCodeAt(i - 1)
+    const previous = text.charCodeAt(i - 1)
     // `\n\n` or `\r\r`, or the last `\n` of `\r\n\r\n`.
-    if (before === code) return i + 1
-    if (code === LF && before === CR && text.charCodeAt(i - 2) === LF && text.charCodeAt(i - 3) === CR)
+    if (previous === code) return i + 1
+    if (code === LF && previous === CR && text.charCodeAt(i - 2) === LF && text.charCodeAt(i - 3) === CR)
       return i + 1
   }
-  return 0
+  return -1
+}
+
+/** The index where the event holding `at` begins: just past the blank line before it, or 0. */
+function eventStart(text: string, at: number): number {
+  return Math.max(0, lastEventEnd(text, at))
 }
 
 /**

@@ -844,6 +844,31 @@ export function faultScenarios(world: World): void {
       )
     })
 
+    it('faults: a stream whose lines end in CRLF, usage chunk and all in one write, reaches the client whole without the usage the gateway asked for, and its tokens are logged', async () => {
+      const crlf = (event: string) => event.replaceAll('\n', '\r\n')
+      const usageNull = (event: string) => event.replace('}]}', '}],"usage":null}')
+      const usage = { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 }
+      const usageChunk = `data: ${JSON.stringify({ id: 'chatcmpl-fault', object: 'chat.completion.chunk', choices: [], usage })}\n\n`
+      const events = openaiStream(['line', ' ends'])
+      const fault = await faultServer(async (_req, res) => {
+        const answer = [...events.slice(0, -1).map(usageNull), usageChunk, OPENAI_DONE]
+        res.writeHead(200, SSE_HEADERS)
+        res.end(answer.map(crlf).join(''))
+      })
+      const url = await startAt(world, fault)
+      const response = await open(`${url}${CHAT}`, chat('crlf', { stream: true }))
+      const read = await drain(response.body)
+      expect(
+        fault.requests.map((request) => (request.json() as Record<string, unknown>).stream_options),
+      ).toEqual([{ include_usage: true }])
+      expect(read.ended).toBe(true)
+      expect(read.bytes.toString(), 'every event and [DONE], as the provider would send them unasked').toBe(
+        events.map(crlf).join(''),
+      )
+      const logged = await loggedText(world.gateway!, String(response.headers['cf-aig-log-id']))
+      expect(JSON.parse(logged.split('\n')[0]!)).toMatchObject({ tokensIn: 7, tokensOut: 3 })
+    })
+
     // 7. Deadline on big answers ------------------------------------------------------------------------
 
     it('faults: a JSON answer over 1 MiB cut by the total deadline closes the connection short of its length, with no SSE text', async () => {

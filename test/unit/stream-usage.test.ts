@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { BLANK_LINES, eventEnd, UsageEvents, withoutUsage } from '../../src/upstream/stream-usage.js'
+import {
+  BLANK_LINES,
+  eventEnd,
+  lastEventEnd,
+  UsageEvents,
+  withoutUsage,
+} from '../../src/upstream/stream-usage.js'
 import { seededRandom } from '../helpers/random.js'
 
 const run = (text: string) => withoutUsage(Buffer.from(text)).toString()
@@ -23,6 +29,16 @@ describe('withoutUsage', () => {
       'the usage-only chunk between others',
       'data: {"a":1,"usage":null}\n\ndata: {"id":"x","choices":[],"usage":{"prompt_tokens":1}}\n\ndata: [DONE]\n\n',
       'data: {"a":1}\n\ndata: [DONE]\n\n',
+    ],
+    [
+      'the usage-only chunk between others, lines ending in CRLF',
+      'data: {"a":1,"usage":null}\r\n\r\ndata: {"id":"x","choices":[],"usage":{"prompt_tokens":1}}\r\n\r\ndata: [DONE]\r\n\r\n',
+      'data: {"a":1}\r\n\r\ndata: [DONE]\r\n\r\n',
+    ],
+    [
+      'the usage-only chunk between others, lines ending in CR',
+      'data: {"a":1,"usage":null}\r\rdata: {"id":"x","choices":[],"usage":{"prompt_tokens":1}}\r\rdata: [DONE]\r\r',
+      'data: {"a":1}\r\rdata: [DONE]\r\r',
     ],
     [
       'the usage-only chunk first',
@@ -111,5 +127,30 @@ describe('eventEnd', () => {
       }
     }
     expect(checked).toBeGreaterThan(30_000)
+  })
+})
+
+describe('lastEventEnd', () => {
+  // The definition: the latest end of any of the three blank lines, or -1.
+  const latestEnd = (text: string) =>
+    Math.max(
+      -1,
+      ...BLANK_LINES.map((blank) => {
+        const found = text.lastIndexOf(blank)
+        return found === -1 ? -1 : found + blank.length
+      }),
+    )
+
+  it('agrees with the latest of the three blank lines on texts of every mix of line ends', () => {
+    const pieces = ['a', 'data: x', '\n', '\r', '\r\n', '\n\n', '\r\r', '\r\n\r\n']
+    const random = seededRandom(2463534242)
+    let found = 0
+    for (let i = 0; i < 20_000; i++) {
+      const text = Array.from({ length: random(12) }, () => pieces[random(pieces.length)]).join('')
+      const end = latestEnd(text)
+      expect(lastEventEnd(text), JSON.stringify(text)).toBe(end)
+      if (end !== -1) found++
+    }
+    expect(found).toBeGreaterThan(10_000)
   })
 })
