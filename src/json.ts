@@ -72,9 +72,14 @@ export function parseJsonTail(text: string, field: string): Record<string, unkno
   return undefined
 }
 
-/** Where the string whose closing quote is at `close` opens: the nearest quote before it not escaped. */
+/**
+ * Where the string whose closing quote is at `close` opens: the nearest quote before it not escaped. Read
+ * back a character at a time: the strings walked are keys and short values, and a `lastIndexOf` per
+ * string is a call into the runtime that costs more than such a string's characters.
+ */
 function openingQuote(text: string, close: number): number {
-  for (let at = text.lastIndexOf('"', close - 1); at !== -1; at = text.lastIndexOf('"', at - 1)) {
+  for (let at = close - 1; at >= 0; at--) {
+    if (text.charCodeAt(at) !== QUOTE) continue
     let backslashes = 0
     while (text.charCodeAt(at - 1 - backslashes) === BACKSLASH) backslashes++
     if (backslashes % 2 === 0) return at

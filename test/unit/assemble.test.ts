@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { assembleStream } from '../../src/logs/assemble.js'
+import { seededRandom } from '../helpers/random.js'
 
 const sse = (...events: unknown[]) =>
   events.map((e) => `data: ${typeof e === 'string' ? e : JSON.stringify(e)}\n\n`).join('')
@@ -59,4 +60,100 @@ describe('assembleStream', () => {
     expect(JSON.parse(assembleStream('gemini', text)!)).toMatchObject({ content: 'AB', finishReason: 'STOP' })
     expect(assembleStream('native', text)).toBeUndefined()
   })
+})
+
+// The assembly as it was first written, kept as its definition: each delta's JSON string decoded, their
+// text joined, and the whole record written by JSON.stringify. Written a delta at a time, the content must
+// come out exactly the same.
+const JSON_STRING = '("[^"\\\\]*(?:\\\\.[^"\\\\]*)*")'
+const DEFINITIONS = {
+  openai: [new RegExp(`"delta":\\{[^{}]*?"content":${JSON_STRING}`, 'g'), '"finish_reason":"'],
+  anthropic: [new RegExp(`"type":"text_delta","text":${JSON_STRING}`, 'g'), '"stop_reason":"'],
+  gemini: [new RegExp(`"text":${JSON_STRING}`, 'g'), '"finishReason":"'],
+} as const
+
+function assembledByDefinition(dialect: keyof typeof DEFINITIONS, sse: string): unknown {
+  const [pattern, finishKey] = DEFINITIONS[dialect]
+  let content = ''
+  for (const match of sse.matchAll(pattern)) {
+    const literal = match[1]!
+    try {
+      content += literal.includes('\\') ? (JSON.parse(literal) as string) : literal.slice(1, -1)
+    } catch {}
+  }
+  let finishReason: string | null = null
+  for (
+    let at = sse.lastIndexOf(finishKey);
+    at !== -1;
+    at = at === 0 ? -1 : sse.lastIndexOf(finishKey, at - 1)
+  ) {
+    const end = sse.indexOf('"', at + finishKey.length)
+    if (end > at + finishKey.length) {
+      finishReason = sse.slice(at + finishKey.length, end)
+      break
+    }
+  }
+  return { stream: true, content, finishReason }
+}
+
+// Pieces of events as providers write them, and as they break: escapes, braces inside and outside the text,
+// a key without its string, an escape before a line end, halves of a surrogate pair (raw and escaped).
+const FRAGMENTS = [
+  'data: {"choices":[{"delta":{',
+  '"delta":{',
+  '"content":',
+  '"role":"assistant",',
+  '"type":"text_delta","text":',
+  '"text":',
+  '"',
+  '\\"',
+  '\\\\',
+  '\\n',
+  '\\u00e9',
+  '\\ud83d',
+  '\\ude00',
+  '\\x',
+  '\\\n',
+  '\ud83d',
+  '\ude00',
+  '\u0001',
+  '\u2028',
+  'null',
+  '{',
+  '}',
+  '}}]}',
+  ',',
+  'hello',
+  ' wörld',
+  '😀',
+  '"finish_reason":"stop"',
+  '"stop_reason":"end_turn"',
+  '"finishReason":"STOP"',
+  '\n\n',
+  '\n',
+  // Whole deltas of each dialect whose text is half a pair, or breaks off at an escaped line end.
+  ...['"\\ud83d"', '"\\ude00"', '"a\\\n"text":"b"', '"c\\\n"content":"d"'].flatMap((text) => [
+    `data: {"choices":[{"delta":{"content":${text}}}]}\n\n`,
+    `data: {"delta":{"type":"text_delta","text":${text}}}\n\n`,
+    `data: {"candidates":[{"content":{"parts":[{"text":${text}}]}}]}\n\n`,
+  ]),
+]
+
+describe('assembleStream against its definition', () => {
+  it.each(['openai', 'anthropic', 'gemini'] as const)(
+    'joins the same %s text as the pattern and a parse per delta, on streams of every mix of pieces',
+    (dialect) => {
+      const random = seededRandom(0x5eed + dialect.length)
+      for (let run = 0; run < 4000; run++) {
+        let sse = ''
+        for (let n = random(40); n > 0; n--) sse += FRAGMENTS[random(FRAGMENTS.length)]
+        const assembled = assembleStream(dialect, sse)!
+        const { events } = JSON.parse(assembled)
+        expect({ sse, assembled }).toEqual({
+          sse,
+          assembled: JSON.stringify({ ...(assembledByDefinition(dialect, sse) as object), events }),
+        })
+      }
+    },
+  )
 })

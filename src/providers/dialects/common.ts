@@ -58,12 +58,21 @@ export function lastEventUsage(fromJson: (json: unknown) => Usage | undefined, f
   return (sseText: string): Usage | undefined => {
     const at = sseText.lastIndexOf(key)
     if (at === -1) return undefined
-    const start = Math.max(sseText.lastIndexOf('\n', at), sseText.lastIndexOf('\r', at)) + 1
+    const start = lineStart(sseText, at)
     const tail = parseJsonTail(sseText.slice(start, lineEnd(sseText, at)), field)
     return (
       (tail === undefined ? undefined : fromJson(tail)) ?? lastDefined(usageEvents(sseText).map(fromJson))
     )
   }
+}
+
+/** Where the line holding `at` begins: past the line end before it, read back a character at a time. */
+function lineStart(text: string, at: number): number {
+  for (let i = at - 1; i >= 0; i--) {
+    const code = text.charCodeAt(i)
+    if (code === 0x0a || code === 0x0d) return i + 1
+  }
+  return 0
 }
 
 /** Where the line holding `at` ends (before its `\n` or `\r`), or the text's end. */
@@ -74,26 +83,93 @@ function lineEnd(text: string, at: number): number {
   return cr === -1 ? lf : Math.min(lf, cr)
 }
 
-// A JSON string literal, escapes included; decoded with JSON.parse once matched. Written as runs of plain
-// characters between escapes: an alternation repeated once per character would recurse once per
-// character too, and overflow the stack on a long delta.
+// A JSON string literal, escapes included. Written as runs of plain characters between escapes: an
+// alternation repeated once per character would recurse once per character too, and overflow the stack on
+// a long delta.
 export const JSON_STRING = '("[^"\\\\]*(?:\\\\.[^"\\\\]*)*")'
 
 /**
  * Assembles a stream for the log from where a dialect puts its text deltas and its finish reason: the
- * text of the deltas joined, the last finish reason, and how many events carried them. The deltas are
- * found by pattern in one pass rather than by parsing every event, since this runs for every logged
- * stream. `text` is a `g` pattern made once by the dialect and run with `exec` from its start each time
- * (`matchAll` would copy it and add an iterator per call); `finishKey` is the key that opens a string finish
- * reason, read back from the end, where the last one is.
+ * text of the deltas joined, the last finish reason, and how many events carried them, as
+ * `{"stream":true,"content":…,"finishReason":…,"events":…}`. The deltas are found by pattern in one pass
+ * rather than by parsing every event, since this runs for every logged stream, and a delta's JSON string
+ * goes into the content as it came when it is already what `JSON.stringify` would write (no escape, no
+ * control character): only the others are decoded and written again. `text` is a `g` pattern made once by
+ * the dialect and run with `exec` from its start each time (`matchAll` would copy it and add an iterator
+ * per call); `finishKey` is the key that opens a string finish reason, read back from the end, where the
+ * last one is.
  */
 export function patternAssembler(text: RegExp, finishKey: string): (sseText: string) => string {
   return (sse) => {
     let content = ''
+    let exact = true
     text.lastIndex = 0
-    for (let match = text.exec(sse); match !== null; match = text.exec(sse)) content += decode(match[1]!)
-    const finishReason = lastStringValue(sse, finishKey)
-    return JSON.stringify({ stream: true, content, finishReason, events: countEvents(sse) })
+    for (let match = text.exec(sse); match !== null; match = text.exec(sse)) {
+      const piece = encodedPiece(match[1]!)
+      if (piece === undefined) exact = false
+      else content += piece
+    }
+    if (!exact) content = encodedWhole(text, sse)
+    const finish = lastStringValue(sse, finishKey)
+    const finishReason = finish === null ? 'null' : JSON.stringify(finish)
+    return `{"stream":true,"content":"${content}","finishReason":${finishReason},"events":${countEvents(sse)}}`
+  }
+}
+
+/**
+ * The deltas' text decoded, joined and written again as one: a surrogate pair split across two deltas
+ * stays a pair, where each half written apart would be escaped.
+ */
+function encodedWhole(text: RegExp, sse: string): string {
+  let decoded = ''
+  text.lastIndex = 0
+  for (let match = text.exec(sse); match !== null; match = text.exec(sse)) decoded += decodedText(match[1]!)
+  return JSON.stringify(decoded).slice(1, -1)
+}
+
+const BACKSLASH = 0x5c
+
+/**
+ * Whether `JSON.stringify` would write the text of this JSON string as it is: no escape in it, and nothing
+ * that it escapes (control characters, and surrogates, which it escapes when alone).
+ */
+function writtenAsItIs(literal: string): boolean {
+  for (let i = 1; i < literal.length - 1; i++) {
+    const code = literal.charCodeAt(i)
+    if (code < 0x20 || code === BACKSLASH || (code >= 0xd800 && code <= 0xdfff)) return false
+  }
+  return true
+}
+
+/**
+ * A delta's text as `JSON.stringify` would write it, without quotes, from its JSON string literal;
+ * `undefined` when it begins or ends with half a surrogate pair, which the next or previous delta may
+ * complete.
+ */
+function encodedPiece(literal: string): string | undefined {
+  if (writtenAsItIs(literal)) return literal.slice(1, -1)
+  const text = decodedText(literal)
+  const first = text.charCodeAt(0)
+  const last = text.charCodeAt(text.length - 1)
+  return isLowSurrogate(first) || isHighSurrogate(last) ? undefined : JSON.stringify(text).slice(1, -1)
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff
+}
+
+/** The text of a JSON string literal; '' when its escapes are not JSON's. */
+function decodedText(literal: string): string {
+  // Most deltas hold no escape: their text is the literal without its quotes, no parse needed.
+  if (!literal.includes('\\')) return literal.slice(1, -1)
+  try {
+    return JSON.parse(literal) as string
+  } catch {
+    return ''
   }
 }
 
@@ -126,16 +202,6 @@ function countEvents(sse: string): number {
     from = stop + 2
   }
   return events
-}
-
-function decode(literal: string): string {
-  // Most deltas hold no escape: their text is the literal without its quotes, no parse needed.
-  if (!literal.includes('\\')) return literal.slice(1, -1)
-  try {
-    return JSON.parse(literal) as string
-  } catch {
-    return ''
-  }
 }
 
 /** The grammar of streams from paths (query removed) matching `endpoint`; none for other paths. */
