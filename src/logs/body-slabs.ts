@@ -21,8 +21,6 @@ export interface BodyPlace {
   nulls: number
 }
 
-export const NO_BODIES: BodyPlace = { slab: undefined, start: 0, middle: 0, end: 0, nulls: 0 }
-
 const REQUEST_NULL = 1
 const RESPONSE_NULL = 2
 

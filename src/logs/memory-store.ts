@@ -1,13 +1,5 @@
 import { add, type Decimal, decimalOf, toDollars } from '../cost/money.js'
-import {
-  type Body,
-  type BodyPlace,
-  BodySlabs,
-  bodiesAt,
-  byteLength,
-  NO_BODIES,
-  SLAB_BYTES,
-} from './body-slabs.js'
+import { type Body, type BodyPlace, BodySlabs, bodiesAt, byteLength, SLAB_BYTES } from './body-slabs.js'
 import {
   CapturedRecord,
   type LoggedBodies,
@@ -312,7 +304,17 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
     if (entries.has(record.id)) return
     record.requestBody = null
     record.responseBody = null
-    const entry: Entry = { record, bodyBytes: 0, text, ...NO_BODIES }
+    // Written out rather than spread from a constant: one shape, built without a property copy, per record.
+    const entry: Entry = {
+      record,
+      bodyBytes: 0,
+      text,
+      slab: undefined,
+      start: 0,
+      middle: 0,
+      end: 0,
+      nulls: 0,
+    }
     const bytes = byteLength(request) + byteLength(response)
     // A record whose bodies alone exceed the bound is kept without them.
     if ((request != null || response != null) && bytes <= maxBytes) {

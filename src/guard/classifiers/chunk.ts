@@ -5,6 +5,7 @@
  * per category makes every part of the text count.
  */
 import { z } from 'zod'
+import { isHighSurrogate, isLowSurrogate } from '../../surrogates.js'
 import { unavailable } from './errors.js'
 import { parseOptions, whole } from './options.js'
 import type { GuardClassifier, GuardVerdict } from './types.js'
@@ -77,14 +78,6 @@ function cutPoint(text: string, limit: number, window: number): number {
 
 function isSpace(code: number): boolean {
   return code === 0x20 || (code >= 0x09 && code <= 0x0d) || code === 0xa0 || code === 0x3000
-}
-
-function isHighSurrogate(code: number): boolean {
-  return code >= 0xd800 && code <= 0xdbff
-}
-
-function isLowSurrogate(code: number): boolean {
-  return code >= 0xdc00 && code <= 0xdfff
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Usage } from '../../cost/cost.js'
 import { isRecord, parseJsonTail } from '../../json.js'
 import { withFields } from '../../objects.js'
+import { isHighSurrogate, isLowSurrogate } from '../../surrogates.js'
 import { eventsOf } from '../../upstream/sse.js'
 import { splitQuery } from '../../url.js'
 import type { ProviderError, StreamGrammar } from './types.js'
@@ -152,14 +153,6 @@ function encodedPiece(literal: string): string | undefined {
   const first = text.charCodeAt(0)
   const last = text.charCodeAt(text.length - 1)
   return isLowSurrogate(first) || isHighSurrogate(last) ? undefined : JSON.stringify(text).slice(1, -1)
-}
-
-function isHighSurrogate(code: number): boolean {
-  return code >= 0xd800 && code <= 0xdbff
-}
-
-function isLowSurrogate(code: number): boolean {
-  return code >= 0xdc00 && code <= 0xdfff
 }
 
 /** The text of a JSON string literal; '' when its escapes are not JSON's. */
