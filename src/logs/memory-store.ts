@@ -1,5 +1,5 @@
 import { add, type Decimal, decimalOf, toDollars } from '../cost/money.js'
-import { type Body, type BodyPlace, BodySlabs, bodiesAt, byteLength, SLAB_BYTES } from './body-slabs.js'
+import { type Body, byteLength, SLAB_BYTES } from './body-slabs.js'
 import {
   CapturedRecord,
   type LoggedBodies,
@@ -13,7 +13,6 @@ import {
   compareText,
   decodeCursor,
   encodeCursor,
-  isLogId,
   matchesSelection,
   metadataText,
   type OrderPosition,
@@ -21,11 +20,11 @@ import {
   storableText,
 } from './filters.js'
 import { parseAnalyticsQuery, parseLogPatch, parseLogQuery, parseLogSelection } from './query.js'
+import { RecordTable } from './record-table.js'
 import type {
   AnalyticsGroupBy,
   AnalyticsQuery,
   AnalyticsRow,
-  LogGuard,
   LogListQuery,
   LogPage,
   LogPatch,
@@ -33,7 +32,7 @@ import type {
   LogSelection,
   LogStore,
 } from './types.js'
-import { validateLogRecords } from './validate.js'
+import { checkedLogRecord } from './validate.js'
 
 export interface MemoryLogStoreOptions {
   /** Records kept; the oldest written go first beyond it. Default 10,000. */
@@ -45,33 +44,11 @@ export interface MemoryLogStoreOptions {
   maxBytes?: number | undefined
 }
 
-interface Entry extends BodyPlace {
-  /** The record as written, its bodies set to null: they are kept in a slab. */
-  record: LogRecord
-  /** Bytes of both bodies, counted against `maxBytes`. */
-  bodyBytes: number
-  /** Makes the logged text of bodies kept as captured (see `RawBodies`); `undefined` for text kept as text. */
-  text: RawBodies['text'] | undefined
-}
-
-function copy(entry: Entry, withBodies: boolean): LogRecord {
-  const { record } = entry
-  const copied = { ...record, metadata: { ...record.metadata } }
-  if (record.attemptLog !== undefined)
-    copied.attemptLog = record.attemptLog.map((attempt) => ({ ...attempt }))
-  if (record.route !== undefined) {
-    const { route } = record
-    copied.route = { ...route, path: [...route.path], variants: { ...route.variants } }
-  }
-  if (record.guard !== undefined) copied.guard = copyGuard(record.guard)
-  if (record.websocket !== undefined) copied.websocket = { ...record.websocket }
-  if (withBodies && entry.slab !== undefined) Object.assign(copied, bodiesOf(entry))
-  return copied
-}
-
-function bodiesOf(entry: Entry): LoggedBodies {
-  const { request, response } = bodiesAt(entry)
-  const { text } = entry
+/** The text of a row's bodies as logged, made from their bytes when they were kept as captured. */
+function bodiesOf(table: RecordTable, row: number): LoggedBodies | undefined {
+  const kept = table.bodies(row)
+  if (kept === undefined) return undefined
+  const { request, response, text } = kept
   if (text === undefined) {
     return {
       requestBody: request?.toString('utf8') ?? null,
@@ -90,24 +67,6 @@ function storableOrNull(text: string | null): string | null {
 /** A captured record whose bodies the store keeps as they came, to make their text when read. */
 function keptAsBytes(queued: QueuedRecord): queued is CapturedRecord & { bodies: RawBodies } {
   return queued instanceof CapturedRecord && queued.bodies !== undefined && !queued.bodies.smallerAsText
-}
-
-/** A deep copy that leaves absent fields absent. */
-function copyGuard(guard: LogGuard): LogGuard {
-  const { dlp, guardrails } = guard
-  const copied: Record<string, unknown> = { ...guard }
-  if (dlp !== undefined) {
-    const findings = dlp.findings.map((finding) => ({ ...finding, policyIds: [...finding.policyIds] }))
-    copied.dlp = { ...dlp, findings }
-  }
-  if (guardrails !== undefined) {
-    const phases: Record<string, unknown> = { ...guardrails }
-    for (const phase of ['prompt', 'answer'] as const)
-      if (guardrails[phase] !== undefined) phases[phase] = guardrails[phase].map((hit) => ({ ...hit }))
-    if (guardrails.unavailable !== undefined) phases.unavailable = [...guardrails.unavailable]
-    copied.guardrails = phases
-  }
-  return copied as LogGuard
 }
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
@@ -260,127 +219,103 @@ function aggregate(records: Iterable<LogRecord>, query: AnalyticsQuery): Analyti
 export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogStore {
   const maxRecords = positiveInteger('maxRecords', options.maxRecords, 10_000)
   const maxBytes = positiveInteger('maxBytes', options.maxBytes, 64 * 1024 * 1024)
-  const entries = new Map<string, Entry>()
-  // The entries in write order, oldest at `head`; an entry deleted from `entries` stays here until it is
-  // passed. Not the Map's own first key: a Map keeps a deleted entry's slot until it next rehashes, and
-  // its iterator steps over every one of them, so at the bound (one eviction per write) reading the first
-  // key cost 4.5 µs per write against 0.3 µs here. A passed slot is emptied at once: the array is cut only
-  // now and then, and until then it would hold as many evicted records as the store keeps.
-  let order: (Entry | undefined)[] = []
-  let head = 0
+  const table = new RecordTable()
+  const { slabs } = table
   let totalBytes = 0
-  const slabs = new BodySlabs()
   // Slabs kept by a few records each (after deletions among them) may hold more than the bodies' bytes:
   // beyond this, the oldest records go too.
   const maxHeldBytes = 2 * maxBytes + SLAB_BYTES
 
-  function remove(id: string, erase = false): void {
-    const entry = entries.get(id)
-    if (!entry) return
-    totalBytes -= entry.bodyBytes
-    slabs.release(entry, erase)
-    entries.delete(id)
+  function remove(row: number, erase: boolean): void {
+    totalBytes -= table.bodyBytes(row)
+    table.remove(row, erase)
   }
 
-  function evictOldest(): void {
-    const oldest = order[head]!
-    order[head++] = undefined
-    if (entries.get(oldest.record.id) === oldest) remove(oldest.record.id)
-  }
-
-  /** Drops passed entries, and deleted ones once they outnumber the kept: `order` stays within twice `entries`. */
-  function compactOrder(): void {
-    if (order.length - head > 2 * entries.size + 1024) {
-      order = [...entries.values()]
-      head = 0
-    } else if (head > 1024 && head * 2 > order.length) {
-      order = order.slice(head)
-      head = 0
-    }
-  }
-
-  /** Adds a record, its bodies given apart: as text, or as captured with what makes them text. */
+  /** Adds a checked record (see `checkedLogRecord`), its bodies given apart: as text, or as captured. */
   function add(record: LogRecord, request: Body, response: Body, text?: RawBodies['text']): void {
-    if (entries.has(record.id)) return
-    record.requestBody = null
-    record.responseBody = null
-    // Written out rather than spread from a constant: one shape, built without a property copy, per record.
-    const entry: Entry = {
-      record,
-      bodyBytes: 0,
-      text,
-      slab: undefined,
-      start: 0,
-      middle: 0,
-      end: 0,
-      nulls: 0,
-    }
     const bytes = byteLength(request) + byteLength(response)
     // A record whose bodies alone exceed the bound is kept without them.
-    if ((request != null || response != null) && bytes <= maxBytes) {
-      slabs.write(entry, request, response, bytes)
-      entry.bodyBytes = bytes
-    }
-    entries.set(record.id, entry)
-    order.push(entry)
-    totalBytes += entry.bodyBytes
-    while (entries.size > maxRecords || totalBytes > maxBytes || slabs.heldBytes > maxHeldBytes) evictOldest()
-    compactOrder()
+    const kept = (request != null || response != null) && bytes <= maxBytes
+    if (!table.add(record, kept ? { request, response, bytes, text } : undefined)) return
+    if (kept) totalBytes += bytes
+    while (table.size > maxRecords || totalBytes > maxBytes || slabs.heldBytes > maxHeldBytes)
+      remove(table.oldest(), false)
+  }
+
+  /** Adds a checked record whose bodies are its text, made storable as `validateLogRecords` makes it. */
+  function addWithText(record: LogRecord): void {
+    add(record, storableOrNull(record.requestBody), storableOrNull(record.responseBody))
   }
 
   function* records(): Generator<LogRecord> {
-    for (const entry of entries.values()) yield entry.record
+    for (const row of table.rows()) yield table.record(row)
+  }
+
+  /** The rows whose records `selection` selects, with those records, in write order. */
+  function* selected(selection: LogSelection): Generator<{ row: number; record: LogRecord }> {
+    for (const row of table.rows()) {
+      const record = table.record(row)
+      if (matchesSelection(record, selection)) yield { row, record }
+    }
+  }
+
+  function withBodies(row: number, record: LogRecord): LogRecord {
+    const bodies = bodiesOf(table, row)
+    if (bodies !== undefined) Object.assign(record, bodies)
+    return record
   }
 
   const store: LogStore = {
     async write(batch) {
-      for (const record of validateLogRecords(batch)) add(record, record.requestBody, record.responseBody)
+      for (const record of batch.map(checkedLogRecord)) addWithText(record)
     },
 
     async get(id) {
-      const entry = isLogId(id) ? entries.get(id.toLowerCase()) : undefined
-      return entry && copy(entry, true)
+      const row = table.find(id)
+      return row < 0 ? undefined : withBodies(row, table.record(row))
     },
 
     async list(query: LogListQuery): Promise<LogPage> {
       const q = parseLogQuery(query)
       const sign = q.direction === 'asc' ? 1 : -1
       const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, q.orderBy, q.direction)
-      const selected: { entry: Entry; position: OrderPosition }[] = []
-      for (const entry of entries.values()) {
-        if (!matchesSelection(entry.record, q)) continue
-        const position = positionOf(entry.record, q.orderBy)
+      // Rows and positions only: the records read to select them go at once, the page's are read again.
+      const found: { row: number; position: OrderPosition }[] = []
+      for (const { row, record } of selected(q)) {
+        const position = positionOf(record, q.orderBy)
         if (after && sign * comparePositions(position, after) <= 0) continue
-        selected.push({ entry, position })
+        found.push({ row, position })
       }
-      selected.sort((a, b) => sign * comparePositions(a.position, b.position))
-      const page = selected.slice(0, q.limit)
-      const result: LogPage = { records: page.map(({ entry }) => copy(entry, q.includeBodies)) }
+      found.sort((a, b) => sign * comparePositions(a.position, b.position))
+      const page = found.slice(0, q.limit)
+      const records = page.map(({ row }) => {
+        const record = table.record(row)
+        return q.includeBodies ? withBodies(row, record) : record
+      })
+      const result: LogPage = { records }
       const last = page.at(-1)
-      if (selected.length > q.limit && last)
+      if (found.length > q.limit && last)
         result.nextCursor = encodeCursor(q.orderBy, q.direction, last.position)
       return result
     },
 
     async patch(id, patch: LogPatch) {
       const changes = parseLogPatch(patch)
-      const entry = isLogId(id) ? entries.get(id.toLowerCase()) : undefined
-      if (!entry) return undefined
-      if (changes.feedback !== undefined) entry.record.feedback = changes.feedback
-      if (changes.score !== undefined) entry.record.score = changes.score
-      if (changes.metadata !== undefined) entry.record.metadata = changes.metadata
-      return copy(entry, true)
+      const row = table.find(id)
+      if (row < 0) return undefined
+      if (changes.feedback !== undefined) table.setFeedback(row, changes.feedback)
+      if (changes.score !== undefined) table.setScore(row, changes.score)
+      if (changes.metadata !== undefined) table.setMetadata(row, changes.metadata)
+      return withBodies(row, table.record(row))
     },
 
     async delete(selection: LogSelection) {
       const q = parseLogSelection(selection)
       let deleted = 0
-      for (const [id, entry] of entries) {
-        if (!matchesSelection(entry.record, q)) continue
-        remove(id, true)
+      for (const { row } of selected(q)) {
+        remove(row, true)
         deleted++
       }
-      compactOrder()
       return deleted
     },
 
@@ -393,13 +328,13 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
     const kept = batch.map((queued) =>
       queued instanceof CapturedRecord && !keptAsBytes(queued) ? queued.build() : queued,
     )
-    const records = validateLogRecords(
-      kept.map((queued) => (queued instanceof CapturedRecord ? queued.record : queued)),
+    const records = kept.map((queued, i) =>
+      checkedLogRecord(queued instanceof CapturedRecord ? queued.record : queued, i),
     )
     for (let i = 0; i < kept.length; i++) {
       const queued = kept[i]!
       const record = records[i]!
-      if (!keptAsBytes(queued)) add(record, record.requestBody, record.responseBody)
+      if (!keptAsBytes(queued)) addWithText(record)
       else add(record, queued.bodies.request, queued.bodies.response, queued.bodies.text)
     }
   })

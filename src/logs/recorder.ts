@@ -7,7 +7,7 @@ import type { RouteTaken } from '../routes/dynamic.js'
 import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
 import type { GatewayContext } from '../types.js'
 import { assembleStream } from './assemble.js'
-import { CapturedRecord, type QueuedRecord, type RawWrite, rawWriteOf } from './captured.js'
+import { CapturedRecord, type QueuedRecord, type RawBodies, type RawWrite, rawWriteOf } from './captured.js'
 import type { LogOutcome, LogRecord, LogRoute, LogStore, LogWebSocket } from './types.js'
 
 export interface LogQueueSettings {
@@ -223,7 +223,6 @@ export function captureLogRecord(
   const withinCap = (bytes: Buffer | undefined) =>
     bytes !== undefined && bytes.length <= settings.maxPayloadBytes ? bytes : undefined
   const streamDialect = end.stream ? target?.clientDialect : undefined
-  const secrets = state.secrets === undefined ? settings.secrets : [...settings.secrets, ...state.secrets]
   const events = ctx.gateway.events
   return new CapturedRecord(record, {
     request: withinCap(state.loggedRequestBody ?? ctx.bodyIfRead()),
@@ -231,20 +230,44 @@ export function captureLogRecord(
     response: state.websocket === undefined ? withinCap(end.responseBytes) : undefined,
     // A 1000-token answer streamed is some 200 KB of events and 4 KB of text.
     smallerAsText: streamDialect !== undefined,
-    text(request, response) {
-      try {
-        const scrubber = createScrubber(secrets)
-        return {
-          requestBody: payload(request, scrubber),
-          responseBody: responsePayload(response, streamDialect, scrubber),
-        }
-      } catch (error) {
-        // The gateway's bug, reported; the record is kept, without the bodies it could not make.
-        reportError(events, error)
-        return { requestBody: null, responseBody: null }
-      }
-    },
+    text:
+      state.secrets === undefined && streamDialect === undefined
+        ? sharedBodyText(settings, events)
+        : bodyText([...settings.secrets, ...(state.secrets ?? [])], streamDialect, events),
   })
+}
+
+/** What makes a record's bodies' text; the memory store keeps it with the bytes until they are read. */
+function bodyText(
+  secrets: readonly string[],
+  streamDialect: Dialect | undefined,
+  events: GatewayEmitter,
+): RawBodies['text'] {
+  return (request, response) => {
+    try {
+      const scrubber = createScrubber(secrets)
+      return {
+        requestBody: payload(request, scrubber),
+        responseBody: responsePayload(response, streamDialect, scrubber),
+      }
+    } catch (error) {
+      // The gateway's bug, reported; the record is kept, without the bodies it could not make.
+      reportError(events, error)
+      return { requestBody: null, responseBody: null }
+    }
+  }
+}
+
+// The usual record's (no secrets of its own, no stream) is one function per gateway, not one per record: a
+// store that keeps it with each record's bytes then keeps no object of the record's own.
+const sharedBodyTexts = new WeakMap<RecordSettings, { events: GatewayEmitter; text: RawBodies['text'] }>()
+
+function sharedBodyText(settings: RecordSettings, events: GatewayEmitter): RawBodies['text'] {
+  const known = sharedBodyTexts.get(settings)
+  if (known?.events === events) return known.text
+  const text = bodyText(settings.secrets, undefined, events)
+  sharedBodyTexts.set(settings, { events, text })
+  return text
 }
 
 function logWebSocket(session: NonNullable<GatewayContext['state']['websocket']>): LogWebSocket {

@@ -151,45 +151,65 @@ export const logRecordSchema = z.object({
  * const stored = validateLogRecords(records)
  */
 export function validateLogRecords(records: readonly LogRecord[]): LogRecord[] {
-  return records.map((record, index) => {
-    const stored = storedCopy(record)
-    if (stored !== undefined) return stored
-    const result = logRecordSchema.safeParse(record)
-    if (result.success) return result.data
-    const issues = issuesOf(result.error).map((issue) => ({ ...issue, path: `[${index}].${issue.path}` }))
-    throw new LogRecordError(issues)
-  })
+  return records.map((record, index) =>
+    isPlainLogRecord(record) ? storedCopy(record) : schemaCopy(record, index),
+  )
 }
 
 /**
- * The copy `logRecordSchema` makes of a record it accepts, checked and built by hand: every record the
- * gateway writes goes through here, and the schema's generic walk cost several times more. `undefined`
- * whenever anything is off; the schema then decides, and names the field.
+ * A record as a store that makes its own copy may take it: the record itself when it passes the quick
+ * check (its id still to be lower-cased, its text and metadata still to be made storable, as
+ * `validateLogRecords` does), else the schema's copy, in which both are done. Throws `LogRecordError` as
+ * `validateLogRecords` does, `index` being the record's place in its batch.
  */
-function storedCopy(record: LogRecord): LogRecord | undefined {
-  if (typeof record !== 'object' || record === null) return undefined
-  const r = record
-  if (typeof r.id !== 'string' || !isLogId(r.id)) return undefined
-  if (!isCount(r.createdAt) || !isCount(r.requestSize) || !isCount(r.responseSize)) return undefined
+export function checkedLogRecord(record: LogRecord, index: number): LogRecord {
+  return isPlainLogRecord(record) ? record : schemaCopy(record, index)
+}
+
+function schemaCopy(record: LogRecord, index: number): LogRecord {
+  const result = logRecordSchema.safeParse(record)
+  if (result.success) return result.data
+  const issues = issuesOf(result.error).map((issue) => ({ ...issue, path: `[${index}].${issue.path}` }))
+  throw new LogRecordError(issues)
+}
+
+/**
+ * Whether the record is one `logRecordSchema` accepts, without any of the rare nested fields: checked by
+ * hand, as every record the gateway writes goes through here and the schema's generic walk cost several
+ * times more. False whenever anything is off: the schema then decides, and names the field.
+ */
+function isPlainLogRecord(r: LogRecord): boolean {
+  if (typeof r !== 'object' || r === null) return false
+  if (typeof r.id !== 'string' || !isLogId(r.id)) return false
+  if (!isCount(r.createdAt) || !isCount(r.requestSize) || !isCount(r.responseSize)) return false
   if (!(isCount(r.tokensIn) || r.tokensIn === null) || !(isCount(r.tokensOut) || r.tokensOut === null))
-    return undefined
-  if (!isInt4(r.statusCode) || !isInt4(r.attempts) || r.attempts < 0) return undefined
-  if (!(isInt4(r.step) || r.step === null) || !(isInt4(r.errorCode) || r.errorCode === null)) return undefined
-  if (!isAmount(r.durationMs) || !(isAmount(r.ttfbMs) || r.ttfbMs === null)) return undefined
-  if (!(Number.isFinite(r.cost) || r.cost === null)) return undefined
+    return false
+  if (!isInt4(r.statusCode) || !isInt4(r.attempts) || r.attempts < 0) return false
+  if (!(isInt4(r.step) || r.step === null) || !(isInt4(r.errorCode) || r.errorCode === null)) return false
+  if (!isAmount(r.durationMs) || !(isAmount(r.ttfbMs) || r.ttfbMs === null)) return false
+  if (!(Number.isFinite(r.cost) || r.cost === null)) return false
   if (typeof r.success !== 'boolean' || typeof r.cached !== 'boolean' || typeof r.customCost !== 'boolean')
-    return undefined
-  if (!LOG_OUTCOMES.includes(r.outcome)) return undefined
-  if (!(r.feedback === 1 || r.feedback === -1 || r.feedback === null)) return undefined
-  if (!((Number.isSafeInteger(r.score) && r.score! >= 0 && r.score! <= 100) || r.score === null))
-    return undefined
-  if (typeof r.path !== 'string' || !isMetadata(r.metadata)) return undefined
+    return false
+  if (!LOG_OUTCOMES.includes(r.outcome)) return false
+  if (!(r.feedback === 1 || r.feedback === -1 || r.feedback === null)) return false
+  if (!((Number.isSafeInteger(r.score) && r.score! >= 0 && r.score! <= 100) || r.score === null)) return false
+  if (typeof r.path !== 'string' || !isMetadata(r.metadata)) return false
   // Rare (only requests that retried, fell back, took a dynamic route, met a guard or were a WebSocket
   // session have one), and nested: the schema reads it.
-  if (r.attemptLog !== undefined || r.route !== undefined || r.guard !== undefined) return undefined
-  if (r.websocket !== undefined) return undefined
-  for (const text of [r.provider, r.model, r.eventId, r.principal, r.requestBody, r.responseBody])
-    if (typeof text !== 'string' && text !== null) return undefined
+  if (r.attemptLog !== undefined || r.route !== undefined || r.guard !== undefined) return false
+  if (r.websocket !== undefined) return false
+  return (
+    isTextOrNull(r.provider) &&
+    isTextOrNull(r.model) &&
+    isTextOrNull(r.eventId) &&
+    isTextOrNull(r.principal) &&
+    isTextOrNull(r.requestBody) &&
+    isTextOrNull(r.responseBody)
+  )
+}
+
+/** The copy `logRecordSchema` makes of a record `isPlainLogRecord` accepts. */
+function storedCopy(r: LogRecord): LogRecord {
   return {
     id: r.id.toLowerCase(),
     createdAt: r.createdAt,
@@ -221,6 +241,7 @@ function storedCopy(record: LogRecord): LogRecord | undefined {
   }
 }
 
+const isTextOrNull = (value: unknown): boolean => typeof value === 'string' || value === null
 const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0
 const isInt4 = (value: unknown): value is number =>
   Number.isSafeInteger(value) && (value as number) >= -2147483648 && (value as number) <= 2147483647

@@ -488,10 +488,19 @@ export function logStoreConformance(name: string, makeStore: () => Promise<LogSt
       })
 
       it('stores text a database cannot hold with U+FFFD in its place', async () => {
-        const record = makeRecord({ createdAt: T, provider: 'a\u0000b', requestBody: 'x\ud800y' })
+        const record = makeRecord({
+          createdAt: T,
+          provider: 'a\u0000b',
+          requestBody: 'x\ud800y',
+          responseBody: 'z\u0000',
+        })
         await store.write([record])
         const stored = await store.get(record.id)
-        expect([stored?.provider, stored?.requestBody]).toEqual(['a\ufffdb', 'x\ufffdy'])
+        expect([stored?.provider, stored?.requestBody, stored?.responseBody]).toEqual([
+          'a\ufffdb',
+          'x\ufffdy',
+          'z\ufffd',
+        ])
       })
 
       it('returns bodies from list only with includeBodies', async () => {
