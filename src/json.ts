@@ -37,8 +37,7 @@ const COLON = 0x3a
  * The last top-level `field` of the JSON object `text` and every top-level field after it, parsed as an
  * object of their own; `undefined` when the text does not end an object with that field, or that part is
  * not JSON. It reads from the end: an answer's usage is its last field or nearly, so only its last bytes
- * are parsed rather than the whole answer. Inside strings quotes are escaped, so only an unescaped quote
- * can end a string, and strings are skipped by native backward searches.
+ * are parsed rather than the whole answer.
  *
  * @example
  * parseJsonTail('{"choices":[{"text":"hi"}],"usage":{"total_tokens":3},"tier":"x"}', 'usage')
@@ -48,6 +47,36 @@ export function parseJsonTail(text: string, field: string): Record<string, unkno
   let end = text.length - 1
   while (end >= 0 && isJsonSpace(text.charCodeAt(end))) end--
   if (text.charCodeAt(end) !== 0x7d) return undefined
+  // The field's last occurrence, in one native search, is nearly always the answer. It is taken when it is
+  // a key (after `{` or `,`, before `:`; a quote escaped in a string is after a backslash) and the text from
+  // it parses as an object: from a key nested deeper, the text holds the closings of the objects around it
+  // too, and does not parse. Otherwise the text is walked back to the field.
+  const quoted = `"${field}"`
+  const last = text.lastIndexOf(quoted, end)
+  if (last > 0 && isKeyAt(text, last, last + quoted.length)) {
+    const tail = parseJson(`{${text.slice(last, end + 1)}`)
+    if (isRecord(tail)) return tail
+  }
+  return walkedTail(text, field, end)
+}
+
+/** Whether the string from `start` to `end` is an object's key: after `{` or `,`, before `:`. */
+function isKeyAt(text: string, start: number, end: number): boolean {
+  let before = start - 1
+  while (before >= 0 && isJsonSpace(text.charCodeAt(before))) before--
+  const opening = text.charCodeAt(before)
+  if (opening !== 0x7b && opening !== 0x2c) return false
+  let after = end
+  while (after < text.length && isJsonSpace(text.charCodeAt(after))) after++
+  return text.charCodeAt(after) === COLON
+}
+
+/**
+ * `parseJsonTail` by walking back from the object's closing brace at `end`, keeping count of the brackets
+ * around: inside strings quotes are escaped, so only an unescaped quote can end a string, and strings are
+ * skipped whole.
+ */
+function walkedTail(text: string, field: string, end: number): Record<string, unknown> | undefined {
   let depth = 0
   for (let at = end - 1; at > 0; at--) {
     const code = text.charCodeAt(at)

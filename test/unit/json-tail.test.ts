@@ -22,6 +22,17 @@ describe('parseJsonTail', () => {
       { usage: { t: 1 }, s: 'a"}{"usage":2,\\' },
     ],
     ['the last of two', '{"usage":{"t":1},"usage":{"t":2}}', { usage: { t: 2 } }],
+    [
+      '"usage" last in an array',
+      '{"usage":{"t":1},"k":["a","usage"]}',
+      { usage: { t: 1 }, k: ['a', 'usage'] },
+    ],
+    [
+      'a key ending in an escaped "usage"',
+      '{"usage":{"t":1},"x\\"usage":{"t":2}}',
+      { usage: { t: 1 }, 'x"usage': { t: 2 } },
+    ],
+    ['a nested usage last, no top-level one', '{"a":1,"x":{"usage":{"t":2}}}', undefined],
   ])('%s', (_name, text, expected) => {
     expect(parseJsonTail(text, 'usage')).toStrictEqual(expected)
   })
