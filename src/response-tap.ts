@@ -33,7 +33,9 @@ export function tapBody(response: GatewayResponse, maxBytes: number, done: (body
         ? Buffer.alloc(0)
         : typeof body === 'string'
           ? Buffer.from(body)
-          : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+          : Buffer.isBuffer(body)
+            ? body
+            : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
     done({ bytes: bytes.length > maxBytes ? undefined : bytes, complete: true, size: bytes.length })
     return
   }

@@ -54,7 +54,10 @@ class WholeBody {
 
   /** The body as text; `undefined` past the cap. */
   text(): string | undefined {
-    return this.#size > MAX_USAGE_BODY_BYTES ? undefined : Buffer.concat(this.#chunks).toString('utf8')
+    if (this.#size > MAX_USAGE_BODY_BYTES) return undefined
+    // Most answers come in one chunk: decoded as it is, not copied into a new buffer first.
+    const chunks = this.#chunks
+    return (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8')
   }
 }
 

@@ -218,16 +218,13 @@ export function captureLogRecord(
   if (state.guard !== undefined) record.guard = state.guard
   if (state.websocket !== undefined) record.websocket = logWebSocket(state.websocket)
   if (!withPayload) return new CapturedRecord(record, undefined)
-  // Larger bodies are not stored at all, as the reference does, rather than stored cut in two (the answer's
-  // tap keeps none past the same cap).
-  const withinCap = (bytes: Buffer | undefined) =>
-    bytes !== undefined && bytes.length <= settings.maxPayloadBytes ? bytes : undefined
   const streamDialect = end.stream ? target?.clientDialect : undefined
   const events = ctx.gateway.events
   return new CapturedRecord(record, {
-    request: withinCap(state.loggedRequestBody ?? ctx.bodyIfRead()),
+    request: withinCap(state.loggedRequestBody ?? ctx.bodyIfRead(), settings.maxPayloadBytes),
     // A WebSocket session's frames are not kept: audio, mostly, and no body of the reference's.
-    response: state.websocket === undefined ? withinCap(end.responseBytes) : undefined,
+    response:
+      state.websocket === undefined ? withinCap(end.responseBytes, settings.maxPayloadBytes) : undefined,
     // A 1000-token answer streamed is some 200 KB of events and 4 KB of text.
     smallerAsText: streamDialect !== undefined,
     text:
@@ -235,6 +232,14 @@ export function captureLogRecord(
         ? sharedBodyText(settings, events)
         : bodyText([...settings.secrets, ...(state.secrets ?? [])], streamDialect, events),
   })
+}
+
+/**
+ * Larger bodies are not stored at all, as the reference does, rather than stored cut in two (the answer's
+ * tap keeps none past the same cap).
+ */
+function withinCap(bytes: Buffer | undefined, cap: number): Buffer | undefined {
+  return bytes !== undefined && bytes.length <= cap ? bytes : undefined
 }
 
 /** What makes a record's bodies' text; the memory store keeps it with the bytes until they are read. */
