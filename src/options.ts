@@ -500,7 +500,7 @@ const logOptions = z.strictObject({
     .default(10 * 1024 * 1024),
   /** Records per write to the store. */
   batchSize: z.number().int().min(1).max(10_000).default(100),
-  /** Longest a record waits for its batch to fill, in ms. */
+  /** Longest a record waits for its batch to fill, in ms. The memory store is written at the next tick. */
   flushIntervalMs: positiveMs.default(1000),
   /** Records waiting beyond this are dropped (and counted), so a stalled store cannot grow memory. */
   maxQueue: z.number().int().positive().default(10_000),

@@ -35,7 +35,10 @@ export class LogQueue {
   #pending: QueuedRecord[] = []
   #writing: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
+  #timerDelayMs = 0
   readonly #writeRaw: RawWrite | undefined
+  /** How long a batch that is not full waits for more records. */
+  readonly #waitMs: number
 
   constructor(
     readonly store: LogStore,
@@ -43,6 +46,10 @@ export class LogQueue {
     private readonly events: GatewayEmitter,
   ) {
     this.#writeRaw = rawWriteOf(store)
+    // A store in this process (one that takes captured bodies: the memory store) is written at the next
+    // timer tick rather than once a batch fills: its write only copies records into its columns, and a
+    // record that waits longer lives through young collections and is promoted, to die in the old space.
+    this.#waitMs = this.#writeRaw === undefined ? settings.flushIntervalMs : 0
   }
 
   push(record: QueuedRecord): void {
@@ -52,8 +59,7 @@ export class LogQueue {
     }
     this.#pending.push(record)
     this.stats.queued = this.#pending.length
-    if (this.#pending.length >= this.settings.batchSize) this.#schedule(0)
-    else this.#schedule(this.settings.flushIntervalMs)
+    this.#schedule(this.#pending.length >= this.settings.batchSize ? 0 : this.#waitMs)
   }
 
   /** Writes everything queued so far; resolves once it is stored (or counted as dropped). */
@@ -69,9 +75,11 @@ export class LogQueue {
   #schedule(delayMs: number): void {
     if (this.#writing !== undefined) return
     if (this.#timer !== undefined) {
-      if (delayMs > 0) return
+      // A timer armed as soon or sooner stands.
+      if (delayMs >= this.#timerDelayMs) return
       clearTimeout(this.#timer)
     }
+    this.#timerDelayMs = delayMs
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       this.#writeBatch()
@@ -104,7 +112,7 @@ export class LogQueue {
       .finally(() => {
         this.#writing = undefined
         if (this.#pending.length > 0)
-          this.#schedule(this.#pending.length >= this.settings.batchSize ? 0 : this.settings.flushIntervalMs)
+          this.#schedule(this.#pending.length >= this.settings.batchSize ? 0 : this.#waitMs)
       })
   }
 

@@ -228,6 +228,17 @@ describe('request logs', () => {
       expect(await store.get(ids[0]!)).toMatchObject({ responseBody: `ANSWERED ${ids[0]}` })
       expect(made).toBe(1)
     })
+
+    it('go to the memory store at the next timer tick, not when the batch fills or the interval ends', async () => {
+      const store = createMemoryLogStore()
+      const queue = new LogQueue(store, settings, events().emitter)
+      queue.push(captured(ids[0]!))
+      expect(await store.get(ids[0]!)).toBeUndefined()
+      // Armed after the queue's, with the same delay: Node runs it after the queue's has written.
+      await new Promise((resolve) => setTimeout(resolve, 1))
+      expect(queue.stats).toMatchObject({ queued: 0, written: 1 })
+      expect(await store.get(ids[0]!)).toMatchObject({ id: ids[0] })
+    })
   })
 
   it('flush writes one batch at a time and returns once every record is stored, timers firing meanwhile', async () => {
