@@ -65,10 +65,13 @@ function isKeyAt(text: string, start: number, end: number): boolean {
   let before = start - 1
   while (before >= 0 && isJsonSpace(text.charCodeAt(before))) before--
   const opening = text.charCodeAt(before)
-  if (opening !== 0x7b && opening !== 0x2c) return false
-  let after = end
-  while (after < text.length && isJsonSpace(text.charCodeAt(after))) after++
-  return text.charCodeAt(after) === COLON
+  return (opening === 0x7b || opening === 0x2c) && colonFollows(text, end)
+}
+
+/** Whether the first character from `at` on that is not white space is a colon. */
+function colonFollows(text: string, at: number): boolean {
+  while (at < text.length && isJsonSpace(text.charCodeAt(at))) at++
+  return text.charCodeAt(at) === COLON
 }
 
 /**
@@ -83,13 +86,14 @@ function walkedTail(text: string, field: string, end: number): Record<string, un
     if (code === QUOTE) {
       const open = openingQuote(text, at)
       if (open === -1) return undefined
-      if (depth === 0 && at - open - 1 === field.length && text.startsWith(field, open + 1)) {
-        let next = at + 1
-        while (next < end && isJsonSpace(text.charCodeAt(next))) next++
-        if (text.charCodeAt(next) === COLON) {
-          const tail = parseJson(`{${text.slice(open, end + 1)}`)
-          return isRecord(tail) ? tail : undefined
-        }
+      if (
+        depth === 0 &&
+        at - open - 1 === field.length &&
+        text.startsWith(field, open + 1) &&
+        colonFollows(text, at + 1)
+      ) {
+        const tail = parseJson(`{${text.slice(open, end + 1)}`)
+        return isRecord(tail) ? tail : undefined
       }
       at = open
     } else if (code === 0x7d || code === 0x5d) depth++

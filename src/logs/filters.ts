@@ -107,6 +107,11 @@ export function storableText(text: string): string {
   return text.replace(UNSTORABLE, '\uFFFD')
 }
 
+/** `storableText` of text that may be null. */
+export function storableOrNull(text: string | null): string | null {
+  return text === null ? null : storableText(text)
+}
+
 /**
  * A metadata value as text, the way Postgres `->>` prints it from jsonb: numbers in plain decimal without
  * an exponent, booleans as `true`/`false`.

@@ -17,7 +17,7 @@ import {
   metadataText,
   type OrderPosition,
   positionOf,
-  storableText,
+  storableOrNull,
 } from './filters.js'
 import { parseAnalyticsQuery, parseLogPatch, parseLogQuery, parseLogSelection } from './query.js'
 import { RecordTable } from './record-table.js'
@@ -58,10 +58,6 @@ function bodiesOf(table: RecordTable, row: number): LoggedBodies | undefined {
   const made = text(request, response)
   // As a record written as text is made storable (see validate.ts), so that both read the same.
   return { requestBody: storableOrNull(made.requestBody), responseBody: storableOrNull(made.responseBody) }
-}
-
-function storableOrNull(text: string | null): string | null {
-  return text === null ? null : storableText(text)
 }
 
 /** A captured record whose bodies the store keeps as they came, to make their text when read. */

@@ -238,7 +238,11 @@ export function captureLogRecord(
     text:
       state.secrets === undefined && streamDialect === undefined
         ? sharedBodyText(settings, events)
-        : bodyText([...settings.secrets, ...(state.secrets ?? [])], streamDialect, events),
+        : bodyText(
+            state.secrets === undefined ? settings.secrets : [...settings.secrets, ...state.secrets],
+            streamDialect,
+            events,
+          ),
   })
 }
 

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod'
 import { LogRecordError } from '../errors.js'
-import { isLogId, storableText } from './filters.js'
+import { isLogId, storableOrNull, storableText } from './filters.js'
 import { issuesOf, metadataValue, storableMetadata } from './query.js'
 import {
   LOG_ATTEMPT_ACTIONS,
@@ -254,8 +254,4 @@ function isMetadata(value: unknown): value is LogMetadata {
   for (const item of Object.values(value))
     if (typeof item !== 'string' && typeof item !== 'boolean' && !Number.isFinite(item)) return false
   return true
-}
-
-function storableOrNull(text: string | null): string | null {
-  return text === null ? null : storableText(text)
 }
