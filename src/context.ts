@@ -7,7 +7,14 @@ import { uuidv7 } from './ids.js'
 import { parseJsonBody } from './json.js'
 import type { ResolvedOptions } from './options.js'
 import type { ResolvedProvider } from './providers/registry.js'
-import type { GatewayContext, GatewayRequest, GatewayResponse, GatewayState, Surface } from './types.js'
+import type {
+  GatewayContext,
+  GatewayRequest,
+  GatewayResponse,
+  GatewayState,
+  MaybePromise,
+  Surface,
+} from './types.js'
 import type { LatencyBook } from './upstream/balance.js'
 
 /**
@@ -55,6 +62,7 @@ class RequestContext implements GatewayContext {
   response: GatewayResponse | undefined = undefined
   #body: Promise<Buffer | undefined> | undefined
   #bodyBytes: Buffer | undefined
+  #bodyRead = false
   #json: Promise<unknown> | undefined
 
   constructor(
@@ -71,11 +79,7 @@ class RequestContext implements GatewayContext {
   }
 
   readBody(): Promise<Buffer | undefined> {
-    this.#body ??= readRequestBody(this.request, this.gateway.options.maxBodyBytes).then((body) => {
-      this.metrics.bytesIn = body?.length ?? 0
-      this.#bodyBytes = body
-      return body
-    })
+    this.#body ??= this.#startReading()
     return this.#body
   }
 
@@ -84,15 +88,50 @@ class RequestContext implements GatewayContext {
   }
 
   readJson(): Promise<unknown> {
-    this.#json ??= this.readBody().then(parseJsonBody)
+    if (this.#json === undefined) {
+      const body = this.readBody()
+      // Parsed at once when the bytes were at hand: a `then` would cost a turn of the microtask queue.
+      this.#json = this.#bodyRead ? Promise.resolve(parseJsonBody(this.#bodyBytes)) : body.then(parseJsonBody)
+    }
     return this.#json
+  }
+
+  /**
+   * A body the adapter already holds (Fastify's, a host parser's) is taken in this call, so that the
+   * promise handed back is already settled; a stream is read as it comes.
+   */
+  #startReading(): Promise<Buffer | undefined> {
+    let read: MaybePromise<Buffer | undefined>
+    try {
+      read = readRequestBody(this.request, this.gateway.options.maxBodyBytes)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return read instanceof Promise
+      ? read.then((body) => this.#received(body))
+      : Promise.resolve(this.#received(read))
+  }
+
+  #received(body: Buffer | undefined): Buffer | undefined {
+    this.metrics.bytesIn = body?.length ?? 0
+    this.#bodyBytes = body
+    this.#bodyRead = true
+    return body
   }
 }
 
-async function readRequestBody(request: GatewayRequest, limitBytes: number): Promise<Buffer | undefined> {
+/** The body as bytes within the limit: at once when the request or its reader holds them, else when read. */
+function readRequestBody(request: GatewayRequest, limitBytes: number): MaybePromise<Buffer | undefined> {
   const { body } = request
   if (body === undefined) return undefined
-  const bytes = typeof body === 'function' ? await body(limitBytes) : body
+  const bytes = typeof body === 'function' ? body(limitBytes) : body
+  if (bytes === undefined || typeof bytes === 'string' || bytes instanceof Uint8Array)
+    return withinLimit(bytes, limitBytes)
+  // Whatever else a reader returns is awaited: a promise, or any thenable.
+  return Promise.resolve(bytes).then((read) => withinLimit(read, limitBytes))
+}
+
+function withinLimit(bytes: Uint8Array | string | undefined, limitBytes: number): Buffer | undefined {
   if (bytes === undefined) return undefined
   const buffer =
     typeof bytes === 'string'

@@ -13,9 +13,10 @@ export type MaybePromise<T> = T | Promise<T>
 
 /**
  * Where a request body comes from. The bridge hands the core a reader so that the body is read only when a
- * step needs it, and never past `limitBytes` (the reader rejects with `BODY_TOO_LARGE` first).
+ * step needs it, and never past `limitBytes` (the reader rejects with `BODY_TOO_LARGE` first). A reader
+ * whose bytes are already at hand may return them as they are, which spares the request a promise.
  */
-export type BodyReader = (limitBytes: number) => Promise<Uint8Array | undefined>
+export type BodyReader = (limitBytes: number) => MaybePromise<Uint8Array | undefined>
 
 /** A request as the core sees it: framework-free, built by `src/node` or by a host calling `handle()`. */
 export interface GatewayRequest {

@@ -96,9 +96,10 @@ async function readBody(
   limitBytes = MAX_ADMIN_BODY_BYTES,
 ): Promise<Uint8Array | undefined> {
   const { body } = request
-  if (typeof body === 'function') return body(limitBytes)
-  if (body === undefined) return undefined
-  const bytes = typeof body === 'string' ? Buffer.from(body) : body
+  // A reader holding bytes already (a host's raw body) hands them over whole: the limit is checked here.
+  const held = typeof body === 'function' ? await body(limitBytes) : body
+  if (held === undefined) return undefined
+  const bytes = typeof held === 'string' ? Buffer.from(held) : held
   if (bytes.byteLength > limitBytes) {
     throw new GatewayError('BODY_TOO_LARGE', `the limit is ${limitBytes} bytes`)
   }

@@ -137,12 +137,13 @@ function bodyReader(
   options: NodeRequestOptions,
   usesHostBody: boolean,
 ): BodyReader {
+  // Bytes at hand are returned as they are, not in a promise: the core then takes them in the same turn.
   if (isBytes(options.rawBody)) {
     const raw = options.rawBody
-    return () => Promise.resolve(typeof raw === 'string' ? Buffer.from(raw) : raw)
+    return () => (typeof raw === 'string' ? Buffer.from(raw) : raw)
   }
   if (usesHostBody) {
-    return () => Promise.resolve(serializeHostBody(options.hostBody, req.headers['content-type']))
+    return () => serializeHostBody(options.hostBody, req.headers['content-type'])
   }
   return (limitBytes) => readStream(req, res, limitBytes)
 }
