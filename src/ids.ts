@@ -22,21 +22,23 @@ export function uuidv7(now = Date.now()): string {
     randomFillSync(pool)
     poolOffset = 0
   }
-  const b = pool.subarray(poolOffset, poolOffset + 16)
+  // Read and written in place in the pool: a view of it would be a new typed array per id.
+  const o = poolOffset
   poolOffset += 16
   const high = Math.floor(now / 0x1000000)
-  b[0] = (high >>> 16) & 0xff
-  b[1] = (high >>> 8) & 0xff
-  b[2] = high & 0xff
-  b[3] = (now >>> 16) & 0xff
-  b[4] = (now >>> 8) & 0xff
-  b[5] = now & 0xff
-  b[6] = 0x70 | (b[6]! & 0x0f)
-  b[8] = 0x80 | (b[8]! & 0x3f)
+  pool[o] = (high >>> 16) & 0xff
+  pool[o + 1] = (high >>> 8) & 0xff
+  pool[o + 2] = high & 0xff
+  pool[o + 3] = (now >>> 16) & 0xff
+  pool[o + 4] = (now >>> 8) & 0xff
+  pool[o + 5] = now & 0xff
+  pool[o + 6] = 0x70 | (pool[o + 6]! & 0x0f)
+  pool[o + 8] = 0x80 | (pool[o + 8]! & 0x3f)
   for (let i = 0; i < 16; i++) {
     const at = DIGIT_AT[i]!
-    text[at] = HEX_DIGITS[b[i]! >> 4]!
-    text[at + 1] = HEX_DIGITS[b[i]! & 15]!
+    const byte = pool[o + i]!
+    text[at] = HEX_DIGITS[byte >> 4]!
+    text[at + 1] = HEX_DIGITS[byte & 15]!
   }
   return text.toString('latin1')
 }

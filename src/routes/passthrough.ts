@@ -23,16 +23,18 @@ export async function passthroughTargets(
   const { origin, path } = locateUpstream(provider, rest, request.search, ctx.surface.account)
   const method = request.method.toUpperCase()
   const bodyless = BODYLESS_METHODS.has(method)
+  // One wait for both: the JSON is read from the body, so once it is parsed the body is at hand.
+  const json = bodyless ? undefined : await ctx.readJson()
   const draft = {
     provider,
     origin,
     path,
     method,
     headers: buildUpstreamHeaders(request.headers, provider),
-    body: bodyless ? undefined : await ctx.readBody(),
+    body: bodyless ? undefined : ctx.bodyIfRead(),
     step: 0,
     policy: ctx.state.settings?.target ?? {},
     clientDialect: provider.spec.dialect,
   }
-  return [nativeTarget(ctx, draft, bodyless ? undefined : await ctx.readJson())]
+  return [nativeTarget(ctx, draft, json)]
 }

@@ -364,9 +364,14 @@ async function tryTarget(
     deadlineAt,
     commit: commitRule(options, target),
   }
-  const transport: Transport = withFields(options.caps, {
+  const { caps } = options
+  // A literal rather than `withFields(caps, …)`: one fixed shape, a few instructions a field.
+  const transport: Transport = {
     dispatcher: options.dispatcher ?? ctx.gateway.dispatcher,
-  })
+    maxResponseBytes: caps.maxResponseBytes,
+    maxStreamBytes: caps.maxStreamBytes,
+    maxEventBytes: caps.maxEventBytes,
+  }
   for (let attempt = 1; ; attempt++) {
     let failure: Failure
     let failureClass: FailureClass | undefined

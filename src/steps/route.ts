@@ -26,25 +26,36 @@ export function route(): Step {
   }
 }
 
-async function resolveTargets(ctx: GatewayContext): Promise<UpstreamTarget[]> {
+/**
+ * Not an async function itself: one that returns another's promise waits on it with two more turns of the
+ * microtask queue, on every request.
+ */
+function resolveTargets(ctx: GatewayContext): Promise<UpstreamTarget[]> {
   const { surface } = ctx
   if (surface.kind === 'provider') return passthroughTargets(ctx, surface.provider, surface.rest)
-  if (surface.kind === 'compat') {
-    const json = await readJson(ctx, 'INVALID_REQUEST_BODY')
-    const input = {
-      operation: surface.operation,
-      json,
-      headers: ctx.request.headers,
-      policy: ctx.state.settings?.target ?? {},
-      step: 0,
-    }
-    const routeName = routeNameOf(json)
-    return routeName === undefined
-      ? compatTargets(ctx, input)
-      : dynamicTargets(ctx, input, json as Record<string, unknown>, routeName)
-  }
+  if (surface.kind === 'compat') return compatSurfaceTargets(ctx, surface.operation)
   ctx.responseHeaders['cf-aig-step'] = '0'
-  return universalTargets(ctx, await readJson(ctx, 'INVALID_UNIVERSAL_REQUEST'))
+  return universalSurfaceTargets(ctx)
+}
+
+// `return await`: an async function that returns a promise as it is takes two turns more to settle.
+async function universalSurfaceTargets(ctx: GatewayContext): Promise<UpstreamTarget[]> {
+  return await universalTargets(ctx, await readJson(ctx, 'INVALID_UNIVERSAL_REQUEST'))
+}
+
+async function compatSurfaceTargets(ctx: GatewayContext, operation: string): Promise<UpstreamTarget[]> {
+  const json = await readJson(ctx, 'INVALID_REQUEST_BODY')
+  const input = {
+    operation,
+    json,
+    headers: ctx.request.headers,
+    policy: ctx.state.settings?.target ?? {},
+    step: 0,
+  }
+  const routeName = routeNameOf(json)
+  return routeName === undefined
+    ? compatTargets(ctx, input)
+    : await dynamicTargets(ctx, input, json as Record<string, unknown>, routeName)
 }
 
 async function readJson(
