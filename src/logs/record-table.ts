@@ -1,6 +1,6 @@
 import { type Body, type BodyPlace, BodySlabs, bodiesAt } from './body-slabs.js'
 import type { RawBodies } from './captured.js'
-import { logIdKey, storableText } from './filters.js'
+import { isLogId, storableText } from './filters.js'
 import { storableMetadata } from './query.js'
 import { LOG_OUTCOMES, type LogMetadata, type LogOutcome, type LogRecord } from './types.js'
 
@@ -132,19 +132,18 @@ export class RecordTable {
 
   /** The row of the record with this id, or -1; the id in any case. */
   find(id: string): number {
-    const key = logIdKey(id)
-    return key === undefined ? -1 : (this.#rows.get(key) ?? -1)
+    return isLogId(id) ? (this.#rows.get(id.toLowerCase()) ?? -1) : -1
   }
 
   /**
    * Adds a checked record (see `checkedLogRecord`) as its newest; false, and nothing added, when one with
-   * its id is held (or its id is no UUID, which a checked record's is). Its text is made storable and its id lower-case, as every store keeps them.
+   * its id is held. Its text is made storable and its id lower-case, as every store keeps them.
    */
   add(record: LogRecord, bodies: RowBodies | undefined): boolean {
     if (this.#tail - this.#head === this.#capacity)
       this.#resize(this.size * 2 <= this.#capacity ? this.#capacity : this.#capacity * 2)
-    const id = logIdKey(record.id)
-    if (id === undefined || this.#rows.has(id)) return false
+    const id = record.id.toLowerCase()
+    if (this.#rows.has(id)) return false
     const row = this.#tail & this.#mask
     this.#tail++
     this.size++
