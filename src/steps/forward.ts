@@ -22,7 +22,7 @@ import { dialectOf } from '../providers/dialects/index.js'
 import { createMemoryBreakerStore } from '../stores/memory-breaker.js'
 import type { BreakerState } from '../stores/types.js'
 import type { UpstreamTarget } from '../target.js'
-import type { GatewayContext, GatewayResponse, Step } from '../types.js'
+import type { GatewayContext, GatewayResponse, MaybePromise, Step } from '../types.js'
 import { type CommitRule, readAll } from '../upstream/body.js'
 import { type Breakers, breakerKey, checkBreaker, reportAttempt } from '../upstream/breaker.js'
 import { type AttemptClocks, callUpstream, type Transport, waitOnUpstream } from '../upstream/call.js'
@@ -123,7 +123,10 @@ export function forward(options: ForwardOptions = {}): Step {
     let last: { target: UpstreamTarget; failure: Failure } | undefined
     let skipped: { target: UpstreamTarget; failure: GatewayError } | undefined
     for (const [index, target] of targets.entries()) {
-      const checked = await checkTarget(ctx, settings, target)
+      // Both are awaited only when they wait: an await of what is at hand still costs a turn of the
+      // microtask queue, and most requests have no breaker store to ask and an answer to pass on as it is.
+      const checking = checkTarget(ctx, settings, target)
+      const checked = checking instanceof Promise ? await checking : checking
       if (checked.state === 'open' && skips(breakers!, index === targets.length - 1, last)) {
         skipped ??= { target, failure: skipOpen(ctx, target, checked.retryInMs) }
         continue
@@ -131,7 +134,8 @@ export function forward(options: ForwardOptions = {}): Step {
       if (last !== undefined) discard(last.failure)
       const outcome = await tryTarget(ctx, settings, target, run, checked)
       if (outcome.ok) {
-        const answered = await answer(ctx, target, outcome.response)
+        const answering = answer(ctx, target, outcome.response)
+        const answered = answering instanceof Promise ? await answering : answering
         // Most requests have no target left: they pay for no copy of the list.
         const later = index === targets.length - 1 ? NO_TARGETS : targets.slice(index + 1)
         ctx.response = resumes(settings, target, answered, later)
@@ -162,15 +166,13 @@ interface Run {
   readonly waited: { ms: number }
 }
 
-async function checkTarget(
+function checkTarget(
   ctx: GatewayContext,
   settings: ForwardSettings,
   target: UpstreamTarget,
-): Promise<BreakerState> {
+): MaybePromise<BreakerState> {
   const { breakers } = settings
-  if (breakers === undefined) return CLOSED
-  const checking = checkBreaker(ctx, breakers, target)
-  return checking instanceof Promise ? await checking : checking
+  return breakers === undefined ? CLOSED : checkBreaker(ctx, breakers, target)
 }
 
 /** A target skipped for its open breaker: logged and told as such; its failure, should nothing else answer. */
@@ -455,16 +457,28 @@ function commitRule(options: ForwardSettings, target: UpstreamTarget): CommitRul
   }
 }
 
-async function answer(
+/**
+ * The answer as the client is to get it. Only a provider's refusal waits: it is read whole (capped, under
+ * the same clocks), so the client gets it with its length and a stalled error body is a gateway error, not
+ * a hung response.
+ */
+function answer(
   ctx: GatewayContext,
   target: UpstreamTarget,
   response: GatewayResponse,
-): Promise<GatewayResponse> {
+): MaybePromise<GatewayResponse> {
   markStep(ctx, target)
-  // The provider's refusal is the answer: read it whole (capped, under the same clocks), so the client
-  // gets it with its length and a stalled error body is a gateway error, not a hung response.
-  if (response.status >= 400) response = await readWhole(ctx, response)
-  if (ctx.gateway.watchesUsage && response.status < 400) ctx.state.usage = watchUsage(target, response)
+  if (response.status >= 400) return readWhole(ctx, response).then((whole) => delivered(ctx, target, whole))
+  if (ctx.gateway.watchesUsage) ctx.state.usage = watchUsage(target, response)
+  return delivered(ctx, target, response)
+}
+
+/** The answer in the client's dialect, when the request was translated. */
+function delivered(
+  ctx: GatewayContext,
+  target: UpstreamTarget,
+  response: GatewayResponse,
+): MaybePromise<GatewayResponse> {
   if (target.translation === undefined) return response
   return translateResponse(response, target.translation, ctx.id)
 }
