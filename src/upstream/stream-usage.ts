@@ -60,32 +60,47 @@ export function withoutUsage(events: Buffer, text: string = events.toString('lat
   let found = text.indexOf(USAGE_KEY, 1)
   if (found === -1) return events
   // Each kept part is moved down over what was cut before it: a memmove, with no view or string per part.
+  // Written out in the loop and compared a character at a time, not with a helper closure and `startsWith`:
+  // this runs on every batch of every stream the gateway asked usage for, and those cost a third of it.
   let kept = 0
   let from = 0
-  const keep = (end: number, next: number) => {
-    events.copyWithin(kept, from, end)
-    kept += end - from
-    from = next
-  }
   while (found !== -1) {
     const at = found - 1
     const value = found + USAGE_KEY.length
     let next = value
+    let cut = -1
     if (text.charCodeAt(at) !== QUOTE) {
       // A key that only ends in `usage`.
-    } else if (text.startsWith('null', value)) {
+    } else if (isNullAt(text, value)) {
       next = value + 4
-      if (at > 0 && text.charCodeAt(at - 1) === COMMA) keep(at - 1, next)
-      else if (text.charCodeAt(next) === COMMA) keep(at, ++next)
+      if (at > 0 && text.charCodeAt(at - 1) === COMMA) cut = at - 1
+      else if (text.charCodeAt(next) === COMMA) {
+        cut = at
+        next++
+      }
     } else if (text.charCodeAt(value) === 0x7b && text.endsWith(EMPTY_CHOICES, at)) {
       next = eventEnd(text, at)
-      keep(Math.max(from, eventStart(text, at)), next)
+      cut = Math.max(from, eventStart(text, at))
+    }
+    if (cut !== -1) {
+      events.copyWithin(kept, from, cut)
+      kept += cut - from
+      from = next
     }
     found = text.indexOf(USAGE_KEY, next + 1)
   }
   if (from === 0) return events
-  keep(text.length, text.length)
-  return events.subarray(0, kept)
+  events.copyWithin(kept, from, text.length)
+  return events.subarray(0, kept + text.length - from)
+}
+
+function isNullAt(text: string, at: number): boolean {
+  return (
+    text.charCodeAt(at) === 0x6e &&
+    text.charCodeAt(at + 1) === 0x75 &&
+    text.charCodeAt(at + 2) === 0x6c &&
+    text.charCodeAt(at + 3) === 0x6c
+  )
 }
 
 /**
