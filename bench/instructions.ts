@@ -93,7 +93,8 @@ function readConfig(): Config {
     requests: countFromEnv('BENCH_INSTR_REQUESTS', 2000),
     // The JIT takes thousands of requests to settle: V8 optimized some 100 functions in the second
     // thousand requests (logs-off sse, `--trace-opt`), 15 in the fourth, one or two a thousand after 8000.
-    warmupRequests: countFromEnv('BENCH_INSTR_WARMUP', 8000),
+    // A logging row starts to evict from its memory store only past its 10,000 records: more than that.
+    warmupRequests: countFromEnv('BENCH_INSTR_WARMUP', 20000),
     parallel: countFromEnv('BENCH_INSTR_PARALLEL', 2),
     keepDumps: process.env.BENCH_KEEP_CALLGRIND === '1',
     serverNodeArgs: serverNodeArgsFromEnv(),
