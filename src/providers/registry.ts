@@ -43,6 +43,8 @@ export interface ResolvedProvider {
   /** How it continues a prefilled answer: the spec's, unless the options say otherwise. */
   readonly prefill: Prefill | undefined
   readonly credentialHeaders: readonly string[]
+  /** Where a request may carry a key for it: its auth header and its credential headers, once each. */
+  readonly keyHeaders: readonly string[]
   readonly forwardHeaders: readonly string[]
   readonly base: ResolvedBase
 }
@@ -106,6 +108,7 @@ function resolveProvider(
     staticHeaders: { ...spec.defaultHeaders, ...config.headers },
     prefill: config.prefill === false ? undefined : (config.prefill ?? spec.prefill),
     credentialHeaders,
+    keyHeaders: [...new Set([spec.auth.header, ...credentialHeaders])],
     forwardHeaders: [
       ...new Set([...COMMON_FORWARD_HEADERS, ...(spec.forwardHeaders ?? []), ...extraForwardHeaders]),
     ],

@@ -51,8 +51,7 @@ export function credentialsOf(
   provider: ResolvedProvider,
 ): { readonly header?: string; readonly query?: string; readonly key: string }[] {
   const found: { header?: string; query?: string; key: string }[] = []
-  const names = new Set([provider.spec.auth.header, ...provider.credentialHeaders])
-  for (const header of names) {
+  for (const header of provider.keyHeaders) {
     const key = credentialOf(headers[header])
     if (key !== undefined) found.push({ header, key })
   }
