@@ -13,20 +13,21 @@ export type TargetDraft = Omit<UpstreamTarget, 'model' | 'stream' | 'translation
  */
 export function nativeTarget(ctx: GatewayContext, draft: TargetDraft, json: unknown): UpstreamTarget {
   const dialect = dialectOf(draft.provider.spec.dialect)
+  const ask = ctx.gateway.watchesUsage ? askForStreamUsage(draft, json) : undefined
   // Every field written out: a literal of one shape is built in a few instructions a field, where copying
   // the draft (`withFields`) looks up a map transition for each (about 2.5k instructions a request).
-  const target: UpstreamTarget = {
+  return {
     provider: draft.provider,
     origin: draft.origin,
     path: draft.path,
     method: draft.method,
-    headers: draft.headers,
-    body: draft.body,
+    headers: ask?.headers ?? draft.headers,
+    body: ask?.body ?? draft.body,
     model: dialect.model(draft.path, json),
     stream: dialect.streams(draft.path, json),
     step: draft.step,
     policy: draft.policy,
     clientDialect: draft.clientDialect,
+    streamUsage: ask?.streamUsage,
   }
-  return ctx.gateway.watchesUsage ? askForStreamUsage(target, json) : target
 }

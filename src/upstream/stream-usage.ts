@@ -1,5 +1,4 @@
 import { isRecord } from '../json.js'
-import { withFields } from '../objects.js'
 import type { UpstreamTarget } from '../target.js'
 import { splitQuery } from '../url.js'
 
@@ -11,29 +10,50 @@ const STREAM_OPTIONS_FIELD = Buffer.from(',"stream_options":{"include_usage":tru
  */
 function withFieldAppended(body: Buffer, field: Buffer): Buffer {
   const end = body.lastIndexOf(0x7d)
-  return Buffer.concat([body.subarray(0, end), field, body.subarray(end)])
+  // Copied in three parts into one new Buffer: `Buffer.concat` of two views would make the views first.
+  const out = Buffer.allocUnsafe(body.length + field.length)
+  body.copy(out, 0, 0, end)
+  field.copy(out, end)
+  body.copy(out, end + field.length, end)
+  return out
 }
+
+/** What asking a provider for a stream's usage changes in a target. */
+export interface StreamUsageAsk {
+  /** `asked`: the client asked itself, and gets the usage; `hidden`: the gateway asked, and takes it out. */
+  readonly streamUsage: 'asked' | 'hidden'
+  /** The body with the ask added, and headers with its length, when the gateway asked. */
+  readonly body?: Buffer
+  readonly headers?: Record<string, string>
+}
+
+const ASKED: StreamUsageAsk = { streamUsage: 'asked' }
 
 /**
  * An OpenAI-dialect streamed chat completion carries usage only when the client asked for it
  * (`stream_options.include_usage`). To cost and count every stream, the gateway asks for it anyway, and
- * `hideStreamUsage` then takes out of the client's stream exactly what that option added. Other targets
- * come back unchanged.
+ * `withoutUsage` then takes out of the client's stream exactly what that option added. For a target in
+ * the provider's own dialect, before it is built: what the ask changes in it, or undefined when it changes
+ * nothing (not a stream, or not one of a provider that needs the ask).
  */
-export function askForStreamUsage(target: UpstreamTarget, json: unknown): UpstreamTarget {
+export function askForStreamUsage(
+  target: Pick<UpstreamTarget, 'provider' | 'method' | 'path' | 'headers' | 'body'>,
+  json: unknown,
+): StreamUsageAsk | undefined {
   // Cheapest first: most requests are not streams, and end here.
-  if (!isRecord(json) || json.stream !== true) return target
-  if (!target.provider.spec.streamUsageOnRequest || target.translation !== undefined) return target
-  if (target.method !== 'POST' || !splitQuery(target.path).path.endsWith('/chat/completions')) return target
+  if (!isRecord(json) || json.stream !== true) return undefined
+  if (!target.provider.spec.streamUsageOnRequest) return undefined
+  if (target.method !== 'POST' || !splitQuery(target.path).path.endsWith('/chat/completions'))
+    return undefined
   const options = isRecord(json.stream_options) ? json.stream_options : undefined
-  if (options?.include_usage === true) return withFields(target, { streamUsage: 'asked' as const })
+  if (options?.include_usage === true) return ASKED
   const body =
     json.stream_options === undefined
       ? withFieldAppended(target.body!, STREAM_OPTIONS_FIELD)
       : Buffer.from(JSON.stringify({ ...json, stream_options: { ...options, include_usage: true } }))
   const headers = { ...target.headers }
   if (headers['content-length'] !== undefined) headers['content-length'] = String(body.length)
-  return withFields(target, { body, headers, streamUsage: 'hidden' as const })
+  return { streamUsage: 'hidden', body, headers }
 }
 
 // Searched without its opening quote, which is checked apart: V8 looks for a needle's first character

@@ -53,7 +53,9 @@ describe('request settings and target policy', () => {
     expect(target).toMatchObject({ model: 'gpt-4o-mini', stream: true, policy: { maxAttempts: 2 } })
     // The gateway asked for usage on the client's behalf, and says so to the stream that hides it again.
     expect(target?.streamUsage).toBe('hidden')
-    expect(JSON.parse(target!.body!.toString())).toMatchObject({ stream_options: { include_usage: true } })
+    // Appended to the client's bytes as they came, before their closing brace.
+    const sent = JSON.stringify({ ...chat, stream: true })
+    expect(target!.body!.toString()).toBe(`${sent.slice(0, -1)},"stream_options":{"include_usage":true}}`)
   })
 
   it('reads a Gemini model and stream from the path', async () => {
