@@ -120,8 +120,14 @@ class RequestContext implements GatewayContext {
   }
 }
 
-/** The body as bytes within the limit: at once when the request or its reader holds them, else when read. */
-function readRequestBody(request: GatewayRequest, limitBytes: number): MaybePromise<Buffer | undefined> {
+/**
+ * The body as bytes within the limit (else `BODY_TOO_LARGE`): at once when the request or its reader holds
+ * them, else when read. The pipeline's `readBody` and the admin API's both read through it.
+ */
+export function readRequestBody(
+  request: GatewayRequest,
+  limitBytes: number,
+): MaybePromise<Buffer | undefined> {
   const { body } = request
   if (body === undefined) return undefined
   const bytes = typeof body === 'function' ? body(limitBytes) : body

@@ -1,3 +1,4 @@
+import { readRequestBody } from '../context.js'
 import { GatewayError } from '../errors.js'
 import { isRecord, parseJson } from '../json.js'
 import type { GatewayRequest, GatewayResponse } from '../types.js'
@@ -74,8 +75,8 @@ export function pathParam(segment: string): string {
  * const { secret } = await readJsonObject(request)
  */
 export async function readJsonObject(request: GatewayRequest): Promise<Record<string, unknown>> {
-  const bytes = await readBody(request)
-  const value = bytes === undefined ? undefined : parseJson(Buffer.from(bytes).toString('utf8'))
+  const bytes = await readRequestBody(request, MAX_ADMIN_BODY_BYTES)
+  const value = bytes === undefined ? undefined : parseJson(bytes.toString('utf8'))
   if (!isRecord(value)) throw new GatewayError('INVALID_REQUEST_BODY', 'expected a JSON object')
   return value
 }
@@ -87,23 +88,8 @@ export async function readJsonObject(request: GatewayRequest): Promise<Record<st
  * const form = new URLSearchParams(await readBodyText(request, 8192))
  */
 export async function readBodyText(request: GatewayRequest, limitBytes: number): Promise<string> {
-  const bytes = await readBody(request, limitBytes)
-  return bytes === undefined ? '' : Buffer.from(bytes).toString('utf8')
-}
-
-async function readBody(
-  request: GatewayRequest,
-  limitBytes = MAX_ADMIN_BODY_BYTES,
-): Promise<Uint8Array | undefined> {
-  const { body } = request
-  // A reader holding bytes already (a host's raw body) hands them over whole: the limit is checked here.
-  const held = typeof body === 'function' ? await body(limitBytes) : body
-  if (held === undefined) return undefined
-  const bytes = typeof held === 'string' ? Buffer.from(held) : held
-  if (bytes.byteLength > limitBytes) {
-    throw new GatewayError('BODY_TOO_LARGE', `the limit is ${limitBytes} bytes`)
-  }
-  return bytes
+  const bytes = await readRequestBody(request, limitBytes)
+  return bytes === undefined ? '' : bytes.toString('utf8')
 }
 
 // Names from the query string are quoted back escaped and trimmed.
