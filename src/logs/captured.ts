@@ -20,7 +20,8 @@ export interface RawBodies {
   readonly response: Buffer | undefined
   /**
    * The text is far smaller than the bytes (a stream's, put together from its events): a store keeps the
-   * text, made with the batch, rather than hold bytes that would leave room for a fraction of the records.
+   * text, made with the batch, rather than hold bytes that would leave room for a fraction of the records,
+   * unless the bytes are few enough to cost no record its place (see the memory store).
    */
   readonly smallerAsText: boolean
   text(request: Buffer | undefined, response: Buffer | undefined): LoggedBodies

@@ -60,9 +60,16 @@ function bodiesOf(table: RecordTable, row: number): LoggedBodies | undefined {
   return { requestBody: storableOrNull(made.requestBody), responseBody: storableOrNull(made.responseBody) }
 }
 
-/** A captured record whose bodies the store keeps as they came, to make their text when read. */
-function keptAsBytes(queued: QueuedRecord): queued is CapturedRecord & { bodies: RawBodies } {
-  return queued instanceof CapturedRecord && queued.bodies !== undefined && !queued.bodies.smallerAsText
+/**
+ * A captured record whose bodies the store keeps as they came, to make their text when read: all but those
+ * whose text is far smaller (a stream's) and whose bytes exceed `share`, a record's share of the bodies'
+ * bound. Within it the bytes cost no record its place (the bound on records comes first) and the text is
+ * made only if the record is read, where made with the batch it costs every stream logged.
+ */
+function keptAsBytes(queued: QueuedRecord, share: number): queued is CapturedRecord & { bodies: RawBodies } {
+  if (!(queued instanceof CapturedRecord) || queued.bodies === undefined) return false
+  const { request, response, smallerAsText } = queued.bodies
+  return !smallerAsText || (request?.length ?? 0) + (response?.length ?? 0) <= share
 }
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
@@ -215,6 +222,7 @@ function aggregate(records: Iterable<LogRecord>, query: AnalyticsQuery): Analyti
 export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogStore {
   const maxRecords = positiveInteger('maxRecords', options.maxRecords, 10_000)
   const maxBytes = positiveInteger('maxBytes', options.maxBytes, 64 * 1024 * 1024)
+  const share = maxBytes / maxRecords
   const table = new RecordTable()
   const { slabs } = table
   let totalBytes = 0
@@ -320,9 +328,9 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
     },
   }
   takesRawBodies(store, async (batch) => {
-    // Bodies kept as text (none, or far smaller so) are made now, with the batch.
+    // Bodies kept as text (none, or far smaller so and past a record's share) are made now, with the batch.
     const kept = batch.map((queued) =>
-      queued instanceof CapturedRecord && !keptAsBytes(queued) ? queued.build() : queued,
+      queued instanceof CapturedRecord && !keptAsBytes(queued, share) ? queued.build() : queued,
     )
     const records = kept.map((queued, i) =>
       checkedLogRecord(queued instanceof CapturedRecord ? queued.record : queued, i),
@@ -330,7 +338,7 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
     for (let i = 0; i < kept.length; i++) {
       const queued = kept[i]!
       const record = records[i]!
-      if (!keptAsBytes(queued)) addWithText(record)
+      if (!keptAsBytes(queued, share)) addWithText(record)
       else add(record, queued.bodies.request, queued.bodies.response, queued.bodies.text)
     }
   })

@@ -218,14 +218,26 @@ describe('request logs', () => {
       expect(made).toBe(3)
     })
 
-    it('go to the memory store as text, made with their batch, where the text is far smaller', async () => {
+    it('go to the memory store as text, made with their batch, where the text is far smaller and the bytes exceed a record’s share', async () => {
+      // 87 bytes of bodies each; a record's share of the bound is 80 bytes, then 90.
+      const bytes = (id: string) => `asked ${id}`.length + `answered ${id}`.length
+      expect(bytes(ids[0]!)).toBe(87)
       made = 0
-      const store = createMemoryLogStore()
-      const queue = new LogQueue(store, settings, events().emitter)
-      queue.push(captured(ids[0]!, undefined, true))
-      await queue.flush()
+      const tight = createMemoryLogStore({ maxRecords: 10, maxBytes: 800 })
+      const tightQueue = new LogQueue(tight, settings, events().emitter)
+      tightQueue.push(captured(ids[0]!, undefined, true))
+      await tightQueue.flush()
       expect(made).toBe(1)
-      expect(await store.get(ids[0]!)).toMatchObject({ responseBody: `ANSWERED ${ids[0]}` })
+      expect(await tight.get(ids[0]!)).toMatchObject({ responseBody: `ANSWERED ${ids[0]}` })
+      expect(made).toBe(1)
+
+      made = 0
+      const roomy = createMemoryLogStore({ maxRecords: 10, maxBytes: 900 })
+      const roomyQueue = new LogQueue(roomy, settings, events().emitter)
+      roomyQueue.push(captured(ids[1]!, undefined, true))
+      await roomyQueue.flush()
+      expect(made).toBe(0)
+      expect(await roomy.get(ids[1]!)).toMatchObject({ responseBody: `ANSWERED ${ids[1]}` })
       expect(made).toBe(1)
     })
 
