@@ -38,8 +38,9 @@ export interface MemoryLogStoreOptions {
   /** Records kept; the oldest written go first beyond it. Default 10,000. */
   maxRecords?: number | undefined
   /**
-   * Bytes of request and response bodies kept (as UTF-8 text, or as a JSON body came); the oldest records
-   * go first beyond it. A record whose bodies alone exceed it is kept without bodies. Default 64 MiB.
+   * Bytes of request and response bodies kept (as UTF-8 text, or as they came: a JSON body, a stream within
+   * `maxBytes / maxRecords`); the oldest records go first beyond it. A record whose bodies alone exceed it
+   * is kept without bodies. Default 64 MiB.
    */
   maxBytes?: number | undefined
 }
