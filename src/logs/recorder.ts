@@ -235,15 +235,21 @@ export function captureLogRecord(
       state.websocket === undefined ? withinCap(end.responseBytes, settings.maxPayloadBytes) : undefined,
     // A 1000-token answer streamed is some 200 KB of events and 4 KB of text.
     smallerAsText: streamDialect !== undefined,
-    text:
-      state.secrets === undefined && streamDialect === undefined
-        ? sharedBodyText(settings, events)
-        : bodyText(
-            state.secrets === undefined ? settings.secrets : [...settings.secrets, ...state.secrets],
-            streamDialect,
-            events,
-          ),
+    text: recordSecretsAreShared(settings.secrets, state.secrets)
+      ? sharedBodyText(settings, streamDialect, events)
+      : bodyText([...settings.secrets, ...state.secrets!], streamDialect, events),
   })
+}
+
+/**
+ * Whether the request carried no secret the gateway does not know already. Most requests carry only the
+ * provider key from the options, which the gateway's own list holds: their records then share that list and
+ * the function that makes their bodies' text, rather than keep a copy of each until the store drops them.
+ */
+function recordSecretsAreShared(shared: readonly string[], own: readonly string[] | undefined): boolean {
+  if (own === undefined) return true
+  for (const secret of own) if (!shared.includes(secret)) return false
+  return true
 }
 
 /**
@@ -275,15 +281,31 @@ function bodyText(
   }
 }
 
-// The usual record's (no secrets of its own, no stream) is one function per gateway, not one per record: a
-// store that keeps it with each record's bytes then keeps no object of the record's own.
-const sharedBodyTexts = new WeakMap<RecordSettings, { events: GatewayEmitter; text: RawBodies['text'] }>()
+// The usual record's (no secrets of its own) is one function per gateway and answer dialect, not one per
+// record: a store that keeps it with each record's bytes then keeps no object of the record's own.
+interface SharedBodyTexts {
+  readonly events: GatewayEmitter
+  readonly whole: RawBodies['text']
+  readonly streams: Map<Dialect, RawBodies['text']>
+}
+const sharedBodyTexts = new WeakMap<RecordSettings, SharedBodyTexts>()
 
-function sharedBodyText(settings: RecordSettings, events: GatewayEmitter): RawBodies['text'] {
-  const known = sharedBodyTexts.get(settings)
-  if (known?.events === events) return known.text
-  const text = bodyText(settings.secrets, undefined, events)
-  sharedBodyTexts.set(settings, { events, text })
+function sharedBodyText(
+  settings: RecordSettings,
+  streamDialect: Dialect | undefined,
+  events: GatewayEmitter,
+): RawBodies['text'] {
+  let shared = sharedBodyTexts.get(settings)
+  if (shared?.events !== events) {
+    shared = { events, whole: bodyText(settings.secrets, undefined, events), streams: new Map() }
+    sharedBodyTexts.set(settings, shared)
+  }
+  if (streamDialect === undefined) return shared.whole
+  let text = shared.streams.get(streamDialect)
+  if (text === undefined) {
+    text = bodyText(settings.secrets, streamDialect, events)
+    shared.streams.set(streamDialect, text)
+  }
   return text
 }
 

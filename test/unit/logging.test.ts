@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { GatewayEmitter, LogDroppedEvent, StoreErrorEvent } from '../../src/events.js'
 import {
   createGateway,
+  createKeyRing,
   createMemoryLogStore,
+  createMemorySecretStore,
   type GatewayOptions,
   type GatewayRequest,
   type LogGuard,
@@ -333,6 +335,32 @@ describe('request logs', () => {
       filters: [{ field: 'dlpAction', op: 'eq', value: 'REDACT' }],
     })
     expect(records.map((record) => record.id)).toEqual([guarded!.headers['cf-aig-log-id']])
+    await gateway.close()
+  })
+
+  it('mask in a record read later the stored key its request carried, beside the configured ones', async () => {
+    // A stored key of no provider's shape: only the request's own secrets can mask it, not the patterns.
+    const storedKey = 'team-b-stored-credential-77c1'
+    const keys = createKeyRing({ store: createMemorySecretStore(), masterKey: 'c'.repeat(64) })
+    await keys.putSecret('openai', 'team-b', storedKey)
+    const gateway = gatewayFor({ keys })
+    const alias = { 'cf-aig-byok-alias': 'team-b' }
+    const answers = [
+      await gateway.handle(chat(`stored ${storedKey} configured sk-stored`, alias)),
+      await gateway.handle(chat(`plain ${storedKey} configured sk-stored`)),
+    ]
+    expect(answers.map((answer) => answer?.status)).toEqual([200, 200])
+    await gateway.flushLogs()
+    const bodies = (await gateway.logs!.list({ includeBodies: true, direction: 'asc' })).records.map(
+      (record) => `${record.requestBody} ${record.responseBody}`,
+    )
+    // The mock echoes the prompt: each record holds the text twice.
+    expect(bodies[0]).not.toContain(storedKey)
+    expect(bodies[0]).not.toContain('sk-stored')
+    expect(bodies[0]!.match(/\[REDACTED\]/g)).toHaveLength(4)
+    // The request sent with the configured key carried no stored one: the text is only text there.
+    expect(bodies[1]).toContain(storedKey)
+    expect(bodies[1]).not.toContain('sk-stored')
     await gateway.close()
   })
 
