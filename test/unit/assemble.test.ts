@@ -114,6 +114,8 @@ const FRAGMENTS = [
   '\\ude00',
   '\\x',
   '\\\n',
+  '\\\r',
+  '\\\u2028',
   '\ud83d',
   '\ude00',
   '\u0001',
@@ -131,8 +133,17 @@ const FRAGMENTS = [
   '"finishReason":"STOP"',
   '\n\n',
   '\n',
-  // Whole deltas of each dialect whose text is half a pair, or breaks off at an escaped line end.
-  ...['"\\ud83d"', '"\\ude00"', '"a\\\n"text":"b"', '"c\\\n"content":"d"'].flatMap((text) => [
+  // Whole deltas of each dialect whose text is half a pair, or breaks off at an escaped line end (of each kind
+  // a pattern's `.` stops at).
+  ...[
+    '"\\ud83d"',
+    '"\\ude00"',
+    '"a\\\n"text":"b"',
+    '"c\\\n"content":"d"',
+    '"e\\\r"text":"f"',
+    '"g\\\u2028"content":"h"',
+    '"i\\\u2029"text":"j"',
+  ].flatMap((text) => [
     `data: {"choices":[{"delta":{"content":${text}}}]}\n\n`,
     `data: {"delta":{"type":"text_delta","text":${text}}}\n\n`,
     `data: {"candidates":[{"content":{"parts":[{"text":${text}}]}}]}\n\n`,
