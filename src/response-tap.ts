@@ -40,7 +40,7 @@ export function tapBody(response: GatewayResponse, maxBytes: number, done: (body
     return
   }
   // A stream nobody reads yet must not start flowing because a listener was added: pause it first (the
-  // bridge's pipe resumes it), so the client misses nothing.
+  // bridge resumes it), so the client misses nothing.
   if (body.readableFlowing === null) body.pause()
   const chunks: Buffer[] = []
   let size = 0
@@ -57,15 +57,16 @@ export function tapBody(response: GatewayResponse, maxBytes: number, done: (body
   }
   let ended = false
   let error: Error | undefined
+  // A stream says end, error and close once each: `on` is `once` without a wrapper per listener and its
+  // removal when it fires. Nothing comes after close, so the data listener is left on too.
   body.on('data', onData)
-  body.once('end', () => {
+  body.on('end', () => {
     ended = true
   })
-  body.once('error', (failure) => {
+  body.on('error', (failure) => {
     error = failure
   })
-  body.once('close', () => {
-    body.off('data', onData)
+  body.on('close', () => {
     // One chunk (a stream that came in one read) is kept as it is: a copy over 4 KiB is an allocation.
     const bytes = overflowed ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size)
     // Streams the gateway carried say how they ended; any other stream is complete when it ended.

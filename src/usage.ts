@@ -27,7 +27,8 @@ export function watchUsage(target: UpstreamTarget, response: GatewayResponse): P
       // is kept whole here, up to a cap.
       const whole = stream ? undefined : new WholeBody()
       const seen = whole === undefined || body.watchSource((chunk) => whole.push(chunk))
-      body.once('close', () => {
+      // Said once, as by every stream: `on` saves `once`'s wrapper and removal.
+      body.on('close', () => {
         // Usage read from part of a body would be wrong, not just missing: none is reported then.
         const text = seen ? (whole === undefined ? body.usageText() : whole.text()) : undefined
         resolve(text === undefined ? undefined : read(text))

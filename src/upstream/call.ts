@@ -223,7 +223,7 @@ async function relay(
     },
   )
   if (response.body.closed) release()
-  else response.body.once('close', release)
+  else response.body.on('close', release)
   if (commit !== undefined) {
     await waitOnUpstream(ctx, streamed.hold(commit))
     const beganAt = streamed.answerBeganAt
