@@ -3,7 +3,7 @@ import { Readable } from 'node:stream'
 import type { GatewayResponse } from '../types.js'
 
 /**
- * Writes a gateway response to Node's response. Streams are piped with backpressure (a slow client slows
+ * Writes a gateway response to Node's response. Streams are forwarded with backpressure (a slow client slows
  * the provider instead of filling memory) and each chunk goes out as it comes. How a stream ends is the
  * stream's business (`UpstreamBody`): one that fails cuts the connection here, so that an answer cut short
  * never looks complete; a client that leaves destroys the stream, which cancels the upstream call.
@@ -25,16 +25,21 @@ export function writeNodeResponse(res: ServerResponse, response: GatewayResponse
   }
   res.writeHead(response.status, response.headers)
   return new Promise((resolve) => {
-    // pipe() rather than pipeline(): the same backpressure, without an AbortController and an end-of-stream
-    // watcher per response. The two failure paths are wired by hand.
-    res.once('close', () => {
+    // Forwarded by hand rather than with pipe() (or pipeline(), which adds an AbortController and an
+    // end-of-stream watcher): the same backpressure, without the listeners pipe() puts on both streams and
+    // takes off again at the end of every stream. Each event below comes once, so `on` rather than `once`.
+    body.on('data', (chunk: Buffer | string) => {
+      if (!res.write(chunk)) body.pause()
+    })
+    res.on('drain', () => body.resume())
+    body.on('end', () => res.end())
+    // A stream that fails cuts the connection: an answer cut short must never look complete.
+    body.on('error', () => res.destroy())
+    res.on('close', () => {
       if (!body.readableEnded) body.destroy()
       resolve()
     })
-    body.once('error', () => {
-      body.unpipe(res)
-      res.destroy()
-    })
-    body.pipe(res)
+    // A watcher (the log's tap) may have paused a stream nobody read yet: the client's reading starts it.
+    body.resume()
   })
 }
