@@ -329,7 +329,8 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
     },
   }
   takesRawBodies(store, async (batch) => {
-    // Bodies kept as text (none, or far smaller so and past a record's share) are made now, with the batch.
+    // Bodies kept as text (none, or far smaller so and past a record's share) are made now, with the batch:
+    // a record still captured after this keeps its bodies as bytes.
     const kept = batch.map((queued) =>
       queued instanceof CapturedRecord && !keptAsBytes(queued, share) ? queued.build() : queued,
     )
@@ -339,8 +340,12 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
     for (let i = 0; i < kept.length; i++) {
       const queued = kept[i]!
       const record = records[i]!
-      if (!keptAsBytes(queued, share)) addWithText(record)
-      else add(record, queued.bodies.request, queued.bodies.response, queued.bodies.text)
+      if (!(queued instanceof CapturedRecord)) {
+        addWithText(record)
+        continue
+      }
+      const { request, response, text } = queued.bodies!
+      add(record, request, response, text)
     }
   })
   return store
