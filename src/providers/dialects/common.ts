@@ -87,34 +87,82 @@ function lineEnd(text: string, at: number): number {
 // A JSON string literal, escapes included. Written as runs of plain characters between escapes: an
 // alternation repeated once per character would recurse once per character too, and overflow the stack on
 // a long delta.
-export const JSON_STRING = '("[^"\\\\]*(?:\\\\.[^"\\\\]*)*")'
+const JSON_STRING = '"[^"\\\\]*(?:\\\\.[^"\\\\]*)*"'
+const LITERAL_AT = new RegExp(JSON_STRING, 'y')
+// What `JSON.stringify` writes otherwise than as it is: control characters (lone surrogates are checked
+// apart, with `isWellFormed`).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
+const CONTROL_CHARACTER = /[\x00-\x1f]/
+
+// ES2024's String.prototype.isWellFormed (Node 20 and later), not yet in the ES2023 lib the build targets.
+type WellFormedCheck = string & { isWellFormed(): boolean }
 
 /**
  * Assembles a stream for the log from where a dialect puts its text deltas and its finish reason: the
  * text of the deltas joined, the last finish reason, and how many events carried them, as
- * `{"stream":true,"content":…,"finishReason":…,"events":…}`. The deltas are found by pattern in one pass
- * rather than by parsing every event, since this runs for every logged stream, and a delta's JSON string
- * goes into the content as it came when it is already what `JSON.stringify` would write (no escape, no
- * control character): only the others are decoded and written again. `text` is a `g` pattern made once by
- * the dialect and run with `exec` from its start each time (`matchAll` would copy it and add an iterator
- * per call); `finishKey` is the key that opens a string finish reason, read back from the end, where the
- * last one is.
+ * `{"stream":true,"content":…,"finishReason":…,"events":…}`. `textKey` is the pattern of what comes
+ * before a delta's JSON string; `finishKey` is the key that opens a string finish reason, read back from
+ * the end, where the last one is.
+ *
+ * The deltas are found by pattern in one pass rather than by parsing every event, since this runs for
+ * every logged stream, and a delta's text goes into the content as it came when it is already what
+ * `JSON.stringify` would write: only the others are decoded and written again.
  */
-export function patternAssembler(text: RegExp, finishKey: string): (sseText: string) => string {
+export function patternAssembler(textKey: string, finishKey: string): (sseText: string) => string {
+  const opening = new RegExp(`${textKey}"`, 'g')
+  const literal = new RegExp(`${textKey}(${JSON_STRING})`, 'g')
   return (sse) => {
-    let content = ''
-    let exact = true
-    text.lastIndex = 0
-    for (let match = text.exec(sse); match !== null; match = text.exec(sse)) {
-      const piece = encodedPiece(match[1]!)
-      if (piece === undefined) exact = false
-      else content += piece
-    }
-    if (!exact) content = encodedWhole(text, sse)
+    const content = quickContent(opening, sse) ?? exactContent(literal, sse)
     const finish = lastStringValue(sse, finishKey)
     const finishReason = finish === null ? 'null' : JSON.stringify(finish)
     return `{"stream":true,"content":"${content}","finishReason":${finishReason},"events":${countEvents(sse)}}`
   }
+}
+
+/**
+ * The content for the usual stream: `opening` (a `g` pattern that ends with a delta's opening quote) is
+ * only tested, with no match object or capture per delta, and a delta without a backslash ends at the next
+ * quote, its text cut from the stream as it is. `undefined` for what only `exactContent` gets right: a
+ * delta's string that does not end, a surrogate pair split between deltas, a control character.
+ */
+function quickContent(opening: RegExp, sse: string): string | undefined {
+  let content = ''
+  let backslash = sse.indexOf('\\')
+  opening.lastIndex = 0
+  while (opening.test(sse)) {
+    const from = opening.lastIndex
+    if (backslash !== -1 && backslash < from) backslash = sse.indexOf('\\', from)
+    let end = sse.indexOf('"', from)
+    if (end === -1) return undefined
+    if (backslash === -1 || backslash > end) content += sse.slice(from, end)
+    else {
+      LITERAL_AT.lastIndex = from - 1
+      if (!LITERAL_AT.test(sse)) return undefined
+      end = LITERAL_AT.lastIndex - 1
+      const piece = encodedPiece(sse.slice(from - 1, end + 1))
+      if (piece === undefined) return undefined
+      content += piece
+    }
+    opening.lastIndex = end + 1
+  }
+  return CONTROL_CHARACTER.test(content) || !(content as WellFormedCheck).isWellFormed() ? undefined : content
+}
+
+/**
+ * The content as `JSON.stringify` writes the deltas' text joined, whatever the stream holds: a `g` pattern
+ * with the delta's JSON string as its group, run with `exec` from its start (`matchAll` would copy it and
+ * add an iterator per call).
+ */
+function exactContent(literal: RegExp, sse: string): string {
+  let content = ''
+  let exact = true
+  literal.lastIndex = 0
+  for (let match = literal.exec(sse); match !== null; match = literal.exec(sse)) {
+    const piece = encodedPiece(match[1]!)
+    if (piece === undefined) exact = false
+    else content += piece
+  }
+  return exact ? content : encodedWhole(literal, sse)
 }
 
 /**
