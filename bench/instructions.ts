@@ -76,14 +76,20 @@ interface Config {
   keepDumps: boolean
   /** `BENCH_SERVER_ARGS`: node flags for the counted servers (`--perf-basic-prof` names the JIT's code). */
   serverNodeArgs: readonly string[]
+  /**
+   * `BENCH_INSTR_STORES=gateway`: count rows that need Redis or Postgres too, their gateway process alone
+   * (what the store's server does for it goes uncounted, and each table says so).
+   */
+  gatewayOnly: boolean
 }
 
 function readConfig(): Config {
   const targetNames = TARGETS.map((t) => t.name)
   const only = listFromEnv('BENCH_ONLY', targetNames, DEFAULT_TARGETS)
   const targets = TARGETS.filter((t) => only.includes(t.name))
+  const gatewayOnly = listFromEnv('BENCH_INSTR_STORES', ['refuse', 'gateway'], ['refuse'])[0] === 'gateway'
   for (const target of targets) {
-    const refusal = refusalOf(target)
+    const refusal = refusalOf(target, gatewayOnly)
     if (refusal !== undefined) throw new Error(`BENCH_ONLY: ${target.name} ${refusal}`)
   }
   return {
@@ -98,17 +104,21 @@ function readConfig(): Config {
     parallel: countFromEnv('BENCH_INSTR_PARALLEL', 2),
     keepDumps: process.env.BENCH_KEEP_CALLGRIND === '1',
     serverNodeArgs: serverNodeArgsFromEnv(),
+    gatewayOnly,
   }
 }
 
 /** Why a target cannot be counted; `undefined` when it can. */
-function refusalOf(target: Target): string | undefined {
+function refusalOf(target: Target, gatewayOnly: boolean): string | undefined {
   if (target.role === 'direct') return 'is the upstream itself: there is no server of its own to count'
   // Callgrind counts only the process it runs: a store's server would do part of the row's work uncounted.
-  if (target.redis) return 'needs Redis, whose work callgrind would not count: measure it with npm run bench'
-  if (target.postgres)
-    return 'needs Postgres, whose work callgrind would not count: measure it with npm run bench'
-  return undefined
+  if (gatewayOnly) return undefined
+  const store = target.redis ? 'Redis' : target.postgres ? 'Postgres' : undefined
+  if (store === undefined) return undefined
+  return (
+    `needs ${store}, whose work callgrind would not count: measure it with npm run bench, or count its ` +
+    'gateway process alone with BENCH_INSTR_STORES=gateway'
+  )
 }
 
 /** One counted round: its figures per request. */
@@ -305,8 +315,9 @@ function formatModeTable(mode: Mode, all: readonly Row[], config: Config): strin
       const values = row.rounds.map((r) => r.instructions)
       const r = ratios(row, all)
       const failed = row.rounds.some((round) => round.failed > 0)
+      const storeUncounted = row.target.redis === true || row.target.postgres === true
       return [
-        `${row.target.name}${failed ? ' !' : ''}`,
+        `${row.target.name}${failed ? ' !' : ''}${storeUncounted ? ' *' : ''}`,
         kilo(row.instructions),
         `${kilo(Math.min(...values))}-${kilo(Math.max(...values))}`,
         ...CATEGORIES.map((c) => kilo(row.breakdown[c])),
@@ -318,10 +329,12 @@ function formatModeTable(mode: Mode, all: readonly Row[], config: Config): strin
   const title =
     `${mode.toUpperCase()}: instructions per request, in thousands (median of ${config.rounds} rounds of ` +
     `${config.requests} requests; ${CATEGORIES.join(', ')}: the median round's)`
-  const footnote = rows.some((cells) => cells[0]!.endsWith(' !'))
-    ? '\n! some of its counted requests failed: the row counts something else'
-    : ''
-  return `${title}\n${formatTable(COLUMNS, rows)}${footnote}`
+  const notes: string[] = []
+  if (rows.some((cells) => cells[0]!.includes(' !')))
+    notes.push('! some of its counted requests failed: the row counts something else')
+  if (rows.some((cells) => cells[0]!.endsWith(' *')))
+    notes.push('* its gateway process alone: what its Redis or Postgres server did for it is not counted')
+  return `${title}\n${formatTable(COLUMNS, rows)}${notes.map((note) => `\n${note}`).join('')}`
 }
 
 function ratio(value: number | undefined): string {

@@ -266,9 +266,12 @@ function bodyText(
   streamDialect: Dialect | undefined,
   events: GatewayEmitter,
 ): RawBodies['text'] {
+  // Made with the first record's bodies, not here: this runs on the request's path for a record whose
+  // request carried secrets of its own.
+  let scrubber: Scrubber | undefined | null = null
   return (request, response) => {
     try {
-      const scrubber = createScrubber(secrets)
+      if (scrubber === null) scrubber = createScrubber(secrets)
       return {
         requestBody: payload(request, scrubber),
         responseBody: responsePayload(response, streamDialect, scrubber),
