@@ -12,6 +12,7 @@
  *   not a plain decimal never matches.
  * - Nulls sort after every value (last ascending, first descending); ties break on the id.
  */
+import { isWellFormed } from '../surrogates.js'
 import {
   LOG_DLP_ACTIONS,
   LOG_GUARDRAIL_ACTIONS,
@@ -97,13 +98,10 @@ export function filterKind(field: string): FilterKind | undefined {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching NUL is the point
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
 
-// ES2024's String.prototype.isWellFormed (Node 20 and later), not yet in the ES2023 lib the build targets.
-type WellFormedCheck = string & { isWellFormed(): boolean }
-
 /** `text` with the characters no store can keep replaced by U+FFFD. */
 export function storableText(text: string): string {
   // Nearly all text is clean: two native checks instead of a regex pass over a whole body.
-  if (!text.includes('\u0000') && (text as WellFormedCheck).isWellFormed()) return text
+  if (!text.includes('\u0000') && isWellFormed(text)) return text
   return text.replace(UNSTORABLE, '\uFFFD')
 }
 

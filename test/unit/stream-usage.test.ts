@@ -61,6 +61,11 @@ describe('withoutUsage', () => {
       'data: {"a":1,"total_usage":null}\n\n',
     ],
     ['text that mentions usage', 'data: {"c":"\\"usage\\":null"}\n\n', 'data: {"c":"\\"usage\\":null"}\n\n'],
+    [
+      'a value that is the word usage, before the key',
+      'data: {"c":"usage","usage":null}\n\n',
+      'data: {"c":"usage"}\n\n',
+    ],
   ])('%s', (_name, input, expected) => {
     expect(run(input)).toBe(expected)
   })

@@ -1,7 +1,7 @@
 import type { Usage } from '../../cost/cost.js'
 import { isRecord, parseJsonTail } from '../../json.js'
 import { withFields } from '../../objects.js'
-import { isHighSurrogate, isLowSurrogate } from '../../surrogates.js'
+import { isHighSurrogate, isLowSurrogate, isWellFormed } from '../../surrogates.js'
 import { eventsOf } from '../../upstream/sse.js'
 import { splitQuery } from '../../url.js'
 import type { ProviderError, StreamGrammar } from './types.js'
@@ -94,9 +94,6 @@ const LITERAL_AT = new RegExp(JSON_STRING, 'y')
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
 const CONTROL_CHARACTER = /[\x00-\x1f]/
 
-// ES2024's String.prototype.isWellFormed (Node 20 and later), not yet in the ES2023 lib the build targets.
-type WellFormedCheck = string & { isWellFormed(): boolean }
-
 /**
  * Assembles a stream for the log from where a dialect puts its text deltas and its finish reason: the
  * text of the deltas joined, the last finish reason, and how many events carried them, as
@@ -145,7 +142,7 @@ function quickContent(opening: RegExp, sse: string): string | undefined {
     }
     opening.lastIndex = end + 1
   }
-  return CONTROL_CHARACTER.test(content) || !(content as WellFormedCheck).isWellFormed() ? undefined : content
+  return CONTROL_CHARACTER.test(content) || !isWellFormed(content) ? undefined : content
 }
 
 /**
