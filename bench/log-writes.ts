@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isAbsolute, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import type { LogRecord, LogStore } from 'ai-gateway-middleware'
 import { createPostgresLogStore } from 'ai-gateway-middleware/postgres'
 import pg from 'pg'
-import { countFromEnv } from './lib/env.js'
+import { countFromEnv, listFromEnv } from './lib/env.js'
 import { formatTable } from './lib/report.js'
 import { median } from './lib/rounds.js'
 
@@ -17,19 +19,27 @@ import { median } from './lib/rounds.js'
 //
 //   npm run build && npx tsx bench/log-writes.ts
 //   BENCH_BASELINE=/tmp/base npx tsx bench/log-writes.ts
+//   BENCH_BUILDS=this BENCH_BODIES=small BENCH_ROUNDS=1 valgrind --tool=callgrind node --import tsx bench/log-writes.ts
 
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
 const BATCH = 100
-const BATCHES = countFromEnv('BENCH_BATCHES', 200)
+const BATCHES = countFromEnv('BENCH_BATCHES', 50)
 const ROUNDS = countFromEnv('BENCH_ROUNDS', 3)
 
 type CreateStore = typeof createPostgresLogStore
 
+// A full collection before each measure: the garbage of the one before (100 MB of 20 KB prompts) would
+// otherwise be collected, and counted, in the next.
+setFlagsFromString('--expose-gc')
+const collectGarbage = runInNewContext('gc') as () => void
+
 const COMPLETION_TEXT =
   'Hello! This is a fixed answer from the benchmark upstream. It is long enough to look like a real short completion.'
 
+const BODY_KINDS = ['small', 'prompt-20k'] as const
+
 interface Bodies {
-  readonly name: string
+  readonly name: (typeof BODY_KINDS)[number]
   readonly request: string
   readonly response: string
 }
@@ -37,9 +47,9 @@ interface Bodies {
 const prompt = (text: string) =>
   JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: text }] })
 
-const BODIES: readonly Bodies[] = [
+const ALL_BODIES: readonly Bodies[] = [
   {
-    name: 'bench-size',
+    name: 'small',
     request: prompt('Say hello to the benchmark.'),
     response: JSON.stringify({
       choices: [
@@ -49,12 +59,16 @@ const BODIES: readonly Bodies[] = [
     }),
   },
   {
-    name: '20 KB prompt',
+    name: 'prompt-20k',
     // Quoted words and line breaks, as a chat history holds: JSON text with escapes of its own.
     request: prompt('He said "hello" to the benchmark.\nIt answered.\n'.repeat(420)),
     response: JSON.stringify({ stream: true, content: COMPLETION_TEXT, finishReason: 'stop', events: 24 }),
   },
 ]
+
+// `BENCH_BODIES` and `BENCH_BUILDS` pick rows: one build and bodies alone, to count it under callgrind.
+const BODIES = ALL_BODIES.filter((bodies) => listFromEnv('BENCH_BODIES', BODY_KINDS).includes(bodies.name))
+const BUILDS = listFromEnv('BENCH_BUILDS', ['this', 'baseline'])
 
 function record(bodies: Bodies, createdAt: number): LogRecord {
   return {
@@ -96,14 +110,19 @@ function processCpuUs(pid: number): number {
 
 interface Build {
   readonly name: string
+  readonly schema: string
+  readonly pool: pg.Pool
   readonly store: LogStore
   readonly backendPid: number
 }
 
-async function openBuild(name: string, create: CreateStore, pool: pg.Pool): Promise<Build> {
-  const store = await create(pool, { schema: `aigw_writes_${process.pid}_${name}` })
+async function openBuild(name: string, create: CreateStore): Promise<Build> {
+  // One connection: every write of a build runs on the backend whose CPU is counted.
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1, idleTimeoutMillis: 0 })
+  const schema = `aigw_writes_${process.pid}_${name}`
+  const store = await create(pool, { schema })
   const { rows } = await pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
-  return { name, store, backendPid: rows[0]!.pid }
+  return { name, schema, pool, store, backendPid: rows[0]!.pid }
 }
 
 async function baselineCreate(): Promise<CreateStore | undefined> {
@@ -119,33 +138,33 @@ async function measure(build: Build, bodies: Bodies): Promise<{ here: number; po
   const batches = Array.from({ length: BATCHES }, (_, b) =>
     Array.from({ length: BATCH }, (_, i) => record(bodies, Date.now() + b * BATCH + i)),
   )
+  collectGarbage()
   const hereBefore = process.cpuUsage()
   const postgresBefore = processCpuUs(build.backendPid)
   for (const batch of batches) await build.store.write(batch)
   const here = process.cpuUsage(hereBefore)
   const records = BATCHES * BATCH
+  // Emptied after each measure, so every one writes into a table of the same size (and 20 KB prompts do not
+  // pile up gigabytes).
+  await build.pool.query(`TRUNCATE ${build.schema}.ai_gateway_logs`)
   return {
     here: (here.user + here.system) / records,
     postgres: (processCpuUs(build.backendPid) - postgresBefore) / records,
   }
 }
 
-const pools: pg.Pool[] = []
 const builds: Build[] = []
 try {
-  const creates: [string, CreateStore][] = [['this', createPostgresLogStore]]
-  const baseline = await baselineCreate()
+  const creates: [string, CreateStore][] = []
+  if (BUILDS.includes('this')) creates.push(['this', createPostgresLogStore])
+  const baseline = BUILDS.includes('baseline') ? await baselineCreate() : undefined
   if (baseline !== undefined) creates.push(['baseline', baseline])
-  for (const [name, create] of creates) {
-    // One connection each: every write of a build runs on the backend whose CPU is counted.
-    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1, idleTimeoutMillis: 0 })
-    pools.push(pool)
-    builds.push(await openBuild(name, create, pool))
-  }
+  for (const [name, create] of creates) builds.push(await openBuild(name, create))
   const figures = new Map<string, { here: number[]; postgres: number[] }>()
   for (let round = 0; round < ROUNDS; round++) {
     for (const bodies of BODIES) {
-      for (const build of builds) {
+      // Each build first in every other round.
+      for (const build of round % 2 === 0 ? builds : [...builds].reverse()) {
         const key = `${build.name}\0${bodies.name}`
         const { here, postgres } = await measure(build, bodies)
         const entry = figures.get(key) ?? { here: [], postgres: [] }
@@ -164,7 +183,8 @@ try {
   )
   console.log(formatTable(['build', 'bodies', 'µs/record here', 'µs/record Postgres'], rows))
 } finally {
-  for (const [i, build] of builds.entries())
-    await pools[i]!.query(`DROP SCHEMA IF EXISTS aigw_writes_${process.pid}_${build.name} CASCADE`)
-  await Promise.all(pools.map((pool) => pool.end()))
+  for (const build of builds) {
+    await build.pool.query(`DROP SCHEMA IF EXISTS ${build.schema} CASCADE`)
+    await build.pool.end()
+  }
 }
