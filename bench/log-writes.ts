@@ -143,14 +143,12 @@ async function measure(build: Build, bodies: Bodies): Promise<{ here: number; po
   const postgresBefore = processCpuUs(build.backendPid)
   for (const batch of batches) await build.store.write(batch)
   const here = process.cpuUsage(hereBefore)
-  const records = BATCHES * BATCH
+  const postgres = processCpuUs(build.backendPid) - postgresBefore
   // Emptied after each measure, so every one writes into a table of the same size (and 20 KB prompts do not
   // pile up gigabytes).
   await build.pool.query(`TRUNCATE ${build.schema}.ai_gateway_logs`)
-  return {
-    here: (here.user + here.system) / records,
-    postgres: (processCpuUs(build.backendPid) - postgresBefore) / records,
-  }
+  const records = BATCHES * BATCH
+  return { here: (here.user + here.system) / records, postgres: postgres / records }
 }
 
 const builds: Build[] = []
@@ -159,6 +157,7 @@ try {
   if (BUILDS.includes('this')) creates.push(['this', createPostgresLogStore])
   const baseline = BUILDS.includes('baseline') ? await baselineCreate() : undefined
   if (baseline !== undefined) creates.push(['baseline', baseline])
+  if (creates.length === 0) throw new Error('BENCH_BUILDS=baseline needs BENCH_BASELINE')
   for (const [name, create] of creates) builds.push(await openBuild(name, create))
   const figures = new Map<string, { here: number[]; postgres: number[] }>()
   for (let round = 0; round < ROUNDS; round++) {
