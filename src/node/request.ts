@@ -230,14 +230,12 @@ function readStream(
     }
     // Once the body ended the listeners stay: no data or end can follow, a later close or error finds the
     // promise settled, and taking four listeners off a stream on every request cost some 4k instructions.
-    let ended = false
     const onEnd = () => {
-      ended = true
       resolve(size === 0 ? undefined : Buffer.concat(chunks, size))
       chunks.length = 0
     }
     const onClose = () => {
-      if (ended) return
+      if (req.readableEnded) return
       cleanup()
       reject(new GatewayError('CLIENT_CLOSED'))
     }

@@ -170,14 +170,11 @@ export function chunksOf(records: LogRecord[]): LogRecord[][] {
   return chunks
 }
 
-const isBody = (column: string) => BODY_COLUMNS.has(column)
-const ROW_COLUMNS = COLUMNS.filter(([, column]) => !isBody(column))
+const ROW_COLUMNS = COLUMNS.filter(([, column]) => !BODY_COLUMNS.has(column))
 // The record's field names are the recordset's column names: JSON keys are matched to them exactly.
 const RECORDSET_COLUMNS = ROW_COLUMNS.map(([key, , type]) => `"${key}" ${type}`).join(', ')
 const RECORDSET_NAMES = ROW_COLUMNS.map(([key]) => `"${key}"`).join(', ')
-const SELECTED_FIELDS = COLUMNS.map(([key, column]) => (isBody(column) ? `r.${column}` : `r."${key}"`)).join(
-  ', ',
-)
+const SELECTED_FIELDS = COLUMNS.map(([key]) => `r."${key}"`).join(', ')
 const INSERTED_COLUMNS = COLUMNS.map(([, column]) => column).join(', ')
 
 /**
@@ -205,7 +202,7 @@ export function insertStatement(table: string, records: LogRecord[]): { text: st
     `INSERT INTO ${table} (${INSERTED_COLUMNS}) SELECT ${SELECTED_FIELDS} FROM ROWS FROM (` +
     `json_to_recordset($1::json) AS (${RECORDSET_COLUMNS}), ` +
     `unnest(ARRAY[${requests.join(', ')}]::text[]), unnest(ARRAY[${responses.join(', ')}]::text[])` +
-    `) WITH ORDINALITY AS r(${RECORDSET_NAMES}, request_body, response_body, n) ` +
+    `) WITH ORDINALITY AS r(${RECORDSET_NAMES}, "requestBody", "responseBody", n) ` +
     'ORDER BY n ON CONFLICT (id) DO NOTHING'
   return { text, values }
 }
