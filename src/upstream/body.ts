@@ -129,7 +129,8 @@ export class UpstreamBody extends Readable {
     this.#cancel = control.cancel
     this.#explain = control.explain
     if (!policy.events && policy.scrubber !== undefined) this.#plainScrub = policy.scrubber.stream()
-    this.#markers = policy.grammar === undefined ? undefined : markersOf(policy.grammar)
+    // A stream whose usage is hidden is searched for it as it is cut out, not by the markers' pass too.
+    this.#markers = policy.grammar === undefined ? undefined : markersOf(policy.grammar, !policy.hideUsage)
     if (policy.events && policy.keepUsage) this.#usage = new UsageEvents()
     source.on('error', this.#onError)
     // A paused stream may still announce its end once its buffer is empty: listen from now on.
@@ -340,9 +341,10 @@ export class UpstreamBody extends Readable {
 
   #transform(events: Buffer, text: string): Buffer {
     const { grammar, hideUsage, scrubber } = this.#policy
-    // The markers' pass finds the usage events too; a stream of no known grammar is searched for them alone.
+    // The markers' pass finds the usage events too; a stream of no known grammar is searched for them alone,
+    // one whose usage is hidden where it is cut out.
     if (grammar !== undefined) this.#read(events, text, grammar, this.#markers!)
-    else this.#usage?.push(text)
+    else if (!hideUsage) this.#usage?.push(text)
     let out = events
     if (scrubber !== undefined) {
       out = scrubber.scrubLatin1(events, text)
@@ -352,7 +354,7 @@ export class UpstreamBody extends Readable {
     if (!hideUsage) return out
     // Usage is cut in place, which a watcher may not see: it was promised the provider's bytes as they came.
     if (out === events && this.#watchers.length > 0) out = Buffer.from(events)
-    return withoutUsage(out, text)
+    return withoutUsage(out, text, this.#usage)
   }
 
   /** What whole events say about the answer: its beginning, its finish, its end, an in-band error. */

@@ -37,7 +37,8 @@ function anchorOf(marker: string): number {
 /**
  * A grammar's markers (its terminator, finish and error marker) and the usage object, found in one pass of
  * one regular expression over a batch's latin1 text. Usage is part of the same pass so that the events
- * kept for the log's tokens need no scan of their own. Each marker is searched from its anchor (see
+ * kept for the log's tokens need no scan of their own; a stream whose usage the gateway hides is searched
+ * for it where it is cut out (`withoutUsage`), and its markers without it (`findsUsage` false). Each marker is searched from its anchor (see
  * `anchorOf`) and checked whole where that part is found. Made once per grammar (`markersOf`) and shared
  * by every stream that speaks it.
  */
@@ -46,7 +47,7 @@ export class StreamMarkers {
   readonly #markers: readonly Marker[]
   readonly #pattern: RegExp
 
-  constructor(grammar: StreamGrammar) {
+  constructor(grammar: StreamGrammar, findsUsage = true) {
     const marker = (text: string, bit: number): Marker => {
       const latin1 = Buffer.from(text).toString('latin1')
       return { text: latin1, anchor: anchorOf(latin1), bit }
@@ -60,7 +61,8 @@ export class StreamMarkers {
     // the parts does not matter. One part for two markers that are the same (Gemini's finish and end).
     const parts = new Set(this.#markers.map(({ text, anchor }) => text.slice(anchor)))
     const literals = [...parts].map(literalPattern)
-    this.#pattern = new RegExp([...literals, USAGE_OBJECT_PAST_QUOTE].join('|'), 'g')
+    if (findsUsage) literals.push(USAGE_OBJECT_PAST_QUOTE)
+    this.#pattern = new RegExp(literals.join('|'), 'g')
   }
 
   /**
@@ -93,14 +95,15 @@ export class StreamMarkers {
   }
 }
 
-const searches = new WeakMap<StreamGrammar, StreamMarkers>()
+const searches = [new WeakMap<StreamGrammar, StreamMarkers>(), new WeakMap<StreamGrammar, StreamMarkers>()]
 
-/** The grammar's marker search, made on first use. */
-export function markersOf(grammar: StreamGrammar): StreamMarkers {
-  let search = searches.get(grammar)
+/** The grammar's marker search, with the usage object or without it, made on first use. */
+export function markersOf(grammar: StreamGrammar, findsUsage: boolean): StreamMarkers {
+  const made = searches[findsUsage ? 1 : 0]!
+  let search = made.get(grammar)
   if (search === undefined) {
-    search = new StreamMarkers(grammar)
-    searches.set(grammar, search)
+    search = new StreamMarkers(grammar, findsUsage)
+    made.set(grammar, search)
   }
   return search
 }

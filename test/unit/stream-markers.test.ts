@@ -102,6 +102,25 @@ describe('StreamMarkers', () => {
     },
   )
 
+  it.each(grammars)('finds the markers alone in %s batches when it is made without usage', (_, grammar) => {
+    const withUsage = new StreamMarkers(grammar)
+    const markersOnly = new StreamMarkers(grammar, false)
+    const parts = pieces(grammar)
+    const random = seededRandom(3141592653)
+    let usageSeen = 0
+    for (let round = 0; round < 3000; round++) {
+      const text = Buffer.from(
+        Array.from({ length: 1 + random(8) }, () => parts[random(parts.length)]).join(''),
+      ).toString('latin1')
+      const usage = new UsageEvents()
+      const bits = withUsage.scan(text, undefined)
+      if (bits & USAGE) usageSeen++
+      expect(markersOnly.scan(text, usage), text).toBe(bits & ~USAGE)
+      expect(usage.text()).toBe('')
+    }
+    expect(usageSeen).toBeGreaterThan(500)
+  })
+
   it('sets both bits for a marker that is two markers at once (Gemini: its finish is its terminator)', () => {
     const [, gemini] = grammars[2]!
     expect(new StreamMarkers(gemini).scan('data: {"finishReason":"STOP"}\n\n', undefined)).toBe(

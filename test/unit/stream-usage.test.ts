@@ -74,6 +74,56 @@ describe('withoutUsage', () => {
     const events = Buffer.from('data: {"choices":[{"delta":{"content":"hi"}}]}\n\n')
     expect(withoutUsage(events)).toBe(events)
   })
+
+  it.each([
+    [
+      'a spaced usage object and a usageMetadata one, found and left in',
+      'data: {"choices":[],"usage" : {"t":1}}\n\ndata: {"choices":[],"usageMetadata":{"t":2}}\n\n',
+    ],
+    ['a spaced null, left in', 'data: {"a":1,"usage": null}\n\n'],
+  ])('cuts only the compact forms OpenAI writes: %s', (_name, input) => {
+    expect(run(input)).toBe(input)
+  })
+
+  // The usage events a hidden stream keeps are found here, not by the markers' pass: they must be the
+  // events `UsageEvents.push` finds, whatever the batch holds, and the cut the same as without keeping them.
+  it('keeps the events UsageEvents.push keeps, on random batches, and cuts the same', () => {
+    const pieces = [
+      'data: {"a":1',
+      ',"usage":null',
+      '"usage":null,',
+      ',"choices":[],"usage":{"prompt_tokens":3}}',
+      '"choices":[],',
+      '"usage":{"t":1}',
+      '"usageMetadata": {"totalTokenCount":4}',
+      '"usage" :  {',
+      '"usage": null',
+      '\\"usage\\":{',
+      '"usages":{',
+      '"total_usage":{',
+      'usage',
+      '"text":"héllo 🙂"',
+      '}',
+      '\n\n',
+      '\r\n\r\n',
+      '\r\r',
+      'data: [DONE]\n\n',
+    ]
+    const random = seededRandom(1812433253)
+    let keptSome = 0
+    for (let round = 0; round < 5000; round++) {
+      const input = Array.from({ length: 1 + random(10) }, () => pieces[random(pieces.length)]).join('')
+      const text = Buffer.from(input).toString('latin1')
+      const expected = new UsageEvents()
+      expected.push(text)
+      const usage = new UsageEvents()
+      const out = withoutUsage(Buffer.from(input), text, usage).toString()
+      expect(usage.text(), input).toBe(expected.text())
+      expect(out, input).toBe(run(input))
+      if (expected.text() !== '') keptSome++
+    }
+    expect(keptSome).toBeGreaterThan(1000)
+  })
 })
 
 describe('UsageEvents', () => {
