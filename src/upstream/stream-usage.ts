@@ -186,14 +186,28 @@ export function eventEnd(text: string, at: number): number {
 const LF = 0x0a
 const CR = 0x0d
 
+// How far back `lastEventEnd` reads a character at a time before it searches.
+const NEAR = 8
+
 /**
- * The index just past the last blank line (of any of the three forms) that ends before `before`, or -1.
- * Read back a character at a time: what is searched is short (a batch nearly always ends with its last
- * event's blank line, and an event is short), where a `lastIndexOf` per form is a call into the runtime,
- * and one for a form the text does not hold reads all of it.
+ * The index just past the last blank line (of any of the three forms) that ends at `before` or earlier, or
+ * -1. A batch nearly always ends with its last event's blank line: the last few characters are read one at
+ * a time. Further back, the last `\n\n` is searched for (a loop costs some 30 instructions a character, a
+ * native search a few), and is the answer unless a `\r` after it may begin a later blank line of another
+ * form: then, and only then (streams whose lines end in `\r`), the characters are read back one at a time.
  */
 export function lastEventEnd(text: string, before: number = text.length): number {
-  for (let i = before - 1; i > 0; i--) {
+  const near = blankLineEnd(text, before, Math.max(0, before - NEAR))
+  if (near !== -1 || before <= NEAR) return near
+  const lf = text.lastIndexOf('\n\n', before - 2)
+  const cr = text.indexOf('\r', Math.max(0, lf))
+  if (cr === -1 || cr >= before) return lf === -1 ? -1 : lf + 2
+  return blankLineEnd(text, before, 0)
+}
+
+/** The end of the last blank line that ends after `after` and at `before` or earlier, read back; or -1. */
+function blankLineEnd(text: string, before: number, after: number): number {
+  for (let i = before - 1; i > after; i--) {
     const code = text.charCodeAt(i)
     if (code !== LF && code !== CR) continue
     const previous = text.charCodeAt(i - 1)

@@ -208,4 +208,21 @@ describe('lastEventEnd', () => {
     }
     expect(found).toBeGreaterThan(10_000)
   })
+
+  it('agrees with it on long texts, whose last blank line lies far back, and from any index', () => {
+    const pieces = ['data: {"a":1}', 'x', '\n', '\r', '\r\n', '\n\n', '\r\r', '\r\n\r\n']
+    const random = seededRandom(521288629)
+    let far = 0
+    for (let i = 0; i < 3000; i++) {
+      // Mostly text, so that blank lines are far apart.
+      const text = Array.from({ length: random(60) }, () =>
+        random(4) === 0 ? pieces[random(pieces.length)] : pieces[random(2)],
+      ).join('')
+      const before = random(text.length + 1)
+      const end = latestEnd(text.slice(0, before))
+      expect(lastEventEnd(text, before), JSON.stringify({ text, before })).toBe(end)
+      if (end !== -1 && before - end > 8) far++
+    }
+    expect(far).toBeGreaterThan(1000)
+  })
 })
