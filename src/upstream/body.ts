@@ -129,8 +129,10 @@ export class UpstreamBody extends Readable {
     this.#cancel = control.cancel
     this.#explain = control.explain
     if (!policy.events && policy.scrubber !== undefined) this.#plainScrub = policy.scrubber.stream()
-    // A stream whose usage is hidden is searched for it as it is cut out, not by the markers' pass too.
-    this.#markers = policy.grammar === undefined ? undefined : markersOf(policy.grammar, !policy.hideUsage)
+    // The markers' pass looks for usage objects only where they are wanted (kept for the log, or awaited by
+    // a client that asked for them), and not in a stream whose usage is found as it is cut out.
+    const findsUsage = !policy.hideUsage && (policy.keepUsage || policy.usageExpected)
+    this.#markers = policy.grammar === undefined ? undefined : markersOf(policy.grammar, findsUsage)
     if (policy.events && policy.keepUsage) this.#usage = new UsageEvents()
     source.on('error', this.#onError)
     // A paused stream may still announce its end once its buffer is empty: listen from now on.

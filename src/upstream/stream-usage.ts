@@ -97,6 +97,9 @@ export function withoutUsage(
   let from = 0
   let firstUsage = -1
   let lastUsage = -1
+  // The first usage object's event, when it was cut out.
+  let firstStart = -1
+  let firstEnd = -1
   while (found !== -1) {
     const at = found - 1
     let next = found + USAGE_NAME.length
@@ -106,12 +109,17 @@ export function withoutUsage(
     if (value === -1) {
       // A key that only ends in `usage`, or the word in a string.
     } else if (text.charCodeAt(value) === OPEN_BRACE) {
+      if (value === next + 2 && text.endsWith(EMPTY_CHOICES, at)) {
+        const start = eventStart(text, at)
+        next = eventEnd(text, at)
+        cut = Math.max(from, start)
+        if (firstUsage === -1) {
+          firstStart = start
+          firstEnd = next
+        }
+      }
       if (firstUsage === -1) firstUsage = at
       lastUsage = at
-      if (value === next + 2 && text.endsWith(EMPTY_CHOICES, at)) {
-        next = eventEnd(text, at)
-        cut = Math.max(from, eventStart(text, at))
-      }
     } else if (value === next + 2 && isNullAt(text, value)) {
       next = value + 4
       if (at > 0 && text.charCodeAt(at - 1) === COMMA) cut = at - 1
@@ -127,7 +135,7 @@ export function withoutUsage(
     }
     found = text.indexOf(USAGE_NAME, next + 1)
   }
-  if (firstUsage !== -1) usage?.keep(text, firstUsage, lastUsage)
+  if (firstUsage !== -1) usage?.keep(text, firstUsage, lastUsage, firstStart, firstEnd)
   if (from === 0) return events
   events.copyWithin(kept, from, text.length)
   return events.subarray(0, kept + text.length - from)
@@ -251,16 +259,20 @@ export class UsageEvents {
   }
 
   /**
-   * The same for a batch already searched (`StreamMarkers.scan`): `first` and `last` are where its first
-   * and last usage object begin.
+   * The same for a batch already searched (`StreamMarkers.scan`, `withoutUsage`): `first` and `last` are
+   * where its first and last usage object begin; `firstStart` and `firstEnd` where the first one's event
+   * begins and ends, when the caller found them already (-1 when not).
    */
-  keep(text: string, first: number, last: number): void {
+  keep(text: string, first: number, last: number, firstStart = -1, firstEnd = -1): void {
     if (this.#first !== undefined) {
       this.#last = eventAround(text, last)
       return
     }
-    const firstEnd = eventEnd(text, first)
-    this.#first = eventAround(text, first, firstEnd)
+    if (firstStart === -1) {
+      firstStart = eventStart(text, first)
+      firstEnd = eventEnd(text, first)
+    }
+    this.#first = Buffer.from(text.slice(firstStart, firstEnd), 'latin1')
     // Kept once when the batch's first usage event is also its last.
     if (last >= firstEnd) this.#last = eventAround(text, last)
   }
@@ -273,7 +285,7 @@ export class UsageEvents {
   }
 }
 
-/** A copy of the bytes of the event holding `at` (which ends at `end`), holding nothing of the batch. */
-function eventAround(text: string, at: number, end: number = eventEnd(text, at)): Buffer {
-  return Buffer.from(text.slice(eventStart(text, at), end), 'latin1')
+/** A copy of the bytes of the event holding `at`, holding nothing of the batch. */
+function eventAround(text: string, at: number): Buffer {
+  return Buffer.from(text.slice(eventStart(text, at), eventEnd(text, at)), 'latin1')
 }
