@@ -67,13 +67,13 @@ export function lastEventUsage(fromJson: (json: unknown) => Usage | undefined, f
   }
 }
 
-/** Where the line holding `at` begins: past the line end before it, read back a character at a time. */
+/**
+ * Where the line holding `at` begins: past the line end before it. Two native searches back, where a loop
+ * over the characters costs some 30 instructions each: the text is the few events kept for their usage.
+ */
 function lineStart(text: string, at: number): number {
-  for (let i = at - 1; i >= 0; i--) {
-    const code = text.charCodeAt(i)
-    if (code === 0x0a || code === 0x0d) return i + 1
-  }
-  return 0
+  if (at === 0) return 0
+  return Math.max(text.lastIndexOf('\n', at - 1), text.lastIndexOf('\r', at - 1)) + 1
 }
 
 /** Where the line holding `at` ends (before its `\n` or `\r`), or the text's end. */
