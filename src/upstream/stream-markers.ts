@@ -37,10 +37,10 @@ function anchorOf(marker: string): number {
 /**
  * A grammar's markers (its terminator, finish and error marker) and the usage object, found in one pass of
  * one regular expression over a batch's latin1 text. Usage is part of the same pass so that the events
- * kept for the log's tokens need no scan of their own; a stream whose usage the gateway hides is searched
- * for it where it is cut out (`withoutUsage`), and its markers without it (`findsUsage` false). Each marker is searched from its anchor (see
- * `anchorOf`) and checked whole where that part is found. Made once per grammar (`markersOf`) and shared
- * by every stream that speaks it.
+ * kept for the log's tokens need no scan of their own; it is left out (`findsUsage` false) where nothing
+ * wants it, and where a stream's usage is found as the gateway cuts it out (`withoutUsage`). Each marker
+ * is searched from its anchor (see `anchorOf`) and checked whole where that part is found. Made once per
+ * grammar and use (`markersOf`) and shared by every stream that speaks it.
  */
 export class StreamMarkers {
   // The markers as latin1 text of their UTF-8 bytes, what a batch's text is made of.
