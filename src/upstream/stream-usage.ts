@@ -109,17 +109,18 @@ export function withoutUsage(
     if (value === -1) {
       // A key that only ends in `usage`, or the word in a string.
     } else if (text.charCodeAt(value) === OPEN_BRACE) {
+      const isFirst = firstUsage === -1
+      if (isFirst) firstUsage = at
+      lastUsage = at
       if (value === next + 2 && text.endsWith(EMPTY_CHOICES, at)) {
         const start = eventStart(text, at)
         next = eventEnd(text, at)
         cut = Math.max(from, start)
-        if (firstUsage === -1) {
+        if (isFirst) {
           firstStart = start
           firstEnd = next
         }
       }
-      if (firstUsage === -1) firstUsage = at
-      lastUsage = at
     } else if (value === next + 2 && isNullAt(text, value)) {
       next = value + 4
       if (at > 0 && text.charCodeAt(at - 1) === COMMA) cut = at - 1
@@ -272,7 +273,7 @@ export class UsageEvents {
       firstStart = eventStart(text, first)
       firstEnd = eventEnd(text, first)
     }
-    this.#first = Buffer.from(text.slice(firstStart, firstEnd), 'latin1')
+    this.#first = copyOf(text, firstStart, firstEnd)
     // Kept once when the batch's first usage event is also its last.
     if (last >= firstEnd) this.#last = eventAround(text, last)
   }
@@ -285,7 +286,12 @@ export class UsageEvents {
   }
 }
 
-/** A copy of the bytes of the event holding `at`, holding nothing of the batch. */
+/** A copy of the bytes of the event holding `at`. */
 function eventAround(text: string, at: number): Buffer {
-  return Buffer.from(text.slice(eventStart(text, at), eventEnd(text, at)), 'latin1')
+  return copyOf(text, eventStart(text, at), eventEnd(text, at))
+}
+
+/** A copy of the bytes from `start` to `end`, holding nothing of the batch. */
+function copyOf(text: string, start: number, end: number): Buffer {
+  return Buffer.from(text.slice(start, end), 'latin1')
 }
