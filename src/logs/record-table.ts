@@ -1,18 +1,18 @@
 import { type Body, type BodyPlace, BodySlabs, bodiesAt } from './body-slabs.js'
 import type { RawBodies } from './captured.js'
 import { isLogId, storableText } from './filters.js'
+import { IdIndex } from './id-index.js'
 import { storableMetadata } from './query.js'
 import { LOG_OUTCOMES, type LogMetadata, type LogOutcome, type LogRecord } from './types.js'
 
-// The memory store's records as rows of columns: numbers in one Float64Array, flags in bytes, and in one
-// plain array what must stay a string or an object: the id, text shared between records (provider and model
-// names, paths), metadata when there is any, and the rare nested fields.
+// The memory store's records as rows of columns: numbers in one Float64Array, flags in bytes, ids in an
+// `IdIndex`, and in one plain array what must stay a string or an object: text shared between records
+// (provider and model names, paths), metadata when there is any, and the rare nested fields.
 // A record written as an object of its own would keep some ten objects per record (the record, its id and
 // path strings, its metadata, what makes its bodies' text) alive until the store drops it: each was copied
 // by two young collections and then marked by every full one, for as long as the store keeps it, which at
 // the default bound of 10,000 records and thousands of requests a second was the larger part of what
-// logging cost the collector. Kept so, a record leaves one behind in the common case: its id, a string of
-// 36 bytes with nothing in it to trace.
+// logging cost the collector. Kept so, the usual record leaves no object of its own behind.
 
 // Numbers: `NaN` stands for null (no field that may be null may be NaN).
 const CREATED_AT = 0
@@ -49,19 +49,18 @@ const REQUEST_NULL = 32
 const RESPONSE_NULL = 64
 
 // Strings and objects.
-const ID = 0
-const PROVIDER = 1
-const MODEL = 2
-const PATH = 3
-const EVENT_ID = 4
-const PRINCIPAL = 5
+const PROVIDER = 0
+const MODEL = 1
+const PATH = 2
+const EVENT_ID = 3
+const PRINCIPAL = 4
 /** `undefined` for empty metadata. */
-const METADATA = 6
+const METADATA = 5
 /** `undefined` for a record without any of the rare fields. */
-const EXTRAS = 7
-const SLAB = 8
-const TEXT = 9
-const REFS = 10
+const EXTRAS = 6
+const SLAB = 7
+const TEXT = 8
+const REFS = 9
 
 const FIRST_CAPACITY = 1024
 
@@ -117,8 +116,7 @@ export class RecordTable {
   #numbers = new Float64Array(0)
   #bytes = new Uint8Array(0)
   #refs: unknown[] = []
-  /** Id (lower-case) → row. */
-  readonly #rows = new Map<string, number>()
+  #ids = new IdIndex(0)
   // Positions in write order; a row is `position & mask`. Rows from `head` to `tail` are taken.
   #head = 0
   #tail = 0
@@ -132,7 +130,7 @@ export class RecordTable {
 
   /** The row of the record with this id, or -1; the id in any case. */
   find(id: string): number {
-    return isLogId(id) ? (this.#rows.get(id.toLowerCase()) ?? -1) : -1
+    return isLogId(id) ? this.#ids.find(id.toLowerCase()) : -1
   }
 
   /**
@@ -142,12 +140,10 @@ export class RecordTable {
   add(record: LogRecord, bodies: RowBodies | undefined): boolean {
     if (this.#tail - this.#head === this.#capacity)
       this.#resize(this.size * 2 <= this.#capacity ? this.#capacity : this.#capacity * 2)
-    const id = record.id.toLowerCase()
-    if (this.#rows.has(id)) return false
     const row = this.#tail & this.#mask
+    if (!this.#ids.add(row, record.id.toLowerCase())) return false
     this.#tail++
     this.size++
-    this.#rows.set(id, row)
     const n = row * NUMBERS
     const numbers = this.#numbers
     numbers[n + CREATED_AT] = record.createdAt
@@ -175,7 +171,6 @@ export class RecordTable {
     const r = row * REFS
     const refs = this.#refs
     const interned = this.#interned
-    refs[r + ID] = id
     refs[r + PROVIDER] = interned.of(record.provider)
     refs[r + MODEL] = interned.of(record.model)
     refs[r + PATH] = interned.of(record.path)
@@ -209,7 +204,7 @@ export class RecordTable {
     this.#releaseBodies(row, erase)
     this.#bytes[row * BYTES + ALIVE] = 0
     const r = row * REFS
-    this.#rows.delete(this.#refs[r + ID] as string)
+    this.#ids.remove(row)
     for (let field = 0; field < REFS; field++) this.#refs[r + field] = undefined
     this.size--
   }
@@ -228,7 +223,7 @@ export class RecordTable {
     const refs = this.#refs
     const metadata = refs[r + METADATA] as LogMetadata | undefined
     const record: LogRecord = {
-      id: refs[r + ID] as string,
+      id: this.#ids.idOf(row),
       createdAt: numbers[n + CREATED_AT]!,
       provider: refs[r + PROVIDER] as string | null,
       model: refs[r + MODEL] as string | null,
@@ -328,17 +323,19 @@ export class RecordTable {
     const numbers = new Float64Array(capacity * NUMBERS)
     const bytes = new Uint8Array(capacity * BYTES)
     const refs: unknown[] = new Array(capacity * REFS).fill(undefined)
+    const ids = new IdIndex(capacity)
     let to = 0
     for (const from of this.rows()) {
       numbers.set(this.#numbers.subarray(from * NUMBERS, (from + 1) * NUMBERS), to * NUMBERS)
       bytes.set(this.#bytes.subarray(from * BYTES, (from + 1) * BYTES), to * BYTES)
       for (let field = 0; field < REFS; field++) refs[to * REFS + field] = this.#refs[from * REFS + field]
-      this.#rows.set(refs[to * REFS + ID] as string, to)
+      ids.copy(this.#ids, from, to)
       to++
     }
     this.#numbers = numbers
     this.#bytes = bytes
     this.#refs = refs
+    this.#ids = ids
     this.#capacity = capacity
     this.#mask = capacity - 1
     this.#head = 0
