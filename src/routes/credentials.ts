@@ -26,13 +26,17 @@ const DEFAULT_ALIAS = 'default'
  * `callerKeys` policy decides what a caller's own key does: `forward` it (the precedence above), `ignore`
  * it (removed, the stored key used), or `refuse` the request (2122).
  *
- * Answers the targets as they are to be sent: a target whose `?key=` was removed is a new object.
+ * Answers the targets as they are to be sent: a target whose `?key=` was removed is a new object. The answer
+ * is a promise only when a key had to be looked up in a store: the usual request (the provider's `apiKey`,
+ * or a key of the caller's own) then takes no turn of the microtask queue here.
  */
-export async function attachStoredKeys(
+export function attachStoredKeys(
   ctx: GatewayContext,
   targets: readonly UpstreamTarget[],
-): Promise<UpstreamTarget[]> {
+): UpstreamTarget[] | Promise<UpstreamTarget[]> {
   const sent: UpstreamTarget[] = []
+  // Lookups run one after another, in the targets' order, as each waits on the one before.
+  let lookups: Promise<void> | undefined
   for (const given of targets) {
     const { target, keyLeft } = withoutCallerKeys(ctx, given)
     const pool = keyLeft || target.policy.keyAlias !== undefined ? undefined : target.provider.keyPool
@@ -41,9 +45,11 @@ export async function attachStoredKeys(
       continue
     }
     sent.push(target)
-    if (!keyLeft) await attachStoredKey(ctx, target)
+    if (keyLeft) continue
+    lookups =
+      lookups === undefined ? attachStoredKey(ctx, target) : lookups.then(() => attachStoredKey(ctx, target))
   }
-  return sent
+  return lookups === undefined ? sent : lookups.then(() => sent)
 }
 
 /**
@@ -100,17 +106,31 @@ function withoutCallerKeys(
   return { target: path === target.path ? target : withFields(target, { path }), keyLeft }
 }
 
-async function attachStoredKey(ctx: GatewayContext, target: UpstreamTarget): Promise<void> {
+/** Attaches the target's key: at once when it is the provider's `apiKey`, else once found in a store. */
+function attachStoredKey(ctx: GatewayContext, target: UpstreamTarget): Promise<void> | undefined {
   const { provider } = target
   const named = target.policy.keyAlias
-  const alias = named ?? DEFAULT_ALIAS
-  const key =
-    alias === DEFAULT_ALIAS && provider.apiKey !== undefined
-      ? provider.apiKey
-      : await storedKey(ctx, provider, alias)
+  if ((named ?? DEFAULT_ALIAS) === DEFAULT_ALIAS && provider.apiKey !== undefined) {
+    attachKey(ctx, target, provider.apiKey)
+    return undefined
+  }
+  return attachKeyFromStore(ctx, target, named)
+}
+
+function attachKey(ctx: GatewayContext, target: UpstreamTarget, key: string): void {
+  injectKey(target.headers, target.provider, key)
+  addRequestSecret(ctx, key)
+}
+
+async function attachKeyFromStore(
+  ctx: GatewayContext,
+  target: UpstreamTarget,
+  named: string | undefined,
+): Promise<void> {
+  const { provider } = target
+  const key = await storedKey(ctx, provider, named ?? DEFAULT_ALIAS)
   if (key !== undefined) {
-    injectKey(target.headers, provider, key)
-    addRequestSecret(ctx, key)
+    attachKey(ctx, target, key)
     return
   }
   if (named !== undefined) throw await unknownAlias(ctx, provider, named)

@@ -76,7 +76,8 @@ export function authenticate(options?: AuthenticationOptions): Step {
       if (verdict === undefined) continue
       if (verdict !== true) ctx.state.principal = verdict
       ctx.state.gatewayToken = token
-      return next()
+      // Awaited rather than returned: an async function returning a promise takes two more turns to settle.
+      return await next()
     }
     throw new GatewayError('UNAUTHORIZED')
   }

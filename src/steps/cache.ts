@@ -6,7 +6,7 @@ import { tapBody } from '../response-tap.js'
 import { callStore } from '../stores/call.js'
 import { createMemoryCacheStore } from '../stores/memory-cache.js'
 import type { CacheEntry, CacheStore } from '../stores/types.js'
-import type { GatewayContext, GatewayResponse, Step } from '../types.js'
+import type { GatewayContext, GatewayResponse, Next, Step } from '../types.js'
 
 /** TTL for requests that opt in with `cf-aig-cache-key` alone, as the reference does. */
 const CUSTOM_KEY_TTL = 300
@@ -61,39 +61,44 @@ interface CachePlan {
  */
 export function cache(options: CacheOptions = {}): Step {
   const runtime = createCacheRuntime(parseWith(cacheOptions, options, 'cache() options'))
-  return async function cache(ctx, next) {
+  // Not an async function: most requests are not cached, and for them it hands on `next()`'s own promise,
+  // where an async function returning it would take two more turns of the microtask queue to settle.
+  return function cache(ctx, next) {
     const ttl = cacheTtl(ctx, runtime)
-    if (ttl === undefined) return next()
-    const plan = await planCaching(ctx, runtime, ttl)
-    const coalesce = runtime.settings?.coalesce ?? true
-    if (!plan.skip) {
-      for (let round = 0; round < MAX_WAIT_ROUNDS; round++) {
-        const stored = await lookup(ctx, runtime, plan.key)
-        if (stored !== undefined) return serveHit(ctx, stored)
-        const flight = coalesce ? runtime.flights.get(plan.key) : undefined
-        if (flight === undefined) break
-        const shared = await waitForFlight(flight, ctx.request.signal)
-        if (shared !== undefined) return serveHit(ctx, shared)
-      }
-    }
-    // No await between the last look at `flights` and this line: the next identical request must see it.
-    const settle = coalesce && !plan.skip ? openFlight(runtime, plan.key) : undefined
-    ctx.state.cacheStatus = 'MISS'
-    ctx.responseHeaders['cf-aig-cache-status'] = 'MISS'
-    try {
-      await next()
-    } catch (error) {
-      settle?.(undefined)
-      throw error
-    }
-    const writeBack = !plan.skip || (runtime.settings?.writeOnSkip ?? true)
-    const response = ctx.response
-    if (response === undefined || response.status < 200 || response.status > 299 || !writeBack) {
-      settle?.(undefined)
-      return
-    }
-    recordForCache(ctx, runtime, response, plan, settle)
+    return ttl === undefined ? next() : cached(ctx, next, runtime, ttl)
   }
+}
+
+async function cached(ctx: GatewayContext, next: Next, runtime: CacheRuntime, ttl: number): Promise<void> {
+  const plan = await planCaching(ctx, runtime, ttl)
+  const coalesce = runtime.settings?.coalesce ?? true
+  if (!plan.skip) {
+    for (let round = 0; round < MAX_WAIT_ROUNDS; round++) {
+      const stored = await lookup(ctx, runtime, plan.key)
+      if (stored !== undefined) return serveHit(ctx, stored)
+      const flight = coalesce ? runtime.flights.get(plan.key) : undefined
+      if (flight === undefined) break
+      const shared = await waitForFlight(flight, ctx.request.signal)
+      if (shared !== undefined) return serveHit(ctx, shared)
+    }
+  }
+  // No await between the last look at `flights` and this line: the next identical request must see it.
+  const settle = coalesce && !plan.skip ? openFlight(runtime, plan.key) : undefined
+  ctx.state.cacheStatus = 'MISS'
+  ctx.responseHeaders['cf-aig-cache-status'] = 'MISS'
+  try {
+    await next()
+  } catch (error) {
+    settle?.(undefined)
+    throw error
+  }
+  const writeBack = !plan.skip || (runtime.settings?.writeOnSkip ?? true)
+  const response = ctx.response
+  if (response === undefined || response.status < 200 || response.status > 299 || !writeBack) {
+    settle?.(undefined)
+    return
+  }
+  recordForCache(ctx, runtime, response, plan, settle)
 }
 
 /** The TTL this request is cached for, or `undefined` when it is not cacheable. */

@@ -18,8 +18,14 @@ export type IdentifyFn = (host: unknown, request: GatewayRequest) => MaybePromis
  */
 export function identify(ask?: IdentifyFn): Step {
   if (ask !== undefined && typeof ask !== 'function') throw new TypeError('identify() expects a function')
+  // Without a question to ask, the step waits on nothing: awaiting `next()` would only add a turn.
+  if (ask === undefined) {
+    return function identify(_ctx, next) {
+      return next()
+    }
+  }
   return async function identify(ctx, next) {
-    const answer = ask === undefined ? undefined : await ask(ctx.request.host, ctx.request)
+    const answer = await ask(ctx.request.host, ctx.request)
     if (answer) ctx.state.principal = choosePrincipal(answer, ctx.state.principal)
     await next()
   }

@@ -7,15 +7,21 @@ import type { Step } from '../types.js'
  * `ctx.state.settings` and `ctx.state.metadata`; a bad value is a 400 that names the header.
  */
 export function parse(): Step {
-  return async function parse(ctx, next) {
-    const { gatewayName } = ctx.surface
-    if (gatewayName !== undefined && gatewayName !== ctx.gateway.options.name) {
-      throw new GatewayError('GATEWAY_NOT_FOUND', `no gateway named '${gatewayName}' is mounted here`)
+  // Not an async function: it waits on nothing, and one that waited on `next()` would add a turn of the
+  // microtask queue to every request.
+  return function parse(ctx, next) {
+    try {
+      const { gatewayName } = ctx.surface
+      if (gatewayName !== undefined && gatewayName !== ctx.gateway.options.name) {
+        throw new GatewayError('GATEWAY_NOT_FOUND', `no gateway named '${gatewayName}' is mounted here`)
+      }
+      const settings = readRequestSettings(ctx.request.headers)
+      ctx.state.settings = settings
+      ctx.state.metadata = parseMetadata(ctx.request.headers['cf-aig-metadata'])
+      if (settings.eventId !== undefined) ctx.responseHeaders['cf-aig-event-id'] = settings.eventId
+    } catch (error) {
+      return Promise.reject(error)
     }
-    const settings = readRequestSettings(ctx.request.headers)
-    ctx.state.settings = settings
-    ctx.state.metadata = parseMetadata(ctx.request.headers['cf-aig-metadata'])
-    if (settings.eventId !== undefined) ctx.responseHeaders['cf-aig-event-id'] = settings.eventId
-    await next()
+    return next()
   }
 }

@@ -18,7 +18,9 @@ export function route(): Step {
       ctx.state.targets = await resolveTargets(ctx)
       // Before the keys: a request refused for its credentials (2040, 2044, 2122) is logged with its provider.
       ctx.metrics.provider = ctx.state.targets[0]?.provider.spec.id
-      ctx.state.targets = await attachStoredKeys(ctx, ctx.state.targets)
+      const attached = attachStoredKeys(ctx, ctx.state.targets)
+      // Awaited only when a key was looked up: an await of what is at hand still costs a turn.
+      ctx.state.targets = attached instanceof Promise ? await attached : attached
       await next()
     } finally {
       settleRoute(ctx)
