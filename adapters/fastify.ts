@@ -79,7 +79,9 @@ function serve(app: FastifyInstance, core: RequestHandlerCore): void {
     )
     if (response === undefined) return reply.callNotFound()
     reply.hijack()
-    await writeNodeResponse(reply.raw, response)
+    // Not awaited: Fastify does nothing more with a hijacked reply, and the promise only tells when the
+    // client's response closed (it never rejects); waiting on it would cost every request a turn.
+    void writeNodeResponse(reply.raw, response)
   }
   app.all('/', handleGatewayRequest)
   app.all('/*', handleGatewayRequest)
