@@ -99,9 +99,10 @@ export class IdIndex {
     const mask = this.#slotMask
     const hash = hashes[row]!
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
-      const held = slots[slot]! - 1
-      if (held === EMPTY - 1) return -1
-      if (held !== row && hashes[held] === hash && this.#sameId(held, row)) return slot
+      const held = slots[slot]!
+      if (held === EMPTY) return -1
+      const other = held - 1
+      if (other !== row && hashes[other] === hash && this.#sameId(other, row)) return slot
     }
   }
 
