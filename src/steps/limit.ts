@@ -129,7 +129,7 @@ export function limit(options: LimitOptions = { rules: [] }): Step {
     settleReserved(ctx, ledger)
   }
   // Token and cost rules settle on the usage answers report: the gateway must ask providers for it.
-  if (rules.some((compiled) => compiled.rule.unit !== 'requests')) step.watchesUsage = true
+  if (metered.length > 0) step.watchesUsage = true
   return step
 }
 
