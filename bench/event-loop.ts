@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createGateway, type GatewayOptions } from '../src/index.js'
 import { toGatewayRequest, writeNodeResponse } from '../src/node/index.js'
+import { OPENAI_KEY } from './lib/keys.js'
 
 const CHUNK = 64 * 1024
 // One buffer written again and again, so the fake provider (in this process) costs next to nothing.
@@ -47,7 +48,7 @@ async function measure(
   })
   const providerPort = await listen(provider)
   const gateway = createGateway({
-    providers: { openai: { apiKey: 'sk-bench', baseURL: `http://127.0.0.1:${providerPort}/v1` } },
+    providers: { openai: { apiKey: OPENAI_KEY, baseURL: `http://127.0.0.1:${providerPort}/v1` } },
     ...options,
   })
   const host = createServer((req, res) => {

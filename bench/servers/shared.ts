@@ -1,6 +1,7 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Gateway } from 'ai-gateway-middleware'
+import { ANTHROPIC_KEY, OPENAI_KEY } from '../lib/keys.js'
 import { GC_STATS_REQUEST, type ReadyMessage, STATS_REQUEST, type StatsMessage } from './messages.js'
 
 /**
@@ -63,9 +64,9 @@ export function upstreamUrl(): string {
 export function gatewayOptions() {
   return {
     providers: {
-      openai: { apiKey: 'sk-bench', baseURL: `${upstreamUrl()}/v1` },
+      openai: { apiKey: OPENAI_KEY, baseURL: `${upstreamUrl()}/v1` },
       // Anthropic's base stops above `/v1`: compat requests go to `/v1/messages` on the same fake upstream.
-      anthropic: { apiKey: 'sk-ant-bench', baseURL: upstreamUrl() },
+      anthropic: { apiKey: ANTHROPIC_KEY, baseURL: upstreamUrl() },
     },
   }
 }
