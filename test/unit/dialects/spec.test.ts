@@ -85,6 +85,7 @@ describe('usage read from a stream that reports running totals or a final usage 
     const sse = `${chunk('Hi')}${chunk(' there')}${final}data: [DONE]\n\n`
     expect(usage.fromStream(sse)).toMatchObject({ inputTokens: 7, outputTokens: 3 })
     expect(usage.fromStream(sse.replaceAll('\n', '\r\n'))).toMatchObject({ inputTokens: 7, outputTokens: 3 })
+    expect(usage.fromStream(sse.replaceAll('\n', '\r'))).toMatchObject({ inputTokens: 7, outputTokens: 3 })
   })
 
   it('finds none in a stream cut before its usage chunk, and looks past the word in a later text', () => {
