@@ -432,6 +432,13 @@ describe('extractUsage()', () => {
     ['OpenAI without usage', 'openai', { choices: [] }, undefined],
     ['OpenAI with usage null', 'openai', { usage: null }, undefined],
     [
+      // The first of usage, response.usage and x_groq.usage that is an object counts.
+      'Groq usage after a usage that is no object',
+      'openai',
+      { usage: null, response: { usage: 5 }, x_groq: { usage: { prompt_tokens: 3, completion_tokens: 4 } } },
+      { inputTokens: 3, outputTokens: 4, inputIncludesCache: true },
+    ],
+    [
       'Anthropic message',
       'anthropic',
       {

@@ -27,9 +27,7 @@ const OUTPUT_CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_to
  */
 function openaiUsage(body: unknown): Usage | undefined {
   if (!isRecord(body)) return undefined
-  const usage = [body.usage, isRecord(body.response) ? body.response.usage : undefined]
-    .concat(isRecord(body.x_groq) ? [body.x_groq.usage] : [])
-    .find(isRecord)
+  const usage = usageObject(body)
   if (usage === undefined) return undefined
   const input = tokens(usage.prompt_tokens) ?? tokens(usage.input_tokens)
   const output = tokens(usage.completion_tokens) ?? tokens(usage.output_tokens)
@@ -39,6 +37,19 @@ function openaiUsage(body: unknown): Usage | undefined {
     tokens(field(usage.input_tokens_details, 'cached_tokens')) ??
     tokens(usage.prompt_cache_hit_tokens)
   return withCache({ inputTokens: input ?? 0, outputTokens: output ?? 0, inputIncludesCache: true }, cached)
+}
+
+/**
+ * Where the usage object is: Chat Completions' `usage`, the Responses API's `response.usage`, or Groq's
+ * `x_groq.usage`, the first that is an object. Read with a test each, not a list searched: this runs for
+ * every answer logged, and the lists cost more than the reading.
+ */
+function usageObject(body: Record<string, unknown>): Record<string, unknown> | undefined {
+  if (isRecord(body.usage)) return body.usage
+  const responses = field(body.response, 'usage')
+  if (isRecord(responses)) return responses
+  const groq = field(body.x_groq, 'usage')
+  return isRecord(groq) ? groq : undefined
 }
 
 /**
