@@ -7,7 +7,10 @@ import {
   type Breakdown,
   breakdownOf,
   CATEGORIES,
+  type CacheGeometry,
+  type CacheMisses,
   CallgrindProcess,
+  cacheGeometry,
   callgrindWrapper,
   readDump,
   requireCallgrind,
@@ -74,6 +77,8 @@ interface Config {
   parallel: number
   /** `BENCH_KEEP_CALLGRIND=1`: leave the dumps for callgrind_annotate rather than delete them. */
   keepDumps: boolean
+  /** `BENCH_CACHE_SIM=1`: this machine's caches, simulated to count misses; `undefined` when off. */
+  caches: CacheGeometry | undefined
   /** `BENCH_SERVER_ARGS`: node flags for the counted servers (`--perf-basic-prof` names the JIT's code). */
   serverNodeArgs: readonly string[]
   /**
@@ -103,9 +108,17 @@ function readConfig(): Config {
     warmupRequests: countFromEnv('BENCH_INSTR_WARMUP', 20000),
     parallel: countFromEnv('BENCH_INSTR_PARALLEL', 2),
     keepDumps: process.env.BENCH_KEEP_CALLGRIND === '1',
+    caches: process.env.BENCH_CACHE_SIM === '1' ? requireCacheGeometry() : undefined,
     serverNodeArgs: serverNodeArgsFromEnv(),
     gatewayOnly,
   }
+}
+
+function requireCacheGeometry(): CacheGeometry {
+  const caches = cacheGeometry()
+  if (caches === undefined)
+    throw new Error('BENCH_CACHE_SIM: this machine lists no L1 and L2 caches in /sys/devices/system/cpu')
+  return caches
 }
 
 /** Why a target cannot be counted; `undefined` when it can. */
@@ -125,6 +138,8 @@ function refusalOf(target: Target, gatewayOnly: boolean): string | undefined {
 interface Round {
   instructions: number
   breakdown: Breakdown
+  /** Per request, with the cache simulation. */
+  misses: CacheMisses | undefined
   /** Requests of the round that failed, or were answered without the target's marker. */
   failed: number
   file: string
@@ -138,6 +153,8 @@ interface Row {
   instructions: number
   /** The median round's (of an even count, the mean of the two middle rounds'): it adds up to the median. */
   breakdown: Breakdown
+  /** Each level's median over the rounds, with the cache simulation. */
+  misses: CacheMisses | undefined
   seconds: number
 }
 
@@ -202,7 +219,11 @@ async function countTarget(
     target.name,
     { UPSTREAM_URL: upstream.origin },
     [...COUNTED_NODE_ARGS, ...config.serverNodeArgs],
-    { wrapper: callgrindWrapper(outFile), startTimeoutMs: START_TIMEOUT_MS, stopTimeoutMs: STOP_TIMEOUT_MS },
+    {
+      wrapper: callgrindWrapper(outFile, config.caches),
+      startTimeoutMs: START_TIMEOUT_MS,
+      stopTimeoutMs: STOP_TIMEOUT_MS,
+    },
   )
   const endpoint = endpointOf(target, mode, server.origin)
   const load = new Load(endpoint)
@@ -222,18 +243,20 @@ async function countTarget(
       await callgrind.zeroCounts()
       const failed = await load.send(config.requests)
       const file = await callgrind.dumpCounts(`round-${round}`)
-      const { total, breakdown } = await readDump(file)
+      const { total, breakdown, misses } = await readDump(file)
+      const perRequest = (count: number) => count / config.requests
       const counted: Round = {
-        instructions: total / config.requests,
-        breakdown: breakdownOf((category) => breakdown[category] / config.requests),
+        instructions: perRequest(total),
+        breakdown: breakdownOf((category) => perRequest(breakdown[category])),
+        misses: misses && { i1: perRequest(misses.i1), d1: perRequest(misses.d1), l2: perRequest(misses.l2) },
         failed,
         file,
       }
       if (failed > 0)
         warn(`${target.name} ${mode} (${label}): ${failed} of ${config.requests} requests failed`)
       console.error(
-        `${row} ${label}  ${kilo(counted.instructions)} k instr/req  (${describe(counted.breakdown)}; ` +
-          `${since(roundStarted)})`,
+        `${row} ${label}  ${kilo(counted.instructions)} k instr/req  (${describe(counted.breakdown)}` +
+          `${counted.misses ? `; misses ${describeMisses(counted.misses)}` : ''}; ${since(roundStarted)})`,
       )
       rounds.push(counted)
     }
@@ -256,6 +279,11 @@ function combineRounds(target: Target, mode: Mode, rounds: readonly Round[], sec
     breakdown: breakdownOf(
       (category) => middle.reduce((sum, r) => sum + r.breakdown[category], 0) / middle.length,
     ),
+    misses: rounds[0]?.misses && {
+      i1: median(rounds.map((r) => r.misses!.i1)),
+      d1: median(rounds.map((r) => r.misses!.d1)),
+      l2: median(rounds.map((r) => r.misses!.l2)),
+    },
     seconds,
   }
 }
@@ -266,6 +294,15 @@ function kilo(count: number): string {
 
 function describe(breakdown: Breakdown): string {
   return CATEGORIES.map((category) => `${category} ${kilo(breakdown[category])}`).join(', ')
+}
+
+// Misses are some hundreds to tens of thousands a request: thousands to two places.
+function kiloMisses(count: number): string {
+  return (count / 1000).toFixed(2)
+}
+
+function describeMisses(misses: CacheMisses): string {
+  return `I1 ${kiloMisses(misses.i1)}, D1 ${kiloMisses(misses.d1)}, L2 ${kiloMisses(misses.l2)}`
 }
 
 /** Every target and mode, `parallel` at a time: valgrind runs a process's threads on one core. */
@@ -307,6 +344,7 @@ function ratios(row: Row, all: readonly Row[]) {
 }
 
 const COLUMNS = ['target', 'k instr/req', 'min-max', ...CATEGORIES, '/ bare-fw', '/ logs-off', '/ baseline']
+const MISS_COLUMNS = ['k I1 miss', 'k D1 miss', 'k L2 miss']
 
 function formatModeTable(mode: Mode, all: readonly Row[], config: Config): string {
   const rows = all
@@ -324,17 +362,20 @@ function formatModeTable(mode: Mode, all: readonly Row[], config: Config): strin
         ratio(r.overBare),
         ratio(r.overLogsOff),
         ratio(r.overBaseline),
+        ...(row.misses ? [row.misses.i1, row.misses.d1, row.misses.l2].map(kiloMisses) : []),
       ]
     })
   const title =
     `${mode.toUpperCase()}: instructions per request, in thousands (median of ${config.rounds} rounds of ` +
-    `${config.requests} requests; ${CATEGORIES.join(', ')}: the median round's)`
+    `${config.requests} requests; ${CATEGORIES.join(', ')}: the median round's` +
+    `${config.caches ? '; misses per request in thousands, each level the median of the rounds' : ''})`
   const notes: string[] = []
   if (rows.some((cells) => cells[0]!.includes(' !')))
     notes.push('! some of its counted requests failed: the row counts something else')
   if (rows.some((cells) => cells[0]!.endsWith(' *')))
     notes.push('* its gateway process alone: what its Redis or Postgres server did for it is not counted')
-  return `${title}\n${formatTable(COLUMNS, rows)}${notes.map((note) => `\n${note}`).join('')}`
+  const columns = config.caches ? [...COLUMNS, ...MISS_COLUMNS] : COLUMNS
+  return `${title}\n${formatTable(columns, rows)}${notes.map((note) => `\n${note}`).join('')}`
 }
 
 function ratio(value: number | undefined): string {
@@ -344,8 +385,14 @@ function ratio(value: number | undefined): string {
 function describeRun(config: Config): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU'
   const valgrind = execFileSync('valgrind', ['--version']).toString().trim()
+  const { caches } = config
   return [
     `node ${process.version}, ${valgrind}, ${cpus().length} x ${cpu}`,
+    ...(caches
+      ? [
+          `caches simulated (size,ways,line): I1 ${caches.i1}, D1 ${caches.d1}, L2 as the last level ${caches.l2}`,
+        ]
+      : []),
     `${config.warmupRequests} warm-up requests uncounted, ${SETTLE_REQUESTS} counted in no round, then ` +
       `${config.rounds} rounds of ${config.requests} requests, ${CONCURRENCY} at a time, per target and mode; ` +
       `up to ${config.parallel} servers at once`,
@@ -362,6 +409,7 @@ function toJson(config: Config, rows: readonly Row[]) {
       mode: row.mode,
       instructionsPerRequest: row.instructions,
       breakdown: row.breakdown,
+      ...(row.misses ? { missesPerRequest: row.misses } : {}),
       ...ratios(row, rows),
       seconds: row.seconds,
       rounds: row.rounds.map(({ file, ...round }) => (config.keepDumps ? { ...round, file } : round)),

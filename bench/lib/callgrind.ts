@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { promisify } from 'node:util'
@@ -36,10 +37,65 @@ export async function requireCallgrind(): Promise<void> {
 
 /**
  * The command that runs a server's node under callgrind, not counting until told to. `outFile` may hold
- * `%p`, replaced by the pid; each dump goes to `outFile` with `.1`, `.2` and so on appended.
+ * `%p`, replaced by the pid; each dump goes to `outFile` with `.1`, `.2` and so on appended. With `caches`,
+ * callgrind also simulates them and counts each level's misses.
  */
-export function callgrindWrapper(outFile: string): [command: string, ...args: string[]] {
-  return ['valgrind', '--tool=callgrind', '--quiet', '--instr-atstart=no', `--callgrind-out-file=${outFile}`]
+export function callgrindWrapper(
+  outFile: string,
+  caches?: CacheGeometry,
+): [command: string, ...args: string[]] {
+  const simulation =
+    caches === undefined
+      ? []
+      : ['--cache-sim=yes', `--I1=${caches.i1}`, `--D1=${caches.d1}`, `--LL=${caches.l2}`]
+  return [
+    'valgrind',
+    '--tool=callgrind',
+    '--quiet',
+    '--instr-atstart=no',
+    ...simulation,
+    `--callgrind-out-file=${outFile}`,
+  ]
+}
+
+/** Caches as valgrind's `--I1`, `--D1` and `--LL` take them: `size,associativity,line size`, in bytes. */
+export interface CacheGeometry {
+  readonly i1: string
+  readonly d1: string
+  /**
+   * The core's own second level, as the last level: what misses it goes to the L3, which other cores (and on
+   * a VM, other machines) share, so what fits in it is what a request can count on.
+   */
+  readonly l2: string
+}
+
+const CACHE_DIR = '/sys/devices/system/cpu/cpu0/cache'
+
+/** This machine's first core's caches, read from sysfs; `undefined` when it does not list them. */
+export function cacheGeometry(): CacheGeometry | undefined {
+  const found: Partial<Record<keyof CacheGeometry, string>> = {}
+  for (let index = 0; index < 8; index++) {
+    const cache = readCache(`${CACHE_DIR}/index${index}`)
+    if (cache === undefined) continue
+    const { level, type, geometry } = cache
+    if (level === '1' && type === 'Instruction') found.i1 = geometry
+    else if (level === '1' && type === 'Data') found.d1 = geometry
+    else if (level === '2' && type === 'Unified') found.l2 = geometry
+  }
+  const { i1, d1, l2 } = found
+  return i1 && d1 && l2 ? { i1, d1, l2 } : undefined
+}
+
+function readCache(dir: string): { level: string; type: string; geometry: string } | undefined {
+  const read = (name: string) => readFileSync(`${dir}/${name}`, 'utf8').trim()
+  try {
+    // `size` is in kilobytes: `32K`, `1024K`.
+    const bytes = Number.parseInt(read('size'), 10) * 1024
+    const geometry = `${bytes},${read('ways_of_associativity')},${read('coherency_line_size')}`
+    return { level: read('level'), type: read('type'), geometry }
+  } catch {
+    return undefined
+  }
 }
 
 /** A process running under callgrind, told what to do through callgrind_control. */
@@ -84,11 +140,22 @@ export class CallgrindProcess {
   }
 }
 
-/** Instructions counted in a dump: its `summary:` line, or `totals:` in files that have only that. */
-async function totalInstructions(file: string): Promise<number> {
-  const match = (await readFile(file, 'utf8')).match(/^(?:summary|totals): (\d+)/m)
-  if (!match) throw new Error(`${file} has no summary or totals line`)
-  return Number(match[1])
+/**
+ * A dump's counts by event (`Ir`, and with the cache simulation `I1mr`, `D1mr` and the rest): its `events:`
+ * line names them, its `summary:` line (or `totals:` in files that have only that) counts them.
+ */
+async function summaryCounts(file: string): Promise<Record<string, number>> {
+  const text = await readFile(file, 'utf8')
+  const events = text.match(/^events: (.+)$/m)
+  const counts = text.match(/^(?:summary|totals): (.+)$/m)
+  if (!events || !counts) throw new Error(`${file} has no events line, or no summary or totals line`)
+  const values = counts[1]!.trim().split(/\s+/).map(Number)
+  return Object.fromEntries(
+    events[1]!
+      .trim()
+      .split(/\s+/)
+      .map((event, i) => [event, values[i] ?? 0]),
+  )
 }
 
 /**
@@ -152,7 +219,8 @@ interface FunctionCount {
 
 /** Every function of a dump with its own count, as callgrind_annotate lists them (none left out). */
 async function functionCounts(file: string): Promise<FunctionCount[]> {
-  const { stdout } = await run('callgrind_annotate', ['--threshold=100', '--auto=no', file], {
+  // Instructions alone, however many events the dump counts: one column to read.
+  const { stdout } = await run('callgrind_annotate', ['--show=Ir', '--threshold=100', '--auto=no', file], {
     maxBuffer: OUTPUT_BYTES,
   })
   const counts: FunctionCount[] = []
@@ -169,21 +237,40 @@ async function functionCounts(file: string): Promise<FunctionCount[]> {
   return counts
 }
 
+/** Misses the cache simulation counted: code and data that missed the first level, and what missed the L2. */
+export interface CacheMisses {
+  i1: number
+  d1: number
+  l2: number
+}
+
 export interface DumpCounts {
   /** Instructions counted in the dump. */
   total: number
   /** The same, by category: adds up to `total`. */
   breakdown: Breakdown
+  /** Without the cache simulation, `undefined`. */
+  misses: CacheMisses | undefined
 }
 
-/** A dump's count and its breakdown. */
+/** A dump's count, its breakdown, and its misses when the caches were simulated. */
 export async function readDump(file: string): Promise<DumpCounts> {
-  const [total, functions] = await Promise.all([totalInstructions(file), functionCounts(file)])
+  const [counts, functions] = await Promise.all([summaryCounts(file), functionCounts(file)])
+  const total = counts.Ir ?? 0
+  // Reads (`mr`) and writes (`mw`) that missed; the last level's are the instructions' and the data's.
+  const misses =
+    counts.I1mr === undefined
+      ? undefined
+      : {
+          i1: counts.I1mr,
+          d1: (counts.D1mr ?? 0) + (counts.D1mw ?? 0),
+          l2: (counts.ILmr ?? 0) + (counts.DLmr ?? 0) + (counts.DLmw ?? 0),
+        }
   const listed = breakdownOf(() => 0)
   for (const { fn, object, count } of functions) listed[categoryOf(fn, object)] += count
   // The functions' counts add up to the dump's summary within 0.1%, not exactly: scaled to it, so that the
   // categories add up to the figure they split.
   const sum = CATEGORIES.reduce((all, category) => all + listed[category], 0)
   const breakdown = breakdownOf((category) => (sum === 0 ? 0 : (listed[category] * total) / sum))
-  return { total, breakdown }
+  return { total, breakdown, misses }
 }
