@@ -3,7 +3,7 @@ import { BUSY_CORES } from './machine.js'
 import type { LatencyResult, ThroughputResult } from './measure.js'
 import { GROWTH_LIMIT, type MemoryResult, type MemorySample } from './memory.js'
 import type { RateRun } from './rate.js'
-import { rangeOf } from './rounds.js'
+import { pairedShares, rangeOf } from './rounds.js'
 import {
   bareNameFor,
   counterpartOf,
@@ -310,6 +310,7 @@ const LOGGING_COLUMNS = [
   '+p50 logs-off',
   'logs-off req/s',
   '% logs-off',
+  'paired % logs-off',
   'cpu us/req',
   'of it store',
   'logs-off cpu',
@@ -320,8 +321,9 @@ const LOGGING_COLUMNS = [
 
 /**
  * Request logs on, per store, against the same mount with logs off in the same run: what writing one record
- * per request costs the requests themselves. `written` and `dropped` are the gateway's own counts of the
- * records of that mode's requests: a row that wrote none measured nothing.
+ * per request costs the requests themselves. `paired % logs-off` is the throughput share round by round (see
+ * `pairedCell`). `written` and `dropped` are the gateway's own counts of the records of that mode's
+ * requests: a row that wrote none measured nothing.
  */
 export function formatLoggingTable(all: readonly Measurement[]): string | undefined {
   const find = lookupIn(all)
@@ -346,6 +348,7 @@ export function formatLoggingTable(all: readonly Measurement[]): string | undefi
       signedMs(c.addedP50OverLogsOffMs),
       off.throughput.requestsPerSecond.toFixed(0),
       percent(c.shareOfLogsOff),
+      pairedCell(m, off),
       cpuCell(m),
       cpuCell(m, 'helpers'),
       cpuCell(off),
@@ -370,6 +373,7 @@ const BASELINE_COLUMNS = [
   'req/s',
   'this req/s',
   '% req/s',
+  'paired % req/s',
   'cpu us/req',
   'this cpu',
   'cpu % baseline',
@@ -378,7 +382,9 @@ const BASELINE_COLUMNS = [
 /**
  * The baseline build's rows (`BENCH_BASELINE`) beside this build's same mount, measured in the same run:
  * `% req/s` is this build's throughput as a share of the baseline's, `cpu % baseline` the baseline's CPU per
- * request over this build's (above 100%: this build does the same work in less CPU).
+ * request over this build's (above 100%: this build does the same work in less CPU). With rounds, `paired %
+ * req/s` is the same share taken round by round, its median and, in brackets, its middle half: a difference
+ * inside that range is the machine's.
  */
 export function formatBaselineTable(all: readonly Measurement[]): string | undefined {
   const find = lookupIn(all)
@@ -395,6 +401,7 @@ export function formatBaselineTable(all: readonly Measurement[]): string | undef
       m.throughput.requestsPerSecond.toFixed(0),
       current?.throughput.requestsPerSecond.toFixed(0) ?? '-',
       percent(current && current.throughput.requestsPerSecond / m.throughput.requestsPerSecond),
+      pairedCell(current, m),
       cpuCell(m),
       current ? cpuCell(current) : '-',
       percent(current && cpuShare(m, current)),
@@ -535,6 +542,14 @@ function signedMs(value: number | undefined): string {
 
 function percent(share: number | undefined): string {
   return share === undefined ? '-' : `${(share * 100).toFixed(1)}%`
+}
+
+/** `row`'s throughput as a share of `other`'s, round by round: `97.2% (91.0-104.1)`; `-` without rounds. */
+function pairedCell(row: Measurement | undefined, other: Measurement): string {
+  const shares = row && pairedShares(row, other, (m) => m.throughput.requestsPerSecond)
+  if (shares === undefined) return '-'
+  const points = (share: number) => (share * 100).toFixed(1)
+  return `${points(shares.median)}% (${points(shares.lowQuartile)}-${points(shares.highQuartile)})`
 }
 
 /**

@@ -24,6 +24,39 @@ export function rangeOf(rounds: readonly Measurement[], figure: (m: Measurement)
   return { min: Math.min(...values), max: Math.max(...values) }
 }
 
+/** A figure of one row over another's, round by round: the median share and the middle half of them. */
+export interface PairedShares {
+  readonly median: number
+  readonly lowQuartile: number
+  readonly highQuartile: number
+}
+
+/**
+ * `figure` of `row` over that of `other`, taken round by round (round i of one against round i of the
+ * other, measured in the same pass over the targets) rather than median over median: the machine's slow
+ * stretches come and go over seconds, so two rows measured close together share them, and the spread of the
+ * shares shows how far the machine moved the comparison. `undefined` with fewer than two rounds each.
+ */
+export function pairedShares(
+  row: Measurement,
+  other: Measurement,
+  figure: (m: Measurement) => number,
+): PairedShares | undefined {
+  const mine = row.rounds ?? []
+  const theirs = other.rounds ?? []
+  if (mine.length < 2 || mine.length !== theirs.length) return undefined
+  const shares = mine.map((round, i) => figure(round) / figure(theirs[i]!)).sort((a, b) => a - b)
+  return { median: median(shares), lowQuartile: quantile(shares, 0.25), highQuartile: quantile(shares, 0.75) }
+}
+
+/** The `q` quantile of ascending `sorted` values, interpolated between the two nearest. */
+function quantile(sorted: readonly number[], q: number): number {
+  const position = q * (sorted.length - 1)
+  const low = Math.floor(position)
+  const high = Math.ceil(position)
+  return sorted[low]! + (sorted[high]! - sorted[low]!) * (position - low)
+}
+
 /**
  * One row from the rounds of a target and mode. p50, p99 and req/s are each the median of their own
  * figures (a round that was slow on one need not be on the other). Problem counters are summed, so that the
