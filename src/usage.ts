@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { totalInputTokens, type Usage } from './cost/cost.js'
-import { parseJson, parseJsonTail } from './json.js'
+import { parseJson, parseJsonTail, parseJsonTailOfBytes } from './json.js'
 import { dialectOf } from './providers/dialects/index.js'
 import type { UsageReader } from './providers/dialects/types.js'
 import type { UpstreamTarget } from './target.js'
@@ -19,7 +19,6 @@ const MAX_USAGE_BODY_BYTES = 32 * 1024 * 1024
 export function watchUsage(target: UpstreamTarget, response: GatewayResponse): Promise<Usage | undefined> {
   const { usage } = dialectOf(target.provider.spec.dialect)
   const stream = isEventStream(response.headers['content-type'])
-  const read = (text: string) => (stream ? usage.fromStream(text) : jsonUsage(usage, text))
   const { body } = response
   if (body instanceof UpstreamBody) {
     return new Promise((resolve) => {
@@ -30,17 +29,21 @@ export function watchUsage(target: UpstreamTarget, response: GatewayResponse): P
       // Said once, as by every stream: `on` saves `once`'s wrapper and removal.
       body.on('close', () => {
         // Usage read from part of a body would be wrong, not just missing: none is reported then.
-        const text = seen ? (whole === undefined ? body.usageText() : whole.text()) : undefined
-        resolve(text === undefined ? undefined : read(text))
+        if (!seen) resolve(undefined)
+        else if (whole === undefined) resolve(streamUsage(usage, body.usageText()))
+        else resolve(jsonUsage(usage, whole.bytes()))
       })
     })
   }
   if (body === null || body instanceof Readable) return Promise.resolve(undefined)
-  const text =
-    typeof body === 'string'
-      ? body
-      : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')
-  return Promise.resolve(read(text))
+  if (typeof body === 'string')
+    return Promise.resolve(stream ? streamUsage(usage, body) : jsonTextUsage(usage, body))
+  const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  return Promise.resolve(stream ? streamUsage(usage, bytes.toString('utf8')) : jsonUsage(usage, bytes))
+}
+
+function streamUsage(reader: UsageReader, text: string | undefined): Usage | undefined {
+  return text === undefined ? undefined : reader.fromStream(text)
 }
 
 /** A body kept whole for its usage, up to `MAX_USAGE_BODY_BYTES`. */
@@ -53,17 +56,30 @@ class WholeBody {
     if (this.#size <= MAX_USAGE_BODY_BYTES) this.#chunks.push(chunk)
   }
 
-  /** The body as text; `undefined` past the cap. */
-  text(): string | undefined {
+  /** The body's bytes; `undefined` past the cap. */
+  bytes(): Buffer | undefined {
     if (this.#size > MAX_USAGE_BODY_BYTES) return undefined
-    // Most answers come in one chunk: decoded as it is, not copied into a new buffer first.
+    // Most answers come in one chunk: read as it is, not copied into a new buffer first.
     const chunks = this.#chunks
-    return (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8')
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
   }
 }
 
+/**
+ * Usage from a JSON answer's bytes: from the tail of its usage field, decoded alone, when that holds it;
+ * else from its text, as `jsonTextUsage` reads it.
+ */
+function jsonUsage(reader: UsageReader, bytes: Buffer | undefined): Usage | undefined {
+  if (bytes === undefined) return undefined
+  const field = reader.jsonField
+  const tail = field === undefined ? undefined : parseJsonTailOfBytes(bytes, field)
+  return (
+    (tail === undefined ? undefined : reader.fromJson(tail)) ?? jsonTextUsage(reader, bytes.toString('utf8'))
+  )
+}
+
 /** Usage from a JSON answer: from its usage field to its end when that holds it, else from the answer whole. */
-function jsonUsage(reader: UsageReader, text: string): Usage | undefined {
+function jsonTextUsage(reader: UsageReader, text: string): Usage | undefined {
   const tail = reader.jsonField === undefined ? undefined : parseJsonTail(text, reader.jsonField)
   return (tail === undefined ? undefined : reader.fromJson(tail)) ?? reader.fromJson(parseJson(text))
 }

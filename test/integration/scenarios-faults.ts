@@ -869,6 +869,51 @@ export function faultScenarios(world: World): void {
       expect(JSON.parse(logged.split('\n')[0]!)).toMatchObject({ tokensIn: 7, tokensOut: 3 })
     })
 
+    it('faults: a JSON answer whose usage follows 20 KB of text that is not all ASCII, sent in many writes, has its tokens logged, its key far from its comma or not, and a nested usage after it is not taken for its own', async () => {
+      const content = 'Grüße, 世界: “quoted” — '.repeat(700)
+      const answer = (usage: Record<string, number>, extra: Record<string, unknown> = {}) => ({
+        id: 'chatcmpl-wide',
+        object: 'chat.completion',
+        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+        usage,
+        ...extra,
+      })
+      const bodies = [
+        JSON.stringify(answer({ prompt_tokens: 11, completion_tokens: 5, total_tokens: 16 })),
+        // White space between the comma and the key past the bytes read back before it: its text is read whole.
+        JSON.stringify(answer({ prompt_tokens: 12, completion_tokens: 6, total_tokens: 18 })).replace(
+          ',"usage":',
+          `,${' '.repeat(100)}"usage":`,
+        ),
+        // The last `"usage"` is a nested key whose tail does not parse alone.
+        JSON.stringify(
+          answer({ prompt_tokens: 13, completion_tokens: 7, total_tokens: 20 }, { x: { usage: 1 } }),
+        ),
+      ]
+      const fault = await faultServer(async (request, res) => {
+        const body = Buffer.from(bodies[request.index]!)
+        // Cut every 4 KiB, inside characters too: the gateway gets the answer in several reads.
+        const pieces = Array.from({ length: Math.ceil(body.length / 4096) }, (_, i) =>
+          body.subarray(i * 4096, (i + 1) * 4096),
+        )
+        await writeChunked(res, 200, pieces)
+      })
+      const url = await startAt(world, fault)
+      const expected = [
+        [11, 5],
+        [12, 6],
+        [13, 7],
+      ]
+      for (const [i, [tokensIn, tokensOut]] of expected.entries()) {
+        const response = await open(`${url}${CHAT}`, chat(`wide ${i}`))
+        const text = await response.body.text()
+        expect(response.statusCode).toBe(200)
+        expect(JSON.parse(text).usage.prompt_tokens, 'the answer reaches the client as sent').toBe(tokensIn)
+        const logged = await loggedText(world.gateway!, String(response.headers['cf-aig-log-id']))
+        expect(JSON.parse(logged.split('\n')[0]!), `answer ${i}`).toMatchObject({ tokensIn, tokensOut })
+      }
+    })
+
     // 7. Deadline on big answers ------------------------------------------------------------------------
 
     it('faults: a JSON answer over 1 MiB cut by the total deadline closes the connection short of its length, with no SSE text', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { parseJsonTail } from '../../src/json.js'
+import { parseJsonTail, parseJsonTailOfBytes } from '../../src/json.js'
 
 describe('parseJsonTail', () => {
   it.each([
@@ -49,6 +49,38 @@ describe('parseJsonTail', () => {
     expect(parseJsonTail(text, 'usage')).toBeUndefined()
   })
 
+  describe('of bytes', () => {
+    const usage = { prompt_tokens: 1, completion_tokens: 2 }
+    it.each([
+      ['after 20 KB of two-byte text', { text: 'wörd '.repeat(4000), usage }],
+      ['with fields after it', { text: 'x', usage, tier: 'default', n: [1, { b: 2 }] }],
+    ])('reads the tail %s, as parseJsonTail does', (_name, answer) => {
+      const json = JSON.stringify(answer)
+      expect(parseJsonTailOfBytes(Buffer.from(json), 'usage')).toStrictEqual(parseJsonTail(json, 'usage'))
+      expect(parseJsonTailOfBytes(Buffer.from(json), 'usage')?.usage).toStrictEqual(usage)
+    })
+
+    it('reads the tail when the bytes it decodes begin inside a character', () => {
+      const json = JSON.stringify({ text: `aé${'a'.repeat(61)}`, usage })
+      const bytes = Buffer.from(json)
+      // The tail starts 64 bytes before the key: here on the second byte of `é`.
+      expect(bytes[bytes.lastIndexOf('"usage"') - 64]! & 0xc0, 'a continuation byte').toBe(0x80)
+      expect(parseJsonTailOfBytes(bytes, 'usage')).toStrictEqual({ usage })
+    })
+
+    it.each([
+      // The key's comma is more than the tail's 64 bytes back: the caller reads the text whole.
+      ['its key far from the comma before it', `{"text":"x",${' '.repeat(80)}"usage":{"t":1}}`],
+      // The last occurrence is a nested key: its tail does not parse, and the text must be walked.
+      ['a nested usage after the top-level one', '{"usage":{"t":1},"x":{"usage":{"t":2}}}'],
+      ['no such field', '{"a":1}'],
+      ['not an object', '[{"usage":1}]'],
+      ['cut', '{"usage":{"t":1}'],
+    ])('leaves to the whole text an answer with %s', (_name, text) => {
+      expect(parseJsonTailOfBytes(Buffer.from(text), 'usage')).toBeUndefined()
+    })
+  })
+
   it('agrees with JSON.parse on generated answers with hostile strings', () => {
     let seed = 7
     const random = () => {
@@ -70,6 +102,9 @@ describe('parseJsonTail', () => {
       if (random() < 0.5) answer[text()] = text()
       const json = JSON.stringify(answer)
       const tail = parseJsonTail(json, 'usage')
+      // Of bytes, the tail is the same, or left to the whole text.
+      const ofBytes = parseJsonTailOfBytes(Buffer.from(json), 'usage')
+      if (ofBytes !== undefined) expect(ofBytes).toStrictEqual(tail)
       const whole = JSON.parse(json) as Record<string, unknown>
       if (Object.hasOwn(whole, 'usage')) expect(tail?.usage).toStrictEqual(whole.usage)
       else expect(tail).toBeUndefined()
