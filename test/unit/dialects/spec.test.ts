@@ -86,6 +86,9 @@ describe('usage read from a stream that reports running totals or a final usage 
     expect(usage.fromStream(sse)).toMatchObject({ inputTokens: 7, outputTokens: 3 })
     expect(usage.fromStream(sse.replaceAll('\n', '\r\n'))).toMatchObject({ inputTokens: 7, outputTokens: 3 })
     expect(usage.fromStream(sse.replaceAll('\n', '\r'))).toMatchObject({ inputTokens: 7, outputTokens: 3 })
+    // Line ends of two kinds: the usage line begins after a `\r` that comes after the last `\n`.
+    const mixed = `${chunk('Hi')}data: {"choices":[]}\r\r${final}data: [DONE]\n\n`
+    expect(usage.fromStream(mixed)).toMatchObject({ inputTokens: 7, outputTokens: 3 })
   })
 
   it('finds none in a stream cut before its usage chunk, and looks past the word in a later text', () => {
