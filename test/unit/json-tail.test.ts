@@ -60,20 +60,23 @@ describe('parseJsonTail', () => {
       expect(parseJsonTailOfBytes(Buffer.from(json), 'usage')?.usage).toStrictEqual(usage)
     })
 
-    it('reads the tail when the bytes it decodes begin inside a character', () => {
-      const json = JSON.stringify({ text: `aé${'a'.repeat(61)}`, usage })
-      const bytes = Buffer.from(json)
-      // The tail starts 64 bytes before the key: here on the second byte of `é`.
-      expect(bytes[bytes.lastIndexOf('"usage"') - 64]! & 0xc0, 'a continuation byte').toBe(0x80)
-      expect(parseJsonTailOfBytes(bytes, 'usage')).toStrictEqual({ usage })
+    it('reads the tail after two-byte characters and after white space of any length', () => {
+      // Decoded from the key's quote: the character just before it is not cut.
+      const after = Buffer.from(JSON.stringify({ text: `a${'é'.repeat(40)}`, usage }))
+      expect(parseJsonTailOfBytes(after, 'usage')).toStrictEqual({ usage })
+      // Pretty-printed: the comma is read back over the line break and indentation, however long.
+      const spaced = Buffer.from(`{"text":"x",\n${' '.repeat(200)}"usage" : {"t":1} \n}\n`)
+      expect(parseJsonTailOfBytes(spaced, 'usage')).toStrictEqual({ usage: { t: 1 } })
     })
 
     it.each([
-      // The key's comma is more than the tail's 64 bytes back: the caller reads the text whole.
-      ['its key far from the comma before it', `{"text":"x",${' '.repeat(80)}"usage":{"t":1}}`],
       // The last occurrence is a nested key: its tail does not parse, and the text must be walked.
       ['a nested usage after the top-level one', '{"usage":{"t":1},"x":{"usage":{"t":2}}}'],
       ['no such field', '{"a":1}'],
+      ['the name as a value', '{"a":"usage"}'],
+      ['the name in an array', '{"a":["x","usage"]}'],
+      // Not JSON, though the tail alone would parse: no comma before the key.
+      ['a key after a value and no comma', '{"a":"x" "usage":{"t":1}}'],
       ['not an object', '[{"usage":1}]'],
       ['cut', '{"usage":{"t":1}'],
     ])('leaves to the whole text an answer with %s', (_name, text) => {
