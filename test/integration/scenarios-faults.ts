@@ -880,7 +880,7 @@ export function faultScenarios(world: World): void {
       })
       const bodies = [
         JSON.stringify(answer({ prompt_tokens: 11, completion_tokens: 5, total_tokens: 16 })),
-        // Pretty-printed, a long run of white space between the comma and the key: read back over in the bytes.
+        // Pretty-printed, white space between the comma and the key: read back over in the bytes.
         JSON.stringify(answer({ prompt_tokens: 12, completion_tokens: 6, total_tokens: 18 })).replace(
           ',"usage":',
           `,${' '.repeat(100)}"usage":`,
