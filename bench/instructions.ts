@@ -77,7 +77,7 @@ interface Config {
   parallel: number
   /** `BENCH_KEEP_CALLGRIND=1`: leave the dumps for callgrind_annotate rather than delete them. */
   keepDumps: boolean
-  /** `BENCH_CACHE_SIM=1`: this machine's caches, simulated to count misses; `undefined` when off. */
+  /** `BENCH_CACHE_SIM`: the caches simulated to count misses (see `cachesFromEnv`); `undefined` when off. */
   caches: CacheGeometry | undefined
   /** `BENCH_SERVER_ARGS`: node flags for the counted servers (`--perf-basic-prof` names the JIT's code). */
   serverNodeArgs: readonly string[]
@@ -108,17 +108,34 @@ function readConfig(): Config {
     warmupRequests: countFromEnv('BENCH_INSTR_WARMUP', 20000),
     parallel: countFromEnv('BENCH_INSTR_PARALLEL', 2),
     keepDumps: process.env.BENCH_KEEP_CALLGRIND === '1',
-    caches: process.env.BENCH_CACHE_SIM === '1' ? requireCacheGeometry() : undefined,
+    caches: cachesFromEnv(process.env.BENCH_CACHE_SIM),
     serverNodeArgs: serverNodeArgsFromEnv(),
     gatewayOnly,
   }
 }
 
-function requireCacheGeometry(): CacheGeometry {
-  const caches = cacheGeometry()
-  if (caches === undefined)
-    throw new Error('BENCH_CACHE_SIM: this machine lists no L1 and L2 caches in /sys/devices/system/cpu')
-  return caches
+const CACHES_GIVEN = /^(\d+,\d+,\d+)\s+(\d+,\d+,\d+)\s+(\d+,\d+,\d+)$/
+
+/**
+ * `BENCH_CACHE_SIM`: `1` for this machine's caches as sysfs lists them, or the three caches given as
+ * valgrind takes them (`size,ways,line` in bytes: L1i, L1d, L2), for a machine whose sysfs lists none (a
+ * virtual machine may not).
+ */
+function cachesFromEnv(value: string | undefined): CacheGeometry | undefined {
+  if (value === undefined || value === '' || value === '0') return undefined
+  if (value === '1') {
+    const caches = cacheGeometry()
+    if (caches === undefined)
+      throw new Error(
+        'BENCH_CACHE_SIM=1: this machine lists no L1 and L2 caches in /sys/devices/system/cpu; give them ' +
+          'as "L1i L1d L2", each size,ways,line in bytes (e.g. "32768,8,64 32768,8,64 1048576,8,64")',
+      )
+    return caches
+  }
+  const given = CACHES_GIVEN.exec(value.trim())
+  if (given === null)
+    throw new Error(`BENCH_CACHE_SIM: ${value} is neither 1 nor "L1i L1d L2", each size,ways,line in bytes`)
+  return { i1: given[1]!, d1: given[2]!, l2: given[3]! }
 }
 
 /** Why a target cannot be counted; `undefined` when it can. */
