@@ -73,8 +73,7 @@ export function parseJsonTailOfBytes(bytes: Buffer, field: string): Record<strin
   const text = bytes.toString('utf8', at)
   if (text.charCodeAt(lastNonSpace(text)) !== 0x7d || !colonFollows(text, field.length + 2)) return undefined
   // White space after the object's brace is JSON's too.
-  const tail = parseJson(`{${text}`)
-  return isRecord(tail) ? tail : undefined
+  return tailObject(text)
 }
 
 /** Whether the byte before `at`, white space aside, is the `{` or `,` before an object's key. */
@@ -83,6 +82,12 @@ function followsObjectDelimiter(bytes: Buffer, at: number): boolean {
   while (before >= 0 && isJsonSpace(bytes[before]!)) before--
   const opening = bytes[before]
   return opening === 0x7b || opening === 0x2c
+}
+
+/** The object whose fields are `fields` (from a key to the object's closing brace), or `undefined`. */
+function tailObject(fields: string): Record<string, unknown> | undefined {
+  const tail = parseJson(`{${fields}`)
+  return isRecord(tail) ? tail : undefined
 }
 
 function lastNonSpace(text: string): number {
@@ -101,8 +106,7 @@ function keyTail(text: string, field: string, end: number): Record<string, unkno
   const quoted = `"${field}"`
   const last = text.lastIndexOf(quoted, end)
   if (last <= 0 || !isKeyAt(text, last, last + quoted.length)) return undefined
-  const tail = parseJson(`{${text.slice(last, end + 1)}`)
-  return isRecord(tail) ? tail : undefined
+  return tailObject(text.slice(last, end + 1))
 }
 
 /** Whether the string from `start` to `end` is an object's key: after `{` or `,`, before `:`. */
@@ -137,8 +141,7 @@ function walkedTail(text: string, field: string, end: number): Record<string, un
         text.startsWith(field, open + 1) &&
         colonFollows(text, at + 1)
       ) {
-        const tail = parseJson(`{${text.slice(open, end + 1)}`)
-        return isRecord(tail) ? tail : undefined
+        return tailObject(text.slice(open, end + 1))
       }
       at = open
     } else if (code === 0x7d || code === 0x5d) depth++
