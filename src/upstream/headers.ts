@@ -1,7 +1,11 @@
 import type { ResolvedProvider } from '../providers/registry.js'
 
 // RFC 9110 §7.6.1 hop-by-hop headers, plus set-cookie: a provider's cookies are not the host's to hand out.
+// And date: the answer goes out with the host server's own, as nginx's proxy and a cache hit send it. Node
+// writes its own from a clock read once a second, where a provider's is one more header to check and copy
+// (some 1.5k instructions a response).
 const RESPONSE_HEADERS_DROPPED = new Set([
+  'date',
   'connection',
   'keep-alive',
   'proxy-authenticate',

@@ -279,7 +279,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
       expect(mock.calls[0]?.query).toBe('?limit=2&after=a%2Fb')
     })
 
-    it('strips cf-aig-*, hop-by-hop, cookies and unknown headers upstream, and hop-by-hop headers coming back', async () => {
+    it("strips cf-aig-*, hop-by-hop, cookies and unknown headers upstream, and hop-by-hop headers and the provider's date coming back", async () => {
       mock.reset()
       mock.enqueue({
         headers: {
@@ -287,6 +287,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
           'set-cookie': 'session=1',
           'proxy-authenticate': 'Basic',
           'keep-alive': 'timeout=99',
+          date: 'Thu, 01 Jan 1970 00:00:00 GMT',
         },
       })
       const url = await world.start()
@@ -326,6 +327,8 @@ export function runScenarios(framework: string, build: BuildApp): void {
       expect(res.headers['set-cookie']).toBeUndefined()
       expect(res.headers['proxy-authenticate']).toBeUndefined()
       expect(res.headers['keep-alive']).not.toBe('timeout=99')
+      // The server's own Date, not the provider's.
+      expect(Date.parse(String(res.headers.date))).toBeGreaterThan(Date.parse('2000-01-01'))
     })
 
     it("injects a stored key in the provider's own scheme when the client sent none", async () => {
