@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import type { PriceTable } from './cost/pricing.js'
 import type { DynamicRoutes } from './dynamic/routes.js'

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
 import { clientGone } from './client-close.js'
 import type { Usage } from './cost/cost.js'

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { type GatewayError, renderError, toGatewayError } from './errors.js'
 import { type GatewayEmitter, reportError } from './events.js'
 import type { ErrorHook } from './options.js'

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
 import { StoreTimeoutError } from '../stores/call.js'
 import type { LimitDecision, LimitStore, LimitWindow } from '../stores/types.js'
 import { assertReady, defineScripts, type RedisClientLike } from './redis-types.js'

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { GatewayError } from '../errors.js'

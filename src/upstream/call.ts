@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import { clientGone, onClientClose } from '../client-close.js'
 import { GatewayError } from '../errors.js'

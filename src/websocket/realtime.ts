@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
 import { type RawData, WebSocket } from 'ws'
 import type { Usage } from '../cost/cost.js'

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
 import type { RawData, WebSocket } from 'ws'
 import { errorBody, GatewayError } from '../errors.js'
