@@ -75,7 +75,7 @@ export function reportAttempt(
   })
 }
 
-// Digests of the credentials seen last, so a breaker per key costs no hash per request.
+// Digests of the credentials seen last, so a breaker per key costs no SHA-256 per request.
 const recentTags = new Map<string, string>()
 const RECENT_TAGS = 256
 
