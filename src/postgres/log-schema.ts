@@ -58,6 +58,8 @@ export interface Names {
   migrations: string
   index(suffix: string): string
   lockKey: string
+  /** How the table's named inserts begin (`NamedInserts`), from its digest: no other table's do. */
+  statementPrefix: string
 }
 
 export function namesOf(options: { schema?: string | undefined; table?: string | undefined }): Names {
@@ -73,6 +75,7 @@ export function namesOf(options: { schema?: string | undefined; table?: string |
     migrations: `"${schema}"."${table}_migrations"`,
     index: (suffix) => `"${table}_${suffix}"`,
     lockKey: digest.readBigInt64BE(0).toString(),
+    statementPrefix: `aigw_logs_${digest.subarray(8, 14).toString('hex')}_`,
   }
 }
 

@@ -20,6 +20,7 @@ import {
   selectList,
   whereClause,
 } from './log-sql.js'
+import { NamedInserts } from './named-statements.js'
 import { inTransaction } from './transaction.js'
 
 export interface PostgresLogStoreOptions {
@@ -47,15 +48,18 @@ export async function createPostgresLogStore(
   const names = namesOf(options)
   await migrate(pool, names)
   const table = names.table
+  const inserts = new NamedInserts(names.statementPrefix)
 
   async function insert(records: LogRecord[]): Promise<void> {
     const chunks = chunksOf(records)
     if (chunks.length === 1) {
-      const { text, values } = insertStatement(table, chunks[0]!)
-      await pool.query(text, values)
+      const chunk = chunks[0]!
+      const { text, values } = insertStatement(table, chunk)
+      await inserts.run(pool, chunk.length, text, values)
       return
     }
-    // Several statements: one transaction, so a failed batch leaves nothing half-written.
+    // Several statements: one transaction, so a failed batch leaves nothing half-written. Unnamed: such
+    // batches are rare (see `chunksOf`), and a lost statement would abort the whole transaction.
     await inTransaction(pool, async (client) => {
       for (const chunk of chunks) {
         const { text, values } = insertStatement(table, chunk)

@@ -1,6 +1,7 @@
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LogGuard, LogRecord } from '../../src/logs/types.js'
+import { namesOf } from '../../src/postgres/log-schema.js'
 import { DLP_ACTION_SQL, GUARDRAIL_ACTION_SQL, ROUTE_NAME_SQL } from '../../src/postgres/log-sql.js'
 import { createPostgresLogStore } from '../../src/postgres/log-store.js'
 import { logStoreConformance } from '../../src/testing/log-store-conformance.js'
@@ -245,5 +246,93 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     const session = record(6000, { websocket })
     await migrated.write([session])
     expect((await migrated.get(session.id))?.websocket).toEqual(websocket)
+  })
+
+  describe('named inserts', () => {
+    // One connection: what Postgres holds for it is read back on it, and what the test does to it is what
+    // the store's next write meets.
+    async function storeOnOneConnection() {
+      const one = new pg.Pool({ connectionString: DATABASE_URL, max: 1 })
+      pools.push(one)
+      const table = `named_${++tables}`
+      const store = await createPostgresLogStore(one, { schema, table })
+      return { one, store, prefix: namesOf({ schema, table }).statementPrefix }
+    }
+
+    async function heldNames(one: pg.Pool): Promise<string[]> {
+      const { rows } = await one.query(
+        "SELECT name FROM pg_prepared_statements WHERE name LIKE 'aigw_logs_%' ORDER BY name",
+      )
+      return rows.map((row) => row.name)
+    }
+
+    const batch = (size: number, from: number) => Array.from({ length: size }, (_, i) => record(from + i))
+
+    async function storedIds(store: Awaited<ReturnType<typeof createPostgresLogStore>>): Promise<string[]> {
+      const { records } = await store.list({ limit: 1000, direction: 'asc' })
+      return records.map((r) => r.id)
+    }
+
+    it('names a batch size from its second write, and writes the same rows', async () => {
+      const { one, store, prefix } = await storeOnOneConnection()
+      const written = [batch(3, 1000), batch(2, 2000), batch(3, 3000), batch(3, 4000)]
+      await store.write(written[0]!)
+      await store.write(written[1]!)
+      expect(await heldNames(one)).toEqual([])
+      await store.write(written[2]!)
+      await store.write(written[3]!)
+      expect(await heldNames(one)).toEqual([`${prefix}3`])
+      expect(await storedIds(store)).toEqual(written.flat().map((r) => r.id))
+    })
+
+    // What a pooler in transaction mode does to a named statement: the next query runs on a server
+    // connection that never parsed it, or on one where another client parsed one of that name.
+    it.each([
+      [
+        'no longer holds the statement (26000)',
+        async (one: pg.Pool) => {
+          await one.query('DEALLOCATE ALL')
+        },
+        3,
+      ],
+      [
+        'holds another statement of its name (42P05)',
+        async (one: pg.Pool, prefix: string) => {
+          await one.query(`PREPARE "${prefix}3" AS SELECT 1`)
+        },
+        1,
+      ],
+    ])('writes on unnamed when the connection %s, and names nothing more', async (_name, meddle, before) => {
+      const { one, store, prefix } = await storeOnOneConnection()
+      const written = Array.from({ length: before }, (_, i) => batch(3, 1000 * (i + 1)))
+      for (const records of written) await store.write(records)
+      await meddle(one, prefix)
+      for (const [i, size] of [3, 3, 2, 2, 2].entries()) {
+        const records = batch(size, 100_000 + 1000 * i)
+        written.push(records)
+        await store.write(records)
+      }
+      expect(await storedIds(store)).toEqual(written.flat().map((r) => r.id))
+      // pg's pool ends a connection whose query failed: the store's writes went on on a new one, where an
+      // insert still named would have been parsed again under its name.
+      expect(await heldNames(one)).toEqual([])
+    })
+
+    it('lets every other failure of a named insert through, unretried', async () => {
+      const { one, store } = await storeOnOneConnection()
+      for (const at of [1000, 2000, 3000]) await store.write(batch(3, at))
+      await one.query(`DROP TABLE "${schema}"."named_${tables}"`)
+      let inserts = 0
+      const query = one.query.bind(one) as (...args: unknown[]) => Promise<unknown>
+      Object.assign(one, {
+        query: (...args: unknown[]) => {
+          const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text
+          if (text.startsWith('INSERT')) inserts++
+          return query(...args)
+        },
+      })
+      await expect(store.write(batch(3, 4000))).rejects.toMatchObject({ code: '42P01' })
+      expect(inserts).toBe(1)
+    })
   })
 })
