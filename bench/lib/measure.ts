@@ -178,13 +178,28 @@ function parseJson(text: string): unknown {
 }
 
 /** Gets the JIT and the connection pools of every process on the path into their steady state. */
-export async function warmUp(endpoint: Endpoint, requests: number, concurrency: number): Promise<void> {
+export function warmUp(endpoint: Endpoint, requests: number, concurrency: number): Promise<void> {
+  return sendRequests(endpoint, requests, concurrency, false)
+}
+
+/**
+ * `requests` requests, `concurrency` at a time, each read to its end; with `requireOk`, any answer but a 200
+ * fails it (a failed request runs less code than the one measured).
+ */
+export async function sendRequests(
+  endpoint: Endpoint,
+  requests: number,
+  concurrency: number,
+  requireOk: boolean,
+): Promise<void> {
   const pool = new Pool(endpoint.origin, { ...CLIENT_TIMEOUTS, connections: concurrency })
   let remaining = requests
   const loop = async () => {
     while (remaining-- > 0) {
       const response = await pool.request(postRequest(endpoint))
       await response.body.arrayBuffer()
+      if (requireOk && response.statusCode !== 200)
+        throw new Error(`${endpoint.origin}${endpoint.path} answered ${response.statusCode}`)
     }
   }
   try {

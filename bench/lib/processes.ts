@@ -1,7 +1,16 @@
 import { type ChildProcess, fork } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { GC_STATS_REQUEST, type ReadyMessage, STATS_REQUEST, type StatsMessage } from '../servers/messages.js'
+import {
+  ALLOCATIONS_START,
+  ALLOCATIONS_STOP,
+  type AllocationSite,
+  type AllocationsMessage,
+  GC_STATS_REQUEST,
+  type ReadyMessage,
+  STATS_REQUEST,
+  type StatsMessage,
+} from '../servers/messages.js'
 
 // The servers are TypeScript, loaded through tsx; the package they mount is the built one in dist, as hosts
 // run it. tsx compiles sources with their function names kept, a wrapper call per closure created that the
@@ -28,6 +37,10 @@ export interface RunningServer {
   stats(): Promise<Record<string, number>>
   /** The same, after a full garbage collection if the server was started with `--expose-gc`. */
   statsAfterGc(): Promise<Record<string, number>>
+  /** Has the server sample what it allocates, until `stopSamplingAllocations`. */
+  startSamplingAllocations(): void
+  /** What it allocated since `startSamplingAllocations`, by the function allocating it. */
+  stopSamplingAllocations(): Promise<AllocationSite[]>
   stop(): Promise<void>
 }
 
@@ -74,6 +87,14 @@ export async function startServer(
       helperPids,
       stats: () => askStats(name, child, STATS_REQUEST),
       statsAfterGc: () => askStats(name, child, GC_STATS_REQUEST),
+      startSamplingAllocations: () => child.send(ALLOCATIONS_START),
+      stopSamplingAllocations: () =>
+        ask(
+          name,
+          child,
+          ALLOCATIONS_STOP,
+          (message) => (message as Partial<AllocationsMessage> | null)?.allocations,
+        ),
       stop: () => stopChild(child, stopTimeoutMs),
     }
   } catch (error) {
@@ -107,17 +128,27 @@ function waitForReady(name: string, child: ChildProcess, timeoutMs: number): Pro
 }
 
 function askStats(name: string, child: ChildProcess, request: string): Promise<Record<string, number>> {
+  return ask(name, child, request, (message) => (message as Partial<StatsMessage> | null)?.stats)
+}
+
+/** Sends `request` and resolves with the first reply `answerOf` finds an answer in. */
+function ask<T>(
+  name: string,
+  child: ChildProcess,
+  request: string,
+  answerOf: (message: unknown) => T | undefined,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.off('message', onMessage)
-      reject(new Error(`${name} did not report its counters within ${STATS_TIMEOUT_MS} ms`))
+      reject(new Error(`${name} did not answer '${request}' within ${STATS_TIMEOUT_MS} ms`))
     }, STATS_TIMEOUT_MS)
     const onMessage = (message: unknown) => {
-      const stats = (message as Partial<StatsMessage> | null)?.stats
-      if (stats === undefined) return
+      const answer = answerOf(message)
+      if (answer === undefined) return
       clearTimeout(timer)
       child.off('message', onMessage)
-      resolve(stats)
+      resolve(answer)
     }
     child.on('message', onMessage)
     child.send(request)

@@ -26,3 +26,24 @@ export const GC_STATS_REQUEST = 'gc-stats'
 export interface StatsMessage {
   stats: Record<string, number>
 }
+
+/**
+ * `ALLOCATIONS_START` has the server sample what it allocates (V8's sampling heap profiler, collected
+ * objects included); `ALLOCATIONS_STOP` ends it, and the server answers an `AllocationsMessage`.
+ */
+export const ALLOCATIONS_START = 'allocations-start'
+export const ALLOCATIONS_STOP = 'allocations-stop'
+
+/** Where the sampled bytes were allocated: one entry per function, by the bytes it allocated itself. */
+export interface AllocationSite {
+  readonly functionName: string
+  /** The script's URL (`node:...`, `file:///...`), empty for V8's own allocations. */
+  readonly url: string
+  /** 1-based, as editors count. */
+  readonly line: number
+  readonly bytes: number
+}
+
+export interface AllocationsMessage {
+  allocations: AllocationSite[]
+}
