@@ -3,15 +3,7 @@ import { checkAnswer, endpointOf, sendRequests, warmUp } from './lib/measure.js'
 import { type RunningServer, runBench, startServer } from './lib/processes.js'
 import { formatTable } from './lib/report.js'
 import { median } from './lib/rounds.js'
-import {
-  bareNameFor,
-  logsOffNameFor,
-  MODES,
-  type Mode,
-  modesOf,
-  TARGETS,
-  type Target,
-} from './lib/targets.js'
+import { MODES, type Mode, modesOf, referencesOf, TARGETS, type Target } from './lib/targets.js'
 import type { AllocationSite } from './servers/messages.js'
 
 // Bytes the server under test allocates per request, and where: V8's sampling heap profiler in the server,
@@ -128,9 +120,10 @@ function medianRound(rounds: readonly Round[]): Round {
   return sorted[Math.floor((sorted.length - 1) / 2)]!
 }
 
+/** This row's median over the median of the row named `name` in the same mode, or `-`. */
 function ratio(row: Row, rows: readonly Row[], name: string | undefined): string {
   const other = rows.find((r) => r.target.name === name && r.mode === row.mode)
-  if (other === undefined || other === row) return '-'
+  if (other === undefined) return '-'
   return `${(median(row.rounds.map((r) => r.total)) / median(other.rounds.map((r) => r.total))).toFixed(2)}x`
 }
 
@@ -143,20 +136,19 @@ function report(rows: readonly Row[], config: Config): string {
       `\n${mode.toUpperCase()}: KiB allocated per request (median of ${config.rounds} rounds of ` +
         `${config.requests} requests; by origin: the median round's)`,
     )
-    const header = ['target', 'KiB/req', 'min-max', ...ORIGINS, '/ bare-fw', '/ logs-off']
+    const header = ['target', 'KiB/req', 'min-max', ...ORIGINS, '/ bare-fw', '/ logs-off', '/ baseline']
     const cells = ofMode.map((row) => {
       const totals = row.rounds.map((r) => r.total)
       const middle = medianRound(row.rounds)
-      const { framework } = row.target
+      const references = referencesOf(row.target)
       return [
         row.target.name,
         kib(median(totals)),
         `${kib(Math.min(...totals))}-${kib(Math.max(...totals))}`,
         ...ORIGINS.map((origin) => kib(middle.byOrigin[origin])),
-        framework === undefined ? '-' : ratio(row, rows, bareNameFor(framework)),
-        framework === undefined || row.target.role === 'bare'
-          ? '-'
-          : ratio(row, rows, logsOffNameFor(framework)),
+        ratio(row, rows, references.bare),
+        ratio(row, rows, references.logsOff),
+        ratio(row, rows, references.baseline),
       ]
     })
     out.push(formatTable(header, cells))

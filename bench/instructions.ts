@@ -20,16 +20,7 @@ import { checkAnswer, type Endpoint, endpointOf, markerProblem, postRequest } fr
 import { type RunningServer, runBench, startServer } from './lib/processes.js'
 import { formatTable } from './lib/report.js'
 import { median } from './lib/rounds.js'
-import {
-  bareNameFor,
-  counterpartOf,
-  logsOffNameFor,
-  MODES,
-  type Mode,
-  modesOf,
-  TARGETS,
-  type Target,
-} from './lib/targets.js'
+import { MODES, type Mode, modesOf, referencesOf, TARGETS, type Target } from './lib/targets.js'
 
 // Instructions executed per request by the server under test, counted by callgrind: the rounds of a row agree
 // within a percent or two (with logs off), where the time bench's figures move by up to 2x on this machine.
@@ -346,18 +337,16 @@ async function countAll(upstream: RunningServer, config: Config, dir: string): P
 
 /** The rows a row is read against: its framework's bare proxy, its logs-off mount, the baseline build's. */
 function ratios(row: Row, all: readonly Row[]) {
-  const find = (name: string) => all.find((r) => r.mode === row.mode && r.target.name === name)
-  const { target } = row
-  const mounted = target.role !== 'direct' && target.role !== 'bare' && target.framework !== undefined
-  const bare = mounted ? find(bareNameFor(target.framework!)) : undefined
-  const logsOn = target.logs !== undefined && target.logs !== 'off'
-  const logsOff = logsOn ? find(logsOffNameFor(target.framework!)) : undefined
-  const baseline = all.find(
-    (r) => r.mode === row.mode && r.target.role === 'baseline' && counterpartOf(r.target) === target.name,
-  )
-  const over = (other: Row | undefined) =>
-    other === undefined ? undefined : row.instructions / other.instructions
-  return { overBare: over(bare), overLogsOff: over(logsOff), overBaseline: over(baseline) }
+  const references = referencesOf(row.target)
+  const over = (name: string | undefined) => {
+    const other = all.find((r) => r.mode === row.mode && r.target.name === name)
+    return other === undefined ? undefined : row.instructions / other.instructions
+  }
+  return {
+    overBare: over(references.bare),
+    overLogsOff: over(references.logsOff),
+    overBaseline: over(references.baseline),
+  }
 }
 
 const COLUMNS = ['target', 'k instr/req', 'min-max', ...CATEGORIES, '/ bare-fw', '/ logs-off', '/ baseline']

@@ -128,6 +128,21 @@ function baselineTarget(
   }
 }
 
+/**
+ * The targets a row is read against: its framework's bare proxy (for a mount), its logs-off mount (for a
+ * row with logs on) and the baseline build's row of the same mount (with `BENCH_BASELINE`).
+ */
+export function referencesOf(target: Target): { bare?: string; logsOff?: string; baseline?: string } {
+  const { framework, role, logs } = target
+  const mounted = role !== 'direct' && role !== 'bare' && framework !== undefined
+  const baseline = TARGETS.find((t) => t.role === 'baseline' && counterpartOf(t) === target.name)
+  return {
+    ...(mounted ? { bare: bareNameFor(framework) } : {}),
+    ...(mounted && logs !== undefined && logs !== 'off' ? { logsOff: logsOffNameFor(framework) } : {}),
+    ...(baseline === undefined ? {} : { baseline: baseline.name }),
+  }
+}
+
 /** The row of this build a baseline row is read against. */
 export function counterpartOf(baseline: Target): string {
   return baseline.name.replace('baseline-', 'gateway-')
