@@ -631,9 +631,10 @@ export function readAhead(source: BodySource, bytes: number, maxBytes: number): 
       source.off('end', onEnd)
       source.off('error', onError)
     }
+    // Each listener takes all three off before it settles: `on` is `once` without its wrapper.
     source.on('data', onData)
-    source.once('end', onEnd)
-    source.once('error', onError)
+    source.on('end', onEnd)
+    source.on('error', onError)
     source.resume()
   })
 }

@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import type { Dispatcher } from 'undici'
 import { clientGone, onClientClose } from '../client-close.js'
@@ -12,7 +11,7 @@ import { splitQuery } from '../url.js'
 import { type CommitRule, decoded, type ReadAhead, readAhead, UpstreamBody } from './body.js'
 import { filterResponseHeaders, isEventStream } from './headers.js'
 import { toUpstreamError } from './network-errors.js'
-import { dispatchUpstream, type UpstreamResponse } from './source.js'
+import { type AbortHandle, type AbortListener, dispatchUpstream, type UpstreamResponse } from './source.js'
 
 /** What a `forward()` step calls providers with: its connection pool and its caps on answers. */
 export interface Transport {
@@ -243,18 +242,26 @@ function isJson(contentType: string | undefined): boolean {
 }
 
 /**
- * An abort handle undici accepts in place of an AbortSignal (it takes any emitter of `abort` with `aborted`
- * and `reason`). A plain emitter costs a fraction of an AbortController and its EventTarget, and one is made
- * for every attempt.
+ * An attempt's abort handle: the client leaving, the total deadline and guards abort it; the source reading
+ * the attempt's answer is told. One is made for every attempt, so it is a few fields and one listener,
+ * rather than an emitter (an object for its listeners, a wrapper for a `once`) or an AbortController with
+ * its EventTarget.
  */
-export class AttemptAbort extends EventEmitter {
+export class AttemptAbort implements AbortHandle {
   aborted = false
   reason: unknown = undefined
+  #listener: AbortListener | undefined
 
   abort(reason: unknown): void {
     if (this.aborted) return
     this.aborted = true
     this.reason = reason
-    this.emit('abort')
+    const listener = this.#listener
+    this.#listener = undefined
+    listener?.attemptAborted()
+  }
+
+  listen(listener: AbortListener | undefined): void {
+    this.#listener = listener
   }
 }

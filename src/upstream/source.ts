@@ -8,6 +8,7 @@ import { type Dispatcher, errors, util } from 'undici'
  */
 export interface BodySource {
   on(event: 'data', listener: (chunk: Buffer) => void): unknown
+  on(event: 'end', listener: () => void): unknown
   on(event: 'error', listener: (error: Error) => void): unknown
   once(event: 'end' | 'close', listener: () => void): unknown
   once(event: 'error', listener: (error: Error) => void): unknown
@@ -27,10 +28,16 @@ export interface UpstreamResponse {
   readonly body: UpstreamSource
 }
 
-/** An abort handle: undici's own `signal` option takes the same shape. */
-export interface AbortHandle extends EventEmitter {
+/** Told once when the attempt is aborted. */
+export interface AbortListener {
+  attemptAborted(): void
+}
+
+/** What aborts an attempt; it tells one listener, once (`listen(undefined)` stops telling it). */
+export interface AbortHandle {
   readonly aborted: boolean
   readonly reason: unknown
+  listen(listener: AbortListener | undefined): void
 }
 
 // Chunks parsed while nothing reads them wait here up to this much before undici stops reading the socket:
@@ -68,7 +75,7 @@ export function dispatchUpstream(
  * added (`onRequestStart`, ...): every dispatcher, undici 6's included, calls the first natively, while
  * undici 7 adapts the second to it with two more objects per request.
  */
-export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchHandler {
+export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchHandler, AbortListener {
   readableEnded = false
   destroyed = false
   closed = false
@@ -96,10 +103,10 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
     super()
     this.#signal = signal
     this.#settle = { resolve, reject }
-    signal.once('abort', this.#onAbort)
+    signal.listen(this)
   }
 
-  #onAbort = (): void => {
+  attemptAborted(): void {
     const reason = this.#signal.reason as Error
     // Before the answer began, undici fails the request with the reason (`onError`); after, the body is
     // destroyed with it, as undici does with its own bodies.
@@ -149,12 +156,12 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
 
   onComplete(): void {
     this.#complete = true
-    this.#signal.off('abort', this.#onAbort)
+    this.#signal.listen(undefined)
     if (this.#flowing && !this.#draining && this.#waiting.length === 0) this.#end()
   }
 
   onError(error: Error): void {
-    this.#signal.off('abort', this.#onAbort)
+    this.#signal.listen(undefined)
     if (this.#settle !== undefined) {
       const { reject } = this.#settle
       this.#settle = undefined
@@ -203,7 +210,7 @@ export class UpstreamSource extends EventEmitter implements Dispatcher.DispatchH
   /** Stops the answer: undici cancels the request unless it was complete. */
   destroy(error?: Error): this {
     if (this.destroyed) return this
-    this.#signal.off('abort', this.#onAbort)
+    this.#signal.listen(undefined)
     // Closed first: undici reports the abort back (`onError`), and a destroyed source ignores it.
     this.#close(error)
     if (!this.#complete) this.#abort?.(error ?? new errors.RequestAbortedError())

@@ -2,6 +2,7 @@ import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import { Agent, type Dispatcher, MockAgent } from 'undici'
 import { afterAll, describe, expect, it } from 'vitest'
+import { readAhead } from '../../src/upstream/body.js'
 import { AttemptAbort } from '../../src/upstream/call.js'
 import { dispatchUpstream, type UpstreamSource } from '../../src/upstream/source.js'
 import {
@@ -271,6 +272,23 @@ describe('dispatchUpstream', () => {
     await server.connectionClosed(0)
   })
 
+  it('keeps an answer that came whole from an abort that comes before it is read', async () => {
+    // undici's mock dispatcher hands over the headers, the body and the end in one go.
+    const mock = new MockAgent()
+    mock.disableNetConnect()
+    mock.get('http://provider.test').intercept({ path: '/v1/x', method: 'POST' }).reply(200, 'whole')
+    const signal = new AttemptAbort()
+    const { body } = await dispatchUpstream(
+      mock,
+      { origin: 'http://provider.test', path: '/v1/x', method: 'POST', body: '{}' },
+      signal,
+    )
+    // The deadline passes before anyone read the answer: it came whole, and is not failed for it.
+    signal.abort(new Error('deadline'))
+    expect(await readAll(body)).toEqual({ bytes: Buffer.from('whole'), ended: 'end' })
+    await mock.close()
+  })
+
   it('closes without an error when destroyed without one, and cancels the call', async () => {
     const server = await serve(oneEventThenSilence)
     const { body } = await call(server.origin)
@@ -280,5 +298,62 @@ describe('dispatchUpstream', () => {
     await once(body, 'close')
     expect([failed, body.destroyed]).toEqual([undefined, true])
     await server.connectionClosed(0)
+  })
+})
+
+describe('readAhead on an upstream source', () => {
+  /** The listeners a reader may leave behind, by event. */
+  const listeners = (body: UpstreamSource) =>
+    (['data', 'end', 'error'] as const).map((event) => body.listenerCount(event))
+
+  it('resolves with the whole answer when it is within the bytes asked, and takes its listeners off', async () => {
+    const server = await serve(async (_request, res) => {
+      sendHeaders(res, 200, { 'content-type': 'application/json' })
+      await writeAsync(res, '{"a":')
+      res.end('1}')
+    })
+    const { body } = await call(server.origin)
+    const ahead = await readAhead(body, 1024, 4096)
+    expect([Buffer.concat(ahead.chunks).toString(), ahead.size, ahead.ended]).toEqual(['{"a":1}', 7, true])
+    expect(listeners(body)).toEqual([0, 0, 0])
+  })
+
+  it('stops once the bytes asked came, paused, and the rest is still read after it', async () => {
+    const { server, release } = await afterHeaders('4\r\nabcd\r\n')
+    const { body } = await call(server.origin)
+    const reading = readAhead(body, 2, 4096)
+    release()
+    const ahead = await reading
+    expect([Buffer.concat(ahead.chunks).toString(), ahead.ended]).toEqual(['abcd', false])
+    expect(listeners(body)).toEqual([0, 0, 0])
+    const rest = readAll(body)
+    server.connections[0]!.socket.end('5\r\nefghi\r\n0\r\n\r\n')
+    expect(await rest).toEqual({ bytes: Buffer.from('efghi'), ended: 'end' })
+  })
+
+  it('rejects an answer past the most bytes allowed, and destroys the source', async () => {
+    const server = await serve((_request, res) => {
+      sendHeaders(res, 200, { 'content-type': 'application/json' })
+      res.end('x'.repeat(100))
+    })
+    const { body } = await call(server.origin)
+    await expect(readAhead(body, 1024, 10)).rejects.toMatchObject({ key: 'RESPONSE_TOO_LARGE' })
+    expect(body.destroyed).toBe(true)
+    expect(listeners(body)).toEqual([0, 0, 0])
+  })
+
+  it('rejects with the error that cut the answer, and takes its listeners off', async () => {
+    const server = await startRawServer(async (connection) => {
+      await connection.request
+      connection.socket.write(
+        'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{"\r\n',
+        () => connection.socket.resetAndDestroy(),
+      )
+    })
+    servers.push(server)
+    const { body } = await call(server.origin)
+    const failure = await readAhead(body, 1024, 4096).catch((error: unknown) => error)
+    expect((failure as Error & { code?: string }).code).toMatch(/^(?:UND_ERR_SOCKET|ECONNRESET)$/)
+    expect(listeners(body)).toEqual([0, 0, 0])
   })
 })
