@@ -8,7 +8,7 @@ import type { AllocationSite } from './servers/messages.js'
 
 // Bytes the server under test allocates per request, and where: V8's sampling heap profiler in the server,
 // counting what was collected too. Like an instruction count, and unlike time, this hardly moves with the
-// machine's load: the rounds of a row agree within a few percent. What it shows that instructions do not is
+// machine's load: the rounds of a row agree within about 1%. What it shows that instructions do not is
 // memory traffic: every byte allocated is written once, in cache lines the young generation (megabytes,
 // beyond this machine's L2) has long evicted, and every few hundred requests a scavenge walks what survived.
 //
@@ -24,14 +24,18 @@ const NAME_WIDTH = Math.max(...TARGETS.map((t) => t.name.length))
 // BENCH_SOURCE=1), node's, a package's under node_modules, the bench server's, or V8's own (no script).
 const ORIGINS = ['gateway', 'node', 'undici', 'framework', 'bench', 'v8'] as const
 type Origin = (typeof ORIGINS)[number]
-const TOP_SITES = countFromEnv('BENCH_ALLOC_TOP', 12)
 
 interface Config {
   targets: readonly Target[]
   modes: readonly Mode[]
+  /** `BENCH_ROUNDS`: sampled rounds per target and mode; each row is their median. */
   rounds: number
+  /** `BENCH_ALLOC_REQUESTS`: requests per sampled round. */
   requests: number
+  /** `BENCH_ALLOC_WARMUP`: requests before sampling starts. */
   warmupRequests: number
+  /** `BENCH_ALLOC_TOP`: the gateway's sites listed per row. */
+  topSites: number
 }
 
 function readConfig(): Config {
@@ -47,6 +51,7 @@ function readConfig(): Config {
     requests: countFromEnv('BENCH_ALLOC_REQUESTS', 10000),
     // As for the instruction count: the JIT settles, and a logging row's memory store fills and evicts.
     warmupRequests: countFromEnv('BENCH_ALLOC_WARMUP', 20000),
+    topSites: countFromEnv('BENCH_ALLOC_TOP', 12),
   }
 }
 
@@ -133,7 +138,8 @@ function report(rows: readonly Row[], config: Config): string {
     const ofMode = rows.filter((row) => row.mode === mode)
     if (ofMode.length === 0) continue
     out.push(
-      `\n${mode.toUpperCase()}: KiB allocated per request (median of ${config.rounds} rounds of ` +
+      `\n${mode.toUpperCase()}: KiB allocated per request (median of ${config.rounds} ` +
+        `round${config.rounds === 1 ? '' : 's'} of ` +
         `${config.requests} requests; by origin: the median round's)`,
     )
     const header = ['target', 'KiB/req', 'min-max', ...ORIGINS, '/ bare-fw', '/ logs-off', '/ baseline']
@@ -153,7 +159,7 @@ function report(rows: readonly Row[], config: Config): string {
     })
     out.push(formatTable(header, cells))
     for (const row of ofMode) {
-      const sites = medianRound(row.rounds).gatewaySites.slice(0, TOP_SITES)
+      const sites = medianRound(row.rounds).gatewaySites.slice(0, config.topSites)
       if (sites.length === 0) continue
       out.push(`\n${row.target.name} (${mode}): the gateway's sites allocating most, bytes per request`)
       for (const site of sites) {
@@ -175,7 +181,8 @@ async function main(): Promise<void> {
     try {
       rows.push(...(await measureTarget(upstream, target, config)))
     } catch (error) {
-      // A row that needs Redis or Postgres when they cannot be reached: the others still say something.
+      // A row that could not be measured (its Redis or Postgres out of reach, an answer but a 200): the
+      // others still say something.
       warn(`${target.name}: ${error instanceof Error ? error.message : String(error)}`)
     }
   }

@@ -242,8 +242,9 @@ function isJson(contentType: string | undefined): boolean {
 }
 
 /**
- * An attempt's abort handle: the client leaving, the total deadline and guards abort it; the source reading
- * the attempt's answer is told. One is made for every attempt, so it is a few fields and one listener,
+ * An attempt's abort handle: whatever ends the attempt early (the client leaving, the total deadline, the
+ * answer's reader giving up) aborts it, and the source reading the answer is told. One is made for every
+ * attempt, so it is a few fields and one listener,
  * rather than an emitter (an object for its listeners, a wrapper for a `once`) or an AbortController with
  * its EventTarget.
  */
