@@ -36,6 +36,10 @@ export class LogQueue {
   #writing: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
   #timerDelayMs = 0
+  // The timer is armed: it has yet to fire.
+  #armed = false
+  // The batch being written.
+  #batch: readonly QueuedRecord[] = []
   readonly #writeRaw: RawWrite | undefined
   /** How long a batch that is not full waits for more records. */
   readonly #waitMs: number
@@ -64,56 +68,90 @@ export class LogQueue {
 
   /** Writes everything queued so far; resolves once it is stored (or counted as dropped). */
   async flush(): Promise<void> {
-    clearTimeout(this.#timer)
-    this.#timer = undefined
+    this.#disarm()
     while (this.#pending.length > 0 || this.#writing !== undefined) {
       if (this.#writing === undefined) this.#writeBatch()
       await this.#writing
     }
   }
 
+  // A queue writing to a store in this process writes at every timer tick, so its timer is armed again and
+  // again with the same delay: the one timer is re-armed (`refresh()`) rather than a new one made each time.
   #schedule(delayMs: number): void {
     if (this.#writing !== undefined) return
-    if (this.#timer !== undefined) {
+    if (this.#armed) {
       // A timer armed as soon or sooner stands.
       if (delayMs >= this.#timerDelayMs) return
-      clearTimeout(this.#timer)
+      this.#disarm()
     }
+    this.#armed = true
+    if (this.#timer !== undefined && this.#timerDelayMs === delayMs) {
+      this.#timer.refresh()
+      return
+    }
+    clearTimeout(this.#timer)
     this.#timerDelayMs = delayMs
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined
-      this.#writeBatch()
-    }, delayMs)
+    this.#timer = setTimeout(this.#onTimer, delayMs)
     // A queue waiting to flush must not keep the host's process alive.
     this.#timer.unref()
+  }
+
+  /** Stops the timer for good: a timer cleared cannot be re-armed. */
+  #disarm(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#armed = false
+  }
+
+  readonly #onTimer = (): void => {
+    this.#armed = false
+    this.#writeBatch()
   }
 
   #writeBatch(): void {
     // One write at a time: a timer armed as one write ended may fire during the next, which a flush began;
     // the write on schedules what is left when it ends. Two at once, a flush could return with one still on.
     if (this.#writing !== undefined) return
-    const queued = this.#pending.splice(0, this.settings.batchSize)
+    const batchSize = this.settings.batchSize
+    // The whole queue, when it fits in a batch, is taken as it is rather than copied out of itself.
+    const pending = this.#pending
+    const queued = pending.length <= batchSize ? pending : pending.splice(0, batchSize)
+    if (queued === pending) this.#pending = []
     this.stats.queued = this.#pending.length
     const writeRaw = this.#writeRaw
     const batch = writeRaw === undefined ? this.#built(queued) : queued
     if (batch.length === 0) return
-    this.#writing = (writeRaw === undefined ? this.store.write(batch as LogRecord[]) : writeRaw(batch))
-      .then(
-        () => {
-          this.stats.written += batch.length
-        },
-        (error: unknown) => {
-          const first = batch[0]!
-          const id = first instanceof CapturedRecord ? first.record.id : first.id
-          notify(this.events, 'store:error', { id, store: 'logs', operation: 'write', error })
-          this.#drop(batch.length, 'write-failed')
-        },
-      )
-      .finally(() => {
-        this.#writing = undefined
-        if (this.#pending.length > 0)
-          this.#schedule(this.#pending.length >= this.settings.batchSize ? 0 : this.#waitMs)
-      })
+    let written: Promise<void>
+    try {
+      written = writeRaw === undefined ? this.store.write(batch as LogRecord[]) : writeRaw(batch)
+    } catch (error) {
+      // A host's store may throw rather than reject.
+      written = Promise.reject(error)
+    }
+    this.#batch = batch
+    // One listener per queue for every batch, not closures and a `finally` made for each one.
+    this.#writing = written.then(this.#onWritten, this.#onFailed)
+  }
+
+  readonly #onWritten = (): void => {
+    this.stats.written += this.#batch.length
+    this.#afterWrite()
+  }
+
+  readonly #onFailed = (error: unknown): void => {
+    const batch = this.#batch
+    const first = batch[0]!
+    const id = first instanceof CapturedRecord ? first.record.id : first.id
+    notify(this.events, 'store:error', { id, store: 'logs', operation: 'write', error })
+    this.#drop(batch.length, 'write-failed')
+    this.#afterWrite()
+  }
+
+  #afterWrite(): void {
+    this.#batch = []
+    this.#writing = undefined
+    if (this.#pending.length > 0)
+      this.#schedule(this.#pending.length >= this.settings.batchSize ? 0 : this.#waitMs)
   }
 
   /** The batch's records, built where they were queued as captured; one that fails to build is dropped. */

@@ -249,6 +249,41 @@ describe('request logs', () => {
       expect(queue.stats).toMatchObject({ queued: 0, written: 1 })
       expect(await store.get(ids[0]!)).toMatchObject({ id: ids[0] })
     })
+
+    it('go to the memory store at every timer tick after that, each written before the next comes', async () => {
+      const store = createMemoryLogStore()
+      const queue = new LogQueue(store, settings, events().emitter)
+      for (const [i, id] of ids.entries()) {
+        queue.push(captured(id))
+        // As above: a timer armed after the queue's, with the same delay, fires after it.
+        await new Promise((resolve) => setTimeout(resolve, 1))
+        expect(queue.stats).toMatchObject({ queued: 0, written: i + 1 })
+      }
+      expect((await store.list({})).records.map((record) => record.id).sort()).toEqual(ids)
+    })
+  })
+
+  it('count a batch whose write throws rather than rejects as dropped, report it, and write the next', async () => {
+    let calls = 0
+    const stored: string[] = []
+    const store = {
+      write(records: LogRecord[]) {
+        if (++calls === 1) throw new Error('not connected')
+        stored.push(...records.map((record) => record.id))
+        return Promise.resolve()
+      },
+    } as unknown as LogStore
+    const emitter: GatewayEmitter = new EventEmitter()
+    const errors: StoreErrorEvent[] = []
+    emitter.on('store:error', (e) => errors.push(e))
+    const queue = new LogQueue(store, { batchSize: 10, flushIntervalMs: 600_000, maxQueue: 10 }, emitter)
+    const id = (i: number) => `0190a000-0000-7000-8000-00000000000${i}`
+    queue.push({ id: id(1) } as LogRecord)
+    await queue.flush()
+    expect([queue.stats, errors.map((e) => e.id)]).toEqual([{ queued: 0, written: 0, dropped: 1 }, [id(1)]])
+    queue.push({ id: id(2) } as LogRecord)
+    await queue.flush()
+    expect([queue.stats.written, stored]).toEqual([1, [id(2)]])
   })
 
   it('flush writes one batch at a time and returns once every record is stored, timers firing meanwhile', async () => {
