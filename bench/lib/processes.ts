@@ -21,7 +21,7 @@ const LOADER_ARGS = [
   ...(process.env.BENCH_SOURCE === '1' ? ['--conditions=ai-gateway-source'] : []),
 ]
 const START_TIMEOUT_MS = 30_000
-const STATS_TIMEOUT_MS = 5_000
+const REPLY_TIMEOUT_MS = 5_000
 const STOP_TIMEOUT_MS = 5_000
 
 /** Every child still running, with how long it may take to exit once asked. */
@@ -141,8 +141,8 @@ function ask<T>(
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.off('message', onMessage)
-      reject(new Error(`${name} did not answer '${request}' within ${STATS_TIMEOUT_MS} ms`))
-    }, STATS_TIMEOUT_MS)
+      reject(new Error(`${name} did not answer '${request}' within ${REPLY_TIMEOUT_MS} ms`))
+    }, REPLY_TIMEOUT_MS)
     const onMessage = (message: unknown) => {
       const answer = answerOf(message)
       if (answer === undefined) return

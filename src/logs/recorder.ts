@@ -89,7 +89,7 @@ export class LogQueue {
       this.#timer.refresh()
       return
     }
-    clearTimeout(this.#timer)
+    // A timer that fired is no longer in Node's lists: nothing to clear.
     this.#timerDelayMs = delayMs
     this.#timer = setTimeout(this.#onTimer, delayMs)
     // A queue waiting to flush must not keep the host's process alive.
@@ -112,11 +112,10 @@ export class LogQueue {
     // One write at a time: a timer armed as one write ended may fire during the next, which a flush began;
     // the write on schedules what is left when it ends. Two at once, a flush could return with one still on.
     if (this.#writing !== undefined) return
-    const batchSize = this.settings.batchSize
     // The whole queue, when it fits in a batch, is taken as it is rather than copied out of itself.
-    const pending = this.#pending
-    const queued = pending.length <= batchSize ? pending : pending.splice(0, batchSize)
-    if (queued === pending) this.#pending = []
+    let queued = this.#pending
+    if (queued.length <= this.settings.batchSize) this.#pending = []
+    else queued = queued.splice(0, this.settings.batchSize)
     this.stats.queued = this.#pending.length
     const writeRaw = this.#writeRaw
     const batch = writeRaw === undefined ? this.#built(queued) : queued
