@@ -77,12 +77,19 @@ export interface PolicyErrorEvent {
   error: unknown
 }
 
-/** Log records were lost: the queue was full, the store refused a batch, or a record could not be built. */
+/**
+ * Log records were lost: the queue was full, the store refused a batch or did not finish it in time, or a
+ * record could not be built.
+ */
 export interface LogDroppedEvent {
   count: number
   /** Dropped since the gateway started. */
   total: number
-  reason: 'queue-full' | 'write-failed' | 'build-failed'
+  /**
+   * `write-failed`: the store refused the batch or took longer than `logs.writeTimeoutMs`; `store-stalled`:
+   * still queued when a flush met such a write, and not written.
+   */
+  reason: 'queue-full' | 'write-failed' | 'build-failed' | 'store-stalled'
 }
 
 /** A WebSocket the gateway took: a realtime session once its provider accepted it, or a universal socket. */

@@ -504,6 +504,12 @@ const logOptions = z.strictObject({
   flushIntervalMs: positiveMs.default(1000),
   /** Records waiting beyond this are dropped (and counted), so a stalled store cannot grow memory. */
   maxQueue: z.number().int().positive().default(10_000),
+  /**
+   * Longest a write to a store of the host's may take, in ms: past it the batch is counted as dropped and
+   * reported as `store:error` (a `StoreTimeoutError`), and the queue goes on. A flush, `gateway.close()`'s
+   * among them, that meets such a write drops what is still queued rather than wait for each batch in turn.
+   */
+  writeTimeoutMs: positiveMs.default(10_000),
 })
 
 // Prometheus's rule for label names; names starting with `__` are its own.

@@ -1,10 +1,12 @@
 import { computeCost, totalInputTokens, type Usage } from '../cost/cost.js'
 import type { PriceTable } from '../cost/pricing.js'
-import { type GatewayEmitter, notify, reportError } from '../events.js'
+import { StoreTimeoutError } from '../errors.js'
+import { type GatewayEmitter, type LogDroppedEvent, notify, reportError } from '../events.js'
 import { NeedleSearch } from '../needles.js'
 import type { Dialect } from '../providers/types.js'
 import type { RouteTaken } from '../routes/dynamic.js'
 import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
+import { withinTime } from '../stores/call.js'
 import type { GatewayContext } from '../types.js'
 import { assembleStream } from './assemble.js'
 import { CapturedRecord, type QueuedRecord, type RawBodies, type RawWrite, rawWriteOf } from './captured.js'
@@ -14,6 +16,8 @@ export interface LogQueueSettings {
   readonly batchSize: number
   readonly flushIntervalMs: number
   readonly maxQueue: number
+  /** Longest a host store's write may take; past it the batch is counted as dropped. */
+  readonly writeTimeoutMs: number
 }
 
 /** Counters of the log queue, also emitted as `log:dropped` events when records are lost. */
@@ -43,6 +47,8 @@ export class LogQueue {
   readonly #writeRaw: RawWrite | undefined
   /** How long a batch that is not full waits for more records. */
   readonly #waitMs: number
+  // A write ran past `writeTimeoutMs` since the current flush began: the flush stops waiting on the store.
+  #stalled = false
 
   constructor(
     readonly store: LogStore,
@@ -66,12 +72,23 @@ export class LogQueue {
     this.#schedule(this.#pending.length >= this.settings.batchSize ? 0 : this.#waitMs)
   }
 
-  /** Writes everything queued so far; resolves once it is stored (or counted as dropped). */
+  /**
+   * Writes everything queued so far; resolves once it is stored (or counted as dropped). A store that lets
+   * a write run past `writeTimeoutMs` is not waited on again, batch after batch: what is still queued then is
+   * dropped, so that `gateway.close()` ends in about one `writeTimeoutMs` even when the store never answers.
+   */
   async flush(): Promise<void> {
     this.#disarm()
+    this.#stalled = false
     while (this.#pending.length > 0 || this.#writing !== undefined) {
       if (this.#writing === undefined) this.#writeBatch()
       await this.#writing
+      if (this.#stalled && this.#pending.length > 0) {
+        const count = this.#pending.length
+        this.#pending = []
+        this.stats.queued = 0
+        this.#drop(count, 'store-stalled')
+      }
     }
   }
 
@@ -122,7 +139,12 @@ export class LogQueue {
     if (batch.length === 0) return
     let written: Promise<void>
     try {
-      written = writeRaw === undefined ? this.store.write(batch as LogRecord[]) : writeRaw(batch)
+      // The memory store writes in this process and cannot stall; a host's store may never answer, and past
+      // its time the batch is given up (and any late answer ignored) so that the queue goes on.
+      written =
+        writeRaw === undefined
+          ? Promise.resolve(withinTime(this.store.write(batch as LogRecord[]), this.settings.writeTimeoutMs))
+          : writeRaw(batch)
     } catch (error) {
       // A host's store may throw rather than reject.
       written = Promise.reject(error)
@@ -138,6 +160,7 @@ export class LogQueue {
   }
 
   readonly #onFailed = (error: unknown): void => {
+    if (error instanceof StoreTimeoutError) this.#stalled = true
     const batch = this.#batch
     const first = batch[0]!
     const id = first instanceof CapturedRecord ? first.record.id : first.id
@@ -168,7 +191,7 @@ export class LogQueue {
     return records
   }
 
-  #drop(count: number, reason: 'queue-full' | 'write-failed' | 'build-failed'): void {
+  #drop(count: number, reason: LogDroppedEvent['reason']): void {
     this.stats.dropped += count
     notify(this.events, 'log:dropped', { count, total: this.stats.dropped, reason })
   }

@@ -113,7 +113,7 @@ export class MetricsBook {
   readonly errors = new Tally()
   /** kind (`dlp`, `guardrail`), phase (`prompt`, `answer`, `both`), action. */
   readonly guard = new Tally()
-  /** reason (`queue-full`, `write-failed`, `build-failed`). */
+  /** reason (`queue-full`, `write-failed`, `build-failed`, `store-stalled`). */
   readonly logDropped = new Tally()
   /** store, operation, error (`timeout`, `failure`). */
   readonly storeErrors = new Tally()

@@ -31,6 +31,8 @@ export function withinTime<T>(
         reject(new StoreTimeoutError(ms))
       })
     }, ms)
+    // The clock alone must not keep the host's process alive: whatever the store waits on does that.
+    timer.unref()
     value.then(
       (result) => {
         settled = true

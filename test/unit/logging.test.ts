@@ -3,6 +3,7 @@ import { context, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { StoreTimeoutError } from '../../src/errors.js'
 import type { GatewayEmitter, LogDroppedEvent, StoreErrorEvent } from '../../src/events.js'
 import {
   createGateway,
@@ -125,6 +126,52 @@ describe('request logs', () => {
     await gateway.close()
   })
 
+  it('give up a write the store has not finished in writeTimeoutMs, count it, and go on with the next', async () => {
+    const inner = createMemoryLogStore()
+    let finishFirst!: () => Promise<void>
+    let writes = 0
+    // The first write hangs until the test lets it finish; the others go straight through.
+    const store: LogStore = {
+      ...inner,
+      write(records) {
+        if (++writes > 1) return inner.write(records)
+        return new Promise<void>((resolve) => {
+          finishFirst = () => inner.write(records).then(resolve)
+        })
+      },
+    }
+    const gateway = gatewayFor({ logs: { store, batchSize: 1, writeTimeoutMs: 20 } })
+    const dropped: LogDroppedEvent[] = []
+    gateway.events.on('log:dropped', (e) => dropped.push(e))
+    const timedOut = new Promise<StoreErrorEvent>((resolve) => gateway.events.once('store:error', resolve))
+    expect((await gateway.handle(chat('n0')))?.status).toBe(200)
+    const error = await timedOut
+    expect(error).toMatchObject({ store: 'logs', operation: 'write' })
+    expect(error.error).toBeInstanceOf(StoreTimeoutError)
+    expect(dropped).toEqual([{ count: 1, total: 1, reason: 'write-failed' }])
+    expect((await gateway.handle(chat('n1')))?.status).toBe(200)
+    await gateway.flushLogs()
+    expect(gateway.stats().logs).toMatchObject({ queued: 0, written: 1, dropped: 1 })
+    // The write given up may still land in the store; the queue neither counts it again nor breaks.
+    await finishFirst()
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(gateway.stats().logs).toMatchObject({ written: 1, dropped: 1 })
+    expect((await inner.list({})).records).toHaveLength(2)
+    expect(dropped).toHaveLength(1)
+    await gateway.close()
+  })
+
+  it('close, when the store never answers, in one writeTimeoutMs, dropping what it did not write', async () => {
+    const store: LogStore = { ...createMemoryLogStore(), write: () => new Promise<void>(() => {}) }
+    const gateway = gatewayFor({ logs: { store, writeTimeoutMs: 20 } })
+    const errors: StoreErrorEvent[] = []
+    gateway.events.on('store:error', (e) => errors.push(e))
+    expect((await gateway.handle(chat('x')))?.status).toBe(200)
+    await gateway.close()
+    expect(gateway.stats().logs).toMatchObject({ queued: 0, written: 0, dropped: 1 })
+    expect(errors.map((e) => e.error)).toEqual([expect.any(StoreTimeoutError)])
+  })
+
   describe('captured records', () => {
     let template: LogRecord
     beforeAll(async () => {
@@ -165,7 +212,7 @@ describe('request logs', () => {
       emitter.on('log:dropped', (e) => seen.dropped.push(e))
       return { emitter, seen }
     }
-    const settings = { batchSize: 10, flushIntervalMs: 600_000, maxQueue: 10 }
+    const settings = { batchSize: 10, flushIntervalMs: 600_000, maxQueue: 10, writeTimeoutMs: 60_000 }
 
     it('are built with their batch for a store that takes text; one that fails to build is reported and dropped', async () => {
       made = 0
@@ -276,7 +323,11 @@ describe('request logs', () => {
     const emitter: GatewayEmitter = new EventEmitter()
     const errors: StoreErrorEvent[] = []
     emitter.on('store:error', (e) => errors.push(e))
-    const queue = new LogQueue(store, { batchSize: 10, flushIntervalMs: 600_000, maxQueue: 10 }, emitter)
+    const queue = new LogQueue(
+      store,
+      { batchSize: 10, flushIntervalMs: 600_000, maxQueue: 10, writeTimeoutMs: 60_000 },
+      emitter,
+    )
     const id = (i: number) => `0190a000-0000-7000-8000-00000000000${i}`
     queue.push({ id: id(1) } as LogRecord)
     await queue.flush()
@@ -310,7 +361,7 @@ describe('request logs', () => {
     } as unknown as LogStore
     const queue = new LogQueue(
       store,
-      { batchSize: 2, flushIntervalMs: 600_000, maxQueue: 100 },
+      { batchSize: 2, flushIntervalMs: 600_000, maxQueue: 100, writeTimeoutMs: 60_000 },
       new EventEmitter(),
     )
     const ids = Array.from({ length: 7 }, (_, i) => `0190a000-0000-7000-8000-00000000000${i}`)
@@ -494,5 +545,27 @@ describe('redact', () => {
   it('masks configured secrets whole and by a recognisable piece', () => {
     const scrubber = createScrubber(['my-own-secret-value-123'])
     expect(redact('a my-own-secret-value-123 b my-own-secre…', scrubber)).toBe('a [REDACTED] b [REDACTED]…')
+  })
+})
+
+describe('a log queue whose store never answers', () => {
+  it('drops what is still queued once a flush meets a write past its time, rather than wait batch by batch', async () => {
+    const emitter: GatewayEmitter = new EventEmitter()
+    const dropped: LogDroppedEvent[] = []
+    const errors: StoreErrorEvent[] = []
+    emitter.on('log:dropped', (e) => dropped.push(e))
+    emitter.on('store:error', (e) => errors.push(e))
+    const store: LogStore = { ...createMemoryLogStore(), write: () => new Promise<void>(() => {}) }
+    const settings = { batchSize: 2, flushIntervalMs: 600_000, maxQueue: 100, writeTimeoutMs: 20 }
+    const queue = new LogQueue(store, settings, emitter)
+    // Queued in one go, before the queue's timer can fire: the flush writes the first batch of two.
+    for (let i = 0; i < 5; i++) queue.push({ id: `0190a000-0000-7000-8000-00000000000${i}` } as LogRecord)
+    await queue.flush()
+    expect(queue.stats).toEqual({ queued: 0, written: 0, dropped: 5 })
+    expect(dropped).toEqual([
+      { count: 2, total: 2, reason: 'write-failed' },
+      { count: 3, total: 5, reason: 'store-stalled' },
+    ])
+    expect(errors).toEqual([expect.objectContaining({ store: 'logs', error: expect.any(StoreTimeoutError) })])
   })
 })
