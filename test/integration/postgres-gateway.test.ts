@@ -1,5 +1,7 @@
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { StoreTimeoutError } from '../../src/errors.js'
+import type { StoreErrorEvent } from '../../src/events.js'
 import { createGateway, createKeyRing, type Gateway } from '../../src/index.js'
 import { createPostgresLogStore, createPostgresSecretStore } from '../../src/postgres/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
@@ -82,5 +84,47 @@ describe.skipIf(!DATABASE_URL)('gateways sharing one Postgres database', () => {
 
     const patched = await second!.logs!.patch(ids[0]!, { feedback: 1, score: 90 })
     expect(patched).toMatchObject({ feedback: 1, score: 90 })
+  })
+})
+
+describe.skipIf(!DATABASE_URL)('a Postgres log store whose table another session has locked', () => {
+  const schema = uniqueName('gwlock')
+  let mock: MockProvider
+  // One connection, as a host that gives its log store a pool of its own might: the insert given up keeps it.
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1 })
+  const locker = new pg.Client({ connectionString: DATABASE_URL })
+
+  beforeAll(async () => {
+    mock = await createMockProvider()
+    await locker.connect()
+  })
+  afterAll(async () => {
+    await locker.end()
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    await pool.end()
+    await mock.close()
+  })
+
+  it('gives up the insert after writeTimeoutMs and closes while the lock is held; the insert lands after', async () => {
+    const store = await createPostgresLogStore(pool, { schema })
+    const gateway = createGateway({
+      providers: { openai: { apiKey: 'sk-locked-table', baseURL: `${mock.url}/v1` } },
+      logs: { store, writeTimeoutMs: 200 },
+    })
+    const errors: StoreErrorEvent[] = []
+    gateway.events.on('store:error', (e) => errors.push(e))
+    await locker.query('BEGIN')
+    await locker.query(`LOCK TABLE "${schema}".ai_gateway_logs IN ACCESS EXCLUSIVE MODE`)
+    expect((await gateway.handle(chatRequest('behind a lock')))?.status).toBe(200)
+    // Every insert waits for the lock, which this test holds until the gateway has closed.
+    await gateway.close()
+    expect(gateway.stats().logs).toMatchObject({ queued: 0, written: 0, dropped: 1 })
+    expect(errors).toEqual([
+      expect.objectContaining({ store: 'logs', operation: 'write', error: expect.any(StoreTimeoutError) }),
+    ])
+    await locker.query('ROLLBACK')
+    // The pool's one connection is the insert's until it ends: this count runs after it.
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".ai_gateway_logs`)
+    expect(rows[0].n).toBe(1)
   })
 })
