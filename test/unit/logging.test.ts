@@ -162,7 +162,8 @@ describe('request logs', () => {
   })
 
   it('close, when the store never answers, in one writeTimeoutMs, dropping what it did not write', async () => {
-    const store: LogStore = { ...createMemoryLogStore(), write: () => new Promise<void>(() => {}) }
+    // Never released: a store that never answers.
+    const store = stalledStore()
     const gateway = gatewayFor({ logs: { store, writeTimeoutMs: 20 } })
     const errors: StoreErrorEvent[] = []
     gateway.events.on('store:error', (e) => errors.push(e))
@@ -555,7 +556,8 @@ describe('a log queue whose store never answers', () => {
     const errors: StoreErrorEvent[] = []
     emitter.on('log:dropped', (e) => dropped.push(e))
     emitter.on('store:error', (e) => errors.push(e))
-    const store: LogStore = { ...createMemoryLogStore(), write: () => new Promise<void>(() => {}) }
+    // Never released: a store that never answers.
+    const store = stalledStore()
     const settings = { batchSize: 2, flushIntervalMs: 600_000, maxQueue: 100, writeTimeoutMs: 20 }
     const queue = new LogQueue(store, settings, emitter)
     // Queued in one go, before the queue's timer can fire: the flush writes the first batch of two.
