@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto'
 import type { Pool } from 'pg'
 import type { LogRecord } from '../logs/types.js'
-import { inTransaction } from './transaction.js'
+import { inTransaction } from './pool.js'
 
 // Identifiers cannot be parameters, so they are held to lower-case letters, digits and underscores and then
 // quoted. Tables leave room for the suffixes of derived names within Postgres's 63 characters.

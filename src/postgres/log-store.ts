@@ -21,7 +21,7 @@ import {
   whereClause,
 } from './log-sql.js'
 import { NamedInserts } from './named-statements.js'
-import { inTransaction } from './transaction.js'
+import { inTransaction } from './pool.js'
 
 export interface PostgresLogStoreOptions {
   /** Schema holding the table, created when missing. Default `public`. */

@@ -7,6 +7,7 @@ import { createPostgresLogStore } from '../../src/postgres/log-store.js'
 import { logStoreConformance } from '../../src/testing/log-store-conformance.js'
 import { SAMPLE_ATTEMPT, sampleRecord } from '../helpers/log-store.js'
 import { DATABASE_URL, uniqueName } from '../helpers/services.js'
+import { eventually } from '../helpers/until.js'
 
 function record(createdAt: number, overrides: Partial<LogRecord> = {}): LogRecord {
   return sampleRecord({
@@ -246,6 +247,39 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     const session = record(6000, { websocket })
     await migrated.write([session])
     expect((await migrated.get(session.id))?.websocket).toEqual(websocket)
+  })
+
+  it('rejects a transaction whose connection is terminated mid-write, and the process goes on', async () => {
+    const name = freshSchema()
+    const application = uniqueName('dropped')
+    const own = new pg.Pool({ connectionString: DATABASE_URL, max: 2, application_name: application })
+    pools.push(own)
+    own.on('error', () => {}) // the host's listener for its idle clients, as pg asks of every pool
+    const store = await createPostgresLogStore(own, { schema: name })
+    const locker = new pg.Client({ connectionString: DATABASE_URL })
+    await locker.connect()
+    await locker.query('BEGIN')
+    await locker.query(`LOCK TABLE "${name}".ai_gateway_logs IN ACCESS EXCLUSIVE MODE`)
+    // Over one statement's 500 rows: written in a transaction, on a client checked out of the pool.
+    const write = store.write(Array.from({ length: 501 }, (_, i) => record(1000 + i))).then(
+      () => undefined,
+      (error: unknown) => error,
+    )
+    const waiting = await eventually(async () => {
+      const { rows } = await pool.query(
+        `SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+        [application],
+      )
+      return rows[0]?.pid as number | undefined
+    })
+    // A failover or an administrator ends the backend: pg's client emits `error` while its query is pending.
+    await pool.query('SELECT pg_terminate_backend($1)', [waiting])
+    expect(await write).toMatchObject({ message: expect.stringMatching(/terminat/) })
+    await locker.query('ROLLBACK')
+    await locker.end()
+    // The broken connection went back to the pool with its failure and was discarded: the next write works.
+    await store.write([record(5000)])
+    expect((await store.list({ limit: 10 })).records).toHaveLength(1)
   })
 
   describe('named inserts', () => {
