@@ -295,13 +295,15 @@ const routeStore = z.custom<RouteStore>(
 /**
  * Dynamic routes, addressed as the model `dynamic/{name}`: where they are kept (`store`, in memory by
  * default; `createRedisRouteStore` or `createPostgresRouteStore` to share them), where their rate and budget
- * elements count (`limitStore`), how often an instance reads a deployed route again (`refreshMs`, 1000), and
- * routes defined in code (`definitions`), deployed at the first request when the live version differs.
+ * elements count (`limitStore`), how often an instance reads a deployed route again (`refreshMs`, 1000), the
+ * longest wait for the route store (`storeTimeoutMs`, 1000), and routes defined in code (`definitions`),
+ * deployed at the first request when the live version differs.
  */
 export const routesOption = z.strictObject({
   store: routeStore.optional(),
   limitStore: limitStore.optional(),
   refreshMs: z.number().int().min(0).max(3_600_000).default(1000),
+  storeTimeoutMs: positiveMs.default(1000),
   definitions: z.array(z.unknown()).default([]),
 })
 

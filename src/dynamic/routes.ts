@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { GatewayError } from '../errors.js'
 import { type GatewayEmitter, notify } from '../events.js'
 import type { ResolvedOptions } from '../options.js'
+import { callStore } from '../stores/call.js'
 import { createMemoryLimitStore } from '../stores/memory-limits.js'
 import { createMemoryRouteStore } from '../stores/memory-routes.js'
 import type { LimitStore } from '../stores/types.js'
@@ -15,6 +16,8 @@ export interface DynamicRoutesSettings {
   readonly limitStore: LimitStore
   /** How long a deployed route is served from memory before the store is asked again. */
   readonly refreshMs: number
+  /** The longest wait for one store call: past it the call counts as failed. */
+  readonly storeTimeoutMs: number
   /** Routes defined in code: saved and deployed when the store's live version differs. */
   readonly definitions: readonly unknown[]
 }
@@ -33,8 +36,9 @@ interface Cached {
 /**
  * The routes of one gateway: saving (validated), versions, deployments, and the live version of each route
  * for the requests that name it, read from the store again at most every `refreshMs`, so every instance
- * serves a deployment within that long. When the store fails, the last version read is served on (and the
- * failure reported); a route never read answers 503 (code 2128).
+ * serves a deployment within that long. When the store fails, or takes over `storeTimeoutMs` (a stalled
+ * store is a failed one: requests must not wait on it), the last version read is served on (and the failure
+ * reported); a route never read answers 503 (code 2128).
  */
 export class DynamicRoutes {
   readonly #settings: DynamicRoutesSettings
@@ -124,7 +128,7 @@ export class DynamicRoutes {
     if (loading !== undefined) return loading
     loading = (async () => {
       try {
-        const deployed = await this.#settings.store.deployed(name)
+        const deployed = await this.#call(() => this.#settings.store.deployed(name))
         const route =
           deployed === undefined
             ? undefined
@@ -150,9 +154,14 @@ export class DynamicRoutes {
     return loading
   }
 
+  /** One store call, bounded: a late answer is dropped (a save or a deploy may still have happened). */
+  #call<T>(call: () => T | Promise<T>): T | Promise<T> {
+    return callStore(call, this.#settings.storeTimeoutMs)
+  }
+
   async #store<T>(operation: string, call: () => T | Promise<T>): Promise<T> {
     try {
-      return await call()
+      return await this.#call(call)
     } catch (error) {
       this.#report(operation, error)
       throw new GatewayError('ROUTE_STORE_UNAVAILABLE', undefined, { cause: error })
@@ -169,10 +178,10 @@ export class DynamicRoutes {
       const { store, definitions } = this.#settings
       for (const raw of definitions) {
         const definition = parseRouteDefinition(raw, this.#knownProvider)
-        const live = await store.deployed(definition.name)
+        const live = await this.#call(() => store.deployed(definition.name))
         if (live !== undefined && isDeepStrictEqual(live.definition, definition)) continue
-        const saved = await store.save(definition, this.#now())
-        await store.deploy(saved.name, saved.version, this.#now())
+        const saved = await this.#call(() => store.save(definition, this.#now()))
+        await this.#call(() => store.deploy(saved.name, saved.version, this.#now()))
       }
     })().catch((error) => {
       // Tried again by the next call.
@@ -199,6 +208,7 @@ export function createDynamicRoutes(
       store: routes.store ?? own(createMemoryRouteStore()),
       limitStore: routes.limitStore ?? own(createMemoryLimitStore()),
       refreshMs: routes.refreshMs,
+      storeTimeoutMs: routes.storeTimeoutMs,
       definitions: routes.definitions,
     },
     { knownProvider: (id) => services.providers.has(id), now: options.now, events: services.events },

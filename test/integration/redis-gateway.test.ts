@@ -3,7 +3,14 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StoreErrorEvent } from '../../src/events.js'
-import { createGateway, type Gateway, type GatewayOptions, type GatewayRequest } from '../../src/index.js'
+import {
+  createGateway,
+  type Gateway,
+  type GatewayOptions,
+  type GatewayRequest,
+  type GatewayResponse,
+  StoreTimeoutError,
+} from '../../src/index.js'
 import {
   createRedisBreakerStore,
   createRedisCacheStore,
@@ -321,6 +328,60 @@ describe.skipIf(!REDIS_URL)(
         expect(await counted(admin, prefix, technique)).toBe(5)
       })
     }
+
+    it('serves a dynamic route from the copy read before, and refuses one never read with 503, while the route store is frozen', async () => {
+      const prefix = `${uniqueName('frozen-routes')}:`
+      const store = createRedisRouteStore(await connect(redis.url), { prefix })
+      const definitions = [
+        {
+          name: 'steady',
+          elements: [
+            { id: 'start', type: 'start', outputs: { next: { elementId: 'm' } } },
+            {
+              id: 'm',
+              type: 'model',
+              properties: { provider: 'openai', model: 'gpt-4o-mini' },
+              outputs: { success: { elementId: 'end' } },
+            },
+            { id: 'end', type: 'end', outputs: {} },
+          ],
+        },
+      ]
+      // refreshMs 0: every request asks the store for the live version.
+      const served = gatewayWith({ routes: { store, definitions, refreshMs: 0 } })
+      const unread = gatewayWith({ routes: { store, refreshMs: 0 } })
+      const storeErrors: StoreErrorEvent[] = []
+      for (const gateway of [served, unread]) gateway.events.on('store:error', (e) => storeErrors.push(e))
+      const route = () =>
+        compatRequest({ model: 'dynamic/steady', messages: [{ role: 'user', content: 'hi' }] }, {})
+      const before = await served.handle(route())
+      await readBody(before!.body)
+      expect(before!.status).toBe(200)
+
+      redis.pause()
+      let during: (GatewayResponse | undefined)[]
+      try {
+        during = [await served.handle(route()), await unread.handle(route())]
+      } finally {
+        redis.resume()
+      }
+      await readBody(during[0]!.body)
+      expect(during[0]!.status).toBe(200)
+      expect(during[1]!.status).toBe(503)
+      expect(JSON.parse(String(during[1]!.body))).toMatchObject({ internalCode: 2128 })
+      expect(storeErrors).toEqual([
+        expect.objectContaining({
+          store: 'routes',
+          operation: 'deployed',
+          error: expect.any(StoreTimeoutError),
+        }),
+        expect.objectContaining({
+          store: 'routes',
+          operation: 'deployed',
+          error: expect.any(StoreTimeoutError),
+        }),
+      ])
+    })
   },
 )
 
