@@ -9,7 +9,7 @@ import { isRecord } from '../json.js'
 import type { GatewayRequest, GatewayResponse } from '../types.js'
 import { SSEParser } from '../upstream/sse.js'
 import { CLOSE_CODES, closeReason } from './close-codes.js'
-import { Gate } from './flow.js'
+import { Gate, Valve } from './flow.js'
 import type { ResolvedWebSocketOptions } from './options.js'
 
 /** The metadata of a `universal.created` / `universal.done` / `universal.error` frame. */
@@ -62,6 +62,9 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\b|^text\//i
 export class UniversalSocket {
   readonly #setup: UniversalSocketSetup
   readonly #gate: Gate
+  readonly #valve: Valve
+  /** Messages read while the client was paused, answered in order once it reads again. */
+  #held: [data: RawData, binary: boolean][] = []
   readonly #inFlight = new Set<InFlight>()
   readonly #startedAt = performance.now()
   #figures = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 }
@@ -81,6 +84,11 @@ export class UniversalSocket {
     const { client, options, events, id } = setup
     this.#gate = new Gate(client, options.highWaterMark, (state, bufferedAmount) =>
       notify(events, 'websocket:backpressure', { id, source: 'stream', state, bufferedAmount }),
+    )
+    // Every message is answered, a refusal included: a client that sends without reading would otherwise
+    // have its answers queued without end. Past `highWaterMark` queued, the client is no longer read.
+    this.#valve = new Valve(client, client, options.highWaterMark, (state, bufferedAmount) =>
+      notify(events, 'websocket:backpressure', { id, source: 'client', state, bufferedAmount }),
     )
     client.on('message', (data, binary) => this.#onMessage(data, binary))
     client.on('error', () => {
@@ -115,6 +123,15 @@ export class UniversalSocket {
   }
 
   #onMessage(data: RawData, binary: boolean): void {
+    // ws still delivers the messages already read from the socket when it is paused: they wait their turn.
+    if (this.#valve.paused || this.#held.length > 0) {
+      this.#held.push([data, binary])
+      return
+    }
+    this.#answer(data, binary)
+  }
+
+  #answer(data: RawData, binary: boolean): void {
     const frame = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
     this.#figures.framesIn++
     this.#figures.bytesIn += frame.length
@@ -272,13 +289,24 @@ export class UniversalSocket {
     const text = JSON.stringify(frame)
     this.#figures.framesOut++
     this.#figures.bytesOut += Buffer.byteLength(text)
-    client.send(text, () => this.#gate.written())
+    client.send(text, () => this.#written())
+    this.#valve.sent()
+  }
+
+  #written(): void {
+    this.#gate.written()
+    this.#valve.written()
+    while (this.#held.length > 0 && !this.#valve.paused) {
+      const [data, binary] = this.#held.shift()!
+      this.#answer(data, binary)
+    }
   }
 
   #onClose(code: number, reason: string): void {
     clearTimeout(this.#idle)
     clearTimeout(this.#lifetime)
     this.#gate.written(true)
+    this.#held = []
     for (const entry of this.#inFlight) {
       entry.gone = true
       const listeners = entry.listeners

@@ -291,6 +291,47 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     expect(await mock.calls[0]!.outcome).toBe('aborted')
   })
 
+  it('stops reading a universal socket whose client sends without reading its answers, and answers every message once it reads', async () => {
+    const highWaterMark = 16 * 1024
+    const { gateway, url } = await start({ websockets: { highWaterMark } })
+    const flow: WebSocketBackpressureEvent[] = []
+    const paused = new Promise<WebSocketBackpressureEvent>((resolve) =>
+      gateway.events.on('websocket:backpressure', (event) => {
+        flow.push(event)
+        if (event.state === 'paused') resolve(event)
+      }),
+    )
+    const { socket, messages } = await connect(url)
+    messages.forget()
+    // Each one-byte message is refused with an answer some 300 times its size: some 15 MB in all, more than
+    // the kernel's socket buffers hold, so the rest would queue in the gateway.
+    socket.pause()
+    const sent = 50_000
+    for (let i = 0; i < sent; i++) socket.send('x')
+    const pausedAt = await paused
+    expect(pausedAt.source).toBe('client')
+    expect(pausedAt.bufferedAmount).toBeLessThanOrEqual(highWaterMark + 1024)
+    let answered = 0
+    const allAnswered = new Promise<void>((resolve) =>
+      socket.on('message', (data) => {
+        expect(JSON.parse(String(data))).toMatchObject({
+          type: 'universal.error',
+          response: { internalCode: 2136 },
+        })
+        if (++answered === sent) resolve()
+      }),
+    )
+    socket.resume()
+    await allAnswered
+    // While it was paused, nothing more was queued: every pause was at the mark.
+    for (const event of flow.filter((e) => e.state === 'paused')) {
+      expect(event.bufferedAmount).toBeLessThanOrEqual(highWaterMark + 1024)
+    }
+    expect(flow.at(-1)).toMatchObject({ source: 'client', state: 'resumed' })
+    socket.close()
+    await closed(socket)
+  })
+
   it('answers a gateway error over the socket as universal.error, mirroring the HTTP body', async () => {
     const { url } = await start()
     const { socket, messages } = await connect(url)
