@@ -227,12 +227,16 @@ export function parseCustomCost(headerValue: string): Price {
   return price
 }
 
+const MAX_CUSTOM_RATE = 1000
+
 function rateOf(fields: Record<string, unknown>, name: keyof typeof CUSTOM_COST_FIELDS): Decimal {
   const value = fields[name]
   if (value === undefined) throw new Error(`cf-aig-custom-cost.${name} is required`)
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+  // Bounded so that every cost it makes stays a finite number (a record's cost, a budget's micro-dollars):
+  // a thousand dollars a token is beyond any price.
+  if (typeof value !== 'number' || !(value >= 0 && value <= MAX_CUSTOM_RATE)) {
     throw new Error(
-      `cf-aig-custom-cost.${name} must be a finite number >= 0 (USD per token), got ${JSON.stringify(value)}`,
+      `cf-aig-custom-cost.${name} must be a number from 0 to ${MAX_CUSTOM_RATE} (USD per token), got ${JSON.stringify(value)}`,
     )
   }
   return decimalOf(value)

@@ -358,9 +358,9 @@ describe('parseCustomCost()', () => {
     [
       'a negative rate',
       '{"per_token_in":-0.1,"per_token_out":0.1}',
-      /per_token_in must be a finite number >= 0/,
+      /per_token_in must be a number from 0 to 1000/,
     ],
-    ['a string rate', '{"per_token_in":0.1,"per_token_out":"0.2"}', /per_token_out must be a finite number/],
+    ['a string rate', '{"per_token_in":0.1,"per_token_out":"0.2"}', /per_token_out must be a number/],
     [
       'a null cache rate',
       '{"per_token_in":0.1,"per_token_out":0.2,"per_cache_read_token":null}',
@@ -369,7 +369,13 @@ describe('parseCustomCost()', () => {
     [
       'an overflowing rate',
       '{"per_token_in":1e999,"per_token_out":0.2}',
-      /per_token_in must be a finite number/,
+      /per_token_in must be a number/,
+    ],
+    [
+      // Finite, but its per-million price and any cost it made would not be.
+      'a rate past a thousand dollars a token',
+      '{"per_token_in":1e308,"per_token_out":1e308}',
+      /per_token_in must be a number from 0 to 1000 \(USD per token\), got 1e\+308/,
     ],
     [
       'a misspelt field',
