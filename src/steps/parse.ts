@@ -1,6 +1,6 @@
 import { GatewayError } from '../errors.js'
 import { parseMetadata, readRequestSettings } from '../settings.js'
-import type { Step } from '../types.js'
+import type { GatewayContext, Step } from '../types.js'
 
 /**
  * Checks the gateway name of Cloudflare's long URL form and reads the `cf-aig-*` headers into
@@ -11,10 +11,7 @@ export function parse(): Step {
   // microtask queue to every request.
   return function parse(ctx, next) {
     try {
-      const { gatewayName } = ctx.surface
-      if (gatewayName !== undefined && gatewayName !== ctx.gateway.options.name) {
-        throw new GatewayError('GATEWAY_NOT_FOUND', `no gateway named '${gatewayName}' is mounted here`)
-      }
+      checkGatewayName(ctx)
       const settings = readRequestSettings(ctx.request.headers)
       ctx.state.settings = settings
       ctx.state.metadata = parseMetadata(ctx.request.headers['cf-aig-metadata'])
@@ -23,5 +20,13 @@ export function parse(): Step {
       return Promise.reject(error)
     }
     return next()
+  }
+}
+
+/** Refuses Cloudflare's long URL form when it names a gateway other than this one. */
+export function checkGatewayName(ctx: Pick<GatewayContext, 'surface' | 'gateway'>): void {
+  const { gatewayName } = ctx.surface
+  if (gatewayName !== undefined && gatewayName !== ctx.gateway.options.name) {
+    throw new GatewayError('GATEWAY_NOT_FOUND', `no gateway named '${gatewayName}' is mounted here`)
   }
 }

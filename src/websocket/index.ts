@@ -9,6 +9,7 @@ import { notify, reportError } from '../events.js'
 import { normalizePrefix, relativeUrl } from '../node/request.js'
 import { answerWithError, finishResponse } from '../respond.js'
 import { authenticate } from '../steps/authenticate.js'
+import { checkGatewayName } from '../steps/parse.js'
 import { matchSurface } from '../surface.js'
 import type { GatewayContext, GatewayRequest, GatewayResponse, Step, Surface } from '../types.js'
 import { splitQuery } from '../url.js'
@@ -138,9 +139,11 @@ export function createWebSockets(internals: WebSocketInternals): GatewayWebSocke
     const headers = requestHeaders(req, protocols)
     const request = upgradeRequest(req, 'POST', target.path, target.search, headers)
     const ctx = createContext(request, target.surface, services)
-    // The socket is the gateway's only for holders of a gateway token, checked as HTTP requests are.
+    // The socket is the gateway's only for holders of a gateway token, on a URL naming this gateway, both
+    // checked as for HTTP requests and in the same order.
     try {
       await authenticator(ctx, () => Promise.resolve())
+      checkGatewayName(ctx)
     } catch (error) {
       refuseUpgrade(socket, finishResponse(ctx, await answerWithError(ctx, error)))
       return

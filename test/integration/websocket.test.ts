@@ -319,6 +319,16 @@ function runWebSocketScenarios(framework: string, build: BuildWsApp): void {
       await closed(socket)
     })
 
+    it('refuses a universal socket on the long form naming another gateway with 400 and code 2001', async () => {
+      const auth = { ...tls, headers: { 'cf-aig-authorization': `Bearer ${TOKEN}` } }
+      const refused = await open(`${app.wsUrl}/ai/v1/acct/another-gateway`, [], auth)
+      expect(refused.open ? 0 : refused.status).toBe(400)
+      if (!refused.open) expect(JSON.parse(refused.body)).toMatchObject({ error: [{ code: 2001 }] })
+      const { socket } = await connect(`${app.wsUrl}/ai/v1/acct/default`, [], auth)
+      socket.close()
+      await closed(socket)
+    })
+
     it('refuses an upgrade to /compat with 400 and code 2134', async () => {
       const refused = await open(`${app.wsUrl}/ai/compat/chat/completions`, [], tls)
       expect(refused.open ? 0 : refused.status).toBe(400)
