@@ -15,7 +15,7 @@ export type HostParserFailure =
 /**
  * Recognises the errors of the body parsers in front of a mount (Express's `body-parser`, Koa's `co-body`
  * under `@koa/bodyparser`, both on `raw-body`) by the `type` they carry, or, for co-body's
- * JSON, a `SyntaxError` with status 400 and the body it read. Anything else (a host's `verify` hook, an
+ * JSON, a `SyntaxError` with status 400 and the body it read, and a compressed body neither could inflate. Anything else (a host's `verify` hook, an
  * aborted upload, the host's own errors) is not the gateway's to answer: undefined.
  *
  * @example
@@ -26,6 +26,12 @@ export function hostParserFailure(error: unknown): HostParserFailure | undefined
   const { type, status, body, limit, charset } = error as Record<string, unknown>
   const unparsed = type === 'entity.parse.failed' || (error instanceof SyntaxError && status === 400)
   if (unparsed && typeof body === 'string') return { text: body }
+  // Both parsers pass a decompression failure on as zlib threw it, with no `type`; co-body's `inflation`
+  // refuses a coding it does not know with a bare 415.
+  if (isZlibError(error)) return refused('INVALID_REQUEST_BODY', 'the body could not be decompressed')
+  if (status === 415 && /^Unsupported Content-Encoding/.test(String((error as Error).message))) {
+    return refused('INVALID_REQUEST_BODY', 'the content-encoding is not supported')
+  }
   switch (unparsed ? 'entity.parse.failed' : type) {
     case 'entity.parse.failed':
       return refused('INVALID_REQUEST_BODY', 'the body is not valid JSON')
@@ -45,6 +51,12 @@ export function hostParserFailure(error: unknown): HostParserFailure | undefined
     default:
       return undefined
   }
+}
+
+/** An error of node:zlib (gzip, deflate, brotli): a negative `errno` and zlib's or brotli's code name. */
+function isZlibError(error: object): boolean {
+  const { errno, code } = error as { errno?: unknown; code?: unknown }
+  return typeof errno === 'number' && typeof code === 'string' && /^(?:Z_|ERR__ERROR_)/.test(code)
 }
 
 function refused(key: 'INVALID_REQUEST_BODY' | 'BODY_TOO_LARGE', detail: string): HostParserFailure {

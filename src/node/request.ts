@@ -52,15 +52,16 @@ class NodeGatewayRequest implements GatewayRequest {
   constructor(req: IncomingMessage, res: ServerResponse, options: NodeRequestOptions) {
     this.#close = new ClientClose(res)
     const { path, search } = splitQuery(options.url)
-    const usesHostBody = options.rawBody === undefined && isConsumed(req)
+    const consumed = isConsumed(req)
+    const usesHostBody = options.rawBody === undefined && consumed
     const { bodyError } = options
     this.method = req.method ?? 'GET'
     this.path = path
     this.search = search
+    // A host parser inflates what it reads, and the bytes it keeps (`verify`'s buffer, co-body's
+    // `rawBody`) are the inflated ones too: once it read the body, the encoding no longer describes it.
     this.headers =
-      usesHostBody || options.decoded
-        ? withoutEncoding(req.headers)
-        : (req.headers as GatewayRequest['headers'])
+      consumed || options.decoded ? withoutEncoding(req.headers) : (req.headers as GatewayRequest['headers'])
     this.body =
       bodyError === undefined ? bodyReader(req, res, options, usesHostBody) : () => Promise.reject(bodyError)
     this.ip = req.socket.remoteAddress

@@ -23,7 +23,9 @@ export async function send(
   init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
 ): Promise<{ status: number; headers: Record<string, string>; text: string; json: () => unknown }> {
   const body =
-    init.body === undefined || typeof init.body === 'string' ? init.body : JSON.stringify(init.body)
+    init.body === undefined || typeof init.body === 'string' || init.body instanceof Uint8Array
+      ? init.body
+      : JSON.stringify(init.body)
   const response = await request(url, {
     method: (init.method ?? (body === undefined ? 'GET' : 'POST')) as 'GET',
     headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...init.headers },

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib'
 import { expect, it } from 'vitest'
 import { send } from '../helpers/http.js'
 import { chat, type World } from './scenarios.js'
@@ -84,6 +85,44 @@ export function hostScenarios(world: World): void {
     expect(res.status).toBe(400)
     expect(res.text).not.toContain('AiGatewayError')
     expect(mock.calls[0]?.body).toBe(BROKEN)
+  })
+
+  it('host parser: a gzip body it inflated goes on without its content-encoding', async () => {
+    const { mock } = world
+    mock.reset()
+    const url = await world.start({}, { bodyParser: true })
+    const body = chat('zipped')
+    const res = await send(`${url}/ai/openai/chat/completions`, {
+      body: gzipSync(JSON.stringify(body)),
+      headers: { 'content-encoding': 'gzip' },
+    })
+    const call = mock.calls[0]!
+    // A parser that read the body (Express's, Koa's) leaves inflated bytes: the header must go with it. Fastify
+    // reads the mount's bodies itself and forwards the bytes as they came, coded (the mock reads no gzip).
+    if (call.headers['content-encoding'] === undefined) {
+      expect(call.json).toEqual(body)
+      expect(res.status).toBe(200)
+    } else expect([call.headers['content-encoding'], call.json]).toEqual(['gzip', undefined])
+  })
+
+  it('host parser: a body it cannot inflate gets the gateway’s 400 (code 2112), never the framework’s page', async () => {
+    const { mock } = world
+    mock.reset()
+    const url = await world.start({}, { bodyParser: true })
+    const zipped = gzipSync(JSON.stringify(chat('cut short')))
+    for (const [encoding, body] of [
+      ['gzip', zipped.subarray(0, zipped.length - 8)],
+      ['br', Buffer.from('not brotli at all')],
+      ['zstd2', Buffer.from('{}')],
+    ] as const) {
+      const res = await send(`${url}/ai/compat/chat/completions`, {
+        body,
+        headers: { 'content-encoding': encoding },
+      })
+      expect(res.status, encoding).toBe(400)
+      expect(res.json(), encoding).toMatchObject({ error: { code: 2112 }, name: 'AiGatewayError' })
+    }
+    expect(mock.calls).toHaveLength(0)
   })
 
   it('host parser: the refusal is logged and goes through onError like any gateway error', async () => {
