@@ -47,6 +47,7 @@ export interface Scrubber {
   scrub(bytes: Buffer): Buffer
   /** `scrub`, for bytes whose latin1 text (`bytes.toString('latin1')`) the caller made already. */
   scrubLatin1(bytes: Buffer, text: string): Buffer
+  /** The text with every secret and secret fragment replaced; the same string when clean. */
   scrubText(text: string): string
   /**
    * A scrubber for a byte stream cut anywhere: it holds back the last bytes of each chunk that could be the
@@ -150,6 +151,8 @@ function buildScrubber(secrets: readonly string[]): Scrubber {
     scrub,
     scrubLatin1: (bytes, text) => replace(bytes, spansIn(text)),
     scrubText(text) {
+      // Most texts hold no secret: one test of the search, and nothing made for them.
+      if (!charSearch.some(text)) return text
       const found = findSpans(text, charKeys, charSearch)
       if (found.length === 0) return text
       let out = ''

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { Readable } from 'node:stream'
+import { Readable, type Transform } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 import { GatewayError } from '../errors.js'
 import { hasMalformedData } from '../providers/dialects/common.js'
@@ -390,13 +390,17 @@ export class UpstreamBody extends Readable {
     if (flagged && held < text.length) this.#inBand(grammar.inBandError(events.toString('utf8', held)))
   }
 
-  /** Keeps the provider's in-band error, if there is one, as the stream's; whether there was. */
-  #inBand(error: ProviderError | undefined): boolean {
-    if (error === undefined) return false
+  /**
+   * Keeps the provider's in-band error, if there is one, as the stream's; whether there was. It is read from
+   * the provider's own bytes: scrubbed here, since the error (its `cause` too) goes to `onError`, the events
+   * and the log.
+   */
+  #inBand(found: ProviderError | undefined): boolean {
+    if (found === undefined) return false
+    const { scrubber } = this.#policy
+    const error = scrubber === undefined ? found : scrubbedError(found, scrubber)
     const message = error.message === undefined ? error.type : `${error.type}: ${error.message}`
-    const scrubbed =
-      message === undefined ? undefined : (this.#policy.scrubber?.scrubText(message) ?? message)
-    this.#eventError = new GatewayError('UPSTREAM_STREAM_ERROR', scrubbed, { cause: error })
+    this.#eventError = new GatewayError('UPSTREAM_STREAM_ERROR', message, { cause: error })
     return true
   }
 
@@ -531,6 +535,14 @@ function commitsAtStart(rule: CommitRule): boolean {
   return !rule.whole && rule.holdMs === 0
 }
 
+function scrubbedError(error: ProviderError, scrubber: Scrubber): ProviderError {
+  const { type, message } = error
+  return {
+    type: type === undefined ? undefined : scrubber.scrubText(type),
+    message: message === undefined ? undefined : scrubber.scrubText(message),
+  }
+}
+
 function joined(rest: Buffer | undefined, text: string): Buffer {
   return rest === undefined || rest.length === 0
     ? Buffer.from(text)
@@ -565,30 +577,38 @@ function lastBoundary(text: string, chunk: Buffer, previous: Buffer | undefined)
 }
 
 /**
- * The provider's body as plain bytes: a single gzip, deflate or br coding is decoded (its output counted
- * by the caps like any other byte). `undefined` for codings the gateway does not read, whose bytes then go
- * through untouched.
+ * The provider's body as plain bytes: its codings (`gzip`, `deflate`, `br`, one or several) are undone, the
+ * last applied first (their output counted by the caps like any other byte). `undefined` when one of them
+ * is a coding the gateway does not read.
  */
 export function decoded(source: BodySource, encoding: string | undefined): BodySource | undefined {
-  const coding = encoding?.trim().toLowerCase()
-  if (coding === undefined || coding === '' || coding === 'identity') return source
-  const decoder =
-    coding === 'gzip' || coding === 'x-gzip'
-      ? createGunzip()
-      : coding === 'deflate'
-        ? createInflate()
-        : coding === 'br'
-          ? createBrotliDecompress()
-          : undefined
-  if (decoder === undefined) return undefined
-  const readable = asReadable(source)
-  readable.on('error', (error) => decoder.destroy(error))
-  decoder.once('close', () => readable.destroy())
-  readable.pipe(decoder)
+  if (encoding === undefined) return source
+  const codings = encoding
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== '' && coding !== 'identity')
+  if (codings.length === 0) return source
+  if (!codings.every((coding) => DECODERS.has(coding))) return undefined
+  let from = asReadable(source)
+  for (const coding of codings.reverse()) {
+    const decoder = DECODERS.get(coding)!()
+    const upstream = from
+    upstream.on('error', (error) => decoder.destroy(error))
+    decoder.once('close', () => upstream.destroy())
+    upstream.pipe(decoder)
+    from = decoder
+  }
   // A decoder flows once it has a `data` listener; a source only once resumed, as `BodySource` promises.
-  decoder.pause()
-  return decoder
+  from.pause()
+  return from
 }
+
+const DECODERS = new Map<string, () => Transform>([
+  ['gzip', createGunzip],
+  ['x-gzip', createGunzip],
+  ['deflate', createInflate],
+  ['br', createBrotliDecompress],
+])
 
 /** What was read before committing to an answer: the whole body, or its first bytes and the rest to come. */
 export interface ReadAhead {

@@ -97,7 +97,7 @@ export async function callUpstream(
   } catch (error) {
     release()
     waitedForHeaders(ctx, sentAt)
-    throw toUpstreamError(error, controller)
+    throw toUpstreamError(error, controller, scrubberOf(ctx))
   }
   const headersMs = waitedForHeaders(ctx, sentAt)
   if (isObserved(events, 'upstream:response')) {
@@ -112,7 +112,7 @@ export async function callUpstream(
   } catch (error) {
     release()
     response.body.destroy()
-    throw toUpstreamError(error, controller)
+    throw toUpstreamError(error, controller, scrubberOf(ctx))
   }
 }
 
@@ -157,7 +157,8 @@ async function relay(
 ): Promise<GatewayResponse> {
   const { transport, controller, release } = attempt
   const status = response.statusCode
-  const headers = filterResponseHeaders(response.headers)
+  const scrubber = scrubberOf(ctx)
+  const headers = filterResponseHeaders(response.headers, scrubber)
   const contentType = headers['content-type']
   const eventStream = status < 400 && isEventStream(contentType)
   const maxBytes = eventStream ? transport.maxStreamBytes : transport.maxResponseBytes
@@ -165,14 +166,21 @@ async function relay(
   if (length > maxBytes) throw new GatewayError('RESPONSE_TOO_LARGE', `the answer declares ${length} bytes`)
 
   // The gateway reads what it relays (usage, secrets, last events), so it asks for plain bytes upstream;
-  // a provider that encodes anyway is decoded, and a coding the gateway cannot read goes through untouched.
-  const plain = decoded(response.body, headers['content-encoding'])
+  // a provider that encodes anyway is decoded. A coding the gateway cannot read goes through untouched,
+  // unless the answer may quote a key it sent: that answer is refused rather than relayed unscrubbed.
+  const encoding = headers['content-encoding']
+  const plain = decoded(response.body, encoding)
+  if (plain === undefined && scrubber !== undefined && length !== 0) {
+    throw new GatewayError(
+      'INVALID_PROVIDER_RESPONSE',
+      `the answer's coding '${encoding}' cannot be scrubbed`,
+    )
+  }
   const body = plain ?? response.body
   if (plain !== undefined && plain !== response.body) {
     delete headers['content-encoding']
     delete headers['content-length']
   }
-  const scrubber = plain === undefined ? undefined : scrubberOf(ctx)
 
   const events = eventStream && plain !== undefined
   // Held streams are read ahead by their body itself (`hold`), event by event.
@@ -219,7 +227,7 @@ async function relay(
     },
     {
       cancel: (error) => controller.abort(error),
-      explain: (error) => toUpstreamError(error, controller),
+      explain: (error) => toUpstreamError(error, controller, scrubber),
     },
   )
   if (response.body.closed) release()

@@ -1,4 +1,5 @@
 import type { ResolvedProvider } from '../providers/registry.js'
+import type { Scrubber } from '../secrets.js'
 
 // RFC 9110 §7.6.1 hop-by-hop headers, plus set-cookie: a provider's cookies are not the host's to hand out.
 // And date: the answer goes out with the host server's own, as nginx's proxy and a cache hit send it. Node
@@ -101,12 +102,15 @@ export function injectKey(headers: Record<string, string>, provider: ResolvedPro
 }
 
 /**
- * The provider's response headers minus hop-by-hop ones (and any the provider nominated in `Connection`).
+ * The provider's response headers minus hop-by-hop ones (and any the provider nominated in `Connection`),
+ * each value scrubbed of the secrets the gateway sent (`scrubber`): providers quote the key they refuse in
+ * `www-authenticate`, a redirect's `location` or a header of their own, as well as in the body.
  * Event streams also get `no-transform` and `x-accel-buffering: no`, so that compression middleware and
  * nginx pass events through as they come instead of holding them back.
  */
 export function filterResponseHeaders(
   raw: Readonly<Record<string, string | string[] | undefined>>,
+  scrubber?: Scrubber,
 ): Record<string, string> {
   const nominated =
     typeof raw.connection === 'string' ? raw.connection.toLowerCase().split(/\s*,\s*/) : undefined
@@ -114,7 +118,8 @@ export function filterResponseHeaders(
   for (const name in raw) {
     const value = raw[name]
     if (value === undefined || RESPONSE_HEADERS_DROPPED.has(name) || nominated?.includes(name)) continue
-    headers[name] = typeof value === 'string' ? value : value.join(', ')
+    const text = typeof value === 'string' ? value : value.join(', ')
+    headers[name] = scrubber === undefined ? text : scrubber.scrubText(text)
   }
   if (isEventStream(headers['content-type'])) {
     const cacheControl = headers['cache-control']

@@ -1,4 +1,5 @@
 import { type ErrorName, GatewayError } from '../errors.js'
+import type { Scrubber } from '../secrets.js'
 
 // undici and socket error codes → catalog entries. The upstream's address and the error text stay out of the
 // message (they can carry hostnames and, for Google, a `?key=`); only the code is named.
@@ -21,14 +22,29 @@ const NETWORK_ERRORS: Readonly<Record<string, ErrorName>> = {
 
 /**
  * Turns what an upstream call threw into a catalog error. An abort carries its own reason (client gone,
- * deadline), which wins over whatever undici reported for the cancelled socket.
+ * deadline), which wins over whatever undici reported for the cancelled socket. The error it wraps is kept
+ * as `cause`, scrubbed of the secrets the request carried (`scrubber`).
  */
-export function toUpstreamError(error: unknown, signal: { aborted: boolean; reason: unknown }): GatewayError {
+export function toUpstreamError(
+  error: unknown,
+  signal: { aborted: boolean; reason: unknown },
+  scrubber: Scrubber | undefined,
+): GatewayError {
   if (signal.aborted && signal.reason instanceof GatewayError) return signal.reason
   if (error instanceof GatewayError) return error
   const code = (error as { code?: unknown } | null)?.code
   const name = typeof code === 'string' ? NETWORK_ERRORS[code] : undefined
+  if (scrubber !== undefined) scrubParserData(error, scrubber)
   return new GatewayError(name ?? 'PROVIDER_FAILED', typeof code === 'string' ? code : undefined, {
     cause: error,
   })
+}
+
+/**
+ * undici's parser error keeps the provider's bytes from where parsing failed (`data`), and those may quote
+ * the key the gateway sent. The error was made for this request's connection, so it is scrubbed in place.
+ */
+function scrubParserData(error: unknown, scrubber: Scrubber): void {
+  const failed = error as { data?: unknown } | null
+  if (typeof failed?.data === 'string') failed.data = scrubber.scrubText(failed.data)
 }

@@ -5,6 +5,7 @@ import { type RawData, WebSocket } from 'ws'
 import type { Usage } from '../cost/cost.js'
 import { GatewayError } from '../errors.js'
 import { notify, reportError } from '../events.js'
+import { type Scrubber, scrubberOf } from '../secrets.js'
 import { chargeSession } from '../steps/limit.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext, GatewayResponse } from '../types.js'
@@ -47,6 +48,8 @@ export class RealtimeSession {
   readonly #spec: RealtimeSpec
   readonly #offered: readonly string[]
   #ctx: GatewayContext | undefined
+  /** Keeps the keys the gateway sent from all the provider sends back; none when the key is the caller's. */
+  #scrubber: Scrubber | undefined
   #client: WebSocket | undefined
   #upstream: WebSocket | undefined
   #upstreamHeaders: Record<string, string> = {}
@@ -134,6 +137,8 @@ export class RealtimeSession {
    */
   connect(ctx: GatewayContext, target: UpstreamTarget): Promise<Connected> {
     this.#ctx = ctx
+    const scrubber = scrubberOf(ctx)
+    this.#scrubber = scrubber
     const { target: sent, protocol } = placeKey(target, this.#spec)
     const protocols = protocol === undefined ? [...this.#offered] : [...this.#offered, protocol]
     const { options, connectMs } = this.#settings
@@ -163,15 +168,16 @@ export class RealtimeSession {
         else this.#oversized.provider ||= isOversized(error)
       })
       upstream.once('upgrade', (response) => {
-        this.#upstreamHeaders = handshakeHeaders(response.headers)
+        this.#upstreamHeaders = handshakeHeaders(response.headers, scrubber)
       })
       upstream.once('unexpected-response', (request, response) => {
         readRefusal(response).then((body) => {
           request.destroy()
           if (!settle()) return
-          const headers = filterResponseHeaders(response.headers)
+          const headers = filterResponseHeaders(response.headers, scrubber)
           delete headers['content-length']
-          resolve({ open: false, response: { status: response.statusCode ?? 502, headers, body } })
+          const clean = scrubber === undefined ? body : scrubber.scrub(body)
+          resolve({ open: false, response: { status: response.statusCode ?? 502, headers, body: clean } })
         })
       })
       upstream.once('open', () => {
@@ -183,7 +189,11 @@ export class RealtimeSession {
           if (this.#client === undefined) this.#early.push({ frame: toBuffer(data), binary })
           else this.#fromProvider(data, binary)
         })
-        upstream.once('close', (code, reason) => this.#closed('provider', code, reason.toString()))
+        // The reason goes to the client, the log record and the events: a provider may quote the key in it.
+        upstream.once('close', (code, reason) => {
+          const text = reason.toString()
+          this.#closed('provider', code, scrubber === undefined ? text : scrubber.scrubText(text))
+        })
         resolve({ open: true })
       })
     })
@@ -289,7 +299,9 @@ export class RealtimeSession {
 
   #fromProvider(data: RawData, binary: boolean): void {
     if (this.#ending) return
-    const frame = toBuffer(data)
+    // Each frame is a whole message, scrubbed on its own. Binary frames too: Gemini Live sends its JSON
+    // messages, its errors among them, as binary frames (usage is read from either kind for that reason).
+    const frame = this.#scrubber === undefined ? toBuffer(data) : this.#scrubber.scrub(toBuffer(data))
     const figures = this.#ctx!.state.websocket!
     figures.framesOut++
     figures.bytesOut += frame.length
@@ -477,9 +489,12 @@ function isOversized(error: Error): boolean {
   return (error as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
 }
 
-/** The provider's handshake headers worth passing on: its own (request ids, processing time), not the handshake's. */
-function handshakeHeaders(raw: IncomingHttpHeaders): Record<string, string> {
-  const headers = filterResponseHeaders(raw)
+/**
+ * The provider's handshake headers worth passing on: its own (request ids, processing time), not the
+ * handshake's, scrubbed of the keys the gateway sent.
+ */
+function handshakeHeaders(raw: IncomingHttpHeaders, scrubber: Scrubber | undefined): Record<string, string> {
+  const headers = filterResponseHeaders(raw, scrubber)
   for (const name of Object.keys(headers)) {
     if (name.startsWith('sec-websocket-') || name === 'content-length') delete headers[name]
   }

@@ -605,6 +605,113 @@ export function faultScenarios(world: World): void {
       expect(res.text).toBe(openai401(CALLER_KEY))
     })
 
+    it("faults: a stored key quoted in the answer's headers (www-authenticate, a redirect's location, the provider's own) reaches no caller", async () => {
+      const fault = await faultServer((req, res) => {
+        if (req.index === 0) {
+          return writeFixed(res, 401, openai401('nope'), {
+            'content-type': 'application/json',
+            'www-authenticate': `Bearer error="invalid_token", error_description="bad key ${STORED_KEY}"`,
+            'x-echo-authorization': `Bearer ${STORED_KEY}`,
+          })
+        }
+        return writeFixed(res, 307, '', {
+          location: `https://elsewhere.example/v1/chat?api_key=${STORED_KEY}`,
+        })
+      })
+      const url = await startAt(world, fault)
+      const refused = await send(`${url}${CHAT}`, { body: chat('hi') })
+      expect(refused.status).toBe(401)
+      expect(refused.headers['www-authenticate']).toBe(
+        'Bearer error="invalid_token", error_description="bad key [REDACTED]"',
+      )
+      expect(refused.headers['x-echo-authorization']).toBe('Bearer [REDACTED]')
+      const moved = await send(`${url}${CHAT}`, { body: chat('hi') })
+      expect(moved.status).toBe(307)
+      expect(moved.headers.location).toBe('https://elsewhere.example/v1/chat?api_key=[REDACTED]')
+    })
+
+    for (const [surface, path, body, inBand] of [
+      [
+        'passthrough',
+        CHAT,
+        chat('hi', { stream: true }),
+        [openaiChunk(''), `data: ${openai401(STORED_KEY)}\n\n`],
+      ],
+      [
+        'compat → Anthropic',
+        COMPAT,
+        anthropicChat({ stream: true }),
+        [...anthropicStart(), `event: error\ndata: ${anthropic401(STORED_ANTHROPIC_KEY)}\n\n`],
+      ],
+    ] as const) {
+      it(`faults: ${surface}: a stored key in an in-band error before the commit reaches neither onError (the error's cause included) nor any event`, async () => {
+        const fault = await faultServer((_req, res) => writeEvents(res, inBand))
+        const seenByOnError: unknown[] = []
+        const url = await startAt(world, fault, { onError: (error) => void seenByOnError.push(error) })
+        const gateway = world.gateway!
+        const seen = recordEvents(gateway)
+        const ended = nextRequestEnd(gateway)
+        const res = await send(`${url}${path}`, { body })
+        expect(res.status).toBe(502)
+        expect(seenByOnError).toMatchObject([
+          { key: 'UPSTREAM_STREAM_ERROR', cause: { type: expect.any(String) } },
+        ])
+        expectNoKey(serialize(seenByOnError), STORED_KEY, 'the error onError saw')
+        expectNoKey(serialize(seenByOnError), STORED_ANTHROPIC_KEY, 'the error onError saw')
+        await expectKeptOut(gateway, STORED_KEY, res.headers['cf-aig-log-id'], seen, ended)
+        expectNoKey(seen.join('\n'), STORED_ANTHROPIC_KEY, 'the events')
+      })
+    }
+
+    it("faults: a stored key in the bytes undici's parser gave up on reaches neither onError nor any event", async () => {
+      const fault = await rawServer(async (connection) => {
+        await connection.request
+        connection.socket.end(`HTTP/1.1 401 Unauthorized\r\nx-bad\x01: ${STORED_KEY}\r\n\r\n`)
+      })
+      const seenByOnError: unknown[] = []
+      const url = await startAt(world, fault, { onError: (error) => void seenByOnError.push(error) })
+      const gateway = world.gateway!
+      const seen = recordEvents(gateway)
+      const ended = nextRequestEnd(gateway)
+      const res = await send(`${url}${CHAT}`, { body: chat('hi') })
+      expect(res.status).toBe(502)
+      expect(seenByOnError).toMatchObject([{ key: 'PROVIDER_FAILED', cause: { data: expect.any(String) } }])
+      expectNoKey(serialize(seenByOnError), STORED_KEY, 'the error onError saw')
+      await expectKeptOut(gateway, STORED_KEY, res.headers['cf-aig-log-id'], seen, ended)
+    })
+
+    it('faults: a stored key in an answer coded twice (gzip, gzip) is decoded and scrubbed', async () => {
+      const zipped = gzipSync(gzipSync(openai401(STORED_KEY)))
+      const fault = await faultServer((_req, res) =>
+        writeFixed(res, 401, zipped, {
+          'content-type': 'application/json',
+          'content-encoding': 'gzip, gzip',
+        }),
+      )
+      const url = await startAt(world, fault)
+      const res = await send(`${url}${CHAT}`, { body: chat('hi') })
+      expect(res.status).toBe(401)
+      expect(res.headers['content-encoding']).toBeUndefined()
+      expect(res.json()).toMatchObject({ error: { code: 'invalid_api_key' } })
+      expectNoKey(res.text, STORED_KEY, 'the answer')
+      expect(res.text).toContain('[REDACTED]')
+    })
+
+    it('faults: an answer in a coding the gateway cannot read is refused (502, 2115) when a stored key may be quoted in it', async () => {
+      const opaque = Buffer.from(`zstd-ish bytes quoting ${STORED_KEY}`)
+      const fault = await faultServer((_req, res) =>
+        writeFixed(res, 401, opaque, {
+          'content-type': 'application/json',
+          'content-encoding': 'gzip, zstd',
+        }),
+      )
+      const url = await startAt(world, fault)
+      const res = await send(`${url}${CHAT}`, { body: chat('hi') })
+      expect(res.status).toBe(502)
+      expect(res.json()).toMatchObject({ error: [{ code: 2115 }], name: 'AiGatewayError' })
+      expectNoKey(res.text, STORED_KEY, 'the answer')
+    })
+
     // 3. Resets -----------------------------------------------------------------------------------------
 
     it('faults: a connection reset before any response byte is a 502 gateway error', async () => {
@@ -806,7 +913,7 @@ export function faultScenarios(world: World): void {
       expect(fault.requests[0]?.headers['accept-encoding']).toBe('identity')
     })
 
-    it('faults: a gzip-encoded SSE answer is decoded, and read like any other stream; a coding the gateway cannot read passes untouched', async () => {
+    it('faults: a gzip-encoded SSE answer is decoded, and read like any other stream; a coding the gateway cannot read passes untouched when the caller sent its own key', async () => {
       const text = openaiStream(['zipped', ' stream']).join('')
       const zipped = gzipSync(text)
       const opaque = Buffer.from('not a coding the gateway reads: \x00\x01\x02 data: [DONE]')
@@ -832,11 +939,10 @@ export function faultScenarios(world: World): void {
         expect(read.ended).toBe(true)
         expect(read.bytes.toString(), 'the decoded events, nothing appended').toBe(text)
       }
-      const response = await open(
-        `${url}/ai/openai/chat/completions?opaque`,
-        chat('zip', { stream: true }),
-        {},
-      )
+      // With the caller's own key: no key of the gateway's can be in the answer.
+      const response = await open(`${url}/ai/openai/chat/completions?opaque`, chat('zip', { stream: true }), {
+        authorization: `Bearer ${CALLER_KEY}`,
+      })
       const read = await drain(response.body)
       expect(response.headers['content-encoding']).toBe('zstd')
       expect(read.bytes.equals(opaque), 'bytes in a coding the gateway does not read are not altered').toBe(

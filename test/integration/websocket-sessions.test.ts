@@ -1,5 +1,6 @@
-import { createServer, type Server } from 'node:http'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
+import { WebSocket, WebSocketServer } from 'ws'
 import {
   attachWebSockets,
   CLOSE_CODES,
@@ -7,6 +8,7 @@ import {
   type Gateway,
   type GatewayOptions,
   type LogRecord,
+  type RequestEndEvent,
   type WebSocketBackpressureEvent,
   type WebSocketCloseEvent,
 } from '../../src/index.js'
@@ -473,6 +475,66 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     await new Promise((resolve) => server.close(resolve))
   })
 
+  /** A gateway whose OpenAI and Gemini Live keys go to a provider that quotes them back as `echo` says. */
+  async function startEchoing(echo: KeyEcho): Promise<Running> {
+    const provider = await keyEchoingProvider(echo)
+    return start({
+      providers: {
+        openai: { apiKey: OPENAI_KEY, baseURL: `${provider.url}/v1` },
+        'google-ai-studio': { apiKey: GOOGLE_KEY, baseURL: provider.url },
+      },
+    })
+  }
+
+  it('scrubs the stored key from a provider’s refusal of the handshake, body and headers', async () => {
+    const { url } = await startEchoing('refusal')
+    const refused = await open(`${url}/openai?model=gpt-realtime`)
+    if (refused.open) throw new Error('the provider refuses every handshake')
+    expect(refused.status).toBe(401)
+    expect(JSON.parse(refused.body)).toEqual({ error: { message: 'Incorrect API key provided: [REDACTED]' } })
+    expect(refused.headers['www-authenticate']).toBe('Bearer error="invalid_token", key="[REDACTED]"')
+  })
+
+  it('scrubs the stored key from the headers of a provider’s 101', async () => {
+    const { url } = await startEchoing('headers')
+    const socket = new WebSocket(`${url}/google`)
+    const response = await new Promise<IncomingMessage>((resolve) => socket.once('upgrade', resolve))
+    expect(response.headers['x-request-note']).toBe('sent [REDACTED]')
+    socket.close()
+    await closed(socket)
+  })
+
+  it('scrubs the stored key from a provider’s text frames, counting the bytes the client got', async () => {
+    const { gateway, url } = await startEchoing('text frame')
+    const { socket, messages } = await connect(`${url}/openai?model=gpt-realtime`)
+    const error = await messages.type<{ error: { message: string } }>('error')
+    expect(error.error.message).toBe('Incorrect API key provided: [REDACTED]')
+    const ended = nextClose(gateway)
+    socket.close()
+    expect((await ended).bytesOut).toBe(Buffer.byteLength(JSON.stringify(error)))
+  })
+
+  it('scrubs the stored key from a provider’s binary frames, which carry Gemini Live’s JSON', async () => {
+    const { url } = await startEchoing('binary frame')
+    const { socket, messages } = await connect(`${url}/google`)
+    const error = await messages.type<{ error: { message: string } }>('error')
+    expect(error.error.message).toBe('Incorrect API key provided: [REDACTED]')
+    socket.close()
+    await closed(socket)
+  })
+
+  it('scrubs the stored key from a provider’s close reason: client, log record and events', async () => {
+    const { gateway, url } = await startEchoing('close reason')
+    const requestEnd = new Promise<RequestEndEvent>((resolve) => gateway.events.once('request:end', resolve))
+    const ended = nextClose(gateway)
+    const { socket } = await connect(`${url}/openai?model=gpt-realtime`)
+    expect(await closed(socket)).toEqual({ code: 4001, reason: 'invalid key [REDACTED]' })
+    const { id, reason } = await ended
+    expect(reason).toBe('invalid key [REDACTED]')
+    expect((await requestEnd).error?.message).toMatch(/\(invalid key \[REDACTED\]\)$/)
+    expect((await record(gateway, id)).websocket).toMatchObject({ closeReason: 'invalid key [REDACTED]' })
+  })
+
   it('holds 200 concurrent sessions in bounded memory', async () => {
     const { url } = await start({ logs: { payloads: false } })
     const gc = collectGarbage()
@@ -499,3 +561,47 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     )
   })
 })
+
+const OPENAI_KEY = 'sk-stored-0123456789abcdef'
+const GOOGLE_KEY = 'AIza-stored-0123456789abcdef'
+
+/** Where a key-echoing provider quotes the key it was sent. */
+type KeyEcho = 'refusal' | 'headers' | 'text frame' | 'binary frame' | 'close reason'
+
+/**
+ * A realtime provider that quotes back the key it was sent (OpenAI's `authorization`, Gemini Live's
+ * `?key=`), as providers quote keys they refuse; closed when the test finishes.
+ */
+async function keyEchoingProvider(echo: KeyEcho): Promise<{ url: string }> {
+  const server = createServer((_req, res) => res.writeHead(404).end())
+  const sockets = new WebSocketServer({ noServer: true })
+  server.on('upgrade', (req, socket, head) => {
+    const key =
+      req.headers.authorization?.replace('Bearer ', '') ??
+      new URL(req.url ?? '/', 'http://provider').searchParams.get('key')
+    if (echo === 'refusal') {
+      const body = JSON.stringify({ error: { message: `Incorrect API key provided: ${key}` } })
+      socket.end(
+        `HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n` +
+          `www-authenticate: Bearer error="invalid_token", key="${key}"\r\n` +
+          `content-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+      )
+      return
+    }
+    if (echo === 'headers') sockets.once('headers', (headers) => headers.push(`x-request-note: sent ${key}`))
+    sockets.handleUpgrade(req, socket, head, (ws) => {
+      const error = { type: 'error', error: { message: `Incorrect API key provided: ${key}` } }
+      if (echo === 'text frame' || echo === 'binary frame') {
+        ws.send(JSON.stringify(error), { binary: echo === 'binary frame' })
+      }
+      if (echo === 'close reason') ws.close(4001, `invalid key ${key}`)
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  onTestFinished(async () => {
+    for (const client of sockets.clients) client.terminate()
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}` }
+}

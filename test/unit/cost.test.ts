@@ -366,11 +366,7 @@ describe('parseCustomCost()', () => {
       '{"per_token_in":0.1,"per_token_out":0.2,"per_cache_read_token":null}',
       /per_cache_read_token/,
     ],
-    [
-      'an overflowing rate',
-      '{"per_token_in":1e999,"per_token_out":0.2}',
-      /per_token_in must be a number/,
-    ],
+    ['an overflowing rate', '{"per_token_in":1e999,"per_token_out":0.2}', /per_token_in must be a number/],
     [
       // Finite, but its per-million price and any cost it made would not be.
       'a rate past a thousand dollars a token',
