@@ -1,6 +1,7 @@
 import { GatewayError } from '../errors.js'
 import { isRecord } from '../json.js'
 import { withFields } from '../objects.js'
+import type { ResolvedOptions } from '../options.js'
 import { CODECS } from '../providers/dialects/index.js'
 import type { ChatRequest, EmbeddingsRequest } from '../providers/dialects/openai-types.js'
 import type { ProviderRequest } from '../providers/dialects/types.js'
@@ -30,24 +31,30 @@ export interface CompatInput {
 
 /** Most models one compat request may name: its own and its fallbacks. */
 export const MAX_COMPAT_MODELS = 8
-// A caller's own provider key travels in these on /compat; it belongs to the first model's provider only.
+// A caller's own provider key travels in these on /compat; it belongs to one provider only (`keyProviderOf`).
 const CALLER_KEY_HEADERS = ['authorization', 'x-api-key', 'x-goog-api-key', 'api-key']
 
 /**
  * A compat request's targets: its `model`, then its fallbacks, each a `{provider}/{model}` tried in turn by
  * `forward`. The fallbacks are the body's `models` list (as OpenRouter reads it), or else the gateway's
  * `fallbacks` option for that model. `models` itself is not sent upstream. A caller's own provider key
- * goes to the first model's provider alone: a fallback on another provider uses its stored key.
+ * goes only to the provider the request names first (see `keyProviderOf`): a model on another provider
+ * uses its stored key, whichever model the balance puts first.
  */
 export function compatTargets(ctx: GatewayContext, input: CompatInput): UpstreamTarget[] {
   const body = requireObject(input.json)
-  const models = withDeployments(ctx, compatModels(body, ctx.gateway.options.fallbacks))
+  const names = compatModels(body, ctx.gateway.options.fallbacks)
+  const models = withDeployments(ctx, names)
   if (models.length === 1 && models[0] === body.model) return [compatTarget(ctx, input)]
   const { models: _sent, ...request } = body
+  const named = ctx.gateway.options.deployments[names[0]!]
+  const keyProvider = keyProviderOf(
+    ctx,
+    (named === undefined ? [names[0]!] : deploymentModels(named)).map(providerOf),
+  )
   const targets: UpstreamTarget[] = []
   for (const [step, model] of models.entries()) {
-    const ownKey = step === 0 || providerOf(model) === providerOf(models[0]!)
-    const headers = ownKey ? input.headers : withoutCallerKeys(input.headers)
+    const headers = headersFor(ctx, input.headers, providerOf(model), keyProvider)
     targets.push(
       compatTarget(ctx, withFields(input, { json: withFields(request, { model }), headers, step })),
     )
@@ -103,11 +110,46 @@ function withDeployments(ctx: GatewayContext, names: readonly string[]): string[
   return [...models]
 }
 
+type DeploymentGroup = ResolvedOptions['deployments'][string]
+
+function deploymentModels(group: DeploymentGroup): string[] {
+  return group.map((entry) => (typeof entry === 'string' ? entry : entry.model))
+}
+
 function providerOf(model: string): string {
   return model.slice(0, model.indexOf('/'))
 }
 
-export function withoutCallerKeys(
+/**
+ * The provider a caller's own key is for, by its id (`grok` and `xai` are one provider): the provider of
+ * the model the request names first. A name that stands for several models (a deployment group, a dynamic
+ * route) names a provider only when they are all on that one; otherwise none, and every model uses its
+ * stored key: which of them is drawn first is the gateway's choice, and the caller's key must not follow it
+ * to a provider the caller never named.
+ */
+export function keyProviderOf(ctx: GatewayContext, providers: readonly string[]): string | undefined {
+  let shared: string | undefined
+  for (const name of providers) {
+    const id = findProvider(ctx.gateway.providers, name)?.spec.id
+    if (id === undefined || (shared !== undefined && id !== shared)) return undefined
+    shared = id
+  }
+  return shared
+}
+
+/** The request's headers for a model on `provider`: with the caller's own key only when it is that provider's. */
+export function headersFor(
+  ctx: GatewayContext,
+  headers: Readonly<Record<string, string | undefined>>,
+  provider: string,
+  keyProvider: string | undefined,
+): Readonly<Record<string, string | undefined>> {
+  const owner =
+    keyProvider !== undefined && findProvider(ctx.gateway.providers, provider)?.spec.id === keyProvider
+  return owner ? headers : withoutCallerKeys(headers)
+}
+
+function withoutCallerKeys(
   headers: Readonly<Record<string, string | undefined>>,
 ): Readonly<Record<string, string | undefined>> {
   const kept = { ...headers }

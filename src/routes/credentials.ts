@@ -3,6 +3,7 @@ import { GatewayError } from '../errors.js'
 import { withFields } from '../objects.js'
 import type { ResolvedProvider } from '../providers/registry.js'
 import { addRequestSecret } from '../secrets.js'
+import { tokenSecret } from '../steps/authenticate.js'
 import { callStore } from '../stores/call.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
@@ -21,8 +22,9 @@ const DEFAULT_ALIAS = 'default'
  * values; no credential at all is a 400 (2044) when `requireCredentials` is on, else the request goes as
  * it is (a local model may need none).
  *
- * Two things come first. A key equal to the gateway token the request authenticated with is the gateway
- * token (an SDK given it as its API key), so it is removed, never forwarded. And the provider's
+ * Two things come first. A credential that holds a gateway token (a configured one, or the one the request
+ * authenticated with: an SDK given it as its API key) is the gateway token, so it is removed, never
+ * forwarded, wherever it is and whatever else it holds. And the provider's
  * `callerKeys` policy decides what a caller's own key does: `forward` it (the precedence above), `ignore`
  * it (removed, the stored key used), or `refuse` the request (2122).
  *
@@ -85,8 +87,9 @@ function withoutCallerKeys(
   const { provider } = target
   const found = credentialsOf(target.headers, target.path, provider)
   if (found.length === 0) return { target, keyLeft: false }
-  const token = ctx.state.gatewayToken
-  const callers = found.filter(({ key }) => token === undefined || !sameSecret(key, token))
+  const isGatewayToken = gatewayTokenTest(ctx)
+  const callers =
+    isGatewayToken === undefined ? found : found.filter(({ values }) => !values.some(isGatewayToken))
   if (callers.length > 0 && provider.callerKeys === 'refuse') {
     const id = provider.spec.id
     throw new GatewayError(
@@ -142,23 +145,56 @@ async function attachKeyFromStore(
   }
 }
 
-/** Compares two secrets in constant time, whatever their lengths. */
-function sameSecret(a: string, b: string): boolean {
-  const digest = (value: string) => createHash('sha256').update(value).digest()
-  return timingSafeEqual(digest(a), digest(b))
+// The digests of a gateway's configured tokens, made at its first request that carries a credential.
+const configuredTokens = new WeakMap<GatewayContext['gateway'], readonly Buffer[]>()
+
+function digestOf(value: string): Buffer {
+  return createHash('sha256').update(value).digest()
 }
 
-async function storedKey(
+/**
+ * Whether a value is a gateway token: one of the configured `tokens`, or the one this request
+ * authenticated with (the only one `verifyToken` is asked about: a host's lookup is not made once per
+ * header). `undefined` when the gateway has no token to find. Every value is compared with every token in
+ * constant time, whatever their lengths.
+ */
+function gatewayTokenTest(ctx: GatewayContext): ((value: string) => boolean) | undefined {
+  const { gateway } = ctx
+  let tokens = configuredTokens.get(gateway)
+  if (tokens === undefined) {
+    tokens = (gateway.options.authentication?.tokens ?? []).map((entry) => digestOf(tokenSecret(entry)))
+    configuredTokens.set(gateway, tokens)
+  }
+  const own = ctx.state.gatewayToken
+  const known = own === undefined ? tokens : [...tokens, digestOf(own)]
+  if (known.length === 0) return undefined
+  return (value) => {
+    const digest = digestOf(value)
+    let found = false
+    for (const token of known) found = timingSafeEqual(digest, token) || found
+    return found
+  }
+}
+
+function storedKey(
   ctx: GatewayContext,
   provider: ResolvedProvider,
   alias: string,
-): Promise<string | undefined> {
+): Promise<string | undefined> | undefined {
   const ring = ctx.gateway.options.keys
   if (ring === undefined) return undefined
+  return fromKeyRing(provider, () => ring.getSecret(provider.spec.id, alias))
+}
+
+/**
+ * A key ring's answer, bounded by `KEY_LOOKUP_TIMEOUT_MS`. Failing closed: a ring that fails or is slow
+ * refuses the request (503), as one sent without its key would be refused upstream, or billed to the wrong
+ * key.
+ */
+async function fromKeyRing<T>(provider: ResolvedProvider, lookup: () => Promise<T>): Promise<T> {
   try {
-    return await callStore(() => ring.getSecret(provider.spec.id, alias), KEY_LOOKUP_TIMEOUT_MS)
+    return await callStore(lookup, KEY_LOOKUP_TIMEOUT_MS)
   } catch (error) {
-    // Failing closed: a request sent without its key would be refused upstream, or billed to the wrong key.
     throw new GatewayError('KEY_STORE_UNAVAILABLE', `stored keys for ${provider.spec.id} could not be read`, {
       cause: error,
     })
@@ -171,9 +207,10 @@ async function unknownAlias(
   alias: string,
 ): Promise<GatewayError> {
   const id = provider.spec.id
-  const stored = await Promise.resolve(ctx.gateway.options.keys?.aliases(id)).catch(() => undefined)
+  const ring = ctx.gateway.options.keys
+  const stored = ring === undefined ? [] : await fromKeyRing(provider, () => ring.aliases(id))
   const aliases = new Set(provider.apiKey === undefined ? [] : [DEFAULT_ALIAS])
-  for (const name of stored ?? []) aliases.add(name)
+  for (const name of stored) aliases.add(name)
   const list = aliases.size === 0 ? 'none' : [...aliases].sort().join(', ')
   return new GatewayError(
     'UNKNOWN_KEY_ALIAS',

@@ -1,6 +1,6 @@
 import { costMicros, MICROS_PER_DOLLAR } from '../cost/answer-cost.js'
 import type { ConditionInput } from '../dynamic/condition.js'
-import type { RateElement } from '../dynamic/types.js'
+import type { RateElement, RouteDefinition } from '../dynamic/types.js'
 import { type Admitted, walkRoute } from '../dynamic/walk.js'
 import { GatewayError } from '../errors.js'
 import { notify } from '../events.js'
@@ -10,7 +10,7 @@ import { callStore } from '../stores/call.js'
 import type { LimitDecision, LimitWindow } from '../stores/types.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
-import { type CompatInput, compatTarget, withoutCallerKeys } from './compat.js'
+import { type CompatInput, compatTarget, headersFor, keyProviderOf } from './compat.js'
 
 /** The model prefix that names a dynamic route on `/compat` and in universal compat steps. */
 export const DYNAMIC_PREFIX = 'dynamic/'
@@ -39,8 +39,9 @@ export interface RouteCharge {
 /**
  * The targets of a request whose model is `dynamic/{name}`: the live version of the route walked for this
  * request (its conditions, splits and limits), one compat target per model it reached, each the fallback of
- * the one before. A model's `timeout` and `retries` become its target's first-byte clock and attempts. As
- * on `/compat` with fallbacks, a caller's own provider key goes to the first model's provider alone.
+ * the one before. A model's `timeout` and `retries` become its target's first-byte clock and attempts. A
+ * caller's own provider key goes to the route's models only when they are all on one provider: the walk's
+ * draws and limits decide which model comes first, not the caller.
  */
 export async function dynamicTargets(
   ctx: GatewayContext,
@@ -64,17 +65,22 @@ export async function dynamicTargets(
   if (walk.stops.length === 0) {
     throw new GatewayError('ROUTE_WITHOUT_MODEL', `route '${name}' chose no model for this request`)
   }
-  const first = walk.stops[0]!.element.properties.provider
+  const keyProvider = keyProviderOf(ctx, modelProviders(route.definition))
   return walk.stops.map(({ element, path }) => {
     const { provider, model, timeout, retries } = element.properties
     const policy = { ...input.policy }
     if (timeout !== undefined) policy.requestTimeoutMs = timeout
     if (retries !== undefined) policy.maxAttempts = retries + 1
-    const headers = provider === first ? input.headers : withoutCallerKeys(input.headers)
+    const headers = headersFor(ctx, input.headers, provider, keyProvider)
     const json = withFields(body, { model: `${provider}/${model}` })
     const taken = { name, version: route.version, path, variants: variantsOn(path, walk.variants) }
     return withFields(compatTarget(ctx, withFields(input, { json, headers, policy })), { route: taken })
   })
+}
+
+/** The providers of every model a route may reach, whatever this request's walk drew. */
+function modelProviders(route: RouteDefinition): string[] {
+  return route.elements.flatMap((element) => (element.type === 'model' ? [element.properties.provider] : []))
 }
 
 function variantsOn(path: readonly string[], variants: Readonly<Record<string, string>>) {

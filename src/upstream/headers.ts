@@ -46,27 +46,42 @@ export function buildUpstreamHeaders(
   return headers
 }
 
+/** A credential a request carries, and every value in it that could be a key. */
+export interface CarriedCredential {
+  readonly header?: string
+  readonly query?: string
+  readonly values: readonly string[]
+}
+
 /**
  * The provider credentials a request carries: its key headers (`authorization`, `x-api-key`, …) and
- * Google's `?key=`, each with the key it holds (scheme removed).
+ * Google's `?key=`. A header's values are its words (`Bearer sk-…` is two; a repeated header arrives as
+ * one, its values joined by `, `); the query parameter's are all it has (`?key=a&key=b` is two).
  */
 export function credentialsOf(
   headers: Readonly<Record<string, string>>,
   path: string,
   provider: ResolvedProvider,
-): { readonly header?: string; readonly query?: string; readonly key: string }[] {
-  const found: { header?: string; query?: string; key: string }[] = []
+): CarriedCredential[] {
+  const found: CarriedCredential[] = []
   for (const header of provider.keyHeaders) {
-    const key = credentialOf(headers[header])
-    if (key !== undefined) found.push({ header, key })
+    const value = headers[header]
+    const values = value === undefined ? [] : wordsOf(value)
+    if (values.length > 0) found.push({ header, values })
   }
   const query = provider.spec.credentialQuery
   const search = path.indexOf('?')
   if (query !== undefined && search !== -1) {
-    const key = new URLSearchParams(path.slice(search)).get(query)
-    if (key) found.push({ query, key })
+    const values = new URLSearchParams(path.slice(search)).getAll(query).filter(Boolean)
+    if (values.length > 0) found.push({ query, values })
   }
   return found
+}
+
+/** A header value's words, and the pieces of a word with commas in it (a repeated header's values). */
+function wordsOf(value: string): string[] {
+  const words = value.split(/\s+/).filter(Boolean)
+  return words.flatMap((word) => (word.includes(',') ? [word, ...word.split(',').filter(Boolean)] : word))
 }
 
 /** The path without the query parameter `name` (Google's `?key=`), the rest of the query kept as it was. */

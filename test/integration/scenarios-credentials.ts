@@ -1,9 +1,11 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { createKeyRing, createMemorySecretStore } from '../../src/index.js'
 import { closeServer, send, serverUrl } from '../helpers/http.js'
 import { chat, type World } from './scenarios.js'
 
 const TOKEN = 'gw-token-0123456789abcdef'
+const TOKEN_TWO = 'gw-token-two-fedcba9876543210'
 const STORED = {
   openai: 'sk-stored-openai-0001',
   anthropic: 'sk-ant-stored-0002',
@@ -135,6 +137,57 @@ export function credentialScenarios(world: World): void {
         { authorization: undefined, apiKey: undefined, googKey: STORED.google },
       ],
     ])
+  })
+
+  it('keys: a configured gateway token is never forwarded, beside another token or among repeated keys', async () => {
+    const url = await start({ authentication: { tokens: [TOKEN, { name: 'two', token: TOKEN_TWO }] } })
+    const gemini = '/ai/google-ai-studio/v1beta/models/gemini-2.5-flash:generateContent'
+    const asked = [
+      [
+        '/ai/openai/chat/completions',
+        { 'cf-aig-authorization': `Bearer ${TOKEN}`, authorization: `Bearer ${TOKEN_TWO}` },
+      ],
+      // An SDK's key header authenticates with the first token; the second is no provider key either.
+      ['/ai/anthropic/v1/messages', { authorization: `Bearer ${TOKEN_TWO}`, 'x-api-key': TOKEN }],
+      // A repeated header, as Node joins it.
+      [
+        '/ai/anthropic/v1/messages',
+        { 'cf-aig-authorization': `Bearer ${TOKEN}`, 'x-api-key': `${TOKEN_TWO}, sk-callers-own-0005` },
+      ],
+      [`${gemini}?key=xxxxxxxx&key=${TOKEN}`, { 'cf-aig-authorization': `Bearer ${TOKEN}` }],
+    ] as const
+    for (const [path, headers] of asked) {
+      const res = await send(`${url}${path}`, { body: chat('hi'), headers })
+      expect(res.status, `${path} ${Object.keys(headers).join(', ')}`).toBe(200)
+    }
+    expect(provider.received.map(({ url: path, ...keys }) => [path, keys])).toEqual([
+      [
+        '/v1/chat/completions',
+        { authorization: `Bearer ${STORED.openai}`, apiKey: undefined, googKey: undefined },
+      ],
+      ['/v1/messages', { authorization: undefined, apiKey: STORED.anthropic, googKey: undefined }],
+      ['/v1/messages', { authorization: undefined, apiKey: STORED.anthropic, googKey: undefined }],
+      [
+        '/v1beta/models/gemini-2.5-flash:generateContent',
+        { authorization: undefined, apiKey: undefined, googKey: STORED.google },
+      ],
+    ])
+  })
+
+  it('keys: an unknown alias on a key ring whose alias list never answers is refused within the lookup bound (503, 2117)', async () => {
+    const memory = createMemorySecretStore()
+    const keys = createKeyRing({
+      store: { ...memory, list: () => new Promise<never>(() => {}) },
+      masterKey: 'c'.repeat(64),
+    })
+    const url = await start({ keys })
+    const res = await send(`${url}/ai/openai/chat/completions`, {
+      body: chat('hi'),
+      headers: { 'cf-aig-authorization': `Bearer ${TOKEN}`, 'cf-aig-byok-alias': 'nope' },
+    })
+    expect(res.status).toBe(503)
+    expect(res.json()).toMatchObject({ error: [{ code: 2117 }] })
+    expect(provider.received).toEqual([])
   })
 
   it('keys: a wrong key where an SDK puts it is a 401 (2009) and nothing goes upstream', async () => {

@@ -30,6 +30,23 @@ const TIERED = {
   ],
 }
 
+/** Half the users on OpenAI, half on Anthropic, each user always in the same half. */
+const AB = {
+  name: 'ab',
+  elements: [
+    START('split'),
+    {
+      id: 'split',
+      type: 'percentage',
+      properties: { key: 'metadata.user' },
+      outputs: { '50%': to('a'), else: to('b') },
+    },
+    model('a', 'openai', 'gpt-4o'),
+    model('b', 'anthropic', 'claude-haiku-4-5'),
+    END,
+  ],
+}
+
 function ask(url: string, text: string, metadata?: Record<string, unknown>, model = 'dynamic/tiered') {
   const headers: Record<string, string> =
     metadata === undefined ? {} : { 'cf-aig-metadata': JSON.stringify(metadata) }
@@ -77,27 +94,7 @@ export function dynamicRouteScenarios(world: World): void {
 
   it('dynamic routes: a split keyed by a user sends that user to the same variant every time', async () => {
     world.mock.reset()
-    const url = await world.start({
-      routes: {
-        definitions: [
-          {
-            name: 'ab',
-            elements: [
-              START('split'),
-              {
-                id: 'split',
-                type: 'percentage',
-                properties: { key: 'metadata.user' },
-                outputs: { '50%': to('a'), else: to('b') },
-              },
-              model('a', 'openai', 'gpt-4o'),
-              model('b', 'anthropic', 'claude-haiku-4-5'),
-              END,
-            ],
-          },
-        ],
-      },
-    })
+    const url = await world.start({ routes: { definitions: [AB] } })
     const providers = new Map<string, Set<string>>()
     for (let round = 0; round < 3; round++) {
       for (let user = 0; user < 12; user++) {
@@ -112,6 +109,43 @@ export function dynamicRouteScenarios(world: World): void {
     // Twelve users over a 50/50 split: both variants have some (all on one side: 1 in 2048).
     const variants = new Set([...providers.values()].map((seen) => [...seen][0]))
     expect(variants).toEqual(new Set(['openai', 'anthropic']))
+  })
+
+  it("dynamic routes: a caller's own key goes to no model of a route on two providers, whichever the split draws", async () => {
+    world.mock.reset()
+    const url = await world.start({ routes: { definitions: [AB] } })
+    const res = await send(`${url}${COMPAT}`, {
+      headers: { authorization: 'Bearer sk-caller-openai', 'cf-aig-metadata': '{"user":"ann"}' },
+      body: chat('mine', { model: 'dynamic/ab' }),
+    })
+    expect(res.status).toBe(200)
+    const [call] = world.mock.calls
+    const stored = call?.path === '/v1/messages' ? 'sk-ant-stored' : 'Bearer sk-stored'
+    expect(call?.headers['x-api-key'] ?? call?.headers.authorization).toBe(stored)
+  })
+
+  it("dynamic routes: a caller's own key goes to a route whose models are all on its provider", async () => {
+    world.mock.reset()
+    const route = {
+      name: 'minis',
+      elements: [
+        START('a'),
+        model('a', 'openai', 'gpt-4o-mini', { fallback: to('b') }),
+        model('b', 'openai', 'gpt-4.1-mini'),
+        END,
+      ],
+    }
+    world.mock.enqueue({ status: 503 })
+    const url = await world.start({ routes: { definitions: [route] } })
+    const res = await send(`${url}${COMPAT}`, {
+      headers: { authorization: 'Bearer sk-caller-openai' },
+      body: chat('mine', { model: 'dynamic/minis' }),
+    })
+    expect(res.status).toBe(200)
+    expect(world.mock.calls.map((call) => call.headers.authorization)).toEqual([
+      'Bearer sk-caller-openai',
+      'Bearer sk-caller-openai',
+    ])
   })
 
   it('dynamic routes: a rate element sends a user over its limit to its fallback, or ends in 429 (2041) without one', async () => {

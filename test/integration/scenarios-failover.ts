@@ -709,4 +709,29 @@ export function keyPoolScenarios(world: World): void {
     expect(await ask('measure two')).toBe('anthropic')
     for (let i = 0; i < 4; i++) expect(await ask(`fast ${i}`)).toBe('anthropic')
   })
+
+  it("deployments: a caller's own key goes to the provider the request names, never to the deployment drawn", async () => {
+    world.mock.reset()
+    const url = await world.start({
+      deployments: {
+        mixed: ['anthropic/claude-haiku-4-5', 'openai/gpt-4o-mini'],
+        minis: ['openai/gpt-4o-mini', 'openai/gpt-4.1-mini'],
+      },
+      // Unmeasured deployments go in their order: Anthropic is drawn first.
+      balance: { strategy: 'latency', explore: 0 },
+    })
+    const headers = { authorization: 'Bearer sk-caller-openai' }
+    for (const model of ['mixed', 'minis']) {
+      const res = await send(`${url}/ai/compat/chat/completions`, { headers, body: chat(model, { model }) })
+      expect(res.status).toBe(200)
+    }
+    // A group on two providers names neither: its deployments use their stored keys. One on OpenAI alone
+    // names OpenAI.
+    expect(
+      world.mock.calls.map((call) => [call.path, call.headers['x-api-key'] ?? call.headers.authorization]),
+    ).toEqual([
+      ['/v1/messages', 'sk-ant-stored'],
+      ['/v1/chat/completions', 'Bearer sk-caller-openai'],
+    ])
+  })
 }
