@@ -1,3 +1,5 @@
+import { GatewayError } from './errors.js'
+
 /** Narrows an unknown value to a plain object (not an array, not null). */
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -9,6 +11,23 @@ export function parseJson(text: string): unknown {
     return JSON.parse(text)
   } catch {
     return undefined
+  }
+}
+
+/**
+ * A client's parsed JSON as text again, for the provider. V8 parses any depth but writes JSON by recursion:
+ * a body nested some thousands deep (a few KB) overflows the stack, and that is the client's error, not a
+ * bug of the gateway's: 400 with `error`, the surface's code for a body it cannot take.
+ */
+export function stringifyClientJson(
+  value: unknown,
+  error: 'INVALID_REQUEST_BODY' | 'INVALID_UNIVERSAL_REQUEST',
+): string {
+  try {
+    return JSON.stringify(value)
+  } catch (thrown) {
+    if (thrown instanceof RangeError) throw new GatewayError(error, 'the JSON is nested too deeply')
+    throw thrown
   }
 }
 

@@ -58,9 +58,22 @@ export function cacheKey(input: CacheKeyInput): string {
     field(input.customKey)
   } else {
     field('body')
-    field(json === undefined ? (input.body ?? '') : canonicalJson(json))
+    field(json === undefined ? (input.body ?? '') : canonicalOrRaw(json, input.body ?? ''))
   }
   return hash.digest('hex')
+}
+
+/**
+ * `canonicalJson`, or the body's own bytes for JSON nested too deeply to walk (the stack overflows some
+ * thousands deep): such a request is keyed as it was sent, where it is not refused before.
+ */
+function canonicalOrRaw<B>(json: unknown, body: B): string | B {
+  try {
+    return canonicalJson(json)
+  } catch (error) {
+    if (error instanceof RangeError) return body
+    throw error
+  }
 }
 
 /** JSON with object keys sorted at every depth, so that key order never splits one request into two entries. */

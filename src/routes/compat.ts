@@ -1,5 +1,5 @@
 import { GatewayError } from '../errors.js'
-import { isRecord } from '../json.js'
+import { isRecord, stringifyClientJson } from '../json.js'
 import { withFields } from '../objects.js'
 import type { ResolvedOptions } from '../options.js'
 import { CODECS } from '../providers/dialects/index.js'
@@ -185,7 +185,7 @@ export function compatTarget(ctx: GatewayContext, input: CompatInput): UpstreamT
     path,
     method: 'POST',
     headers: compatHeaders(input.headers, provider),
-    body: Buffer.from(JSON.stringify(upstream.body)),
+    body: Buffer.from(stringifyClientJson(upstream.body, 'INVALID_REQUEST_BODY')),
     step: input.step,
     policy: input.policy,
     clientDialect: 'openai' as const,

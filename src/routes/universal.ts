@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { GatewayError } from '../errors.js'
-import { parseJsonBody } from '../json.js'
+import { parseJsonBody, stringifyClientJson } from '../json.js'
 import { withFields } from '../objects.js'
 import { locateUpstream, withoutBasePath } from '../providers/registry.js'
 import {
@@ -103,7 +103,9 @@ async function stepTargets(
   const upstreamHeaders = buildUpstreamHeaders(headers, provider)
   upstreamHeaders['content-type'] ??= 'application/json'
   delete upstreamHeaders['content-encoding']
-  const body = Buffer.from(typeof step.query === 'string' ? step.query : JSON.stringify(step.query))
+  const query =
+    typeof step.query === 'string' ? step.query : stringifyClientJson(step.query, 'INVALID_UNIVERSAL_REQUEST')
+  const body = Buffer.from(query)
   const draft = {
     provider,
     origin: location.origin,

@@ -5,7 +5,7 @@ import type { RawData, WebSocket } from 'ws'
 import { errorBody, GatewayError } from '../errors.js'
 import type { GatewayEmitter } from '../events.js'
 import { notify, reportError } from '../events.js'
-import { isRecord } from '../json.js'
+import { isRecord, stringifyClientJson } from '../json.js'
 import type { GatewayRequest, GatewayResponse } from '../types.js'
 import { SSEParser } from '../upstream/sse.js'
 import { CLOSE_CODES, closeReason } from './close-codes.js'
@@ -153,6 +153,8 @@ export class UniversalSocket {
     this.#inFlight.add(entry)
     this.#run(entry, request, eventId)
       .catch((error: unknown) => {
+        // The gateway's own refusals are answered as they are; anything else is a bug.
+        if (error instanceof GatewayError) return this.#refuse(error, eventId ?? '')
         reportError(this.#setup.events, error)
         this.#refuse(new GatewayError('INTERNAL'), eventId ?? '')
       })
@@ -165,7 +167,7 @@ export class UniversalSocket {
   /** Runs one `universal.create` through the pipeline and sends its answer back as frames. */
   async #run(entry: InFlight, steps: unknown, eventId: string | undefined): Promise<void> {
     const { req, path, search, headers, handle } = this.#setup
-    const body = Buffer.from(JSON.stringify(withoutEventIds(steps)))
+    const body = Buffer.from(stringifyClientJson(withoutEventIds(steps), 'INVALID_UNIVERSAL_REQUEST'))
     const request: GatewayRequest = {
       method: 'POST',
       path,

@@ -57,6 +57,27 @@ export function hostScenarios(world: World): void {
     expect(root.text).toMatch(/^host:/)
   })
 
+  it('bodies: JSON nested 100,000 deep is refused on compat (2112) and universal (2114), and forwarded on passthrough', async () => {
+    const { mock } = world
+    mock.reset()
+    const url = await world.start({ cache: { ttl: 60 } })
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`
+    const compat = await send(`${url}/ai/compat/chat/completions`, {
+      body: `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"x":${deep}}`,
+    })
+    expect([compat.status, compat.json()]).toMatchObject([400, { error: { code: 2112 } }])
+    const universal = await send(`${url}/ai`, {
+      body: `[{"provider":"openai","endpoint":"chat/completions","headers":{},"query":${deep}}]`,
+    })
+    expect([universal.status, universal.json()]).toMatchObject([400, { error: [{ code: 2114 }] }])
+    expect(mock.calls).toHaveLength(0)
+    // The provider judges what passes through; the cache keys it by its bytes.
+    const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"x":${deep}}`
+    const passthrough = await send(`${url}/ai/openai/chat/completions`, { body })
+    expect(passthrough.status).toBe(200)
+    expect(mock.calls[0]?.body).toBe(body)
+  })
+
   it('host parser: broken JSON gets the answer the gateway gives without a parser, on compat and universal', async () => {
     const { mock } = world
     mock.reset()

@@ -334,6 +334,25 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     await closed(socket)
   })
 
+  it('refuses a universal.create nested too deeply to forward with universal.error 2114, not a bug', async () => {
+    const { gateway, url } = await start()
+    const bugs: unknown[] = []
+    gateway.events.on('error', (error) => bugs.push(error))
+    const { socket, messages } = await connect(url)
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`
+    socket.send(
+      `{"type":"universal.create","request":{"eventId":"deep","provider":"openai","endpoint":"chat/completions","headers":{},"query":${deep}}}`,
+    )
+    const refused = await messages.type('universal.error')
+    expect(refused).toMatchObject({
+      metadata: { eventId: 'deep', status: 400 },
+      response: { internalCode: 2114 },
+    })
+    expect(bugs).toEqual([])
+    socket.close()
+    await closed(socket)
+  })
+
   it('answers a gateway error over the socket as universal.error, mirroring the HTTP body', async () => {
     const { url } = await start()
     const { socket, messages } = await connect(url)
