@@ -76,6 +76,7 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
           status: response.status,
           aborted,
           failed: failure !== undefined,
+          failureCode: aborted ? undefined : failure?.code,
           responseBytes: tapped.bytes,
           responseSize: tapped.size,
           stream: isEventStream(response.headers['content-type']),

@@ -206,6 +206,8 @@ export interface RequestEnd {
   readonly aborted: boolean
   /** The stream failed or ended before its last event. */
   readonly failed: boolean
+  /** The code the client was told of that failure (a terminal event's), unless it aborted. */
+  readonly failureCode: number | undefined
   readonly responseBytes: Buffer | undefined
   readonly responseSize: number
   /** The answer was a server-sent event stream. */
@@ -273,7 +275,7 @@ export function captureLogRecord(
     requestSize: state.websocket?.bytesIn ?? metrics.bytesIn,
     responseSize: state.websocket?.bytesOut ?? end.responseSize,
     outcome: outcomeOf(ctx, end),
-    errorCode: state.error?.code ?? null,
+    errorCode: state.error?.code ?? end.failureCode ?? null,
     principal: principal?.id ?? principal?.tenant ?? null,
     requestBody: null,
     responseBody: null,

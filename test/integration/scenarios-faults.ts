@@ -776,6 +776,17 @@ export function faultScenarios(world: World): void {
       expect(res.status).toBe(200)
       expect(res.text.startsWith(events.join('')), `the two events did not arrive: ${res.text}`).toBe(true)
       expectTerminalError(res.text.slice(events.join('').length), 2108)
+      // The record says what the client was told, though the answer began as a 200.
+      const record = await eventually(async () => {
+        await world.gateway!.flushLogs()
+        return world.gateway!.logs!.get(res.headers['cf-aig-log-id']!)
+      })
+      expect(record).toMatchObject({
+        statusCode: 200,
+        success: false,
+        errorCode: 2108,
+        outcome: 'upstream_error',
+      })
     })
 
     it('faults: compat: an Anthropic stream cut after a content_block_delta ends with an OpenAI terminal error event, never [DONE]', async () => {
