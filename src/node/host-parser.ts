@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '../errors.js'
 import type { GatewayRequest, GatewayResponse } from '../types.js'
+import { isZlibError } from '../upstream/network-errors.js'
 import type { RequestHandlerCore } from './index.js'
 import { toGatewayRequest } from './request.js'
 
@@ -51,12 +52,6 @@ export function hostParserFailure(error: unknown): HostParserFailure | undefined
     default:
       return undefined
   }
-}
-
-/** An error of node:zlib (gzip, deflate, brotli): a negative `errno` and zlib's or brotli's code name. */
-function isZlibError(error: object): boolean {
-  const { errno, code } = error as { errno?: unknown; code?: unknown }
-  return typeof errno === 'number' && typeof code === 'string' && /^(?:Z_|ERR__ERROR_)/.test(code)
 }
 
 function refused(key: 'INVALID_REQUEST_BODY' | 'BODY_TOO_LARGE', detail: string): HostParserFailure {

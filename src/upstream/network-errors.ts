@@ -33,11 +33,27 @@ export function toUpstreamError(
   if (signal.aborted && signal.reason instanceof GatewayError) return signal.reason
   if (error instanceof GatewayError) return error
   const code = (error as { code?: unknown } | null)?.code
-  const name = typeof code === 'string' ? NETWORK_ERRORS[code] : undefined
+  const name = (typeof code === 'string' ? NETWORK_ERRORS[code] : undefined) ?? unreadable(error)
   if (scrubber !== undefined) scrubParserData(error, scrubber)
   return new GatewayError(name ?? 'PROVIDER_FAILED', typeof code === 'string' ? code : undefined, {
     cause: error,
   })
+}
+
+/**
+ * An answer that arrived but cannot be read is not an unreachable provider (2005): undici's HTTP parser
+ * refused it (a malformed status line, a bad chunk size), or its coding is corrupt.
+ */
+function unreadable(error: unknown): ErrorName | undefined {
+  const parser = (error as { name?: unknown } | null)?.name === 'HTTPParserError'
+  return parser || isZlibError(error) ? 'INVALID_PROVIDER_RESPONSE' : undefined
+}
+
+/** An error of node:zlib (gzip, deflate, brotli): a negative `errno` and zlib's or brotli's code name. */
+export function isZlibError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false
+  const { errno, code } = error as { errno?: unknown; code?: unknown }
+  return typeof errno === 'number' && typeof code === 'string' && /^(?:Z_|ERR__ERROR_)/.test(code)
 }
 
 /**

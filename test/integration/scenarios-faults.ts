@@ -750,6 +750,23 @@ export function faultScenarios(world: World): void {
       expect(res.json()).toMatchObject({ error: [{ code: expect.any(Number) }], name: 'AiGatewayError' })
     })
 
+    it('faults: an answer that arrives but cannot be read (a malformed status line, a corrupt gzip body) is 502 with code 2115, not 2005', async () => {
+      const malformed = await rawServer(async (connection) => {
+        await connection.request
+        connection.socket.end('HTTP/1.1 2OO OK\r\ncontent-length: 2\r\n\r\n{}')
+      })
+      const garbled = await faultServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' })
+        res.end(Buffer.from('1f8b0800000000000003ffffffffffffffff', 'hex'))
+      })
+      for (const fault of [malformed, garbled]) {
+        const url = await startAt(world, fault)
+        const res = await send(`${url}${CHAT}`, { body: chat('hi') })
+        expect(res.status).toBe(502)
+        expect(res.json()).toMatchObject({ error: [{ code: 2115 }], name: 'AiGatewayError' })
+      }
+    })
+
     it('faults: a fixed-length JSON answer cut mid-body is a clean 502, with nothing of the partial body', async () => {
       const partial = openaiCompletion('partial answer').replace('chatcmpl-fault', 'chatcmpl-partial')
       const fault = await faultServer(async (_req, res) => {
