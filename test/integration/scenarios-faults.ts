@@ -675,7 +675,9 @@ export function faultScenarios(world: World): void {
       const ended = nextRequestEnd(gateway)
       const res = await send(`${url}${CHAT}`, { body: chat('hi') })
       expect(res.status).toBe(502)
-      expect(seenByOnError).toMatchObject([{ key: 'PROVIDER_FAILED', cause: { data: expect.any(String) } }])
+      expect(seenByOnError).toMatchObject([
+        { key: 'INVALID_PROVIDER_RESPONSE', cause: { data: expect.any(String) } },
+      ])
       expectNoKey(serialize(seenByOnError), STORED_KEY, 'the error onError saw')
       await expectKeptOut(gateway, STORED_KEY, res.headers['cf-aig-log-id'], seen, ended)
     })
