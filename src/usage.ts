@@ -6,6 +6,7 @@ import type { UsageReader } from './providers/dialects/types.js'
 import type { UpstreamTarget } from './target.js'
 import type { GatewayResponse } from './types.js'
 import { UpstreamBody } from './upstream/body.js'
+import { ChunkList } from './upstream/chunks.js'
 import { isEventStream } from './upstream/headers.js'
 
 /** Largest provider answer read back for the usage it reports. */
@@ -48,7 +49,7 @@ function streamUsage(reader: UsageReader, text: string | undefined): Usage | und
 
 /** A body kept whole for its usage, up to `MAX_USAGE_BODY_BYTES`. */
 class WholeBody {
-  readonly #chunks: Buffer[] = []
+  readonly #chunks = new ChunkList()
   #size = 0
 
   push(chunk: Buffer): void {
@@ -58,10 +59,7 @@ class WholeBody {
 
   /** The body's bytes; `undefined` past the cap. */
   bytes(): Buffer | undefined {
-    if (this.#size > MAX_USAGE_BODY_BYTES) return undefined
-    // Most answers come in one chunk: read as it is, not copied into a new buffer first.
-    const chunks = this.#chunks
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
+    return this.#size > MAX_USAGE_BODY_BYTES ? undefined : this.#chunks.bytes()
   }
 }
 

@@ -7,6 +7,7 @@ import { dialectOf } from '../providers/dialects/index.js'
 import type { ProviderError, StreamGrammar } from '../providers/dialects/types.js'
 import type { Dialect } from '../providers/types.js'
 import type { Scrubber } from '../secrets.js'
+import { ChunkList } from './chunks.js'
 import { asReadable, type BodySource } from './source.js'
 import { ERROR, FINISH, markersOf, type StreamMarkers, TERMINATOR, USAGE } from './stream-markers.js'
 import { BLANK_LINES, eventEnd, lastEventEnd, UsageEvents, withoutUsage } from './stream-usage.js'
@@ -74,7 +75,9 @@ interface Holding {
   readonly resolve: () => void
   readonly reject: (error: GatewayError) => void
   began: boolean
-  heldBytes: number
+  // What the client is to get once committed: kept here rather than pushed, so that it costs memory by its
+  // bytes, not by the batches it came in.
+  readonly held: ChunkList
   clock: NodeJS.Timeout | undefined
 }
 
@@ -93,12 +96,11 @@ export class UpstreamBody extends Readable {
   readonly #policy: BodyPolicy
   readonly #cancel: (error: GatewayError) => void
   readonly #explain: (error: unknown) => GatewayError
-  #ahead: Buffer[]
+  #ahead: readonly Buffer[]
   #sourceEnded: boolean
   #watchers: ((chunk: Buffer) => void)[] = []
   // An event stream's current, unfinished event; a plain stream's scrubber holds its own tail.
-  #pending: Buffer[] = []
-  #pendingBytes = 0
+  #pending = new ChunkList()
   #plainScrub: ReturnType<Scrubber['stream']> | undefined
   // The grammar's marker search, looked up once rather than for every batch of events.
   readonly #markers: StreamMarkers | undefined
@@ -174,7 +176,14 @@ export class UpstreamBody extends Readable {
    */
   hold(rule: CommitRule): Promise<void> {
     return new Promise((resolve, reject) => {
-      const holding: Holding = { rule, resolve, reject, began: false, heldBytes: 0, clock: undefined }
+      const holding: Holding = {
+        rule,
+        resolve,
+        reject,
+        began: false,
+        held: new ChunkList(),
+        clock: undefined,
+      }
       this.#holding = holding
       const { firstTokenMs } = rule
       if (firstTokenMs !== undefined) {
@@ -240,11 +249,10 @@ export class UpstreamBody extends Readable {
       return
     }
     if (out !== undefined && out.length > 0) {
-      const room = this.push(out)
       const holding = this.#holding
-      if (holding !== undefined) holding.heldBytes += out.length
       // A held stream keeps reading: the commit rule bounds what it holds.
-      else if (!room) {
+      if (holding !== undefined) holding.held.push(out)
+      else if (!this.push(out)) {
         this.#source.pause()
         this.#startStall()
       }
@@ -258,7 +266,7 @@ export class UpstreamBody extends Readable {
   #commitIfDue(): void {
     const holding = this.#holding!
     const { rule } = holding
-    if (holding.heldBytes >= rule.maxHeldBytes) this.#commit()
+    if (holding.held.size >= rule.maxHeldBytes) this.#commit()
     else if (holding.began && commitsAtStart(rule)) this.#commit()
   }
 
@@ -287,6 +295,7 @@ export class UpstreamBody extends Readable {
     if (holding === undefined) return
     clearTimeout(holding.clock)
     this.#holding = undefined
+    for (const piece of holding.held.pieces()) this.push(piece)
     holding.resolve()
   }
 
@@ -306,28 +315,26 @@ export class UpstreamBody extends Readable {
    */
   #events(chunk: Buffer): Buffer | undefined {
     const text = chunk.toString('latin1')
-    const boundary = lastBoundary(text, chunk, this.#pending.at(-1))
+    const boundary = lastBoundary(text, chunk, this.#pending.last())
     if (boundary === -1) {
       this.#hold(chunk)
       return undefined
     }
     let complete = boundary === chunk.length ? chunk : chunk.subarray(0, boundary)
     let completeText = boundary === chunk.length ? text : text.slice(0, boundary)
-    if (this.#pending.length > 0) {
+    if (this.#pending.count > 0) {
       this.#pending.push(complete)
-      complete = Buffer.concat(this.#pending, this.#pendingBytes + boundary)
+      complete = Buffer.concat(this.#pending.pieces(), this.#pending.size)
       completeText = complete.toString('latin1')
-      this.#pending = []
+      this.#pending = new ChunkList()
     }
-    this.#pendingBytes = 0
     if (boundary < chunk.length) this.#hold(chunk.subarray(boundary))
     return this.#transform(complete, completeText)
   }
 
   #hold(bytes: Buffer): void {
     this.#pending.push(bytes)
-    this.#pendingBytes += bytes.length
-    if (this.#pendingBytes > this.#policy.maxEventBytes) {
+    if (this.#pending.size > this.#policy.maxEventBytes) {
       this.#giveUp(
         new GatewayError('RESPONSE_TOO_LARGE', `an event exceeded ${this.#policy.maxEventBytes} bytes`),
       )
@@ -336,10 +343,10 @@ export class UpstreamBody extends Readable {
 
   /** What is held of an unfinished event, as one batch; `undefined` when nothing is. */
   #takePending(): Buffer | undefined {
-    const rest = this.#pendingBytes > 0 ? Buffer.concat(this.#pending, this.#pendingBytes) : undefined
-    this.#pending = []
-    this.#pendingBytes = 0
-    return rest
+    const pending = this.#pending
+    if (pending.count === 0) return undefined
+    this.#pending = new ChunkList()
+    return pending.size > 0 ? Buffer.concat(pending.pieces(), pending.size) : undefined
   }
 
   #transform(events: Buffer, text: string): Buffer {
@@ -450,9 +457,9 @@ export class UpstreamBody extends Readable {
   /** Ends the client's stream with `last`, settled as `outcome`; a held one is committed whole. */
   #finish(outcome: BodyEnd, last: Buffer | string | undefined): void {
     this.#settle(outcome)
+    this.#commit()
     if (last !== undefined && last.length > 0) this.push(last)
     this.push(null)
-    this.#commit()
   }
 
   /**
@@ -612,7 +619,7 @@ const DECODERS = new Map<string, () => Transform>([
 
 /** What was read before committing to an answer: the whole body, or its first bytes and the rest to come. */
 export interface ReadAhead {
-  readonly chunks: Buffer[]
+  readonly chunks: readonly Buffer[]
   readonly size: number
   readonly ended: boolean
 }
@@ -623,11 +630,10 @@ export interface ReadAhead {
  */
 export function readAhead(source: BodySource, bytes: number, maxBytes: number): Promise<ReadAhead> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
+    const chunks = new ChunkList()
     const onData = (chunk: Buffer) => {
       chunks.push(chunk)
-      size += chunk.length
+      const { size } = chunks
       if (size > maxBytes) {
         done()
         source.destroy()
@@ -635,12 +641,12 @@ export function readAhead(source: BodySource, bytes: number, maxBytes: number): 
       } else if (size >= bytes) {
         done()
         source.pause()
-        resolve({ chunks, size, ended: false })
+        resolve({ chunks: chunks.pieces(), size, ended: false })
       }
     }
     const onEnd = () => {
       done()
-      resolve({ chunks, size, ended: true })
+      resolve({ chunks: chunks.pieces(), size: chunks.size, ended: true })
     }
     const onError = (error: Error) => {
       done()

@@ -5,6 +5,7 @@ import { GatewayError } from '../../src/errors.js'
 import { CHAT_STREAM } from '../../src/providers/dialects/openai-dialect.js'
 import { createScrubber } from '../../src/secrets.js'
 import { type BodyPolicy, type CommitRule, UpstreamBody } from '../../src/upstream/body.js'
+import { trickle } from '../helpers/gc.js'
 
 const POLICY: BodyPolicy = {
   events: true,
@@ -97,6 +98,16 @@ describe('UpstreamBody', () => {
     )
     expect(cancelled.map((error) => error.key)).toEqual(['RESPONSE_TOO_LARGE'])
     expect(source.destroyed).toBe(true)
+  })
+
+  it('holds an unfinished event fed a byte at a time in a few Buffers, and passes it on byte for byte', async () => {
+    const { source, body } = start()
+    const done = collect(body)
+    const event = `data: {"choices":[{"delta":{"content":"${'x'.repeat(10_000)}"}}]}\n\n`
+    const { kept } = trickle(source, event.slice(0, -1))
+    expect(await kept()).toBeLessThan(100)
+    source.end('\ndata: [DONE]\n\n')
+    expect((await done).text).toBe(`${event}data: [DONE]\n\n`)
   })
 
   it('cuts a plain body past its cap with a stream error, never a terminal event', async () => {
@@ -269,6 +280,20 @@ describe('UpstreamBody.hold', () => {
     source.end()
     await held
     expect((await collect(body)).text).toBe(`${role}${token}${finish}data: [DONE]\n\n`)
+  })
+
+  it('holds a stream of tiny events in a few Buffers, and gives the client every byte', async () => {
+    const { source, body } = start()
+    const held = body.hold(RULE)
+    source.write(role)
+    const pings = ':\n\n'.repeat(3000)
+    const { kept } = trickle(source, pings, 3)
+    expect(await kept()).toBeLessThan(100)
+    source.write(token)
+    await held
+    const done = collect(body)
+    source.end(`${finish}data: [DONE]\n\n`)
+    expect((await done).text).toBe(`${role}${pings}${token}${finish}data: [DONE]\n\n`)
   })
 
   it('commits once maxHeldBytes are held, whatever else', async () => {

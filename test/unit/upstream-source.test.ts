@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
+import { PassThrough } from 'node:stream'
 import { Agent, type Dispatcher, MockAgent } from 'undici'
 import { afterAll, describe, expect, it } from 'vitest'
 import { readAhead } from '../../src/upstream/body.js'
@@ -14,6 +15,7 @@ import {
   startRawServer,
   writeAsync,
 } from '../helpers/fault-server.js'
+import { trickle } from '../helpers/gc.js'
 
 const agent = new Agent()
 const servers: (FaultServer | RawFaultServer)[] = []
@@ -329,6 +331,21 @@ describe('readAhead on an upstream source', () => {
     const rest = readAll(body)
     server.connections[0]!.socket.end('5\r\nefghi\r\n0\r\n\r\n')
     expect(await rest).toEqual({ bytes: Buffer.from('efghi'), ended: 'end' })
+  })
+
+  it('keeps an answer read a byte at a time in a few Buffers, byte for byte', async () => {
+    const source = new PassThrough()
+    const reading = readAhead(source, 1024 * 1024, 2 * 1024 * 1024)
+    const answer = `{"content":"${'x'.repeat(10_000)}"}`
+    trickle(source, answer)
+    source.end()
+    const ahead = await reading
+    expect(ahead.chunks.length).toBeLessThan(100)
+    expect([Buffer.concat(ahead.chunks).toString(), ahead.size, ahead.ended]).toEqual([
+      answer,
+      answer.length,
+      true,
+    ])
   })
 
   it('rejects an answer past the most bytes allowed, and destroys the source', async () => {

@@ -4,7 +4,10 @@ import { GatewayError } from '../../src/errors.js'
 import { dialectOf } from '../../src/providers/dialects/index.js'
 import type { StreamGrammar } from '../../src/providers/dialects/types.js'
 import type { Dialect } from '../../src/providers/types.js'
+import type { UpstreamTarget } from '../../src/target.js'
 import { UpstreamBody } from '../../src/upstream/body.js'
+import { watchUsage } from '../../src/usage.js'
+import { trickle } from '../helpers/gc.js'
 import * as anthropic from './dialects/fixtures/anthropic.js'
 import * as gemini from './dialects/fixtures/gemini.js'
 
@@ -102,5 +105,41 @@ describe('the usage an upstream body keeps', () => {
       true,
     )
     expect(text).toBe('data: {"choices":[],"usage":{"prompt_tokens":1')
+  })
+})
+
+describe('the usage read from a JSON answer', () => {
+  it('keeps an answer read a byte at a time in a few Buffers, and reads its usage', async () => {
+    const source = new PassThrough()
+    const body = new UpstreamBody(
+      source,
+      { chunks: [], size: 0, ended: false },
+      {
+        events: false,
+        terminalDialect: undefined,
+        grammar: undefined,
+        judgesEnd: true,
+        usageExpected: false,
+        hideUsage: false,
+        keepUsage: false,
+        scrubber: undefined,
+        maxBytes: 1024 * 1024,
+        maxEventBytes: 64 * 1024,
+        writeStallMs: 30_000,
+      },
+      { cancel: () => {}, explain: () => new GatewayError('UPSTREAM_INTERRUPTED') },
+    )
+    const target = { provider: { spec: { dialect: 'openai' } } } as unknown as UpstreamTarget
+    const headers = { 'content-type': 'application/json' }
+    const usage = watchUsage(target, { status: 200, headers, body })
+    body.resume()
+    const answer = JSON.stringify({
+      choices: [{ message: { role: 'assistant', content: 'x'.repeat(10_000) } }],
+      usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 },
+    })
+    const { kept } = trickle(source, answer)
+    expect(await kept()).toBeLessThan(100)
+    source.end()
+    expect(await usage).toMatchObject({ inputTokens: 9, outputTokens: 3 })
   })
 })
