@@ -19,12 +19,18 @@ export interface TappedBody {
 /**
  * Watches a response body on its way to the client without changing or delaying it, and calls `done` once
  * with what went by: at once for whole bodies, at the stream's end (or failure) for streams. Several taps
- * may watch one response; none of them holds the stream back, and bytes past `maxBytes` are not kept.
+ * may watch one response; none of them holds the stream back, and bytes past `maxBytes` are not kept
+ * (`onOverflow`, if given, is called once, as soon as a stream passes them).
  *
  * @example
  * tapBody(ctx.response, 25 * 1024 * 1024, ({ bytes, complete }) => { if (complete) store(bytes) })
  */
-export function tapBody(response: GatewayResponse, maxBytes: number, done: (body: TappedBody) => void): void {
+export function tapBody(
+  response: GatewayResponse,
+  maxBytes: number,
+  done: (body: TappedBody) => void,
+  onOverflow?: () => void,
+): void {
   const { body } = response
   if (!(body instanceof Readable)) {
     // A view of the bytes sent, not a copy: a whole body is never written to after it is answered.
@@ -51,6 +57,7 @@ export function tapBody(response: GatewayResponse, maxBytes: number, done: (body
     if (size > maxBytes) {
       overflowed = true
       chunks.length = 0
+      onOverflow?.()
       return
     }
     chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)

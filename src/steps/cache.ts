@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks'
+import { Readable } from 'node:stream'
 import { cacheKey } from '../cache/key.js'
 import { GatewayError } from '../errors.js'
 import { reportStoreError } from '../events.js'
@@ -12,6 +14,12 @@ import type { GatewayContext, GatewayResponse, Next, Step } from '../types.js'
 const CUSTOM_KEY_TTL = 300
 /** How often a request waits on another's call before going to the provider itself. */
 const MAX_WAIT_ROUNDS = 3
+/**
+ * How long, in all, the client of a request others wait on may hold its answer back (leave it unread)
+ * before they stop waiting and call the provider themselves. A slow reader paces the provider's answer to
+ * its request: the others wait for the provider, not for that reader.
+ */
+const MAX_HELD_BACK_MS = 1000
 const CACHEABLE_METHODS = new Set(['GET', 'POST'])
 // Response headers that describe one delivery rather than the answer: recomputed or re-sent per request.
 const UNREPLAYED_HEADERS = new Set(['content-length', 'date', 'age', 'connection', 'keep-alive'])
@@ -50,8 +58,9 @@ interface CachePlan {
 /**
  * The response cache. A hit answers at once (`cf-aig-cache-status: HIT`) without touching limits or the
  * provider. On a miss, identical requests arriving meanwhile wait for this one's answer instead of calling
- * the provider too; if it fails, one of them goes to the provider next. Complete 2xx answers are stored
- * once their last byte went out: streams only when they ended with their final event.
+ * the provider too; as soon as it fails, turns out too large to store, or is held back by its own client,
+ * they stop waiting and one of them goes to the provider next. Complete 2xx answers are stored once their
+ * last byte went out: streams only when they ended with their final event.
  *
  * Takes the gateway's `cache` option (validated once, here); each `cache()` step has its own store (the
  * default: an in-memory LRU, made on first use) and its own in-flight calls.
@@ -202,12 +211,55 @@ function recordForCache(
 ): void {
   const maxBytes = runtime.settings?.maxEntryBytes ?? 25 * 1024 * 1024
   const headers = replayedHeaders(response.headers, ctx.responseHeaders['cf-aig-step'])
-  tapBody(response, maxBytes, ({ bytes, complete }) => {
-    if (!complete || bytes === undefined) return settle?.(undefined)
-    const entry: CacheEntry = { status: response.status, headers, body: bytes, storedAt: ctx.gateway.now() }
-    const written = write(ctx, runtime, plan, entry)
-    settle?.(entry, written)
-  })
+  // The waiters are let go as soon as no entry can come of this answer, or its own client paces it.
+  const release = settle === undefined ? undefined : () => settle(undefined)
+  tapBody(
+    response,
+    maxBytes,
+    ({ bytes, complete }) => {
+      if (!complete || bytes === undefined) return settle?.(undefined)
+      const entry: CacheEntry = { status: response.status, headers, body: bytes, storedAt: ctx.gateway.now() }
+      const written = write(ctx, runtime, plan, entry)
+      settle?.(entry, written)
+    },
+    release,
+  )
+  if (release !== undefined && response.body instanceof Readable) whenHeldBack(response.body, release)
+}
+
+/**
+ * Calls `release` once the stream's reader has held it back (kept it paused) for `MAX_HELD_BACK_MS` in all.
+ * The client bridge pauses a stream while its client's socket is full: for a moment when the client reads,
+ * for as long as it likes when it reads slowly or not at all.
+ */
+function whenHeldBack(body: Readable, release: () => void): void {
+  let heldMs = 0
+  let pausedAt: number | undefined
+  let clock: NodeJS.Timeout | undefined
+  const onPause = () => {
+    if (pausedAt !== undefined) return
+    pausedAt = performance.now()
+    clock = setTimeout(() => {
+      stop()
+      release()
+    }, MAX_HELD_BACK_MS - heldMs)
+    clock.unref()
+  }
+  const onResume = () => {
+    // A resume is announced a tick after it was asked for: by then the stream may be paused again.
+    if (pausedAt === undefined || body.readableFlowing !== true) return
+    heldMs += performance.now() - pausedAt
+    pausedAt = undefined
+    clearTimeout(clock)
+  }
+  const stop = () => {
+    clearTimeout(clock)
+    body.off('pause', onPause)
+    body.off('resume', onResume)
+  }
+  body.on('pause', onPause)
+  body.on('resume', onResume)
+  body.once('close', stop)
 }
 
 async function write(

@@ -1,4 +1,15 @@
-import { expect, it } from 'vitest'
+import { once } from 'node:events'
+import { type IncomingMessage, request as rawRequest } from 'node:http'
+import { expect, it, onTestFinished } from 'vitest'
+import {
+  openaiChunk,
+  openaiStream,
+  pump,
+  SSE_HEADERS,
+  startFaultServer,
+  writeAsync,
+  writeEvents,
+} from '../helpers/fault-server.js'
 import { send } from '../helpers/http.js'
 import { chat, type World } from './scenarios.js'
 
@@ -190,6 +201,55 @@ export function cacheScenarios(world: World): void {
     expect(mock.calls).toHaveLength(2)
   })
 
+  it('cache: a waiter does not wait on a first request whose client holds its answer back', async () => {
+    // The first answer is endless: only its client's reading paces it. The second is short.
+    const upstream = await startFaultServer(async (request, res) => {
+      if (request.index > 0) return writeEvents(res, openaiStream(['second']))
+      res.writeHead(200, SSE_HEADERS)
+      await pump(res, (i) => openaiChunk(`piece ${i} `.repeat(100)))
+    })
+    onTestFinished(() => upstream.close())
+    const url = await world.start({
+      ...CACHE_ON,
+      providers: openaiAt(upstream),
+    })
+    const body = chat('one slow reader', { stream: true })
+    const leader = await postUnread(`${url}${CHAT}`, body)
+    const second = await send(`${url}${CHAT}`, { body })
+    expect(second.status).toBe(200)
+    expect(second.text).toContain('second')
+    expect(upstream.requests).toHaveLength(2)
+    expect(leader.complete).toBe(false)
+    // The first client goes without a reset: its provider leaves, and it reads its cut stream to the end.
+    await upstream.close()
+    leader.resume()
+    await once(leader, 'end')
+  })
+
+  it('cache: waiters stop waiting as soon as the answer passes maxEntryBytes', async () => {
+    // The first answer passes the cap, then ends only once the second request reached the provider.
+    const upstream = await startFaultServer(async (request, res) => {
+      if (request.index > 0) return writeEvents(res, openaiStream(['second']))
+      res.writeHead(200, SSE_HEADERS)
+      await writeAsync(res, openaiChunk('x'.repeat(4096)))
+      await upstream.request(1)
+      await writeEvents(res, openaiStream(['end']))
+    })
+    onTestFinished(() => upstream.close())
+    const url = await world.start({
+      cache: { ttl: 600, maxEntryBytes: 1024 },
+      providers: openaiAt(upstream),
+    })
+    const body = chat('too large to keep', { stream: true })
+    const [first, second] = await Promise.all([
+      send(`${url}${CHAT}`, { body }),
+      upstream.request(0).then(() => send(`${url}${CHAT}`, { body })),
+    ])
+    expect(first.text).toContain('end')
+    expect(second.text).toContain('second')
+    expect(upstream.requests).toHaveLength(2)
+  })
+
   it('limits: over the limit is a 429 with code 2003, Retry-After and RateLimit headers, not forwarded', async () => {
     const { mock } = world
     mock.reset()
@@ -229,4 +289,21 @@ export function cacheScenarios(world: World): void {
     expect((await as('ann', 'two')).status).toBe(429)
     expect((await as('bob', 'two')).status).toBe(200)
   })
+}
+
+function openaiAt(upstream: { url: string }) {
+  return { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } }
+}
+
+/** POSTs JSON and resolves at the response headers, leaving the body unread (destroyed at the end). */
+async function postUnread(url: string, body: unknown): Promise<IncomingMessage> {
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    const sent = rawRequest(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, resolve)
+    sent.on('error', reject).end(JSON.stringify(body))
+  })
+  response.pause()
+  onTestFinished(() => {
+    response.destroy()
+  })
+  return response
 }
