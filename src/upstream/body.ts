@@ -315,7 +315,7 @@ export class UpstreamBody extends Readable {
    */
   #events(chunk: Buffer): Buffer | undefined {
     const text = chunk.toString('latin1')
-    const boundary = lastBoundary(text, chunk, this.#pending.last())
+    const boundary = lastBoundary(text, chunk, this.#pending)
     if (boundary === -1) {
       this.#hold(chunk)
       return undefined
@@ -566,16 +566,17 @@ function isBlank(text: string): boolean {
 
 /**
  * The index just past the last blank line (the end of an event) in `chunk` (`text` is its latin1 text), or
- * -1. A blank line split between the previous piece and this chunk counts: `previous` is the last piece
- * held before it.
+ * -1. A blank line split between what is `held` and this chunk counts, however many pieces the held part
+ * came in (`\r\n\r\n` may come a byte at a time).
  */
-function lastBoundary(text: string, chunk: Buffer, previous: Buffer | undefined): number {
+function lastBoundary(text: string, chunk: Buffer, held: ChunkList): number {
   const end = lastEventEnd(text)
   if (end !== -1) return end
-  if (previous === undefined || previous.length === 0 || chunk.length === 0) return -1
+  if (held.size === 0 || chunk.length === 0) return -1
   // At most three bytes on each side can make up a split blank line.
-  const seam = Buffer.concat([previous.subarray(-3), chunk.subarray(0, 3)]).toString('latin1')
-  const before = Math.min(3, previous.length)
+  const previous = held.tail(3)
+  const seam = Buffer.concat([previous, chunk.subarray(0, 3)]).toString('latin1')
+  const before = previous.length
   for (const blank of BLANK_LINES) {
     const at = seam.lastIndexOf(blank)
     if (at !== -1 && at + blank.length > before) return at + blank.length - before

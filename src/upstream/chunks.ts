@@ -49,9 +49,20 @@ export class ChunkList {
     this.#used = chunk.length
   }
 
-  /** The Buffer that holds the last bytes kept; `undefined` when none were. */
-  last(): Buffer | undefined {
-    return this.#block === undefined ? this.#pieces.at(-1) : this.#block.subarray(0, this.#used)
+  /** The last `n` bytes kept, or all of them when fewer were: across the Buffers that hold them if need be. */
+  tail(n: number): Buffer {
+    const parts: Buffer[] = []
+    let needed = n
+    if (this.#block !== undefined) {
+      parts.push(this.#block.subarray(Math.max(0, this.#used - needed), this.#used))
+      needed -= this.#used
+    }
+    for (let at = this.#pieces.length - 1; at >= 0 && needed > 0; at--) {
+      const piece = this.#pieces[at]!
+      parts.push(piece.subarray(Math.max(0, piece.length - needed)))
+      needed -= piece.length
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts.reverse())
   }
 
   /** The bytes kept, as the Buffers that hold them, in order. */

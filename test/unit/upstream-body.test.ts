@@ -110,6 +110,17 @@ describe('UpstreamBody', () => {
     expect((await done).text).toBe(`${event}data: [DONE]\n\n`)
   })
 
+  it('ends an event whose CRLF blank line comes a byte at a time', async () => {
+    const { source, body } = start()
+    const first = new Promise<string>((resolve) =>
+      body.once('data', (chunk: Buffer) => resolve(String(chunk))),
+    )
+    for (const byte of Buffer.from('data: {"a":1}\r\n\r\n')) source.write(Buffer.of(byte))
+    // Passed on while the stream is still open: the blank line was found across the bytes held before it.
+    expect(await first).toBe('data: {"a":1}\r\n\r\n')
+    source.end()
+  })
+
   it('cuts a plain body past its cap with a stream error, never a terminal event', async () => {
     const { source, body } = start({
       events: false,
