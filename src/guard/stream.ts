@@ -9,10 +9,11 @@
  * queue. An event that is not text but has structure (a tool call, a finish) first releases what DLP held,
  * as text never continues across it, and is itself scanned whole, strings by JSON pointer.
  */
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { GatewayError } from '../errors.js'
 import type { DialectText } from '../providers/dialects/text.js'
 import type { BodyEnd } from '../upstream/body.js'
+import { wrappedBody } from '../upstream/wrapped-body.js'
 import {
   createStreamScanner,
   type DlpFinding,
@@ -53,8 +54,7 @@ export function guardStream(
   guard: StreamGuard,
 ): { body: Readable; outcome: () => BodyEnd | undefined } {
   let stopped: GatewayError | undefined
-  const body = Readable.from(run(), { objectMode: false })
-  body.on('close', () => source.destroy())
+  const body = wrappedBody(run(), source, { objectMode: false })
 
   async function* run(): AsyncGenerator<Buffer> {
     try {

@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { GatewayError } from '../errors.js'
 import { isRecord, parseJson } from '../json.js'
 import { withFields } from '../objects.js'
@@ -7,6 +7,7 @@ import type { UpstreamTarget } from '../target.js'
 import type { GatewayResponse } from '../types.js'
 import type { BodyEnd } from './body.js'
 import { SSEParser } from './sse.js'
+import { readsFrom, wrappedBody } from './wrapped-body.js'
 
 /**
  * How a fallback goes on with an answer whose stream failed after part of it reached the client:
@@ -47,15 +48,17 @@ export function resumable(
 ): GatewayResponse & { body: Readable } {
   let settled: BodyEnd | undefined
   let current = first
-  const body = Readable.from(
+  const body: Readable = wrappedBody(
     relay(first, continueAfter, {
       settle: (end) => {
         settled ??= end
       },
       switchTo: (response) => {
         current = response
+        readsFrom(body, response.body as Readable)
       },
     }),
+    first.body as Readable,
   )
   return {
     status: first.status,

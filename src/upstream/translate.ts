@@ -8,6 +8,7 @@ import type { Translation } from '../target.js'
 import type { GatewayResponse } from '../types.js'
 import type { BodyEnd } from './body.js'
 import { SSEParser } from './sse.js'
+import { wrappedBody } from './wrapped-body.js'
 
 /** A non-streamed provider answer is read whole for translation, up to this size. */
 const MAX_TRANSLATED_BODY_BYTES = 25 * 1024 * 1024
@@ -43,10 +44,11 @@ export async function translateResponse(
       includeUsage: translation.includeUsage,
     })
     let outcome: BodyEnd | undefined
-    const body = Readable.from(
+    const body = wrappedBody(
       translateEvents(response.body, translator, (end) => {
         outcome = end
       }),
+      response.body,
     )
     return { status: 200, headers: { ...SSE_HEADERS }, body, outcome: () => outcome }
   }

@@ -398,6 +398,26 @@ const anthropicChat = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 })
 
+/**
+ * Streams the gateway rewrites as it reads them: it waits for the client with nothing to read, so only the
+ * body it reads can tell it that the client was given up on.
+ */
+const WRAPPED_STREAMS = [
+  { wrapper: 'translated', path: COMPAT, body: anthropicChat({ stream: true }), options: {} },
+  {
+    wrapper: 'resumable',
+    path: COMPAT,
+    body: chat('hi', { model: 'openai/gpt-4o-mini', models: ['openai/gpt-4o'], stream: true }),
+    options: {},
+  },
+  {
+    wrapper: 'guarded',
+    path: CHAT,
+    body: chat('hi', { stream: true }),
+    options: { dlp: { policies: [{ id: 'mask-pii', profiles: ['pii'], action: 'redact' }] } },
+  },
+] satisfies { wrapper: string; path: string; body: unknown; options: GatewayOptions }[]
+
 // ---------------------------------------------------------------------------------------------------------
 
 /**
@@ -1101,6 +1121,37 @@ export function faultScenarios(world: World): void {
       stage("the upstream connection's close")
       await fault.connectionClosed(0)
     })
+
+    for (const { wrapper, path, body, options } of WRAPPED_STREAMS) {
+      it(`faults: a client that stops reading a ${wrapper} stream is given up after writeStallMs, as on passthrough`, async () => {
+        const fault = await faultServer(async (req, res) => {
+          sendHeaders(res, 200, SSE_HEADERS)
+          if (req.url === '/v1/messages') {
+            await writeAsync(res, anthropicStart().join(''))
+            await pump(res, (i) => anthropicDelta(`flood ${i} ${'z'.repeat(1000)}`))
+          } else await pump(res, (i) => openaiChunk(`flood ${i} ${'z'.repeat(1000)}`))
+        })
+        const stage = stages()
+        const url = await startAt(world, fault, { ...options, timeouts: { writeStallMs: 300 } })
+        const ended = nextRequestEnd(world.gateway!)
+        const client = await rawPost(url, path, body, { read: false })
+        stage("the gateway's request:end")
+        const end = await ended
+        expect(end).toMatchObject({ status: 499, outcome: 'aborted' })
+        stage("the upstream connection's close")
+        await fault.connectionClosed(0)
+        // Read at last: what the client was sent, then the gateway's end of the connection.
+        stage("the client connection's close")
+        client.socket.resume()
+        await client.closed
+        const record = await eventually(async () => {
+          await world.gateway!.flushLogs()
+          return world.gateway!.logs!.get(end.id)
+        })
+        // The record a passthrough stream given up on gets.
+        expect(record).toMatchObject({ statusCode: 499, success: false, outcome: 'aborted', errorCode: null })
+      })
+    }
 
     // 9. Non-streamed body cap --------------------------------------------------------------------------
 
