@@ -73,7 +73,10 @@ function serve(app: FastifyInstance, core: RequestHandlerCore): void {
   app.addContentTypeParser('*', (_request, _payload, done) => done(null))
   const prefix = app.prefix
   async function handleGatewayRequest(request: FastifyRequest, reply: FastifyReply) {
-    const url = relativeUrl(request.raw.url ?? '/', prefix) ?? '/'
+    // A router told to ignore case or repeated slashes routes URLs that are not under the prefix as
+    // written: those are not the core's, rather than its root.
+    const url = relativeUrl(request.raw.url ?? '/', prefix)
+    if (url === undefined) return reply.callNotFound()
     const response = await core.handle(
       toGatewayRequest(request.raw, reply.raw, { url, host: request, originalUrl: request.raw.url }),
     )

@@ -58,8 +58,11 @@ function filterValue(kind: FilterKind, field: string, op: LogFilterOp, value: st
   switch (kind) {
     case 'text':
       return storableText(metadataText(value))
-    case 'boolean':
-      return typeof value === 'boolean' ? value : (fromBooleanString(value) as boolean | undefined)
+    case 'boolean': {
+      // Only `true` and `false`: a store must not read `yes`, `1` or `f` its own way (Postgres's bool does).
+      const flag = fromBooleanString(value)
+      return typeof flag === 'boolean' ? flag : undefined
+    }
     case 'number':
       return asNumber
     case 'time':
@@ -168,12 +171,27 @@ export function storableMetadata(metadata: Record<string, string | number | bool
   )
 }
 
-const patchMetadata = z
-  .record(z.string().min(1).max(128), metadataValue)
-  .refine((metadata) => Object.keys(metadata).length <= MAX_METADATA_ENTRIES, {
-    message: `may have at most ${MAX_METADATA_ENTRIES} entries`,
-  })
-  .transform(storableMetadata)
+// Checked entry by entry rather than with zod's record, which builds its output by assignment: a key named
+// `__proto__` would set the prototype and be lost, where a record's metadata keeps it.
+const patchMetadata = z.unknown().transform((value, ctx) => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    ctx.addIssue({ code: 'custom', message: 'expected an object of metadata' })
+    return z.NEVER
+  }
+  const entries = Object.entries(value)
+  if (entries.length > MAX_METADATA_ENTRIES) {
+    ctx.addIssue({ code: 'custom', message: `may have at most ${MAX_METADATA_ENTRIES} entries` })
+    return z.NEVER
+  }
+  for (const [key, entry] of entries) {
+    if (key.length === 0 || key.length > 128) {
+      ctx.addIssue({ code: 'custom', path: [key], message: 'a key has 1 to 128 characters' })
+    } else if (!metadataValue.safeParse(entry).success) {
+      ctx.addIssue({ code: 'custom', path: [key], message: 'expected a string, number or boolean' })
+    }
+  }
+  return storableMetadata(Object.fromEntries(entries) as Record<string, string | number | boolean>)
+})
 
 const logPatchSchema = z.strictObject({
   feedback: z.preprocess(fromNumberString, z.union([z.literal(1), z.literal(-1)]).nullable()).optional(),

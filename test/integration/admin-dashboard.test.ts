@@ -72,9 +72,9 @@ function runDashboardScenarios(framework: string, build: BuildAdminApp, host: { 
 
     it('sends the mount without its slash to the mount with it, keeping the query', async () => {
       const { base } = await start()
-      const res = await send(`${base}?from=mail`)
+      const res = await send(`${base}?from=mail&next=/logs?id=1`)
       expect(res.status).toBe(302)
-      expect(res.headers.location).toBe('./ai-admin/?from=mail')
+      expect(res.headers.location).toBe('./ai-admin/?from=mail&next=/logs?id=1')
       expect(new URL(res.headers.location!, base).pathname).toBe('/ai-admin/')
     })
 

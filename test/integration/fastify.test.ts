@@ -1,5 +1,7 @@
 import Fastify from 'fastify'
-import { aiGateway } from '../../adapters/fastify.js'
+import { describe, expect, it } from 'vitest'
+import { aiGateway, aiGatewayAdmin } from '../../adapters/fastify.js'
+import { createMemoryLogStore } from '../../src/index.js'
 import { type BuildApp, runScenarios } from './scenarios.js'
 
 const buildFastify: BuildApp = async (gateway, host) => {
@@ -15,4 +17,27 @@ const buildFastify: BuildApp = async (gateway, host) => {
   return { url: `http://127.0.0.1:${port}`, close: () => app.close() }
 }
 
+const TOKEN = 'admin-token-0123456789abcdef'
+
 runScenarios('fastify 5', buildFastify)
+
+describe('fastify 5: a router that ignores case or repeated slashes', () => {
+  it('leaves a URL not under the prefix as written to the host, never serving it as the mount root', async () => {
+    const app = Fastify({ routerOptions: { caseSensitive: false, ignoreDuplicateSlashes: true } })
+    await app.register(aiGatewayAdmin, { prefix: '/ai-admin', logs: createMemoryLogStore(), token: TOKEN })
+    app.setNotFoundHandler((request, reply) => {
+      reply.code(404).send(`host:${request.url}`)
+    })
+    try {
+      const auth = { authorization: `Bearer ${TOKEN}` }
+      const served = await app.inject({ url: '/ai-admin/logs', headers: auth })
+      expect(served.statusCode).toBe(200)
+      for (const url of ['/AI-ADMIN/logs', '//ai-admin//logs']) {
+        const res = await app.inject({ url, headers: auth })
+        expect([url, res.statusCode, res.body]).toEqual([url, 404, `host:${url}`])
+      }
+    } finally {
+      await app.close()
+    }
+  })
+})

@@ -268,6 +268,15 @@ describe('parseLogQuery()', () => {
     expect(issueOf(() => parseLogQuery({ cursor: 'abc' }))?.path).toBe('cursor')
     expect(() => parseLogQuery({ limit: 5000 })).toThrow(/Invalid log query: limit: /)
   })
+  it('takes only true and false for a boolean field, so that no store reads yes, 1 or f its own way', () => {
+    for (const value of ['yes', '1', 'f', 'maybe', 1, ['true']]) {
+      const issue = issueOf(() => parseLogQuery({ filters: [{ field: 'success', op: 'eq', value }] }))
+      expect(issue, JSON.stringify(value)).toMatchObject({ path: 'filters.0.value' })
+    }
+    expect(parseLogQuery({ filters: [{ field: 'success', op: 'eq', value: 'false' }] }).filters).toEqual([
+      { field: 'success', op: 'eq', value: false },
+    ])
+  })
 })
 
 describe('parseLogPatch()', () => {
@@ -287,6 +296,14 @@ describe('parseLogPatch()', () => {
       issueOf(() => parseLogPatch({ metadata: { a: 1, b: 1, c: 1, d: 1, e: 1, f: 1 } }))?.message,
     ).toMatch(/at most 5/)
     expect(issueOf(() => parseLogPatch({ metadata: { a: [1] } }))?.path).toBe('metadata.a')
+  })
+
+  it('keeps a metadata entry named __proto__, as a written record keeps it', () => {
+    const patch = parseLogPatch(JSON.parse('{"metadata":{"__proto__":"x","a":1}}'))
+    expect(Object.entries(patch.metadata!)).toEqual([
+      ['__proto__', 'x'],
+      ['a', 1],
+    ])
   })
 })
 

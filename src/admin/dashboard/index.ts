@@ -8,6 +8,7 @@
 import { GatewayError } from '../../errors.js'
 import { isRecord, parseJson } from '../../json.js'
 import type { GatewayRequest, GatewayResponse } from '../../types.js'
+import { splitQuery } from '../../url.js'
 import { firstValue, refuseCrossOrigin, sessionOf } from '../access.js'
 import type { CheckAdminToken } from '../auth.js'
 import { CSRF_HEADER } from '../browser-contract.js'
@@ -205,11 +206,11 @@ export function mountPath(request: GatewayRequest): string | undefined {
 function trailingSlashRedirect(request: GatewayRequest): GatewayResponse | undefined {
   const original = request.originalUrl
   if (original === undefined) return undefined
-  const [pathname = '', query] = original.split('?')
+  const { path: pathname, search } = splitQuery(original)
   if (pathname.endsWith('/')) return undefined
   const segment = pathname.slice(pathname.lastIndexOf('/') + 1)
   // `./` first: a segment with a colon would otherwise read as a URL scheme.
-  const location = `./${segment}/${query === undefined ? '' : `?${query}`}`
+  const location = `./${segment}/${search}`
   return { status: 302, headers: { location, 'cache-control': 'no-store' }, body: null }
 }
 
