@@ -215,11 +215,9 @@ export function createWebSockets(internals: WebSocketInternals): GatewayWebSocke
     const sessionSurface = matchSurface('GET', path) ?? surface
     const ctx = createContext(request, sessionSurface, services)
     notify(events, 'request:start', { id: ctx.id, method: 'GET', path, surface: sessionSurface.kind })
-    const abandon = () => session.abandon()
-    socket.once('close', abandon)
-    if (socket.destroyed) abandon()
+    const unwatch = watchDeparture(socket, () => session.abandon())
     const response = await runPipeline(ctx)
-    socket.off('close', abandon)
+    unwatch()
     if (response.status !== 101) {
       session.discard()
       refuseUpgrade(socket, response)
@@ -436,6 +434,26 @@ function handshakeLines(headers: Record<string, string>): string[] {
     lines.push(`${name}: ${value}`)
   }
   return lines
+}
+
+/**
+ * Calls `leave` once the client of an upgrade still being answered is gone: its socket closed, or its
+ * side of the connection ended. The end counts too: the HTTP server allows half-open connections, so a
+ * client's FIN never closes the socket by itself. Nothing is read for it: Node keeps filling an upgraded
+ * socket's buffer and reports its end once that buffer is empty, as it is for a client that waits for its
+ * `101` (as clients must). Whatever a client sent early stays buffered, in order, for `ws`, which sees such
+ * a client's end once it has read them.
+ *
+ * @returns stops watching
+ */
+function watchDeparture(socket: Duplex, leave: () => void): () => void {
+  socket.once('end', leave)
+  socket.once('close', leave)
+  if (socket.readableEnded || socket.destroyed) leave()
+  return () => {
+    socket.off('end', leave)
+    socket.off('close', leave)
+  }
 }
 
 function ignore(): void {}

@@ -186,8 +186,8 @@ export class RealtimeSession {
         upstream.pause()
         this.#upstream = upstream
         upstream.on('message', (data, binary) => {
-          if (this.#client === undefined) this.#early.push({ frame: toBuffer(data), binary })
-          else this.#fromProvider(data, binary)
+          if (this.#client !== undefined) this.#fromProvider(data, binary)
+          else if (!this.#ending) this.#early.push({ frame: toBuffer(data), binary })
         })
         // The reason goes to the client, the log record and the events: a provider may quote the key in it.
         upstream.once('close', (code, reason) => {
@@ -257,7 +257,7 @@ export class RealtimeSession {
       ctx.state.websocket = openedSession()
     }
     this.#ending = true
-    this.#upstream?.close(CLOSE_CODES.GOING_AWAY, 'client went away')
+    this.#closeUnrelayed('client went away')
     this.body.resume()
     void this.#finish('client', 1006, '')
   }
@@ -268,7 +268,7 @@ export class RealtimeSession {
    */
   discard(): void {
     this.#ending = true
-    this.#upstream?.close(CLOSE_CODES.GOING_AWAY, 'session refused')
+    this.#closeUnrelayed('session refused')
     this.#resolveUsage(undefined)
     this.#resolveEnded()
   }
@@ -283,6 +283,18 @@ export class RealtimeSession {
     }
     if (error !== undefined && this.#ctx !== undefined) this.#ctx.state.error = error
     this.#end('gateway', code, reason, error)
+  }
+
+  /**
+   * Closes a provider's side that was never relayed. It is still paused as it opened: it is read again, or
+   * the provider's answer to the close would never be, and the connection would end only on `ws`'s own
+   * closing timeout, long after the session. What it sends meanwhile is dropped.
+   */
+  #closeUnrelayed(reason: string): void {
+    const upstream = this.#upstream
+    if (upstream === undefined) return
+    upstream.close(CLOSE_CODES.GOING_AWAY, reason)
+    upstream.resume()
   }
 
   #fromClient(data: RawData, binary: boolean): void {

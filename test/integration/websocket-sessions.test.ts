@@ -9,10 +9,12 @@ import {
   type GatewayOptions,
   type LogRecord,
   type RequestEndEvent,
+  type Step,
   type WebSocketBackpressureEvent,
   type WebSocketCloseEvent,
 } from '../../src/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+import { startRawServer } from '../helpers/fault-server.js'
 import { collectGarbage } from '../helpers/gc.js'
 import { closed, connect, open, openaiStep } from './websocket-helpers.js'
 
@@ -241,6 +243,45 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
       outcome: 'upstream_error',
       websocket: { closeCode: 1014, closedBy: 'provider' },
     })
+  })
+
+  it('gives up the provider’s handshake as soon as the client leaves, and logs the session as aborted', async () => {
+    const provider = await startRawServer(() => {}) // takes the handshake and never answers it
+    onTestFinished(() => provider.close())
+    const { gateway, url } = await start({
+      customProviders: { lab: { baseURL: provider.url, apiKey: 'sk-lab' } },
+      timeouts: { connectMs: 60_000 },
+    })
+    const ended = new Promise<RequestEndEvent>((resolve) => gateway.events.once('request:end', resolve))
+    const client = new WebSocket(`${url}/custom-lab/realtime`)
+    client.on('error', () => {})
+    await (await provider.connection(0)).request
+    client.terminate()
+    await provider.connectionClosed(0)
+    const { id, status, outcome } = await ended
+    expect({ status, outcome }).toEqual({ status: 499, outcome: 'aborted' })
+    expect(await record(gateway, id)).toMatchObject({ statusCode: 499, outcome: 'aborted' })
+  })
+
+  it('ends the provider’s connection of a session abandoned before its client’s side opened', async () => {
+    let upstreamOpened!: () => void
+    const opened = new Promise<void>((resolve) => {
+      upstreamOpened = resolve
+    })
+    // Holds the session's answer, its provider's side open, until the session is abandoned.
+    const holdAnswer: Step = async (ctx, next) => {
+      await next()
+      upstreamOpened()
+      await new Promise<void>((resolve) => ctx.request.onClientClose?.(resolve))
+    }
+    const app = await start({ steps: [holdAnswer] })
+    running.splice(running.indexOf(app), 1)
+    const client = new WebSocket(`${app.url}/openai?model=gpt-realtime`)
+    client.on('error', () => {})
+    await opened
+    const provider = await mock.realtime.session(0)
+    await app.close()
+    expect(await provider.closed).toEqual({ code: 1001, reason: 'client went away' })
   })
 
   it('destroys upgrades off the mount when it is the server’s only upgrade listener, as Node would', async () => {
