@@ -7,8 +7,8 @@ type OtelApi = typeof import('@opentelemetry/api')
 /**
  * One span per request, made once the request is over (so a request pays nothing for it while it runs),
  * with the GenAI semantic-convention attributes and the reference's extras: model, provider, tokens,
- * cost, and the request's metadata. Its parent is the context active when the request arrived, or the
- * trace named by `cf-aig-otel-trace-id` / `cf-aig-otel-parent-span-id`.
+ * cost, and the request's metadata (as `ai_gateway.metadata.<key>`). Its parent is the context active when
+ * the request arrived, or the trace named by `cf-aig-otel-trace-id` / `cf-aig-otel-parent-span-id`.
  */
 export interface Telemetry {
   /** Captures the parent context at arrival. */
@@ -79,6 +79,8 @@ export function operationOf(ctx: GatewayContext): string {
   return 'request'
 }
 
+const METADATA_ATTRIBUTE = 'ai_gateway.metadata.'
+
 function spanAttributes(ctx: GatewayContext, record: LogRecord): Attributes {
   const attributes: Attributes = {
     'gen_ai.operation.name': operationOf(ctx),
@@ -97,9 +99,10 @@ function spanAttributes(ctx: GatewayContext, record: LogRecord): Attributes {
   set('gen_ai.usage.output_tokens', record.tokensOut)
   set('gen_ai.usage.cost', record.cost)
   set('error.type', record.errorCode === null ? null : String(record.errorCode))
-  // Metadata goes in under its own names, as the reference exports it; never over a gen_ai.* attribute.
-  for (const [key, value] of Object.entries(record.metadata)) {
-    if (!key.startsWith('gen_ai.') && attributes[key] === undefined) attributes[key] = value
-  }
+  // The client names its metadata: each key goes under a namespace of its own, as OpenTelemetry puts keys
+  // its callers name (`http.request.header.<key>`), so that none passes for an attribute the gateway or a
+  // semantic convention owns (`error.type`, `server.address`, `ai_gateway.outcome`).
+  for (const [key, value] of Object.entries(record.metadata))
+    attributes[`${METADATA_ATTRIBUTE}${key}`] = value
   return attributes
 }

@@ -1,8 +1,9 @@
 import { computeCost, totalInputTokens, type Usage } from '../cost/cost.js'
 import type { PriceTable } from '../cost/pricing.js'
-import { StoreTimeoutError } from '../errors.js'
+import { LogRecordError, StoreTimeoutError } from '../errors.js'
 import { type GatewayEmitter, type LogDroppedEvent, notify, reportError } from '../events.js'
 import { NeedleSearch } from '../needles.js'
+import { plausibleUsage } from '../providers/dialects/common.js'
 import type { Dialect } from '../providers/types.js'
 import type { RouteTaken } from '../routes/dynamic.js'
 import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
@@ -134,9 +135,12 @@ export class LogQueue {
     if (queued.length <= this.settings.batchSize) this.#pending = []
     else queued = queued.splice(0, this.settings.batchSize)
     this.stats.queued = this.#pending.length
+    const batch = this.#writeRaw === undefined ? this.#built(queued) : queued
+    if (batch.length > 0) this.#send(batch)
+  }
+
+  #send(batch: readonly QueuedRecord[]): void {
     const writeRaw = this.#writeRaw
-    const batch = writeRaw === undefined ? this.#built(queued) : queued
-    if (batch.length === 0) return
     let written: Promise<void>
     try {
       // The memory store writes in this process and cannot stall; a host's store may never answer, and past
@@ -162,11 +166,19 @@ export class LogQueue {
   readonly #onFailed = (error: unknown): void => {
     if (error instanceof StoreTimeoutError) this.#stalled = true
     const batch = this.#batch
-    const first = batch[0]!
-    const id = first instanceof CapturedRecord ? first.record.id : first.id
-    notify(this.events, 'store:error', { id, store: 'logs', operation: 'write', error })
-    this.#drop(batch.length, 'write-failed')
-    this.#afterWrite()
+    const refused = refusedRecords(error, batch.length)
+    notify(this.events, 'store:error', {
+      id: idOf(batch[refused?.[0] ?? 0]!),
+      store: 'logs',
+      operation: 'write',
+      error,
+    })
+    this.#drop(refused?.length ?? batch.length, 'write-failed')
+    // A store refuses a batch for the records it names invalid (see `LogRecordError`): the others are
+    // written again, without them, so that one bad record does not cost its whole batch.
+    const rest = refused === undefined ? [] : batch.filter((_, index) => !refused.includes(index))
+    if (rest.length > 0) this.#send(rest)
+    else this.#afterWrite()
   }
 
   #afterWrite(): void {
@@ -196,6 +208,27 @@ export class LogQueue {
     notify(this.events, 'log:dropped', { count, total: this.stats.dropped, reason })
   }
 }
+
+function idOf(queued: QueuedRecord): string {
+  return queued instanceof CapturedRecord ? queued.record.id : queued.id
+}
+
+/**
+ * The places in its batch of the records a store refused, as its `LogRecordError` names them (`[5].tokensIn`);
+ * `undefined` when the store failed otherwise, or did not say which records it refused: the batch is lost.
+ */
+function refusedRecords(error: unknown, batchSize: number): number[] | undefined {
+  if (!(error instanceof LogRecordError)) return undefined
+  const places = new Set<number>()
+  for (const issue of error.issues) {
+    const place = RECORD_PLACE.exec(issue.path)
+    if (place === null || Number(place[1]) >= batchSize) return undefined
+    places.add(Number(place[1]))
+  }
+  return places.size === 0 ? undefined : [...places]
+}
+
+const RECORD_PLACE = /^\[(\d+)\]/
 
 /** How a request ended, as the gateway saw it. */
 export interface RequestEnd {
@@ -410,16 +443,19 @@ export function requestFigures(
 ): RequestFigures {
   const { state } = ctx
   if (state.cacheStatus === 'HIT') return CACHE_HIT_FIGURES
-  if (usage === undefined) return NO_FIGURES
+  // The dialects' readers refuse an implausible report already; a realtime session's, summed over its
+  // frames, is checked here.
+  const reported = plausibleUsage(usage)
+  if (reported === undefined) return NO_FIGURES
   const target = state.target ?? state.targets?.[0]
   const price =
     state.settings?.customCost ??
     (target?.model === undefined ? undefined : prices.find(target.provider.spec.id, target.model))
   return {
-    tokensIn: totalInputTokens(usage),
-    tokensOut: usage.outputTokens,
+    tokensIn: totalInputTokens(reported),
+    tokensOut: reported.outputTokens,
     // A model without a price is logged with cost null, never 0: 0 would read as "free".
-    cost: price === undefined ? null : computeCost(usage, price),
+    cost: price === undefined ? null : computeCost(reported, price),
   }
 }
 

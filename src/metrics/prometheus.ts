@@ -90,11 +90,14 @@ export function exportToPrometheus(
     )
   }
   for (const metric of collected) registry.registerMetric(metric as never)
+  // Each scrape of an OpenMetrics registry renames its counters (`name` loses its `_total`), but the
+  // registry keeps them under the names they were registered with: those are the names to remove.
+  const registered = collected.map((metric) => ({ name: metric.name, metric }))
   return {
     registry,
     close() {
-      for (const metric of collected) {
-        if (registry.getSingleMetric(metric.name) === metric) registry.removeSingleMetric(metric.name)
+      for (const { name, metric } of registered) {
+        if (registry.getSingleMetric(name) === metric) registry.removeSingleMetric(name)
       }
     },
   }

@@ -5,6 +5,7 @@ import { createAdmin } from '../../src/admin/index.js'
 import type { LogRecord } from '../../src/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
 import { type MountedGateway, mountGateway } from '../helpers/express-gateway.js'
+import { openaiCompletion, startFaultServer } from '../helpers/fault-server.js'
 import { send } from '../helpers/http.js'
 import { samplesOf } from '../helpers/prometheus.js'
 import { eventually } from '../helpers/until.js'
@@ -163,5 +164,34 @@ describe('metrics served by the admin API', () => {
       signal: new AbortController().signal,
     })
     expect(without?.status).toBe(404)
+  })
+})
+
+describe('an answer reporting more tokens than any answer has', () => {
+  it('is logged and counted as one without usage: tokens and cost null, none in the metrics', async () => {
+    const upstream = await startFaultServer((_, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(openaiCompletion('hi').replace('"prompt_tokens":3', '"prompt_tokens":10000000000000000000'))
+    })
+    const mounted = await mountGateway({
+      providers: { openai: { apiKey: 'sk-test', baseURL: `${upstream.url}/v1` } },
+      metrics: true,
+    })
+    try {
+      expect((await send(`${mounted.url}${CHAT}`, { body: chat('count me') })).status).toBe(200)
+      const metrics = await eventually(async () => {
+        const samples = samplesOf(await mounted.gateway.metrics!.text())
+        return samples.sum('aigw_requests_total') === 1 ? samples : undefined
+      })
+      expect(metrics.sum('aigw_tokens_total')).toBe(0)
+      expect(metrics.sum('aigw_cost_usd_total')).toBe(0)
+      // The record is queued as the request is counted.
+      await mounted.gateway.flushLogs()
+      const { records } = await mounted.gateway.logs!.list({})
+      expect(records).toMatchObject([{ tokensIn: null, tokensOut: null, cost: null }])
+    } finally {
+      await mounted.close()
+      await upstream.close()
+    }
   })
 })

@@ -1,5 +1,8 @@
+import { EventEmitter } from 'eventemitter3'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { GatewayEmitter, LogDroppedEvent } from '../../src/events.js'
+import { LogQueue } from '../../src/logs/recorder.js'
 import type { LogGuard, LogRecord } from '../../src/logs/types.js'
 import { namesOf } from '../../src/postgres/log-schema.js'
 import { DLP_ACTION_SQL, GUARDRAIL_ACTION_SQL, ROUTE_NAME_SQL } from '../../src/postgres/log-sql.js'
@@ -280,6 +283,28 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     // The broken connection went back to the pool with its failure and was discarded: the next write works.
     await store.write([record(5000)])
     expect((await store.list({ limit: 10 })).records).toHaveLength(1)
+  })
+
+  it('loses only the invalid record of a batch the gateway’s log queue writes, counted as dropped', async () => {
+    const store = await createPostgresLogStore(pool, { schema: freshSchema() })
+    const events: GatewayEmitter = new EventEmitter()
+    const dropped: LogDroppedEvent[] = []
+    events.on('log:dropped', (e) => dropped.push(e))
+    const settings = { batchSize: 100, flushIntervalMs: 600_000, maxQueue: 100, writeTimeoutMs: 60_000 }
+    const queue = new LogQueue(store, settings, events)
+    const records = Array.from({ length: 10 }, (_, i) => record(1000 + i))
+    // A count past int8, as a provider once reported it.
+    for (const [i, r] of records.entries()) queue.push(i === 5 ? { ...r, tokensIn: 1e19 } : r)
+    await queue.flush()
+    expect(queue.stats).toMatchObject({ written: 9, dropped: 1 })
+    expect(dropped).toEqual([{ count: 1, total: 1, reason: 'write-failed' }])
+    const kept = (await store.list({ limit: 100 })).records.map((r) => r.id)
+    expect(kept.sort()).toEqual(
+      records
+        .filter((_, i) => i !== 5)
+        .map((r) => r.id)
+        .sort(),
+    )
   })
 
   describe('named inserts', () => {

@@ -114,6 +114,19 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     expect(refused.open ? 0 : refused.status).toBe(429)
   })
 
+  it('logs a session whose provider reported more tokens than any answer has with no usage', async () => {
+    const { gateway, url } = await start({ prices: { openai: { 'gpt-realtime': { input: 4, output: 16 } } } })
+    mock.realtime.enqueue({ usage: { input_tokens: 1e19, output_tokens: 250 } })
+    const { socket, messages } = await connect(`${url}/openai?model=gpt-realtime`)
+    await messages.type('session.created')
+    socket.send(JSON.stringify({ type: 'response.create' }))
+    await messages.type('response.done')
+    const ended = nextClose(gateway)
+    socket.close()
+    const logged = await record(gateway, (await ended).id)
+    expect(logged).toMatchObject({ tokensIn: null, tokensOut: null, cost: null })
+  })
+
   it('runs a session with DLP on: the guard, which cannot read frames, is left out of its steps', async () => {
     const { gateway, url } = await start({
       dlp: { policies: [{ id: 'mask-pii', profiles: ['pii'], action: 'redact' }] },

@@ -512,6 +512,36 @@ describe('extractUsage()', () => {
       inputIncludesCache: true,
     })
   })
+
+  it('answers no usage for a count, or a sum of counts, no answer could have', () => {
+    // Past a safe integer, and each safe but summed past a trillion (input and cache read; candidates and thoughts).
+    expect(
+      extractUsage(
+        'openai',
+        JSON.parse('{"usage":{"prompt_tokens":10000000000000000000,"completion_tokens":2}}'),
+      ),
+    ).toBeUndefined()
+    expect(
+      extractUsage('anthropic', {
+        usage: { input_tokens: 5e15, cache_read_input_tokens: 5e15, output_tokens: 1 },
+      }),
+    ).toBeUndefined()
+    expect(
+      extractUsage('gemini', {
+        usageMetadata: { promptTokenCount: 1, candidatesTokenCount: 1e308, thoughtsTokenCount: 1e308 },
+      }),
+    ).toBeUndefined()
+    expect(
+      extractStreamUsage(
+        'openai',
+        sse([[undefined, { usage: { prompt_tokens: 1, completion_tokens: 2e12 } }]]),
+      ),
+    ).toBeUndefined()
+    // A trillion is the most one count may be.
+    expect(
+      extractUsage('openai', { usage: { prompt_tokens: 1e12, completion_tokens: 0 } })?.inputTokens,
+    ).toBe(1e12)
+  })
 })
 
 describe('extractStreamUsage()', () => {

@@ -1,7 +1,7 @@
-import { EventEmitter } from 'node:events'
 import { context, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import { EventEmitter as GatewayEvents } from 'eventemitter3'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { StoreTimeoutError } from '../../src/errors.js'
 import type { GatewayEmitter, LogDroppedEvent, StoreErrorEvent } from '../../src/events.js'
@@ -21,6 +21,7 @@ import { CapturedRecord, type RawBodies } from '../../src/logs/captured.js'
 import { LogQueue, redact } from '../../src/logs/recorder.js'
 import { createScrubber } from '../../src/secrets.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
+import { sampleRecord } from '../helpers/log-store.js'
 
 let mock: MockProvider
 beforeAll(async () => {
@@ -207,7 +208,7 @@ describe('request logs', () => {
         throw new Error('a bug in a record')
       })
     const events = () => {
-      const emitter: GatewayEmitter = new EventEmitter()
+      const emitter: GatewayEmitter = new GatewayEvents()
       const seen = { errors: [] as unknown[], dropped: [] as LogDroppedEvent[] }
       emitter.on('error', (error) => seen.errors.push(error))
       emitter.on('log:dropped', (e) => seen.dropped.push(e))
@@ -311,6 +312,32 @@ describe('request logs', () => {
     })
   })
 
+  it('write the rest of a batch the store refuses for an invalid record, that one counted as dropped', async () => {
+    const store = createMemoryLogStore()
+    const emitter: GatewayEmitter = new GatewayEvents()
+    const dropped: LogDroppedEvent[] = []
+    const errors: StoreErrorEvent[] = []
+    emitter.on('log:dropped', (e) => dropped.push(e))
+    emitter.on('store:error', (e) => errors.push(e))
+    const queue = new LogQueue(
+      store,
+      { batchSize: 10, flushIntervalMs: 600_000, maxQueue: 10, writeTimeoutMs: 60_000 },
+      emitter,
+    )
+    const [first, invalid, last] = [1, 2, 3].map((i) => sampleRecord({ createdAt: i, tokensIn: i }))
+    for (const record of [first!, { ...invalid!, tokensIn: 1e19 }, last!]) queue.push(record)
+    await queue.flush()
+    expect(queue.stats).toMatchObject({ written: 2, dropped: 1 })
+    expect(dropped).toEqual([{ count: 1, total: 1, reason: 'write-failed' }])
+    expect(errors).toMatchObject([
+      { id: invalid!.id, error: { message: expect.stringContaining('[1].tokensIn') } },
+    ])
+    expect((await store.list({ orderBy: 'createdAt', direction: 'asc' })).records.map((r) => r.id)).toEqual([
+      first!.id,
+      last!.id,
+    ])
+  })
+
   it('count a batch whose write throws rather than rejects as dropped, report it, and write the next', async () => {
     let calls = 0
     const stored: string[] = []
@@ -321,7 +348,7 @@ describe('request logs', () => {
         return Promise.resolve()
       },
     } as unknown as LogStore
-    const emitter: GatewayEmitter = new EventEmitter()
+    const emitter: GatewayEmitter = new GatewayEvents()
     const errors: StoreErrorEvent[] = []
     emitter.on('store:error', (e) => errors.push(e))
     const queue = new LogQueue(
@@ -363,7 +390,7 @@ describe('request logs', () => {
     const queue = new LogQueue(
       store,
       { batchSize: 2, flushIntervalMs: 600_000, maxQueue: 100, writeTimeoutMs: 60_000 },
-      new EventEmitter(),
+      new GatewayEvents(),
     )
     const ids = Array.from({ length: 7 }, (_, i) => `0190a000-0000-7000-8000-00000000000${i}`)
     const record = (id: string) => ({ id }) as LogRecord
@@ -493,8 +520,27 @@ describe('telemetry', () => {
       'gen_ai.usage.output_tokens': record.tokensOut,
       'gen_ai.usage.cost': record.cost,
       'http.response.status_code': 200,
-      team: 'red',
+      'ai_gateway.metadata.team': 'red',
     })
+    await gateway.close()
+  })
+
+  it('puts metadata under its own namespace, where no key can pass for an attribute the gateway sets', async () => {
+    exporter.reset()
+    const gateway = gatewayFor({ telemetry: { tracer } })
+    await vi.dynamicImportSettled()
+    const forged = { 'error.type': 'forged', 'server.address': 'evil.example', 'ai_gateway.outcome': 'x' }
+    await gateway.handle(chat('traced', { 'cf-aig-metadata': JSON.stringify(forged) }))
+    await gateway.flushLogs()
+    const [span] = exporter.getFinishedSpans()
+    expect(span?.attributes).toMatchObject({
+      'ai_gateway.outcome': 'success',
+      'ai_gateway.metadata.error.type': 'forged',
+      'ai_gateway.metadata.server.address': 'evil.example',
+      'ai_gateway.metadata.ai_gateway.outcome': 'x',
+    })
+    expect(span?.attributes).not.toHaveProperty(['error.type'])
+    expect(span?.attributes).not.toHaveProperty(['server.address'])
     await gateway.close()
   })
 
@@ -551,7 +597,7 @@ describe('redact', () => {
 
 describe('a log queue whose store never answers', () => {
   it('drops what is still queued once a flush meets a write past its time, rather than wait batch by batch', async () => {
-    const emitter: GatewayEmitter = new EventEmitter()
+    const emitter: GatewayEmitter = new GatewayEvents()
     const dropped: LogDroppedEvent[] = []
     const errors: StoreErrorEvent[] = []
     emitter.on('log:dropped', (e) => dropped.push(e))

@@ -141,6 +141,17 @@ describe('a registry of the host', () => {
     await third.close()
   })
 
+  it('frees every name of an OpenMetrics registry on close, counters renamed by a scrape included', async () => {
+    // prom-client's types leave out the constructor's content type.
+    const OpenMetricsRegistry = Registry as new (contentType: string) => Registry
+    const registry = new OpenMetricsRegistry(Registry.OPENMETRICS_CONTENT_TYPE)
+    const gateway = gatewayFor({ metrics: { registry } })
+    expect(await gateway.metrics!.text()).toContain('# TYPE aigw_requests counter')
+    await gateway.close()
+    expect(registry.getMetricsAsArray()).toEqual([])
+    await gatewayFor({ metrics: { registry } }).close()
+  })
+
   it("forgets the counts on the registry's resetMetrics()", async () => {
     const registry = new Registry()
     const gateway = gatewayFor({ metrics: { registry } })

@@ -9,6 +9,7 @@ import {
   endpointStream,
   firstError,
   patternAssembler,
+  plausibleReader,
   tokens,
   usageEvents,
   withCache,
@@ -80,11 +81,11 @@ function outputCap(body: unknown): number | undefined {
 export const anthropicDialect: DialectSpec = {
   name: 'anthropic',
   codec: anthropicCodec,
-  usage: {
+  usage: plausibleReader({
     fromJson: (json) => (isRecord(json) ? messageUsage(json.usage) : undefined),
     jsonField: 'usage',
     fromStream: streamUsage,
-  },
+  }),
   stream: endpointStream(/\/v1\/messages$/, MESSAGES_STREAM),
   providerError: anthropicError,
   terminalEvent,

@@ -4,12 +4,51 @@ import { withFields } from '../../objects.js'
 import { isHighSurrogate, isLowSurrogate, isWellFormed } from '../../surrogates.js'
 import { eventsOf } from '../../upstream/sse.js'
 import { splitQuery } from '../../url.js'
-import type { ProviderError, StreamGrammar } from './types.js'
+import type { ProviderError, StreamGrammar, UsageReader } from './types.js'
 
 /** Parts shared by the dialect specs: usage number reading, stream assembly, model and stream fields. */
 
+/** A count as a provider reported it; how large it may be is `plausibleUsage`'s to decide, for the whole usage. */
 export function tokens(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined
+}
+
+/**
+ * The most tokens one count of an answer's usage may have: a trillion, 100,000 times the largest context
+ * window. A provider that reports more is wrong (an overflow, a placeholder), and its usage is none: any sum
+ * of an answer's counts stays a safe integer then, for its record (a Postgres bigint), the metrics and limits.
+ */
+const MAX_TOKEN_COUNT = 1e12
+
+/**
+ * `usage`, or `undefined` when a count in it (a sum of the provider's fields, as Gemini's output) is not a
+ * plausible number of tokens: one count out of bounds makes the whole report untrustworthy, and a request
+ * with no usage is logged and counted with null tokens and cost, never with a number made up.
+ *
+ * @example
+ * plausibleUsage({ inputTokens: 1e19, outputTokens: 2, inputIncludesCache: true }) // undefined
+ */
+export function plausibleUsage(usage: Usage | undefined): Usage | undefined {
+  if (usage === undefined) return undefined
+  const plausible =
+    isTokenCount(usage.inputTokens) &&
+    isTokenCount(usage.outputTokens) &&
+    (usage.cacheReadTokens === undefined || isTokenCount(usage.cacheReadTokens)) &&
+    (usage.cacheWriteTokens === undefined || isTokenCount(usage.cacheWriteTokens))
+  return plausible ? usage : undefined
+}
+
+function isTokenCount(value: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value <= MAX_TOKEN_COUNT
+}
+
+/** `reader`, answering no usage for a report `plausibleUsage` refuses. */
+export function plausibleReader(reader: UsageReader): UsageReader {
+  return {
+    ...reader,
+    fromJson: (json) => plausibleUsage(reader.fromJson(json)),
+    fromStream: (sseText) => plausibleUsage(reader.fromStream(sseText)),
+  }
 }
 
 export function withCache(usage: Usage, cacheRead: number | undefined): Usage {

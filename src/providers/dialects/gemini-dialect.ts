@@ -10,6 +10,7 @@ import {
   lastEventUsage,
   nestedError,
   patternAssembler,
+  plausibleReader,
   tokens,
   withCache,
 } from './common.js'
@@ -67,11 +68,11 @@ export const geminiDialect: DialectSpec = {
   name: 'gemini',
   codec: geminiCodec,
   // Gemini repeats running totals: a stream's usage is its last chunk's `usageMetadata`.
-  usage: {
+  usage: plausibleReader({
     fromJson: jsonUsage,
     jsonField: 'usageMetadata',
     fromStream: lastEventUsage(jsonUsage, 'usageMetadata'),
-  },
+  }),
   // The last chunk of a complete answer carries its `finishReason`.
   stream: endpointStream(/:streamGenerateContent$/, GENERATE_STREAM),
   providerError: nestedError,

@@ -12,6 +12,7 @@ import {
   nestedError,
   none,
   patternAssembler,
+  plausibleReader,
   tokens,
   withCache,
 } from './common.js'
@@ -57,11 +58,11 @@ function usageObject(body: Record<string, unknown>): Record<string, unknown> | u
  * chunk carrying usage (sent when `stream_options.include_usage` is set), or the Responses API's
  * `response.completed` event.
  */
-export const OPENAI_USAGE: UsageReader = {
+export const OPENAI_USAGE: UsageReader = plausibleReader({
   fromJson: openaiUsage,
   jsonField: 'usage',
   fromStream: lastEventUsage(openaiUsage, 'usage'),
-}
+})
 
 function openaiTerminalEvent(error: GatewayError): string {
   return `data: ${JSON.stringify({ error: { message: error.message, type: 'gateway_error', param: null, code: error.code } })}\n\n`
