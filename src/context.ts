@@ -30,7 +30,8 @@ export interface GatewayServices {
   readonly dispatcher: Dispatcher
   /**
    * Whether any step reads the usage answers report (see `Step.watchesUsage`: the `record` step with logs
-   * or telemetry, a `limit` step with a token rule); `route` and `forward` only ask for it then.
+   * or telemetry, a `limit` step with a token rule), or a dynamic route with a budget was read; `route` and
+   * `forward` only ask for it then.
    */
   readonly watchesUsage: boolean
   /** Milliseconds since the epoch, from the `now` option. */

@@ -1,4 +1,4 @@
-import type { EventEmitter } from 'eventemitter3'
+import { EventEmitter } from 'eventemitter3'
 import type { FailureClass } from './upstream/failure.js'
 
 export interface RequestStartEvent {
@@ -70,7 +70,7 @@ export interface StoreErrorEvent {
   error: unknown
 }
 
-/** A policy's condition could not be evaluated for a request; the policy was skipped and the request let through. */
+/** A policy's condition could not be evaluated for a request; that policy was skipped, the others still applied. */
 export interface PolicyErrorEvent {
   id: string
   policyId: string
@@ -153,7 +153,8 @@ export type GatewayEmitter = EventEmitter<GatewayEvents>
 
 /**
  * Emits without letting a listener break the request: each listener runs in its own try/catch and a throw
- * is re-emitted as `error` (and dropped if an `error` listener throws too).
+ * is re-emitted as `error` (and dropped if an `error` listener throws too). Otherwise as `emit`: a `once`
+ * listener is removed before it runs, and each is called with the context it was registered with.
  */
 export function notify<E extends Exclude<keyof GatewayEvents, 'error'>>(
   events: GatewayEmitter,
@@ -161,9 +162,9 @@ export function notify<E extends Exclude<keyof GatewayEvents, 'error'>>(
   payload: Parameters<GatewayEvents[E]>[0],
 ): void {
   if (events.listenerCount(name) === 0) return
-  for (const listener of events.listeners(name)) {
+  for (const listener of registeredListeners(events, name)) {
     try {
-      ;(listener as (event: typeof payload) => void)(payload)
+      callListener(events, name, listener, payload)
     } catch (error) {
       reportError(events, error)
     }
@@ -176,13 +177,44 @@ export function isObserved(events: GatewayEmitter, name: keyof GatewayEvents): b
 }
 
 export function reportError(events: GatewayEmitter, error: unknown): void {
-  for (const listener of events.listeners('error')) {
+  for (const listener of registeredListeners(events, 'error')) {
     try {
-      listener(error)
+      callListener(events, 'error', listener, error)
     } catch {
       // An error listener that throws has nowhere left to report to.
     }
   }
+}
+
+/** How eventemitter3 keeps a listener: the function, its `this`, and whether it is removed once called. */
+interface RegisteredListener {
+  readonly fn: (payload: unknown) => void
+  readonly context: unknown
+  readonly once: boolean
+}
+
+/**
+ * The listeners of an event with their `once` flag and context, which the public `listeners()` drops; the
+ * one public method that honours them, `emit`, stops at the first listener that throws. So this reads
+ * eventemitter3's own record (`_events`, keyed by the event name behind `EventEmitter.prefixed`). A copy:
+ * listeners added or removed while they run take effect from the next event, as with `emit`.
+ */
+function registeredListeners(events: GatewayEmitter, name: keyof GatewayEvents): RegisteredListener[] {
+  const store = (events as unknown as { _events: Record<string, RegisteredListener | RegisteredListener[]> })
+    ._events
+  const entry = store[EventEmitter.prefixed ? `${EventEmitter.prefixed}${name}` : name]
+  if (entry === undefined) return []
+  return Array.isArray(entry) ? entry.slice() : [entry]
+}
+
+function callListener(
+  events: GatewayEmitter,
+  name: keyof GatewayEvents,
+  listener: RegisteredListener,
+  payload: unknown,
+): void {
+  if (listener.once) events.removeListener(name, listener.fn as never, undefined, true)
+  listener.fn.call(listener.context, payload)
 }
 
 /** Reports a failed store call without failing the request. */

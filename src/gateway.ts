@@ -104,21 +104,28 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     builtInSteps(resolved, {
       logs: logQueue,
       metrics: metrics?.recorder,
-      limitStore: own(createMemoryLimitStore()),
+      limitStore: own(createMemoryLimitStore({ now: resolved.now })),
+      // Caps keep counters of their own: keys a caller mints for a rate limit can never push one out.
+      policyStore: own(createMemoryLimitStore({ now: resolved.now })),
       secrets: configuredSecrets(resolved),
     }),
   )
   const providers = createProviderRegistry(resolved)
+  const routes = createDynamicRoutes(resolved, { providers, events }, own)
+  // The steps declare it once (logs, telemetry, token and cost limits, policy caps); a dynamic route's
+  // budget is known only once the route is read.
+  const stepsWatchUsage = steps.some(watchesUsage)
   const services: GatewayServices = {
     options: resolved,
     events,
     providers,
     dispatcher: resolved.dispatcher ?? createDispatcher(resolved.timeouts.connectMs),
-    // Decided once, from the steps themselves: logs, telemetry and token limits declare that they read it.
-    watchesUsage: steps.some(watchesUsage),
+    get watchesUsage() {
+      return stepsWatchUsage || routes.watchesUsage
+    },
     now: resolved.now,
     latency: new LatencyBook(),
-    routes: createDynamicRoutes(resolved, { providers, events }, own),
+    routes,
     prices: createPriceTable(resolved.prices),
     call: (request) => callOwn(request),
   }

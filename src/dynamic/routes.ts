@@ -48,6 +48,7 @@ export class DynamicRoutes {
   readonly #cache = new Map<string, Cached>()
   readonly #loading = new Map<string, Promise<CompiledRoute | undefined>>()
   #seeded: Promise<void> | undefined
+  #servedBudget = false
 
   constructor(
     settings: DynamicRoutesSettings,
@@ -63,6 +64,15 @@ export class DynamicRoutes {
 
   get limitStore(): LimitStore {
     return this.#settings.limitStore
+  }
+
+  /**
+   * Whether a route this instance served has a budget (a `cost` rate element): its answers' usage is then
+   * watched, since a budget charges it. Known only from the routes read, as routes may be deployed at any
+   * time; a route's first request is walked after it was read, so it is watched too.
+   */
+  get watchesUsage(): boolean {
+    return this.#servedBudget
   }
 
   /** The deployed version of `name`, ready to walk. */
@@ -137,6 +147,7 @@ export class DynamicRoutes {
                 isDeepStrictEqual(stale.route.definition, deployed.definition)
               ? stale.route
               : compileRoute(deployed.definition, deployed.version)
+        if (route !== undefined && hasBudget(route.definition)) this.#servedBudget = true
         this.#cache.set(name, { route, fetchedAt: this.#now() })
         return route
       } catch (error) {
@@ -191,6 +202,12 @@ export class DynamicRoutes {
     })
     return this.#seeded
   }
+}
+
+function hasBudget(definition: RouteDefinition): boolean {
+  return definition.elements.some(
+    (element) => element.type === 'rate' && element.properties.limitType === 'cost',
+  )
 }
 
 /**

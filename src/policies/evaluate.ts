@@ -67,9 +67,10 @@ type Admission =
  * resolved actor and resource, a `no-limit` exempts its bucket, the highest cap of each period counts, and
  * a bucket at or over its cap refuses (429, `retryAfterSeconds` until its period ends).
  *
- * Failures never refuse: a condition that fails to evaluate (a missing key, a wrong type) lets the request
- * through with no charges, unless a `block` matched regardless of it; a counter the store cannot reach in
- * time is skipped. Each failure goes to `onError`.
+ * Failures never refuse: a policy whose condition fails to evaluate (a missing key, a wrong type) is
+ * skipped on its own, and the others still decide and charge (a request that only such a policy could have
+ * covered is let through); a counter the store cannot reach in time is skipped. Each failure goes to
+ * `onError`.
  *
  * @example
  * const decision = await evaluatePolicies(policies, { principal, metadata, provider: 'openai', model: 'gpt-4o', path, method: 'POST', now: Date.now() }, store)
@@ -101,6 +102,8 @@ export async function evaluatePolicies(
         holds = policy.condition.evaluate(context)
       } catch (error) {
         report({ kind: 'condition', policyId: policy.policy.id, error })
+        // Skipped on its own: the caller can make a condition fail (leave a key out), so a failure must not
+        // lift the other policies' caps and charges.
         failed = true
         continue
       }
@@ -113,10 +116,12 @@ export async function evaluatePolicies(
     // An `except` block's own actor is let through by it: matched, in no bucket.
     matched.push({ compiled: policy, actor: except ? undefined : actor })
   }
+  if (matched.length === 0) {
+    // The reference lets traffic through when a policy cannot be evaluated: that one may have covered it.
+    if (failed) return { allowed: true, charges: [], matched: [] }
+    return { allowed: false, status: 403, reason: 'unmatched', body: DENIED }
+  }
   const ids = matched.map((match) => match.compiled.policy.id)
-  // The reference's rule: a policy that cannot be evaluated lets traffic through.
-  if (failed) return { allowed: true, charges: [], matched: ids }
-  if (matched.length === 0) return { allowed: false, status: 403, reason: 'unmatched', body: DENIED }
   const caps = capsOf(matched, compiled.keyPrefix)
   if (caps.length === 0) return { allowed: true, charges: [], matched: ids }
   const timeoutMs = options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS

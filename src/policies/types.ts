@@ -137,8 +137,8 @@ export type PolicyDecision =
     }
 
 /**
- * Something that could not be evaluated. None of them refuses a request: a condition that fails lets the
- * request through, and a counter the store cannot reach does not hold it back.
+ * Something that could not be evaluated. None of them refuses a request: a condition that fails skips its
+ * own policy (the others still apply), and a counter the store cannot reach does not hold it back.
  */
 export type PolicyFailure =
   | { readonly kind: 'condition'; readonly policyId: string; readonly error: unknown }

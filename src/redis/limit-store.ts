@@ -48,12 +48,13 @@ return {1, clock[1], clock[2], count}
 
 /**
  * Fixed window. KEYS[1] the bucket's counter; ARGV deadline, delta. Never below 0; INCRBY keeps the key's
- * expiry.
+ * expiry. A counter given back to 0 is deleted, so requests that a later rule refuses leave no keys behind.
  */
 const ADJUST_FIXED = `${DEADLINE}
 local count = tonumber(redis.call('GET', KEYS[1]))
 if not count then return {0, clock[1], clock[2]} end
-redis.call('INCRBY', KEYS[1], math.max(tonumber(ARGV[2]), -count))
+local step = math.max(tonumber(ARGV[2]), -count)
+if count + step == 0 then redis.call('DEL', KEYS[1]) else redis.call('INCRBY', KEYS[1], step) end
 return {1, clock[1], clock[2]}
 `
 
@@ -105,8 +106,9 @@ end
 
 /**
  * Sliding window. KEYS[1] the log, KEYS[2] the sum; ARGV deadline, the admitted member '<id>:<amount>',
- * delta. Rewrites the entry's amount (never below 0) at its own time and moves the sum by the same
- * difference.
+ * delta. Rewrites the entry's amount at its own time and moves the sum by the same difference. An entry
+ * given back in full leaves the log (and the sum goes with the last one), so a log holds at most about
+ * `limit` entries whatever is given back.
  */
 const ADJUST_SLIDING = `${DEADLINE}
 local score = redis.call('ZSCORE', KEYS[1], ARGV[2])
@@ -115,7 +117,12 @@ local id, amount = string.match(ARGV[2], '^(.*):(%d+)$')
 local before = tonumber(amount)
 local after = math.max(0, before + tonumber(ARGV[3]))
 redis.call('ZREM', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[1], score, id .. ':' .. string.format('%d', after))
+if after > 0 then
+  redis.call('ZADD', KEYS[1], score, id .. ':' .. string.format('%d', after))
+elseif redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+  return {1, clock[1], clock[2]}
+end
 local used = math.max(0, tonumber(redis.call('GET', KEYS[2]) or '0') + after - before)
 redis.call('SET', KEYS[2], used, 'KEEPTTL')
 return {1, clock[1], clock[2]}
@@ -129,9 +136,9 @@ return {1, clock[1], clock[2]}
 // Names are versioned: a client that loaded an older script under the same name would run the old one.
 const SCRIPTS = {
   aigwLimitConsumeFixed3: { lua: CONSUME_FIXED, numberOfKeys: 1 },
-  aigwLimitAdjustFixed3: { lua: ADJUST_FIXED, numberOfKeys: 1 },
+  aigwLimitAdjustFixed4: { lua: ADJUST_FIXED, numberOfKeys: 1 },
   aigwLimitConsumeSliding3: { lua: CONSUME_SLIDING, numberOfKeys: 2 },
-  aigwLimitAdjustSliding3: { lua: ADJUST_SLIDING, numberOfKeys: 2 },
+  aigwLimitAdjustSliding4: { lua: ADJUST_SLIDING, numberOfKeys: 2 },
   aigwLimitClock3: { lua: CLOCK, numberOfKeys: 0 },
 } as const
 
@@ -312,12 +319,12 @@ export function createRedisLimitStore(
       const step = Math.round(delta)
       if (!Number.isSafeInteger(step) || step === 0) return
       if (window.technique === 'sliding') {
-        await run('aigwLimitAdjustSliding3', slidingKeys(key), [reservation, step], call?.timeoutMs)
+        await run('aigwLimitAdjustSliding4', slidingKeys(key), [reservation, step], call?.timeoutMs)
         return
       }
       // A correction for a bucket that has ended would only distort the next one.
       if (reservation !== String(Math.floor(now / window.windowMs))) return
-      await run('aigwLimitAdjustFixed3', [`${prefix}${key}:${reservation}`], [step], call?.timeoutMs)
+      await run('aigwLimitAdjustFixed4', [`${prefix}${key}:${reservation}`], [step], call?.timeoutMs)
     },
   }
 }

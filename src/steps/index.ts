@@ -16,11 +16,14 @@ import { route } from './route.js'
 
 export { authenticate, cache, forward, guard, identify, limit, parse, policy, record, route }
 
-/** What the gateway made for its built-in steps: the log queue, the metrics, the default limit store. */
+/** What the gateway made for its built-in steps: the log queue, the metrics, the default limit stores. */
 export interface BuiltInServices {
   readonly logs?: LogQueue | undefined
   readonly metrics?: MetricsRecorder | undefined
+  /** Where rate limits without a store of their own count. */
   readonly limitStore?: LimitStore | undefined
+  /** Where policies' spend caps count when `policies` names no store: apart from the rate limits. */
+  readonly policyStore?: LimitStore | undefined
   /** Secrets to scrub from log records. */
   readonly secrets?: readonly string[] | undefined
 }
@@ -51,7 +54,7 @@ export function builtInSteps(options: Partial<ResolvedOptions> = {}, services: B
     parse(),
     identify(options.identify),
     route(),
-    ...(options.policies === undefined ? [] : [policy(options.policies, { store: services.limitStore })]),
+    ...(options.policies === undefined ? [] : [policy(options.policies, { store: services.policyStore })]),
     cache(options.cache),
     limit({ rules: options.rateLimit ?? [], store: services.limitStore }),
     ...(options.guardrails === undefined && options.dlp === undefined

@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import { costMicros, MICROS_PER_DOLLAR, priceOf } from '../cost/answer-cost.js'
-import { computeCost, type Usage } from '../cost/cost.js'
+import { costMicros, isPriced, MICROS_PER_DOLLAR } from '../cost/answer-cost.js'
+import type { Usage } from '../cost/cost.js'
 import { GatewayError } from '../errors.js'
 import { reportStoreError } from '../events.js'
 import { isRecord } from '../json.js'
@@ -9,6 +9,7 @@ import { dialectOf } from '../providers/dialects/index.js'
 import { callStore } from '../stores/call.js'
 import { createMemoryLimitStore } from '../stores/memory-limits.js'
 import type { LimitDecision, LimitStore, LimitWindow } from '../stores/types.js'
+import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext, Step } from '../types.js'
 import { totalTokens } from '../usage.js'
 
@@ -133,17 +134,34 @@ export function limit(options: LimitOptions = { rules: [] }): Step {
   return step
 }
 
-/** Whether the request is one the rule's `filter` names (its first target's provider and model). */
+/**
+ * Whether the rule counts the request: it may reach a model the rule counts (see `counts`), a fallback as
+ * much as the model it names first, since any of them may be the one that answers.
+ */
 function appliesTo(ctx: GatewayContext, rule: LimitRule): boolean {
-  const { filter } = rule
+  if (rule.filter === undefined && rule.unit !== 'cost') return true
+  return countedTarget(ctx, rule) !== undefined
+}
+
+/**
+ * Whether a rule counts what a target's model uses: one its `filter` names and, for a cost rule, one with a
+ * price (the reference's spend limits cover models with known pricing).
+ */
+function counts(ctx: GatewayContext, rule: LimitRule, target: UpstreamTarget): boolean {
+  return matchesFilter(rule, target) && (rule.unit !== 'cost' || isPriced(ctx, target))
+}
+
+/** The first of the request's targets the rule counts: its `provider` and `model` keys name this one. */
+function countedTarget(ctx: GatewayContext, rule: LimitRule): UpstreamTarget | undefined {
+  return ctx.state.targets?.find((target) => counts(ctx, rule, target))
+}
+
+function matchesFilter({ filter }: LimitRule, target: UpstreamTarget): boolean {
   if (filter === undefined) return true
-  const target = ctx.state.targets?.[0]
-  const provider = target?.provider.spec.id
-  if (filter.provider !== undefined && (provider === undefined || !filter.provider.includes(provider))) {
-    return false
-  }
+  const provider = target.provider.spec.id
+  if (filter.provider !== undefined && !filter.provider.includes(provider)) return false
   if (filter.model === undefined) return true
-  const model = target?.model
+  const { model } = target
   return (
     model !== undefined && (filter.model.includes(model) || filter.model.includes(`${provider}/${model}`))
   )
@@ -151,18 +169,18 @@ function appliesTo(ctx: GatewayContext, rule: LimitRule): boolean {
 
 /**
  * What the request takes from a rule before the call: one request, an estimate of its tokens, or of its
- * cost in micro-dollars; `undefined` for a cost rule when no price is known for its model (the rule does not
- * apply, as the reference's spend limits cover models with known pricing).
+ * cost in micro-dollars at the dearest model the rule counts among those it may reach (a fallback may be
+ * the one that answers); `undefined` for a cost rule when none of them has a price.
  */
 async function amountOf(ctx: GatewayContext, compiled: CompiledRule): Promise<number | undefined> {
   const { unit } = compiled.rule
   if (unit === 'requests') return 1
   if (unit === 'tokens') return estimateTokens(ctx, compiled)
-  const price = priceOf(ctx, ctx.state.targets?.[0])
-  if (price === undefined) return undefined
+  const priced = ctx.state.targets?.filter((target) => counts(ctx, compiled.rule, target)) ?? []
+  if (priced.length === 0) return undefined
   const { input, output } = await estimateTokenParts(ctx)
-  const estimate = computeCost({ inputTokens: input, outputTokens: output, inputIncludesCache: true }, price)
-  return Math.max(1, Math.ceil(estimate * MICROS_PER_DOLLAR))
+  const estimate: Usage = { inputTokens: input, outputTokens: output, inputIncludesCache: true }
+  return Math.max(1, ...priced.map((target) => costMicros(ctx, target, estimate) ?? 0))
 }
 
 /** The counter this request counts against for a rule, or `undefined` when the rule does not apply to it. */
@@ -174,8 +192,8 @@ function ruleKey(ctx: GatewayContext, compiled: CompiledRule): string | undefine
   // Callers `identify` cannot name share one counter: leaving them out would let them skip the limit.
   else if (key === 'principal') value = ctx.state.principal?.id ?? '(anonymous)'
   else if (key === 'tenant') value = ctx.state.principal?.tenant ?? '(anonymous)'
-  else if (key === 'provider') value = ctx.state.targets?.[0]?.provider.spec.id
-  else if (key === 'model') value = modelKey(ctx)
+  else if (key === 'provider') value = countedTarget(ctx, compiled.rule)?.provider.spec.id
+  else if (key === 'model') value = modelKey(countedTarget(ctx, compiled.rule))
   else {
     const entry = ctx.state.metadata?.[key.slice('metadata.'.length)]
     value = entry === undefined ? undefined : String(entry)
@@ -184,8 +202,7 @@ function ruleKey(ctx: GatewayContext, compiled: CompiledRule): string | undefine
   return `${ctx.gateway.options.name}:${compiled.name}:${encodeURIComponent(value)}`
 }
 
-function modelKey(ctx: GatewayContext): string | undefined {
-  const target = ctx.state.targets?.[0]
+function modelKey(target: UpstreamTarget | undefined): string | undefined {
   const model = target?.model
   return model === undefined ? undefined : `${target!.provider.spec.id}/${model}`
 }
@@ -196,6 +213,9 @@ async function admit(
   key: string,
   amount: number,
 ): Promise<Admission> {
+  // More than the whole limit never fits, now or later: refused here, without troubling a store (whose
+  // counts stop at 2^53).
+  if (amount > compiled.window.limit) return tooLarge(compiled, key, amount)
   const now = ctx.gateway.now()
   const fallback = (): Admission => {
     if (compiled.rule.onStoreError === 'closed') {
@@ -226,6 +246,9 @@ async function admit(
     if (probe) compiled.storeDownUntil = 0
     return { compiled, key, amount, decision, store, window }
   } catch (error) {
+    // A store refusing the amount it was given (both built-in ones throw RangeError) is not down: the
+    // request fails alone, and the rule keeps asking its store.
+    if (error instanceof RangeError) throw error
     compiled.storeDownUntil = ctx.gateway.now() + STORE_RETRY_MS
     reportStoreError(ctx, 'limit', 'consume', error)
     return fallback()
@@ -234,12 +257,18 @@ async function admit(
   }
 }
 
+/** The refusal of an amount above a rule's whole limit, as a store answers it: a full window away. */
+function tooLarge(compiled: CompiledRule, key: string, amount: number): Admission {
+  const decision: LimitDecision = { allowed: false, remaining: 0, resetMs: compiled.window.windowMs }
+  return { compiled, key, amount, decision, store: compiled.store, window: compiled.window }
+}
+
 function refusal(ctx: GatewayContext, { compiled, decision }: Admission): GatewayError {
   const retryAfter = Math.max(1, Math.ceil(decision.resetMs / 1000))
   const { rule } = compiled
   if (rule.unit === 'cost') {
     // The reference's wording: "Spend limit exceeded: rule '<id>' (cost limit <n> per <s>s, sliding) for …"
-    const target = ctx.state.targets?.[0]
+    const target = countedTarget(ctx, rule)
     const what = target === undefined ? '' : ` for ${target.provider.spec.id} ${target.model ?? ''}`.trimEnd()
     return new GatewayError(
       'SPEND_LIMITED',
@@ -269,6 +298,8 @@ function rateLimitHeaders(
     policies.push(`"${compiled.name}";q=${compiled.rule.limit};w=${compiled.rule.window}${unit}`)
     states.push(`"${compiled.name}";r=${decision.remaining};t=${Math.ceil(decision.resetMs / 1000)}`)
   }
+  // Spend limits alone have nothing to say here: no headers rather than empty ones.
+  if (policies.length === 0) return {}
   return { 'ratelimit-policy': policies.join(', '), ratelimit: states.join(', ') }
 }
 
@@ -280,17 +311,37 @@ async function estimateTokens(ctx: GatewayContext, compiled: CompiledRule): Prom
   return Math.max(1, input + output)
 }
 
-/** A request's tokens before the call: its bytes / 4 in, and the output cap it asks for (0 without one) out. */
+/**
+ * A request's tokens before the call: its bytes / 4 in; out, the output cap it asks for (0 without one) for
+ * each choice it asks for. Kept below 2^53 so that an absurd cap stays a number, one no limit admits.
+ */
 async function estimateTokenParts(ctx: GatewayContext): Promise<{ input: number; output: number }> {
   const body = await ctx.readBody()
   const json = await ctx.readJson()
   let outputCap = 0
+  let choices = 1
   if (isRecord(json)) {
     for (const field of OUTPUT_CAP_FIELDS) if (typeof json[field] === 'number') outputCap = json[field]
     // A dialect's own cap field (Gemini's `generationConfig.maxOutputTokens`) wins.
     outputCap = dialectOf(ctx.state.targets?.[0]?.clientDialect ?? 'openai').outputCap(json) ?? outputCap
+    choices = choicesAsked(json)
   }
-  return { input: Math.ceil((body?.length ?? 0) / 4), output: Math.max(0, Math.ceil(outputCap)) }
+  const output = Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.ceil(outputCap)) * choices)
+  return { input: Math.ceil((body?.length ?? 0) / 4), output }
+}
+
+/**
+ * How many answers a request asks for, each up to the output cap: OpenAI's `n` (and the legacy
+ * completions' `best_of`, all generated and billed), Gemini's `generationConfig.candidateCount`; Anthropic's
+ * and the Responses API's requests have no such field. Read whatever the dialect, as the cap fields are: a
+ * field the provider does not know can only make the estimate larger.
+ */
+function choicesAsked(json: Record<string, unknown>): number {
+  const generation = json.generationConfig
+  const asked = [json.n, json.best_of, isRecord(generation) ? generation.candidateCount : undefined]
+  let choices = 1
+  for (const count of asked) if (typeof count === 'number' && count > choices) choices = Math.ceil(count)
+  return Math.min(choices, Number.MAX_SAFE_INTEGER)
 }
 
 /**
@@ -434,11 +485,25 @@ function settleReserved(ctx: GatewayContext, ledger: Ledger): void {
     const tokens = totalTokens(usage)
     const micros = costMicros(ctx, ctx.state.target, usage)
     for (const admission of reserved) {
-      const used = admission.compiled.rule.unit === 'cost' ? micros : tokens
+      const used = usedOf(ctx, admission.compiled.rule, { tokens, micros })
       const taken = admission.amount + (charged.get(admission) ?? 0)
       if (used !== undefined) correct(ctx, admission, used - taken)
     }
   })
+}
+
+/**
+ * What an answer used of a rule: its tokens, or its cost in micro-dollars. Nothing when the model that
+ * answered is one the rule does not count (a fallback outside its `filter`, a model without a price).
+ */
+function usedOf(
+  ctx: GatewayContext,
+  rule: LimitRule,
+  used: { tokens: number; micros: number | undefined },
+): number | undefined {
+  const answered = ctx.state.target
+  if (answered !== undefined && !counts(ctx, rule, answered)) return 0
+  return rule.unit === 'cost' ? used.micros : used.tokens
 }
 
 function giveBack(ctx: GatewayContext, admissions: readonly Admission[], ledger?: Ledger): void {

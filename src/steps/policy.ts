@@ -1,6 +1,5 @@
 import type { z } from 'zod'
-import { priceOf } from '../cost/answer-cost.js'
-import { computeCost } from '../cost/cost.js'
+import { chargedCost } from '../cost/answer-cost.js'
 import { GatewayError } from '../errors.js'
 import { notify, reportStoreError } from '../events.js'
 import { type PoliciesOption, parseWith, policiesOption } from '../options.js'
@@ -147,8 +146,7 @@ function settle(
       continue
     }
     void ctx.state.usage.then((usage) => {
-      const price = priceOf(ctx, target)
-      const cost = usage === undefined || price === undefined ? undefined : computeCost(usage, price)
+      const cost = usage === undefined ? undefined : chargedCost(ctx, target, usage)
       return settlePolicies(charges, cost, store, options())
     })
   }

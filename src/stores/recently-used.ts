@@ -40,6 +40,11 @@ export class RecentlyUsed<V> {
     return link.value
   }
 
+  /** The key's value, leaving its place in the order as it is. */
+  peek(key: string): V | undefined {
+    return this.#index.get(key)?.value
+  }
+
   /** Sets the key's value, made the most recently used; forgets the least recently used past `max`. */
   set(key: string, value: V): void {
     const link = this.#index.get(key)

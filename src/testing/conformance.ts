@@ -154,8 +154,8 @@ export function cacheStoreConformance(
 /**
  * Registers a vitest `describe` block with the tests every `LimitStore` must pass, for both `fixed` and
  * `sliding` windows: exact admission under concurrency, refusals that take nothing, token amounts,
- * `adjust`, `resetMs`, calls that carry the caller's `timeoutMs` (answered in time, they count as any
- * other), and the reference case (10 per 10 minutes, 10 calls at 12:09 and 10 at 12:11: a fixed
+ * `adjust` (a sliding admission given back in full leaves the log), `resetMs`, calls that carry the
+ * caller's `timeoutMs` (answered in time, they count as any other), and the reference case (10 per 10 minutes, 10 calls at 12:09 and 10 at 12:11: a fixed
  * window admits all 20, a sliding one refuses the second 10). Call it at the top level of a vitest test
  * file. Every case passes an explicit `now`, so nothing sleeps; `makeStore` runs once per test.
  *
@@ -400,6 +400,18 @@ function slidingLimitCases(makeStore: () => MaybePromise<LimitStore>): void {
     // The first admission ages out exactly one window after it was taken.
     expect((await store.consume(key, 1, window(3), NOON + MINUTE)).allowed).toBe(true)
     expect((await store.consume(key, 1, window(3), NOON + MINUTE)).allowed).toBe(false)
+  })
+
+  it('forgets an admission given back in full: the window then runs from the oldest that counts', async () => {
+    const store = await makeStore()
+    const key = freshKey('sliding-given-back')
+    const given = await store.consume(key, 2, window(3), NOON)
+    await store.adjust(key, given.reservation!, -2, window(3), NOON + 1000)
+    expect(await store.consume(key, 1, window(3), NOON + 10_000)).toMatchObject({
+      allowed: true,
+      remaining: 2,
+      resetMs: MINUTE,
+    })
   })
 
   it('counts a trailing window rather than clock-aligned ones', async () => {

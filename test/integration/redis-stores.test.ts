@@ -257,6 +257,30 @@ describe.skipIf(!REDIS_URL)('redis stores', () => {
     }
   })
 
+  it('leaves no key behind for a count given back in full', async () => {
+    const prefix = `${uniqueName('aigw_limit_given_back')}:`
+    const store = createRedisLimitStore(client, { prefix })
+    const now = Date.now()
+    for (const technique of ['fixed', 'sliding'] as const) {
+      const window: LimitWindow = { limit: 5, windowMs: 60_000, technique }
+      const decision = await store.consume('k', 2, window, now)
+      await store.adjust('k', decision.reservation!, -2, window, now)
+    }
+    expect(await keysUnder(admin, prefix)).toEqual([])
+  })
+
+  it('keeps in a sliding log only the admissions that still count', async () => {
+    const prefix = `${uniqueName('aigw_limit_log')}:`
+    const store = createRedisLimitStore(client, { prefix })
+    const window: LimitWindow = { limit: 5, windowMs: 60_000, technique: 'sliding' }
+    const now = Date.now()
+    const decisions: LimitDecision[] = []
+    for (let i = 0; i < 3; i++) decisions.push(await store.consume('k', 1, window, now))
+    for (const decision of decisions.slice(1)) await store.adjust('k', decision.reservation!, -1, window, now)
+    expect(await client.zcard(`${prefix}{k}:log`)).toBe(1)
+    expect(await client.get(`${prefix}{k}:sum`)).toBe('1')
+  })
+
   describe('outages', () => {
     const window: LimitWindow = { limit: 100, windowMs: 60_000, technique: 'sliding' }
     const fragile = () =>

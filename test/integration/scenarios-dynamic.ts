@@ -1,4 +1,5 @@
 import { expect, it } from 'vitest'
+import { createMemoryLimitStore, type LimitStore } from '../../src/index.js'
 import { send } from '../helpers/http.js'
 import { chat, type World } from './scenarios.js'
 
@@ -45,6 +46,38 @@ const AB = {
     model('b', 'anthropic', 'claude-haiku-4-5'),
     END,
   ],
+}
+
+/** gpt-4o until a user's answers cost over a ten-thousandth of a dollar a day: one answer of the mock does. */
+const BUDGET = {
+  name: 'budget',
+  elements: [
+    START('budget'),
+    {
+      id: 'budget',
+      type: 'rate',
+      properties: { limitType: 'cost', limit: 0.0001, interval: 86_400, key: 'metadata.user' },
+      outputs: { success: to('big'), fallback: to('cheap') },
+    },
+    model('big', 'openai', 'gpt-4o'),
+    model('cheap', 'anthropic', 'claude-haiku-4-5'),
+    END,
+  ],
+}
+
+/** An in-memory limit store, and a promise of the next charge it settles (an `adjust` that adds). */
+function chargedStore(): { store: LimitStore; charged: () => Promise<void> } {
+  const memory = createMemoryLimitStore()
+  let settle: () => void = () => {}
+  const store: LimitStore = {
+    consume: (...args) => memory.consume(...args),
+    adjust: (...args) => {
+      const done = memory.adjust(...args)
+      if (args[2] > 0) settle()
+      return done
+    },
+  }
+  return { store, charged: () => new Promise((resolve) => (settle = resolve)) }
 }
 
 function ask(url: string, text: string, metadata?: Record<string, unknown>, model = 'dynamic/tiered') {
@@ -193,28 +226,7 @@ export function dynamicRouteScenarios(world: World): void {
 
   it('dynamic routes: a budget element switches to the cheaper model once the spend passes its limit', async () => {
     world.mock.reset()
-    const url = await world.start({
-      routes: {
-        definitions: [
-          {
-            name: 'budget',
-            elements: [
-              START('budget'),
-              {
-                id: 'budget',
-                type: 'rate',
-                // A ten-thousandth of a dollar a day per user: one gpt-4o answer of the mock passes it.
-                properties: { limitType: 'cost', limit: 0.0001, interval: 86_400, key: 'metadata.user' },
-                outputs: { success: to('big'), fallback: to('cheap') },
-              },
-              model('big', 'openai', 'gpt-4o'),
-              model('cheap', 'anthropic', 'claude-haiku-4-5'),
-              END,
-            ],
-          },
-        ],
-      },
-    })
+    const url = await world.start({ routes: { definitions: [BUDGET] } })
     const long = 'word '.repeat(60)
     const first = await ask(url, long, { user: 'ann' }, 'dynamic/budget')
     expect(first.headers['cf-aig-provider']).toBe('openai')
@@ -227,6 +239,18 @@ export function dynamicRouteScenarios(world: World): void {
     expect((await ask(url, 'other', { user: 'bob' }, 'dynamic/budget')).headers['cf-aig-provider']).toBe(
       'openai',
     )
+  })
+
+  it('dynamic routes: a budget element is charged with logs, metrics and telemetry off too', async () => {
+    world.mock.reset()
+    const { store, charged } = chargedStore()
+    const url = await world.start({ logs: false, routes: { limitStore: store, definitions: [BUDGET] } })
+    const settled = charged()
+    const first = await ask(url, 'word '.repeat(60), { user: 'ann' }, 'dynamic/budget')
+    expect(first.headers['cf-aig-provider']).toBe('openai')
+    await settled
+    const second = await ask(url, 'again', { user: 'ann' }, 'dynamic/budget')
+    expect(second.headers['cf-aig-provider']).toBe('anthropic')
   })
 
   it('dynamic routes: a universal step may name a route', async () => {

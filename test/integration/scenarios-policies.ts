@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest'
-import type { GatewayOptions, PolicyErrorEvent } from '../../src/index.js'
+import { createMemoryLimitStore, type GatewayOptions, type PolicyErrorEvent } from '../../src/index.js'
 import { send } from '../helpers/http.js'
 import { chat, type World } from './scenarios.js'
 
@@ -153,6 +153,78 @@ export function policyScenarios(world: World): void {
     const res = await ask(url, CHAT, 'carl', 'gpt-4o-mini')
     expect(res.status).toBe(200)
     expect(errors).toMatchObject([{ policyId: 'team-only', id: res.headers['cf-aig-request-id'] }])
+  })
+
+  it('policies: a condition the caller makes fail (a metadata key left out) does not lift another policy’s cap', async () => {
+    world.mock.reset()
+    const testOnly = {
+      id: 'no-test-traffic',
+      actor: '*',
+      resource: 'openai/*',
+      condition: 'metadata.env == "test"',
+      action: { type: 'block' },
+    } as const
+    const url = await start({ policies: [...POLICIES, testOnly] })
+    const errors: PolicyErrorEvent[] = []
+    world.gateway?.events.on('policy:error', (event) => errors.push(event))
+    let status = 200
+    for (let i = 0; i < 30 && status === 200; i++) {
+      status = (await ask(url, CHAT, 'carl', 'gpt-4o')).status
+      // A bucket is charged once the answer's usage was read, before its record is written.
+      await world.gateway?.flushLogs()
+    }
+    expect(status).toBe(429)
+    expect(errors[0]).toMatchObject({ policyId: 'no-test-traffic' })
+  })
+
+  it('policies: a caller pricing its requests at 0 with cf-aig-custom-cost is charged the model’s price', async () => {
+    world.mock.reset()
+    const url = await start()
+    const headers = { 'x-user': 'carl', 'cf-aig-custom-cost': '{"per_token_in":0,"per_token_out":0}' }
+    const body = chat('free?', { model: 'gpt-4o' })
+    let status = 200
+    for (let i = 0; i < 30 && status === 200; i++) {
+      status = (await send(`${url}${CHAT}`, { headers, body })).status
+      // A bucket is charged once the answer's usage was read, before its record is written.
+      await world.gateway?.flushLogs()
+    }
+    expect(status).toBe(429)
+  })
+
+  it('policies: a flood of refused requests, each under a key of its own, does not start a used-up cap afresh', async () => {
+    world.mock.reset()
+    // One small store for the cap and the rate limits, as a host may share one.
+    const store = createMemoryLimitStore({ maxKeys: 4 })
+    const url = await start({
+      policies: {
+        store,
+        rules: [
+          {
+            id: 'gpt-4o-daily',
+            actor: '{principal.id}',
+            resource: 'openai/gpt-4o',
+            action: { type: 'limit', amount: 0.000001, period: 'daily', technique: 'named-interval' },
+          },
+          { id: 'mini-free', actor: '*', resource: 'openai/gpt-4o-mini', action: { type: 'no-limit' } },
+        ],
+      },
+      rateLimit: [
+        { name: 'team', key: 'metadata.team', limit: 1000, window: 60, store },
+        { name: 'user', key: 'principal', limit: 1, window: 60, store, filter: { model: ['gpt-4o-mini'] } },
+      ],
+    })
+    expect((await ask(url, CHAT, 'carl', 'gpt-4o')).status).toBe(200)
+    await world.gateway?.flushLogs()
+    expect((await ask(url, CHAT, 'carl', 'gpt-4o')).json()).toMatchObject({ error: { code: 2131 } })
+    // Each new team is counted by its rule, then given back when the per-user rule refuses.
+    for (let team = 0; team < 8; team++) {
+      const res = await send(`${url}${CHAT}`, {
+        headers: { 'x-user': 'carl', 'cf-aig-metadata': JSON.stringify({ team: `t${team}` }) },
+        body: chat('flood', { model: 'gpt-4o-mini' }),
+      })
+      expect(res.status).toBe(team === 0 ? 200 : 429)
+    }
+    expect((await ask(url, CHAT, 'carl', 'gpt-4o')).json()).toMatchObject({ error: { code: 2131 } })
   })
 
   it('policies: a wrong policy stops the gateway from being made, naming the policy and field', async () => {

@@ -95,6 +95,69 @@ describe('createGateway().handle()', () => {
     await gateway.close()
   })
 
+  it('runs the next listener after one that throws', async () => {
+    const gateway = gatewayFor()
+    const seen: string[] = []
+    gateway.events.on('request:start', () => {
+      throw new Error('listener bug')
+    })
+    gateway.events.on('request:start', (e) => seen.push(e.surface))
+    gateway.events.on('error', () => {})
+    await gateway.handle(chatRequest(hello))
+    expect(seen).toEqual(['provider'])
+    await gateway.close()
+  })
+
+  it('calls a once listener for the first event only, then drops it', async () => {
+    const gateway = gatewayFor()
+    let starts = 0
+    gateway.events.once('request:start', () => starts++)
+    await gateway.handle(chatRequest(hello))
+    await gateway.handle(chatRequest(hello))
+    expect(starts).toBe(1)
+    expect(gateway.events.listenerCount('request:start')).toBe(0)
+    await gateway.close()
+  })
+
+  it('calls a once error listener for the first error only', async () => {
+    const gateway = gatewayFor()
+    gateway.events.on('request:start', () => {
+      throw new Error('listener bug')
+    })
+    const errors: unknown[] = []
+    gateway.events.once('error', (error) => errors.push(error))
+    await gateway.handle(chatRequest(hello))
+    await gateway.handle(chatRequest(hello))
+    expect(errors).toHaveLength(1)
+    await gateway.close()
+  })
+
+  it('calls a listener with the context it was registered with', async () => {
+    const gateway = gatewayFor()
+    const context = { name: 'dashboard' }
+    const seen: unknown[] = []
+    gateway.events.on(
+      'request:start',
+      function (this: unknown) {
+        seen.push(this)
+      },
+      context,
+    )
+    gateway.events.on(
+      'error',
+      function (this: unknown) {
+        seen.push(this)
+      },
+      context,
+    )
+    gateway.events.on('request:end', () => {
+      throw new Error('listener bug')
+    })
+    await gateway.handle(chatRequest(hello))
+    expect(seen).toEqual([context, context])
+    await gateway.close()
+  })
+
   it('runs host steps before the built-in ones, or where a function puts them', async () => {
     const trace: string[] = []
     const tag: Step = async function tag(ctx, next) {

@@ -123,6 +123,53 @@ describe('rate limits through the gateway', () => {
     await gateway.close()
   })
 
+  it.each([
+    ['tokens', '1e300'],
+    ['tokens', '1e999'],
+    ['tokens', '9007199254740993'],
+    ['cost', '1e300'],
+    ['cost', '1e999'],
+  ] as const)(
+    'a %s estimate past what stores count (max_tokens %s) is refused for its caller alone',
+    async (unit, cap) => {
+      const gateway = gatewayFor({
+        rateLimit: { unit, limit: 1000, window: 60, key: 'principal', onStoreError: 'closed' },
+        identify: (_host, request) => ({ id: String(request.headers['x-user']) }),
+      })
+      const errors: StoreErrorEvent[] = []
+      gateway.events.on('store:error', (e) => errors.push(e))
+      const request = chat('huge', {}, { 'x-user': 'mallory' })
+      // Written by hand: JSON.stringify cannot write 1e999 (read back, it is Infinity).
+      const huge = { ...request, body: String(request.body).replace(/}$/, `,"max_tokens":${cap}}`) }
+      expect(await statusOf(gateway, huge)).toBe(429)
+      // Had the store been taken for down, this rule (failing closed) would answer 503.
+      expect(await statusOf(gateway, chat('fits', {}, { 'x-user': 'ann' }))).toBe(200)
+      expect(errors).toEqual([])
+      await gateway.close()
+    },
+  )
+
+  it('a store refusing the amount it was given fails that request alone; the rule keeps its store', async () => {
+    const memory = createMemoryLimitStore()
+    const picky: LimitStore = {
+      consume: (key, ...rest) => {
+        if (key.endsWith(':mallory')) throw new RangeError('not an amount this store counts')
+        return memory.consume(key, ...rest)
+      },
+      adjust: (...args) => memory.adjust(...args),
+    }
+    const gateway = gatewayFor({
+      rateLimit: { limit: 5, window: 60, key: 'principal', store: picky, onStoreError: 'closed' },
+      identify: (_host, request) => ({ id: String(request.headers['x-user']) }),
+    })
+    const errors: StoreErrorEvent[] = []
+    gateway.events.on('store:error', (e) => errors.push(e))
+    expect(await statusOf(gateway, chat('1', {}, { 'x-user': 'mallory' }))).toBe(500)
+    expect(await statusOf(gateway, chat('2', {}, { 'x-user': 'ann' }))).toBe(200)
+    expect(errors).toEqual([])
+    await gateway.close()
+  })
+
   it('fails open on a store that throws, by the in-process insurance limit, and reports it', async () => {
     const broken: LimitStore = {
       consume: () => Promise.reject(new Error('connection refused')),

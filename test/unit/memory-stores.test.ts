@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { createMemoryBreakerStore } from '../../src/stores/memory-breaker.js'
 import { createMemoryCacheStore } from '../../src/stores/memory-cache.js'
 import { createMemoryLimitStore } from '../../src/stores/memory-limits.js'
-import type { BreakerPolicy, CacheEntry, LimitWindow } from '../../src/stores/types.js'
+import type { BreakerPolicy, CacheEntry, LimitDecision, LimitWindow } from '../../src/stores/types.js'
 import {
   breakerStoreConformance,
   cacheStoreConformance,
@@ -90,6 +90,31 @@ describe('memory limit store bounds', () => {
     // 'a' was evicted, so it starts afresh; 'b' and 'c' are still counted.
     expect(store.consume('a', 1, window, 1000)).toMatchObject({ allowed: true })
     expect(store.consume('c', 1, window, 1000)).toMatchObject({ allowed: false })
+  })
+
+  it('keeps no key for a count given back in full, so it pushes no live counter out', () => {
+    for (const technique of ['fixed', 'sliding'] as const) {
+      const given: LimitWindow = { limit: 5, windowMs: 60_000, technique }
+      const store = createMemoryLimitStore({ maxKeys: 2 })
+      store.consume('live', 1, window, 1000)
+      for (const key of ['b', 'c', 'd']) {
+        const decision = store.consume(key, 2, given, 1000) as LimitDecision
+        store.adjust(key, decision.reservation!, -2, given, 1000)
+      }
+      expect(store.consume('live', 1, window, 1000), technique).toMatchObject({ allowed: false })
+    }
+  })
+
+  it('forgets a key whose window has passed before the least recently used live one', () => {
+    let time = 0
+    const store = createMemoryLimitStore({ maxKeys: 2, now: () => time })
+    const day: LimitWindow = { limit: 1, windowMs: 86_400_000, technique: 'fixed' }
+    // Callers' `now` need not be the store's clock: the day counts from its start, as a policy's cap does.
+    store.consume('day', 1, day, 5000)
+    store.consume('minute', 1, window, 1_000_000)
+    time = 120_000
+    store.consume('new', 1, window, 1_120_000)
+    expect(store.consume('day', 1, day, 125_000)).toMatchObject({ allowed: false })
   })
 
   it('rejects an amount that is not a positive integer', () => {

@@ -564,9 +564,8 @@ describe('conditions (CEL)', () => {
     expect(outcome(await decide(conditional(condition), overrides))).toBe(expected)
   })
 
-  it('a condition that fails to evaluate lets the request through and is reported', async () => {
-    const failures: PolicyFailure[] = []
-    const policies = compilePolicies([
+  const proOnlyAndTiny = () =>
+    compilePolicies([
       {
         id: 'pro-only',
         actor: '{principal.id}',
@@ -576,17 +575,29 @@ describe('conditions (CEL)', () => {
       },
       { id: 'tiny', actor: '*', resource: '*', action: cap(0.000001) },
     ])
-    const store = createMemoryLimitStore()
-    // Fill the shared bucket: without the failure, the next request would get a 429.
-    const first = await evaluatePolicies(policies, request(), store)
-    expect(outcome(first)).toBe('allow')
-    const decision = await evaluatePolicies(policies, request({ principal: BOB }), store, {
-      onError: (failure) => failures.push(failure),
-    })
-    expect(decision).toEqual({ allowed: true, charges: [], matched: ['tiny'] })
+
+  it('a condition that fails to evaluate skips its own policy and is reported; the others still charge', async () => {
+    const failures: PolicyFailure[] = []
+    const decision = await evaluatePolicies(
+      proOnlyAndTiny(),
+      request({ principal: BOB }),
+      createMemoryLimitStore(),
+      {
+        onError: (failure) => failures.push(failure),
+      },
+    )
+    expect(decision).toMatchObject({ allowed: true, charges: [{ bucket: '*:*' }], matched: ['tiny'] })
     expect(failures).toHaveLength(1)
     expect(failures[0]).toMatchObject({ kind: 'condition', policyId: 'pro-only' })
     expect(String((failures[0] as { error: unknown }).error)).toContain('plan')
+  })
+
+  it('a condition that fails to evaluate does not lift the other policies’ caps', async () => {
+    const policies = proOnlyAndTiny()
+    const store = createMemoryLimitStore()
+    expect(outcome(await evaluatePolicies(policies, request(), store))).toBe('allow')
+    const decision = await evaluatePolicies(policies, request({ principal: BOB }), store)
+    expect(decision).toMatchObject({ allowed: false, status: 429, policyId: 'tiny' })
   })
 
   it('a condition that gives something other than a bool is a failure, not a refusal', async () => {
