@@ -1,4 +1,4 @@
-import { GatewayError } from './errors.js'
+import { type ErrorName, GatewayError } from './errors.js'
 
 /** Narrows an unknown value to a plain object (not an array, not null). */
 export function isRecord(value: unknown): value is Record<string, unknown> {
@@ -23,6 +23,15 @@ export function stringifyClientJson(
   value: unknown,
   error: 'INVALID_REQUEST_BODY' | 'INVALID_UNIVERSAL_REQUEST',
 ): string {
+  return stringifyOr(value, error)
+}
+
+/** A provider's parsed JSON as text again, for the client: nested too deeply to write, it is 502 (2115). */
+export function stringifyProviderJson(value: unknown): string {
+  return stringifyOr(value, 'INVALID_PROVIDER_RESPONSE')
+}
+
+function stringifyOr(value: unknown, error: ErrorName): string {
   try {
     return JSON.stringify(value)
   } catch (thrown) {

@@ -2,34 +2,31 @@
  * Guards an event stream as it flows, in the client's own dialect: the answer's text is read from each
  * event, DLP scans it through a bounded hold-back window (so a finding split over two events is caught
  * before any of it goes out), redactions are written back into the events, and guardrails classify the
- * text every `chunkChars` characters, holding what is not yet classified. A block ends the stream with the
- * dialect's terminal error event before the offending text reaches the client.
+ * text every `chunkChars` characters (each chunk after the end of the one before), holding what is not yet
+ * classified. A block ends the stream with the dialect's terminal error event before the offending text
+ * reaches the client.
  *
- * Events that carry no answer text keep their place after the text before them: they wait in the same
- * queue. An event that is not text but has structure (a tool call, a finish) first releases what DLP held,
- * as text never continues across it, and is itself scanned whole, strings by JSON pointer.
+ * Every event goes out once, in its place, with its own text: an event waits until DLP released all of its
+ * text, and the events after it wait behind it. Only an event that ends the text (a tool call, a finish)
+ * releases what DLP held, as text never continues across it; comments, pings, empty and reasoning deltas
+ * may come between two pieces of a finding and part nothing (a comment goes out at once). Events other
+ * than text are scanned whole, strings by JSON pointer.
  */
 import type { Readable } from 'node:stream'
 import { GatewayError } from '../errors.js'
 import type { DialectText } from '../providers/dialects/text.js'
+import { isLowSurrogate } from '../surrogates.js'
 import type { BodyEnd } from '../upstream/body.js'
 import { wrappedBody } from '../upstream/wrapped-body.js'
-import {
-  createStreamScanner,
-  type DlpFinding,
-  type DlpMask,
-  type DlpStreamScanner,
-  redactText,
-} from './dlp/index.js'
-import { type DlpCollector, scanJson } from './dlp-json.js'
+import { defaultOverlapChars } from './classifiers/chunk.js'
+import { scanJson } from './dlp-json.js'
+import { type DlpLane, DlpLanes, type StreamDlp } from './stream-dlp.js'
 
 export interface StreamGuard {
   readonly text: DialectText
   /** The dialect's terminal error event for a blocked stream; none cuts the stream instead. */
   readonly terminalEvent: (error: GatewayError) => string | undefined
-  readonly dlp?:
-    | { readonly collector: DlpCollector; readonly mask: DlpMask; readonly holdBackChars: number | undefined }
-    | undefined
+  readonly dlp?: StreamDlp | undefined
   /** Classifies answer text; resolves with the error that blocks it, or `undefined` to let it through. */
   readonly classify?: ((text: string) => Promise<GatewayError | undefined>) | undefined
   readonly chunkChars: number
@@ -40,6 +37,29 @@ export interface StreamGuard {
 }
 
 const BOUNDARY = /\r\n\r\n|\n\n|\r\r/
+
+/** An event on its way out: answer text waits until DLP released all of it. */
+interface Waiting {
+  /** As it came, and as it goes out when nothing in it changed. */
+  readonly event: string
+  readonly text?: EventText | undefined
+}
+
+/** An event's answer text, and where it ends in its lane: no lane without DLP. */
+interface EventText {
+  readonly original: string
+  readonly lane: DlpLane | undefined
+  readonly end: number
+  readonly eventLine: string
+  readonly json: unknown
+}
+
+/**
+ * Events other than text (a tool call's arguments, pings) that may wait behind text not yet classified, and
+ * their characters: past either, that text is classified as it is, shorter than a chunk, so they flow.
+ */
+const MAX_HELD_EVENTS = 16
+const MAX_HELD_CHARS = 64 * 1024
 
 /**
  * The guarded body, and how it ended: the source's own outcome, unless the guard stopped it.
@@ -67,64 +87,65 @@ export function guardStream(
 
   async function* guarded(): AsyncGenerator<Buffer> {
     const { text: dialect, dlp } = guard
-    let scanner: DlpStreamScanner | undefined
-    // Where the current scanner began in the stream's text, and how much of it it released: each scanner
-    // counts from 0, the record counts from the stream's start.
-    let origin = 0
-    let done = 0
-    let template: { eventLine: string; json: unknown } | undefined
+    const lanes = dlp === undefined ? undefined : new DlpLanes(dlp)
+    const waiting: Waiting[] = []
     const queue: string[] = []
     let unclassified = ''
     let pending = ''
-    const newScanner = () =>
-      dlp === undefined
-        ? undefined
-        : createStreamScanner(dlp.collector.check.compiled, {
-            holdBackChars: dlp.holdBackChars,
-            action: 'detect',
-          })
-    scanner = newScanner()
 
-    /** Text DLP released, its findings counted, masked where a policy redacts. */
-    const released = (output: { release: string; findings: DlpFinding[] }): string => {
-      const { release } = output
-      const start = done
-      done += release.length
-      if (dlp === undefined) return release
-      const redact = dlp.collector.add(output.findings, '', origin)
-      if (dlp.collector.blocks) stopped = new GatewayError('DLP_RESPONSE_BLOCKED')
-      if (redact.length === 0) return release
-      const local = redact.map((finding) => ({
-        ...finding,
-        start: Math.max(0, finding.start - start),
-        end: Math.min(release.length, finding.end - start),
-      }))
-      return redactText(release, local, dlp.mask)
+    /** Ends the text of an answer (of all, for `undefined`): what DLP held of it is released. */
+    const endText = (lane: number | undefined) => {
+      lanes?.end(lane)
+      if (dlp?.collector.blocks) stopped ??= new GatewayError('DLP_RESPONSE_BLOCKED')
     }
-    const queueText = (text: string) => {
-      if (text === '' || template === undefined) return
-      const json = dialect.withEventText(template.json, text)
-      queue.push(`${template.eventLine}data: ${JSON.stringify(json)}\n\n`)
+    /** An event with its text masked where a policy redacts; as it came when nothing was. */
+    const queueText = (event: string, { original, lane, end, eventLine, json }: EventText) => {
+      const text = lane === undefined ? original : lane.take(end)
+      const rewritten = () => `${eventLine}data: ${JSON.stringify(dialect.withEventText(json, text))}\n\n`
+      queue.push(text === original ? event : rewritten())
       unclassified += text
     }
-    const pushText = (text: string) => {
-      if (scanner === undefined) queueText(text)
-      else queueText(released(scanner.push(text)))
+    /** Moves the events at the head whose text DLP released to the queue, in order; none once stopped. */
+    const releaseWaiting = () => {
+      if (stopped !== undefined) return
+      let ready = 0
+      while (ready < waiting.length) {
+        const { text } = waiting[ready]!
+        if (text?.lane !== undefined && !text.lane.isReleased(text.end)) break
+        ready++
+      }
+      for (const entry of waiting.splice(0, ready)) {
+        if (entry.text === undefined) queueEvent(entry.event)
+        else queueText(entry.event, entry.text)
+      }
     }
-    const flushScanner = () => {
-      if (scanner === undefined) return
-      queueText(released(scanner.end()))
-      origin += done
-      done = 0
-      scanner = newScanner()
+    // Each chunk is classified after the end of the one before, as long text is (`splitText`): a word cut
+    // where one chunk ended is seen whole once.
+    const overlapChars = defaultOverlapChars(guard.chunkChars)
+    let classifiedTail = ''
+    let heldEvents = 0
+    let heldChars = 0
+    /** Queues an event that is not text, counting it when it waits behind text not yet classified. */
+    const queueEvent = (event: string) => {
+      queue.push(event)
+      if (unclassified === '') return
+      heldEvents++
+      heldChars += event.length
     }
-    /** Classifies what is queued when enough text is, or at the end; yields what may go out. */
+    const holdsTooMuch = () => heldEvents >= MAX_HELD_EVENTS || heldChars >= MAX_HELD_CHARS
+    /**
+     * Classifies what is queued when enough text is, when too much waits behind it, or at the end; yields
+     * what may go out.
+     */
     async function* drain(final: boolean): AsyncGenerator<Buffer> {
       if (stopped !== undefined) return
       if (guard.classify !== undefined && unclassified.length > 0) {
-        if (!final && unclassified.length < guard.chunkChars) return
-        const text = unclassified
+        if (!final && unclassified.length < guard.chunkChars && !holdsTooMuch()) return
+        const text = classifiedTail + unclassified
+        classifiedTail = tailOf(text, overlapChars)
         unclassified = ''
+        heldEvents = 0
+        heldChars = 0
         stopped = await guard.classify(text)
         if (stopped !== undefined) return
       }
@@ -152,7 +173,8 @@ export function guardStream(
       }
       if (stopped === undefined) {
         if (pending.trim() !== '') handle(pending)
-        flushScanner()
+        endText(undefined)
+        releaseWaiting()
         yield* drain(true)
       }
     } finally {
@@ -166,6 +188,12 @@ export function guardStream(
     }
 
     function handle(event: string): void {
+      // A comment (a keep-alive) carries nothing: it goes out at once, ahead of text DLP holds, so that it
+      // still keeps the connection alive.
+      if (isComment(event)) {
+        queueEvent(`${event}\n\n`)
+        return
+      }
       const { data, eventLine } = parseEvent(event)
       let json: unknown
       if (data?.startsWith('{')) {
@@ -176,25 +204,28 @@ export function guardStream(
         }
       }
       const text = json === undefined ? undefined : dialect.eventText(json)
-      // An event with empty text (a role chunk, a finish) is structure: it must go out, in its place.
+      // Data that is not JSON carries no text and ends none.
+      const ends = json !== undefined && dialect.endsText(json)
       if (text !== undefined && text !== '') {
-        template = { eventLine, json }
-        pushText(text)
-        return
+        const lane = lanes?.lane(dialect.eventLane(json) ?? 0)
+        const end = lane?.push(text) ?? 0
+        waiting.push({ event: `${event}\n\n`, text: { original: text, lane, end, eventLine, json } })
+        // Its own text is the last before the end: the event goes out whole.
+        if (ends) endText(dialect.eventLane(json))
+      } else {
+        // What DLP held before the end goes out first: the event waits behind it.
+        if (ends) endText(dialect.eventLane(json))
+        waiting.push({ event: `${scannedWhole(event, eventLine, json)}\n\n` })
       }
-      if (json !== undefined && isKeepAlive(json)) {
-        queue.push(`${event}\n\n`)
-        return
-      }
-      // Not text: what DLP held goes first, then this event, its strings scanned whole.
-      flushScanner()
-      let out = event
-      if (json !== undefined && dlp !== undefined) {
-        const redacted = scanJson(dlp.collector, json, dlp.mask)
-        if (dlp.collector.blocks) stopped = new GatewayError('DLP_RESPONSE_BLOCKED')
-        if (redacted !== json) out = `${eventLine}data: ${JSON.stringify(redacted)}`
-      }
-      queue.push(`${out}\n\n`)
+      if (dlp?.collector.blocks) stopped ??= new GatewayError('DLP_RESPONSE_BLOCKED')
+      releaseWaiting()
+    }
+
+    /** An event that is not text, its strings scanned whole. */
+    function scannedWhole(event: string, eventLine: string, json: unknown): string {
+      if (json === undefined || dlp === undefined) return event
+      const redacted = scanJson(dlp.collector, json, dlp.mask)
+      return redacted === json ? event : `${eventLine}data: ${JSON.stringify(redacted)}`
     }
   }
 
@@ -202,6 +233,11 @@ export function guardStream(
     body,
     outcome: () => (stopped === undefined ? sourceOutcome?.() : { complete: false, error: stopped }),
   }
+}
+
+/** An event of comment lines only. */
+function isComment(event: string): boolean {
+  return event.split(/\r\n|\n|\r/).every((line) => line === '' || line.startsWith(':'))
 }
 
 /** An event's `event:` line (kept as it was) and its data, the `data:` lines joined. */
@@ -215,7 +251,9 @@ function parseEvent(event: string): { eventLine: string; data: string | undefine
   return { eventLine, data: data.length === 0 ? undefined : data.join('\n') }
 }
 
-/** Anthropic's `ping`: carries nothing, and may come between two pieces of text without parting them. */
-function isKeepAlive(json: unknown): boolean {
-  return typeof json === 'object' && json !== null && (json as { type?: unknown }).type === 'ping'
+/** The last `chars` characters of `text`, never starting inside a surrogate pair. */
+function tailOf(text: string, chars: number): string {
+  let start = Math.max(0, text.length - chars)
+  if (start > 0 && isLowSurrogate(text.charCodeAt(start))) start--
+  return text.slice(start)
 }

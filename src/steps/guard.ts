@@ -20,7 +20,7 @@ import {
 } from '../guard/config.js'
 import { DlpCollector, type DlpResult, dlpHeader, scanJson, strongestAction } from '../guard/dlp-json.js'
 import { guardStream } from '../guard/stream.js'
-import { parseJsonBody } from '../json.js'
+import { parseJsonBody, stringifyClientJson, stringifyProviderJson } from '../json.js'
 import type { LogGuard, LogGuardHit } from '../logs/types.js'
 import { withFields } from '../objects.js'
 import { parseWith } from '../options.js'
@@ -148,7 +148,9 @@ function scanRequest(
       if (collector.blocks) {
         throw new GatewayError('DLP_REQUEST_BLOCKED', describeDlp(collector.result()))
       }
-      next = redacted === json ? body : Buffer.from(JSON.stringify(redacted))
+      // A universal request's steps were written as JSON once already: only a body sent as it came can be
+      // nested too deeply to write.
+      next = redacted === json ? body : Buffer.from(stringifyClientJson(redacted, 'INVALID_REQUEST_BODY'))
       scanned.set(body, next)
     }
     if (next === body) return target
@@ -173,7 +175,13 @@ async function maskedForLog(ctx: GatewayContext, dlp: CompiledDlp): Promise<Buff
   const json = await ctx.readJson()
   if (json === undefined) return undefined
   const masked = scanJson(new DlpCollector(dlp.request!, 'REQUEST'), json, dlp.mask, { maskAll: true })
-  return Buffer.from(JSON.stringify(masked))
+  try {
+    return Buffer.from(stringifyClientJson(masked, 'INVALID_REQUEST_BODY'))
+  } catch (error) {
+    // Too deeply nested to write (and refused for it): the log keeps no body rather than the caller's own.
+    if (error instanceof GatewayError) return Buffer.alloc(0)
+    throw error
+  }
 }
 
 function describeDlp(result: DlpResult): string {
@@ -250,16 +258,17 @@ async function guardAnswer(
     const blocked = await classify(answer)
     if (blocked !== undefined) throw blocked
   }
-  const out = body === json ? bytes : Buffer.from(JSON.stringify(body))
+  const out = body === json ? bytes : Buffer.from(stringifyProviderJson(body))
   const headers = { ...response.headers }
   if (headers['content-length'] !== undefined || out !== bytes) headers['content-length'] = String(out.length)
   ctx.response = withFields(response, { headers, body: out, outcome: undefined })
 }
 
-async function bytesOf(response: GatewayResponse): Promise<Buffer> {
+/** A response's body whole; a stream is read up to `maxBytes`, past which it is stopped (502, 2121). */
+async function bytesOf(response: GatewayResponse, maxBytes?: number): Promise<Buffer> {
   const { body } = response
   if (body === null) return Buffer.alloc(0)
-  if (body instanceof Readable) return readAll(body)
+  if (body instanceof Readable) return readAll(body, maxBytes)
   return typeof body === 'string'
     ? Buffer.from(body)
     : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
@@ -381,7 +390,7 @@ async function callJson(
     signal,
     body: JSON.stringify(body),
   })
-  const bytes = await bytesOf(response)
+  const bytes = await bytesOf(response, MAX_CLASSIFIER_ANSWER_BYTES)
   if (bytes.length > MAX_CLASSIFIER_ANSWER_BYTES) throw new Error('the classifier answered too much')
   if (response.status >= 400) throw new Error(`the classifier's provider answered ${response.status}`)
   const json = parseJsonBody(bytes)

@@ -666,9 +666,17 @@ export function readAhead(source: BodySource, bytes: number, maxBytes: number): 
   })
 }
 
-/** Reads a body to its end; rejects with the error that ended it otherwise. */
-export async function readAll(body: Readable): Promise<Buffer> {
+/**
+ * Reads a body to its end; rejects with the error that ended it otherwise, or with `RESPONSE_TOO_LARGE`
+ * past `maxBytes` (the body is destroyed then, nothing more is read).
+ */
+export async function readAll(body: Readable, maxBytes = Number.POSITIVE_INFINITY): Promise<Buffer> {
   const chunks: Buffer[] = []
-  for await (const chunk of body) chunks.push(chunk as Buffer)
+  let size = 0
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length
+    if (size > maxBytes) throw new GatewayError('RESPONSE_TOO_LARGE', `the answer exceeded ${maxBytes} bytes`)
+    chunks.push(chunk as Buffer)
+  }
   return Buffer.concat(chunks)
 }

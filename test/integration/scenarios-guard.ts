@@ -1,11 +1,16 @@
+import { request } from 'undici'
 import { expect, it } from 'vitest'
 import type { GatewayOptions } from '../../src/index.js'
 import {
   OPENAI_DONE,
   openaiChunk,
+  openaiStream,
+  pump,
   SSE_HEADERS,
   startFaultServer,
   writeAsync,
+  writeEvents,
+  writeFixed,
 } from '../helpers/fault-server.js'
 import { send } from '../helpers/http.js'
 import { chat, type World } from './scenarios.js'
@@ -40,6 +45,39 @@ function streamedText(sse: string): { text: string; events: Record<string, unkno
   }
   return { text, events }
 }
+
+/** Sends a JSON body and reads the answer as it comes, `onRead` told all of it so far at each chunk. */
+async function readAsItComes(url: string, body: unknown, onRead: (sofar: string) => void): Promise<string> {
+  const response = await request(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  let sofar = ''
+  for await (const chunk of response.body) {
+    sofar += chunk.toString()
+    onRead(sofar)
+  }
+  return sofar
+}
+
+/** A promise and the function that resolves it, for one side of a test to wait on the other. */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void
+  const promise = new Promise<void>((done) => {
+    resolve = done
+  })
+  return { promise, resolve }
+}
+
+/** An OpenAI chunk carrying a piece of a tool call's arguments. */
+function toolCallChunk(args: string): string {
+  const delta = { tool_calls: [{ index: 0, function: { arguments: args } }] }
+  return `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta }] })}\n\n`
+}
+
+/** A JSON array nested `depth` deep: valid, but too deep for `JSON.stringify`'s recursion. */
+const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`
 
 const dlp = (
   action: 'flag' | 'block' | 'redact',
@@ -286,8 +324,162 @@ export function guardScenarios(world: World): void {
   })
 }
 
-/** DLP on streams from a raw upstream: text a character per event, bytes split anywhere, CRLF framing. */
+/**
+ * Guardrails and DLP against a raw upstream: streams a character per event, bytes split anywhere, CRLF
+ * framing, parts cut mid-word, tool calls; Gemini's JSON-array stream; oversized and deeply nested answers.
+ */
 export function guardStreamFaultScenarios(world: World): void {
+  it('guardrails: a keyword cut where one streamed part ends and the next begins is seen whole, and blocks', async () => {
+    const firstPartOut = signal()
+    const upstream = await startFaultServer(async (_req, res) => {
+      const first = 'The recommended amount depends on the patient and the doctor who advises the dos'
+      await writeEvents(res, [openaiChunk(first)], { end: false })
+      await firstPartOut.promise
+      await writeEvents(res, openaiStream(['age for this drug, ask your doctor about it.']))
+    })
+    try {
+      const url = await world.start({
+        providers: { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } },
+        guardrails: {
+          classifiers: [{ type: 'rules', rules: [{ category: 'S6', keywords: ['dosage'] }] }],
+          answer: { S6: 'block' },
+          streamChunkChars: 64,
+        },
+      })
+      const body = await readAsItComes(`${url}${CHAT}`, chat('how much?', { stream: true }), (sofar) => {
+        if (sofar.includes('advises the dos')) firstPartOut.resolve()
+      })
+      expect(body).toContain('2017')
+      expect(streamedText(body).text).not.toContain('age for this drug')
+    } finally {
+      await upstream.close()
+    }
+  })
+
+  it('guardrails: tool-call events after a short streamed text go out as they come, the text classified once', async () => {
+    const toolCallsOut = signal()
+    const upstream = await startFaultServer(async (_req, res) => {
+      const toolCalls = Array.from({ length: 20 }, (_, i) => toolCallChunk(`"part ${i}",`))
+      await writeEvents(res, [openaiChunk('Sure, writing it.'), ...toolCalls], { end: false })
+      await toolCallsOut.promise
+      await writeEvents(res, [openaiChunk('', 'tool_calls'), OPENAI_DONE])
+    })
+    const classified: string[] = []
+    try {
+      const url = await world.start({
+        providers: { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } },
+        guardrails: {
+          classifiers: [
+            {
+              id: 'seen',
+              classify: async (text) => {
+                classified.push(text)
+                return { unsafe: false, categories: [] }
+              },
+            },
+          ],
+          answer: { S1: 'block' },
+        },
+      })
+      const body = await readAsItComes(`${url}${CHAT}`, chat('write it', { stream: true }), (sofar) => {
+        if (sofar.includes('tool_calls')) toolCallsOut.resolve()
+      })
+      expect(streamedText(body).text).toBe('Sure, writing it.')
+      expect(body.endsWith('data: [DONE]\n\n')).toBe(true)
+      expect(classified).toEqual(['Sure, writing it.'])
+    } finally {
+      await upstream.close()
+    }
+  })
+
+  it("guardrails: Gemini's stream without alt=sse (one JSON array) is classified, every chunk's text read", async () => {
+    const chunk = (text: string) => ({
+      candidates: [{ content: { role: 'model', parts: [{ text }] }, index: 0 }],
+    })
+    const upstream = await startFaultServer((_req, res) => {
+      writeFixed(res, 200, JSON.stringify([chunk('Here is how to build a bo'), chunk('mb: step one')]))
+    })
+    try {
+      const url = await world.start({
+        providers: { 'google-ai-studio': { apiKey: 'goog-stored', baseURL: upstream.url } },
+        guardrails: {
+          classifiers: [{ type: 'rules', rules: [{ category: 'S9', keywords: ['bomb'] }] }],
+          answer: { S9: 'block' },
+        },
+      })
+      const res = await send(
+        `${url}/ai/google-ai-studio/v1beta/models/gemini-2.5-flash:streamGenerateContent`,
+        {
+          body: { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] },
+        },
+      )
+      expect(res.status).toBe(424)
+      expect(res.json()).toMatchObject({ internalCode: 2017 })
+      expect(res.text).not.toContain('step one')
+    } finally {
+      await upstream.close()
+    }
+  })
+
+  it("guardrails: a guard model's answer is read up to its 1 MiB cap, no further: the classifier is unavailable", async () => {
+    let written: Promise<number> | undefined
+    const upstream = await startFaultServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.write('{"choices":[{"message":{"content":"safe"}}],"pad":"')
+      written = pump(res, () => ' '.repeat(64 * 1024))
+    })
+    try {
+      const url = await world.start({
+        providers: { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } },
+        guardrails: {
+          classifiers: [{ type: 'llama-guard', model: 'openai/llama-guard-3-8b' }],
+          prompt: { S1: 'block' },
+        },
+        maxResponseBytes: 64 * 1024 * 1024,
+      })
+      const res = await send(`${url}${CHAT}`, { body: chat('hello') })
+      expect(res.status).toBe(503)
+      expect(res.json()).toMatchObject({ internalCode: 2132 })
+      // What loopback's buffers took besides the cap; read to the body's own cap, it would be 64 MiB.
+      expect(await written).toBeLessThan(16 * 1024 * 1024)
+    } finally {
+      await upstream.close()
+    }
+  })
+
+  it('dlp: redacting a prompt nested too deeply to write again is 400 (2112), never sent, its card kept out of the log', async () => {
+    world.mock.reset()
+    const url = await world.start({ dlp: dlp('redact', ['request']) })
+    const body = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"card ${CARD}"}],"blob":${nested(100_000)}}`
+    const res = await send(`${url}${CHAT}`, { body })
+    expect(res.status).toBe(400)
+    expect(res.json()).toMatchObject({ internalCode: 2112 })
+    expect(world.mock.calls).toHaveLength(0)
+    await world.gateway?.flushLogs()
+    const record = await world.gateway?.logs?.get(res.headers['cf-aig-log-id'] as string)
+    expect(record?.statusCode).toBe(400)
+    expect(JSON.stringify(record)).not.toMatch(CARD_TRACE)
+  })
+
+  it('dlp: redacting an answer nested too deeply to write again is 502 (2115), none of it sent', async () => {
+    const upstream = await startFaultServer((_req, res) => {
+      const answer = `{"choices":[{"index":0,"message":{"role":"assistant","content":"card ${CARD}"}}],"x":${nested(100_000)}}`
+      writeFixed(res, 200, answer)
+    })
+    try {
+      const url = await world.start({
+        providers: { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } },
+        dlp: dlp('redact', ['response']),
+      })
+      const res = await send(`${url}${CHAT}`, { body: chat('card?') })
+      expect(res.status).toBe(502)
+      expect(res.json()).toMatchObject({ internalCode: 2115 })
+      expect(res.text).not.toMatch(CARD_TRACE)
+    } finally {
+      await upstream.close()
+    }
+  })
+
   it.each([1, 7, 64])(
     'dlp: a stream a character per event, written %i bytes at a time, is redacted exactly and keeps its finish',
     async (split) => {

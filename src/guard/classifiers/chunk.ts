@@ -29,6 +29,11 @@ export interface ChunkOptions {
   readonly concurrency?: number | undefined
 }
 
+/** How much of a chunk of `maxChars` the next one repeats unless told: a tenth of it. */
+export function defaultOverlapChars(maxChars: number): number {
+  return Math.floor(maxChars / 10)
+}
+
 /** A chunk may end this far before its limit to end at white space instead of inside a word. */
 const BREAK_WINDOW = 0.1
 
@@ -43,7 +48,7 @@ const BREAK_WINDOW = 0.1
 export function splitText(
   text: string,
   maxChars: number,
-  overlapChars = Math.floor(maxChars / 10),
+  overlapChars = defaultOverlapChars(maxChars),
 ): string[] {
   if (!Number.isInteger(maxChars) || maxChars < MIN_CHUNK_CHARS) {
     throw new RangeError(`maxChars must be a whole number of at least ${MIN_CHUNK_CHARS}`)
@@ -147,7 +152,7 @@ const chunkOptions = z
  */
 export function withChunking(classifier: GuardClassifier, options: ChunkOptions): GuardClassifier {
   const { maxChars, overlapChars, concurrency } = parseOptions(chunkOptions, options, 'chunking')
-  const overlap = overlapChars ?? Math.floor(maxChars / 10)
+  const overlap = overlapChars ?? defaultOverlapChars(maxChars)
   const parallel = concurrency ?? 4
   return {
     id: classifier.id,

@@ -44,16 +44,31 @@ export function checkMask(mask: DlpMask): void {
 
 /** `redactText` over spans that may carry several entry ids; `mask` is already checked. */
 export function maskSpans(text: string, spans: readonly MaskSpan[], mask: DlpMask): string {
-  const sorted = spans
-    .map(({ start, end, entryIds }) => ({
-      start: Math.max(0, Math.min(start, text.length)),
-      end: Math.max(0, Math.min(end, text.length)),
-      entryIds,
-    }))
-    .filter(({ start, end }) => end > start)
-    .sort((a, b) => a.start - b.start || a.end - b.end)
+  const clamped = spans.map(({ start, end, entryIds }) => ({
+    start: Math.max(0, Math.min(start, text.length)),
+    end: Math.max(0, Math.min(end, text.length)),
+    entryIds,
+  }))
   const parts: string[] = []
   let written = 0
+  for (const { start, end, entryIds } of mergeSpans(clamped)) {
+    parts.push(text.slice(written, start))
+    parts.push(mask === 'label' ? `[REDACTED:${entryIds.join(',')}]` : mask.fill.repeat(end - start))
+    written = end
+  }
+  parts.push(text.slice(written))
+  return parts.join('')
+}
+
+/**
+ * Non-empty spans in order, overlapping ones merged into one with the ids of all, in order; spans that only
+ * touch stay apart.
+ */
+export function mergeSpans(spans: readonly MaskSpan[]): MaskSpan[] {
+  const sorted = spans
+    .filter(({ start, end }) => end > start)
+    .sort((a, b) => a.start - b.start || a.end - b.end)
+  const merged: MaskSpan[] = []
   let index = 0
   while (index < sorted.length) {
     const first = sorted[index]!
@@ -63,10 +78,7 @@ export function maskSpans(text: string, spans: readonly MaskSpan[], mask: DlpMas
       end = Math.max(end, sorted[index]!.end)
       for (const id of sorted[index]!.entryIds) ids.add(id)
     }
-    parts.push(text.slice(written, first.start))
-    parts.push(mask === 'label' ? `[REDACTED:${[...ids].join(',')}]` : mask.fill.repeat(end - first.start))
-    written = end
+    merged.push({ start: first.start, end, entryIds: [...ids] })
   }
-  parts.push(text.slice(written))
-  return parts.join('')
+  return merged
 }

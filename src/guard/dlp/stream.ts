@@ -25,7 +25,9 @@
  * otherwise (`sk-` and a key's characters). A profile with an RE2 pattern holds `holdBackChars - 1`.
  *
  * `holdBackChars` caps what is held, and so memory: no matcher's reach exceeds it, so nothing is held
- * longer than that, except a masked region in redact mode (below).
+ * longer than that, except a region of findings already decided: a release does not end inside one (in
+ * either mode, so that a caller masking findings in detect mode gets each whole), unless it runs past
+ * twice the window (below).
  *
  * Limits, by design:
  * - An RE2 pattern match longer than the window may be missed or cut short across chunks: it is decided
@@ -134,7 +136,7 @@ export function createStreamScanner(
       cursors[index] = walk.cursor + bufferStart
     }
     let cut = final ? seen : Math.min(seen, ...cursors)
-    if (action === 'redact' && !final) cut = keepRegionsWhole(held, released, cut, seen, holdBack)
+    if (!final) cut = keepRegionsWhole(held, released, cut, seen, holdBack)
     if (cut <= released) return { release: '', findings: [] }
 
     const due = held.filter((hit) => !hit.reported && hit.start < cut)

@@ -10,8 +10,22 @@ export interface DialectText {
   prompt(body: unknown): string
   /** The model's words in a whole (unstreamed) answer. */
   answer(json: unknown): string
-  /** The answer text one stream event's data carries, or `undefined` when it carries none. */
+  /**
+   * The answer text one stream event's data carries, or `undefined` when it carries none (or the text of
+   * several answers at once: such an event is scanned whole).
+   */
   eventText(data: unknown): string | undefined
+  /**
+   * Which answer an event belongs to (an OpenAI choice's or a Gemini candidate's index; 0 for dialects
+   * with one), each answer's text a stream of its own; `undefined` for an event of none or several.
+   */
+  eventLane(data: unknown): number | undefined
+  /**
+   * Whether an event ends its answer's text (every answer's, for one of none), so that no finding is read
+   * across it: a tool call, a finish, a new content block. Keep-alives, empty deltas and reasoning deltas
+   * may come between two pieces of one text, and do not.
+   */
+  endsText(data: unknown): boolean
   /** The same event's data with its answer text replaced: a copy, the original is left as it was. */
   withEventText(data: unknown, text: string): unknown
 }
@@ -28,6 +42,16 @@ function contentText(content: unknown): string {
 }
 
 const joined = (texts: readonly string[]) => texts.filter((text) => text !== '').join('\n\n')
+
+/** The one element of a list that has one; an event with several answers is read as having none. */
+const single = (value: unknown): Record<string, unknown> | undefined => {
+  const items = records(value)
+  return items.length === 1 ? items[0] : undefined
+}
+
+const indexOf = (item: Record<string, unknown>) => (typeof item.index === 'number' ? item.index : 0)
+
+const RESPONSES_TEXT_DELTA = 'response.output_text.delta'
 
 /** Chat Completions and the Responses API. */
 export const OPENAI_TEXT: DialectText = {
@@ -55,15 +79,32 @@ export const OPENAI_TEXT: DialectText = {
   },
   eventText(data) {
     if (!isRecord(data)) return undefined
-    if (data.type === 'response.output_text.delta')
-      return typeof data.delta === 'string' ? data.delta : undefined
-    const choice = records(data.choices)[0]
-    const delta = choice?.delta
+    if (data.type === RESPONSES_TEXT_DELTA) return typeof data.delta === 'string' ? data.delta : undefined
+    const delta = single(data.choices)?.delta
     return isRecord(delta) && typeof delta.content === 'string' ? delta.content : undefined
+  },
+  eventLane(data) {
+    if (!isRecord(data)) return undefined
+    // The Responses API streams one answer; its parts are parted by their own `done` events.
+    if (typeof data.type === 'string') return 0
+    const choice = single(data.choices)
+    return choice === undefined ? undefined : indexOf(choice)
+  },
+  endsText(data) {
+    if (!isRecord(data)) return true
+    if (typeof data.type === 'string') return data.type !== RESPONSES_TEXT_DELTA
+    const choice = single(data.choices)
+    if (choice === undefined) return true
+    const delta = isRecord(choice.delta) ? choice.delta : {}
+    return (
+      (choice.finish_reason ?? null) !== null ||
+      delta.tool_calls !== undefined ||
+      delta.function_call !== undefined
+    )
   },
   withEventText(data, text) {
     const event = data as Record<string, unknown>
-    if (event.type === 'response.output_text.delta') return withFields(event, { delta: text })
+    if (event.type === RESPONSES_TEXT_DELTA) return withFields(event, { delta: text })
     const [choice, ...others] = event.choices as Record<string, unknown>[]
     const delta = withFields(choice!.delta as object, { content: text })
     return withFields(event, { choices: [withFields(choice!, { delta }), ...others] })
@@ -89,6 +130,14 @@ export const ANTHROPIC_TEXT: DialectText = {
       ? data.delta.text
       : undefined
   },
+  eventLane: () => 0,
+  endsText(data) {
+    if (!isRecord(data)) return true
+    // A ping carries nothing; an empty text delta is still the same text.
+    const textDelta =
+      data.type === 'content_block_delta' && isRecord(data.delta) && data.delta.type === 'text_delta'
+    return data.type !== 'ping' && !textDelta
+  },
   withEventText(data, text) {
     const event = data as Record<string, unknown>
     return withFields(event, { delta: withFields(event.delta as object, { text }) })
@@ -106,18 +155,38 @@ export const GEMINI_TEXT: DialectText = {
     return joined(texts)
   },
   answer(json) {
-    return isRecord(json)
-      ? joined(records(json.candidates).map((candidate) => partsText(candidate.content)))
-      : ''
+    // `streamGenerateContent` without `alt=sse` answers the stream's chunks as one JSON array.
+    const chunks = Array.isArray(json) ? json : [json]
+    const texts = new Map<unknown, string>()
+    for (const chunk of chunks) {
+      if (!isRecord(chunk)) continue
+      records(chunk.candidates).forEach((candidate, position) => {
+        // A candidate's text runs on from chunk to chunk; candidates stay apart.
+        const index = candidate.index ?? position
+        texts.set(index, (texts.get(index) ?? '') + partsText(candidate.content))
+      })
+    }
+    return joined([...texts.values()])
   },
   eventText(data) {
     if (!isRecord(data)) return undefined
-    const content = records(data.candidates)[0]?.content
+    const content = single(data.candidates)?.content
     if (!isRecord(content) || !records(content.parts).some((part) => typeof part.text === 'string'))
       return undefined
     return records(content.parts)
       .map((part) => (typeof part.text === 'string' ? part.text : ''))
       .join('')
+  },
+  eventLane(data) {
+    const candidate = isRecord(data) ? single(data.candidates) : undefined
+    return candidate === undefined ? undefined : indexOf(candidate)
+  },
+  endsText(data) {
+    const candidate = isRecord(data) ? single(data.candidates) : undefined
+    if (candidate === undefined || candidate.finishReason !== undefined) return true
+    // A part that is not text (a function call, code) ends the text before it.
+    const content = candidate.content
+    return isRecord(content) && records(content.parts).some((part) => typeof part.text !== 'string')
   },
   withEventText(data, text) {
     const event = data as Record<string, unknown>
@@ -141,5 +210,7 @@ export const NO_TEXT: DialectText = {
   prompt: () => '',
   answer: () => '',
   eventText: () => undefined,
+  eventLane: () => undefined,
+  endsText: () => true,
   withEventText: (data) => data,
 }

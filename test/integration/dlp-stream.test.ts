@@ -1,0 +1,257 @@
+/**
+ * DLP on streamed answers, from a raw upstream whose events are cut and interleaved as providers do: a
+ * finding is masked whole however its text is split, whatever passes between its pieces, and every event
+ * goes out once.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type MountedGateway, mountGateway } from '../helpers/express-gateway.js'
+import {
+  type FaultServer,
+  type ObservedRequest,
+  OPENAI_DONE,
+  openaiChunk,
+  SSE_HEADERS,
+  startFaultServer,
+  writeAsync,
+} from '../helpers/fault-server.js'
+import { send } from '../helpers/http.js'
+import { seededRandom } from '../helpers/random.js'
+
+const CHAT = '/ai/openai/chat/completions'
+const GEMINI = '/ai/google-ai-studio/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse'
+const IBAN_SENTENCE = 'Please transfer the money to GB82 WEST 1234 5698 7654 32. Thanks!'
+
+/** What each request is answered with, set by each test: events, and promises the upstream waits on. */
+let answer: (request: ObservedRequest) => (string | Promise<void>)[] = () => []
+let upstream: FaultServer
+let gateway: MountedGateway
+
+beforeAll(async () => {
+  upstream = await startFaultServer(async (request, res) => {
+    res.writeHead(200, SSE_HEADERS)
+    for (const item of answer(request)) await (typeof item === 'string' ? writeAsync(res, item) : item)
+    res.end()
+  })
+  gateway = await mountGateway({
+    providers: {
+      openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` },
+      'google-ai-studio': { apiKey: 'goog-stored', baseURL: upstream.url },
+    },
+    dlp: {
+      policies: [{ id: 'mask', profiles: ['financial', 'pii'], check: ['response'], action: 'redact' }],
+    },
+  })
+})
+afterAll(async () => {
+  await gateway.close()
+  await upstream.close()
+})
+
+/** The fields of OpenAI's and Gemini's stream events these tests read. */
+interface StreamEvent {
+  choices?: { index: number; delta?: { content?: string | null } }[]
+  usage?: unknown
+  candidates?: { finishReason?: string; content: { parts: { text?: string; functionCall?: unknown }[] } }[]
+  usageMetadata?: unknown
+}
+
+/** The `data:` events of a stream, parsed; `[DONE]` and comments left out. */
+function dataEvents(sse: string): StreamEvent[] {
+  return sse
+    .split(/\n\n/)
+    .map((block) => block.split('\n').find((line) => line.startsWith('data: {')))
+    .filter((line) => line !== undefined)
+    .map((line) => JSON.parse(line.slice(6)))
+}
+
+/** Each choice's text, by its index. */
+function choiceTexts(sse: string): string[] {
+  const texts: string[] = []
+  for (const event of dataEvents(sse)) {
+    for (const choice of event.choices ?? []) {
+      texts[choice.index] = (texts[choice.index] ?? '') + (choice.delta?.content ?? '')
+    }
+  }
+  return texts
+}
+
+async function streamChat(prompt = 'hi') {
+  return send(`${gateway.url}${CHAT}`, {
+    body: { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: prompt }] },
+  })
+}
+
+/** `text` cut at `at`, the rest in deltas of 1 to 6 characters, as models stream. */
+function smallDeltas(text: string, at: number, random: (n: number) => number): string[] {
+  const pieces = [text.slice(0, at)]
+  for (let start = at; start < text.length; ) {
+    const end = start + 1 + random(6)
+    pieces.push(text.slice(start, end))
+    start = end
+  }
+  return pieces
+}
+
+describe('dlp on streamed answers', () => {
+  it('masks a finding whole, wherever the stream is cut and however small its deltas: no digit goes out', async () => {
+    const random = seededRandom(7)
+    answer = (request) => {
+      const at = Number((request.json() as { messages: { content: string }[] }).messages[0]!.content)
+      return [...smallDeltas(IBAN_SENTENCE, at, random).map((piece) => openaiChunk(piece)), OPENAI_DONE]
+    }
+    for (let at = 1; at < IBAN_SENTENCE.length; at++) {
+      const res = await streamChat(String(at))
+      const [text] = choiceTexts(res.text)
+      expect(text, `cut at ${at}`).toBe('Please transfer the money to [REDACTED:iban]. Thanks!')
+      expect(text).not.toMatch(/\d/)
+    }
+  })
+
+  it('masks a run of overlapping findings longer than twice the hold-back window in every event it spans', async () => {
+    // 'a b' and 'b a' overlap all along the run: 40 characters, past what the scanner holds whole (24).
+    const own = await mountGateway({
+      providers: { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } },
+      dlp: {
+        profiles: [
+          {
+            id: 'words',
+            entries: [
+              { id: 'ab', type: 'keyword', value: 'a b' },
+              { id: 'ba', type: 'keyword', value: 'b a' },
+            ],
+          },
+        ],
+        policies: [{ id: 'mask', profiles: ['words'], check: ['response'], action: 'redact' }],
+        holdBackChars: 12,
+      },
+    })
+    try {
+      answer = () => [...`x ${'a b '.repeat(10)}y`].map((char) => openaiChunk(char)).concat(OPENAI_DONE)
+      const res = await send(`${own.url}${CHAT}`, {
+        body: { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] },
+      })
+      expect(choiceTexts(res.text)[0]).toMatch(/^x \[REDACTED:[a-z,]+\] y$/)
+    } finally {
+      await own.close()
+    }
+  })
+
+  it.each([
+    ['a comment', ': keep-alive\n\n'],
+    ['an empty delta', openaiChunk('')],
+    [
+      'a reasoning delta',
+      `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: null, reasoning_content: 'hmm' } }] })}\n\n`,
+    ],
+  ])('masks a card and an email split over events with %s between their halves', async (_name, between) => {
+    answer = () => [
+      openaiChunk('Your card is 4111 1111'),
+      between,
+      openaiChunk(' 1111 1111 and mail ana.silva@exa'),
+      between,
+      openaiChunk('mple.com ok'),
+      openaiChunk('', 'stop'),
+      OPENAI_DONE,
+    ]
+    const res = await streamChat()
+    expect(choiceTexts(res.text)).toEqual([
+      'Your card is [REDACTED:credit_card] and mail [REDACTED:email] ok',
+    ])
+    expect(res.text).not.toMatch(/4111|ana\.silva/)
+    // What came between passes, in its place.
+    expect(res.text.split(between.trim())).toHaveLength(3)
+  })
+
+  it('lets a keep-alive comment out at once while it holds the start of a card', async () => {
+    let resume = () => {}
+    const resumed = new Promise<void>((resolve) => {
+      resume = resolve
+    })
+    answer = () => [
+      openaiChunk('Your card is 4111 1111'),
+      ': keep-alive\n\n',
+      resumed,
+      openaiChunk(' 1111 1111 ok'),
+      OPENAI_DONE,
+    ]
+    const res = await fetch(`${gateway.url}${CHAT}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'gpt-4o-mini',
+        stream: true,
+        messages: [{ role: 'user', content: 'hi' }],
+      }),
+    })
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader()
+    let seen = ''
+    while (!seen.includes(': keep-alive')) {
+      const next = await reader.read()
+      if (next.done) break
+      seen += next.value
+    }
+    expect(seen).toContain(': keep-alive')
+    expect(seen).not.toMatch(/4111/)
+    resume()
+    for (let next = await reader.read(); !next.done; next = await reader.read()) seen += next.value
+    expect(choiceTexts(seen)).toEqual(['Your card is [REDACTED:credit_card] ok'])
+  })
+
+  it("sends each event's other fields once: a Gemini function call, its finish and usage", async () => {
+    const gemini = (parts: unknown[], last = false) => {
+      const candidate = { content: { role: 'model', parts }, index: 0, ...(last && { finishReason: 'STOP' }) }
+      const usage = last && {
+        usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 7, totalTokenCount: 12 },
+      }
+      return `data: ${JSON.stringify({ candidates: [candidate], ...usage })}\r\n\r\n`
+    }
+    answer = () => [
+      gemini([{ text: 'I will look that up. ' }]),
+      gemini(
+        [{ text: 'Calling the weather tool now' }, { functionCall: { name: 'get_weather', args: {} } }],
+        true,
+      ),
+    ]
+    const res = await send(`${gateway.url}${GEMINI}`, {
+      body: { contents: [{ role: 'user', parts: [{ text: 'weather?' }] }] },
+    })
+    const events = dataEvents(res.text.replaceAll('\r\n', '\n'))
+    const parts = events.flatMap((event) => event.candidates?.[0]?.content.parts ?? [])
+    expect(parts.filter((part) => part.functionCall !== undefined)).toHaveLength(1)
+    expect(events.filter((event) => event.candidates?.[0]?.finishReason !== undefined)).toHaveLength(1)
+    expect(events.filter((event) => event.usageMetadata !== undefined)).toHaveLength(1)
+    expect(parts.map((part) => part.text ?? '').join('')).toBe(
+      'I will look that up. Calling the weather tool now',
+    )
+  })
+
+  it('sends a finish and usage once, after all of the text', async () => {
+    const finish = JSON.parse(openaiChunk('general Kenobi. You are a bold one', 'stop').slice(6))
+    answer = () => [
+      openaiChunk('Hello there, '),
+      `data: ${JSON.stringify({ ...finish, usage: { prompt_tokens: 3, completion_tokens: 9, total_tokens: 12 } })}\n\n`,
+      OPENAI_DONE,
+    ]
+    const res = await streamChat()
+    const events = dataEvents(res.text)
+    expect(events).toHaveLength(2)
+    expect(events[1]).toMatchObject({ choices: [{ finish_reason: 'stop' }], usage: { total_tokens: 12 } })
+    expect(choiceTexts(res.text)).toEqual(['Hello there, general Kenobi. You are a bold one'])
+  })
+
+  it('scans each choice of an n=2 stream on its own, each keeping its text', async () => {
+    const choice = (index: number, content: string) => {
+      const event = JSON.parse(openaiChunk(content).slice(6))
+      return `data: ${JSON.stringify({ ...event, choices: [{ ...event.choices[0], index }] })}\n\n`
+    }
+    answer = () => [
+      choice(0, 'Apples are'),
+      choice(1, 'Mail ana.silva@exa'),
+      choice(0, ' red fruit.'),
+      choice(1, 'mple.com now.'),
+      OPENAI_DONE,
+    ]
+    const res = await streamChat()
+    expect(choiceTexts(res.text)).toEqual(['Apples are red fruit.', 'Mail [REDACTED:email] now.'])
+  })
+})
