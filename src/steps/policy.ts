@@ -31,8 +31,8 @@ interface TargetCharges {
  * that answered are charged its cost; every other reservation is given back.
  *
  * The policies are validated and compiled here, once: a wrong policy throws `GatewayOptionsError` naming it.
- * Caps count in the options' `store`, else `defaults.store` (the gateway passes its own limit store), else
- * in memory, per step.
+ * Caps count in the options' `store`, else `defaults.store` (the gateway passes a policy store of its own,
+ * apart from the rate limits'), else in memory, per step.
  *
  * @example
  * policy({ rules: [{ id: 'per-user', actor: '{principal.id}', resource: '*', action: { type: 'limit', amount: 5, period: 'daily', technique: 'named-interval' } }] })
