@@ -1,5 +1,6 @@
 import type { Usage } from '../cost/cost.js'
 import { isRecord } from '../json.js'
+import { plausibleUsage } from '../providers/dialects/common.js'
 import type { Dialect } from '../providers/types.js'
 
 /** Frames larger than this are not searched for usage: audio chunks, never a usage report. */
@@ -38,7 +39,8 @@ function read(
 ): Usage | undefined {
   if (frame.length > MAX_USAGE_FRAME_BYTES || frame.indexOf(marker) === -1) return undefined
   try {
-    return usageOf(JSON.parse(frame.toString('utf8')))
+    // A count no answer has is no usage, as on HTTP: a session is neither logged nor charged for it.
+    return plausibleUsage(usageOf(JSON.parse(frame.toString('utf8'))))
   } catch {
     return undefined
   }

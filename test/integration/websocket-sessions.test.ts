@@ -114,8 +114,11 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     expect(refused.open ? 0 : refused.status).toBe(429)
   })
 
-  it('logs a session whose provider reported more tokens than any answer has with no usage', async () => {
-    const { gateway, url } = await start({ prices: { openai: { 'gpt-realtime': { input: 4, output: 16 } } } })
+  it('logs a session whose provider reported more tokens than any answer has with no usage, and charges none', async () => {
+    const { gateway, url } = await start({
+      prices: { openai: { 'gpt-realtime': { input: 4, output: 16 } } },
+      rateLimit: { name: 'tokens', unit: 'tokens', limit: 100_000, window: 60 },
+    })
     mock.realtime.enqueue({ usage: { input_tokens: 1e19, output_tokens: 250 } })
     const { socket, messages } = await connect(`${url}/openai?model=gpt-realtime`)
     await messages.type('session.created')
@@ -123,6 +126,8 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     await messages.type('response.done')
     const ended = nextClose(gateway)
     socket.close()
+    // Closed by its client: the limit was charged nothing, where 1e19 tokens would have ended it with 4429.
+    expect(await ended).toMatchObject({ closedBy: 'client', code: 1005 })
     const logged = await record(gateway, (await ended).id)
     expect(logged).toMatchObject({ tokensIn: null, tokensOut: null, cost: null })
   })
