@@ -3,7 +3,7 @@ import { GatewayError } from '../errors.js'
 import { withFields } from '../objects.js'
 import type { ResolvedProvider } from '../providers/registry.js'
 import { addRequestSecret } from '../secrets.js'
-import { tokenSecret } from '../steps/authenticate.js'
+import { tokenMatcher } from '../steps/authenticate.js'
 import { callStore } from '../stores/call.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
@@ -145,35 +145,32 @@ async function attachKeyFromStore(
   }
 }
 
-// The digests of a gateway's configured tokens, made at its first request that carries a credential.
-const configuredTokens = new WeakMap<GatewayContext['gateway'], readonly Buffer[]>()
-
-function digestOf(value: string): Buffer {
-  return createHash('sha256').update(value).digest()
-}
+// The matcher of a gateway's configured tokens, made at its first request that carries a credential.
+const configuredTokens = new WeakMap<GatewayContext['gateway'], ReturnType<typeof tokenMatcher>>()
 
 /**
- * Whether a value is a gateway token: one of the configured `tokens`, or the one this request
- * authenticated with (the only one `verifyToken` is asked about: a host's lookup is not made once per
- * header). `undefined` when the gateway has no token to find. Every value is compared with every token in
- * constant time, whatever their lengths.
+ * Whether a value is a gateway token: one of the configured `tokens` (matched as `authenticate` matches
+ * them, in constant time), or the one this request authenticated with (the only one `verifyToken` is asked
+ * about: a host's lookup is not made once per header). `undefined` when the gateway has no token to find.
  */
 function gatewayTokenTest(ctx: GatewayContext): ((value: string) => boolean) | undefined {
   const { gateway } = ctx
-  let tokens = configuredTokens.get(gateway)
-  if (tokens === undefined) {
-    tokens = (gateway.options.authentication?.tokens ?? []).map((entry) => digestOf(tokenSecret(entry)))
-    configuredTokens.set(gateway, tokens)
-  }
+  const tokens = gateway.options.authentication?.tokens ?? []
   const own = ctx.state.gatewayToken
-  const known = own === undefined ? tokens : [...tokens, digestOf(own)]
-  if (known.length === 0) return undefined
-  return (value) => {
-    const digest = digestOf(value)
-    let found = false
-    for (const token of known) found = timingSafeEqual(digest, token) || found
-    return found
+  if (tokens.length === 0 && own === undefined) return undefined
+  let configured = configuredTokens.get(gateway)
+  if (configured === undefined) {
+    configured = tokenMatcher(tokens)
+    configuredTokens.set(gateway, configured)
   }
+  const ownDigest = own === undefined ? undefined : digestOf(own)
+  return (value) =>
+    configured(value) !== undefined ||
+    (ownDigest !== undefined && timingSafeEqual(digestOf(value), ownDigest))
+}
+
+function digestOf(value: string): Buffer {
+  return createHash('sha256').update(value).digest()
 }
 
 function storedKey(

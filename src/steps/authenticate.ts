@@ -118,7 +118,9 @@ export function tokenSecret(entry: string | NamedToken): string {
  * two 32-byte digests (no early exit on length), and every configured token is compared every time.
  * Answers the matching token's principal (made once, here), or `undefined` when none matches.
  */
-function tokenMatcher(tokens: readonly (string | NamedToken)[]): (token: string) => Principal | undefined {
+export function tokenMatcher(
+  tokens: readonly (string | NamedToken)[],
+): (token: string) => Principal | undefined {
   const key = randomBytes(32)
   const digest = (value: string) => createHmac('sha256', key).update(value).digest()
   const known = tokens.map((entry) => ({
