@@ -47,6 +47,9 @@ export class DynamicRoutes {
   readonly #events: GatewayEmitter
   readonly #cache = new Map<string, Cached>()
   readonly #loading = new Map<string, Promise<CompiledRoute | undefined>>()
+  // Bumped by every deploy and delete: a read begun before one must not cache what it read, or this
+  // instance would serve the old version until the next refresh, after the admin was told it was live.
+  readonly #changes = new Map<string, number>()
   #seeded: Promise<void> | undefined
   #servedBudget = false
 
@@ -101,7 +104,7 @@ export class DynamicRoutes {
       this.#settings.store.deploy(name, version, this.#now()),
     )
     // This instance serves it at once; the others within `refreshMs`.
-    this.#cache.delete(name)
+    this.#forget(name)
     return deployment
   }
 
@@ -128,14 +131,26 @@ export class DynamicRoutes {
   async delete(name: string): Promise<boolean> {
     await this.#seed()
     const deleted = await this.#store('delete', () => this.#settings.store.delete(name))
-    this.#cache.delete(name)
+    this.#forget(name)
     return deleted
+  }
+
+  /** Drops the copy of a route that changed, and any read begun before the change, which may predate it. */
+  #forget(name: string): void {
+    this.#changes.set(name, (this.#changes.get(name) ?? 0) + 1)
+    this.#cache.delete(name)
+    this.#loading.delete(name)
   }
 
   #load(name: string, stale: Cached | undefined): Promise<CompiledRoute | undefined> {
     // Concurrent requests for a route whose copy expired wait on one read.
     let loading = this.#loading.get(name)
     if (loading !== undefined) return loading
+    const changes = this.#changes.get(name)
+    // What the read found is kept only when the route did not change meanwhile.
+    const keep = (route: CompiledRoute | undefined) => {
+      if (this.#changes.get(name) === changes) this.#cache.set(name, { route, fetchedAt: this.#now() })
+    }
     loading = (async () => {
       try {
         const deployed = await this.#call(() => this.#settings.store.deployed(name))
@@ -148,17 +163,17 @@ export class DynamicRoutes {
               ? stale.route
               : compileRoute(deployed.definition, deployed.version)
         if (route !== undefined && hasBudget(route.definition)) this.#servedBudget = true
-        this.#cache.set(name, { route, fetchedAt: this.#now() })
+        keep(route)
         return route
       } catch (error) {
         this.#report('deployed', error)
         if (stale === undefined)
           throw new GatewayError('ROUTE_STORE_UNAVAILABLE', undefined, { cause: error })
         // Served on as it was; asked again after the next interval.
-        this.#cache.set(name, { route: stale.route, fetchedAt: this.#now() })
+        keep(stale.route)
         return stale.route
       } finally {
-        this.#loading.delete(name)
+        if (this.#loading.get(name) === loading) this.#loading.delete(name)
       }
     })()
     this.#loading.set(name, loading)

@@ -16,7 +16,8 @@ import {
 } from '../../adapters/koa.js'
 import { type Admin, createAdmin } from '../../src/admin/index.js'
 import type { RouteStore } from '../../src/dynamic/types.js'
-import { createGateway, type Gateway, type GatewayRoutes } from '../../src/index.js'
+import { createGateway, type Gateway, type GatewayOptions, type GatewayRoutes } from '../../src/index.js'
+import { createMemoryRouteStore } from '../../src/stores/memory-routes.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
 import type { GatewayRequest } from '../../src/types.js'
 import { closeServer, type RunningApp, send, serverUrl } from '../helpers/http.js'
@@ -100,9 +101,10 @@ function runRouteScenarios(framework: string, build: BuildApp, host: { bodyParse
     })
 
     /** The gateway and its admin in one app; `admin` calls the admin with the token, `ask` the gateway. */
-    async function start() {
+    async function start(routes?: GatewayOptions['routes']) {
       const gateway = createGateway({
         logs: false,
+        ...(routes === undefined ? {} : { routes }),
         providers: {
           openai: { apiKey: 'sk-stored', baseURL: `${mock.url}/v1` },
           anthropic: { apiKey: 'sk-ant-stored', baseURL: mock.url },
@@ -201,6 +203,61 @@ function runRouteScenarios(framework: string, build: BuildApp, host: { bodyParse
         '/v1/messages',
         '/v1/chat/completions',
       ])
+    })
+
+    it('a deploy or a delete made while a request reads the route is live at once, not after the next refresh', async () => {
+      mock.reset()
+      // The store answers a read only when told to: the read below is still on its way back when the
+      // deploy lands, as a read over the network can be.
+      const inner = createMemoryRouteStore()
+      let held: { reached: () => void; answer: Promise<void> } | undefined
+      const store: RouteStore = {
+        ...inner,
+        async deployed(name) {
+          const live = await inner.deployed(name)
+          const hold = held
+          held = undefined
+          if (hold !== undefined) {
+            hold.reached()
+            await hold.answer
+          }
+          return live
+        },
+      }
+      const holdNextRead = () => {
+        let answer!: () => void
+        const reached = new Promise<void>((resolve) => {
+          held = { reached: resolve, answer: new Promise<void>((release) => (answer = release)) }
+        })
+        return { reached, answer: () => answer() }
+      }
+      // A refresh an hour away: only the deploy itself can make v2 live within this test.
+      const { admin, ask } = await start({ store, refreshMs: 3_600_000, storeTimeoutMs: 600_000 })
+      expect((await admin('/routes?deploy=true', { body: V1 })).status).toBe(201)
+      expect((await admin('/routes/support/versions', { body: V2 })).status).toBe(201)
+
+      const read = holdNextRead()
+      const during = ask('support')
+      await read.reached
+      expect((await admin('/routes/support/deployments', { body: { version: 2 } })).status).toBe(201)
+      read.answer()
+      // The request that began before the deploy may take either version; every one after it takes v2.
+      expect((await during).status).toBe(200)
+      const after = await ask('support')
+      expect(after.status).toBe(200)
+      expect(after.headers).toMatchObject({ 'cf-aig-model': 'claude-haiku-4-5' })
+
+      const again = holdNextRead()
+      // Deployed anew, so the next request reads the route again: held while the route is deleted.
+      expect((await admin('/routes/support/deployments', { body: { version: 1 } })).status).toBe(201)
+      const beforeDelete = ask('support')
+      await again.reached
+      expect((await admin('/routes/support', { method: 'DELETE' })).status).toBe(204)
+      again.answer()
+      expect((await beforeDelete).status).toBe(200)
+      const deleted = await ask('support')
+      expect(deleted.status).toBe(400)
+      expect(deleted.json()).toMatchObject({ internalCode: 2127 })
     })
 
     it('POST /routes?deploy=true saves and deploys; saving an existing name makes its next version', async () => {
