@@ -19,7 +19,13 @@ import {
   positionOf,
   storableOrNull,
 } from './filters.js'
-import { parseAnalyticsQuery, parseLogPatch, parseLogQuery, parseLogSelection } from './query.js'
+import {
+  MAX_PAGE_BODY_BYTES,
+  parseAnalyticsQuery,
+  parseLogPatch,
+  parseLogQuery,
+  parseLogSelection,
+} from './query.js'
 import { RecordTable } from './record-table.js'
 import type {
   AnalyticsGroupBy,
@@ -264,6 +270,18 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
     }
   }
 
+  /** How many of the rows found (at most `limit`) a page with bodies takes; see `MAX_PAGE_BODY_BYTES`. */
+  function withinBodyBudget(found: readonly { row: number }[], limit: number): number {
+    let bytes = 0
+    let taken = 0
+    for (const { row } of found.slice(0, limit)) {
+      bytes += table.bodyBytes(row)
+      if (taken > 0 && bytes > MAX_PAGE_BODY_BYTES) break
+      taken++
+    }
+    return taken
+  }
+
   function withBodies(row: number, record: LogRecord): LogRecord {
     const bodies = bodiesOf(table, row)
     if (bodies !== undefined) Object.assign(record, bodies)
@@ -292,14 +310,14 @@ export function createMemoryLogStore(options: MemoryLogStoreOptions = {}): LogSt
         found.push({ row, position })
       }
       found.sort((a, b) => sign * comparePositions(a.position, b.position))
-      const page = found.slice(0, q.limit)
+      const page = found.slice(0, q.includeBodies ? withinBodyBudget(found, q.limit) : q.limit)
       const records = page.map(({ row }) => {
         const record = table.record(row)
         return q.includeBodies ? withBodies(row, record) : record
       })
       const result: LogPage = { records }
       const last = page.at(-1)
-      if (found.length > q.limit && last)
+      if (found.length > page.length && last)
         result.nextCursor = encodeCursor(q.orderBy, q.direction, last.position)
       return result
     },

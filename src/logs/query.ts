@@ -30,6 +30,11 @@ import type {
 
 export const DEFAULT_LOG_LIMIT = 50
 export const MAX_LOG_LIMIT = 1000
+/**
+ * Bytes of bodies a page with `includeBodies` holds at most (its first record's excepted): a database keeps
+ * bodies of up to `maxPayloadBytes` each, and a thousand of those would not fit in the gateway's memory.
+ */
+export const MAX_PAGE_BODY_BYTES = 32 * 1024 * 1024
 const MAX_FILTERS = 25
 const MAX_METADATA_ENTRIES = 5
 const MAX_GROUP_BY = 5

@@ -287,7 +287,11 @@ export interface LogQuery extends LogSelection {
 }
 
 export interface LogListQuery extends LogQuery {
-  /** Return `requestBody`/`responseBody`; otherwise they are null. Default false. */
+  /**
+   * Return `requestBody`/`responseBody`; otherwise they are null. Default false. A page with bodies ends
+   * early, with a `nextCursor`, once its bodies pass 32 MiB (`MAX_PAGE_BODY_BYTES`; its first record is
+   * always taken, whatever its size).
+   */
   includeBodies?: boolean | undefined
 }
 

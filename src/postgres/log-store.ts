@@ -4,7 +4,13 @@
  */
 import type { Pool } from 'pg'
 import { decodeCursor, encodeCursor, isLogId, positionOf } from '../logs/filters.js'
-import { parseAnalyticsQuery, parseLogPatch, parseLogQuery, parseLogSelection } from '../logs/query.js'
+import {
+  MAX_PAGE_BODY_BYTES,
+  parseAnalyticsQuery,
+  parseLogPatch,
+  parseLogQuery,
+  parseLogSelection,
+} from '../logs/query.js'
 import type { LogPage, LogRecord, LogStore } from '../logs/types.js'
 import { validateLogRecords } from '../logs/validate.js'
 import { queryAnalytics } from './log-analytics.js'
@@ -22,6 +28,25 @@ import {
 } from './log-sql.js'
 import { NamedInserts } from './named-statements.js'
 import { inTransaction } from './pool.js'
+
+// The bodies' sizes as stored, in bytes: Postgres reads a long text's size from its TOAST header, so
+// sizing a page's bodies does not fetch them.
+const BODY_BYTES_SQL = 'coalesce(octet_length(request_body), 0) + coalesce(octet_length(response_body), 0)'
+
+/**
+ * How many of a page's rows (at most `limit`) to return with their bodies: while their sizes stay within
+ * `MAX_PAGE_BODY_BYTES`, and always the first, whatever its size, so paging goes on.
+ */
+function rowsWithinBodyBudget(rows: readonly { body_bytes: unknown }[], limit: number): number {
+  let bytes = 0
+  let taken = 0
+  for (const row of rows.slice(0, limit)) {
+    bytes += Number(row.body_bytes)
+    if (taken > 0 && bytes > MAX_PAGE_BODY_BYTES) break
+    taken++
+  }
+  return taken
+}
 
 export interface PostgresLogStoreOptions {
   /** Schema holding the table, created when missing. Default `public`. */
@@ -68,6 +93,22 @@ export async function createPostgresLogStore(
     })
   }
 
+  /** Fills in the bodies of listed records; one deleted since it was listed keeps none. */
+  async function addBodies(records: LogRecord[]): Promise<void> {
+    if (records.length === 0) return
+    const ids = records.map((record) => record.id)
+    const { rows } = await pool.query(
+      `SELECT id, request_body, response_body FROM ${table} WHERE id = ANY($1::uuid[])`,
+      [ids],
+    )
+    const bodies = new Map(rows.map((row) => [String(row.id), row]))
+    for (const record of records) {
+      const row = bodies.get(record.id)
+      record.requestBody = row?.request_body ?? null
+      record.responseBody = row?.response_body ?? null
+    }
+  }
+
   async function get(id: string): Promise<LogRecord | undefined> {
     if (!isLogId(id)) return undefined
     const { rows } = await pool.query(`SELECT ${selectList(true)} FROM ${table} WHERE id = $1::uuid`, [id])
@@ -92,12 +133,17 @@ export async function createPostgresLogStore(
       const [column] = ORDER_COLUMNS[q.orderBy]
       const order = ascending ? `${column} ASC NULLS LAST, id ASC` : `${column} DESC NULLS FIRST, id DESC`
       const limit = params.add(q.limit + 1, 'int8')
-      const text = `SELECT ${selectList(q.includeBodies)} FROM ${table} ${whereClause(conditions)} ORDER BY ${order} LIMIT ${limit}`
+      // With bodies, the page's rows come first with their bodies' sizes only (read without fetching the
+      // bodies); then the bodies of those that fit `MAX_PAGE_BODY_BYTES`.
+      const sizes = q.includeBodies ? `, ${BODY_BYTES_SQL} AS body_bytes` : ''
+      const text = `SELECT ${selectList(false)}${sizes} FROM ${table} ${whereClause(conditions)} ORDER BY ${order} LIMIT ${limit}`
       const { rows } = await pool.query(text, params.values)
-      const records = rows.slice(0, q.limit).map(toRecord)
+      const taken = q.includeBodies ? rowsWithinBodyBudget(rows, q.limit) : Math.min(rows.length, q.limit)
+      const records = rows.slice(0, taken).map(toRecord)
+      if (q.includeBodies) await addBodies(records)
       const page: LogPage = { records }
       const last = records.at(-1)
-      if (rows.length > q.limit && last) {
+      if (rows.length > taken && last) {
         page.nextCursor = encodeCursor(q.orderBy, q.direction, positionOf(last, q.orderBy))
       }
       return page

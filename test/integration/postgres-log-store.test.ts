@@ -204,6 +204,36 @@ describe.skipIf(!DATABASE_URL)('createPostgresLogStore()', () => {
     expect((await store.list({ limit: 1 })).records[0]?.cost).toBe(0.00000000001)
   })
 
+  it('ends a page with bodies at 32 MiB of them, and pages on to the rest', async () => {
+    const store = await createPostgresLogStore(pool, { schema, table: 'big_bodies' })
+    // Five records of 8 MiB of bodies each: with the default 10 MiB per body, a page of 1000 such records
+    // would have loaded some 20 GiB into the gateway's memory.
+    const body = 'x'.repeat(4 * 1024 * 1024)
+    const written = Array.from({ length: 5 }, (_, i) =>
+      record(1000 + i, { requestBody: body, responseBody: body }),
+    )
+    for (const one of written) await store.write([one])
+    await store.write([record(2000)])
+
+    const first = await store.list({ limit: 1000, direction: 'asc', includeBodies: true })
+    expect(first.records.map((r) => r.createdAt)).toEqual([1000, 1001, 1002, 1003])
+    expect(first.records.every((r) => r.requestBody === body && r.responseBody === body)).toBe(true)
+    expect(first.nextCursor).toBeDefined()
+    const second = await store.list({
+      limit: 1000,
+      direction: 'asc',
+      includeBodies: true,
+      cursor: first.nextCursor,
+    })
+    expect(second.records.map((r) => [r.createdAt, r.requestBody === body])).toEqual([
+      [1004, true],
+      [2000, false],
+    ])
+    expect(second.nextCursor).toBeUndefined()
+    // Without bodies a page is as long as asked.
+    expect((await store.list({ limit: 1000 })).records).toHaveLength(6)
+  })
+
   it('migrates a version-1 table, its float costs becoming the decimals they stand for', async () => {
     const name = freshSchema()
     const store = await createPostgresLogStore(pool, { schema: name, table: 'old' })

@@ -143,6 +143,31 @@ describe('createMemoryLogStore() bounds', () => {
     expect(await store.get(b!.id)).toBeUndefined()
   })
 
+  it('ends a page with bodies at 32 MiB of them, and pages on to the rest', async () => {
+    const store = createMemoryLogStore({ maxBytes: 256 * 1024 * 1024 })
+    const body = 'x'.repeat(4 * 1024 * 1024)
+    const written = Array.from({ length: 5 }, (_, i) =>
+      sampleRecord({ createdAt: 1000 + i, requestBody: body, responseBody: body }),
+    )
+    await store.write([...written, record(2000)])
+
+    const first = await store.list({ limit: 1000, direction: 'asc', includeBodies: true })
+    expect(first.records.map((r) => r.createdAt)).toEqual([1000, 1001, 1002, 1003])
+    expect(first.records.every((r) => r.requestBody === body && r.responseBody === body)).toBe(true)
+    const second = await store.list({
+      limit: 1000,
+      direction: 'asc',
+      includeBodies: true,
+      cursor: first.nextCursor,
+    })
+    expect(second.records.map((r) => [r.createdAt, r.requestBody === body])).toEqual([
+      [1004, true],
+      [2000, false],
+    ])
+    expect(second.nextCursor).toBeUndefined()
+    expect((await store.list({ limit: 1000 })).records).toHaveLength(6)
+  })
+
   it('keeps evicting in write order across thousands of writes and deletions', async () => {
     const store = createMemoryLogStore({ maxRecords: 600 })
     // The records the store should hold, oldest first: a plain model of the bound and of deletions.
