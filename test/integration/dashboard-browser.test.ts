@@ -10,6 +10,9 @@ import { mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { createAdmin } from '../../src/admin/index.js'
+import { createMemoryLogStore, type LogStore } from '../../src/index.js'
+import { buildExpressAdmin } from '../helpers/admin-apps.js'
 import {
   type DashboardDemo,
   DEMO_ADMIN_TOKEN,
@@ -18,6 +21,8 @@ import {
   startDashboardDemo,
 } from '../helpers/dashboard-demo.js'
 import { send } from '../helpers/http.js'
+import { sampleRecord } from '../helpers/log-store.js'
+import { until } from '../helpers/until.js'
 
 const executablePath = inject('chromium')
 
@@ -283,4 +288,65 @@ describe.skipIf(executablePath === undefined)('dashboard in Chromium', () => {
 
     expect(problems).toEqual([])
   })
+})
+
+describe.skipIf(executablePath === undefined)('dashboard polling in Chromium', () => {
+  it('polls the logs page again only once its last answer came, however slow the store', async () => {
+    const inner = createMemoryLogStore()
+    await inner.write([sampleRecord()])
+    // The store's list answers only when told to, as a database under load would be late.
+    let answer!: () => void
+    const answered = new Promise<void>((resolve) => (answer = resolve))
+    let lists = 0
+    let inFlight = 0
+    let mostInFlight = 0
+    const logs: LogStore = {
+      ...inner,
+      async list(query) {
+        lists++
+        inFlight++
+        mostInFlight = Math.max(mostInFlight, inFlight)
+        try {
+          await answered
+          return await inner.list(query)
+        } finally {
+          inFlight--
+        }
+      },
+    }
+    const app = await buildExpressAdmin(createAdmin({ logs }), { bodyParser: false })
+    const browser = await chromium.launch({ executablePath: executablePath!, headless: true })
+    try {
+      const page = await browser.newPage()
+      // Counted as the page calls fetch, which a poll does within its timer: the count is exact as soon
+      // as the fake clock has run the timers.
+      await page.addInitScript(() => {
+        const scope = globalThis as unknown as { fetch: typeof fetch; logsFetches: number }
+        const original = scope.fetch.bind(scope)
+        scope.logsFetches = 0
+        scope.fetch = (input, init) => {
+          if (String(input).startsWith('logs')) scope.logsFetches++
+          return original(input, init)
+        }
+      })
+      await page.clock.install()
+      await page.goto(`${app.url}/ai-admin/`)
+      await until(() => lists === 1)
+      // Ten polls' worth of time while the first page is still on its way: no poll starts.
+      await page.clock.runFor(30_000)
+      const fetches = () =>
+        page.evaluate(() => (globalThis as unknown as { logsFetches: number }).logsFetches)
+      expect(await fetches()).toBe(1)
+
+      answer()
+      await page.locator('table.logs tbody tr').first().waitFor()
+      // Once the answer is in, polling goes on.
+      await page.clock.runFor(30_000)
+      await until(() => lists >= 2)
+      expect(mostInFlight).toBe(1)
+    } finally {
+      await browser.close()
+      await app.close()
+    }
+  }, 60_000)
 })

@@ -2,7 +2,7 @@
  * Logs: the newest requests first, filtered as the reference's log view is, a page at a time through the
  * API's cursor. While "Live" is on and the first page is shown, the newest page is polled.
  */
-import { useEffect, useState } from 'preact/hooks'
+import { useEffect, useRef, useState } from 'preact/hooks'
 import type { AnalyticsRow, LogRecord } from '../../../src/logs/types.js'
 import { api, withQuery } from '../api.js'
 import { Badge, ErrorNote, PageHeader } from '../components.js'
@@ -87,12 +87,23 @@ export function LogsPage() {
   }, [range])
 
   const polling = live && cursor === undefined
+  const loading = useRef(page.loading)
+  loading.current = page.loading
   useEffect(() => {
     if (!polling) return
-    const timer = setInterval(() => {
-      if (document.visibilityState === 'visible') void page.reload()
-    }, POLL_MS)
-    return () => clearInterval(timer)
+    // The next poll is timed from the last one's answer, and none starts while a load is on its way:
+    // polls on a fixed beat would pile up on a store slower than the beat, each one more query on it.
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let stopped = false
+    const poll = async () => {
+      if (document.visibilityState === 'visible' && !loading.current) await page.reload()
+      if (!stopped) timer = setTimeout(poll, POLL_MS)
+    }
+    timer = setTimeout(poll, POLL_MS)
+    return () => {
+      stopped = true
+      clearTimeout(timer)
+    }
   }, [polling, page.reload])
 
   const apply = (next: LogFilterForm) => {
