@@ -58,7 +58,7 @@ export class StreamMarkers {
       marker(grammar.errorMarker, ERROR),
     ]
     // The pattern stops wherever any part begins, and every marker is checked whole there: the order of
-    // the parts does not matter. One part for two markers that are the same (Gemini's finish and end).
+    // the parts does not matter. One part for markers searched from the same text (Gemini's `Reason"`).
     const parts = new Set(this.#markers.map(({ text, anchor }) => text.slice(anchor)))
     const literals = [...parts].map(literalPattern)
     if (findsUsage) literals.push(USAGE_OBJECT_PAST_QUOTE)

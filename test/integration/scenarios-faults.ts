@@ -851,6 +851,37 @@ export function faultScenarios(world: World): void {
       expect(res.text.endsWith('\n\n')).toBe(true)
     })
 
+    it('faults: a Gemini stream that only says the prompt was blocked is a whole answer, on compat (content_filter) and on passthrough', async () => {
+      // Gemini answers a prompt it refuses with one chunk: no candidate, no finishReason.
+      const blocked = `data: ${JSON.stringify({
+        promptFeedback: { blockReason: 'PROHIBITED_CONTENT' },
+        usageMetadata: { promptTokenCount: 5, totalTokenCount: 5 },
+      })}\r\n\r\n`
+      const fault = await faultServer((_req, res) => writeEvents(res, [blocked]))
+      const url = await world.start({
+        providers: { 'google-ai-studio': { apiKey: 'goog-stored', baseURL: fault.url } },
+      })
+      const compat = await send(`${url}${COMPAT}`, {
+        body: {
+          model: 'google-ai-studio/gemini-2.5-flash',
+          messages: [{ role: 'user', content: 'hi' }],
+          stream: true,
+        },
+      })
+      expect(compat.status, compat.text).toBe(200)
+      const events = compat.text.split('\n\n').filter(Boolean)
+      expect(events.at(-1)).toBe('data: [DONE]')
+      expect(JSON.parse(events.at(-2)!.slice('data: '.length))).toMatchObject({
+        choices: [{ delta: {}, finish_reason: 'content_filter' }],
+      })
+      const native = await send(
+        `${url}/ai/google-ai-studio/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse`,
+        { body: { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] } },
+      )
+      expect(native.status, native.text).toBe(200)
+      expect(native.text).toBe(blocked)
+    })
+
     // 4. Stalls and trickles ----------------------------------------------------------------------------
 
     it('faults: a stream that stalls after one event ends with a terminal 2106 event and the upstream is cancelled', async () => {

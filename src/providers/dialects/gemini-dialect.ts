@@ -51,9 +51,13 @@ function outputCap(body: unknown): number | undefined {
 // Gemini writes its JSON with a space after each colon.
 const ANSWER_START = /"text":\s*"(?!")|"functionCall":|"finishReason":/
 
-/** `streamGenerateContent`: every chunk a response; the last carries the finish reason, and nothing follows. */
+/**
+ * `streamGenerateContent`: every chunk a response; the last carries the finish reason, and nothing follows.
+ * A prompt Gemini refuses is answered with one chunk and no candidate, only `promptFeedback.blockReason`:
+ * that chunk is the whole answer, so it ends the stream as a finish reason does.
+ */
 const GENERATE_STREAM: StreamGrammar = {
-  terminator: '"finishReason"',
+  terminator: '"blockReason"',
   finish: '"finishReason"',
   closing: undefined,
   errorMarker: '"error"',

@@ -103,7 +103,7 @@ export interface StreamGrammar {
    * after it is complete even when its terminator never came.
    */
   readonly finish: string
-  /** What such a stream is given in place of its terminator; none when the finish is the terminator. */
+  /** What such a stream is given in place of its terminator; none when nothing follows the finish. */
   readonly closing: string | undefined
   /** Text every in-band error event carries; `inBandError` reads the batches that hold it. */
   readonly errorMarker: string

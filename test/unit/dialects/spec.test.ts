@@ -20,7 +20,7 @@ describe('dialectOf()', () => {
     ['workers-ai', '/client/v4/accounts/a/ai/v1/chat/completions', 'data: [DONE]'],
     ['anthropic', '/v1/messages', 'event: message_stop'],
     ['anthropic', '/v1/messages/count_tokens', undefined],
-    ['gemini', '/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse', '"finishReason"'],
+    ['gemini', '/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse', '"blockReason"'],
     ['gemini', '/v1beta/models/gemini-2.5-flash:generateContent', undefined],
     ['cohere', '/v2/chat', undefined],
     ['native', '/v1/chat/completions', undefined],
