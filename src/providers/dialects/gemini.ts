@@ -213,17 +213,29 @@ function functionCallPart(call: unknown, at: string, toolNames: Map<string, stri
   return { functionCall: { name, args: parseArguments(args, at) } }
 }
 
+/**
+ * An assistant message's text and calls. Empty text is left out: SDKs echo `content: ''` beside tool calls,
+ * and Gemini refuses a part whose text is empty ("required oneof field 'data'"). A turn that said nothing
+ * at all gives no parts, and is left out of the conversation.
+ */
 function assistantParts(
   message: Record<string, unknown>,
   at: string,
   toolNames: Map<string, string>,
 ): GeminiPart[] {
-  const parts: GeminiPart[] = textParts(message.content, at, 'assistant')
   const calls = message.tool_calls ?? []
   if (!Array.isArray(calls)) throw invalid(`${at}.tool_calls must be an array`)
+  if ((message.content ?? null) === null && calls.length === 0) {
+    throw invalid(`${at}: an assistant message needs content or tool_calls`)
+  }
+  const parts: GeminiPart[] = withText(textParts(message.content, at, 'assistant'))
   parts.push(...calls.map((call: unknown, k) => functionCallPart(call, `${at}.tool_calls[${k}]`, toolNames)))
-  if (parts.length === 0) throw invalid(`${at}: an assistant message needs content or tool_calls`)
   return parts
+}
+
+/** Text parts that say something: Gemini refuses an empty one. */
+function withText(parts: { text: string }[]): { text: string }[] {
+  return parts.filter((part) => part.text !== '')
 }
 
 /** Gemini wants an object as the function's response; JSON objects go as they are, anything else is wrapped. */
@@ -273,7 +285,7 @@ function readMessage(message: unknown, at: string): Record<string, unknown> & { 
 
 function systemParts(message: Record<string, unknown>, at: string, role: string): { text: string }[] {
   if (message.content === undefined || message.content === null) throw invalid(`${at}.content is required`)
-  return textParts(message.content, at, role)
+  return withText(textParts(message.content, at, role))
 }
 
 /** One user, assistant or tool message as a Gemini content. */
@@ -311,7 +323,8 @@ function toContents(messages: unknown): { contents: GeminiContent[]; system: { t
     if (message.role === 'system' || message.role === 'developer') {
       system.push(...systemParts(message, at, message.role))
     } else {
-      appendMerged(contents, toContent(message, message.role, at, toolNames))
+      const content = toContent(message, message.role, at, toolNames)
+      if (content.parts.length > 0) appendMerged(contents, content)
     }
   }
   return { contents, system }

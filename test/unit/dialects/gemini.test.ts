@@ -269,6 +269,43 @@ describe('gemini requests', () => {
       },
     ],
     [
+      'empty text left out, as Gemini refuses empty parts: beside calls, a silent turn, an empty system prompt',
+      chat({
+        messages: [
+          { role: 'system', content: '' },
+          user('Alarms?'),
+          { role: 'assistant', content: '', tool_calls: [call('c1', 'list_alarms', '')] },
+          { role: 'tool', tool_call_id: 'c1', content: '[]' },
+          { role: 'assistant', content: [{ type: 'text', text: '' }] },
+          user('Set one for 7.'),
+          {
+            role: 'developer',
+            content: [
+              { type: 'text', text: '' },
+              { type: 'text', text: 'Be brief.' },
+            ],
+          },
+        ],
+      }),
+      {
+        path: GENERATE,
+        body: {
+          contents: [
+            { role: 'user', parts: [{ text: 'Alarms?' }] },
+            { role: 'model', parts: [{ functionCall: { name: 'list_alarms', args: {} } }] },
+            {
+              role: 'user',
+              parts: [
+                { functionResponse: { name: 'list_alarms', response: { content: '[]' } } },
+                { text: 'Set one for 7.' },
+              ],
+            },
+          ],
+          systemInstruction: { parts: [{ text: 'Be brief.' }] },
+        },
+      },
+    ],
+    [
       'a function whose description and parameters are null',
       chat({
         messages: [user('Ping?')],
