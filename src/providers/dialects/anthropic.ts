@@ -230,8 +230,9 @@ function toConversation(messages: unknown): { system: TextBlock[]; turns: Turn[]
     if (!isRecord(message)) invalid(`${at} must be an object`)
     refuseExtraKeys(message, at)
     const { role } = message
+    // Anthropic refuses an empty system text block; an empty system prompt asks for nothing anyway.
     if (role === 'system' || role === 'developer')
-      system.push(...textBlocks(message.content, at, 'system prompts'))
+      system.push(...textBlocks(message.content, at, 'system prompts').filter((block) => block.text !== ''))
     else if (role === 'user') appendTurn(turns, 'user', userBlocks(message.content, at))
     else if (role === 'assistant') appendTurn(turns, 'assistant', assistantBlocks(message, at))
     else if (role === 'tool') appendTurn(turns, 'user', [toolResult(message, at)])

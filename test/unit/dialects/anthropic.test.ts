@@ -102,6 +102,21 @@ describe('anthropicCodec.toProviderRequest', () => {
       }),
     },
     {
+      name: 'empty system prompts are left out, as Anthropic refuses empty system text blocks',
+      request: chat({}, [
+        { role: 'system', content: '' },
+        { role: 'user', content: 'Hi' },
+        {
+          role: 'developer',
+          content: [
+            { type: 'text', text: '' },
+            { type: 'text', text: 'Be terse.' },
+          ],
+        },
+      ]),
+      body: body({ system: 'Be terse.' }),
+    },
+    {
       name: 'consecutive same-role messages merge; names are dropped as Anthropic has none',
       request: chat({}, [
         { role: 'user', content: 'First question.', name: 'ann' },
