@@ -46,8 +46,17 @@ const UNREPRESENTABLE_PARTS = [
   'functionResponse',
 ]
 
-/** Finish reasons that mean Gemini withheld or cut output on policy grounds. */
-const FILTERED = new Set(['SAFETY', 'RECITATION', 'BLOCKLIST', 'PROHIBITED_CONTENT', 'SPII'])
+/** Finish reasons that mean Gemini withheld or cut output on policy grounds, text or image. */
+const FILTERED = new Set([
+  'SAFETY',
+  'RECITATION',
+  'BLOCKLIST',
+  'PROHIBITED_CONTENT',
+  'SPII',
+  'IMAGE_SAFETY',
+  'IMAGE_PROHIBITED_CONTENT',
+  'IMAGE_RECITATION',
+])
 
 /** Google's canonical error statuses, as OpenAI error types. */
 const ERROR_TYPES: Record<string, string> = {
