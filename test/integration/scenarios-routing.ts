@@ -1,5 +1,6 @@
-import { expect, it } from 'vitest'
+import { expect, it, onTestFinished } from 'vitest'
 import type { UpstreamRetryEvent } from '../../src/events.js'
+import { startFaultServer, writeFixed } from '../helpers/fault-server.js'
 import { send } from '../helpers/http.js'
 import { chat, type World } from './scenarios.js'
 
@@ -179,6 +180,44 @@ export function routingScenarios(world: World): void {
     expect(res.json()).toMatchObject({
       choices: [{ message: { content: 'mock reply to: hi gemini' }, finish_reason: 'stop' }],
     })
+  })
+
+  it('compat: a Gemini tool call keeps its thought signature, so the next turn is not refused (Gemini 3)', async () => {
+    // As Gemini 3 does: a signed call, and a 400 for a conversation whose function call lacks its signature.
+    const signature = 'CtwBAVSoXO4pQ1w=='
+    const gemini = await startFaultServer((request, res) => {
+      const { contents } = request.json() as { contents: { parts: Record<string, unknown>[] }[] }
+      const calls = contents.flatMap((content) => content.parts).filter((part) => 'functionCall' in part)
+      if (calls.some((part) => part.thoughtSignature !== signature)) {
+        const message = 'Function call is missing a thought_signature in functionCall parts.'
+        writeFixed(res, 400, JSON.stringify({ error: { code: 400, message, status: 'INVALID_ARGUMENT' } }))
+        return
+      }
+      const part =
+        calls.length === 0
+          ? { functionCall: { name: 'get_weather', args: { city: 'Paris' } }, thoughtSignature: signature }
+          : { text: 'Sunny in Paris.' }
+      writeFixed(
+        res,
+        200,
+        JSON.stringify({ candidates: [{ content: { role: 'model', parts: [part] }, finishReason: 'STOP' }] }),
+      )
+    })
+    onTestFinished(() => gemini.close())
+    const url = await world.start({
+      providers: { 'google-ai-studio': { apiKey: 'goog-stored', baseURL: gemini.url } },
+    })
+    const messages: unknown[] = [{ role: 'user', content: 'Weather in Paris?' }]
+    const model = 'google-ai-studio/gemini-3-pro-preview'
+    const first = await send(`${url}${COMPAT}`, { body: { model, messages, tools: [weatherTool] } })
+    expect(first.status, first.text).toBe(200)
+    // The client keeps the assistant message as it came, as OpenAI clients do, and answers its call.
+    const { message } = (first.json() as { choices: { message: { tool_calls: { id: string }[] } }[] })
+      .choices[0]!
+    messages.push(message, { role: 'tool', tool_call_id: message.tool_calls[0]!.id, content: 'sunny' })
+    const second = await send(`${url}${COMPAT}`, { body: { model, messages, tools: [weatherTool] } })
+    expect(second.status, second.text).toBe(200)
+    expect(second.json()).toMatchObject({ choices: [{ message: { content: 'Sunny in Paris.' } }] })
   })
 
   it("compat: maps a provider's error to an OpenAI error with the provider's status", async () => {

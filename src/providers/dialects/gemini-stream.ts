@@ -13,6 +13,7 @@ import type {
   OpenAIErrorBody,
   ToolCall,
   ToolCallDelta,
+  ToolCallExtra,
   Usage,
 } from './openai-types.js'
 import type { SSEEvent, StreamOptions, StreamStep, StreamTranslator } from './types.js'
@@ -20,7 +21,14 @@ import type { SSEEvent, StreamOptions, StreamStep, StreamTranslator } from './ty
 /** One piece of a Gemini answer that an OpenAI message can express, in the order Gemini sent it. */
 type AnswerPart =
   | { kind: 'text'; text: string }
-  | { kind: 'call'; id: string | undefined; name: string; args: Record<string, unknown> }
+  | {
+      kind: 'call'
+      id: string | undefined
+      name: string
+      args: Record<string, unknown>
+      /** The part's `thoughtSignature`, which Gemini 3 requires back with the call on the next turn. */
+      signature: string | undefined
+    }
 
 /** What one GenerateContentResponse says, already checked. */
 interface AnswerReading {
@@ -109,13 +117,27 @@ function toFinishReason(reason: string, calledTools: boolean): FinishReason {
   return calledTools ? 'tool_calls' : 'stop'
 }
 
-function readCall(call: Record<string, unknown>, at: string): AnswerPart {
+function readCall(call: Record<string, unknown>, at: string, signature: unknown): AnswerPart {
   if (typeof call.name !== 'string') throw badResponse(`${at}.functionCall has no name`)
   if (call.args !== undefined && !isRecord(call.args)) {
     throw badResponse(`${at}.functionCall.args is not an object`)
   }
   const id = typeof call.id === 'string' ? call.id : undefined
-  return { kind: 'call', id, name: call.name, args: call.args ?? {} }
+  return {
+    kind: 'call',
+    id,
+    name: call.name,
+    args: call.args ?? {},
+    signature: typeof signature === 'string' && signature !== '' ? signature : undefined,
+  }
+}
+
+/**
+ * Where an OpenAI client keeps a call's thought signature and sends it back (`gemini.ts` reads it there):
+ * `extra_content.google.thought_signature`, as in Google's own OpenAI-compatible API.
+ */
+function signatureField(signature: string | undefined): { extra_content?: ToolCallExtra } {
+  return signature === undefined ? {} : { extra_content: { google: { thought_signature: signature } } }
 }
 
 function readPart(part: unknown, at: string): AnswerPart | undefined {
@@ -123,7 +145,7 @@ function readPart(part: unknown, at: string): AnswerPart | undefined {
   // Thought summaries are the model's reasoning, not its answer.
   if (part.thought === true) return undefined
   if (typeof part.text === 'string') return { kind: 'text', text: part.text }
-  if (isRecord(part.functionCall)) return readCall(part.functionCall, at)
+  if (isRecord(part.functionCall)) return readCall(part.functionCall, at, part.thoughtSignature)
   const kind = UNREPRESENTABLE_PARTS.find((key) => key in part)
   if (kind) throw badResponse(`${at} is ${kind}, which an OpenAI chat message cannot carry`)
   // What is left carries no content of its own, such as a lone thoughtSignature.
@@ -201,6 +223,7 @@ function toToolCalls(parts: AnswerPart[]): ToolCall[] {
       id: call.id ?? `call_${n}`,
       type: 'function' as const,
       function: { name: call.name, arguments: JSON.stringify(call.args) },
+      ...signatureField(call.signature),
     }))
 }
 
@@ -302,6 +325,7 @@ function partDelta(state: StreamState, part: AnswerPart): Delta | undefined {
     id: part.id ?? `call_${index}`,
     type: 'function',
     function: { name: part.name, arguments: JSON.stringify(part.args) },
+    ...signatureField(part.signature),
   }
   return { tool_calls: [call] }
 }

@@ -27,7 +27,7 @@ import type { ChatCodec, ProviderRequest } from './types.js'
 type GeminiPart =
   | { text: string }
   | { inlineData: { mimeType: string; data: string } }
-  | { functionCall: { name: string; args: Record<string, unknown> } }
+  | { functionCall: { name: string; args: Record<string, unknown> }; thoughtSignature?: string }
   | { functionResponse: { name: string; response: Record<string, unknown> } }
 
 interface GeminiContent {
@@ -210,7 +210,19 @@ function functionCallPart(call: unknown, at: string, toolNames: Map<string, stri
     throw invalid(`${at}.function needs a string name and string arguments`)
   }
   toolNames.set(call.id, name)
-  return { functionCall: { name, args: parseArguments(args, at) } }
+  const part = { functionCall: { name, args: parseArguments(args, at) } }
+  const signature = thoughtSignature(call.extra_content)
+  return signature === undefined ? part : { ...part, thoughtSignature: signature }
+}
+
+/**
+ * The thought signature the answer gave this call (`gemini-stream.ts`), as the client sent it back. Gemini 3
+ * refuses a conversation whose function calls lack theirs.
+ */
+function thoughtSignature(extra: unknown): string | undefined {
+  const google = isRecord(extra) ? extra.google : undefined
+  const signature = isRecord(google) ? google.thought_signature : undefined
+  return typeof signature === 'string' && signature !== '' ? signature : undefined
 }
 
 /**

@@ -16,10 +16,19 @@ export interface ImagePart {
 }
 export type ContentPart = TextPart | ImagePart | { type: string; [key: string]: unknown }
 
+/**
+ * What a provider needs back with a tool call on the next turn, where OpenAI-shaped clients keep it: Gemini's
+ * thought signature, as Google's own OpenAI-compatible API sends it.
+ */
+export interface ToolCallExtra {
+  google?: { thought_signature?: string }
+}
+
 export interface ToolCall {
   id: string
   type: 'function'
   function: { name: string; arguments: string }
+  extra_content?: ToolCallExtra
 }
 
 export interface ChatMessage {
@@ -94,6 +103,7 @@ export interface ToolCallDelta {
   id?: string
   type?: 'function'
   function?: { name?: string; arguments?: string }
+  extra_content?: ToolCallExtra
 }
 
 export interface ChatCompletionChunk {

@@ -306,6 +306,52 @@ describe('gemini requests', () => {
       },
     ],
     [
+      "a call's thought signature, sent back where Gemini 3 wants it",
+      chat({
+        messages: [
+          user('Weather in Paris?'),
+          {
+            role: 'assistant',
+            content: null,
+            tool_calls: [
+              {
+                ...call('call_0', 'get_weather', '{"city":"Paris"}'),
+                extra_content: { google: { thought_signature: 'CtwBAVSoXO4pQ1w==' } },
+              },
+              call('call_1', 'get_weather', '{"city":"Lyon"}'),
+            ],
+          },
+          { role: 'tool', tool_call_id: 'call_0', content: 'sunny' },
+          { role: 'tool', tool_call_id: 'call_1', content: 'rain' },
+        ],
+      }),
+      {
+        path: GENERATE,
+        body: {
+          contents: [
+            { role: 'user', parts: [{ text: 'Weather in Paris?' }] },
+            {
+              role: 'model',
+              parts: [
+                {
+                  functionCall: { name: 'get_weather', args: { city: 'Paris' } },
+                  thoughtSignature: 'CtwBAVSoXO4pQ1w==',
+                },
+                { functionCall: { name: 'get_weather', args: { city: 'Lyon' } } },
+              ],
+            },
+            {
+              role: 'user',
+              parts: [
+                { functionResponse: { name: 'get_weather', response: { content: 'sunny' } } },
+                { functionResponse: { name: 'get_weather', response: { content: 'rain' } } },
+              ],
+            },
+          ],
+        },
+      },
+    ],
+    [
       'a function whose description and parameters are null',
       chat({
         messages: [user('Ping?')],
@@ -776,8 +822,11 @@ function completion(
   }
 }
 
-function toolCall(id: string, name: string, args: string): ToolCall {
-  return { id, type: 'function', function: { name, arguments: args } }
+function toolCall(id: string, name: string, args: string, signature?: string): ToolCall {
+  const call: ToolCall = { id, type: 'function', function: { name, arguments: args } }
+  return signature === undefined
+    ? call
+    : { ...call, extra_content: { google: { thought_signature: signature } } }
 }
 
 function candidate(finishReason: string): unknown {
@@ -796,13 +845,13 @@ describe('gemini responses', () => {
       }),
     ],
     [
-      'text and two function calls',
+      'text and two function calls, the first with the thought signature Gemini 3 wants back',
       fx.functionCallAnswer,
       completion(
         {
           content: 'Checking both.',
           tool_calls: [
-            toolCall('call_0', 'get_weather', '{"city":"Paris","unit":"celsius"}'),
+            toolCall('call_0', 'get_weather', '{"city":"Paris","unit":"celsius"}', 'CtwBAVSoXO4pQ1w=='),
             toolCall('call_1', 'get_time', '{"timezone":"Europe/Paris"}'),
           ],
         },
@@ -985,6 +1034,7 @@ describe('gemini streams', () => {
               id: 'call_0',
               type: 'function',
               function: { name: 'get_weather', arguments: '{"city":"Paris"}' },
+              extra_content: { google: { thought_signature: 'CiIBVKhc7pHm5g==' } },
             },
           ],
         }),
