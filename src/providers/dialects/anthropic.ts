@@ -15,6 +15,7 @@ import {
   fromProviderResponse,
   JSON_TOOL_NAME,
 } from './anthropic-stream.js'
+import { imageMediaType } from './common.js'
 import type { ChatRequest } from './openai-types.js'
 import type { ChatCodec, ProviderRequest } from './types.js'
 
@@ -138,7 +139,7 @@ function imageBlock(image: unknown, at: string): ImageBlock {
   const url = image.url
   const data = BASE64_DATA_URL.exec(url)
   if (data) {
-    const mediaType = data[1] ?? ''
+    const mediaType = imageMediaType(data[1] ?? '')
     if (!IMAGE_MEDIA_TYPES.has(mediaType)) {
       unsupported(`${at}: image type '${mediaType}' is not one Anthropic reads (jpeg, png, gif, webp)`)
     }

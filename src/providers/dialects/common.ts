@@ -353,3 +353,13 @@ export function bodyStreams(_path: string, body: unknown): boolean {
 export function none(): undefined {
   return undefined
 }
+
+/**
+ * A data URL's image type as Anthropic and Gemini name it: `image/jpg`, which clients write for JPEG files and
+ * OpenAI reads, is `image/jpeg` to them (Anthropic refuses the other name, Gemini answers "Unsupported MIME
+ * type").
+ * @example imageMediaType('image/jpg') // 'image/jpeg'
+ */
+export function imageMediaType(declared: string): string {
+  return declared.toLowerCase() === 'image/jpg' ? 'image/jpeg' : declared
+}

@@ -14,6 +14,7 @@
  *   in the answer, and Gemini has no field for it.
  */
 import { isRecord } from '../../json.js'
+import { imageMediaType } from './common.js'
 import {
   fromBatchEmbed,
   fromGeminiError,
@@ -171,7 +172,7 @@ function imagePart(image: unknown, at: string): GeminiPart {
     throw invalid(`${at}.image_url.url is not a well-formed data URL`)
   }
   if (meta.at(-1) !== 'base64') throw unsupported(`${at}.image_url: only base64 data URLs are translated`)
-  return { inlineData: { mimeType, data: url.slice(comma + 1) } }
+  return { inlineData: { mimeType: imageMediaType(mimeType), data: url.slice(comma + 1) } }
 }
 
 function userParts(content: unknown, at: string): GeminiPart[] {

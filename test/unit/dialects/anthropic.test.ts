@@ -152,6 +152,8 @@ describe('anthropicCodec.toProviderRequest', () => {
             { type: 'text', text: 'Compare these.' },
             { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } },
             { type: 'image_url', image_url: { url: 'https://example.com/cat.jpg', detail: 'auto' } },
+            // `image/jpg` is how many clients name JPEG, and OpenAI takes it; Anthropic knows `image/jpeg`.
+            { type: 'image_url', image_url: { url: 'data:image/jpg;base64,/9j/4AAQ' } },
           ],
         },
       ]),
@@ -162,6 +164,7 @@ describe('anthropicCodec.toProviderRequest', () => {
             { type: 'text', text: 'Compare these.' },
             { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG } },
             { type: 'image', source: { type: 'url', url: 'https://example.com/cat.jpg' } },
+            { type: 'image', source: { type: 'base64', media_type: 'image/jpeg', data: '/9j/4AAQ' } },
           ],
         },
       ]),

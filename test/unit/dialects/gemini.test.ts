@@ -110,6 +110,8 @@ describe('gemini requests', () => {
             { type: 'text', text: 'What is in these?' },
             { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'auto' } },
             { type: 'image_url', image_url: { url: 'data:image/jpeg;name=cat.jpg;base64,/9j/4AAQ' } },
+            // `image/jpg` is how many clients name JPEG, and OpenAI takes it; Gemini knows `image/jpeg`.
+            { type: 'image_url', image_url: { url: 'data:image/jpg;base64,/9j/4AAR' } },
           ]),
         ],
       }),
@@ -123,6 +125,7 @@ describe('gemini requests', () => {
                 { text: 'What is in these?' },
                 { inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } },
                 { inlineData: { mimeType: 'image/jpeg', data: '/9j/4AAQ' } },
+                { inlineData: { mimeType: 'image/jpeg', data: '/9j/4AAR' } },
               ],
             },
           ],
