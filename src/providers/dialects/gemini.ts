@@ -290,7 +290,9 @@ function readMessage(message: unknown, at: string): Record<string, unknown> & { 
   if (!isRecord(message) || typeof message.role !== 'string') {
     throw invalid(`${at} must be an object with a role`)
   }
-  if (message.name !== undefined && message.name !== null) {
+  // On a tool message `name` is the function's (OpenAI's guides once set it there), which the result takes
+  // from its call anyway; on the others it names a participant, which Gemini has no place for.
+  if (message.name !== undefined && message.name !== null && message.role !== 'tool') {
     throw unsupported(`${at}.name: Gemini has no participant names`)
   }
   return { ...message, role: message.role }

@@ -355,6 +355,29 @@ describe('gemini requests', () => {
       },
     ],
     [
+      "a tool result that names its function, as OpenAI's guides once wrote it",
+      chat({
+        messages: [
+          user('Weather?'),
+          { role: 'assistant', content: null, tool_calls: [call('c1', 'get_weather', '{}')] },
+          { role: 'tool', tool_call_id: 'c1', name: 'get_weather', content: 'sunny' },
+        ],
+      }),
+      {
+        path: GENERATE,
+        body: {
+          contents: [
+            { role: 'user', parts: [{ text: 'Weather?' }] },
+            { role: 'model', parts: [{ functionCall: { name: 'get_weather', args: {} } }] },
+            {
+              role: 'user',
+              parts: [{ functionResponse: { name: 'get_weather', response: { content: 'sunny' } } }],
+            },
+          ],
+        },
+      },
+    ],
+    [
       'a function whose description and parameters are null',
       chat({
         messages: [user('Ping?')],
