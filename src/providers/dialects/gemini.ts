@@ -84,12 +84,17 @@ export function checkModel(model: unknown): string {
   return model
 }
 
+/** Keys Gemini has no equivalent for that clients send at the value asking for nothing, accepted there. */
+const ASKS_NOTHING: Readonly<Record<string, (value: unknown) => boolean>> = {
+  store: (value) => value === false,
+  logit_bias: (value) => isRecord(value) && Object.keys(value).length === 0,
+}
+
 /** Refuses request keys with a value that no branch below translates. `null` counts as unset, as in OpenAI's API. */
 function refuseUnknownKeys(request: Record<string, unknown>, known: ReadonlySet<string>): void {
   for (const [key, value] of Object.entries(request)) {
-    if (!known.has(key) && value !== null && value !== undefined) {
-      throw unsupported(`'${key}' has no Gemini equivalent`)
-    }
+    if (known.has(key) || value === null || value === undefined || ASKS_NOTHING[key]?.(value)) continue
+    throw unsupported(`'${key}' has no Gemini equivalent`)
   }
 }
 
@@ -121,7 +126,7 @@ function refuseUntranslatable(request: Record<string, unknown>): void {
   if (n !== undefined && n !== 1) {
     throw unsupported(`n: ${n} asks for several choices; the Gemini translation returns one, so send n: 1`)
   }
-  if (optionalBoolean(request, 'logprobs') === true || (request.top_logprobs ?? null) !== null) {
+  if (optionalBoolean(request, 'logprobs') === true || (request.top_logprobs ?? 0) !== 0) {
     throw unsupported('logprobs and top_logprobs: token log probabilities are not translated for Gemini')
   }
   if (optionalBoolean(request, 'parallel_tool_calls') === false) {
