@@ -61,7 +61,8 @@ export interface UpstreamLocation {
 
 // Values that end up inside an upstream URL: no separators, no dot segments, nothing that can move the host.
 const URL_PARAM = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
-const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i
+// A segment ends at `/`, and, for a server that reads the target as a URL, at `?` or `#` too: `/v1/..#` is `/`.
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:[/?#]|$)/i
 const PLACEHOLDER = /\{([A-Za-z][A-Za-z0-9]*)\}/g
 
 /** Builds the provider table once, at construction: catalog entries plus `custom-{slug}` providers. */

@@ -384,6 +384,45 @@ export function runScenarios(framework: string, build: BuildApp): void {
       expect(mock.calls[1]?.headers.authorization).toBe('Bearer lab-key')
     })
 
+    it("never sends a path that leaves the provider's base: a '..' ended by '#' is refused with 2102", async () => {
+      const upstream = await startFaultServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end('{}')
+      })
+      try {
+        const url = await world.start({
+          providers: { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } },
+        })
+        // A raw request target: an HTTP client would resolve the dot segment and drop the fragment itself.
+        const passthrough = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+          const { hostname, port } = new URL(url)
+          const req = rawRequest({ hostname, port, path: '/ai/openai/..#/admin', method: 'GET' })
+          req.on('response', (response) => {
+            let text = ''
+            response.setEncoding('utf8')
+            response.on('data', (chunk: string) => {
+              text += chunk
+            })
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, text }))
+          })
+          req.on('error', reject)
+          req.end()
+        })
+        const universal = await send(`${url}/ai`, {
+          body: [{ provider: 'openai', endpoint: 'chat/..#', headers: {}, query: chat('hi') }],
+        })
+        // A server that reads its request target as a URL takes `/v1/..#/admin` for `/`.
+        expect([passthrough.status, JSON.parse(passthrough.text)]).toMatchObject([
+          400,
+          { error: [{ code: 2102 }] },
+        ])
+        expect([universal.status, universal.json()]).toMatchObject([400, { error: [{ code: 2102 }] }])
+        expect(upstream.requests.map((sent) => sent.url)).toEqual([])
+      } finally {
+        await upstream.close()
+      }
+    })
+
     it("serves Cloudflare's long URL form and refuses an unknown gateway name with 2001", async () => {
       mock.reset()
       const url = await world.start()

@@ -80,6 +80,8 @@ describe('provider registry', () => {
   it.each([
     ['openai', '/../admin'],
     ['openai', '/v1/%2e%2e/admin'],
+    ['openai', '/..#/admin'],
+    ['openai', '/chat/.%2E#'],
     ['openai', '/a\\b'],
     ['azure-openai', '/evil.com#/dep/chat'],
     ['azure-openai', '/res/../x'],
