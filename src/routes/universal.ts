@@ -21,10 +21,24 @@ import { nativeTarget } from './native.js'
 /** More steps than any sane fallback chain; each step can cost a paid provider call. */
 export const MAX_UNIVERSAL_STEPS = 10
 
+// What can go on a request line and in a header value. A step's endpoint and headers come from the body,
+// where nothing like Node's HTTP parser has checked them; left to the HTTP client, they fail as if the
+// provider were unreachable (502, counted against its breaker for every caller of that key and model).
+const REQUEST_TARGET = /^[\x21-\x7e]+$/
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+
 const stepSchema = z.object({
   provider: z.string().min(1, 'must name a provider'),
-  endpoint: z.string().min(1, 'must name an endpoint'),
-  headers: z.record(z.string(), z.string()).optional(),
+  endpoint: z
+    .string()
+    .min(1, 'must name an endpoint')
+    .regex(REQUEST_TARGET, 'must be a URL path: printable ASCII, anything else percent-encoded'),
+  headers: z
+    .record(
+      z.string(),
+      z.string().regex(FIELD_VALUE, 'must be a header value: no line breaks or control characters'),
+    )
+    .optional(),
   query: z
     .unknown()
     .refine((value) => value !== undefined, "'query' (the provider's request body) is required"),

@@ -366,11 +366,64 @@ export function routingScenarios(world: World): void {
       2114,
       /at most 10/,
     ],
+    [
+      'an endpoint with a line break',
+      JSON.stringify([{ provider: 'openai', endpoint: 'chat/completions\r\nx: y', query: {} }]),
+      2114,
+      /step 0\.endpoint: must be a URL path/,
+    ],
+    [
+      'an endpoint with a space',
+      JSON.stringify([{ provider: 'openai', endpoint: 'chat/ completions', query: {} }]),
+      2114,
+      /step 0\.endpoint/,
+    ],
+    [
+      'a header value with a line break',
+      JSON.stringify([
+        { provider: 'openai', endpoint: 'chat/completions', query: {} },
+        {
+          provider: 'openai',
+          endpoint: 'chat/completions',
+          headers: { 'user-agent': 'a\nb' },
+          query: {},
+        },
+      ]),
+      2114,
+      /step 1\.headers\.user-agent: must be a header value/,
+    ],
   ])('universal: refuses %s with a 400 that names the problem', async (_name, body, code, message) => {
     const url = await world.start()
     const res = await send(`${url}/ai`, { body })
     expect(res.status).toBe(400)
     expect(res.json()).toMatchObject({ error: [{ code, message: expect.stringMatching(message) }] })
+  })
+
+  it("universal: steps that cannot be sent are the caller's fault, never counted against the provider's breaker", async () => {
+    const { mock } = world
+    mock.reset()
+    const url = await world.start()
+    const good = { provider: 'openai', endpoint: 'chat/completions', headers: {}, query: chat('hi') }
+    // More than the breaker's default five failures, on the model and the stored key others use.
+    for (const bad of [
+      { ...good, endpoint: 'chat/completions\n' },
+      { ...good, headers: { 'user-agent': 'a\r\nb' } },
+    ]) {
+      for (let sent = 0; sent < 3; sent++) {
+        const refused = await send(`${url}/ai`, { body: [bad] })
+        expect([refused.status, refused.json()]).toMatchObject([400, { error: [{ code: 2114 }] }])
+      }
+    }
+    const fallback = {
+      provider: 'anthropic',
+      endpoint: 'v1/messages',
+      headers: {},
+      query: { model: 'claude', max_tokens: 9, messages: [{ role: 'user', content: 'second' }] },
+    }
+    const res = await send(`${url}/ai`, { body: [good, fallback] })
+    expect(res.status).toBe(200)
+    expect(res.headers['cf-aig-step']).toBe('0')
+    expect(mock.calls.map((call) => call.path)).toEqual(['/v1/chat/completions'])
   })
 
   it('retries a 429 after its Retry-After, within cf-aig-max-attempts', async () => {
