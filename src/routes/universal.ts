@@ -3,6 +3,7 @@ import { GatewayError } from '../errors.js'
 import { parseJsonBody, stringifyClientJson } from '../json.js'
 import { withFields } from '../objects.js'
 import { locateUpstream, withoutBasePath } from '../providers/registry.js'
+import { addRequestSecret } from '../secrets.js'
 import {
   MAX_STREAM_HOLD_MS,
   readCacheSettings,
@@ -12,7 +13,7 @@ import {
 } from '../settings.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext } from '../types.js'
-import { buildUpstreamHeaders } from '../upstream/headers.js'
+import { buildUpstreamHeaders, credentialsOf } from '../upstream/headers.js'
 import { splitQuery } from '../url.js'
 import { compatTarget } from './compat.js'
 import { dynamicTargets, routeNameOf } from './dynamic.js'
@@ -81,6 +82,13 @@ export async function universalTargets(ctx: GatewayContext, json: unknown): Prom
   }
   const targets: UpstreamTarget[] = []
   for (const [index, step] of parsed.entries()) targets.push(...(await stepTargets(ctx, step, index)))
+  // A step's own key is in the request body, which is logged: it is masked there (and in answers) like a
+  // stored key, whatever its shape, rather than only when it looks like a vendor's key.
+  for (const target of targets) {
+    for (const { values } of credentialsOf(target.headers, target.path, target.provider)) {
+      for (const value of values) addRequestSecret(ctx, value)
+    }
+  }
   return targets
 }
 

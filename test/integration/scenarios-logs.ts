@@ -372,4 +372,56 @@ export function logScenarios(world: World): void {
     for (const canary of [canaryKey, canaryToken, canaryClientKey]) expect(everything).not.toContain(canary)
     expect(everything).toContain('[REDACTED]')
   })
+
+  it("secrets: a universal step's own provider key, carried in the logged body, is masked whatever its shape", async () => {
+    const { mock } = world
+    mock.reset()
+    // Keys shaped like no known vendor's: an Azure key is 32 hex digits, a Google key rides in `?key=`.
+    const azureKey = '5f4dcc3b5aa765d61d8327deb882cf99'
+    const anthropicKey = 'ant0c0ffee0ddba11c0ffee0ddba11'
+    const googleKey = 'g00gle0c0ffee0ddba11c0ffee0d'
+    const compatKey = 'compat0c0ffee0ddba11c0ffee'
+    const url = await world.start({
+      logs: { store: createMemoryLogStore() },
+      providers: {
+        'azure-openai': { baseURL: `${mock.url}/{resource}/openai/deployments/{deployment}` },
+        anthropic: { baseURL: mock.url },
+        'google-ai-studio': { baseURL: mock.url },
+      },
+    })
+    const res = await send(`${url}/ai`, {
+      body: [
+        {
+          provider: 'azure-openai',
+          endpoint: 'res/dep/chat/completions?api-version=2024-10-21',
+          headers: { 'api-key': azureKey },
+          query: chat('hi'),
+        },
+        {
+          provider: 'anthropic',
+          endpoint: 'v1/messages',
+          headers: { 'x-api-key': anthropicKey },
+          query: { model: 'claude', max_tokens: 9, messages: [{ role: 'user', content: 'hi' }] },
+        },
+        {
+          provider: 'google-ai-studio',
+          endpoint: `v1beta/models/gemini-2.5-flash:generateContent?key=${googleKey}`,
+          query: { contents: [] },
+        },
+        {
+          provider: 'compat',
+          endpoint: 'chat/completions',
+          headers: { authorization: `Bearer ${compatKey}` },
+          query: chat('hi', { model: 'anthropic/claude' }),
+        },
+      ],
+    })
+    expect([res.status, res.headers['cf-aig-step']]).toEqual([200, '0'])
+    expect(mock.calls[0]?.headers['api-key']).toBe(azureKey)
+    const [record] = await records(world)
+    expect(record?.requestBody).toContain('[REDACTED]')
+    for (const key of [azureKey, anthropicKey, googleKey, compatKey]) {
+      expect(record?.requestBody).not.toContain(key)
+    }
+  })
 }
