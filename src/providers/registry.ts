@@ -62,7 +62,8 @@ export interface UpstreamLocation {
 // Values that end up inside an upstream URL: no separators, no dot segments, nothing that can move the host.
 const URL_PARAM = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 // A segment ends at `/`, and, for a server that reads the target as a URL, at `?` or `#` too: `/v1/..#` is `/`.
-const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:[/?#]|$)/i
+// A server that decodes the path before resolving it (as `%2e` is checked for) decodes `%2f` and `%5c` with it.
+const DOT_SEGMENT = /(?:^|\/|%2f|%5c)(?:\.|%2e){1,2}(?:[/?#]|%2f|%5c|$)/i
 const PLACEHOLDER = /\{([A-Za-z][A-Za-z0-9]*)\}/g
 
 /** Builds the provider table once, at construction: catalog entries plus `custom-{slug}` providers. */

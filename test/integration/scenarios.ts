@@ -423,6 +423,36 @@ export function runScenarios(framework: string, build: BuildApp): void {
       }
     })
 
+    it("never sends a '..' between encoded slashes, which a server that decodes its path resolves", async () => {
+      const upstream = await startFaultServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end('{}')
+      })
+      try {
+        const url = await world.start({
+          providers: { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } },
+        })
+        // A server that decodes `%2e%2e` before resolving dot segments (Python's http.server, nginx) decodes
+        // `%2f` and `%5c` with it: each of these is `/admin` there, outside `/v1`.
+        for (const path of [
+          '/ai/openai/..%2fadmin',
+          '/ai/openai/x/%2E%2E%2F..%2Fadmin',
+          '/ai/openai/..%5cadmin',
+        ]) {
+          // URL parsing leaves these as they are: none has a dot segment until it is decoded.
+          const res = await send(`${url}${path}`)
+          expect([res.status, res.json()], path).toMatchObject([400, { error: [{ code: 2102 }] }])
+        }
+        const universal = await send(`${url}/ai`, {
+          body: [{ provider: 'openai', endpoint: 'x%2f..%2f..%2fadmin', headers: {}, query: chat('hi') }],
+        })
+        expect([universal.status, universal.json()]).toMatchObject([400, { error: [{ code: 2102 }] }])
+        expect(upstream.requests.map((sent) => sent.url)).toEqual([])
+      } finally {
+        await upstream.close()
+      }
+    })
+
     it("serves Cloudflare's long URL form and refuses an unknown gateway name with 2001", async () => {
       mock.reset()
       const url = await world.start()

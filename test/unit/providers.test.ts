@@ -82,6 +82,8 @@ describe('provider registry', () => {
     ['openai', '/v1/%2e%2e/admin'],
     ['openai', '/..#/admin'],
     ['openai', '/chat/.%2E#'],
+    ['openai', '/..%2fadmin'],
+    ['openai', '/x%2F%2e%2e%5Cadmin'],
     ['openai', '/a\\b'],
     ['azure-openai', '/evil.com#/dep/chat'],
     ['azure-openai', '/res/../x'],
