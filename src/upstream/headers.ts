@@ -91,8 +91,21 @@ export function withoutQueryParam(path: string, name: string): string {
   const kept = path
     .slice(search + 1)
     .split('&')
-    .filter((pair) => decodeURIComponent(pair.split('=')[0]!.replace(/\+/g, ' ')) !== name)
+    .filter((pair) => queryName(pair) !== name)
   return kept.length === 0 ? path.slice(0, search) : `${path.slice(0, search)}?${kept.join('&')}`
+}
+
+/**
+ * A query pair's name, decoded. A malformed escape (`%zz`) is left as it is, as `URLSearchParams` (which
+ * found the credential) leaves it, rather than thrown: the client's query goes on as it came.
+ */
+function queryName(pair: string): string {
+  const name = pair.split('=')[0]!.replace(/\+/g, ' ')
+  try {
+    return decodeURIComponent(name)
+  } catch {
+    return name
+  }
 }
 
 /**

@@ -174,6 +174,25 @@ export function credentialScenarios(world: World): void {
     ])
   })
 
+  it('keys: a ?key= that is removed leaves the rest of the query as it came, a malformed escape included', async () => {
+    const url = await start()
+    const gemini = 'v1beta/models/gemini-2.5-flash:generateContent'
+    const auth = { 'cf-aig-authorization': `Bearer ${TOKEN}` }
+    const passthrough = await send(`${url}/ai/google-ai-studio/${gemini}?%zz=1&key=${TOKEN}`, {
+      body: { contents: [] },
+      headers: auth,
+    })
+    const universal = await send(`${url}/ai`, {
+      body: [{ provider: 'google-ai-studio', endpoint: `${gemini}?a%E0%A4=2&key=${TOKEN}`, query: {} }],
+      headers: auth,
+    })
+    expect([passthrough.status, universal.status]).toEqual([200, 200])
+    expect(provider.received.map(({ url: path, googKey }) => [path, googKey])).toEqual([
+      [`/${gemini}?%zz=1`, STORED.google],
+      [`/${gemini}?a%E0%A4=2`, STORED.google],
+    ])
+  })
+
   it('keys: an unknown alias on a key ring whose alias list never answers is refused within the lookup bound (503, 2117)', async () => {
     const memory = createMemorySecretStore()
     const keys = createKeyRing({
