@@ -214,9 +214,21 @@ export class UniversalSocket {
       return
     }
     const metadata = metadataOf(response, eventId)
+    if (
+      response.status < 400 &&
+      metadata.contentType?.startsWith('text/event-stream') &&
+      response.body instanceof Readable
+    ) {
+      await this.#stream(entry, response.body, metadata)
+      return
+    }
+    const answer = await this.#read(entry, response)
+    if (answer === undefined) return
+    if (answer instanceof GatewayError) {
+      this.#refuse(answer, metadata.eventId, metadata)
+      return
+    }
     if (response.status >= 400) {
-      const answer = await this.#read(entry, response)
-      if (answer === undefined) return
       this.#send({
         type: 'universal.error',
         metadata: { ...metadata, status: response.status },
@@ -224,12 +236,6 @@ export class UniversalSocket {
       })
       return
     }
-    if (metadata.contentType?.startsWith('text/event-stream') && response.body instanceof Readable) {
-      await this.#stream(entry, response.body, metadata)
-      return
-    }
-    const answer = await this.#read(entry, response)
-    if (answer === undefined) return
     this.#send({ type: 'universal.created', metadata, response: decoded(answer, metadata) })
   }
 
@@ -261,8 +267,12 @@ export class UniversalSocket {
     this.#send({ type: 'universal.done', metadata })
   }
 
-  /** A whole answer's bytes; `undefined` when the client left while it was read. */
-  async #read(entry: InFlight, response: GatewayResponse): Promise<Buffer | undefined> {
+  /**
+   * A whole answer's bytes; `undefined` when the client left while it was read, and the failure when the
+   * answer was cut (a reset, a stall, a cap): the part that came is no answer, and over HTTP the connection
+   * would have been cut for the same reason.
+   */
+  async #read(entry: InFlight, response: GatewayResponse): Promise<Buffer | GatewayError | undefined> {
     const { body } = response
     if (body === null) return Buffer.alloc(0)
     if (typeof body === 'string') return Buffer.from(body)
@@ -271,10 +281,11 @@ export class UniversalSocket {
     const chunks: Buffer[] = []
     try {
       for await (const chunk of body) chunks.push(chunk as Buffer)
-    } catch {
-      return entry.gone ? undefined : Buffer.concat(chunks)
+    } catch (error) {
+      return entry.gone ? undefined : failureOf(error)
     }
-    return entry.gone ? undefined : Buffer.concat(chunks)
+    if (entry.gone) return undefined
+    return failedEnd(response) ?? Buffer.concat(chunks)
   }
 
   #refuse(error: GatewayError, eventId: string, metadata?: UniversalMetadata): void {
@@ -405,6 +416,17 @@ function eventData(data: string): unknown {
   } catch {
     return data
   }
+}
+
+/** What a body that threw while it was read failed with, as the gateway reports it. */
+function failureOf(error: unknown): GatewayError {
+  return error instanceof GatewayError ? error : new GatewayError('UPSTREAM_INTERRUPTED')
+}
+
+/** Why an answer that ended was still no whole one (see `GatewayResponse.outcome`), if it was not. */
+function failedEnd(response: GatewayResponse): GatewayError | undefined {
+  const end = response.outcome?.()
+  return end === undefined || end.complete ? undefined : end.error
 }
 
 function discard(response: GatewayResponse): void {

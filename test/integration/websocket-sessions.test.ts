@@ -14,7 +14,7 @@ import {
   type WebSocketCloseEvent,
 } from '../../src/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
-import { startRawServer } from '../helpers/fault-server.js'
+import { startFaultServer, startRawServer } from '../helpers/fault-server.js'
 import { collectGarbage } from '../helpers/gc.js'
 import { closed, connect, open, openaiStep } from './websocket-helpers.js'
 
@@ -431,6 +431,44 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
         httpCode: 400,
       },
     })
+    socket.close()
+    await closed(socket)
+  })
+
+  it('answers a whole answer the provider cut off with universal.error 2108, never its first part as the answer', async () => {
+    // Past 1 MiB (or chunked, and not JSON) a whole answer is passed on as it comes rather than read first.
+    const provider = await startFaultServer((request, res, socket) => {
+      if (request.text.includes('"json"')) {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(4 * 1024 * 1024) })
+        res.write(`{"choices":[{"message":{"content":"${'a'.repeat(2 * 1024 * 1024)}`, () => socket.destroy())
+      } else {
+        res.writeHead(200, { 'content-type': 'audio/mpeg' })
+        res.write(Buffer.alloc(64 * 1024, 1), () => socket.destroy())
+      }
+    })
+    onTestFinished(() => provider.close())
+    const { url } = await start({
+      providers: { openai: { apiKey: 'sk-stored', baseURL: `${provider.url}/v1` } },
+      retries: { maxAttempts: 1 },
+    })
+    const { socket, messages } = await connect(url)
+    for (const eventId of ['json', 'audio']) {
+      socket.send(JSON.stringify({ type: 'universal.create', request: { eventId, ...openaiStep(eventId) } }))
+    }
+    const answers = await Promise.all(
+      ['json', 'audio'].map((eventId) =>
+        messages.next((m) => (m.metadata as { eventId?: string } | undefined)?.eventId === eventId),
+      ),
+    )
+    const outlines = answers.map(({ type, metadata, response }) => ({
+      type,
+      status: (metadata as { status?: number }).status,
+      code: (response as { internalCode?: number }).internalCode,
+    }))
+    expect(outlines).toEqual([
+      { type: 'universal.error', status: 502, code: 2108 },
+      { type: 'universal.error', status: 502, code: 2108 },
+    ])
     socket.close()
     await closed(socket)
   })
