@@ -219,7 +219,7 @@ export class UniversalSocket {
       metadata.contentType?.startsWith('text/event-stream') &&
       response.body instanceof Readable
     ) {
-      await this.#stream(entry, response.body, metadata)
+      await this.#stream(entry, response, response.body, metadata)
       return
     }
     const answer = await this.#read(entry, response)
@@ -239,8 +239,17 @@ export class UniversalSocket {
     this.#send({ type: 'universal.created', metadata, response: decoded(answer, metadata) })
   }
 
-  /** A streamed answer: `universal.created`, one `universal.stream` per event, then `universal.done`. */
-  async #stream(entry: InFlight, body: Readable, metadata: UniversalMetadata): Promise<void> {
+  /**
+   * A streamed answer: `universal.created`, one `universal.stream` per event, then `universal.done`; or, for
+   * a stream that failed (cut, stalled, an in-band error), `universal.error` in `universal.done`'s place,
+   * after the terminal event the HTTP endpoint would have ended it with.
+   */
+  async #stream(
+    entry: InFlight,
+    response: GatewayResponse,
+    body: Readable,
+    metadata: UniversalMetadata,
+  ): Promise<void> {
     entry.body = body
     this.#send({ type: 'universal.created', metadata })
     const parser = new SSEParser()
@@ -260,11 +269,13 @@ export class UniversalSocket {
       }
     } catch (error) {
       if (entry.gone) return
-      const failure = error instanceof GatewayError ? error : new GatewayError('UPSTREAM_INTERRUPTED')
-      this.#refuse(failure, metadata.eventId, metadata)
+      this.#refuse(failureOf(error), metadata.eventId, metadata)
       return
     }
-    this.#send({ type: 'universal.done', metadata })
+    // A failed event stream ends (with its terminal event) rather than throwing: its outcome says it failed.
+    const failure = failedEnd(response)
+    if (failure !== undefined) this.#refuse(failure, metadata.eventId, metadata)
+    else this.#send({ type: 'universal.done', metadata })
   }
 
   /**
@@ -289,9 +300,11 @@ export class UniversalSocket {
   }
 
   #refuse(error: GatewayError, eventId: string, metadata?: UniversalMetadata): void {
+    // The answer's metadata, if it began, but for what the frame carries: the gateway's JSON error body.
+    const said = metadata === undefined ? { eventId } : { ...metadata, contentType: 'application/json' }
     this.#send({
       type: 'universal.error',
-      metadata: { ...(metadata ?? { eventId }), status: error.status },
+      metadata: { ...said, status: error.status },
       response: JSON.parse(errorBody(error)) as unknown,
     })
   }

@@ -473,6 +473,68 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     await closed(socket)
   })
 
+  it('ends a stream that failed with universal.error, never universal.done, and lets the others on the socket finish', async () => {
+    const chunk = (text: string) =>
+      `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: text } }] })}\n\n`
+    const provider = await startFaultServer((request, res, socket) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      if (request.text.includes('"cut"')) res.write(chunk('Hel'), () => socket.destroy())
+      else if (request.text.includes('"stall"')) res.write(chunk('Hel'))
+      else if (request.text.includes('"in-band"')) {
+        res.end(`${chunk('Hel')}data: {"error":{"message":"overloaded","type":"server_error"}}\n\n`)
+      } else {
+        res.end(
+          `${chunk('Hello')}data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\ndata: [DONE]\n\n`,
+        )
+      }
+    })
+    onTestFinished(() => provider.close())
+    const { url } = await start({
+      providers: { openai: { apiKey: 'sk-stored', baseURL: `${provider.url}/v1` } },
+      retries: { maxAttempts: 1 },
+      timeouts: { idleMs: 200 },
+    })
+    const { socket, messages } = await connect(url)
+    const ids = ['cut', 'stall', 'in-band', 'whole']
+    for (const eventId of ids) {
+      socket.send(
+        JSON.stringify({
+          type: 'universal.create',
+          request: { eventId, ...openaiStep(eventId, { stream: true }) },
+        }),
+      )
+    }
+    const ends = await Promise.all(
+      ids.map((eventId) =>
+        messages.next(
+          (m) =>
+            (m.type === 'universal.done' || m.type === 'universal.error') &&
+            (m.metadata as { eventId?: string }).eventId === eventId,
+        ),
+      ),
+    )
+    const outlines = ends.map(({ type, metadata, response }) => ({
+      type,
+      status: (metadata as { status?: number }).status,
+      contentType: (metadata as { contentType?: string }).contentType,
+      code: (response as { internalCode?: number } | undefined)?.internalCode,
+    }))
+    expect(outlines).toEqual([
+      { type: 'universal.error', status: 502, contentType: 'application/json', code: 2108 },
+      { type: 'universal.error', status: 504, contentType: 'application/json', code: 2106 },
+      { type: 'universal.error', status: 502, contentType: 'application/json', code: 2124 },
+      { type: 'universal.done', status: undefined, contentType: 'text/event-stream', code: undefined },
+    ])
+    // Each failed stream still carried what came before it failed, and its terminal event.
+    const streamed = messages.ofType('universal.stream')
+    const of = (eventId: string) =>
+      streamed.filter((m) => (m.metadata as { eventId: string }).eventId === eventId).length
+    expect(ids.map(of)).toEqual([2, 2, 2, 3])
+    expect(messages.ofType('universal.done')).toHaveLength(1)
+    socket.close()
+    await closed(socket)
+  })
+
   it('closes every session with 1001 on gateway.close(), each one logged', async () => {
     const app = await start()
     running.splice(running.indexOf(app), 1)
