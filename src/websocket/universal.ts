@@ -132,6 +132,10 @@ export class UniversalSocket {
   }
 
   #answer(data: RawData, binary: boolean): void {
+    // Once the socket is closing (the gateway's close frame sent, the client's not yet in), no answer can be
+    // sent: a request run now would reach the provider for nothing, on a gateway that may be shutting down.
+    const { client } = this.#setup
+    if (client.readyState !== client.OPEN) return
     const frame = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
     this.#figures.framesIn++
     this.#figures.bytesIn += frame.length

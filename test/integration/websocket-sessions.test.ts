@@ -549,6 +549,32 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     expect(logged.map((r) => r?.websocket?.closeCode)).toEqual([1001, 1001, 1001])
   })
 
+  it('runs no universal request a client sends after the gateway closed its socket', async () => {
+    const provider = await startFaultServer((_request, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{"ok":true}')
+    })
+    onTestFinished(() => provider.close())
+    const { gateway, url } = await start({
+      providers: { openai: { apiKey: 'sk-stored', baseURL: `${provider.url}/v1` } },
+    })
+    let started = 0
+    gateway.events.on('request:start', () => started++)
+    const { socket } = await connect(url)
+    // Not reading, the client has not seen the gateway's close frame when it sends: its messages reach the
+    // gateway after the close, and before the client's own close frame.
+    socket.pause()
+    const closing = gateway.closeWebSockets()
+    for (const eventId of ['late-1', 'late-2', 'late-3']) {
+      socket.send(JSON.stringify({ type: 'universal.create', request: { eventId, ...openaiStep(eventId) } }))
+    }
+    socket.resume()
+    expect((await closed(socket)).code).toBe(1001)
+    // Resolves once the socket ended and every request it carried had ended.
+    await closing
+    expect({ started, reached: provider.requests.length }).toEqual({ started: 0, reached: 0 })
+  })
+
   it('holds a slow reader’s frames to about highWaterMark, pausing the provider’s side while it would send more', async () => {
     const highWaterMark = 256 * 1024
     const { gateway, url } = await start({ websockets: { highWaterMark, maxPayload: 1024 * 1024 } })
