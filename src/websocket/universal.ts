@@ -218,12 +218,8 @@ export class UniversalSocket {
       return
     }
     const metadata = metadataOf(response, eventId)
-    if (
-      response.status < 400 &&
-      metadata.contentType?.startsWith('text/event-stream') &&
-      response.body instanceof Readable
-    ) {
-      await this.#stream(entry, response, response.body, metadata)
+    if (response.status < 400 && metadata.contentType?.startsWith('text/event-stream')) {
+      await this.#stream(entry, response, readable(response.body), metadata)
       return
     }
     const answer = await this.#read(entry, response)
@@ -433,6 +429,18 @@ function eventData(data: string): unknown {
   } catch {
     return data
   }
+}
+
+/**
+ * An answer's body as a stream. A stream answered from the cache comes whole, in one buffer: it is sent as
+ * the provider's stream is, event by event, so that a hit has the frames a miss has.
+ */
+function readable(body: GatewayResponse['body']): Readable {
+  if (body instanceof Readable) return body
+  if (body === null) return Readable.from([])
+  const bytes =
+    typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  return Readable.from([bytes])
 }
 
 /** What a body that threw while it was read failed with, as the gateway reports it. */

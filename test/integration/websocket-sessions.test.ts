@@ -549,6 +549,59 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     expect(logged.map((r) => r?.websocket?.closeCode)).toEqual([1001, 1001, 1001])
   })
 
+  it('sends a stream answered from the cache as the provider’s: universal.created, universal.stream per event, universal.done', async () => {
+    const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
+      `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
+    const provider = await startFaultServer((_request, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.end(`${chunk({ content: 'Hel' })}${chunk({ content: 'lo' })}${chunk({}, 'stop')}data: [DONE]\n\n`)
+    })
+    onTestFinished(() => provider.close())
+    const { url } = await start({
+      providers: { openai: { apiKey: 'sk-stored', baseURL: `${provider.url}/v1` } },
+      cache: { ttl: 60 },
+    })
+    const { socket, messages } = await connect(url)
+    const frames = async (eventId: string) => {
+      socket.send(
+        JSON.stringify({
+          type: 'universal.create',
+          request: { eventId, ...openaiStep('hello', { stream: true }) },
+        }),
+      )
+      const of = (m: Record<string, unknown>) => (m.metadata as { eventId?: string }).eventId === eventId
+      // The last frame of an answer, whatever its shape.
+      const end = await messages.next(
+        (m) =>
+          of(m) &&
+          (m.type === 'universal.done' ||
+            m.type === 'universal.error' ||
+            (m.type === 'universal.created' && 'response' in m)),
+      )
+      const all = messages.all.filter((m) => of(m as Record<string, unknown>)) as Record<string, unknown>[]
+      return {
+        cacheStatus: (end.metadata as { cacheStatus?: string }).cacheStatus,
+        frames: all.map(({ type, response }) => ({ type, response })),
+      }
+    }
+    const miss = await frames('miss')
+    const hit = await frames('hit')
+    expect(miss.cacheStatus).toBe('MISS')
+    expect(hit.cacheStatus).toBe('HIT')
+    expect(hit.frames).toEqual(miss.frames)
+    expect(miss.frames.map((frame) => frame.type)).toEqual([
+      'universal.created',
+      'universal.stream',
+      'universal.stream',
+      'universal.stream',
+      'universal.stream',
+      'universal.done',
+    ])
+    expect(provider.requests).toHaveLength(1)
+    socket.close()
+    await closed(socket)
+  })
+
   it('runs no universal request a client sends after the gateway closed its socket', async () => {
     const provider = await startFaultServer((_request, res) => {
       res.writeHead(200, { 'content-type': 'application/json' })
