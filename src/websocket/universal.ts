@@ -164,6 +164,8 @@ export class UniversalSocket {
       })
       .finally(() => {
         this.#inFlight.delete(entry)
+        // Its last frame just went out: the socket is idle from now, not from the last message in.
+        if (!this.#closed) this.#idle.refresh()
         this.#maybeEnded()
       })
   }
