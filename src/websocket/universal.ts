@@ -111,6 +111,10 @@ export class UniversalSocket {
     if (client.readyState !== client.OPEN) return
     this.#closedBy = 'gateway'
     client.close(code, closeReason(reason))
+    // No answer can be sent from now on: the requests stop here, not once the client answers the close
+    // (which one that is not reading never does before ws gives up on it, 30 s later).
+    this.#held = []
+    this.#cancelInFlight()
   }
 
   #onIdle(): void {
@@ -335,13 +339,7 @@ export class UniversalSocket {
     clearTimeout(this.#lifetime)
     this.#gate.written(true)
     this.#held = []
-    for (const entry of this.#inFlight) {
-      entry.gone = true
-      const listeners = entry.listeners
-      entry.listeners = []
-      for (const listener of listeners) listener()
-      entry.body?.destroy()
-    }
+    this.#cancelInFlight()
     const { events, id } = this.#setup
     notify(events, 'websocket:close', {
       id,
@@ -354,6 +352,18 @@ export class UniversalSocket {
     })
     this.#closed = true
     this.#maybeEnded()
+  }
+
+  /** Tells every request in flight that its client is gone: each cancels its upstream call. */
+  #cancelInFlight(): void {
+    for (const entry of this.#inFlight) {
+      if (entry.gone) continue
+      entry.gone = true
+      const listeners = entry.listeners
+      entry.listeners = []
+      for (const listener of listeners) listener()
+      entry.body?.destroy()
+    }
   }
 
   #maybeEnded(): void {

@@ -628,6 +628,34 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     expect({ started, reached: provider.requests.length }).toEqual({ started: 0, reached: 0 })
   })
 
+  it('cancels the universal requests in flight when the gateway closes the socket, without waiting for the client’s close', async () => {
+    const provider = await startFaultServer((_request, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      const chunk = `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: 'x' } }] })}\n\n`
+      const tick = setInterval(() => res.write(chunk), 20)
+      res.once('close', () => clearInterval(tick))
+    })
+    onTestFinished(() => provider.close())
+    const { gateway, url } = await start({
+      providers: { openai: { apiKey: 'sk-stored', baseURL: `${provider.url}/v1` } },
+    })
+    const { socket, messages } = await connect(url)
+    socket.send(
+      JSON.stringify({
+        type: 'universal.create',
+        request: { eventId: 'endless', ...openaiStep('endless', { stream: true }) },
+      }),
+    )
+    await messages.type('universal.stream')
+    // A client that does not read has not answered the gateway's close: ws would wait 30 s for it.
+    socket.pause()
+    const closing = gateway.closeWebSockets()
+    await provider.connectionClosed(0)
+    socket.resume()
+    expect((await closed(socket)).code).toBe(1001)
+    await closing
+  })
+
   it('holds a slow reader’s frames to about highWaterMark, pausing the provider’s side while it would send more', async () => {
     const highWaterMark = 256 * 1024
     const { gateway, url } = await start({ websockets: { highWaterMark, maxPayload: 1024 * 1024 } })
