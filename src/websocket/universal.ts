@@ -72,6 +72,7 @@ export class UniversalSocket {
   #lifetime: NodeJS.Timeout
   #closedBy: 'client' | 'provider' | 'gateway' = 'client'
   #closed = false
+  #oversized = false
   #resolveEnded!: () => void
   /** Resolves once the socket closed and every request it carried has ended. */
   readonly ended: Promise<void>
@@ -91,8 +92,10 @@ export class UniversalSocket {
       notify(events, 'websocket:backpressure', { id, source: 'client', state, bufferedAmount }),
     )
     client.on('message', (data, binary) => this.#onMessage(data, binary))
-    client.on('error', () => {
-      // An oversized or malformed frame: ws closes the socket with the matching code, reported by `close`.
+    client.on('error', (error) => {
+      // An oversized or malformed frame: ws closes the socket with the matching code. The connection is
+      // then dropped, and `close` reports 1006: the oversized message's 1009 is the gateway's own close.
+      this.#oversized ||= (error as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
     })
     client.once('close', (code, reason) => this.#onClose(code, reason.toString()))
     this.#idle = setTimeout(() => this.#onIdle(), options.idleTimeoutMs)
@@ -335,6 +338,11 @@ export class UniversalSocket {
   }
 
   #onClose(code: number, reason: string): void {
+    if (this.#oversized) {
+      code = CLOSE_CODES.TOO_BIG
+      reason = `a message was over ${this.#setup.options.maxPayload} bytes`
+      this.#closedBy = 'gateway'
+    }
     clearTimeout(this.#idle)
     clearTimeout(this.#lifetime)
     this.#gate.written(true)

@@ -324,6 +324,20 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     expect(mock.realtime.sessions[0]!.received).toEqual([])
   })
 
+  it('reports a universal socket closed for a message over maxPayload as the gateway’s 1009', async () => {
+    const { gateway, url } = await start({ websockets: { maxPayload: 1024 } })
+    const ended = nextClose(gateway)
+    const { socket } = await connect(url)
+    socket.send('x'.repeat(2048))
+    expect((await closed(socket)).code).toBe(1009)
+    expect(await ended).toMatchObject({
+      kind: 'universal',
+      code: 1009,
+      reason: 'a message was over 1024 bytes',
+      closedBy: 'gateway',
+    })
+  })
+
   it('refuses universal requests past maxInFlight with 2135, and malformed messages with 2136', async () => {
     const { gateway, url } = await start({ websockets: { maxInFlight: 1 } })
     const { socket, messages } = await connect(url)
