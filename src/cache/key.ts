@@ -1,17 +1,18 @@
 import { createHash, createHmac } from 'node:crypto'
 import { isRecord } from '../json.js'
 import type { UpstreamTarget } from '../target.js'
+import type { Principal } from '../types.js'
 import { splitQuery } from '../url.js'
 
 // Bumped when the key's inputs change, so entries written by an older version are never read as current.
-const KEY_VERSION = 'aigw-cache-v1'
+const KEY_VERSION = 'aigw-cache-v2'
 // Used when the host gives no `keySecret`: the fingerprint is then a domain-separated hash, still one-way.
 const PUBLIC_FINGERPRINT_KEY = 'ai-gateway-middleware/credential-fingerprint'
 
 export interface CacheKeyInput {
   /** The gateway's name: instances of different gateways sharing a store never share entries. */
   readonly gateway: string
-  /** The principal's scope (`tenant`, else `id`), or `''` for anonymous callers. */
+  /** Whose entries these are: `cacheScope(principal)`. */
   readonly scope: string
   readonly targets: readonly UpstreamTarget[]
   /** The client's request body (`undefined` for bodyless requests). */
@@ -30,7 +31,7 @@ export interface CacheKeyInput {
  * the canonical body (object keys sorted) or the custom key. Metadata is left out, as the reference does.
  *
  * @example
- * cacheKey({ gateway: 'default', scope: 'acme', targets, body, json, customKey: undefined, fingerprintSecret })
+ * cacheKey({ gateway: 'default', scope: 'tenant:acme', targets, body, json, customKey: undefined, fingerprintSecret })
  * // 'f3a1…' (64 hex characters)
  */
 export function cacheKey(input: CacheKeyInput): string {
@@ -61,6 +62,24 @@ export function cacheKey(input: CacheKeyInput): string {
     field(json === undefined ? (input.body ?? '') : canonicalOrRaw(json, input.body ?? ''))
   }
   return hash.digest('hex')
+}
+
+/**
+ * Whose entries a request reads and writes: its principal's tenant, else its id, else `''` (anonymous
+ * callers share). Tagged with the field, so a tenant and a user that happen to share a name (`7` and `7`)
+ * never share entries. An empty value names no one, as `identify` reads it. Ids are keyed as text: a host
+ * in plain JavaScript may hand over its database's numbers.
+ *
+ * @example
+ * cacheScope({ id: 'ann', tenant: 'acme' }) // 'tenant:acme'
+ */
+export function cacheScope(principal: Principal | undefined): string {
+  if (principal === undefined) return ''
+  for (const field of ['tenant', 'id'] as const) {
+    const value: unknown = principal[field]
+    if (value !== undefined && value !== null && value !== '') return `${field}:${String(value)}`
+  }
+  return ''
 }
 
 /**

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
-import { cacheKey } from '../cache/key.js'
+import { cacheKey, cacheScope } from '../cache/key.js'
 import { GatewayError } from '../errors.js'
 import { reportStoreError } from '../events.js'
 import { cacheOptions, type GatewayOptions, parseWith, type ResolvedOptions } from '../options.js'
@@ -122,10 +122,9 @@ function cacheTtl(ctx: GatewayContext, runtime: CacheRuntime): number | undefine
 async function planCaching(ctx: GatewayContext, runtime: CacheRuntime, ttl: number): Promise<CachePlan> {
   const targets = ctx.state.targets!
   const { key: customKey, skip } = ctx.state.settings?.cache ?? {}
-  const principal = ctx.state.principal
   const key = cacheKey({
     gateway: ctx.gateway.options.name,
-    scope: principal?.tenant ?? principal?.id ?? '',
+    scope: cacheScope(ctx.state.principal),
     targets,
     // Read already by `route`; bodyless requests resolve `undefined`.
     body: await ctx.readBody(),

@@ -121,6 +121,33 @@ export function cacheScenarios(world: World): void {
     expect(mock.calls).toHaveLength(6)
   })
 
+  it('cache: a tenant and a user named alike never share entries; an empty tenant or a numeric id still scopes', async () => {
+    const { mock } = world
+    mock.reset()
+    const url = await world.start({
+      ...CACHE_ON,
+      identify: (_host: unknown, request: { headers: Record<string, string | undefined> }) => {
+        const { 'x-user': id, 'x-tenant': tenant, 'x-number': number } = request.headers
+        // A host in plain JavaScript may hand over its database's numeric ids.
+        if (number !== undefined) return { id: Number(number) } as unknown as { id: string }
+        return { id, tenant }
+      },
+    })
+    const body = chat('whose answer')
+    const ask = async (headers: Record<string, string>) => {
+      const res = await send(`${url}${CHAT}`, { body, headers })
+      return `${res.status} ${res.headers['cf-aig-cache-status']}`
+    }
+    expect(await ask({ 'x-tenant': '7' })).toBe('200 MISS')
+    expect(await ask({ 'x-user': '7' })).toBe('200 MISS')
+    expect(await ask({})).toBe('200 MISS')
+    expect(await ask({ 'x-user': 'ann', 'x-tenant': '' })).toBe('200 MISS')
+    expect(await ask({ 'x-number': '42' })).toBe('200 MISS')
+    expect(await ask({ 'x-number': '42' })).toBe('200 HIT')
+    expect(await ask({ 'x-user': '42' })).toBe('200 HIT')
+    expect(mock.calls).toHaveLength(5)
+  })
+
   it('cache: a stream is recorded and replayed as SSE; a whole answer never serves a stream', async () => {
     const { mock } = world
     mock.reset()
