@@ -90,7 +90,7 @@ let last = { credential: '', providerId: '', model: undefined as string | undefi
  */
 export function breakerKey(target: UpstreamTarget): string {
   const { provider, model } = target
-  const credential = target.headers[provider.spec.auth.header] ?? ''
+  const credential = carriedCredential(target)
   const providerId = provider.spec.id
   if (credential === last.credential && providerId === last.providerId && model === last.model)
     return last.key
@@ -103,4 +103,25 @@ export function breakerKey(target: UpstreamTarget): string {
   const key = `${providerId}|${model ?? ''}|${tag}`
   last = { credential, providerId, model, key }
   return key
+}
+
+/**
+ * Every credential the target carries, as one string: each key header it has (Anthropic's `x-api-key`, and
+ * `authorization` where the provider takes a key there too) and Google's `?key=`. Callers with keys of
+ * their own then never share a breaker, however they pass them; with one header, as most requests have,
+ * it is that header's value, with no string made.
+ */
+function carriedCredential(target: UpstreamTarget): string {
+  const { provider, headers, path } = target
+  let credential = ''
+  for (const name of provider.keyHeaders) {
+    const value = headers[name]
+    if (value !== undefined) credential = credential === '' ? value : `${credential}\n${value}`
+  }
+  const query = provider.spec.credentialQuery
+  if (query === undefined) return credential
+  const search = path.indexOf('?')
+  if (search === -1) return credential
+  const values = new URLSearchParams(path.slice(search)).getAll(query)
+  return values.length === 0 ? credential : `${credential}\n?${values.join('&')}`
 }

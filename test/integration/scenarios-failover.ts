@@ -605,6 +605,31 @@ export function breakerScenarios(world: World): void {
     expect(world.mock.calls).toHaveLength(1)
   })
 
+  it('breaker: failures on one caller’s own key never open the breaker for a caller with another key', async () => {
+    world.mock.reset()
+    const url = await world.start({ breaker: { failures: 1, whenAllOpen: 'refuse' } })
+    // Keys a provider also takes outside its main key header: Anthropic's in `authorization`, Google's in `?key=`.
+    const asks = [
+      (key: string) =>
+        send(`${url}/ai/anthropic/v1/messages`, {
+          body: { model: 'claude-haiku-4-5', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] },
+          headers: { authorization: `Bearer sk-ant-${key}-0123456789`, 'anthropic-version': '2023-06-01' },
+        }),
+      (key: string) =>
+        send(
+          `${url}/ai/google-ai-studio/v1beta/models/gemini-2.0-flash:generateContent?key=AIza-${key}-0123456789`,
+          { body: { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] } },
+        ),
+    ]
+    for (const ask of asks) {
+      world.mock.enqueue({ status: 503 })
+      expect((await ask('first')).status).toBe(503)
+      expect((await ask('first')).json()).toMatchObject({ internalCode: 2125 })
+      expect((await ask('second')).status).toBe(200)
+    }
+    expect(world.mock.calls).toHaveLength(4)
+  })
+
   it('breaker: refusals that say nothing of a target’s health (400, content policy) never open it', async () => {
     world.mock.reset()
     world.mock.enqueue({ status: 400 }, { status: 400 }, { status: 400 })
