@@ -400,7 +400,8 @@ async function tryTarget(
     }
     if (breakers !== undefined) {
       const retryAfterMs = parseRetryAfter(retryAfter)
-      reportAttempt(ctx, breakers, target, breaker, { ok: false, failureClass, retryAfterMs })
+      const counted = callerClockFired(options, target, failure) ? undefined : failureClass
+      reportAttempt(ctx, breakers, target, breaker, { ok: false, failureClass: counted, retryAfterMs })
       // Counted now: a later success on this target has failures to clear.
       breaker = { state: 'closed', failing: true }
     }
@@ -419,6 +420,26 @@ async function tryTarget(
       throw new GatewayError('CLIENT_CLOSED')
     })
   }
+}
+
+/**
+ * Whether the attempt failed on a clock the request set shorter than the gateway's own
+ * (`cf-aig-request-timeout`, `cf-aig-first-token-timeout`, a step's or a route's timeout). A caller that
+ * chose to wait less says nothing of the target's health: counted, a few such requests would open the
+ * breaker for every caller of that target.
+ */
+function callerClockFired(options: ForwardSettings, target: UpstreamTarget, failure: Failure): boolean {
+  if (!(failure instanceof GatewayError)) return false
+  const { policy } = target
+  const { timeouts } = options
+  if (failure.key === 'UPSTREAM_FIRST_BYTE_TIMEOUT') {
+    return policy.requestTimeoutMs !== undefined && policy.requestTimeoutMs < timeouts.firstByteMs
+  }
+  if (failure.key === 'UPSTREAM_FIRST_TOKEN_TIMEOUT') {
+    const own = timeouts.firstTokenMs
+    return policy.firstTokenTimeoutMs !== undefined && (own === undefined || policy.firstTokenTimeoutMs < own)
+  }
+  return false
 }
 
 /** How fast the target answered, for `balance: { strategy: 'latency' }`: per key, and per deployment. */

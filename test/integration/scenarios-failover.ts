@@ -1,7 +1,7 @@
 import { expect, it, onTestFinished } from 'vitest'
 import type { RequestEndEvent, UpstreamRetryEvent } from '../../src/events.js'
 import type { MockScript } from '../../src/testing/index.js'
-import { startFaultServer } from '../helpers/fault-server.js'
+import { startFaultServer, writeFixed } from '../helpers/fault-server.js'
 import { send } from '../helpers/http.js'
 import { chat, type World } from './scenarios.js'
 
@@ -628,6 +628,30 @@ export function breakerScenarios(world: World): void {
       expect((await ask('second')).status).toBe(200)
     }
     expect(world.mock.calls).toHaveLength(4)
+  })
+
+  it('breaker: a timeout a caller chose shorter than the gateway’s own never opens the breaker for others', async () => {
+    // A prompt saying "hang" is never answered; any other at once.
+    const upstream = await startFaultServer((request, res) => {
+      if (request.text.includes('hang')) return request.closed
+      writeFixed(res, 200, JSON.stringify({ id: 'x', object: 'chat.completion', choices: [] }))
+    })
+    onTestFinished(() => upstream.close())
+    const url = await world.start({
+      providers: { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } },
+      breaker: { failures: 2, whenAllOpen: 'refuse' },
+      timeouts: { firstByteMs: 500 },
+    })
+    const ask = (text: string, headers: Record<string, string> = {}) =>
+      send(`${url}/ai/openai/chat/completions`, { body: chat(text), headers })
+    const once = { 'cf-aig-max-attempts': '1' }
+    for (let i = 0; i < 2; i++) {
+      expect((await ask('hang', { ...once, 'cf-aig-request-timeout': '50' })).status).toBe(504)
+    }
+    expect((await ask('answer')).status).toBe(200)
+    // The gateway's own clock still counts: two of its timeouts open the breaker.
+    for (let i = 0; i < 2; i++) expect((await ask('hang', once)).status).toBe(504)
+    expect((await ask('answer')).json()).toMatchObject({ internalCode: 2125 })
   })
 
   it('breaker: refusals that say nothing of a target’s health (400, content policy) never open it', async () => {
