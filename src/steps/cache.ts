@@ -21,6 +21,7 @@ const MAX_WAIT_ROUNDS = 3
  */
 const MAX_HELD_BACK_MS = 1000
 const CACHEABLE_METHODS = new Set(['GET', 'POST'])
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\b/i
 // Response headers that describe one delivery rather than the answer: recomputed or re-sent per request.
 const UNREPLAYED_HEADERS = new Set(['content-length', 'date', 'age', 'connection', 'keep-alive'])
 
@@ -216,7 +217,7 @@ function recordForCache(
     response,
     maxBytes,
     ({ bytes, complete }) => {
-      if (!complete || bytes === undefined) return settle?.(undefined)
+      if (!complete || bytes === undefined || !wellFormed(headers, bytes)) return settle?.(undefined)
       const entry: CacheEntry = { status: response.status, headers, body: bytes, storedAt: ctx.gateway.now() }
       const written = write(ctx, runtime, plan, entry)
       settle?.(entry, written)
@@ -224,6 +225,22 @@ function recordForCache(
     release,
   )
   if (release !== undefined && response.body instanceof Readable) whenHeldBack(response.body, release)
+}
+
+/**
+ * Whether an answer that says it is JSON parses. A provider that ends its body by closing the connection
+ * (no length, no chunks) shows no sign of being cut short, and a cut answer stored would be every
+ * caller's answer for its TTL. Other answers (streams among them, judged by their final event) pass.
+ */
+function wellFormed(headers: Record<string, string>, bytes: Buffer): boolean {
+  const type = headers['content-type']
+  if (type === undefined || !JSON_TYPE.test(type)) return true
+  try {
+    JSON.parse(bytes.toString('utf8'))
+    return true
+  } catch {
+    return false
+  }
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   pump,
   SSE_HEADERS,
   startFaultServer,
+  startRawServer,
   writeAsync,
   writeEvents,
 } from '../helpers/fault-server.js'
@@ -189,6 +190,22 @@ export function cacheScenarios(world: World): void {
     const retried = await send(`${url}${CHAT}`, { body: chat('fails once') })
     expect([retried.status, retried.headers['cf-aig-cache-status']]).toEqual([200, 'MISS'])
     expect(mock.calls).toHaveLength(6)
+  })
+
+  it('cache: a JSON answer cut where its length could not tell (the connection closed) is not stored', async () => {
+    // No content-length, no chunks: the body ends when the connection does, here halfway through.
+    const upstream = await startRawServer(async (connection) => {
+      await connection.request
+      connection.socket.end(
+        'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"id":"x","choi',
+      )
+    })
+    onTestFinished(() => upstream.close())
+    const url = await world.start({ ...CACHE_ON, providers: openaiAt(upstream) })
+    const body = chat('cut by a close')
+    expect((await send(`${url}${CHAT}`, { body })).headers['cf-aig-cache-status']).toBe('MISS')
+    expect((await send(`${url}${CHAT}`, { body })).headers['cf-aig-cache-status']).toBe('MISS')
+    expect(upstream.connections).toHaveLength(2)
   })
 
   it('cache: concurrent identical misses share one provider call', async () => {
