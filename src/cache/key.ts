@@ -84,7 +84,7 @@ export function cacheScope(principal: Principal | undefined): string {
 
 /**
  * `canonicalJson`, or the body's own bytes for JSON nested too deeply to walk (the stack overflows some
- * thousands deep): such a request is keyed as it was sent, where it is not refused before.
+ * thousands deep) or holding an integer past 2^53: such a request is keyed as it was sent.
  */
 function canonicalOrRaw<B>(json: unknown, body: B): string | B {
   try {
@@ -95,12 +95,19 @@ function canonicalOrRaw<B>(json: unknown, body: B): string | B {
   }
 }
 
-/** JSON with object keys sorted at every depth, so that key order never splits one request into two entries. */
+/**
+ * JSON with object keys sorted at every depth, so that key order never splits one request into two entries.
+ * Throws a RangeError for an integer past 2^53: parsed, `9007199254740993` reads as `…992`, while a
+ * provider that keeps integers whole (a `seed`) reads two requests, which must not share one entry.
+ */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
   if (isRecord(value)) {
     const keys = Object.keys(value).sort()
     return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(value[key])}`).join(',')}}`
+  }
+  if (typeof value === 'number' && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+    throw new RangeError(`${value} is past the integers JSON.parse keeps exact`)
   }
   return JSON.stringify(value) ?? 'null'
 }

@@ -56,6 +56,21 @@ export function cacheScenarios(world: World): void {
     expect(mock.calls).toHaveLength(2)
   })
 
+  it('cache: integers past 2^53 that differ (a seed) are different requests, not one entry', async () => {
+    const { mock } = world
+    mock.reset()
+    const url = await world.start(CACHE_ON)
+    // Both read as 9007199254740992 once parsed; a provider keeping integers whole sees two seeds.
+    const seeded = (seed: string) => `{"model":"gpt-4o-mini","messages":[],"seed":${seed}}`
+    const first = await send(`${url}${CHAT}`, { body: seeded('9007199254740993') })
+    const second = await send(`${url}${CHAT}`, { body: seeded('9007199254740992') })
+    expect([first, second].map((res) => res.headers['cf-aig-cache-status'])).toEqual(['MISS', 'MISS'])
+    expect(
+      (await send(`${url}${CHAT}`, { body: seeded('9007199254740993') })).headers['cf-aig-cache-status'],
+    ).toBe('HIT')
+    expect(mock.calls).toHaveLength(2)
+  })
+
   it('cache: cf-aig-skip-cache goes to the provider and writes the fresh answer back', async () => {
     const { mock } = world
     mock.reset()
