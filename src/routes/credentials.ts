@@ -41,7 +41,9 @@ export function attachStoredKeys(
   let lookups: Promise<void> | undefined
   for (const given of targets) {
     const { target, keyLeft } = withoutCallerKeys(ctx, given)
-    const pool = keyLeft || target.policy.keyAlias !== undefined ? undefined : target.provider.keyPool
+    // The pool is the `default` alias, whether the request names it or not.
+    const alias = target.policy.keyAlias ?? DEFAULT_ALIAS
+    const pool = keyLeft || alias !== DEFAULT_ALIAS ? undefined : target.provider.keyPool
     if (pool !== undefined) {
       sent.push(...pooledTargets(ctx, target, pool))
       continue
@@ -206,7 +208,8 @@ async function unknownAlias(
   const id = provider.spec.id
   const ring = ctx.gateway.options.keys
   const stored = ring === undefined ? [] : await fromKeyRing(provider, () => ring.aliases(id))
-  const aliases = new Set(provider.apiKey === undefined ? [] : [DEFAULT_ALIAS])
+  const configured = provider.apiKey !== undefined || provider.keyPool !== undefined
+  const aliases = new Set(configured ? [DEFAULT_ALIAS] : [])
   for (const name of stored) aliases.add(name)
   const list = aliases.size === 0 ? 'none' : [...aliases].sort().join(', ')
   return new GatewayError(

@@ -209,6 +209,30 @@ export function credentialScenarios(world: World): void {
     expect(provider.received).toEqual([])
   })
 
+  it('keys: an apiKeys pool is the default alias, also when cf-aig-byok-alias names it', async () => {
+    const keys = createKeyRing({ store: createMemorySecretStore(), masterKey: 'd'.repeat(64) })
+    await keys.putSecret('openai', 'team', 'sk-team-not-accepted-0006')
+    const url = await start({
+      keys,
+      providers: { openai: { apiKeys: [STORED.openai], baseURL: `${base}/v1` } },
+    })
+    const auth = { 'cf-aig-authorization': `Bearer ${TOKEN}` }
+    const named = await send(`${url}/ai/openai/chat/completions`, {
+      body: chat('hi'),
+      headers: { ...auth, 'cf-aig-byok-alias': 'default' },
+    })
+    expect(named.status).toBe(200)
+    expect(provider.received.map((call) => call.authorization)).toEqual([`Bearer ${STORED.openai}`])
+    const unknown = await send(`${url}/ai/openai/chat/completions`, {
+      body: chat('hi'),
+      headers: { ...auth, 'cf-aig-byok-alias': 'nope' },
+    })
+    expect(unknown.status).toBe(400)
+    expect(unknown.json()).toMatchObject({
+      error: [{ code: 2040, message: expect.stringContaining('configured aliases: default, team') }],
+    })
+  })
+
   it('keys: a wrong key where an SDK puts it is a 401 (2009) and nothing goes upstream', async () => {
     const url = await start()
     for (const headers of [
