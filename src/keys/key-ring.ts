@@ -53,7 +53,11 @@ export interface KeyRing {
 
 /** Longest secret accepted, in UTF-8 bytes: far above any provider's key, small enough for a header. */
 export const MAX_SECRET_BYTES = 8 * 1024
-const HEADER_UNSAFE = /[\r\n\0]/
+// What an HTTP field value may hold (RFC 9110 §5.5), as undici checks it before sending: a key with any
+// other character (a control character, a typographic quote pasted from a document) could never be sent.
+const HEADER_UNSAFE = /[^\t\x20-\x7e\x80-\xff]/
+// HTTP drops whitespace around a field value, so a key starting or ending with it is not what arrives.
+const SURROUNDING_SPACE = /^[\t ]|[\t ]$/
 const HINT_MIN_LENGTH = 16
 
 /**
@@ -226,9 +230,16 @@ function assertSecret(secret: unknown): asserts secret is string {
   if (typeof secret !== 'string' || secret.length === 0) {
     throw new KeyStoreError('invalid-secret', 'secret must be a non-empty string')
   }
-  // Stored keys are sent upstream in a header; a line break there would let the value forge another header.
+  // Stored keys are sent upstream in a header: refused here, a key that cannot go there would be accepted
+  // and then fail every request that uses it, as a provider error (502). CR and LF would forge a header.
   if (HEADER_UNSAFE.test(secret)) {
-    throw new KeyStoreError('invalid-secret', 'secret must not contain CR, LF or NUL')
+    throw new KeyStoreError(
+      'invalid-secret',
+      'secret must hold only characters a header value can carry (no CR, LF, NUL, other control characters or characters beyond U+00FF)',
+    )
+  }
+  if (SURROUNDING_SPACE.test(secret)) {
+    throw new KeyStoreError('invalid-secret', 'secret must not start or end with a space or tab')
   }
   const bytes = Buffer.byteLength(secret, 'utf8')
   if (bytes > MAX_SECRET_BYTES) {

@@ -63,7 +63,8 @@ export interface MaskedKey {
  * - `invalid-master-key`: a master key is not 32 bytes (Buffer, 64 hex digits or base64).
  * - `invalid-options`: other key ring or store options are wrong.
  * - `invalid-provider` / `invalid-alias`: not a slug (`^[a-z0-9][a-z0-9_-]{0,63}$`).
- * - `invalid-secret`: empty, longer than 8 KiB, or containing CR, LF or NUL.
+ * - `invalid-secret`: empty, longer than 8 KiB, starting or ending with a space or tab, or holding a
+ *   character a header value cannot carry (CR, LF, NUL, another control character, one beyond U+00FF).
  * - `unknown-master-key`: the record was encrypted under a master key this key ring does not hold.
  * - `decrypt-failed`: the ciphertext was altered, truncated or moved to another (provider, alias).
  * - `invalid-record`: a backend returned something that is not a stored secret.

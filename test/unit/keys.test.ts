@@ -307,6 +307,12 @@ describe('createKeyRing()', () => {
     await expect(keys.deleteSecret(provider, alias)).rejects.toThrow(rejectsWith(reason))
   })
 
+  it('accepts spaces, tabs and Latin-1 letters inside a secret, which a header value can carry', async () => {
+    const keys = createKeyRing({ store: createMemorySecretStore(), masterKey: KEY_A })
+    await keys.putSecret('custom-x', 'default', 'Basic clé\tà part')
+    expect(await keys.getSecret('custom-x', 'default')).toBe('Basic clé\tà part')
+  })
+
   it('accepts the longest alias and an 8 KiB secret', async () => {
     const keys = createKeyRing({ store: createMemorySecretStore(), masterKey: KEY_A })
     const alias = `a${'b'.repeat(63)}`
@@ -319,6 +325,14 @@ describe('createKeyRing()', () => {
     ['a line feed', 'sk-abc\nx-injected: 1'],
     ['a carriage return', 'sk-abc\r'],
     ['a NUL', 'sk-\0abc'],
+    // Characters no header value can carry: accepted, the key would fail every request as a provider error.
+    ['another control character', 'sk-abc\x01def'],
+    ['a DEL', 'sk-abc\x7fdef'],
+    ['a typographic quote pasted with it', 'sk-abc\u2019'],
+    ['a character beyond U+00FF', 'sk-abc€def'],
+    // HTTP drops them, so the key sent would not be the key stored.
+    ['a leading space', ' sk-abcdef'],
+    ['a trailing tab', 'sk-abcdef\t'],
     ['more than 8 KiB', 'k'.repeat(MAX_SECRET_BYTES + 1)],
     ['more than 8 KiB of UTF-8', 'é'.repeat(MAX_SECRET_BYTES / 2 + 1)],
   ])('refuses a secret with %s', async (_, secret) => {
