@@ -61,11 +61,15 @@ export interface RequestEndEvent {
   error?: { code: number; message: string } | undefined
 }
 
-/** A store failed or timed out; the request went on by the store's failure policy. */
+/**
+ * A store failed or timed out; the request went on by the store's failure policy. A stored key that could
+ * not be read (`keys`: the store failed, or the record is under a master key the ring lacks) refuses the
+ * request (503, 2117); `error` is the `KeyStoreError` or `StoreTimeoutError`, which never holds a key.
+ */
 export interface StoreErrorEvent {
   /** The request whose call failed; none for a call no request made (an admin call, a route refresh). */
   id?: string | undefined
-  store: 'cache' | 'limit' | 'logs' | 'breaker' | 'routes'
+  store: 'cache' | 'limit' | 'logs' | 'breaker' | 'routes' | 'keys'
   operation: string
   error: unknown
 }

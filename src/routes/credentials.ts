@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { GatewayError } from '../errors.js'
+import { reportStoreError } from '../events.js'
 import { withFields } from '../objects.js'
 import type { ResolvedProvider } from '../providers/registry.js'
 import { addRequestSecret } from '../secrets.js'
@@ -182,18 +183,25 @@ function storedKey(
 ): Promise<string | undefined> | undefined {
   const ring = ctx.gateway.options.keys
   if (ring === undefined) return undefined
-  return fromKeyRing(provider, () => ring.getSecret(provider.spec.id, alias))
+  return fromKeyRing(ctx, provider, 'get', () => ring.getSecret(provider.spec.id, alias))
 }
 
 /**
  * A key ring's answer, bounded by `KEY_LOOKUP_TIMEOUT_MS`. Failing closed: a ring that fails or is slow
  * refuses the request (503), as one sent without its key would be refused upstream, or billed to the wrong
- * key.
+ * key. The failure is reported as `store:error`: the answer says only that keys could not be read, and
+ * the operator needs to tell a store that is down from a record under a master key the ring lacks.
  */
-async function fromKeyRing<T>(provider: ResolvedProvider, lookup: () => Promise<T>): Promise<T> {
+async function fromKeyRing<T>(
+  ctx: GatewayContext,
+  provider: ResolvedProvider,
+  operation: 'get' | 'aliases',
+  lookup: () => Promise<T>,
+): Promise<T> {
   try {
     return await callStore(lookup, KEY_LOOKUP_TIMEOUT_MS)
   } catch (error) {
+    reportStoreError(ctx, 'keys', operation, error)
     throw new GatewayError('KEY_STORE_UNAVAILABLE', `stored keys for ${provider.spec.id} could not be read`, {
       cause: error,
     })
@@ -207,7 +215,7 @@ async function unknownAlias(
 ): Promise<GatewayError> {
   const id = provider.spec.id
   const ring = ctx.gateway.options.keys
-  const stored = ring === undefined ? [] : await fromKeyRing(provider, () => ring.aliases(id))
+  const stored = ring === undefined ? [] : await fromKeyRing(ctx, provider, 'aliases', () => ring.aliases(id))
   const configured = provider.apiKey !== undefined || provider.keyPool !== undefined
   const aliases = new Set(configured ? [DEFAULT_ALIAS] : [])
   for (const name of stored) aliases.add(name)

@@ -1,6 +1,6 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { createKeyRing, createMemorySecretStore } from '../../src/index.js'
+import { createKeyRing, createMemorySecretStore, type StoreErrorEvent } from '../../src/index.js'
 import { closeServer, send, serverUrl } from '../helpers/http.js'
 import { chat, type World } from './scenarios.js'
 
@@ -207,6 +207,32 @@ export function credentialScenarios(world: World): void {
     expect(res.status).toBe(503)
     expect(res.json()).toMatchObject({ error: [{ code: 2117 }] })
     expect(provider.received).toEqual([])
+  })
+
+  it('keys: a stored key under a master key the ring lacks is refused (503, 2117) and reported as store:error', async () => {
+    const store = createMemorySecretStore()
+    const secret = 'sk-under-old-master-key-0007'
+    await createKeyRing({ store, masterKey: 'e'.repeat(64) }).putSecret('openai', 'team', secret)
+    const keys = createKeyRing({ store, masterKey: 'f'.repeat(64) })
+    const url = await start({ keys })
+    const reported: StoreErrorEvent[] = []
+    world.gateway!.events.on('store:error', (event) => reported.push(event))
+    const res = await send(`${url}/ai/openai/chat/completions`, {
+      body: chat('hi'),
+      headers: { 'cf-aig-authorization': `Bearer ${TOKEN}`, 'cf-aig-byok-alias': 'team' },
+    })
+    expect(res.status).toBe(503)
+    expect(res.json()).toMatchObject({ error: [{ code: 2117 }] })
+    expect(provider.received).toEqual([])
+    expect(reported).toEqual([
+      {
+        id: res.headers['cf-aig-request-id'],
+        store: 'keys',
+        operation: 'get',
+        error: expect.objectContaining({ name: 'KeyStoreError', reason: 'unknown-master-key' }),
+      },
+    ])
+    expect(String(reported[0]!.error)).not.toContain(secret.slice(3, -4))
   })
 
   it('keys: an apiKeys pool is the default alias, also when cf-aig-byok-alias names it', async () => {
