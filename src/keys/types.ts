@@ -62,7 +62,8 @@ export interface MaskedKey {
  * Why a key operation failed:
  * - `invalid-master-key`: a master key is not 32 bytes (Buffer, 64 hex digits or base64).
  * - `invalid-options`: other key ring or store options are wrong.
- * - `invalid-provider` / `invalid-alias`: not a slug (`^[a-z0-9][a-z0-9_-]{0,63}$`).
+ * - `invalid-provider` / `invalid-alias`: not a slug (`^[a-z0-9][a-z0-9_-]{0,63}$`; a provider may have up
+ *   to 71 characters, as `custom-` and a custom provider's slug do).
  * - `invalid-secret`: empty, longer than 8 KiB, starting or ending with a space or tab, or holding a
  *   character a header value cannot carry (CR, LF, NUL, another control character, one beyond U+00FF).
  * - `unknown-master-key`: the record was encrypted under a master key this key ring does not hold.
@@ -88,6 +89,8 @@ export { KeyStoreError }
 
 /** Provider slugs and aliases: lower case, safe in Redis keys, SQL values, logs and error messages. */
 export const SLUG = /^[a-z0-9][a-z0-9_-]{0,63}$/
+// A provider id is longer than an alias may be: a custom provider's is `custom-` and a slug of up to 64.
+const PROVIDER_SLUG = /^[a-z0-9][a-z0-9_-]{0,70}$/
 
 /**
  * Checks a provider slug and alias, throwing `invalid-provider` / `invalid-alias`.
@@ -97,8 +100,11 @@ export const SLUG = /^[a-z0-9][a-z0-9_-]{0,63}$/
  * assertSlugs('openai', 'Prod Key') // throws KeyStoreError (invalid-alias)
  */
 export function assertSlugs(provider: string, alias?: string): void {
-  if (typeof provider !== 'string' || !SLUG.test(provider)) {
-    throw new KeyStoreError('invalid-provider', `provider must match ${SLUG}, got ${describe(provider)}`)
+  if (typeof provider !== 'string' || !PROVIDER_SLUG.test(provider)) {
+    throw new KeyStoreError(
+      'invalid-provider',
+      `provider must match ${PROVIDER_SLUG}, got ${describe(provider)}`,
+    )
   }
   if (alias !== undefined && (typeof alias !== 'string' || !SLUG.test(alias))) {
     throw new KeyStoreError('invalid-alias', `alias must match ${SLUG}, got ${describe(alias)}`)

@@ -235,6 +235,25 @@ export function credentialScenarios(world: World): void {
     expect(String(reported[0]!.error)).not.toContain(secret.slice(3, -4))
   })
 
+  it('keys: a custom provider with the longest slug has stored keys like any other', async () => {
+    const keys = createKeyRing({ store: createMemorySecretStore(), masterKey: 'd'.repeat(64) })
+    const slug = `c${'x'.repeat(63)}`
+    const url = await start({ keys, customProviders: { [slug]: { baseURL: `${base}/v1` } } })
+    const ask = () =>
+      send(`${url}/ai/custom-${slug}/chat/completions`, {
+        body: chat('hi'),
+        headers: { 'cf-aig-authorization': `Bearer ${TOKEN}` },
+      })
+    // Nothing stored: the request goes without a key, and the provider refuses it.
+    expect((await ask()).status).toBe(401)
+    await keys.putSecret(`custom-${slug}`, 'default', STORED.openai)
+    expect((await ask()).status).toBe(200)
+    expect(provider.received.map((call) => call.authorization)).toEqual([
+      undefined,
+      `Bearer ${STORED.openai}`,
+    ])
+  })
+
   it('keys: an apiKeys pool is the default alias, also when cf-aig-byok-alias names it', async () => {
     const keys = createKeyRing({ store: createMemorySecretStore(), masterKey: 'd'.repeat(64) })
     await keys.putSecret('openai', 'team', 'sk-team-not-accepted-0006')

@@ -307,6 +307,15 @@ describe('createKeyRing()', () => {
     await expect(keys.deleteSecret(provider, alias)).rejects.toThrow(rejectsWith(reason))
   })
 
+  it("accepts the longest provider id, a custom provider's (custom- and 64 characters)", async () => {
+    const keys = createKeyRing({ store: createMemorySecretStore(), masterKey: KEY_A })
+    const provider = `custom-${'x'.repeat(64)}`
+    expect(await keys.getSecret(provider, 'default')).toBeUndefined()
+    await keys.putSecret(provider, 'default', CANARY)
+    expect(await keys.getSecret(provider, 'default')).toBe(CANARY)
+    await expect(keys.getSecret(`${provider}x`, 'default')).rejects.toThrow(rejectsWith('invalid-provider'))
+  })
+
   it('accepts spaces, tabs and Latin-1 letters inside a secret, which a header value can carry', async () => {
     const keys = createKeyRing({ store: createMemorySecretStore(), masterKey: KEY_A })
     await keys.putSecret('custom-x', 'default', 'Basic clé\tà part')
