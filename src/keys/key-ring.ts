@@ -46,7 +46,9 @@ export interface KeyRing {
   /**
    * Re-encrypts every record not under the current master key. Every such record is decrypted before any
    * is written, so a missing previous key fails the whole call and changes nothing. A record rewritten
-   * between that read and the write back is left as the newer write has it.
+   * between that read and the write back is left as the newer write has it: writes through this key ring
+   * wait for each other; one through another instance in the moment between the last read and the write
+   * back can still be undone, so rotate where no other instance writes keys.
    */
   rotate(): Promise<{ rotated: number }>
 }
@@ -83,6 +85,24 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   const cache = createCache(options.cacheTtlMs ?? 60_000, options.cacheMax ?? 1000, now)
   // Bumped by every write, so a read that raced a write does not cache what it read.
   let generation = 0
+  // The write in progress for each (provider, alias), so the next one waits for it: rotate() reads a record
+  // and writes it back, and a put or delete landing between the two would otherwise be undone (an old,
+  // maybe leaked, key written back over the new one, or a deleted key brought back).
+  const writing = new Map<string, Promise<unknown>>()
+
+  function oneWriteAtATime<T>(provider: string, alias: string, write: () => Promise<T>): Promise<T> {
+    const key = cacheKey(provider, alias)
+    const result = (writing.get(key) ?? Promise.resolve()).then(write)
+    const done = result.then(
+      () => {},
+      () => {},
+    )
+    writing.set(key, done)
+    void done.then(() => {
+      if (writing.get(key) === done) writing.delete(key)
+    })
+    return result
+  }
 
   function invalidate(provider: string, alias: string): void {
     generation++
@@ -116,6 +136,10 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
   async function putSecret(provider: string, alias: string, secret: string): Promise<MaskedKey> {
     assertSlugs(provider, alias)
     assertSecret(secret)
+    return oneWriteAtATime(provider, alias, () => writeSecret(provider, alias, secret))
+  }
+
+  async function writeSecret(provider: string, alias: string, secret: string): Promise<MaskedKey> {
     const existing = await store.get(provider, alias)
     const at = now()
     const record: StoredSecret = {
@@ -135,10 +159,12 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
 
   async function deleteSecret(provider: string, alias: string): Promise<boolean> {
     assertSlugs(provider, alias)
-    invalidate(provider, alias)
-    const deleted = await store.delete(provider, alias)
-    invalidate(provider, alias)
-    return deleted
+    return oneWriteAtATime(provider, alias, async () => {
+      invalidate(provider, alias)
+      const deleted = await store.delete(provider, alias)
+      invalidate(provider, alias)
+      return deleted
+    })
   }
 
   async function listKeys(provider?: string): Promise<MaskedKey[]> {
@@ -158,12 +184,13 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
     const plain = stale.map((record) => ({ record, secret: decrypt(record, record.provider, record.alias) }))
     let rotated = 0
     for (const { record, secret } of plain) {
-      if (await rewrite(record, secret)) rotated++
+      if (await oneWriteAtATime(record.provider, record.alias, () => rewrite(record, secret))) rotated++
     }
     return { rotated }
   }
 
-  // Re-reading just before the write narrows the window in which a concurrent putSecret could be undone.
+  // Re-read just before the write, after any write through this key ring to the record has finished; one
+  // through another instance can still land between the re-read and the write.
   async function rewrite(record: StoredSecret, secret: string): Promise<boolean> {
     const latest = await store.get(record.provider, record.alias)
     if (latest === undefined || latest.ciphertext !== record.ciphertext) return false

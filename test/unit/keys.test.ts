@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { createSecretCipher, masterKeyId, parseMasterKey, readKeyId } from '../../src/keys/crypto.js'
-import { createKeyRing, MAX_SECRET_BYTES, maskSecret } from '../../src/keys/key-ring.js'
+import { createKeyRing, type KeyRing, MAX_SECRET_BYTES, maskSecret } from '../../src/keys/key-ring.js'
 import { createMemorySecretStore } from '../../src/keys/memory-store.js'
 import { KeyStoreError, type SecretStore, type StoredSecret } from '../../src/keys/types.js'
 
@@ -225,6 +225,48 @@ describe('createKeyRing()', () => {
       expect(await onlyB.getSecret(provider, alias)).toBe(secret)
     }
     expect(await underB.rotate()).toEqual({ rotated: 0 })
+  })
+
+  it.each([
+    [
+      'replaced',
+      (keys: KeyRing) => keys.putSecret('openai', 'default', 'sk-new-after-a-leak-0002'),
+      'sk-new-after-a-leak-0002',
+    ],
+    ['deleted', (keys: KeyRing) => keys.deleteSecret('openai', 'default'), undefined],
+  ])('does not undo a key %s while rotate() re-reads it', async (_, write, expected) => {
+    const memory = createMemorySecretStore()
+    await createKeyRing({ store: memory, masterKey: KEY_A }).putSecret('openai', 'default', 'sk-old-0001')
+    // The store answers rotate()'s re-read of the record only when the test says so: the round trip in
+    // which a write through the same key ring could land.
+    let reReadHeld: () => void = () => {}
+    const reRead = new Promise<void>((resolve) => {
+      reReadHeld = resolve
+    })
+    let release: () => void = () => {}
+    let gets = 0
+    const store: SecretStore = {
+      ...memory,
+      get: async (provider, alias) => {
+        const record = await memory.get(provider, alias)
+        if (++gets === 1) {
+          reReadHeld()
+          await new Promise<void>((resolve) => {
+            release = resolve
+          })
+        }
+        return record
+      },
+    }
+    const keys = createKeyRing({ store, masterKey: KEY_B, previousMasterKeys: [KEY_A], cacheTtlMs: 0 })
+    const rotating = keys.rotate()
+    await reRead
+    const writing = write(keys)
+    // The memory store does no I/O: once this turn comes, every step the write could take has been taken.
+    await new Promise((resolve) => setImmediate(resolve))
+    release()
+    await Promise.all([rotating, writing])
+    expect(await keys.getSecret('openai', 'default')).toBe(expected)
   })
 
   it('names the missing master key when it cannot read a record, and rotates nothing', async () => {
