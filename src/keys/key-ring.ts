@@ -11,7 +11,8 @@ export interface KeyRingOptions {
   previousMasterKeys?: readonly MasterKey[]
   /**
    * How long a decrypted key is reused before the store is asked again. Writes through this key ring
-   * invalidate it at once; writes through another instance show up within this time. 0 disables the cache.
+   * invalidate it at once; writes through another instance show up within this time. Concurrent lookups
+   * of a key not in the cache share one read of the store. 0 disables the cache, and that sharing.
    * Default 60,000.
    */
   cacheTtlMs?: number
@@ -104,9 +105,17 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
     return result
   }
 
+  // Reads of the store in progress, by cache key, when there is a cache: concurrent misses of one key share
+  // a read. On a cold cache (a restart under load) every request would otherwise send its own query, and a
+  // burst of them queues in the store's pool past the lookup bound, each refused 503.
+  const reading = new Map<string, Promise<string | undefined>>()
+
   function invalidate(provider: string, alias: string): void {
     generation++
-    cache?.delete(cacheKey(provider, alias))
+    const key = cacheKey(provider, alias)
+    cache?.delete(key)
+    // A read begun before this write is left to its callers; calls from now on start their own.
+    reading.delete(key)
   }
 
   function decrypt(record: StoredSecret, provider: string, alias: string): string {
@@ -123,8 +132,24 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
 
   async function getSecret(provider: string, alias: string): Promise<string | undefined> {
     assertSlugs(provider, alias)
-    const cached = cache?.get(cacheKey(provider, alias))
+    if (cache === undefined) return readSecret(provider, alias)
+    const key = cacheKey(provider, alias)
+    const cached = cache.get(key)
     if (cached !== undefined) return cached
+    let read = reading.get(key)
+    if (read === undefined) {
+      const started = readSecret(provider, alias)
+      const forget = () => {
+        if (reading.get(key) === started) reading.delete(key)
+      }
+      started.then(forget, forget)
+      reading.set(key, started)
+      read = started
+    }
+    return read
+  }
+
+  async function readSecret(provider: string, alias: string): Promise<string | undefined> {
     const startedAt = generation
     const record = await store.get(provider, alias)
     if (record === undefined) return undefined

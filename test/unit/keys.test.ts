@@ -432,6 +432,33 @@ describe('createKeyRing()', () => {
       expect(uncached.gets()).toBe(start + 3)
     })
 
+    it('shares one read of the store among concurrent lookups of a key not in the cache', async () => {
+      const { store, gets } = recordingStore()
+      await createKeyRing({ store, masterKey: KEY_A }).putSecret('openai', 'default', 'sk-one')
+      const keys = createKeyRing({ store, masterKey: KEY_A })
+      const before = gets()
+      const burst = await Promise.all(Array.from({ length: 50 }, () => keys.getSecret('openai', 'default')))
+      expect(burst).toEqual(Array(50).fill('sk-one'))
+      expect(gets()).toBe(before + 1)
+
+      // A failed read fails the lookups that shared it, and is not remembered.
+      let failing = true
+      const flaky = createKeyRing({
+        store: {
+          ...store,
+          get: (provider, alias) =>
+            failing
+              ? Promise.reject(new KeyStoreError('store-unavailable', 'down'))
+              : store.get(provider, alias),
+        },
+        masterKey: KEY_A,
+      })
+      const failed = await Promise.allSettled([1, 2, 3].map(() => flaky.getSecret('openai', 'default')))
+      expect(failed.map((result) => result.status)).toEqual(['rejected', 'rejected', 'rejected'])
+      failing = false
+      expect(await flaky.getSecret('openai', 'default')).toBe('sk-one')
+    })
+
     it('does not cache a value read while a write was in flight', async () => {
       const inner = createMemorySecretStore()
       let release: () => void = () => {}
