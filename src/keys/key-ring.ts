@@ -36,7 +36,7 @@ export interface KeyRingOptions {
 export interface KeyRing {
   /** The decrypted key, or undefined when none is stored under (provider, alias). */
   getSecret(provider: string, alias: string): Promise<string | undefined>
-  /** Stores or replaces a key; answers its masked form. */
+  /** Stores or replaces a key, less spaces or tabs around it (HTTP drops them); answers its masked form. */
   putSecret(provider: string, alias: string, secret: string): Promise<MaskedKey>
   /** True when a key was removed. */
   deleteSecret(provider: string, alias: string): Promise<boolean>
@@ -59,8 +59,8 @@ export const MAX_SECRET_BYTES = 8 * 1024
 // What an HTTP field value may hold (RFC 9110 §5.5), as undici checks it before sending: a key with any
 // other character (a control character, a typographic quote pasted from a document) could never be sent.
 const HEADER_UNSAFE = /[^\t\x20-\x7e\x80-\xff]/
-// HTTP drops whitespace around a field value, so a key starting or ending with it is not what arrives.
-const SURROUNDING_SPACE = /^[\t ]|[\t ]$/
+// HTTP drops whitespace around a field value: a key pasted with some is stored as it will arrive.
+const SURROUNDING_SPACE = /^[\t ]+|[\t ]+$/g
 const HINT_MIN_LENGTH = 16
 
 /**
@@ -158,8 +158,9 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
     return secret
   }
 
-  async function putSecret(provider: string, alias: string, secret: string): Promise<MaskedKey> {
+  async function putSecret(provider: string, alias: string, given: string): Promise<MaskedKey> {
     assertSlugs(provider, alias)
+    const secret = typeof given === 'string' ? given.replace(SURROUNDING_SPACE, '') : given
     assertSecret(secret)
     return oneWriteAtATime(provider, alias, () => writeSecret(provider, alias, secret))
   }
@@ -289,9 +290,6 @@ function assertSecret(secret: unknown): asserts secret is string {
       'invalid-secret',
       'secret must hold only characters a header value can carry (no CR, LF, NUL, other control characters or characters beyond U+00FF)',
     )
-  }
-  if (SURROUNDING_SPACE.test(secret)) {
-    throw new KeyStoreError('invalid-secret', 'secret must not start or end with a space or tab')
   }
   const bytes = Buffer.byteLength(secret, 'utf8')
   if (bytes > MAX_SECRET_BYTES) {

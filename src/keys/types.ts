@@ -64,7 +64,7 @@ export interface MaskedKey {
  * - `invalid-options`: other key ring or store options are wrong.
  * - `invalid-provider` / `invalid-alias`: not a slug (`^[a-z0-9][a-z0-9_-]{0,63}$`; a provider may have up
  *   to 71 characters, as `custom-` and a custom provider's slug do).
- * - `invalid-secret`: empty, longer than 8 KiB, starting or ending with a space or tab, or holding a
+ * - `invalid-secret`: empty (spaces and tabs around it are dropped), longer than 8 KiB, or holding a
  *   character a header value cannot carry (CR, LF, NUL, another control character, one beyond U+00FF).
  * - `unknown-master-key`: the record was encrypted under a master key this key ring does not hold.
  * - `decrypt-failed`: the ciphertext was altered, truncated or moved to another (provider, alias).
