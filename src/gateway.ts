@@ -71,7 +71,8 @@ export interface Gateway {
    * Closes its WebSockets (1001, each session logged), writes the queued log records, then closes what the
    * gateway made itself: its default stores (the in-memory limit store; the default log store stays
    * readable through `logs`) and its upstream connections, and takes its metrics out of the registry and meter they joined. Stores and a dispatcher
-   * the host passed in are left open: the host owns them and closes them itself.
+   * the host passed in are left open: the host owns them and closes them itself. Calling it again, or from
+   * several places at once, waits on the first call.
    */
   close(): Promise<void>
 }
@@ -141,6 +142,19 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     if (ctx.response === undefined) throw new GatewayError('INTERNAL', 'no step answered the request')
     return ctx.response
   }
+  // A host often closes a gateway from more than one place (its own shutdown, a framework's close hook, a
+  // test's teardown): every call after the first waits on the first, since undici throws when its
+  // dispatcher is closed twice.
+  let closing: Promise<void> | undefined
+  async function closeOnce(): Promise<void> {
+    // Sessions end first: each one's log record is queued as it ends, and written with the rest below.
+    await websockets.close()
+    await logQueue?.flush()
+    metrics?.close()
+    for (const store of owned) await store.close?.()
+    if (ownsDispatcher) await services.dispatcher.close()
+  }
+
   // Past the last step nothing is left to run: a step that calls `next()` there gets back at once.
   const endOfPipeline = () => Promise.resolve()
 
@@ -178,13 +192,9 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     metrics: metrics?.exposition,
     stats: () => ({ logs: logQueue === undefined ? undefined : { ...logQueue.stats } }),
     flushLogs: () => logQueue?.flush() ?? Promise.resolve(),
-    async close() {
-      // Sessions end first: each one's log record is queued as it ends, and written with the rest below.
-      await websockets.close()
-      await logQueue?.flush()
-      metrics?.close()
-      for (const store of owned) await store.close?.()
-      if (ownsDispatcher) await services.dispatcher.close()
+    close() {
+      closing ??= closeOnce()
+      return closing
     },
     [kGateway]: true,
   } as Gateway

@@ -222,6 +222,14 @@ describe('createGateway().handle()', () => {
     await gateway.close()
   })
 
+  it('closes once: a second close(), and two at once, resolve with the first', async () => {
+    const gateway = gatewayFor({ metrics: true })
+    // An answered request leaves a kept-alive connection in the gateway's own dispatcher.
+    expect((await gateway.handle(chatRequest(hello)))?.status).toBe(200)
+    await Promise.all([gateway.close(), gateway.close()])
+    await expect(gateway.close()).resolves.toBeUndefined()
+  })
+
   it('caps a body handed over whole, too', async () => {
     const gateway = gatewayFor({ maxBodyBytes: 10 })
     const response = await gateway.handle(chatRequest(hello))
