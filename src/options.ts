@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
-import type { PriceOverrides } from './cost/pricing.js'
+import { type PriceOverrides, priceOverrideIssues } from './cost/pricing.js'
 import type { RouteStore } from './dynamic/types.js'
 import { type GatewayError, GatewayOptionsError } from './errors.js'
 import { dlpOption, guardrailsOption } from './guard/config.js'
@@ -748,6 +748,9 @@ export const gatewayOptionsSchema = z.strictObject({
       (value) => typeof value === 'object' && value !== null,
       'expected { provider: { model: price } }',
     )
+    .superRefine((prices, ctx) => {
+      for (const issue of priceOverrideIssues(prices)) ctx.addIssue({ code: 'custom', ...issue })
+    })
     .optional(),
   /**
    * OpenTelemetry: `true` makes one span per request with the global tracer of `@opentelemetry/api` (an

@@ -152,6 +152,19 @@ const priceSchema = z.strictObject({
 })
 const overridesSchema = z.record(z.string().min(1), z.record(z.string().min(1), priceSchema))
 
+/**
+ * What is wrong with a `prices` option, each problem with its path below it: empty when nothing is. The
+ * gateway's options report these as a `GatewayOptionsError`, like every other option.
+ *
+ * @example
+ * priceOverrideIssues({ openai: { 'gpt-4o': { input: -1, output: 10 } } })
+ * // [{ path: ['openai', 'gpt-4o', 'input'], message: 'Too small: expected number to be >=0' }]
+ */
+export function priceOverrideIssues(overrides: unknown): { path: PropertyKey[]; message: string }[] {
+  const parsed = overridesSchema.safeParse(overrides)
+  return parsed.success ? [] : parsed.error.issues.map(({ path, message }) => ({ path, message }))
+}
+
 // Snapshot suffixes: OpenAI `-2024-08-06`, Anthropic `-20250929`, Mistral and xAI `-2411` / `-0709`,
 // Gemini `-001`, and the `-latest` aliases. Only one is stripped, and only whole: a prefix match would
 // price `gpt-4o-mini` as `gpt-4o`.

@@ -52,6 +52,9 @@ describe('parseOptions()', () => {
     [{ fallbackOn: ['timeouts'] }, /fallbackOn\.0: /],
     [{ streams: { commit: 'later' } }, /streams\.commit: /],
     [{ retries: { timeoutAttempts: 6 } }, /retries\.timeoutAttempts: /],
+    [{ prices: { mylab: 0.5 } }, /prices\.mylab: /],
+    [{ prices: { openai: { 'gpt-4o': { input: -1, output: 10 } } } }, /prices\.openai\.gpt-4o\.input: /],
+    [{ prices: { openai: { 'gpt-4o': { input: 2.5 } } } }, /prices\.openai\.gpt-4o\.output: /],
   ])('names the wrong option: %j', (options, message) => {
     expect(() => parseOptions(options)).toThrow(GatewayOptionsError)
     expect(() => parseOptions(options)).toThrow(message)
