@@ -18,7 +18,10 @@ import {
 } from '../src/node/index.js'
 
 export interface KoaMountOptions {
-  /** Path the gateway answers under, e.g. `/ai`. Leave it out under koa-mount or a router. */
+  /**
+   * Path the gateway answers under, e.g. `/ai`. Leave it out under koa-mount, which takes its path off the
+   * URL; a router (@koa/router) leaves the URL whole, so under one give the route's path here.
+   */
   prefix?: string
 }
 
