@@ -275,14 +275,16 @@ export type LimitKey =
   | `metadata.${string}`
   | ((ctx: GatewayContext) => string | undefined)
 
-const limitKey = z.union([
-  z.enum(['gateway', 'principal', 'tenant', 'provider', 'model']),
-  z.custom<`metadata.${string}`>(
-    (value) => typeof value === 'string' && /^metadata\.[^.]{1,128}$/.test(value),
-    "expected 'gateway', 'principal', 'tenant', 'provider', 'model', 'metadata.<key>' or a function",
-  ),
-  z.custom<(ctx: GatewayContext) => string | undefined>(isFunction),
-])
+const limitKey = z.union(
+  [
+    z.enum(['gateway', 'principal', 'tenant', 'provider', 'model']),
+    z.custom<`metadata.${string}`>(
+      (value) => typeof value === 'string' && /^metadata\.[^.]{1,128}$/.test(value),
+    ),
+    z.custom<(ctx: GatewayContext) => string | undefined>(isFunction),
+  ],
+  "expected 'gateway', 'principal', 'tenant', 'provider', 'model', 'metadata.<key>' or a function",
+)
 
 /** Where limit counters live. */
 export const limitStore = z.custom<LimitStore>(hasMethods('consume', 'adjust'), 'expected a LimitStore')
@@ -391,7 +393,9 @@ const limitRule = z
       })
       .optional(),
     /** Token estimate reserved before the call; default: request bytes / 4 plus the requested output cap. */
-    estimate: z.custom<(ctx: GatewayContext, body: unknown) => number>(isFunction).optional(),
+    estimate: z
+      .custom<(ctx: GatewayContext, body: unknown) => number>(isFunction, 'expected a function')
+      .optional(),
     /** Where counters live. Default: in memory, per process. */
     store: limitStore.optional(),
     /**
@@ -721,7 +725,10 @@ export const gatewayOptionsSchema = z.strictObject({
    * scopes the cache and is logged. Runs once per request; a throw answers 500.
    */
   identify: z
-    .custom<(host: unknown, request: GatewayRequest) => MaybePromise<Principal | undefined>>(isFunction)
+    .custom<(host: unknown, request: GatewayRequest) => MaybePromise<Principal | undefined>>(
+      isFunction,
+      'expected a function',
+    )
     .optional(),
   /** Gateway authentication: off unless set; on, every request needs a valid `cf-aig-authorization`. */
   authentication: authenticationOptions.optional(),
@@ -788,7 +795,7 @@ export const gatewayOptionsSchema = z.strictObject({
   /** DLP profiles and policies: flag, block or redact what they find; see `dlpOption`. Off unless set. */
   dlp: dlpOption.optional(),
   /** The clock limits, cache timestamps and circuit breakers read, in ms since the epoch. Default `Date.now`. */
-  now: z.custom<() => number>(isFunction).default(() => Date.now),
+  now: z.custom<() => number>(isFunction, 'expected a function').default(() => Date.now),
   /** Observes or replaces the response for each gateway-made error (see `ErrorHook`). Default none. */
   onError: z.custom<ErrorHook>(isFunction, 'expected a function').optional(),
   /**
@@ -826,8 +833,37 @@ export function parseOptions(options: unknown): ResolvedOptions {
 export function parseWith<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
   const result = schema.safeParse(value)
   if (result.success) return result.data
-  const lines = result.error.issues.map(
-    (issue) => `  - ${issue.path.join('.') || '(options)'}: ${issue.message}`,
-  )
+  const lines = result.error.issues
+    .flatMap((issue) => plainIssues(issue, []))
+    .map((issue) => `  - ${issue.path.join('.') || '(options)'}: ${issue.message}`)
   throw new GatewayOptionsError(`Invalid ${what}:\n${lines.join('\n')}`)
+}
+
+/**
+ * An option that takes one of several shapes (`logs: false | {...}`, a rule or a list of rules) fails
+ * with Zod's bare "Invalid input". Said plainly instead: when one shape took the value's type and only
+ * its fields are wrong, that shape's problems, under their own paths (`rateLimit.technique: ...`); when
+ * no shape took it, the shapes the option accepts (`expected boolean or object`).
+ */
+function plainIssues(
+  issue: z.core.$ZodIssue,
+  base: PropertyKey[],
+): { path: PropertyKey[]; message: string }[] {
+  const path = [...base, ...issue.path]
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return [{ path, message: issue.message }]
+  const taken = issue.errors.filter((problems) => problems.every((problem) => problem.path.length > 0))
+  if (taken.length === 1) return taken[0]!.flatMap((problem) => plainIssues(problem, path))
+  const rootOnly = issue.errors.every((problems) => problems.every((problem) => problem.path.length === 0))
+  // A union that says what it takes in its own words keeps them.
+  if (!rootOnly || issue.message !== ZOD_UNION_MESSAGE) return [{ path, message: issue.message }]
+  const shapes = issue.errors.flatMap((problems) => problems.map(expectedShape))
+  return [{ path, message: `expected ${[...new Set(shapes)].join(' or ')}` }]
+}
+
+const ZOD_UNION_MESSAGE = 'Invalid input'
+
+function expectedShape(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type') return issue.expected
+  if (issue.code === 'invalid_value') return issue.values.map((value) => JSON.stringify(value)).join(' or ')
+  return issue.message.replace(/^expected /, '')
 }

@@ -53,6 +53,13 @@ describe('parseOptions()', () => {
     [{ streams: { commit: 'later' } }, /streams\.commit: /],
     [{ retries: { timeoutAttempts: 6 } }, /retries\.timeoutAttempts: /],
     [{ prices: { mylab: 0.5 } }, /prices\.mylab: /],
+    // Options of several shapes: the field that is wrong, or the shapes the option takes.
+    [{ rateLimit: { limit: 5, window: 60, technique: 'fixed-window' } }, /rateLimit\.technique: /],
+    [{ rateLimit: [{ limit: 5, window: '1m' }] }, /rateLimit\.0\.window: /],
+    [{ rateLimit: { limit: 5, window: 60, key: 'team' } }, /rateLimit\.key: expected 'gateway', /],
+    [{ logs: { store: 5 } }, /logs\.store: expected a LogStore/],
+    [{ telemetry: 'yes' }, /telemetry: expected boolean or object/],
+    [{ identify: 'x' }, /identify: expected a function/],
     [{ prices: { openai: { 'gpt-4o': { input: -1, output: 10 } } } }, /prices\.openai\.gpt-4o\.input: /],
     [{ prices: { openai: { 'gpt-4o': { input: 2.5 } } } }, /prices\.openai\.gpt-4o\.output: /],
   ])('names the wrong option: %j', (options, message) => {
