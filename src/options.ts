@@ -54,6 +54,31 @@ const HEADER_VALUE = /^[^\r\n\0]*$/
 const KNOWN_PROVIDERS = PROVIDERS.map((p) => p.id)
 
 const headerName = z.string().regex(HEADER_NAME, 'expected a lower-case HTTP header name')
+
+// Headers a provider call must not take from the client: the gateway token, which stays with the gateway,
+// and what describes the client's own connection and framing (undici refuses most of them, which would
+// fail every request that carries one with a 502; `host` would name the host's site to the provider).
+const NEVER_FORWARDED = new Map([
+  ['cf-aig-authorization', 'the gateway token stays with the gateway'],
+  ...[
+    'host',
+    'content-length',
+    'expect',
+    'connection',
+    'keep-alive',
+    'proxy-authenticate',
+    'proxy-authorization',
+    'proxy-connection',
+    'te',
+    'trailer',
+    'transfer-encoding',
+    'upgrade',
+  ].map((name) => [name, 'it describes the client’s connection, and the gateway sets its own'] as const),
+])
+const forwardedHeaderName = headerName.superRefine((name, ctx) => {
+  const why = NEVER_FORWARDED.get(name)
+  if (why !== undefined) ctx.addIssue({ code: 'custom', message: `'${name}' is never forwarded: ${why}` })
+})
 const headerValue = z.string().regex(HEADER_VALUE, 'expected a header value without CR, LF or NUL')
 const baseURL = z
   .string()
@@ -715,7 +740,7 @@ export const gatewayOptionsSchema = z.strictObject({
     .default(10 * 1024 * 1024),
   ...answerCaps.shape,
   /** Extra request headers allowed through to every provider. */
-  forwardHeaders: z.array(headerName).default([]),
+  forwardHeaders: z.array(forwardedHeaderName).default([]),
   /** Host steps: an array runs before the built-in steps (right after `record`); a function gets the built-ins and returns the list. */
   steps: stepsOption.optional(),
   /** The undici dispatcher for upstream calls. Default: an Agent built from `timeouts.connectMs`. */

@@ -53,6 +53,12 @@ describe('parseOptions()', () => {
     [{ streams: { commit: 'later' } }, /streams\.commit: /],
     [{ retries: { timeoutAttempts: 6 } }, /retries\.timeoutAttempts: /],
     [{ prices: { mylab: 0.5 } }, /prices\.mylab: /],
+    [
+      { forwardHeaders: ['x-trace-id', 'cf-aig-authorization'] },
+      /forwardHeaders\.1: 'cf-aig-authorization' is never forwarded: the gateway token stays/,
+    ],
+    [{ forwardHeaders: ['transfer-encoding'] }, /forwardHeaders\.0: 'transfer-encoding' is never forwarded/],
+    [{ forwardHeaders: ['host'] }, /forwardHeaders\.0: 'host' is never forwarded/],
     // Options of several shapes: the field that is wrong, or the shapes the option takes.
     [{ rateLimit: { limit: 5, window: 60, technique: 'fixed-window' } }, /rateLimit\.technique: /],
     [{ rateLimit: [{ limit: 5, window: '1m' }] }, /rateLimit\.0\.window: /],
