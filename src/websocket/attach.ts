@@ -14,11 +14,20 @@ export interface UpgradeEmitter {
   listenerCount(event: 'upgrade'): number
 }
 
+type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void
+
+// Every listener this function attached, by server, in the order the server calls them; and the sockets
+// one of them took. Node hands an upgrade to every listener, so when a server has only these (two
+// gateways, or one under two prefixes), the last of them destroys what none took.
+const attachedTo = new WeakMap<UpgradeEmitter, Set<UpgradeListener>>()
+const taken = new WeakSet<Duplex>()
+
 /**
  * Serves the gateway's WebSockets on a server: an `upgrade` listener that takes the upgrades on the mount
  * (`prefix`) and leaves every other socket to the server's other `upgrade` listeners, such as the host's
- * own WebSocket servers. When it is the server's only `upgrade` listener, an upgrade it does not take is
- * destroyed, as Node does with upgrades nobody listens for. Answers the function that detaches it.
+ * own WebSocket servers. When its listeners are the server's only `upgrade` listeners (one gateway, or
+ * several attached here), an upgrade none of them takes is destroyed, as Node does with upgrades nobody
+ * listens for. Answers the function that detaches it.
  *
  * @example
  * const server = app.listen(3000)
@@ -29,12 +38,26 @@ export function attachWebSockets(
   gateway: Upgrader,
   options: UpgradeOptions = {},
 ): () => void {
-  const listener = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (gateway.upgrade(req, socket, head, options)) return
-    if (server.listenerCount('upgrade') === 1) socket.destroy()
+  const siblings = attachedTo.get(server) ?? new Set<UpgradeListener>()
+  attachedTo.set(server, siblings)
+  const listener: UpgradeListener = (req, socket, head) => {
+    if (gateway.upgrade(req, socket, head, options)) {
+      taken.add(socket)
+      return
+    }
+    if (taken.has(socket) || server.listenerCount('upgrade') !== siblings.size) return
+    if (lastOf(siblings) === listener) socket.destroy()
   }
+  siblings.add(listener)
   server.on('upgrade', listener)
   return () => {
+    siblings.delete(listener)
     server.off('upgrade', listener)
   }
+}
+
+function lastOf<T>(items: Set<T>): T | undefined {
+  let last: T | undefined
+  for (const item of items) last = item
+  return last
 }

@@ -307,6 +307,32 @@ describe('WebSocket sessions: metering, limits and what a socket may hold', () =
     await expect(open(url.replace('/ai', '/elsewhere'))).rejects.toThrow(/socket hang up|ECONNRESET/)
   })
 
+  it('destroys upgrades no gateway takes when two attached gateways are the server’s only upgrade listeners', async () => {
+    const first = await start()
+    const second = createGateway({ providers: { openai: { apiKey: 'sk-other', baseURL: `${mock.url}/v1` } } })
+    const server: Server = createServer((_req, res) => res.writeHead(404).end())
+    attachWebSockets(server, first.gateway, { prefix: '/first' })
+    attachWebSockets(server, second, { prefix: '/second' })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    onTestFinished(async () => {
+      await second.close()
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    })
+    const base = `ws://127.0.0.1:${(server.address() as { port: number }).port}`
+    await expect(open(`${base}/elsewhere`)).rejects.toThrow(/socket hang up|ECONNRESET/)
+    // Each still takes its own, and the other leaves it be.
+    for (const prefix of ['/first', '/second']) {
+      const { socket } = await connect(`${base}${prefix}/openai?model=gpt-realtime`)
+      socket.close()
+      await closed(socket)
+    }
+    expect(mock.realtime.sessions.map((session) => session.headers.authorization)).toEqual([
+      'Bearer sk-stored',
+      'Bearer sk-other',
+    ])
+  })
+
   it('closes a session idle for idleTimeoutMs with 4408, both sides', async () => {
     const { url } = await start({ websockets: { idleTimeoutMs: 50 } })
     const { socket } = await connect(`${url}/openai?model=gpt-realtime`)
