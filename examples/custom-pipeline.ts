@@ -1,7 +1,7 @@
 import { createGateway, forward, limit, parse, route, type Step } from 'ai-gateway-middleware'
 import { aiGateway } from 'ai-gateway-middleware/express'
 import express from 'express'
-import { demoProviders, printTryIt } from './demo-providers.js'
+import { demoProviders, exitOnListenError, printTryIt } from './demo-providers.js'
 
 /** Per team: 100 requests a minute, counted by the `x-team` header. */
 const perTeam = limit({
@@ -22,6 +22,8 @@ gateway.events.on('request:end', (event) => console.log(`${event.id} ${event.sta
 
 const app = express()
 app.use('/ai', aiGateway(gateway))
-const server = app.listen(Number(process.env.PORT ?? 8787), '127.0.0.1', () => {
+const port = Number(process.env.PORT ?? 8787)
+const server = app.listen(port, '127.0.0.1', (error) => {
+  if (error) exitOnListenError(error, port, 'custom-pipeline.ts')
   printTryIt(server.address(), '/ai', upstream)
 })

@@ -1,7 +1,7 @@
 import { createGateway, type Step } from 'ai-gateway-middleware'
 import { aiGateway } from 'ai-gateway-middleware/express'
 import express from 'express'
-import { demoProviders, printTryIt } from './demo-providers.js'
+import { demoProviders, exitOnListenError, printTryIt } from './demo-providers.js'
 
 /** A host step: only lets through requests from callers the host knows, and times every request. */
 const requireTeamHeader: Step = async function requireTeamHeader(ctx, next) {
@@ -28,7 +28,9 @@ gateway.events.on('request:end', (event) => {
 
 const app = express()
 app.use('/ai', aiGateway(gateway))
-const server = app.listen(Number(process.env.PORT ?? 8787), '127.0.0.1', () => {
+const port = Number(process.env.PORT ?? 8787)
+const server = app.listen(port, '127.0.0.1', (error) => {
+  if (error) exitOnListenError(error, port, 'custom-step.ts')
   printTryIt(server.address(), '/ai', upstream)
   console.log("\n(Add -H 'x-team: research' to each request: this example refuses requests without it.)")
 })

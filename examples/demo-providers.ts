@@ -71,15 +71,18 @@ function portOf(address: AddressInfo | string | null): number {
 
 /**
  * Ends the demo when its server cannot listen. Without this an Express app whose port is taken would print
- * its banner for port 0 and keep running on the mock provider alone.
+ * its banner for port 0 and keep running on the mock provider alone, and Koa and Fastify would end with a
+ * stack trace. `example` is the file under examples/, for the command the message suggests.
  */
-export function exitOnListenError(error: NodeJS.ErrnoException, port: number): never {
+export function exitOnListenError(error: NodeJS.ErrnoException, port: number, example = 'express.ts'): never {
   const why =
     error.code === 'EADDRINUSE'
       ? `port ${port} on 127.0.0.1 is already in use (is another demo running?)`
       : `it cannot listen on 127.0.0.1:${port}: ${error.message}`
+  const run =
+    example === 'express.ts' ? 'npm start' : `npx tsx --conditions=ai-gateway-source examples/${example}`
   process.stderr.write(
-    `The demo cannot start: ${why}.\nSet the PORT environment variable to use another port, e.g. PORT=${port + 1} npm start\n`,
+    `The demo cannot start: ${why}.\nSet the PORT environment variable to use another port, e.g. PORT=${port + 1} ${run}\n`,
   )
   process.exit(1)
 }

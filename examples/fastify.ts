@@ -1,6 +1,6 @@
 import { aiGateway, aiGatewayAdmin } from 'ai-gateway-middleware/fastify'
 import Fastify from 'fastify'
-import { demoGateway, demoProviders, printAdmin, printTryIt } from './demo-providers.js'
+import { demoGateway, demoProviders, exitOnListenError, printAdmin, printTryIt } from './demo-providers.js'
 
 const { providers, upstream } = await demoProviders()
 
@@ -23,6 +23,9 @@ await app.register(aiGatewayAdmin, {
   token: adminToken,
 })
 
-await app.listen({ port: Number(process.env.PORT ?? 8787), host: '127.0.0.1' })
+const port = Number(process.env.PORT ?? 8787)
+await app
+  .listen({ port, host: '127.0.0.1' })
+  .catch((error: NodeJS.ErrnoException) => exitOnListenError(error, port, 'fastify.ts'))
 printTryIt(app.server.address(), '/ai', upstream)
 printAdmin(app.server.address(), '/ai-admin', adminToken)

@@ -1,6 +1,6 @@
 import { aiGateway, aiGatewayAdmin } from 'ai-gateway-middleware/koa'
 import Koa from 'koa'
-import { demoGateway, demoProviders, printAdmin, printTryIt } from './demo-providers.js'
+import { demoGateway, demoProviders, exitOnListenError, printAdmin, printTryIt } from './demo-providers.js'
 
 const { providers, upstream } = await demoProviders()
 
@@ -24,7 +24,9 @@ app.use((ctx) => {
   ctx.body = 'Host app. The AI gateway is mounted at /ai, its admin API and dashboard at /ai-admin/.'
 })
 
-const server = app.listen(Number(process.env.PORT ?? 8787), '127.0.0.1', () => {
+const port = Number(process.env.PORT ?? 8787)
+const server = app.listen(port, '127.0.0.1', () => {
   printTryIt(server.address(), '/ai', upstream)
   printAdmin(server.address(), '/ai-admin', adminToken)
 })
+server.on('error', (error) => exitOnListenError(error, port, 'koa.ts'))

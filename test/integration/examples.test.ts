@@ -277,21 +277,29 @@ describe('npm start (examples/express.ts)', () => {
     expect(output.stdout).not.toContain('authorization')
   })
 
-  it('exits with a message naming the port and PORT when its port is taken', async () => {
-    const taken: Server = createServer()
-    taken.listen(0, '127.0.0.1')
-    await once(taken, 'listening')
-    const { port } = taken.address() as { port: number }
-    try {
-      // Its own mock provider running, as with `npm start`: that server used to keep the process alive.
-      const demo = startExample('express.ts', { PORT: String(port), UPSTREAM_URL: undefined })
-      const code = await demo.closed
-      expect(code).toBe(1)
-      expect(demo.output.stderr).toContain(`port ${port} on 127.0.0.1 is already in use`)
-      expect(demo.output.stderr).toContain(`PORT=${port + 1} npm start`)
-      expect(demo.output.stdout).not.toContain('listening on')
-    } finally {
-      taken.close()
-    }
-  })
+  for (const [file, run] of [
+    ['express.ts', 'npm start'],
+    ['koa.ts', 'npx tsx --conditions=ai-gateway-source examples/koa.ts'],
+    ['fastify.ts', 'npx tsx --conditions=ai-gateway-source examples/fastify.ts'],
+    ['custom-step.ts', 'npx tsx --conditions=ai-gateway-source examples/custom-step.ts'],
+    ['custom-pipeline.ts', 'npx tsx --conditions=ai-gateway-source examples/custom-pipeline.ts'],
+  ] as const) {
+    it(`${file} exits with a message naming the port and PORT when its port is taken`, async () => {
+      const taken: Server = createServer()
+      taken.listen(0, '127.0.0.1')
+      await once(taken, 'listening')
+      const { port } = taken.address() as { port: number }
+      try {
+        // Its own mock provider running, as with `npm start`: that server used to keep the process alive.
+        const demo = startExample(file, { PORT: String(port), UPSTREAM_URL: undefined })
+        const code = await demo.closed
+        expect(code).toBe(1)
+        expect(demo.output.stderr).toContain(`port ${port} on 127.0.0.1 is already in use`)
+        expect(demo.output.stderr).toContain(`PORT=${port + 1} ${run}`)
+        expect(demo.output.stdout).not.toContain('listening on')
+      } finally {
+        taken.close()
+      }
+    })
+  }
 })
