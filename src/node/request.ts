@@ -145,9 +145,23 @@ function bodyReader(
     return () => (typeof raw === 'string' ? Buffer.from(raw) : raw)
   }
   if (usesHostBody) {
-    return () => serializeHostBody(options.hostBody, req.headers['content-type'])
+    const { hostBody } = options
+    // Something in front of the gateway read the body and kept it where the gateway cannot see it (a
+    // request logger, a parser of its own): sending the request on without it would be a wrong request.
+    if ((hostBody === undefined || hostBody === null) && declaresBody(req)) {
+      return () => Promise.reject(new GatewayError('INTERNAL', BODY_READ_BEFORE))
+    }
+    return () => serializeHostBody(hostBody, req.headers['content-type'])
   }
   return (limitBytes) => readStream(req, res, limitBytes)
+}
+
+const BODY_READ_BEFORE =
+  "the request body was read before the gateway and kept neither as the host's parsed body nor as its raw bytes (req.rawBody)"
+
+function declaresBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length']
+  return length === undefined ? req.headers['transfer-encoding'] !== undefined : Number(length) > 0
 }
 
 function isBytes(value: unknown): value is string | Uint8Array {

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http'
+import type { IncomingMessage, Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 
@@ -15,6 +15,19 @@ export function serverUrl(server: Server): string {
 export function closeServer(server: Server): Promise<void> {
   server.closeAllConnections()
   return new Promise((resolve) => server.close(() => resolve()))
+}
+
+/**
+ * Reads a request's body to its end and keeps it to itself, as a host's request logger might: the stream
+ * is spent, and neither `req.body` nor `req.rawBody` holds what it carried.
+ */
+export function readWhole(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.once('end', () => resolve(Buffer.concat(chunks)))
+    req.once('error', reject)
+  })
 }
 
 /** Sends a JSON body (or a raw string) and returns status, headers and the whole body as text. */

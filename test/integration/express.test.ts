@@ -3,13 +3,14 @@ import express4 from 'express4'
 import { afterAll, describe, expect, it } from 'vitest'
 import { aiGateway, aiGatewayErrorHandler } from '../../adapters/express.js'
 import { createGateway } from '../../src/index.js'
-import { closeServer, type RunningApp, send, serverUrl } from '../helpers/http.js'
+import { closeServer, type RunningApp, readWhole, send, serverUrl } from '../helpers/http.js'
 import { type BuildApp, runScenarios } from './scenarios.js'
 
 function buildExpress(express: typeof express5): BuildApp {
   return async (gateway, host) => {
     const app = express()
     if (host.bodyParser) app.use(express.json())
+    if (host.bodyReader) app.use((req, _res, next) => void readWhole(req).then(() => next(), next))
     const ai = aiGateway(gateway)
     app.use('/ai', ai)
     if (host.bodyParser) app.use('/ai', aiGatewayErrorHandler(ai))

@@ -2,12 +2,15 @@ import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { aiGateway, aiGatewayAdmin } from '../../adapters/fastify.js'
 import { createMemoryLogStore } from '../../src/index.js'
+import { readWhole } from '../helpers/http.js'
 import { type BuildApp, runScenarios } from './scenarios.js'
 
 const buildFastify: BuildApp = async (gateway, host) => {
   const app = Fastify()
   // Fastify parses JSON by default; "absent" takes its parsers away from the whole app.
   if (!host.bodyParser) app.removeAllContentTypeParsers()
+  if (host.bodyReader)
+    app.addHook('onRequest', (request, _reply, done) => void readWhole(request.raw).then(() => done()))
   await app.register(aiGateway, { prefix: '/ai', gateway })
   app.setNotFoundHandler((request, reply) => {
     reply.code(200).send(`host:${request.url}`)

@@ -4,7 +4,7 @@ import Koa2 from 'koa2'
 import { afterAll, describe, expect, it } from 'vitest'
 import { aiGateway, aiGatewayErrorHandler } from '../../adapters/koa.js'
 import { createGateway } from '../../src/index.js'
-import { closeServer, type RunningApp, send, serverUrl } from '../helpers/http.js'
+import { closeServer, type RunningApp, readWhole, send, serverUrl } from '../helpers/http.js'
 import { type BuildApp, runScenarios } from './scenarios.js'
 
 function buildKoa(Koa: typeof Koa3): BuildApp {
@@ -12,6 +12,7 @@ function buildKoa(Koa: typeof Koa3): BuildApp {
     const app = new Koa()
     const ai = aiGateway(gateway, { prefix: '/ai' })
     if (host.bodyParser) app.use(aiGatewayErrorHandler(ai)).use(bodyParser())
+    if (host.bodyReader) app.use((ctx, next) => readWhole(ctx.req).then(next))
     app.use(ai)
     app.use((ctx) => {
       ctx.body = `host:${ctx.path}`

@@ -181,6 +181,24 @@ export function hostScenarios(world: World): void {
     }
   })
 
+  it('host reader: a body the host read and kept nowhere the gateway looks is a 500 with code 2110 saying so, never sent on empty', async () => {
+    const { mock } = world
+    mock.reset()
+    const url = await world.start({}, { bodyParser: false, bodyReader: true })
+    for (const [path, body] of [
+      ['/ai/openai/chat/completions', chat('lost')],
+      ['/ai/compat/chat/completions', chat('lost', { model: 'openai/gpt-4o-mini' })],
+    ] as const) {
+      const res = await send(`${url}${path}`, { body })
+      expect(res.status, path).toBe(500)
+      expect(res.text, path).toContain('2110')
+      expect(res.text, path).toContain('read before the gateway')
+    }
+    // A bodyless request is not refused: there was nothing to lose.
+    expect((await send(`${url}/ai/openai/models`)).status).toBe(200)
+    expect(mock.calls.map((call) => call.path)).toEqual(['/v1/models'])
+  })
+
   it('host parser: broken JSON outside the mount is left to the host’s own error handling', async () => {
     const url = await world.start({}, { bodyParser: true })
     const res = await send(`${url}/elsewhere`, { body: BROKEN })

@@ -30,10 +30,19 @@ import { spendLimitScenarios } from './scenarios-spend.js'
 import { timingScenarios } from './scenarios-timing.js'
 
 /**
+ * What the host puts in front of the gateway: its framework's body parser, or (`bodyReader`) a middleware
+ * of its own that reads the request body and keeps it where the gateway cannot see it (a request logger).
+ */
+export interface HostSetup {
+  bodyParser: boolean
+  bodyReader?: boolean
+}
+
+/**
  * Builds the host app under test with the gateway mounted at `/ai`. Every app also answers, itself,
  * `GET /ai/` (the mount root, which the gateway does not serve) with `host:<path>`.
  */
-export type BuildApp = (gateway: Gateway, host: { bodyParser: boolean }) => Promise<RunningApp>
+export type BuildApp = (gateway: Gateway, host: HostSetup) => Promise<RunningApp>
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const CHAT = '/ai/openai/chat/completions'
@@ -41,7 +50,7 @@ const CHAT = '/ai/openai/chat/completions'
 export interface World {
   mock: MockProvider
   /** Starts the app with these gateway options; closed after the test. */
-  start(options?: GatewayOptions, host?: { bodyParser: boolean }): Promise<string>
+  start(options?: GatewayOptions, host?: HostSetup): Promise<string>
   /** The gateway of the app started last. */
   gateway: Gateway | undefined
 }
@@ -82,7 +91,7 @@ export function runScenarios(framework: string, build: BuildApp): void {
         return mock
       },
       gateway: undefined,
-      async start(options = {}, host = { bodyParser: false }) {
+      async start(options = {}, host: HostSetup = { bodyParser: false }) {
         const gateway = createGateway({ providers: providers(mock), ...options })
         world.gateway = gateway
         const app = await build(gateway, host)
