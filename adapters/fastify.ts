@@ -1,6 +1,12 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { type Admin, type AdminOptions, createAdmin } from '../src/admin/index.js'
-import { attachWebSockets, createGateway, type Gateway, type GatewayOptions } from '../src/index.js'
+import {
+  attachWebSockets,
+  createGateway,
+  type Gateway,
+  type GatewayOptions,
+  GatewayOptionsError,
+} from '../src/index.js'
 import {
   type RequestHandlerCore,
   relativeUrl,
@@ -38,6 +44,7 @@ const REGISTER_KEYS = new Set(['prefix', 'logLevel', 'logSerializers'])
  */
 const aiGatewayPlugin: FastifyPluginAsync<FastifyGatewayOptions> = async (app, registerOptions) => {
   const { gateway: given, ...rest } = registerOptions
+  if (given !== undefined) refuseOptionsBesides(rest)
   const gateway = given ?? createGateway(withoutRegisterKeys(rest) as GatewayOptions)
   if (given === undefined) app.addHook('onClose', () => gateway.close())
   if (registerOptions.websockets !== undefined && registerOptions.websockets !== false) {
@@ -60,6 +67,18 @@ const aiGatewayPlugin: FastifyPluginAsync<FastifyGatewayOptions> = async (app, r
 const aiGatewayAdminPlugin: FastifyPluginAsync<FastifyAdminOptions> = async (app, registerOptions) => {
   const { admin: given, ...rest } = registerOptions
   serve(app, given ?? createAdmin(withoutRegisterKeys(rest) as AdminOptions))
+}
+
+/**
+ * A built gateway has its options already: gateway options given beside it would be ignored, so they are
+ * refused, as a wrong option is. `websockets` is the plugin's own switch here.
+ */
+function refuseOptionsBesides(options: object): void {
+  const ignored = Object.keys(withoutRegisterKeys(options)).filter((key) => key !== 'websockets')
+  if (ignored.length === 0) return
+  throw new GatewayOptionsError(
+    `Invalid gateway options:\n  - ${ignored.join(', ')}: given beside \`gateway\`, which has its options already (pass them to createGateway)`,
+  )
 }
 
 function withoutRegisterKeys(options: object): object {

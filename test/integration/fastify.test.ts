@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { aiGateway, aiGatewayAdmin } from '../../adapters/fastify.js'
-import { createMemoryLogStore } from '../../src/index.js'
+import { createGateway, createMemoryLogStore, GatewayOptionsError } from '../../src/index.js'
 import { readWhole } from '../helpers/http.js'
 import { type BuildApp, runScenarios } from './scenarios.js'
 
@@ -23,6 +23,27 @@ const buildFastify: BuildApp = async (gateway, host) => {
 const TOKEN = 'admin-token-0123456789abcdef'
 
 runScenarios('fastify 5', buildFastify)
+
+describe('fastify 5: a gateway given with options beside it', () => {
+  it('refuses the options, which the gateway would ignore, naming them', async () => {
+    const gateway = createGateway({ logs: false })
+    const app = Fastify()
+    try {
+      await expect(
+        app.register(aiGateway, {
+          prefix: '/ai',
+          gateway,
+          websockets: true,
+          providers: { openai: { apiKey: 'sk-ignored' } },
+        }),
+      ).rejects.toThrow(GatewayOptionsError)
+      await expect(app.ready()).rejects.toThrow(/providers: given beside `gateway`/)
+    } finally {
+      await app.close().catch(() => {})
+      await gateway.close()
+    }
+  })
+})
 
 describe('fastify 5: a router that ignores case or repeated slashes', () => {
   it('leaves a URL not under the prefix as written to the host, never serving it as the mount root', async () => {
