@@ -20,6 +20,11 @@ interface Described {
   readonly help: string
   /** Prometheus label names, in the order of each row's values. */
   readonly labels: readonly string[]
+  /**
+   * How many of `labels`, at their end, are the `labels.metadata` keys: names the host chose, which
+   * OpenTelemetry takes as they are, never for an attribute of the gateway's that has the same label name.
+   */
+  readonly metadataLabels?: number
 }
 
 export interface ValueMetric extends Described {
@@ -56,6 +61,7 @@ export function defineMetrics(book: MetricsBook, logs: LogStats | undefined): Me
       name: 'requests_total',
       help: 'Requests answered, by provider, model, surface, status class, cache status and outcome.',
       labels: ['provider', 'model', 'surface', 'status_class', 'cache', 'outcome', ...metadata],
+      metadataLabels: metadata.length,
       otel: { name: 'requests', unit: '{request}' },
       rows: () =>
         sumBy(
@@ -103,6 +109,7 @@ export function defineMetrics(book: MetricsBook, logs: LogStats | undefined): Me
       name: 'tokens_total',
       help: 'Tokens the providers reported, input (cache reads and writes included) and output.',
       labels: ['provider', 'model', 'direction', ...metadata],
+      metadataLabels: metadata.length,
       rows: () => [
         ...sumBy(
           book,
@@ -121,6 +128,7 @@ export function defineMetrics(book: MetricsBook, logs: LogStats | undefined): Me
       name: 'cost_usd_total',
       help: 'Cost in US dollars of the answers whose model has a price (cache hits cost nothing).',
       labels: ['provider', 'model', ...metadata],
+      metadataLabels: metadata.length,
       otel: { name: 'cost', unit: '{USD}' },
       rows: () =>
         sumBy(

@@ -12,14 +12,14 @@ import { operationOf } from '../telemetry.js'
 import type { GatewayContext } from '../types.js'
 import type { RequestSeries } from './book.js'
 import { TOKEN_BUCKETS } from './buckets.js'
-import type { MetricDefinition } from './definitions.js'
+import type { MetricDefinition, ValueMetric } from './definitions.js'
 import type { RequestSink } from './recorder.js'
 
 type OtelApi = typeof import('@opentelemetry/api')
 
 /**
  * Prometheus label names as OpenTelemetry attributes: the GenAI semantic conventions' where they have one,
- * the gateway's own namespace otherwise. Metadata labels keep their key, as on the request's span.
+ * the gateway's own namespace otherwise. Metadata labels keep their key (see `attributeNames`).
  */
 const ATTRIBUTES: Readonly<Record<string, string>> = {
   provider: 'gen_ai.provider.name',
@@ -93,7 +93,7 @@ export function exportToOtel(
       definition.type === 'counter'
         ? meter.createObservableCounter(name, options)
         : meter.createObservableUpDownCounter(name, options)
-    const names = definition.labels.map((label) => ATTRIBUTES[label] ?? label)
+    const names = attributeNames(definition)
     const callback: ObservableCallback = (result) => {
       for (const row of definition.rows()) result.observe(row.value, attributesOf(names, row.labels))
     }
@@ -175,6 +175,16 @@ function attributesFor(series: RequestSeries, ctx: GatewayContext): SeriesAttrib
     byOperation.set(operation, attributes)
   }
   return attributes
+}
+
+/**
+ * The attribute names of a metric's labels. A metadata key is the host's name for a client's value: it stays
+ * as it is, so that a key `code` or `operation` never reports a client's value as `error.type` or
+ * `aigw.store.operation`. Keys are label names (no dots), so they meet no dotted attribute of the gateway's.
+ */
+function attributeNames(definition: ValueMetric): string[] {
+  const own = definition.labels.length - (definition.metadataLabels ?? 0)
+  return definition.labels.map((label, at) => (at < own ? (ATTRIBUTES[label] ?? label) : label))
 }
 
 function attributesOf(names: readonly string[], values: readonly string[]): Attributes {

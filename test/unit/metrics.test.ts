@@ -390,6 +390,32 @@ describe('OpenTelemetry', () => {
     await gateway.close()
   })
 
+  it("keeps a metadata label's key as its attribute, even one named as a label of the gateway's", async () => {
+    const gateway = gatewayFor({
+      metrics: {
+        otel: { meter: provider.getMeter('metadata') },
+        labels: { metadata: ['code', 'operation'] },
+      },
+    })
+    const metadata = { 'cf-aig-metadata': '{"code":"A-7","operation":"nightly"}' }
+    expect(await call(gateway, chat('hello', { headers: metadata }))).toBe(200)
+    await scrape(gateway, 1)
+    const requests = (await collected()).get('aigw.requests')!
+    expect(requests.dataPoints.map((point) => point.attributes)).toEqual([
+      {
+        'gen_ai.provider.name': 'openai',
+        'gen_ai.request.model': 'gpt-4o-mini',
+        'aigw.surface': 'provider',
+        'aigw.status_class': '2xx',
+        'aigw.cache': 'none',
+        'aigw.outcome': 'success',
+        code: 'A-7',
+        operation: 'nightly',
+      },
+    ])
+    await gateway.close()
+  })
+
   it('with `otel: true`, uses the global MeterProvider', async () => {
     otelMetrics.setGlobalMeterProvider(provider)
     try {
