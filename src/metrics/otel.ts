@@ -12,7 +12,7 @@ import { operationOf } from '../telemetry.js'
 import type { GatewayContext } from '../types.js'
 import type { RequestSeries } from './book.js'
 import { TOKEN_BUCKETS } from './buckets.js'
-import type { MetricDefinition, ValueMetric } from './definitions.js'
+import type { MetricDefinition, Row, ValueMetric } from './definitions.js'
 import type { RequestSink } from './recorder.js'
 
 type OtelApi = typeof import('@opentelemetry/api')
@@ -81,24 +81,16 @@ export function exportToOtel(
   definitions: readonly MetricDefinition[],
   bounds: readonly number[],
 ): OtelExport {
-  const observed: {
-    instrument: ObservableCounter | ObservableUpDownCounter
-    callback: ObservableCallback
-  }[] = []
+  const observing: (() => void)[] = []
   for (const definition of definitions) {
     if (definition.type === 'histogram' || definition.otel === undefined) continue
-    const options = { description: definition.help, unit: definition.otel.unit }
-    const name = `${namespace}${definition.otel.name}`
-    const instrument =
-      definition.type === 'counter'
-        ? meter.createObservableCounter(name, options)
-        : meter.createObservableUpDownCounter(name, options)
     const names = attributeNames(definition)
-    const callback: ObservableCallback = (result) => {
-      for (const row of definition.rows()) result.observe(row.value, attributesOf(names, row.labels))
-    }
-    instrument.addCallback(callback)
-    observed.push({ instrument, callback })
+    observing.push(
+      observe(meter, `${namespace}${definition.otel.name}`, definition, {
+        rows: () => definition.rows(),
+        attributes: (row) => attributesOf(names, row.labels),
+      }),
+    )
   }
   const seconds = { unit: 's', advice: { explicitBucketBoundaries: [...bounds] } }
   const duration = meter.createHistogram('gen_ai.client.operation.duration', {
@@ -130,9 +122,83 @@ export function exportToOtel(
       },
     },
     close() {
-      for (const { instrument, callback } of observed) instrument.removeCallback(callback)
+      for (const stop of observing) stop()
     },
   }
+}
+
+/** One gateway's rows of an observable instrument, as attribute sets. */
+interface RowSource {
+  rows(): Iterable<Row>
+  attributes(row: Row): Attributes
+}
+
+/** An observable instrument of a meter, and the gateways whose rows it reports. */
+interface SharedInstrument {
+  readonly instrument: ObservableCounter | ObservableUpDownCounter
+  readonly sources: Set<RowSource>
+  readonly callback: ObservableCallback
+}
+
+// The observable instruments each meter has from the gateways, by name. The SDK keeps one value per
+// attribute set of an observable instrument, the last one observed: two gateways on one meter (two mounts
+// with `otel: true`) that each observed their own count under the same names would report one gateway's
+// count, not their sum. So the gateways on a meter share each instrument, and its one callback adds up
+// their rows, as the histograms they record to add up their requests.
+const instrumentsOf = new WeakMap<Meter, Map<string, SharedInstrument>>()
+
+/**
+ * Observes `source`'s rows through the instrument named `name` on `meter`, made for the first gateway that
+ * needs it and shared with the next ones. Returns how to stop: the last gateway to stop removes the callback.
+ */
+function observe(meter: Meter, name: string, definition: ValueMetric, source: RowSource): () => void {
+  let instruments = instrumentsOf.get(meter)
+  if (instruments === undefined) {
+    instruments = new Map()
+    instrumentsOf.set(meter, instruments)
+  }
+  let shared = instruments.get(name)
+  if (shared === undefined) {
+    const options = { description: definition.help, unit: definition.otel!.unit }
+    const instrument =
+      definition.type === 'counter'
+        ? meter.createObservableCounter(name, options)
+        : meter.createObservableUpDownCounter(name, options)
+    const sources = new Set<RowSource>()
+    const callback: ObservableCallback = (result) => {
+      if (sources.size === 1) {
+        for (const only of sources)
+          for (const row of only.rows()) result.observe(row.value, only.attributes(row))
+        return
+      }
+      for (const { value, attributes } of summed(sources)) result.observe(value, attributes)
+    }
+    instrument.addCallback(callback)
+    shared = { instrument, sources, callback }
+    instruments.set(name, shared)
+  }
+  const { sources } = shared
+  sources.add(source)
+  return () => {
+    if (!sources.delete(source) || sources.size > 0) return
+    shared.instrument.removeCallback(shared.callback)
+    instruments.delete(name)
+  }
+}
+
+/** The rows of several gateways, added up by attribute set (whatever the order of its attributes). */
+function summed(sources: Iterable<RowSource>): Iterable<{ value: number; attributes: Attributes }> {
+  const sums = new Map<string, { value: number; attributes: Attributes }>()
+  for (const source of sources) {
+    for (const row of source.rows()) {
+      const attributes = source.attributes(row)
+      const key = JSON.stringify(Object.entries(attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      const sum = sums.get(key)
+      if (sum === undefined) sums.set(key, { value: row.value, attributes })
+      else sum.value += row.value
+    }
+  }
+  return sums.values()
 }
 
 /** Tokens the provider reported; a cache hit used none, and is not a usage to count. */

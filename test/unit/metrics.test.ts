@@ -416,6 +416,25 @@ describe('OpenTelemetry', () => {
     await gateway.close()
   })
 
+  it('adds up the counts of two gateways on one meter, and keeps the other one after a close', async () => {
+    const meter = provider.getMeter('two-gateways')
+    const first = gatewayFor({ metrics: { otel: { meter } } })
+    const second = gatewayFor({ metrics: { otel: { meter } } })
+    expect(await call(first, chat('one'))).toBe(200)
+    expect(await call(first, chat('two'))).toBe(200)
+    expect(await call(second, chat('three'))).toBe(200)
+    await scrape(first, 2)
+    await scrape(second, 1)
+    const requests = async () =>
+      (await collected()).get('aigw.requests')?.dataPoints.map((point) => point.value)
+    expect(await requests()).toEqual([3])
+    await first.close()
+    expect(await call(second, chat('four'))).toBe(200)
+    await scrape(second, 2)
+    expect(await requests()).toEqual([2])
+    await second.close()
+  })
+
   it('with `otel: true`, uses the global MeterProvider', async () => {
     otelMetrics.setGlobalMeterProvider(provider)
     try {
