@@ -98,21 +98,32 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
   }
   const logQueue =
     logOptions && new LogQueue(logOptions.store ?? own(createMemoryLogStore()), logOptions, events)
-  const metrics =
-    resolved.metrics === false ? undefined : createMetrics(resolved.metrics, { events, logs: logQueue })
-  const steps = arrangeSteps(
-    resolved,
-    builtInSteps(resolved, {
-      logs: logQueue,
-      metrics: metrics?.recorder,
-      limitStore: own(createMemoryLimitStore({ now: resolved.now })),
-      // Caps keep counters of their own: keys a caller mints for a rate limit can never push one out.
-      policyStore: own(createMemoryLimitStore({ now: resolved.now })),
-      secrets: configuredSecrets(resolved),
-    }),
-  )
+  // Before the metrics: a route in code that names no provider refuses the options before any name is taken.
   const providers = createProviderRegistry(resolved)
   const routes = createDynamicRoutes(resolved, { providers, events }, own)
+  const metrics =
+    resolved.metrics === false ? undefined : createMetrics(resolved.metrics, { events, logs: logQueue })
+  let steps: Step[]
+  let run: ReturnType<typeof compose>
+  try {
+    steps = arrangeSteps(
+      resolved,
+      builtInSteps(resolved, {
+        logs: logQueue,
+        metrics: metrics?.recorder,
+        limitStore: own(createMemoryLimitStore({ now: resolved.now })),
+        // Caps keep counters of their own: keys a caller mints for a rate limit can never push one out.
+        policyStore: own(createMemoryLimitStore({ now: resolved.now })),
+        secrets: configuredSecrets(resolved),
+      }),
+    )
+    run = compose(steps)
+  } catch (error) {
+    // The host's steps threw, or returned what is not a step: the metrics leave the registry and meter
+    // they joined, so that the gateway made next, with the steps put right, can take the names again.
+    metrics?.close()
+    throw error
+  }
   // The steps declare it once (logs, telemetry, token and cost limits, policy caps); a dynamic route's
   // budget is known only once the route is read.
   const stepsWatchUsage = steps.some(watchesUsage)
@@ -130,7 +141,6 @@ export function createGateway(options: GatewayOptions = {}): Gateway {
     prices: createPriceTable(resolved.prices),
     call: (request) => callOwn(request),
   }
-  const run = compose(steps)
   const websockets = createWebSockets({ services, steps, handle: (request) => handle(request) })
   const runOwn = compose(ownRequestSteps(resolved))
 

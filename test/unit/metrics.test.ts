@@ -152,6 +152,43 @@ describe('a registry of the host', () => {
     await gatewayFor({ metrics: { registry } }).close()
   })
 
+  it.each<[string, GatewayOptions]>([
+    [
+      'host steps that throw',
+      {
+        steps: () => {
+          throw new Error('no steps today')
+        },
+      },
+    ],
+    [
+      'a route in code naming a provider there is not',
+      {
+        routes: {
+          definitions: [
+            {
+              name: 'support',
+              elements: [
+                { id: 'start', type: 'start', outputs: { next: { elementId: 'model' } } },
+                {
+                  id: 'model',
+                  type: 'model',
+                  properties: { provider: 'no-such-provider', model: 'm' },
+                  outputs: { success: { elementId: 'end' } },
+                },
+                { id: 'end', type: 'end', outputs: {} },
+              ],
+            },
+          ],
+        },
+      },
+    ],
+  ])('leaves the registry as it was when the gateway is refused for %s', (_name, options) => {
+    const registry = new Registry()
+    expect(() => gatewayFor({ ...options, metrics: { registry } })).toThrow()
+    expect(registry.getMetricsAsArray()).toEqual([])
+  })
+
   it("forgets the counts on the registry's resetMetrics()", async () => {
     const registry = new Registry()
     const gateway = gatewayFor({ metrics: { registry } })
