@@ -156,7 +156,7 @@ export function defineMetrics(book: MetricsBook, logs: LogStats | undefined): Me
     {
       type: 'counter',
       name: 'gateway_errors_total',
-      help: "Requests answered with one of the gateway's own errors, by its code.",
+      help: "Requests answered with one of the gateway's own errors, or whose stream ended on one, by its code.",
       labels: ['code'],
       otel: { name: 'gateway.errors', unit: '{request}' },
       rows: () => book.errors.rows(),

@@ -75,7 +75,9 @@ export function createRecorder(book: MetricsBook, sink?: RequestSink): MetricsRe
       if (figures.tokensIn !== null) series.tokensIn += figures.tokensIn
       if (figures.tokensOut !== null) series.tokensOut += figures.tokensOut
       if (figures.cost !== null) series.cost += figures.cost
-      const code = state.error?.code
+      // A stream that failed once its answer was under way (cut, stalled, blocked by DLP) has no error in
+      // the state, only in how it ended: counted by the code its log record carries too.
+      const code = state.error?.code ?? end.failureCode
       if (code !== undefined) {
         const labels = codeLabels(code)
         book.errors.add(labels)

@@ -5,7 +5,13 @@ import { createAdmin } from '../../src/admin/index.js'
 import type { LogRecord } from '../../src/index.js'
 import { createMockProvider, type MockProvider } from '../../src/testing/index.js'
 import { type MountedGateway, mountGateway } from '../helpers/express-gateway.js'
-import { openaiCompletion, startFaultServer } from '../helpers/fault-server.js'
+import {
+  cutAfter,
+  openaiChunk,
+  openaiCompletion,
+  SSE_HEADERS,
+  startFaultServer,
+} from '../helpers/fault-server.js'
 import { send } from '../helpers/http.js'
 import { samplesOf } from '../helpers/prometheus.js'
 import { eventually } from '../helpers/until.js'
@@ -189,6 +195,34 @@ describe('an answer reporting more tokens than any answer has', () => {
       await mounted.gateway.flushLogs()
       const { records } = await mounted.gateway.logs!.list({})
       expect(records).toMatchObject([{ tokensIn: null, tokensOut: null, cost: null }])
+    } finally {
+      await mounted.close()
+      await upstream.close()
+    }
+  })
+})
+
+describe('a stream the provider cuts after its first event', () => {
+  it('counts its error code among the gateway errors, as its log record has it', async () => {
+    const upstream = await startFaultServer((_, res) => {
+      res.writeHead(200, SSE_HEADERS)
+      return cutAfter(res, [openaiChunk('half an answ')])
+    })
+    const mounted = await mountGateway({
+      providers: { openai: { apiKey: 'sk-test', baseURL: `${upstream.url}/v1` } },
+      metrics: true,
+    })
+    try {
+      const cut = await send(`${mounted.url}${CHAT}`, { body: chat('cut me', { stream: true }) })
+      expect(cut.status).toBe(200)
+      const metrics = await eventually(async () => {
+        const samples = samplesOf(await mounted.gateway.metrics!.text())
+        return samples.sum('aigw_requests_total') === 1 ? samples : undefined
+      })
+      await mounted.gateway.flushLogs()
+      const { records } = await mounted.gateway.logs!.list({})
+      expect(records).toMatchObject([{ statusCode: 200, errorCode: 2108 }])
+      expect(metrics.value('aigw_gateway_errors_total', { code: '2108' })).toBe(1)
     } finally {
       await mounted.close()
       await upstream.close()
