@@ -1,6 +1,6 @@
 import { computeCost, totalInputTokens, type Usage } from '../cost/cost.js'
 import type { PriceTable } from '../cost/pricing.js'
-import { LogRecordError, StoreTimeoutError } from '../errors.js'
+import { ERRORS, LogRecordError, StoreTimeoutError } from '../errors.js'
 import { type GatewayEmitter, type LogDroppedEvent, notify, reportError } from '../events.js'
 import { NeedleSearch } from '../needles.js'
 import { plausibleUsage } from '../providers/dialects/common.js'
@@ -264,6 +264,12 @@ const SECRET_PATTERNS =
 const SECRET_SEEDS = new NeedleSearch(['sk-', 'AIza', 'gsk_', 'xai-', 'Bearer'])
 // Gateway errors that report the provider's failure rather than the gateway's own refusal.
 const UPSTREAM_ERRORS = /^(?:UPSTREAM_|PROVIDER_FAILED$|INVALID_PROVIDER_RESPONSE$)/
+// The same errors by code: a stream that failed once under way is known by its failure's code only.
+const UPSTREAM_CODES: ReadonlySet<number> = new Set(
+  Object.entries(ERRORS)
+    .filter(([key]) => UPSTREAM_ERRORS.test(key))
+    .map(([, error]) => error.code),
+)
 
 /**
  * The request's log record (the reference's fields, with bodies capped and secrets masked) in two parts:
@@ -466,6 +472,11 @@ export function outcomeOf(ctx: GatewayContext, end: RequestEnd): LogOutcome {
   const error = ctx.state.error
   if (error?.key === 'RATE_LIMITED') return 'rate_limited'
   if (error !== undefined) return UPSTREAM_ERRORS.test(error.key) ? 'upstream_error' : 'gateway_error'
+  // A stream the gateway itself stopped (DLP or a guardrail blocked its answer, it outgrew a cap) failed
+  // on the gateway's side, as the same error before the answer started would have.
+  if (end.failureCode !== undefined) {
+    return UPSTREAM_CODES.has(end.failureCode) ? 'upstream_error' : 'gateway_error'
+  }
   if (end.status >= 400 || end.failed) return 'upstream_error'
   return 'success'
 }

@@ -7,10 +7,12 @@ import { createMockProvider, type MockProvider } from '../../src/testing/index.j
 import { type MountedGateway, mountGateway } from '../helpers/express-gateway.js'
 import {
   cutAfter,
+  OPENAI_DONE,
   openaiChunk,
   openaiCompletion,
   SSE_HEADERS,
   startFaultServer,
+  writeEvents,
 } from '../helpers/fault-server.js'
 import { send } from '../helpers/http.js'
 import { samplesOf } from '../helpers/prometheus.js'
@@ -223,6 +225,35 @@ describe('a stream the provider cuts after its first event', () => {
       const { records } = await mounted.gateway.logs!.list({})
       expect(records).toMatchObject([{ statusCode: 200, errorCode: 2108 }])
       expect(metrics.value('aigw_gateway_errors_total', { code: '2108' })).toBe(1)
+    } finally {
+      await mounted.close()
+      await upstream.close()
+    }
+  })
+})
+
+describe('a stream DLP blocks on its answer', () => {
+  it("is the gateway's error, not the provider's: outcome gateway_error in the record and the metrics", async () => {
+    const upstream = await startFaultServer((_, res) =>
+      writeEvents(res, [openaiChunk('sure, '), openaiChunk(`mail me at ${EMAIL}`, 'stop'), OPENAI_DONE]),
+    )
+    const mounted = await mountGateway({
+      providers: { openai: { apiKey: 'sk-test', baseURL: `${upstream.url}/v1` } },
+      dlp: { policies: [{ id: 'no-pii', profiles: ['pii'], check: ['response'], action: 'block' }] },
+      metrics: true,
+    })
+    try {
+      const blocked = await send(`${mounted.url}${CHAT}`, { body: chat('write to me', { stream: true }) })
+      expect(blocked.status).toBe(200)
+      expect(blocked.text).toContain('blocked due to DLP')
+      const metrics = await eventually(async () => {
+        const samples = samplesOf(await mounted.gateway.metrics!.text())
+        return samples.sum('aigw_requests_total') === 1 ? samples : undefined
+      })
+      await mounted.gateway.flushLogs()
+      const { records } = await mounted.gateway.logs!.list({})
+      expect(records).toMatchObject([{ statusCode: 200, errorCode: 2030, outcome: 'gateway_error' }])
+      expect(metrics.sum('aigw_requests_total', { outcome: 'gateway_error' })).toBe(1)
     } finally {
       await mounted.close()
       await upstream.close()
