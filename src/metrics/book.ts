@@ -178,7 +178,10 @@ export class MetricsBook {
   }
 
   #metadataId(at: number, metadata: Metadata | undefined, admit: boolean): number {
-    const value = metadata?.[this.settings.metadataKeys[at]!]
+    const key = this.settings.metadataKeys[at]!
+    // The request's own entries only: a key may be any label name, `constructor` or `toString` included,
+    // which every object answers with a function of its prototype's.
+    const value = metadata !== undefined && Object.hasOwn(metadata, key) ? metadata[key] : undefined
     return this.#metadata[at]!.of(value === undefined ? undefined : String(value), admit)
   }
 

@@ -251,6 +251,18 @@ describe('label cardinality', () => {
   })
 })
 
+describe('metadata labels', () => {
+  it("read a key named as an object's method (`constructor`) from the request's own entries only", async () => {
+    const gateway = gatewayFor({ logs: false, metrics: { labels: { metadata: ['constructor', 'team'] } } })
+    const metadata = { headers: { 'cf-aig-metadata': '{"team":"search"}' } }
+    expect(await call(gateway, chat('hi', metadata))).toBe(200)
+    const metrics = await scrape(gateway, 1)
+    expect(metrics.valuesOf('aigw_requests_total', 'constructor')).toEqual(['none'])
+    expect(metrics.valuesOf('aigw_requests_total', 'team')).toEqual(['search'])
+    await gateway.close()
+  })
+})
+
 describe('what the events report', () => {
   it('counts fallbacks and targets skipped for an open breaker', async () => {
     const gateway = gatewayFor({
