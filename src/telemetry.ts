@@ -1,5 +1,6 @@
 import type { Attributes, Tracer } from '@opentelemetry/api'
 import type { LogRecord } from './logs/types.js'
+import { isHighSurrogate } from './surrogates.js'
 import type { GatewayContext } from './types.js'
 
 type OtelApi = typeof import('@opentelemetry/api')
@@ -62,7 +63,22 @@ export function createTelemetry(option: boolean | { tracer: object }): Telemetry
 
 function spanName(ctx: GatewayContext, record: LogRecord): string {
   const operation = operationOf(ctx)
-  return record.model === null ? operation : `${operation} ${record.model}`
+  const model = modelOf(record)
+  return model === null ? operation : `${operation} ${model}`
+}
+
+// Longer than any model's name (a dynamic route refuses one past 256 characters). The model is what the
+// client wrote: a span keeps this much of it, so that a made-up name of megabytes, in its name and an
+// attribute, is not held in every exporter's queue and sent in every batch.
+const MAX_MODEL_CHARS = 256
+
+/** The request's model as spans carry it: cut, and marked so, past `MAX_MODEL_CHARS`. */
+function modelOf(record: LogRecord): string | null {
+  const { model } = record
+  if (model === null || model.length <= MAX_MODEL_CHARS) return model
+  // Never between the two halves of a surrogate pair: a lone half is not text an exporter can encode.
+  const end = isHighSurrogate(model.charCodeAt(MAX_MODEL_CHARS - 1)) ? MAX_MODEL_CHARS - 1 : MAX_MODEL_CHARS
+  return `${model.slice(0, end)}…`
 }
 
 /**
@@ -94,7 +110,7 @@ function spanAttributes(ctx: GatewayContext, record: LogRecord): Attributes {
   }
   set('gen_ai.provider.name', record.provider)
   set('gen_ai.model.provider', record.provider)
-  set('gen_ai.request.model', record.model)
+  set('gen_ai.request.model', modelOf(record))
   set('gen_ai.usage.input_tokens', record.tokensIn)
   set('gen_ai.usage.output_tokens', record.tokensOut)
   set('gen_ai.usage.cost', record.cost)

@@ -563,6 +563,24 @@ describe('telemetry', () => {
     await gateway.close()
   })
 
+  it('keeps the first 256 characters of a model name far longer than any, in its name and attribute', async () => {
+    exporter.reset()
+    const gateway = gatewayFor({ telemetry: { tracer } })
+    await vi.dynamicImportSettled()
+    const request = chat('made-up model')
+    const model = `${'m'.repeat(255)}😀${'m'.repeat(1_000_000)}`
+    const body = JSON.stringify({ ...JSON.parse(request.body as string), model })
+    mock.enqueue({ status: 404 })
+    expect((await gateway.handle({ ...request, body }))?.status).toBe(404)
+    await gateway.flushLogs()
+    const [span] = exporter.getFinishedSpans()
+    // The emoji's pair would be cut in two at 256: the name stops before it.
+    const kept = `${'m'.repeat(255)}…`
+    expect(span?.name).toBe(`chat ${kept}`)
+    expect(span?.attributes['gen_ai.request.model']).toBe(kept)
+    await gateway.close()
+  })
+
   it('refuses malformed trace headers with a 400', async () => {
     const gateway = gatewayFor({ telemetry: true })
     const response = await gateway.handle(
