@@ -14,6 +14,7 @@
  */
 import type { Readable } from 'node:stream'
 import { GatewayError } from '../errors.js'
+import { stringifyProviderJson } from '../json.js'
 import type { DialectText } from '../providers/dialects/text.js'
 import { isLowSurrogate } from '../surrogates.js'
 import type { BodyEnd } from '../upstream/body.js'
@@ -101,7 +102,8 @@ export function guardStream(
     /** An event with its text masked where a policy redacts; as it came when nothing was. */
     const queueText = (event: string, { original, lane, end, eventLine, json }: EventText) => {
       const text = lane === undefined ? original : lane.take(end)
-      const rewritten = () => `${eventLine}data: ${JSON.stringify(dialect.withEventText(json, text))}\n\n`
+      const rewritten = () =>
+        `${eventLine}data: ${stringifyProviderJson(dialect.withEventText(json, text))}\n\n`
       queue.push(text === original ? event : rewritten())
       unclassified += text
     }
@@ -162,7 +164,7 @@ export function guardStream(
           if (match === null) break
           const event = pending.slice(0, match.index)
           pending = pending.slice(match.index + match[0].length)
-          handle(event)
+          stopOn(() => handle(event))
           if (stopped !== undefined) break
         }
         if (pending.length > guard.maxEventBytes) {
@@ -172,9 +174,11 @@ export function guardStream(
         if (stopped !== undefined) break
       }
       if (stopped === undefined) {
-        if (pending.trim() !== '') handle(pending)
-        endText(undefined)
-        releaseWaiting()
+        stopOn(() => {
+          if (pending.trim() !== '') handle(pending)
+          endText(undefined)
+          releaseWaiting()
+        })
         yield* drain(true)
       }
     } finally {
@@ -185,6 +189,19 @@ export function guardStream(
       const tail = guard.terminalEvent(stopped)
       if (tail !== undefined) yield Buffer.from(tail)
       else throw stopped
+    }
+
+    /**
+     * Runs a step of the reading; an event the guard cannot write again (nested too deeply, 2115) stops the
+     * stream with the terminal event, as a block does, rather than cut it.
+     */
+    function stopOn(read: () => void): void {
+      try {
+        read()
+      } catch (error) {
+        if (!(error instanceof GatewayError)) throw error
+        stopped ??= error
+      }
     }
 
     function handle(event: string): void {
@@ -225,7 +242,7 @@ export function guardStream(
     function scannedWhole(event: string, eventLine: string, json: unknown): string {
       if (json === undefined || dlp === undefined) return event
       const redacted = scanJson(dlp.collector, json, dlp.mask)
-      return redacted === json ? event : `${eventLine}data: ${JSON.stringify(redacted)}`
+      return redacted === json ? event : `${eventLine}data: ${stringifyProviderJson(redacted)}`
     }
   }
 

@@ -480,6 +480,36 @@ export function guardStreamFaultScenarios(world: World): void {
     }
   })
 
+  it.each([
+    ['its text', (card: string) => ({ content: `card ${card}` })],
+    ['a tool call', (card: string) => ({ tool_calls: [{ index: 0, function: { arguments: card } }] })],
+  ])(
+    'dlp: redacting a streamed event nested too deeply to write again (in %s) ends the stream with 2115, the card never sent',
+    async (_where, delta) => {
+      const event = `{"choices":[{"index":0,"delta":${JSON.stringify(delta(CARD))}}],"x":${nested(100_000)}}`
+      const upstream = await startFaultServer(async (_req, res) => {
+        res.writeHead(200, SSE_HEADERS)
+        await writeAsync(res, openaiChunk('Here it is. '))
+        await writeAsync(res, `data: ${event}\n\n`)
+        await writeAsync(res, OPENAI_DONE)
+        res.end()
+      })
+      try {
+        const url = await world.start({
+          providers: { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } },
+          dlp: dlp('redact', ['response']),
+        })
+        const res = await send(`${url}${CHAT}`, { body: chat('card?', { stream: true }) })
+        expect(res.status).toBe(200)
+        expect(res.text).not.toMatch(CARD_TRACE)
+        expect(res.text).toContain('"code":2115')
+        expect(res.text).not.toContain('[DONE]')
+      } finally {
+        await upstream.close()
+      }
+    },
+  )
+
   it.each([1, 7, 64])(
     'dlp: a stream a character per event, written %i bytes at a time, is redacted exactly and keeps its finish',
     async (split) => {
