@@ -34,11 +34,19 @@ export function actionOf(check: DlpCheck, profileId: string): { action: DlpActio
   return { action, policyIds: policies.map((policy) => policy.id) }
 }
 
+/**
+ * Short strings a collector remembers as clean: a stream's events repeat theirs (an id, the model, the
+ * object's type) in every event, and each would otherwise be scanned again, a few µs each.
+ */
+const MAX_CLEAN_STRINGS = 128
+const MAX_CLEAN_STRING_CHARS = 128
+
 /** Collects hits of several scans into one result, keeping at most `MAX_DLP_FINDINGS`. */
 export class DlpCollector {
   readonly hits: DlpHit[] = []
   #rank = 0
   #truncated = false
+  readonly #clean = new Set<string>()
 
   constructor(
     readonly check: DlpCheck,
@@ -67,6 +75,16 @@ export class DlpCollector {
       })
     }
     return redacted
+  }
+
+  /** Whether `text` was scanned before and had no finding. */
+  isClean(text: string): boolean {
+    return this.#clean.has(text)
+  }
+
+  /** Remembers a short string that a scan found nothing in. */
+  noteClean(text: string): void {
+    if (text.length <= MAX_CLEAN_STRING_CHARS && this.#clean.size < MAX_CLEAN_STRINGS) this.#clean.add(text)
   }
 
   /** A string was longer than the scan's bound: only its start was scanned. */
@@ -99,9 +117,13 @@ export function scanJson(
   const pointer = () => keys.map((key) => `/${escapePointer(key)}`).join('')
   const walk = (value: unknown, depth: number): unknown => {
     if (typeof value === 'string') {
+      if (collector.isClean(value)) return value
       const { findings, truncated } = scanText(collector.check.compiled, value)
       if (truncated) collector.markTruncated()
-      if (findings.length === 0) return value
+      if (findings.length === 0) {
+        collector.noteClean(value)
+        return value
+      }
       const redacted = collector.add(findings, pointer())
       const masked = options.maskAll ? findings : redacted
       return masked.length === 0 ? value : redactText(value, masked, mask)

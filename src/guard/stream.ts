@@ -10,7 +10,8 @@
  * text, and the events after it wait behind it. Only an event that ends the text (a tool call, a finish)
  * releases what DLP held, as text never continues across it; comments, pings, empty and reasoning deltas
  * may come between two pieces of a finding and part nothing (a comment goes out at once). Events other
- * than text are scanned whole, strings by JSON pointer.
+ * than text are scanned whole, strings by JSON pointer, and so are a text event's other strings (a Gemini
+ * function call's arguments beside its text).
  */
 import type { Readable } from 'node:stream'
 import { GatewayError } from '../errors.js'
@@ -52,7 +53,10 @@ interface EventText {
   readonly lane: DlpLane | undefined
   readonly end: number
   readonly eventLine: string
+  /** The event's data, its other strings masked where a policy redacts them. */
   readonly json: unknown
+  /** Some other string of the event was masked: it is written again even when its text is not. */
+  readonly othersMasked: boolean
 }
 
 /**
@@ -100,11 +104,11 @@ export function guardStream(
       if (dlp?.collector.blocks) stopped ??= new GatewayError('DLP_RESPONSE_BLOCKED')
     }
     /** An event with its text masked where a policy redacts; as it came when nothing was. */
-    const queueText = (event: string, { original, lane, end, eventLine, json }: EventText) => {
+    const queueText = (event: string, { original, lane, end, eventLine, json, othersMasked }: EventText) => {
       const text = lane === undefined ? original : lane.take(end)
       const rewritten = () =>
         `${eventLine}data: ${stringifyProviderJson(dialect.withEventText(json, text))}\n\n`
-      queue.push(text === original ? event : rewritten())
+      queue.push(text === original && !othersMasked ? event : rewritten())
       unclassified += text
     }
     /** Moves the events at the head whose text DLP released to the queue, in order; none once stopped. */
@@ -226,7 +230,18 @@ export function guardStream(
       if (text !== undefined && text !== '') {
         const lane = lanes?.lane(dialect.eventLane(json) ?? 0)
         const end = lane?.push(text) ?? 0
-        waiting.push({ event: `${event}\n\n`, text: { original: text, lane, end, eventLine, json } })
+        const others = othersScanned(json)
+        waiting.push({
+          event: `${event}\n\n`,
+          text: {
+            original: text,
+            lane,
+            end,
+            eventLine,
+            json: others ?? json,
+            othersMasked: others !== undefined,
+          },
+        })
         // Its own text is the last before the end: the event goes out whole.
         if (ends) endText(dialect.eventLane(json))
       } else {
@@ -236,6 +251,18 @@ export function guardStream(
       }
       if (dlp?.collector.blocks) stopped ??= new GatewayError('DLP_RESPONSE_BLOCKED')
       releaseWaiting()
+    }
+
+    /**
+     * The strings of a text event other than its text (a Gemini function call's arguments beside it), each
+     * scanned whole as an event without text is: the event with them masked, or `undefined` when none was.
+     * Its text is left in place, for the lane to mask.
+     */
+    function othersScanned(json: unknown): unknown {
+      if (dlp === undefined) return undefined
+      const blank = dialect.withEventText(json, '')
+      const redacted = scanJson(dlp.collector, blank, dlp.mask)
+      return redacted === blank ? undefined : redacted
     }
 
     /** An event that is not text, its strings scanned whole. */

@@ -225,6 +225,36 @@ describe('dlp on streamed answers', () => {
     )
   })
 
+  it("masks the other strings of an event that carries text: a Gemini function call's arguments beside it", async () => {
+    const event = {
+      candidates: [
+        {
+          index: 0,
+          content: {
+            role: 'model',
+            parts: [
+              { text: 'Sending it now.' },
+              { functionCall: { name: 'send_mail', args: { to: 'ana.silva@example.com', iban: 'none' } } },
+            ],
+          },
+          finishReason: 'STOP',
+        },
+      ],
+    }
+    answer = () => [`data: ${JSON.stringify(event)}\r\n\r\n`]
+    const res = await send(`${gateway.url}${GEMINI}`, {
+      body: { contents: [{ role: 'user', parts: [{ text: 'mail it' }] }] },
+    })
+    expect(res.text).not.toContain('ana.silva')
+    const parts = dataEvents(res.text.replaceAll('\r\n', '\n')).flatMap(
+      (each) => each.candidates?.[0]?.content.parts ?? [],
+    )
+    expect(parts).toEqual([
+      { text: 'Sending it now.' },
+      { functionCall: { name: 'send_mail', args: { to: '[REDACTED:email]', iban: 'none' } } },
+    ])
+  })
+
   it('sends a finish and usage once, after all of the text', async () => {
     const finish = JSON.parse(openaiChunk('general Kenobi. You are a bold one', 'stop').slice(6))
     answer = () => [
