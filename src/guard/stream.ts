@@ -1,5 +1,5 @@
 /**
- * Guards an event stream as it flows, in the client's own dialect: the answer's text is read from each
+ * Guards an event stream (server-sent events, or JSON lines) as it flows, in the client's own dialect: the answer's text is read from each
  * event, DLP scans it through a bounded hold-back window (so a finding split over two events is caught
  * before any of it goes out), redactions are written back into the events, and guardrails classify the
  * text every `chunkChars` characters (each chunk after the end of the one before), holding what is not yet
@@ -14,6 +14,7 @@
  * function call's arguments beside its text).
  */
 import type { Readable } from 'node:stream'
+import { StringDecoder } from 'node:string_decoder'
 import { GatewayError } from '../errors.js'
 import { stringifyProviderJson } from '../json.js'
 import type { DialectText } from '../providers/dialects/text.js'
@@ -25,6 +26,8 @@ import { scanJson } from './dlp-json.js'
 import { type DlpLane, DlpLanes, type StreamDlp } from './stream-dlp.js'
 
 export interface StreamGuard {
+  /** How the stream is cut into events: server-sent events, or JSON lines. */
+  readonly framing: StreamFraming
   readonly text: DialectText
   /** The dialect's terminal error event for a blocked stream; none cuts the stream instead. */
   readonly terminalEvent: (error: GatewayError) => string | undefined
@@ -38,7 +41,46 @@ export interface StreamGuard {
   readonly onSettled?: (() => void) | undefined
 }
 
-const BOUNDARY = /\r\n\r\n|\n\n|\r\r/
+/**
+ * How a stream is cut into events and an event is written again. `parse` gives an event's data and the
+ * lines kept before it (an SSE `event:` line), or `undefined` for one that carries nothing (a comment, a
+ * blank line), which goes out at once.
+ */
+export interface StreamFraming {
+  readonly boundary: RegExp
+  /** What ends an event that goes out as it came. */
+  readonly separator: string
+  parse(event: string): { head: string; data: string | undefined } | undefined
+  write(head: string, data: string): string
+}
+
+export const SSE_FRAMING: StreamFraming = {
+  boundary: /\r\n\r\n|\n\n|\r\r/,
+  separator: '\n\n',
+  parse: (event) => (isComment(event) ? undefined : parseEvent(event)),
+  write: (head, data) => `${head}data: ${data}\n\n`,
+}
+
+/** Newline-delimited JSON (`application/x-ndjson`), as Ollama's own API streams: an event per line. */
+export const NDJSON_FRAMING: StreamFraming = {
+  boundary: /\r?\n/,
+  separator: '\n',
+  parse: (line) => (line.trim() === '' ? undefined : { head: '', data: line }),
+  write: (_head, data) => `${data}\n`,
+}
+
+/** The last line of a JSON-lines stream that failed: Ollama's own in-stream error, with the gateway's code. */
+export function ndjsonTerminalEvent(error: GatewayError): string {
+  return `${JSON.stringify({ error: error.message, code: error.code })}\n`
+}
+
+/** How a guarded answer's body is cut into events; `undefined` for a body read whole. */
+export function framingOf(contentType: string | undefined, streamed: boolean): StreamFraming | undefined {
+  if (contentType === undefined) return undefined
+  // An SSE body always arrives as a stream; JSON lines of a known, small length arrive whole, read already.
+  if (streamed && /event-stream/i.test(contentType)) return SSE_FRAMING
+  return /^application\/(?:x-)?ndjson\b/i.test(contentType) ? NDJSON_FRAMING : undefined
+}
 
 /** An event on its way out: answer text waits until DLP released all of it. */
 interface Waiting {
@@ -52,7 +94,7 @@ interface EventText {
   readonly original: string
   readonly lane: DlpLane | undefined
   readonly end: number
-  readonly eventLine: string
+  readonly head: string
   /** The event's data, its other strings masked where a policy redacts them. */
   readonly json: unknown
   /** Some other string of the event was masked: it is written again even when its text is not. */
@@ -91,7 +133,7 @@ export function guardStream(
   }
 
   async function* guarded(): AsyncGenerator<Buffer> {
-    const { text: dialect, dlp } = guard
+    const { text: dialect, dlp, framing } = guard
     const lanes = dlp === undefined ? undefined : new DlpLanes(dlp)
     const waiting: Waiting[] = []
     const queue: string[] = []
@@ -104,10 +146,9 @@ export function guardStream(
       if (dlp?.collector.blocks) stopped ??= new GatewayError('DLP_RESPONSE_BLOCKED')
     }
     /** An event with its text masked where a policy redacts; as it came when nothing was. */
-    const queueText = (event: string, { original, lane, end, eventLine, json, othersMasked }: EventText) => {
+    const queueText = (event: string, { original, lane, end, head, json, othersMasked }: EventText) => {
       const text = lane === undefined ? original : lane.take(end)
-      const rewritten = () =>
-        `${eventLine}data: ${stringifyProviderJson(dialect.withEventText(json, text))}\n\n`
+      const rewritten = () => framing.write(head, stringifyProviderJson(dialect.withEventText(json, text)))
       queue.push(text === original && !othersMasked ? event : rewritten())
       unclassified += text
     }
@@ -161,10 +202,12 @@ export function guardStream(
     }
 
     try {
+      // A character may be cut between two chunks (JSON lines come as the provider's bytes came).
+      const decoder = new StringDecoder('utf8')
       for await (const chunk of source) {
-        pending += chunk.toString()
+        pending += typeof chunk === 'string' ? chunk : decoder.write(chunk)
         for (;;) {
-          const match = BOUNDARY.exec(pending)
+          const match = framing.boundary.exec(pending)
           if (match === null) break
           const event = pending.slice(0, match.index)
           pending = pending.slice(match.index + match[0].length)
@@ -178,6 +221,7 @@ export function guardStream(
         if (stopped !== undefined) break
       }
       if (stopped === undefined) {
+        pending += decoder.end()
         stopOn(() => {
           if (pending.trim() !== '') handle(pending)
           endText(undefined)
@@ -211,11 +255,12 @@ export function guardStream(
     function handle(event: string): void {
       // A comment (a keep-alive) carries nothing: it goes out at once, ahead of text DLP holds, so that it
       // still keeps the connection alive.
-      if (isComment(event)) {
-        queueEvent(`${event}\n\n`)
+      const parsed = framing.parse(event)
+      if (parsed === undefined) {
+        queueEvent(`${event}${framing.separator}`)
         return
       }
-      const { data, eventLine } = parseEvent(event)
+      const { data, head } = parsed
       let json: unknown
       if (data?.startsWith('{')) {
         try {
@@ -232,12 +277,12 @@ export function guardStream(
         const end = lane?.push(text) ?? 0
         const others = othersScanned(json)
         waiting.push({
-          event: `${event}\n\n`,
+          event: `${event}${framing.separator}`,
           text: {
             original: text,
             lane,
             end,
-            eventLine,
+            head,
             json: others ?? json,
             othersMasked: others !== undefined,
           },
@@ -247,7 +292,7 @@ export function guardStream(
       } else {
         // What DLP held before the end goes out first: the event waits behind it.
         if (ends) endText(dialect.eventLane(json))
-        waiting.push({ event: `${scannedWhole(event, eventLine, json)}\n\n` })
+        waiting.push({ event: scannedWhole(event, head, json) })
       }
       if (dlp?.collector.blocks) stopped ??= new GatewayError('DLP_RESPONSE_BLOCKED')
       releaseWaiting()
@@ -266,10 +311,12 @@ export function guardStream(
     }
 
     /** An event that is not text, its strings scanned whole. */
-    function scannedWhole(event: string, eventLine: string, json: unknown): string {
-      if (json === undefined || dlp === undefined) return event
-      const redacted = scanJson(dlp.collector, json, dlp.mask)
-      return redacted === json ? event : `${eventLine}data: ${stringifyProviderJson(redacted)}`
+    function scannedWhole(event: string, head: string, json: unknown): string {
+      const redacted =
+        json === undefined || dlp === undefined ? json : scanJson(dlp.collector, json, dlp.mask)
+      return redacted === json
+        ? `${event}${framing.separator}`
+        : framing.write(head, stringifyProviderJson(redacted))
     }
   }
 
@@ -285,14 +332,14 @@ function isComment(event: string): boolean {
 }
 
 /** An event's `event:` line (kept as it was) and its data, the `data:` lines joined. */
-function parseEvent(event: string): { eventLine: string; data: string | undefined } {
+function parseEvent(event: string): { head: string; data: string | undefined } {
   let eventLine = ''
   const data: string[] = []
   for (const line of event.split(/\r\n|\n|\r/)) {
     if (line.startsWith('data:')) data.push(line.slice(line.startsWith('data: ') ? 6 : 5))
     else if (line.startsWith('event:')) eventLine = `${line}\n`
   }
-  return { eventLine, data: data.length === 0 ? undefined : data.join('\n') }
+  return { head: eventLine, data: data.length === 0 ? undefined : data.join('\n') }
 }
 
 /** The last `chars` characters of `text`, never starting inside a surrogate pair. */

@@ -19,12 +19,13 @@ import {
   guardrailsOption,
 } from '../guard/config.js'
 import { DlpCollector, type DlpResult, dlpHeader, scanJson, strongestAction } from '../guard/dlp-json.js'
-import { guardStream } from '../guard/stream.js'
+import { framingOf, guardStream, NDJSON_FRAMING, ndjsonTerminalEvent } from '../guard/stream.js'
 import { parseJsonBody, stringifyClientJson, stringifyProviderJson } from '../json.js'
 import type { LogGuard, LogGuardHit } from '../logs/types.js'
 import { withFields } from '../objects.js'
 import { parseWith } from '../options.js'
 import { dialectOf } from '../providers/dialects/index.js'
+import { OLLAMA_TEXT } from '../providers/dialects/text.js'
 import type { UpstreamTarget } from '../target.js'
 import type { GatewayContext, GatewayRequest, GatewayResponse, Step } from '../types.js'
 import { readAll } from '../upstream/body.js'
@@ -222,12 +223,18 @@ async function guardAnswer(
   const refresh = () => {
     if (collector !== undefined) record.dlp[record.dlp.length - 1] = collector.result()
   }
-  const streamed =
-    response.body instanceof Readable && /event-stream/i.test(response.headers['content-type'] ?? '')
-  if (streamed) {
-    const guarded = guardStream(response.body as Readable, response.outcome, {
-      text: dialect.text,
-      terminalEvent: (error) => dialect.terminalEvent(error),
+  const framing = framingOf(response.headers['content-type'], response.body instanceof Readable)
+  if (framing !== undefined) {
+    // JSON lines are Ollama's own API, whatever dialect the provider is addressed in.
+    const lines = framing === NDJSON_FRAMING
+    const source =
+      response.body instanceof Readable
+        ? response.body
+        : Readable.from([await bytesOf(response)], { objectMode: false })
+    const guarded = guardStream(source, response.outcome, {
+      framing,
+      text: lines ? OLLAMA_TEXT : dialect.text,
+      terminalEvent: lines ? ndjsonTerminalEvent : (error) => dialect.terminalEvent(error),
       dlp: collector && { collector, mask: dlp!.mask, holdBackChars: dlp!.holdBackChars },
       classify: classify && (async (text) => (await classify(text)) ?? undefined),
       chunkChars: guardrails?.streamChunkChars ?? Number.POSITIVE_INFINITY,

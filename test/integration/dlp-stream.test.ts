@@ -1,7 +1,7 @@
 /**
  * DLP on streamed answers, from a raw upstream whose events are cut and interleaved as providers do: a
  * finding is masked whole however its text is split, whatever passes between its pieces, and every event
- * goes out once.
+ * goes out once. Server-sent events and Ollama's JSON lines alike.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type MountedGateway, mountGateway } from '../helpers/express-gateway.js'
@@ -13,6 +13,7 @@ import {
   SSE_HEADERS,
   startFaultServer,
   writeAsync,
+  writeFixed,
 } from '../helpers/fault-server.js'
 import { send } from '../helpers/http.js'
 import { seededRandom } from '../helpers/random.js'
@@ -20,16 +21,19 @@ import { seededRandom } from '../helpers/random.js'
 const CHAT = '/ai/openai/chat/completions'
 const GEMINI = '/ai/google-ai-studio/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse'
 const IBAN_SENTENCE = 'Please transfer the money to GB82 WEST 1234 5698 7654 32. Thanks!'
+const OLLAMA_CHAT = '/ai/custom-ollama/api/chat'
+const NDJSON_HEADERS = { 'content-type': 'application/x-ndjson' }
 
 /** What each request is answered with, set by each test: events, and promises the upstream waits on. */
-let answer: (request: ObservedRequest) => (string | Promise<void>)[] = () => []
+let answer: (request: ObservedRequest) => (string | Buffer | Promise<void>)[] = () => []
 let upstream: FaultServer
 let gateway: MountedGateway
 
 beforeAll(async () => {
   upstream = await startFaultServer(async (request, res) => {
-    res.writeHead(200, SSE_HEADERS)
-    for (const item of answer(request)) await (typeof item === 'string' ? writeAsync(res, item) : item)
+    // Ollama's own API answers in JSON lines.
+    res.writeHead(200, request.url.startsWith('/api/') ? NDJSON_HEADERS : SSE_HEADERS)
+    for (const item of answer(request)) await (item instanceof Promise ? item : writeAsync(res, item))
     res.end()
   })
   gateway = await mountGateway({
@@ -37,6 +41,7 @@ beforeAll(async () => {
       openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` },
       'google-ai-studio': { apiKey: 'goog-stored', baseURL: upstream.url },
     },
+    customProviders: { ollama: { baseURL: upstream.url } },
     dlp: {
       policies: [{ id: 'mask', profiles: ['financial', 'pii'], check: ['response'], action: 'redact' }],
     },
@@ -283,5 +288,124 @@ describe('dlp on streamed answers', () => {
     ]
     const res = await streamChat()
     expect(choiceTexts(res.text)).toEqual(['Apples are red fruit.', 'Mail [REDACTED:email] now.'])
+  })
+})
+
+/** A line of Ollama's `/api/chat` stream. */
+function ollamaLine(content: string, extra: Record<string, unknown> = {}): string {
+  const message = { role: 'assistant', content, ...extra }
+  return `${JSON.stringify({ model: 'llama3.2', created_at: '2025-01-01T00:00:00Z', message, done: false })}\n`
+}
+const OLLAMA_DONE = `${JSON.stringify({ model: 'llama3.2', message: { role: 'assistant', content: '' }, done: true, done_reason: 'stop', eval_count: 9 })}\n`
+
+/** The JSON lines of an answer, parsed. */
+function jsonLines(body: string): Record<string, unknown>[] {
+  return body
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line))
+}
+
+/** The text of Ollama's chat lines, joined. */
+function ollamaText(body: string): string {
+  return jsonLines(body)
+    .map((line) => (line.message as { content?: string } | undefined)?.content ?? line.response ?? '')
+    .join('')
+}
+
+describe("dlp on Ollama's JSON-lines streams", () => {
+  const chat = (prompt = 'hi') =>
+    send(`${gateway.url}${OLLAMA_CHAT}`, {
+      body: { model: 'llama3.2', messages: [{ role: 'user', content: prompt }] },
+    })
+
+  it('masks a finding split over lines, the bytes cut anywhere (inside a character too), and keeps every line', async () => {
+    const lines = [
+      ollamaLine('Café au lait? Your card is 4111 1111'),
+      ollamaLine(' 1111 1111 and mail ana.silva@exa'),
+      ollamaLine('mple.com, merci ☕'),
+      OLLAMA_DONE,
+    ]
+    const bytes = Buffer.from(lines.join(''))
+    for (const split of [1, 5, 64]) {
+      answer = () => {
+        const pieces: Buffer[] = []
+        for (let at = 0; at < bytes.length; at += split) pieces.push(bytes.subarray(at, at + split))
+        return pieces
+      }
+      const res = await chat()
+      expect(res.headers['content-type']).toContain('application/x-ndjson')
+      expect(ollamaText(res.text), `written ${split} bytes at a time`).toBe(
+        'Café au lait? Your card is [REDACTED:credit_card] and mail [REDACTED:email], merci ☕',
+      )
+      expect(res.text).not.toMatch(/4111|ana\.silva/)
+      expect(jsonLines(res.text)).toHaveLength(4)
+      expect(jsonLines(res.text).at(-1)).toMatchObject({ done: true, done_reason: 'stop' })
+    }
+  })
+
+  it("masks a generation's text and a tool call's arguments", async () => {
+    answer = (request) =>
+      request.url === '/api/generate'
+        ? [
+            `${JSON.stringify({ model: 'llama3.2', response: 'write to ana.silva@', done: false })}\n`,
+            `${JSON.stringify({ model: 'llama3.2', response: 'example.com', done: false })}\n`,
+            `${JSON.stringify({ model: 'llama3.2', response: '', done: true })}\n`,
+          ]
+        : [
+            ollamaLine('', {
+              tool_calls: [{ function: { name: 'pay', arguments: { card: '4111 1111 1111 1111' } } }],
+            }),
+            OLLAMA_DONE,
+          ]
+    const generated = await send(`${gateway.url}/ai/custom-ollama/api/generate`, {
+      body: { model: 'llama3.2', prompt: 'mail?' },
+    })
+    expect(ollamaText(generated.text)).toBe('write to [REDACTED:email]')
+    const called = await chat()
+    expect(called.text).not.toMatch(/4111/)
+    expect(jsonLines(called.text)[0]).toMatchObject({
+      message: { tool_calls: [{ function: { arguments: { card: '[REDACTED:credit_card]' } } }] },
+    })
+  })
+
+  it('scans JSON lines that arrive whole, with a length', async () => {
+    const own = await startFaultServer((_request, res) => {
+      writeFixed(res, 200, [ollamaLine('card 4111 1111 1111 1111'), OLLAMA_DONE].join(''), NDJSON_HEADERS)
+    })
+    const mounted = await mountGateway({
+      customProviders: { ollama: { baseURL: own.url } },
+      dlp: { policies: [{ id: 'mask', profiles: ['financial'], check: ['response'], action: 'redact' }] },
+    })
+    try {
+      const res = await send(`${mounted.url}${OLLAMA_CHAT}`, {
+        body: { model: 'llama3.2', messages: [{ role: 'user', content: 'card?' }] },
+      })
+      expect(ollamaText(res.text)).toBe('card [REDACTED:credit_card]')
+    } finally {
+      await mounted.close()
+      await own.close()
+    }
+  })
+
+  it("ends a blocked stream with Ollama's error line (2030) before the finding goes out", async () => {
+    const blocking = await mountGateway({
+      customProviders: { ollama: { baseURL: upstream.url } },
+      dlp: { policies: [{ id: 'stop', profiles: ['financial'], check: ['response'], action: 'block' }] },
+    })
+    try {
+      answer = () => [ollamaLine('Sure. Your card is 4111 1111'), ollamaLine(' 1111 1111.'), OLLAMA_DONE]
+      const res = await send(`${blocking.url}${OLLAMA_CHAT}`, {
+        body: { model: 'llama3.2', messages: [{ role: 'user', content: 'card?' }] },
+      })
+      expect(res.text).not.toMatch(/4111/)
+      expect(jsonLines(res.text).at(-1)).toEqual({
+        error: 'Response content blocked due to DLP policy violations',
+        code: 2030,
+      })
+      expect(res.text).not.toContain('"done":true')
+    } finally {
+      await blocking.close()
+    }
   })
 })

@@ -205,6 +205,45 @@ export const GEMINI_TEXT: DialectText = {
   },
 }
 
+/**
+ * Ollama's own API (`/api/chat`, `/api/generate`), whose streams are JSON lines: a chat line's text is its
+ * `message.content`, a generation's its `response`; the line with `done: true`, or one with tool calls,
+ * ends the text.
+ */
+export const OLLAMA_TEXT: DialectText = {
+  prompt(body) {
+    if (!isRecord(body)) return ''
+    const texts: string[] = []
+    for (const message of records(body.messages)) {
+      if (message.role !== 'assistant' && message.role !== 'tool') texts.push(contentText(message.content))
+    }
+    if (typeof body.system === 'string') texts.push(body.system)
+    if (typeof body.prompt === 'string') texts.push(body.prompt)
+    return joined(texts)
+  },
+  answer(json) {
+    return OLLAMA_TEXT.eventText(json) ?? ''
+  },
+  eventText(data) {
+    if (!isRecord(data)) return undefined
+    if (isRecord(data.message)) {
+      return typeof data.message.content === 'string' ? data.message.content : undefined
+    }
+    return typeof data.response === 'string' ? data.response : undefined
+  },
+  eventLane: (data) => (isRecord(data) ? 0 : undefined),
+  endsText(data) {
+    if (!isRecord(data) || data.done === true) return true
+    return isRecord(data.message) && data.message.tool_calls !== undefined
+  },
+  withEventText(data, text) {
+    const line = data as Record<string, unknown>
+    if (isRecord(line.message))
+      return withFields(line, { message: withFields(line.message, { content: text }) })
+    return withFields(line, { response: text })
+  },
+}
+
 /** A dialect whose words the gateway does not know where to find. */
 export const NO_TEXT: DialectText = {
   prompt: () => '',
