@@ -122,6 +122,11 @@ export interface GatewayState {
   guard?: LogGuard | undefined
   /** `guard`: the request body as logged, when DLP found something in it: masked wherever it did. */
   loggedRequestBody?: Buffer | undefined
+  /**
+   * `guard`: where the answer as logged differs from the answer sent, in order: findings DLP only flagged,
+   * passed on to the client, are masked in the log's copy.
+   */
+  loggedResponseEdits?: ResponseLogEdit[] | undefined
   /** `cache`: set when the request was cacheable: whether the cache answered it. */
   cacheStatus?: CacheStatus
   /** The usage the provider's answer reports, once it has been read to its end; set by `forward`. */
@@ -140,6 +145,13 @@ export interface GatewayState {
 }
 
 /** Cloudflare's long URL form `/v1/{account}/{gateway}/...`, when the request used it. */
+/** A stretch of an answer's bytes that its logged copy replaces: `original`, at byte `at` of the body sent. */
+export interface ResponseLogEdit {
+  readonly at: number
+  readonly original: Buffer
+  readonly replacement: Buffer
+}
+
 export interface SurfaceScope {
   readonly account?: string | undefined
   readonly gatewayName?: string | undefined

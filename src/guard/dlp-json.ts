@@ -46,6 +46,7 @@ export class DlpCollector {
   readonly hits: DlpHit[] = []
   #rank = 0
   #truncated = false
+  #flags = 0
   readonly #clean = new Set<string>()
 
   constructor(
@@ -60,6 +61,7 @@ export class DlpCollector {
       const { action, policyIds } = actionOf(this.check, finding.profileId)
       this.#rank = Math.max(this.#rank, RANK[action])
       if (action === 'redact') redacted.push(finding)
+      else if (action === 'flag') this.#flags++
       if (this.hits.length >= MAX_DLP_FINDINGS) {
         this.#truncated = true
         continue
@@ -90,6 +92,11 @@ export class DlpCollector {
   /** A string was longer than the scan's bound: only its start was scanned. */
   markTruncated(): void {
     this.#truncated = true
+  }
+
+  /** How many findings were only flagged: passed on as they are, masked only in the log's copy. */
+  get flags(): number {
+    return this.#flags
   }
 
   get blocks(): boolean {

@@ -47,6 +47,8 @@ export class DlpLane {
   #taken = 0
   /** Findings to mask that end past `#taken`: the rest of one may still be in events to come. */
   #redactions: Redaction[] = []
+  /** Findings only flagged, likewise: masked in the logged copy of the events, not in what is sent. */
+  #flagged: Redaction[] = []
 
   constructor(dlp: StreamDlp, path: string) {
     this.#dlp = dlp
@@ -73,20 +75,34 @@ export class DlpLane {
     return this.#released >= end
   }
 
-  /** The released text from what was taken before up to `end`, masked. */
-  take(end: number): string {
-    const text = this.#raw.slice(0, end - this.#taken)
-    const masked = maskFrom(text, this.#taken, this.#redactions, this.#dlp.mask)
+  /**
+   * The released text from what was taken before up to `end`, masked; and, when a finding only flagged is
+   * in it, the text as the log keeps it, with that finding masked too.
+   */
+  take(end: number): { text: string; logged: string | undefined } {
+    const from = this.#taken
+    const text = this.#raw.slice(0, end - from)
+    const masked = maskFrom(text, from, this.#redactions, this.#dlp.mask)
+    const flagged = this.#flagged.filter((finding) => finding.start < end)
+    const logged =
+      flagged.length === 0
+        ? undefined
+        : maskFrom(text, from, [...this.#redactions, ...flagged], this.#dlp.mask)
     this.#raw = this.#raw.slice(text.length)
     this.#taken = end
     this.#redactions = this.#redactions.filter((redaction) => redaction.end > end)
-    return masked
+    this.#flagged = this.#flagged.filter((finding) => finding.end > end)
+    return { text: masked, logged }
   }
 
   #accept(output: DlpStreamOutput): void {
-    const redact = this.#dlp.collector.add(output.findings, this.#path, this.#origin)
-    for (const { start, end, entryId } of redact) {
-      this.#redactions.push({ start: start + this.#origin, end: end + this.#origin, entryId })
+    const redact = new Set(this.#dlp.collector.add(output.findings, this.#path, this.#origin))
+    for (const finding of output.findings) {
+      const { start, end, entryId } = finding
+      const placed = { start: start + this.#origin, end: end + this.#origin, entryId }
+      // A blocking finding stops the stream: only flagged ones go out as they are.
+      if (redact.has(finding)) this.#redactions.push(placed)
+      else this.#flagged.push(placed)
     }
     this.#raw += output.release
     this.#released += output.release.length

@@ -19,10 +19,11 @@ import { GatewayError } from '../errors.js'
 import { stringifyProviderJson } from '../json.js'
 import type { DialectText } from '../providers/dialects/text.js'
 import { isLowSurrogate } from '../surrogates.js'
+import type { ResponseLogEdit } from '../types.js'
 import type { BodyEnd } from '../upstream/body.js'
 import { wrappedBody } from '../upstream/wrapped-body.js'
 import { defaultOverlapChars } from './classifiers/chunk.js'
-import { scanJson } from './dlp-json.js'
+import { DlpCollector, scanJson } from './dlp-json.js'
 import { type DlpLane, DlpLanes, type StreamDlp } from './stream-dlp.js'
 
 export interface StreamGuard {
@@ -39,6 +40,11 @@ export interface StreamGuard {
   readonly maxEventBytes: number
   /** Called once the stream is over, however it ended, before its body ends. */
   readonly onSettled?: (() => void) | undefined
+  /**
+   * Where the log's copy of the stream must differ from what is sent (findings DLP only flags), each edit
+   * given as its event goes out, within the body's first `maxBytes`; `undefined` when no body is logged.
+   */
+  readonly logEdits?: { readonly maxBytes: number; add(edit: ResponseLogEdit): void } | undefined
 }
 
 /**
@@ -86,6 +92,8 @@ export function framingOf(contentType: string | undefined, streamed: boolean): S
 interface Waiting {
   /** As it came, and as it goes out when nothing in it changed. */
   readonly event: string
+  /** The event as logged, where a finding DLP only flags is masked. */
+  readonly logged?: string | undefined
   readonly text?: EventText | undefined
 }
 
@@ -99,6 +107,8 @@ interface EventText {
   readonly json: unknown
   /** Some other string of the event was masked: it is written again even when its text is not. */
   readonly othersMasked: boolean
+  /** The event's data as logged, its other strings masked wherever DLP found something. */
+  readonly othersLogged: unknown
 }
 
 /**
@@ -137,6 +147,9 @@ export function guardStream(
     const lanes = dlp === undefined ? undefined : new DlpLanes(dlp)
     const waiting: Waiting[] = []
     const queue: string[] = []
+    /** The logged copies of queued events that differ from what is sent, by their place in the queue. */
+    const loggedAt = new Map<number, string>()
+    let sentBytes = 0
     let unclassified = ''
     let pending = ''
 
@@ -146,10 +159,15 @@ export function guardStream(
       if (dlp?.collector.blocks) stopped ??= new GatewayError('DLP_RESPONSE_BLOCKED')
     }
     /** An event with its text masked where a policy redacts; as it came when nothing was. */
-    const queueText = (event: string, { original, lane, end, head, json, othersMasked }: EventText) => {
-      const text = lane === undefined ? original : lane.take(end)
-      const rewritten = () => framing.write(head, stringifyProviderJson(dialect.withEventText(json, text)))
-      queue.push(text === original && !othersMasked ? event : rewritten())
+    const queueText = (event: string, taken: EventText) => {
+      const { original, lane, end, head, json, othersMasked, othersLogged } = taken
+      const { text, logged } = lane === undefined ? { text: original, logged: undefined } : lane.take(end)
+      const write = (data: unknown, words: string) =>
+        framing.write(head, stringifyProviderJson(dialect.withEventText(data, words)))
+      if (guard.logEdits !== undefined && (logged !== undefined || othersLogged !== undefined)) {
+        loggedAt.set(queue.length, write(othersLogged ?? json, logged ?? text))
+      }
+      queue.push(text === original && !othersMasked ? event : write(json, text))
       unclassified += text
     }
     /** Moves the events at the head whose text DLP released to the queue, in order; none once stopped. */
@@ -162,8 +180,11 @@ export function guardStream(
         ready++
       }
       for (const entry of waiting.splice(0, ready)) {
-        if (entry.text === undefined) queueEvent(entry.event)
-        else queueText(entry.event, entry.text)
+        if (entry.text !== undefined) queueText(entry.event, entry.text)
+        else {
+          if (entry.logged !== undefined) loggedAt.set(queue.length, entry.logged)
+          queueEvent(entry.event)
+        }
       }
     }
     // Each chunk is classified after the end of the one before, as long text is (`splitText`): a word cut
@@ -197,8 +218,25 @@ export function guardStream(
         if (stopped !== undefined) return
       }
       if (queue.length === 0) return
-      yield Buffer.from(queue.join(''))
+      const chunk = Buffer.from(queue.join(''))
+      if (loggedAt.size > 0) noteLogEdits(chunk)
       queue.length = 0
+      sentBytes += chunk.length
+      yield chunk
+    }
+    /** Hands on where the logged copy of the events in `chunk`, about to be sent, differs from it. */
+    const noteLogEdits = (chunk: Buffer) => {
+      let at = 0
+      for (const [index, event] of queue.entries()) {
+        const length = Buffer.byteLength(event)
+        const logged = loggedAt.get(index)
+        if (logged !== undefined && sentBytes + at + length <= guard.logEdits!.maxBytes) {
+          const original = chunk.subarray(at, at + length)
+          guard.logEdits!.add({ at: sentBytes + at, original, replacement: Buffer.from(logged) })
+        }
+        at += length
+      }
+      loggedAt.clear()
     }
 
     try {
@@ -283,8 +321,9 @@ export function guardStream(
             lane,
             end,
             head,
-            json: others ?? json,
-            othersMasked: others !== undefined,
+            json: others?.sent ?? json,
+            othersMasked: others?.sent !== undefined,
+            othersLogged: others?.logged,
           },
         })
         // Its own text is the last before the end: the event goes out whole.
@@ -292,7 +331,7 @@ export function guardStream(
       } else {
         // What DLP held before the end goes out first: the event waits behind it.
         if (ends) endText(dialect.eventLane(json))
-        waiting.push({ event: scannedWhole(event, head, json) })
+        waiting.push(scannedWhole(event, head, json))
       }
       if (dlp?.collector.blocks) stopped ??= new GatewayError('DLP_RESPONSE_BLOCKED')
       releaseWaiting()
@@ -303,20 +342,35 @@ export function guardStream(
      * scanned whole as an event without text is: the event with them masked, or `undefined` when none was.
      * Its text is left in place, for the lane to mask.
      */
-    function othersScanned(json: unknown): unknown {
+    function othersScanned(json: unknown): { sent: unknown; logged: unknown } | undefined {
       if (dlp === undefined) return undefined
       const blank = dialect.withEventText(json, '')
-      const redacted = scanJson(dlp.collector, blank, dlp.mask)
-      return redacted === blank ? undefined : redacted
+      const { sent, logged } = scanned(blank)
+      return { sent: sent === blank ? undefined : sent, logged }
     }
 
-    /** An event that is not text, its strings scanned whole. */
-    function scannedWhole(event: string, head: string, json: unknown): string {
-      const redacted =
-        json === undefined || dlp === undefined ? json : scanJson(dlp.collector, json, dlp.mask)
-      return redacted === json
-        ? `${event}${framing.separator}`
-        : framing.write(head, stringifyProviderJson(redacted))
+    /** An event that is not text, its strings scanned whole; with its logged copy where that differs. */
+    function scannedWhole(event: string, head: string, json: unknown): Waiting {
+      if (json === undefined || dlp === undefined) return { event: `${event}${framing.separator}` }
+      const { sent, logged } = scanned(json)
+      return {
+        event:
+          sent === json ? `${event}${framing.separator}` : framing.write(head, stringifyProviderJson(sent)),
+        logged: logged === undefined ? undefined : framing.write(head, stringifyProviderJson(logged)),
+      }
+    }
+
+    /**
+     * `json` with its strings masked where a policy redacts, and, when a policy only flagged something in
+     * it and the body is logged, as the log keeps it: every finding masked.
+     */
+    function scanned(json: unknown): { sent: unknown; logged: unknown } {
+      const { collector, mask } = dlp!
+      const flags = collector.flags
+      const sent = scanJson(collector, json, mask)
+      if (collector.flags === flags || guard.logEdits === undefined) return { sent, logged: undefined }
+      const again = new DlpCollector(collector.check, collector.name)
+      return { sent, logged: scanJson(again, json, mask, { maskAll: true }) }
     }
   }
 

@@ -8,7 +8,7 @@ import type { Dialect } from '../providers/types.js'
 import type { RouteTaken } from '../routes/dynamic.js'
 import { createScrubber, REDACTED, type Scrubber } from '../secrets.js'
 import { withinTime } from '../stores/call.js'
-import type { GatewayContext } from '../types.js'
+import type { GatewayContext, ResponseLogEdit } from '../types.js'
 import { assembleStream } from './assemble.js'
 import { CapturedRecord, type QueuedRecord, type RawBodies, type RawWrite, rawWriteOf } from './captured.js'
 import type { LogOutcome, LogRecord, LogRoute, LogStore, LogWebSocket } from './types.js'
@@ -333,7 +333,9 @@ export function captureLogRecord(
     request: withinCap(state.loggedRequestBody ?? ctx.bodyIfRead(), settings.maxPayloadBytes),
     // A WebSocket session's frames are not kept: audio, mostly, and no body of the reference's.
     response:
-      state.websocket === undefined ? withinCap(end.responseBytes, settings.maxPayloadBytes) : undefined,
+      state.websocket === undefined
+        ? withinCap(loggedResponse(end.responseBytes, state.loggedResponseEdits), settings.maxPayloadBytes)
+        : undefined,
     // A 1000-token answer streamed is some 200 KB of events and 4 KB of text.
     smallerAsText: streamDialect !== undefined,
     text: recordSecretsAreShared(settings.secrets, state.secrets)
@@ -351,6 +353,25 @@ function recordSecretsAreShared(shared: readonly string[], own: readonly string[
   if (own === undefined) return true
   for (const secret of own) if (!shared.includes(secret)) return false
   return true
+}
+
+/**
+ * The answer as logged: the bytes sent with the guard's edits made (findings DLP only flagged, masked). An
+ * edit that does not find its bytes where it expects them leaves no body logged, rather than one in clear;
+ * edits past the bytes sent are of events that never went out.
+ */
+function loggedResponse(bytes: Buffer | undefined, edits: readonly ResponseLogEdit[] | undefined) {
+  if (bytes === undefined || edits === undefined) return bytes
+  const parts: Buffer[] = []
+  let from = 0
+  for (const { at, original, replacement } of edits) {
+    if (at >= bytes.length) break
+    if (at < from || !bytes.subarray(at, at + original.length).equals(original)) return undefined
+    parts.push(bytes.subarray(from, at), replacement)
+    from = at + original.length
+  }
+  parts.push(bytes.subarray(from))
+  return Buffer.concat(parts)
 }
 
 /**

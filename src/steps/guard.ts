@@ -18,8 +18,15 @@ import {
   dlpOption,
   guardrailsOption,
 } from '../guard/config.js'
+import type { DlpMask } from '../guard/dlp/index.js'
 import { DlpCollector, type DlpResult, dlpHeader, scanJson, strongestAction } from '../guard/dlp-json.js'
-import { framingOf, guardStream, NDJSON_FRAMING, ndjsonTerminalEvent } from '../guard/stream.js'
+import {
+  framingOf,
+  guardStream,
+  NDJSON_FRAMING,
+  ndjsonTerminalEvent,
+  type StreamGuard,
+} from '../guard/stream.js'
 import { parseJsonBody, stringifyClientJson, stringifyProviderJson } from '../json.js'
 import type { LogGuard, LogGuardHit } from '../logs/types.js'
 import { withFields } from '../objects.js'
@@ -220,6 +227,7 @@ async function guardAnswer(
     : undefined
   const collector = dlp?.response === undefined ? undefined : new DlpCollector(dlp.response, 'RESPONSE')
   if (collector !== undefined) record.dlp.push(collector.result())
+  const logEdits = collector === undefined ? undefined : logEditsOf(ctx)
   const refresh = () => {
     if (collector !== undefined) record.dlp[record.dlp.length - 1] = collector.result()
   }
@@ -239,6 +247,7 @@ async function guardAnswer(
       classify: classify && (async (text) => (await classify(text)) ?? undefined),
       chunkChars: guardrails?.streamChunkChars ?? Number.POSITIVE_INFINITY,
       maxEventBytes: ctx.gateway.options.maxEventBytes,
+      logEdits,
       onSettled: () => {
         refresh()
         keep()
@@ -266,9 +275,46 @@ async function guardAnswer(
     if (blocked !== undefined) throw blocked
   }
   const out = body === json ? bytes : Buffer.from(stringifyProviderJson(body))
+  if (logEdits !== undefined && collector!.flags > 0) {
+    logEdits.add({ at: 0, original: out, replacement: answerMaskedForLog(json, collector!, dlp!.mask) })
+  }
   const headers = { ...response.headers }
   if (headers['content-length'] !== undefined || out !== bytes) headers['content-length'] = String(out.length)
   ctx.response = withFields(response, { headers, body: out, outcome: undefined })
+}
+
+/**
+ * Where the guard hands the edits that mask, in the logged answer, findings DLP only flagged (the client
+ * gets them as they are); `undefined` when the request's record keeps no body.
+ */
+function logEditsOf(ctx: GatewayContext): StreamGuard['logEdits'] {
+  const { logs } = ctx.gateway.options
+  const settings = ctx.state.settings
+  if (
+    logs === false ||
+    !logs.payloads ||
+    settings?.collectLog === false ||
+    settings?.collectLogPayload === false
+  )
+    return undefined
+  return {
+    maxBytes: logs.maxPayloadBytes,
+    add: (edit) => {
+      ctx.state.loggedResponseEdits ??= []
+      ctx.state.loggedResponseEdits.push(edit)
+    },
+  }
+}
+
+/** An answer's JSON with every finding masked, as its log keeps it; no body when it cannot be written. */
+function answerMaskedForLog(json: unknown, collector: DlpCollector, mask: DlpMask): Buffer {
+  const masked = scanJson(new DlpCollector(collector.check, collector.name), json, mask, { maskAll: true })
+  try {
+    return Buffer.from(stringifyProviderJson(masked))
+  } catch (error) {
+    if (error instanceof GatewayError) return Buffer.alloc(0)
+    throw error
+  }
 }
 
 /** A response's body whole; a stream is read up to `maxBytes`, past which it is stopped (502, 2121). */

@@ -409,3 +409,66 @@ describe("dlp on Ollama's JSON-lines streams", () => {
     }
   })
 })
+
+describe('dlp that only flags, on streams', () => {
+  it("passes each finding on as it is and masks it in the record's copy: split over events, in a tool call, in JSON lines", async () => {
+    const flagging = await mountGateway({
+      providers: { openai: { apiKey: 'sk-stored', baseURL: `${upstream.url}/v1` } },
+      customProviders: { ollama: { baseURL: upstream.url } },
+      dlp: {
+        policies: [{ id: 'note', profiles: ['financial', 'pii'], check: ['response'], action: 'flag' }],
+      },
+    })
+    const toolCall = {
+      choices: [
+        {
+          index: 0,
+          delta: { tool_calls: [{ index: 0, function: { arguments: '{"to":"ana.silva@example.com"}' } }] },
+        },
+      ],
+    }
+    try {
+      answer = (request) =>
+        request.url.startsWith('/api/')
+          ? [
+              ollamaLine('Your card is 4111 1111'),
+              ollamaLine(' 1111 1111, noted.'),
+              ollamaLine('', {
+                tool_calls: [{ function: { name: 'mail', arguments: { to: 'ana.silva@example.com' } } }],
+              }),
+              OLLAMA_DONE,
+            ]
+          : [
+              openaiChunk('Your card is 4111 1111'),
+              openaiChunk(' 1111 1111, noted.'),
+              `data: ${JSON.stringify(toolCall)}\n\n`,
+              openaiChunk('', 'tool_calls'),
+              OPENAI_DONE,
+            ]
+      const sse = await send(`${flagging.url}${CHAT}`, {
+        body: { model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'card?' }] },
+      })
+      const lines = await send(`${flagging.url}${OLLAMA_CHAT}`, {
+        body: { model: 'llama3.2', messages: [{ role: 'user', content: 'card?' }] },
+      })
+      expect(choiceTexts(sse.text)).toEqual(['Your card is 4111 1111 1111 1111, noted.'])
+      expect(sse.text).toContain('ana.silva@example.com')
+      expect(ollamaText(lines.text)).toBe('Your card is 4111 1111 1111 1111, noted.')
+      expect(lines.text).toContain('ana.silva@example.com')
+      await flagging.gateway.flushLogs()
+      const logged = async (res: { headers: Record<string, unknown> }) =>
+        flagging.gateway.logs!.get(res.headers['cf-aig-log-id'] as string)
+      const sseRecord = await logged(sse)
+      expect(sseRecord?.guard?.dlp).toMatchObject({ action: 'FLAG' })
+      expect(sseRecord?.responseBody).toContain('Your card is [REDACTED:credit_card], noted.')
+      const linesRecord = await logged(lines)
+      expect(ollamaText(linesRecord?.responseBody ?? '')).toBe('Your card is [REDACTED:credit_card], noted.')
+      expect(linesRecord?.responseBody).toContain('"to":"[REDACTED:email]"')
+      for (const record of [sseRecord, linesRecord]) {
+        expect(JSON.stringify(record)).not.toMatch(/4111|ana\.silva/)
+      }
+    } finally {
+      await flagging.close()
+    }
+  })
+})

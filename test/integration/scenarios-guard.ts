@@ -199,6 +199,35 @@ export function guardScenarios(world: World): void {
     expect(geminiText).toBe(masked)
   })
 
+  it('dlp: a flagged answer reaches the client as it is, and its record keeps it masked, whole and streamed', async () => {
+    world.mock.reset()
+    const url = await world.start({ dlp: dlp('flag', ['response']) })
+    const reply = `your card ${CARD} is on file, write to ${EMAIL}`
+    world.mock.enqueue({ reply }, { reply }, { reply })
+    const whole = await send(`${url}${CHAT}`, { body: chat('what is on file?') })
+    const streamed = await send(`${url}${CHAT}`, { body: chat('what is on file?', { stream: true }) })
+    const anthropic = await send(`${url}${MESSAGES}`, {
+      body: {
+        model: 'claude-haiku-4-5',
+        max_tokens: 100,
+        stream: true,
+        messages: [{ role: 'user', content: 'on file?' }],
+      },
+    })
+    expect(whole.json()).toMatchObject({ choices: [{ message: { content: reply } }] })
+    expect(streamedText(streamed.text).text).toBe(reply)
+    expect(streamedText(anthropic.text).text).toBe(reply)
+    await world.gateway?.flushLogs()
+    for (const res of [whole, streamed, anthropic]) {
+      const record = await world.gateway?.logs?.get(res.headers['cf-aig-log-id'] as string)
+      expect(record?.guard?.dlp).toMatchObject({ action: 'FLAG' })
+      expect(record?.responseBody).toContain('[REDACTED:credit_card]')
+      expect(record?.responseBody).toContain('[REDACTED:email]')
+      expect(JSON.stringify(record)).not.toMatch(CARD_TRACE)
+      expect(JSON.stringify(record)).not.toContain(EMAIL)
+    }
+  })
+
   it('dlp: a blocked streamed answer ends with the terminal error event before the number reaches the client', async () => {
     world.mock.reset()
     const url = await world.start({ dlp: dlp('block', ['response']) })
