@@ -38,7 +38,11 @@ export function trackEnd(ctx: GatewayContext, response: GatewayResponse, service
   const { metrics } = services
   if (!logged && !observed && services.telemetry === undefined && metrics === undefined) return
   const { recordSettings } = services
-  const keepBody = logged && recordSettings.payloads && ctx.state.settings?.collectLogPayload !== false
+  const keepBody =
+    logged &&
+    recordSettings.payloads &&
+    ctx.state.settings?.collectLogPayload !== false &&
+    ctx.state.withholdLogBodies !== true
   tapBody(response, keepBody ? recordSettings.maxPayloadBytes : 0, (tapped) => {
     const isStream = response.body instanceof Readable
     const failure =

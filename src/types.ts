@@ -127,6 +127,11 @@ export interface GatewayState {
    * passed on to the client, are masked in the log's copy.
    */
   loggedResponseEdits?: ResponseLogEdit[] | undefined
+  /**
+   * `cache`: a hit on an answer DLP found something in, or by a caller's own key on a gateway with DLP:
+   * nothing scanned its bodies this time, so its record keeps none.
+   */
+  withholdLogBodies?: true
   /** `cache`: set when the request was cacheable: whether the cache answered it. */
   cacheStatus?: CacheStatus
   /** The usage the provider's answer reports, once it has been read to its end; set by `forward`. */

@@ -288,7 +288,8 @@ export function captureLogRecord(
   const target = state.target ?? state.targets?.[0]
   const cached = state.cacheStatus === 'HIT'
   const model = target?.model
-  const withPayload = settings.payloads && state.settings?.collectLogPayload !== false
+  const withPayload =
+    settings.payloads && state.settings?.collectLogPayload !== false && state.withholdLogBodies !== true
   const { durationMs } = end
   const principal = state.principal
   const record: LogRecord = {

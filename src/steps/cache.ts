@@ -151,7 +151,13 @@ async function lookup(
 }
 
 function serveHit(ctx: GatewayContext, entry: CacheEntry): void {
-  const { 'cf-aig-step': step, ...headers } = entry.headers
+  const { 'cf-aig-step': step, 'cf-aig-dlp': dlpFound, ...headers } = entry.headers
+  // A hit skips DLP, as the reference's does, so nothing masks what it found in the bodies this time: the
+  // record keeps none. By a key of the caller's own, the body may not be the one that was scanned at all.
+  const customKey = ctx.state.settings?.cache?.key !== undefined
+  if (dlpFound !== undefined || (customKey && ctx.gateway.options.dlp !== undefined)) {
+    ctx.state.withholdLogBodies = true
+  }
   headers['content-length'] = String(entry.body.byteLength)
   if (step !== undefined) ctx.responseHeaders['cf-aig-step'] = step
   ctx.state.cacheStatus = 'HIT'
@@ -218,7 +224,15 @@ function recordForCache(
     maxBytes,
     ({ bytes, complete }) => {
       if (!complete || bytes === undefined || !wellFormed(headers, bytes)) return settle?.(undefined)
-      const entry: CacheEntry = { status: response.status, headers, body: bytes, storedAt: ctx.gateway.now() }
+      // Kept, not replayed: what DLP found in this exchange (a stream's findings are known by its end).
+      const found = ctx.state.guard?.dlp === undefined ? undefined : ctx.responseHeaders['cf-aig-dlp']
+      const kept = found === undefined ? headers : { ...headers, 'cf-aig-dlp': found }
+      const entry: CacheEntry = {
+        status: response.status,
+        headers: kept,
+        body: bytes,
+        storedAt: ctx.gateway.now(),
+      }
       const written = write(ctx, runtime, plan, entry)
       settle?.(entry, written)
     },

@@ -228,6 +228,38 @@ export function guardScenarios(world: World): void {
     }
   })
 
+  it('dlp: a cache hit skips DLP, so its record keeps no bodies where DLP had found something, or by a key of the caller', async () => {
+    world.mock.reset()
+    const url = await world.start({ cache: { ttl: 600 }, dlp: dlp('flag') })
+    world.mock.enqueue({ reply: `your card ${CARD} is on file` }, { reply: 'nothing on file' })
+    const ask = (content: string, headers: Record<string, string> = {}) =>
+      send(`${url}${CHAT}`, { body: chat(content), headers })
+    const flagged = [await ask(`mail ${EMAIL}`), await ask(`mail ${EMAIL}`)]
+    const clean = [await ask('hello there'), await ask('hello there')]
+    // A key of the caller's own answers another body from the entry: that body was never scanned.
+    const byKey = await ask(`and ${EMAIL} too`, { 'cf-aig-cache-key': 'mine' })
+    const byKeyAgain = await ask(`now ${CARD}`, { 'cf-aig-cache-key': 'mine' })
+    expect(
+      [...flagged, ...clean, byKey, byKeyAgain].map((res) => res.headers['cf-aig-cache-status']),
+    ).toEqual(['MISS', 'HIT', 'MISS', 'HIT', 'MISS', 'HIT'])
+    expect(flagged[1]!.json()).toMatchObject({
+      choices: [{ message: { content: expect.stringContaining(CARD) } }],
+    })
+    await world.gateway?.flushLogs()
+    const record = (res: { headers: Record<string, unknown> }) =>
+      world.gateway?.logs?.get(res.headers['cf-aig-log-id'] as string)
+    const hit = await record(flagged[1]!)
+    expect([hit?.cached, hit?.requestBody, hit?.responseBody]).toEqual([true, null, null])
+    const keyed = await record(byKeyAgain)
+    expect([keyed?.requestBody, keyed?.responseBody]).toEqual([null, null])
+    // A hit on an answer DLP found nothing in, by the request's own key, keeps its bodies.
+    expect((await record(clean[1]!))?.responseBody).toContain('nothing on file')
+    for (const res of [...flagged, byKey, byKeyAgain]) {
+      expect(JSON.stringify(await record(res))).not.toMatch(CARD_TRACE)
+      expect(JSON.stringify(await record(res))).not.toContain(EMAIL)
+    }
+  })
+
   it('dlp: a blocked streamed answer ends with the terminal error event before the number reaches the client', async () => {
     world.mock.reset()
     const url = await world.start({ dlp: dlp('block', ['response']) })
