@@ -9,8 +9,12 @@ import { type DlpMask, redactText, type DlpFinding as ScanFinding, scanText } fr
 
 /** Findings kept per request, in records and headers. */
 export const MAX_DLP_FINDINGS = 100
-/** Strings deeper than this are not scanned: no body a provider takes nests further. */
-const MAX_DEPTH = 64
+/**
+ * Strings deeper than this are not scanned, and the result says `truncated`: the walk recurses, and a body
+ * may nest as deep as its bytes allow. A tool's result or a function's arguments are JSON of anyone's
+ * shape, so the bound is far past what a real one needs, and well within the stack.
+ */
+const MAX_DEPTH = 1000
 
 /** A finding as the log record keeps it: named, placed, never the text. */
 export type DlpHit = LogDlpFinding
@@ -135,7 +139,11 @@ export function scanJson(
       const masked = options.maskAll ? findings : redacted
       return masked.length === 0 ? value : redactText(value, masked, mask)
     }
-    if (depth >= MAX_DEPTH || typeof value !== 'object' || value === null) return value
+    if (typeof value !== 'object' || value === null) return value
+    if (depth >= MAX_DEPTH) {
+      collector.markTruncated()
+      return value
+    }
     let copy: unknown[] | Record<string, unknown> | undefined
     const entries = Array.isArray(value) ? value.entries() : Object.entries(value)
     for (const [key, item] of entries) {

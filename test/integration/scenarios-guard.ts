@@ -129,6 +129,28 @@ export function guardScenarios(world: World): void {
     expect(JSON.stringify(record)).not.toMatch(CARD_TRACE)
   })
 
+  it("dlp: a card deep in a tool's result is refused (2029) too; past the depth scanned, the record says truncated", async () => {
+    world.mock.reset()
+    const url = await world.start({ dlp: dlp('block', ['request']) })
+    const deep = (depth: number, leaf: unknown): unknown =>
+      depth === 0 ? leaf : { more: deep(depth - 1, leaf) }
+    const ask = (result: unknown) =>
+      send(`${url}/ai/google-ai-studio/v1beta/models/gemini-2.5-flash:generateContent`, {
+        body: {
+          contents: [{ role: 'user', parts: [{ functionResponse: { name: 'lookup', response: result } }] }],
+        },
+      })
+    const refused = await ask(deep(200, { card: CARD }))
+    expect(refused.status).toBe(400)
+    expect(refused.json()).toMatchObject({ internalCode: 2029 })
+    expect(world.mock.calls).toHaveLength(0)
+    const past = await ask(deep(1200, { note: 'nothing here' }))
+    expect(past.status).toBe(200)
+    await world.gateway?.flushLogs()
+    const record = await world.gateway?.logs?.get(past.headers['cf-aig-log-id'] as string)
+    expect(record?.guard?.dlp).toMatchObject({ truncated: true })
+  })
+
   it('dlp: redact masks the prompt in what the provider receives, on passthrough and /compat (translated) alike', async () => {
     world.mock.reset()
     const url = await world.start({ dlp: dlp('redact', ['request']) })
