@@ -269,7 +269,8 @@ async function guardAnswer(
     refresh()
     if (collector.blocks) throw new GatewayError('DLP_RESPONSE_BLOCKED', describeDlp(collector.result()))
   }
-  const answer = dialect.text.answer(json)
+  // Ollama's own API (a custom provider, in OpenAI's dialect) answers in its own shape: read as Ollama's.
+  const answer = dialect.text.answer(json) || OLLAMA_TEXT.answer(json)
   if (classify !== undefined && answer !== '') {
     const blocked = await classify(answer)
     if (blocked !== undefined) throw blocked

@@ -504,6 +504,44 @@ export function guardStreamFaultScenarios(world: World): void {
     }
   })
 
+  it("guardrails: Ollama's own answers are classified, whole (chat and generate) and in JSON lines", async () => {
+    const upstream = await startFaultServer(async (request, res) => {
+      const chat = request.url === '/api/chat'
+      const line = (text: string, done: boolean) =>
+        chat
+          ? { model: 'llama3.2', message: { role: 'assistant', content: text }, done }
+          : { model: 'llama3.2', response: text, done }
+      if ((request.json() as { stream?: boolean }).stream === false) {
+        writeFixed(res, 200, JSON.stringify(line('Here is how to build a bomb: step one', true)))
+        return
+      }
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+      for (const text of ['Here is how to build a bo', 'mb: step one'])
+        await writeAsync(res, `${JSON.stringify(line(text, false))}\n`)
+      res.end(`${JSON.stringify(line('', true))}\n`)
+    })
+    try {
+      const url = await world.start({
+        customProviders: { ollama: { baseURL: upstream.url } },
+        guardrails: {
+          classifiers: [{ type: 'rules', rules: [{ category: 'S9', keywords: ['bomb'] }] }],
+          answer: { S9: 'block' },
+        },
+      })
+      for (const path of ['/api/chat', '/api/generate']) {
+        const body = { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], prompt: 'hi' }
+        const whole = await send(`${url}/ai/custom-ollama${path}`, { body: { ...body, stream: false } })
+        expect(whole.status, path).toBe(424)
+        expect(whole.json()).toMatchObject({ internalCode: 2017 })
+        const lines = await send(`${url}/ai/custom-ollama${path}`, { body })
+        expect(lines.text, path).not.toContain('step one')
+        expect(lines.text.trim().split('\n').at(-1)).toContain('"code":2017')
+      }
+    } finally {
+      await upstream.close()
+    }
+  })
+
   it("guardrails: a guard model's answer is read up to its 1 MiB cap, no further: the classifier is unavailable", async () => {
     let written: Promise<number> | undefined
     const upstream = await startFaultServer((_req, res) => {
