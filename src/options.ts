@@ -25,6 +25,7 @@ import type {
   Step,
 } from './types.js'
 import { DEFAULT_FALLBACK_ON, FAILURE_CLASSES } from './upstream/failure.js'
+import { HOP_BY_HOP_HEADERS } from './upstream/headers.js'
 import { websocketOptions } from './websocket/options.js'
 
 export { GatewayOptionsError } from './errors.js'
@@ -60,20 +61,9 @@ const headerName = z.string().regex(HEADER_NAME, 'expected a lower-case HTTP hea
 // fail every request that carries one with a 502; `host` would name the host's site to the provider).
 const NEVER_FORWARDED = new Map([
   ['cf-aig-authorization', 'the gateway token stays with the gateway'],
-  ...[
-    'host',
-    'content-length',
-    'expect',
-    'connection',
-    'keep-alive',
-    'proxy-authenticate',
-    'proxy-authorization',
-    'proxy-connection',
-    'te',
-    'trailer',
-    'transfer-encoding',
-    'upgrade',
-  ].map((name) => [name, 'it describes the client’s connection, and the gateway sets its own'] as const),
+  ...['host', 'content-length', 'expect', ...HOP_BY_HOP_HEADERS].map(
+    (name) => [name, 'it describes the client’s connection, and the gateway sets its own'] as const,
+  ),
 ])
 const forwardedHeaderName = headerName.superRefine((name, ctx) => {
   const why = NEVER_FORWARDED.get(name)

@@ -1,12 +1,8 @@
 import type { ResolvedProvider } from '../providers/registry.js'
 import type { Scrubber } from '../secrets.js'
 
-// RFC 9110 §7.6.1 hop-by-hop headers, plus set-cookie: a provider's cookies are not the host's to hand out.
-// And date: the answer goes out with the host server's own, as nginx's proxy and a cache hit send it. Node
-// writes its own from a clock read once a second, where a provider's is one more header to check and copy
-// (some 1.5k instructions a response).
-const RESPONSE_HEADERS_DROPPED = new Set([
-  'date',
+/** RFC 9110 §7.6.1: headers that describe one connection, never the message a proxy passes on. */
+export const HOP_BY_HOP_HEADERS = [
   'connection',
   'keep-alive',
   'proxy-authenticate',
@@ -16,8 +12,13 @@ const RESPONSE_HEADERS_DROPPED = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
-  'set-cookie',
-])
+] as const
+
+// The hop-by-hop headers, plus set-cookie: a provider's cookies are not the host's to hand out.
+// And date: the answer goes out with the host server's own, as nginx's proxy and a cache hit send it. Node
+// writes its own from a clock read once a second, where a provider's is one more header to check and copy
+// (some 1.5k instructions a response).
+const RESPONSE_HEADERS_DROPPED = new Set(['date', ...HOP_BY_HOP_HEADERS, 'set-cookie'])
 
 /**
  * Request headers for the provider, built from an allowlist rather than by copying and deleting, so that
