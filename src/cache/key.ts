@@ -31,7 +31,9 @@ export interface CacheKeyInput {
  * the canonical body (object keys sorted) or the custom key. Metadata is left out, as the reference does.
  *
  * @example
- * cacheKey({ gateway: 'default', scope: 'tenant:acme', targets, body, json, customKey: undefined, fingerprintSecret })
+ * cacheKey({
+ *   gateway: 'default', scope: 'tenant:acme', targets, body, json, customKey: undefined, fingerprintSecret,
+ * })
  * // 'f3a1…' (64 hex characters)
  */
 export function cacheKey(input: CacheKeyInput): string {

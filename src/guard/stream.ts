@@ -1,9 +1,9 @@
 /**
- * Guards an event stream (server-sent events, or JSON lines) as it flows, in the client's own dialect: the answer's text is read from each
- * event, DLP scans it through a bounded hold-back window (so a finding split over two events is caught
- * before any of it goes out), redactions are written back into the events, and guardrails classify the
- * text every `chunkChars` characters (each chunk after the end of the one before), holding what is not yet
- * classified. A block ends the stream with the dialect's terminal error event before the offending text
+ * Guards an event stream (server-sent events, or JSON lines) as it flows, in the client's own dialect: the
+ * answer's text is read from each event, DLP scans it through a bounded hold-back window (so a finding split
+ * over two events is caught before any of it goes out), redactions are written back into the events, and
+ * guardrails classify the text every `chunkChars` characters (each chunk after the end of the one before),
+ * holding what is not yet classified. A block ends the stream with the dialect's terminal error event before the offending text
  * reaches the client.
  *
  * Every event goes out once, in its place, with its own text: an event waits until DLP released all of its
