@@ -127,11 +127,20 @@ function fromReferenceFilter(
   if (field !== 'createdAt' || typeof only !== 'string' || INTEGER_TEXT.test(only)) {
     return { field, op: operator as LogFilterOp, value: only }
   }
-  const ms = ISO_DATE.test(only) ? Date.parse(only) : Number.NaN
+  const ms = ISO_DATE.test(only) && isCalendarDate(only) ? Date.parse(only) : Number.NaN
   if (Number.isNaN(ms)) {
     return `${name}: expected milliseconds since the epoch or an ISO 8601 date-time with its zone, got ${JSON.stringify(only)}`
   }
   return { field, op: operator as LogFilterOp, value: ms }
+}
+
+/**
+ * Whether the date a `created_at` value begins with is on the calendar: `Date.parse` takes any day up to
+ * 31 and rolls it into the next month (`2024-02-30` is March 1), which would move the filter's bound.
+ */
+function isCalendarDate(iso: string): boolean {
+  const [year, month, day] = iso.slice(0, 10).split('-').map(Number) as [number, number, number]
+  return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate()
 }
 
 function fieldOf(key: string): LogFilterField | undefined {

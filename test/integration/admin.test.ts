@@ -453,6 +453,9 @@ for (const kind of ['memory', 'postgres'] as const satisfies readonly StoreKind[
         [{ key: 'created_at', operator: 'gt', value: ['2025-01-01T00:00:00'] }],
         'ISO 8601 date-time with its zone',
       ],
+      // Not rolled over into March 1.
+      [[{ key: 'created_at', operator: 'lt', value: ['2024-02-30'] }], 'ISO 8601 date-time with its zone'],
+      [[{ key: 'created_at', operator: 'lt', value: ['2023-02-29T00:00Z'] }], 'ISO 8601 date-time'],
       [[{ key: 'provider', operator: 'eq', value: ['x'], values: ['y'] }], 'unexpected "values"'],
       [
         [
