@@ -1,9 +1,14 @@
 import type { ResolvedProvider } from '../providers/registry.js'
 import type { Scrubber } from '../secrets.js'
 
-/** RFC 9110 §7.6.1: headers that describe one connection, never the message a proxy passes on. */
+/**
+ * RFC 9110 §7.6.1: headers that describe one connection, never the message a proxy passes on. Plus
+ * `http2-settings`, the h2c upgrade's (RFC 7540 §3.2.1): an HTTP/2 host's `writeHead` throws on it as on
+ * the others, so a provider's copy would leave the client without an answer.
+ */
 export const HOP_BY_HOP_HEADERS = [
   'connection',
+  'http2-settings',
   'keep-alive',
   'proxy-authenticate',
   'proxy-authorization',
