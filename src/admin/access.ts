@@ -32,7 +32,8 @@ export function firstValue(header: string | undefined): string | undefined {
 /**
  * Whether a browser says the request comes from another origin. `Sec-Fetch-Site` and `Origin` are read
  * when present (browsers send them; scripts usually send neither): the origin's host must be the one the
- * request was sent to (`x-forwarded-host` behind a proxy, else `host`). A page with
+ * request was sent to (`x-forwarded-host` behind a proxy, else `host`, or `:authority` over HTTP/2, where
+ * browsers send no `host`). A page with
  * `Referrer-Policy: no-referrer`, as the dashboard's, sends `Origin: null` on its own posts; that counts
  * as same-origin only when `Sec-Fetch-Site: same-origin` vouches for it (a header no page can set).
  *
@@ -45,7 +46,8 @@ export function isCrossOrigin(request: GatewayRequest): boolean {
   const origin = request.headers.origin
   if (origin === undefined) return false
   if (origin === 'null') return site !== 'same-origin'
-  const host = firstValue(request.headers['x-forwarded-host']) ?? request.headers.host
+  const host =
+    firstValue(request.headers['x-forwarded-host']) ?? request.headers.host ?? request.headers[':authority']
   try {
     return host === undefined || new URL(origin).host !== host.toLowerCase()
   } catch {

@@ -5,8 +5,8 @@
 import { type ClientHttp2Session, connect, type IncomingHttpHeaders } from 'node:http2'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import { aiGateway } from '../../adapters/fastify.js'
-import { createGateway, type Gateway } from '../../src/index.js'
+import { aiGateway, aiGatewayAdmin } from '../../adapters/fastify.js'
+import { createGateway, createMemoryLogStore, type Gateway } from '../../src/index.js'
 import { type FaultServer, openaiCompletion, startFaultServer } from '../helpers/fault-server.js'
 
 const CHAT = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
@@ -77,5 +77,32 @@ describe('fastify http2 (h2c): provider headers an HTTP/2 response may not carry
     expect(answer.status).toBe(200)
     expect(answer.headers['http2-settings']).toBeUndefined()
     expect(JSON.parse(answer.text).choices[0].message.content).toBe('hello')
+  })
+})
+
+describe('fastify http2 (h2c): the admin dashboard', () => {
+  const TOKEN = 'admin-token-0123456789abcdef'
+
+  it('takes :authority for the host a browser sent to, where HTTP/2 has no host header', async () => {
+    const app = Fastify({ http2: true })
+    await app.register(aiGatewayAdmin, { prefix: '/ai-admin', logs: createMemoryLogStore(), token: TOKEN })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    opened.push(app)
+    const { port } = app.server.address() as { port: number }
+    const session = connect(`http://127.0.0.1:${port}`)
+    session.on('error', () => {})
+    opened.push(session)
+    const login = (origin: string) =>
+      h2Request(
+        session,
+        { ':method': 'POST', ':path': '/ai-admin/session', 'content-type': 'application/json', origin },
+        JSON.stringify({ token: TOKEN }),
+      )
+    const sameOrigin = await login(`http://127.0.0.1:${port}`)
+    expect(sameOrigin.status, sameOrigin.text).toBe(200)
+    expect(sameOrigin.headers['set-cookie']).toBeDefined()
+    const crossSite = await login('https://evil.example')
+    expect(crossSite.status).toBe(403)
+    expect(JSON.parse(crossSite.text)).toMatchObject({ internalCode: 2133 })
   })
 })
