@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { GatewayError } from '../errors.js'
 import type { BodyReader, GatewayRequest } from '../types.js'
 import { splitQuery } from '../url.js'
+import { isGone, isWrittenWhole } from './response.js'
 
 export interface NodeRequestOptions {
   /** Request target relative to the mount point, with its query string (Express's `req.url`, say). */
@@ -92,13 +93,13 @@ class ClientClose {
   constructor(res: ServerResponse) {
     // A host may hold a request before it reaches the gateway (a slow middleware, say): its client may have
     // left already, and the response said `close` then, before anything here listened.
-    if (res.destroyed && !res.writableFinished) {
+    if (isGone(res) && !isWrittenWhole(res)) {
       this.closed = true
       return
     }
     // `on`: a response closes once, and `once` would add a wrapper and a removal to every request.
     res.on('close', () => {
-      if (res.writableFinished) return
+      if (isWrittenWhole(res)) return
       this.closed = true
       this.#controller?.abort()
       const listeners = this.#listeners

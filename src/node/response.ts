@@ -11,7 +11,7 @@ import type { GatewayResponse } from '../types.js'
  */
 export function writeNodeResponse(res: ServerResponse, response: GatewayResponse): Promise<void> {
   const { body } = response
-  if (res.headersSent || res.destroyed) {
+  if (res.headersSent || isGone(res)) {
     if (body instanceof Readable) body.destroy()
     return Promise.resolve()
   }
@@ -42,4 +42,22 @@ export function writeNodeResponse(res: ServerResponse, response: GatewayResponse
     // A watcher (the log's tap) may have paused a stream nobody read yet: the client's reading starts it.
     body.resume()
   })
+}
+
+/**
+ * Whether the response can no longer be written: Node's `destroyed`, or, on HTTP/2's compatibility API
+ * (whose response has no `destroyed` on Node 20), its stream's. Such a response says `close` once, when
+ * its stream closes, so one that is gone before anything listens will never say it again.
+ */
+export function isGone(res: ServerResponse): boolean {
+  return res.destroyed ?? (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true
+}
+
+/**
+ * Whether the response was written to its end, rather than cut short by the client leaving. HTTP/2's
+ * compatibility API takes `writableFinished` from its stream, which says finished for a stream the
+ * client reset too; there the response's own end (`writableEnded`, set by `end()`) tells.
+ */
+export function isWrittenWhole(res: ServerResponse): boolean {
+  return (res as { stream?: unknown }).stream === undefined ? res.writableFinished : res.writableEnded
 }

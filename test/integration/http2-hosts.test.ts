@@ -2,12 +2,25 @@
  * The gateway on hosts that speak HTTP/2 (Fastify's `http2: true`, Node's compatibility API), reached with
  * `node:http2` as the client, against raw upstreams.
  */
-import { type ClientHttp2Session, connect, type IncomingHttpHeaders } from 'node:http2'
+import { once } from 'node:events'
+import { createServer as createHttpServer } from 'node:http'
+import {
+  type ClientHttp2Session,
+  connect,
+  constants,
+  createServer as createH2Server,
+  type IncomingHttpHeaders,
+} from 'node:http2'
+import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
+import Koa from 'koa'
 import { afterEach, describe, expect, it } from 'vitest'
 import { aiGateway, aiGatewayAdmin } from '../../adapters/fastify.js'
-import { createGateway, createMemoryLogStore, type Gateway } from '../../src/index.js'
+import { aiGateway as koaGateway } from '../../adapters/koa.js'
+import { createGateway, createMemoryLogStore, type Gateway, type RequestEndEvent } from '../../src/index.js'
 import { type FaultServer, openaiCompletion, startFaultServer } from '../helpers/fault-server.js'
+import { closeServer, serverUrl } from '../helpers/http.js'
+import { observedLogStore } from '../helpers/log-store.js'
 
 const CHAT = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
 
@@ -104,5 +117,102 @@ describe('fastify http2 (h2c): the admin dashboard', () => {
     const crossSite = await login('https://evil.example')
     expect(crossSite.status).toBe(403)
     expect(JSON.parse(crossSite.text)).toMatchObject({ internalCode: 2133 })
+  })
+})
+
+describe('http2: a client that resets its stream while the host holds the request', () => {
+  // The host holds each request until its client has left (a slow hook or middleware before the gateway),
+  // calling `holding` once it holds one; the port it listens on is answered.
+  const MOUNTS: Record<string, (gateway: Gateway, holding: () => void) => Promise<number>> = {
+    async 'fastify (http2: true)'(gateway, holding) {
+      const app = Fastify({ http2: true })
+      app.addHook('onRequest', (_request, reply, done) => {
+        reply.raw.once('close', () => done())
+        holding()
+      })
+      await app.register(aiGateway, { prefix: '/ai', gateway })
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      opened.push(app)
+      return (app.server.address() as AddressInfo).port
+    },
+    async 'koa on node:http2'(gateway, holding) {
+      const app = new Koa()
+      app.use(async (ctx, next) => {
+        const left = once(ctx.res, 'close')
+        holding()
+        await left
+        await next()
+      })
+      app.use(koaGateway(gateway, { prefix: '/ai' }))
+      const server = createH2Server(app.callback())
+      server.listen(0, '127.0.0.1')
+      await once(server, 'listening')
+      opened.push({ close: () => new Promise((resolve) => server.close(resolve)) })
+      return (server.address() as AddressInfo).port
+    },
+  }
+
+  for (const [name, mount] of Object.entries(MOUNTS)) {
+    it(`${name}: ends it as aborted, logged, without calling the provider`, async () => {
+      let providerCalls = 0
+      const provider = createHttpServer((_req, res) => {
+        providerCalls++
+        res.writeHead(500).end()
+      })
+      provider.listen(0, '127.0.0.1')
+      await once(provider, 'listening')
+      opened.push({ close: () => closeServer(provider) })
+      const store = observedLogStore()
+      const gateway = createGateway({
+        providers: { openai: { apiKey: 'sk-test', baseURL: `${serverUrl(provider)}/v1` } },
+        logs: { store },
+      })
+      opened.push(gateway)
+      const ended = new Promise<RequestEndEvent>((resolve) => gateway.events.once('request:end', resolve))
+      let held!: () => void
+      const holding = new Promise<void>((resolve) => {
+        held = resolve
+      })
+      const port = await mount(gateway, held)
+      const session = connect(`http://127.0.0.1:${port}`)
+      session.on('error', () => {})
+      opened.push(session)
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/ai/openai/chat/completions',
+        'content-type': 'application/json',
+      })
+      stream.on('error', () => {})
+      stream.end(CHAT)
+      await holding
+      stream.close(constants.NGHTTP2_CANCEL)
+      const end = await ended
+      expect(end).toMatchObject({ status: 499, outcome: 'aborted' })
+      await gateway.flushLogs()
+      expect(await store.written(end.id)).toMatchObject({ statusCode: 499, outcome: 'aborted' })
+      expect(providerCalls).toBe(0)
+    })
+  }
+})
+
+describe('fastify http2 (h2c): a client that resets its stream while the provider has not answered', () => {
+  it('cancels the provider call and ends the request as aborted', async () => {
+    // The provider never answers: only the client's leaving can end the call.
+    const upstream = await startFaultServer(() => {})
+    opened.push(upstream)
+    const gateway = gatewayFor(upstream)
+    const ended = new Promise<RequestEndEvent>((resolve) => gateway.events.once('request:end', resolve))
+    const session = await fastifyH2(gateway)
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/ai/openai/chat/completions',
+      'content-type': 'application/json',
+    })
+    stream.on('error', () => {})
+    stream.end(CHAT)
+    await upstream.request(0)
+    stream.close(constants.NGHTTP2_CANCEL)
+    await upstream.connectionClosed(0)
+    expect(await ended).toMatchObject({ status: 499, outcome: 'aborted' })
   })
 })
