@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { Server as TlsServer } from 'node:tls'
 import type { UpgradeOptions } from './index.js'
 
 /** What `attachWebSockets` needs of a gateway: its `upgrade`. */
@@ -29,6 +30,10 @@ const taken = new WeakSet<Duplex>()
  * several attached here), an upgrade none of them takes is destroyed, as Node does with upgrades nobody
  * listens for. Answers the function that detaches it.
  *
+ * WebSockets open with an HTTP/1.1 upgrade: an HTTP/2 server over TLS serves them to HTTP/1.1 clients
+ * when made with `allowHTTP1: true`; one without TLS (h2c, Fastify's `http2: true` without `https`)
+ * speaks nothing but HTTP/2, so attaching to it throws rather than wait for upgrades that never come.
+ *
  * @example
  * const server = app.listen(3000)
  * const detach = attachWebSockets(server, gateway, { prefix: '/ai' })
@@ -38,6 +43,11 @@ export function attachWebSockets(
   gateway: Upgrader,
   options: UpgradeOptions = {},
 ): () => void {
+  if (isCleartextHttp2(server)) {
+    throw new TypeError(
+      'an HTTP/2 server without TLS (h2c) takes no HTTP/1.1 upgrades, so it cannot serve WebSockets: use http.createServer, or http2.createSecureServer with allowHTTP1: true',
+    )
+  }
   const siblings = attachedTo.get(server) ?? new Set<UpgradeListener>()
   attachedTo.set(server, siblings)
   const listener: UpgradeListener = (req, socket, head) => {
@@ -54,6 +64,14 @@ export function attachWebSockets(
     siblings.delete(listener)
     server.off('upgrade', listener)
   }
+}
+
+// HTTP/2 servers have `updateSettings`; the one over TLS is a `tls.Server`, the h2c one is not.
+function isCleartextHttp2(server: UpgradeEmitter): boolean {
+  return (
+    typeof (server as { updateSettings?: unknown }).updateSettings === 'function' &&
+    !(server instanceof TlsServer)
+  )
 }
 
 function lastOf<T>(items: Set<T>): T | undefined {

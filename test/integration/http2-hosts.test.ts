@@ -17,7 +17,13 @@ import Koa from 'koa'
 import { afterEach, describe, expect, it } from 'vitest'
 import { aiGateway, aiGatewayAdmin } from '../../adapters/fastify.js'
 import { aiGateway as koaGateway } from '../../adapters/koa.js'
-import { createGateway, createMemoryLogStore, type Gateway, type RequestEndEvent } from '../../src/index.js'
+import {
+  attachWebSockets,
+  createGateway,
+  createMemoryLogStore,
+  type Gateway,
+  type RequestEndEvent,
+} from '../../src/index.js'
 import { type FaultServer, openaiCompletion, startFaultServer } from '../helpers/fault-server.js'
 import { closeServer, serverUrl } from '../helpers/http.js'
 import { observedLogStore } from '../helpers/log-store.js'
@@ -214,5 +220,19 @@ describe('fastify http2 (h2c): a client that resets its stream while the provide
     stream.close(constants.NGHTTP2_CANCEL)
     await upstream.connectionClosed(0)
     expect(await ended).toMatchObject({ status: 499, outcome: 'aborted' })
+  })
+})
+
+describe('http2 without TLS (h2c): WebSockets', () => {
+  // h2c speaks nothing but HTTP/2, where a WebSocket's HTTP/1.1 upgrade never arrives.
+  it('refuses to attach, saying why, rather than wait for upgrades that never come', async () => {
+    const gateway = createGateway({ logs: false })
+    opened.push(gateway)
+    expect(() => attachWebSockets(createH2Server(), gateway)).toThrow(/without TLS \(h2c\)/)
+    const app = Fastify({ http2: true })
+    opened.push(app)
+    await expect(app.register(aiGateway, { prefix: '/ai', gateway, websockets: true })).rejects.toThrow(
+      /cannot serve WebSockets/,
+    )
   })
 })
