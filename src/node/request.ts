@@ -308,6 +308,9 @@ function ignore(): void {}
 
 /** Whether Node ends the connection once this response is written (an HTTP/1.0 or `Connection: close` client). */
 function closesAfterResponse(res: ServerResponse): boolean {
+  // HTTP/2's compatibility response has no `shouldKeepAlive`: an answer there ends its own stream, never
+  // the connection, and the client may stop sending once it has it.
+  if (res.shouldKeepAlive === undefined) return false
   if (!res.shouldKeepAlive) return true
   const connection = res.getHeader('connection')
   return typeof connection === 'string' && /\bclose\b/i.test(connection)

@@ -236,3 +236,45 @@ describe('http2 without TLS (h2c): WebSockets', () => {
     )
   })
 })
+
+describe('fastify http2 (h2c): an upload past the limit', () => {
+  it('answers 413 at once, and the client that keeps sending gets its answer and its stream closed', async () => {
+    const gateway = createGateway({
+      providers: { openai: { apiKey: 'sk-test', baseURL: 'http://127.0.0.1:1/v1' } },
+      logs: false,
+      maxBodyBytes: 1024 * 1024,
+    })
+    opened.push(gateway)
+    const session = await fastifyH2(gateway)
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/ai/openai/chat/completions',
+      'content-type': 'application/json',
+    })
+    stream.on('error', () => {})
+    let status: number | undefined
+    let text = ''
+    stream.setEncoding('utf8')
+    stream.on('response', (headers) => {
+      status = Number(headers[':status'])
+    })
+    stream.on('data', (chunk: string) => {
+      text += chunk
+    })
+    const closed = once(stream, 'close')
+    // Eight times the limit, more than the gateway reads and throws away: it stops the upload.
+    const chunk = Buffer.alloc(64 * 1024, 'a')
+    let sent = 0
+    const pump = () => {
+      while (sent < 8 * 1024 * 1024 && !stream.destroyed && status === undefined) {
+        sent += chunk.length
+        if (!stream.write(chunk)) return void stream.once('drain', pump)
+      }
+      stream.end()
+    }
+    pump()
+    await closed
+    expect(status).toBe(413)
+    expect(JSON.parse(text)).toMatchObject({ internalCode: 2101 })
+  })
+})
