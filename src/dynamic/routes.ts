@@ -6,7 +6,7 @@ import { callStore } from '../stores/call.js'
 import { createMemoryLimitStore } from '../stores/memory-limits.js'
 import { createMemoryRouteStore } from '../stores/memory-routes.js'
 import type { LimitStore } from '../stores/types.js'
-import { parseRouteDefinition } from './definition.js'
+import { parseRouteDefinition, ROUTE_NAME } from './definition.js'
 import type { RouteDefinition, RouteDeployment, RouteStore, RouteSummary, RouteVersion } from './types.js'
 import { type CompiledRoute, compileRoute } from './walk.js'
 
@@ -28,6 +28,12 @@ export type GatewayRoutes = Pick<
   'save' | 'deploy' | 'versions' | 'version' | 'deployed' | 'list' | 'delete'
 >
 
+/**
+ * How many names of routes found missing an instance remembers. Any caller can name any route, so the
+ * misses are bounded: past this many, the oldest is forgotten (and read from the store again if named).
+ */
+const MAX_ABSENT = 1024
+
 interface Cached {
   readonly route: CompiledRoute | undefined
   readonly fetchedAt: number
@@ -46,6 +52,8 @@ export class DynamicRoutes {
   readonly #now: () => number
   readonly #events: GatewayEmitter
   readonly #cache = new Map<string, Cached>()
+  // The names in `#cache` whose route was missing, oldest first: see MAX_ABSENT.
+  readonly #absent = new Set<string>()
   readonly #loading = new Map<string, Promise<CompiledRoute | undefined>>()
   // Bumped by every deploy and delete: a read begun before one must not cache what it read, or this
   // instance would serve the old version until the next refresh, after the admin was told it was live.
@@ -80,6 +88,10 @@ export class DynamicRoutes {
 
   /** The deployed version of `name`, ready to walk. */
   async live(name: string): Promise<CompiledRoute> {
+    // No route can be saved under such a name: refused without asking the store, and not echoed back whole.
+    if (!ROUTE_NAME.test(name)) {
+      throw new GatewayError('ROUTE_NOT_FOUND', "a route's name is 1 to 64 letters, digits, '.', '_' or '-'")
+    }
     await this.#seed()
     const now = this.#now()
     const cached = this.#cache.get(name)
@@ -139,7 +151,21 @@ export class DynamicRoutes {
   #forget(name: string): void {
     this.#changes.set(name, (this.#changes.get(name) ?? 0) + 1)
     this.#cache.delete(name)
+    this.#absent.delete(name)
     this.#loading.delete(name)
+  }
+
+  /** Keeps what a read found; a miss among at most MAX_ABSENT, the oldest let go first. */
+  #cached(name: string, route: CompiledRoute | undefined): void {
+    this.#cache.set(name, { route, fetchedAt: this.#now() })
+    this.#absent.delete(name)
+    if (route !== undefined) return
+    this.#absent.add(name)
+    if (this.#absent.size > MAX_ABSENT) {
+      const [oldest] = this.#absent
+      this.#absent.delete(oldest!)
+      this.#cache.delete(oldest!)
+    }
   }
 
   #load(name: string, stale: Cached | undefined): Promise<CompiledRoute | undefined> {
@@ -149,7 +175,7 @@ export class DynamicRoutes {
     const changes = this.#changes.get(name)
     // What the read found is kept only when the route did not change meanwhile.
     const keep = (route: CompiledRoute | undefined) => {
-      if (this.#changes.get(name) === changes) this.#cache.set(name, { route, fetchedAt: this.#now() })
+      if (this.#changes.get(name) === changes) this.#cached(name, route)
     }
     loading = (async () => {
       try {

@@ -1,8 +1,12 @@
+import { EventEmitter } from 'eventemitter3'
 import { describe, expect, it } from 'vitest'
 import { parseRouteDefinition } from '../../src/dynamic/definition.js'
+import { DynamicRoutes } from '../../src/dynamic/routes.js'
 import type { PercentageElement, RouteElement } from '../../src/dynamic/types.js'
 import { type Admitted, compileRoute, pickBranch, walkRoute } from '../../src/dynamic/walk.js'
 import { GatewayError } from '../../src/errors.js'
+import type { GatewayEmitter } from '../../src/events.js'
+import { createMemoryLimitStore, createMemoryRouteStore } from '../../src/index.js'
 
 const known = (id: string) => ['openai', 'anthropic'].includes(id)
 const to = (elementId: string) => ({ elementId })
@@ -420,5 +424,53 @@ describe('graphs and the paths requests take through them', () => {
       branches.add(first.variants.split!)
     }
     expect(branches).toEqual(new Set(['50%', 'else']))
+  })
+})
+
+describe('DynamicRoutes.live', () => {
+  /** Routes on a memory store whose reads of deployed routes are counted by name; the clock never moves. */
+  function counted() {
+    const memory = createMemoryRouteStore()
+    const reads = new Map<string, number>()
+    const store = {
+      ...memory,
+      deployed(name: string) {
+        reads.set(name, (reads.get(name) ?? 0) + 1)
+        return memory.deployed(name)
+      },
+    }
+    const routes = new DynamicRoutes(
+      {
+        store,
+        limitStore: createMemoryLimitStore(),
+        refreshMs: 60_000,
+        storeTimeoutMs: 1000,
+        definitions: [],
+      },
+      { knownProvider: known, now: () => 0, events: new EventEmitter() as unknown as GatewayEmitter },
+    )
+    return { routes, reads }
+  }
+
+  it('refuses a name no route can have without asking the store, and does not repeat it back', async () => {
+    const { routes, reads } = counted()
+    const name = `x${'y'.repeat(10_000)}`
+    const refused = await routes.live(name).catch((error: unknown) => error)
+    expect(refused).toBeInstanceOf(GatewayError)
+    expect((refused as GatewayError).key).toBe('ROUTE_NOT_FOUND')
+    expect((refused as GatewayError).message.length).toBeLessThan(200)
+    expect(reads.size).toBe(0)
+  })
+
+  it('remembers a bounded number of missing routes: however many names callers try, the oldest are let go', async () => {
+    const { routes, reads } = counted()
+    const miss = (name: string) => routes.live(name).catch(() => undefined)
+    await miss('first')
+    await miss('first')
+    // Remembered: one read within refreshMs.
+    expect(reads.get('first')).toBe(1)
+    for (let i = 0; i < 5000; i++) await miss(`other-${i}`)
+    await miss('first')
+    expect(reads.get('first')).toBe(2)
   })
 })
