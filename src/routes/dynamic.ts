@@ -39,7 +39,7 @@ export interface RouteCharge {
 /**
  * The targets of a request whose model is `dynamic/{name}`: the live version of the route walked for this
  * request (its conditions, splits and limits), one compat target per model it reached, each the fallback of
- * the one before. A model's `timeout` and `retries` become its target's first-byte clock and attempts. A
+ * the one before (a model this instance cannot send the request to is passed over). A model's `timeout` and `retries` become its target's first-byte clock and attempts. A
  * caller's own provider key goes to the route's models only when they are all on one provider: the walk's
  * draws and limits decide which model comes first, not the caller.
  */
@@ -66,7 +66,9 @@ export async function dynamicTargets(
     throw new GatewayError('ROUTE_WITHOUT_MODEL', `route '${name}' chose no model for this request`)
   }
   const keyProvider = keyProviderOf(ctx, modelProviders(route.definition))
-  return walk.stops.map(({ element, path }) => {
+  const targets: UpstreamTarget[] = []
+  let passedOver: unknown
+  for (const { element, path } of walk.stops) {
     const { provider, model, timeout, retries } = element.properties
     const policy = { ...input.policy }
     if (timeout !== undefined) policy.requestTimeoutMs = timeout
@@ -74,8 +76,20 @@ export async function dynamicTargets(
     const headers = headersFor(ctx, input.headers, provider, keyProvider)
     const json = withFields(body, { model: `${provider}/${model}` })
     const taken = { name, version: route.version, path, variants: variantsOn(path, walk.variants) }
-    return withFields(compatTarget(ctx, withFields(input, { json, headers, policy })), { route: taken })
-  })
+    try {
+      targets.push(
+        withFields(compatTarget(ctx, withFields(input, { json, headers, policy })), { route: taken }),
+      )
+    } catch (error) {
+      // A model this instance cannot send the request to (a provider it lacks, as instances sharing a
+      // route store may be configured apart; an API that cannot take the request) is passed over like a
+      // model that failed. Only when no model can take it is the first refusal the answer.
+      if (!(error instanceof GatewayError)) throw error
+      passedOver ??= error
+    }
+  }
+  if (targets.length === 0) throw passedOver
+  return targets
 }
 
 /** The providers of every model a route may reach, whatever this request's walk drew. */

@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest'
-import { createMemoryLimitStore, type LimitStore } from '../../src/index.js'
+import { createMemoryLimitStore, createMemoryRouteStore, type LimitStore } from '../../src/index.js'
 import { send } from '../helpers/http.js'
 import { chat, type World } from './scenarios.js'
 
@@ -251,6 +251,32 @@ export function dynamicRouteScenarios(world: World): void {
     await settled
     const second = await ask(url, 'again', { user: 'ann' }, 'dynamic/budget')
     expect(second.headers['cf-aig-provider']).toBe('anthropic')
+  })
+
+  it('dynamic routes: a model on a provider this instance lacks is passed over, as on an instance sharing the store that has it', async () => {
+    world.mock.reset()
+    // Saved by an instance configured with custom-lab: this one was not.
+    const store = createMemoryRouteStore()
+    const elsewhere = (name: string, ...models: unknown[]) => ({
+      name,
+      elements: [START('lab'), model('lab', 'custom-lab', 'lab-1', { fallback: to('big') }), ...models, END],
+    })
+    for (const saved of [elsewhere('lab-first', model('big', 'openai', 'gpt-4o')), elsewhere('lab-only')]) {
+      const { version } = await store.save(saved as never, 0)
+      await store.deploy(saved.name, version, 0)
+    }
+    const url = await world.start({ routes: { store } })
+    const res = await ask(url, 'x', undefined, 'dynamic/lab-first')
+    expect(res.status).toBe(200)
+    expect(res.headers).toMatchObject({ 'cf-aig-provider': 'openai', 'cf-aig-model': 'gpt-4o' })
+    await world.gateway?.flushLogs()
+    const record = await world.gateway?.logs?.get(res.headers['cf-aig-log-id'] as string)
+    expect(record?.route?.path).toEqual(['start', 'lab', 'big'])
+    // With no model left, the refusal is the answer, as before.
+    const none = await ask(url, 'x', undefined, 'dynamic/lab-only')
+    expect(none.status).toBe(400)
+    expect(none.json()).toMatchObject({ internalCode: 2008 })
+    expect(world.mock.calls).toHaveLength(1)
   })
 
   it('dynamic routes: a universal step may name a route', async () => {
