@@ -81,7 +81,18 @@ export async function universalTargets(ctx: GatewayContext, json: unknown): Prom
     })
   }
   const targets: UpstreamTarget[] = []
-  for (const [index, step] of parsed.entries()) targets.push(...(await stepTargets(ctx, step, index)))
+  let overLimit: GatewayError | undefined
+  for (const [index, step] of parsed.entries()) {
+    try {
+      targets.push(...(await stepTargets(ctx, step, index)))
+    } catch (error) {
+      // A step's route over a limit with no fallback of its own ends that route, not the request: the
+      // next step is its fallback, as after a model that failed. With none left, the 429 is the answer.
+      if (!(error instanceof GatewayError) || error.key !== 'SPEND_LIMITED') throw error
+      overLimit ??= error
+    }
+  }
+  if (targets.length === 0 && overLimit !== undefined) throw overLimit
   // A step's own key is in the request body, which is logged: it is masked there (and in answers) like a
   // stored key, whatever its shape, rather than only when it looks like a vendor's key.
   for (const target of targets) {

@@ -297,6 +297,47 @@ export function dynamicRouteScenarios(world: World): void {
     expect(res.headers['cf-aig-model']).toBe('gpt-4o')
   })
 
+  it('dynamic routes: a universal step whose route is over its limit falls back to the next step; with none, 429 (2041)', async () => {
+    world.mock.reset()
+    const once = {
+      name: 'once',
+      elements: [
+        START('rate'),
+        {
+          id: 'rate',
+          type: 'rate',
+          properties: { limitType: 'count', limit: 1, interval: 3600 },
+          outputs: { success: to('big') },
+        },
+        model('big', 'openai', 'gpt-4o'),
+        END,
+      ],
+    }
+    const url = await world.start({ routes: { definitions: [once] } })
+    const routeStep = {
+      provider: 'compat',
+      endpoint: 'chat/completions',
+      query: chat('r', { model: 'dynamic/once' }),
+    }
+    const nextStep = {
+      provider: 'compat',
+      endpoint: 'chat/completions',
+      query: chat('n', { model: 'anthropic/claude-haiku-4-5' }),
+    }
+    const first = await send(`${url}/ai`, { body: [routeStep, nextStep] })
+    expect([first.status, first.headers['cf-aig-step'], first.headers['cf-aig-model']]).toEqual([
+      200,
+      '0',
+      'gpt-4o',
+    ])
+    const second = await send(`${url}/ai`, { body: [routeStep, nextStep] })
+    expect([second.status, second.headers['cf-aig-step']]).toEqual([200, '1'])
+    expect(world.mock.calls.map((call) => call.path)).toEqual(['/v1/chat/completions', '/v1/messages'])
+    const alone = await send(`${url}/ai`, { body: [routeStep] })
+    expect(alone.status).toBe(429)
+    expect(alone.json()).toMatchObject({ internalCode: 2041 })
+  })
+
   it('dynamic routes: an unknown route is a 400 (2127); a route in code that is wrong fails at createGateway', async () => {
     world.mock.reset()
     const url = await world.start({ routes: { definitions: [TIERED] } })
