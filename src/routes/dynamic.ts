@@ -30,6 +30,8 @@ export interface RouteTaken {
 /** A rate element's admission, kept until the answer says what to charge. */
 export interface RouteCharge {
   readonly routeName: string
+  /** The universal step whose walk counted it (0 otherwise): steps may name the same route. */
+  readonly step: number
   readonly element: RateElement
   readonly key: string
   readonly window: LimitWindow
@@ -60,7 +62,7 @@ export async function dynamicTargets(
   const walk = await walkRoute(route, {
     input: conditionInput(ctx, body),
     random: Math.random,
-    admit: (element, key) => admit(ctx, name, element, key, charges),
+    admit: (element, key) => admit(ctx, { routeName: name, step: input.step }, element, key, charges),
   })
   if (walk.stops.length === 0) {
     throw new GatewayError('ROUTE_WITHOUT_MODEL', `route '${name}' chose no model for this request`)
@@ -120,7 +122,7 @@ function conditionInput(ctx: GatewayContext, body: unknown): ConditionInput {
  */
 async function admit(
   ctx: GatewayContext,
-  routeName: string,
+  walk: Pick<RouteCharge, 'routeName' | 'step'>,
   element: RateElement,
   key: string,
   charges: RouteCharge[],
@@ -143,7 +145,7 @@ async function admit(
     return { admitted: true }
   }
   if (!decision.allowed) return { admitted: false, retryAfterMs: decision.resetMs }
-  charges.push({ routeName, element, key, window, decision })
+  charges.push({ ...walk, element, key, window, decision })
   return { admitted: true }
 }
 
@@ -158,7 +160,10 @@ export function settleRoute(ctx: GatewayContext): void {
   const answered = ctx.response !== undefined && ctx.response.status < 400 ? ctx.state.target : undefined
   const route = answered?.route
   const taken = (charge: RouteCharge) =>
-    route !== undefined && route.name === charge.routeName && route.path.includes(charge.element.id)
+    route !== undefined &&
+    answered?.step === charge.step &&
+    route.name === charge.routeName &&
+    route.path.includes(charge.element.id)
   const usage = ctx.state.usage
   for (const charge of charges) {
     if (!taken(charge)) correct(ctx, charge, -1)

@@ -338,6 +338,42 @@ export function dynamicRouteScenarios(world: World): void {
     expect(alone.json()).toMatchObject({ internalCode: 2041 })
   })
 
+  it('dynamic routes: universal steps naming the same route count a request once, at the step that answered', async () => {
+    world.mock.reset()
+    const twice = {
+      name: 'twice',
+      elements: [
+        START('rate'),
+        {
+          id: 'rate',
+          type: 'rate',
+          properties: { limitType: 'count', limit: 2, interval: 3600 },
+          outputs: { success: to('big'), fallback: to('cheap') },
+        },
+        model('big', 'openai', 'gpt-4o'),
+        model('cheap', 'anthropic', 'claude-haiku-4-5'),
+        END,
+      ],
+    }
+    const url = await world.start({ routes: { definitions: [twice] } })
+    const step = {
+      provider: 'compat',
+      endpoint: 'chat/completions',
+      query: chat('t', { model: 'dynamic/twice' }),
+    }
+    const models: unknown[] = []
+    for (let i = 0; i < 3; i++) {
+      const res = await send(`${url}/ai`, { body: [step, step] })
+      models.push([res.status, res.headers['cf-aig-step'], res.headers['cf-aig-model']])
+    }
+    // Two requests within the limit of two; the second step's count is given back, as it was not taken.
+    expect(models).toEqual([
+      [200, '0', 'gpt-4o'],
+      [200, '0', 'gpt-4o'],
+      [200, '0', 'claude-haiku-4-5'],
+    ])
+  })
+
   it('dynamic routes: an unknown route is a 400 (2127); a route in code that is wrong fails at createGateway', async () => {
     world.mock.reset()
     const url = await world.start({ routes: { definitions: [TIERED] } })
