@@ -196,14 +196,24 @@ class AnswerSoFar {
     if (!Array.isArray(choices)) return
     for (const choice of choices) {
       if (!isRecord(choice)) continue
-      // Several choices or a tool call cannot be carried on by a prefill.
+      // Several choices, a tool call or a refusal cannot be carried on by a prefill.
       if (choice.index !== undefined && choice.index !== 0) this.resumable = false
       const delta = choice.delta
       if (!isRecord(delta)) continue
       if (delta.tool_calls !== undefined || delta.function_call !== undefined) this.resumable = false
+      if (isRefusal(delta)) this.resumable = false
       if (typeof delta.content === 'string') this.text += delta.content
     }
   }
+}
+
+// Where OpenAI-compatible providers put a delta's reasoning: DeepSeek's `reasoning_content`, OpenRouter's
+// and Groq's `reasoning` (with OpenRouter's structured `reasoning_details`).
+const REASONING_FIELDS = ['reasoning_content', 'reasoning', 'reasoning_details'] as const
+
+/** Whether a delta carries refusal text: an answer of its own, never one to run on after another. */
+function isRefusal(delta: Record<string, unknown>): boolean {
+  return typeof delta.refusal === 'string' && delta.refusal !== ''
 }
 
 /** A continuation's chunks made part of the answer the client is reading. */
@@ -234,6 +244,9 @@ class Continuing {
       if (!isRecord(choice)) continue
       const delta = isRecord(choice.delta) ? { ...choice.delta } : {}
       delete delta.role
+      // The continuation thinks anew about an answer whose start (and the reasoning behind it) the client
+      // already has: its reasoning sent on would run two lines of thought together, or into the answer.
+      for (const field of REASONING_FIELDS) delete delta[field]
       const finished = choice.finish_reason !== undefined && choice.finish_reason !== null
       if (typeof delta.content === 'string') {
         const content = this.#newText(delta.content)
@@ -242,7 +255,8 @@ class Continuing {
       }
       // A replayed answer that turns to something else (a tool call, its end) before it matched the part
       // already sent is a different answer.
-      const turns = finished || delta.tool_calls !== undefined || delta.function_call !== undefined
+      const turns =
+        finished || delta.tool_calls !== undefined || delta.function_call !== undefined || isRefusal(delta)
       if (this.#mode === 'replay' && this.#matched < this.#sent.length && turns) this.mismatch = true
       if (this.mismatch) return ''
       if (Object.keys(delta).length === 0 && !finished) continue

@@ -1,7 +1,13 @@
 import { expect, it, onTestFinished } from 'vitest'
 import type { RequestEndEvent, UpstreamRetryEvent } from '../../src/events.js'
 import type { MockScript } from '../../src/testing/index.js'
-import { startFaultServer, writeFixed } from '../helpers/fault-server.js'
+import {
+  OPENAI_DONE,
+  SSE_HEADERS,
+  startFaultServer,
+  writeAsync,
+  writeFixed,
+} from '../helpers/fault-server.js'
 import { send } from '../helpers/http.js'
 import { chat, type World } from './scenarios.js'
 
@@ -524,6 +530,61 @@ export function resumeScenarios(world: World): void {
     expect(res.text).toMatch(/data: \{"error":/)
     expect(res.text).not.toContain('[DONE]')
     expect(world.mock.calls).toHaveLength(1)
+  })
+
+  /** An OpenAI chat chunk with this delta, as a reasoning model's provider sends it. */
+  const delta = (fields: Record<string, unknown>, finish: string | null = null) =>
+    `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: fields, finish_reason: finish }] })}\n\n`
+  /** What the client read of each delta field, in order, field by field. */
+  const deltas = (sse: string) =>
+    sse
+      .split('\n\n')
+      .filter((event) => event.startsWith('data: {"id"'))
+      .flatMap((event) => JSON.parse(event.slice(6)).choices.map((choice: { delta: object }) => choice.delta))
+
+  it('resume: the fallback’s reasoning is not run into the answer, nor a refusal into another one', async () => {
+    world.mock.reset()
+    // Each first answer thinks, begins (with text or a refusal), and is cut; each second one thinks anew.
+    const fault = await startFaultServer(async (request, res, socket) => {
+      const refusal = request.index >= 2
+      res.writeHead(200, SSE_HEADERS)
+      await writeAsync(res, delta({ role: 'assistant', content: '' }))
+      if (request.index % 2 === 0) {
+        await writeAsync(res, delta({ reasoning_content: 'first thought ' }))
+        await writeAsync(res, delta(refusal ? { refusal: 'I cannot' } : { content: 'Hello' }))
+        socket.destroy()
+        return
+      }
+      await writeAsync(res, delta({ reasoning_content: 'second thought ' }))
+      await writeAsync(res, delta(refusal ? { refusal: 'I cannot help' } : { content: 'Hello world' }))
+      await writeAsync(res, delta({}, 'stop'))
+      res.end(OPENAI_DONE)
+    })
+    onTestFinished(() => fault.close())
+    const url = await world.start({
+      providers: { openai: { apiKey: 'sk-stored', baseURL: `${fault.url}/v1` } },
+    })
+    const body = chat('hi', { model: 'openai/a', models: ['openai/b'], stream: true })
+
+    const text = await send(`${url}${COMPAT}`, { body })
+    expect(deltas(text.text)).toEqual([
+      { role: 'assistant', content: '' },
+      { reasoning_content: 'first thought ' },
+      { content: 'Hello' },
+      { content: ' world' },
+      {},
+    ])
+    expect(text.text).toMatch(OPENAI_STREAM_END)
+
+    // A refusal is an answer of its own: it ends failed rather than carried on.
+    const refused = await send(`${url}${COMPAT}`, { body })
+    expect(deltas(refused.text)).toEqual([
+      { role: 'assistant', content: '' },
+      { reasoning_content: 'first thought ' },
+      { refusal: 'I cannot' },
+    ])
+    expect(refused.text).toMatch(/data: \{"error":\{.*\}\}\n\n$/)
+    expect(fault.requests).toHaveLength(3)
   })
 }
 
