@@ -198,6 +198,9 @@ class AnswerSoFar {
       if (!isRecord(choice)) continue
       // Several choices, a tool call or a refusal cannot be carried on by a prefill.
       if (choice.index !== undefined && choice.index !== 0) this.resumable = false
+      // A finished answer (only its usage chunk is missing, say) has nothing left to carry on: a
+      // continuation would repeat its finish, or run on past it.
+      if (choice.finish_reason !== undefined && choice.finish_reason !== null) this.resumable = false
       const delta = choice.delta
       if (!isRecord(delta)) continue
       if (delta.tool_calls !== undefined || delta.function_call !== undefined) this.resumable = false

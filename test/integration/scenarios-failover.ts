@@ -586,6 +586,33 @@ export function resumeScenarios(world: World): void {
     expect(refused.text).toMatch(/data: \{"error":\{.*\}\}\n\n$/)
     expect(fault.requests).toHaveLength(3)
   })
+
+  it('resume: an answer that finished and lost only its usage chunk is not answered again after its finish', async () => {
+    world.mock.reset()
+    // The whole answer and its finish, then a cut before the usage chunk the client asked for.
+    const fault = await startFaultServer(async (_request, res, socket) => {
+      res.writeHead(200, SSE_HEADERS)
+      await writeAsync(res, delta({ role: 'assistant', content: '' }))
+      await writeAsync(res, delta({ content: 'Hello world' }))
+      await writeAsync(res, delta({}, 'stop'))
+      socket.destroy()
+    })
+    onTestFinished(() => fault.close())
+    const url = await world.start({
+      providers: { openai: { apiKey: 'sk-stored', baseURL: `${fault.url}/v1` } },
+    })
+    const body = chat('hi', {
+      model: 'openai/a',
+      models: ['openai/b'],
+      stream: true,
+      stream_options: { include_usage: true },
+    })
+    const res = await send(`${url}${COMPAT}`, { body })
+    expect(deltas(res.text)).toEqual([{ role: 'assistant', content: '' }, { content: 'Hello world' }, {}])
+    expect(res.text.match(/"finish_reason":"stop"/g)).toHaveLength(1)
+    expect(res.text).toMatch(/data: \{"error":\{.*\}\}\n\n$/)
+    expect(fault.requests).toHaveLength(1)
+  })
 }
 
 export function breakerScenarios(world: World): void {
