@@ -291,7 +291,8 @@ async function continueOn(
         skipOpen(ctx, attempt, checked.retryInMs)
         break
       }
-      const outcome = await tryTarget(ctx, settings, attempt, run, checked)
+      const tried = await tryTarget(ctx, settings, attempt, run, checked)
+      const outcome = tried.ok && !(tried.response.body instanceof Readable) ? notStreamed() : tried
       if (outcome.ok) {
         const response = await answer(ctx, attempt, outcome.response)
         return { target, continuation: { response, mode } }
@@ -306,6 +307,18 @@ async function continueOn(
     }
   }
   return undefined
+}
+
+/**
+ * A continuation answered whole (a JSON body to the streamed request, as some servers do): it has no
+ * chunks to carry the stream on with, so it counts as a failed attempt and the next target is asked.
+ */
+function notStreamed(): TargetFailure {
+  const failure = new GatewayError(
+    'INVALID_PROVIDER_RESPONSE',
+    'the answer to a streamed request is not a stream',
+  )
+  return { ok: false, failure, failureClass: classOfError(failure), attempts: 1, durationMs: 0 }
 }
 
 const NO_TARGETS: readonly UpstreamTarget[] = []

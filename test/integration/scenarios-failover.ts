@@ -3,6 +3,7 @@ import type { RequestEndEvent, UpstreamRetryEvent } from '../../src/events.js'
 import type { MockScript } from '../../src/testing/index.js'
 import {
   OPENAI_DONE,
+  openaiCompletion,
   SSE_HEADERS,
   startFaultServer,
   writeAsync,
@@ -612,6 +613,42 @@ export function resumeScenarios(world: World): void {
     expect(res.text.match(/"finish_reason":"stop"/g)).toHaveLength(1)
     expect(res.text).toMatch(/data: \{"error":\{.*\}\}\n\n$/)
     expect(fault.requests).toHaveLength(1)
+  })
+
+  it('resume: a fallback that answers the streamed request whole is passed over, and the next one carries the stream on', async () => {
+    world.mock.reset()
+    // The first answer is cut after "Hello"; the second comes as one JSON body; the third streams.
+    const fault = await startFaultServer(async (request, res, socket) => {
+      if (request.index === 1) {
+        writeFixed(res, 200, openaiCompletion('Hello world'))
+        return
+      }
+      res.writeHead(200, SSE_HEADERS)
+      await writeAsync(res, delta({ role: 'assistant', content: '' }))
+      if (request.index === 0) {
+        await writeAsync(res, delta({ content: 'Hello' }))
+        socket.destroy()
+        return
+      }
+      await writeAsync(res, delta({ content: 'Hello world' }))
+      await writeAsync(res, delta({}, 'stop'))
+      res.end(OPENAI_DONE)
+    })
+    onTestFinished(() => fault.close())
+    const url = await world.start({
+      providers: { openai: { apiKey: 'sk-stored', baseURL: `${fault.url}/v1` } },
+    })
+    const seen = watch(world)
+    const body = chat('hi', { model: 'openai/a', models: ['openai/b', 'openai/c'], stream: true })
+    const res = await send(`${url}${COMPAT}`, { body })
+    expect(res.status).toBe(200)
+    expect(readChatStream(res.text)).toMatchObject({ text: 'Hello world', roles: 1 })
+    expect(res.text).toMatch(OPENAI_STREAM_END)
+    expect(fault.requests).toHaveLength(3)
+    expect(seen.retries.map((event) => [event.action, event.failureClass])).toEqual([
+      ['resume', 'network'],
+      ['fallback', 'network'],
+    ])
   })
 }
 
