@@ -39,6 +39,15 @@ import { parseRetryAfter, retryDelay, retryPolicy } from '../upstream/retry.js'
 import { translateResponse } from '../upstream/translate.js'
 import { watchUsage } from '../usage.js'
 
+// Failures that say the target cannot answer now (rather than that the request was wrong): under the
+// latency strategy, such a target goes after those that answered (a clock the caller set shorter aside).
+const HEALTH_FAILURES: ReadonlySet<FailureClass> = new Set([
+  'rate_limited',
+  'server_error',
+  'timeout',
+  'network',
+])
+
 // The client leaving and the total deadline end the request wherever they happen.
 const FINAL_ERRORS: ReadonlySet<ErrorName> = new Set(['CLIENT_CLOSED', 'UPSTREAM_DEADLINE'])
 
@@ -418,6 +427,10 @@ async function tryTarget(
       // Counted now: a later success on this target has failures to clear.
       breaker = { state: 'closed', failing: true }
     }
+    const unhealthy = failureClass !== undefined && HEALTH_FAILURES.has(failureClass)
+    if (options.observesLatency && unhealthy && !callerClockFired(options, target, failure)) {
+      failedLatency(ctx, target)
+    }
     const budget = failureClass === 'timeout' ? policy.timeoutAttempts : policy.maxAttempts
     const durationMs = performance.now() - sentAt
     const failed: TargetFailure = { ok: false, failure, failureClass, attempts: attempt, durationMs }
@@ -460,6 +473,13 @@ function observeLatency(ctx: GatewayContext, target: UpstreamTarget, ms: number)
   const { latency } = ctx.gateway
   latency.observe(breakerKey(target), ms)
   if (target.model !== undefined) latency.observe(`${target.provider.spec.id}/${target.model}`, ms)
+}
+
+/** A target that failed so, for `balance: { strategy: 'latency' }`: per key, and per deployment. */
+function failedLatency(ctx: GatewayContext, target: UpstreamTarget): void {
+  const { latency } = ctx.gateway
+  latency.failed(breakerKey(target))
+  if (target.model !== undefined) latency.failed(`${target.provider.spec.id}/${target.model}`)
 }
 
 /**

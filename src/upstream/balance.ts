@@ -6,8 +6,8 @@ export interface BalanceSettings {
   /**
    * `weighted`: a random order in which each target comes first in proportion to its weight.
    * `latency`: the target answering fastest lately first (a moving average of the time to a committed
-   * answer), the others after it by the same measure; one request in `explore` takes the weighted order
-   * instead, so a slow target that recovered is noticed.
+   * answer), the others after it by the same measure, and one whose last attempt failed after them all;
+   * one request in `explore` takes the weighted order instead, so a slow target that recovered is noticed.
    */
   readonly strategy: 'weighted' | 'latency'
   readonly explore: number
@@ -19,6 +19,9 @@ export interface Weighted<T> {
   /** What the latency book knows the item by. */
   readonly key: string
 }
+
+/** The average of a target whose last attempt failed: slower than any that answered. */
+const FAILED = Number.MAX_VALUE
 
 /** How much the latest observation moves a moving average: a few requests' worth of memory. */
 const SMOOTHING = 0.2
@@ -33,8 +36,21 @@ export class LatencyBook {
 
   observe(key: string, ms: number): void {
     const known = this.#averages.get(key)
+    this.#set(key, known === undefined || known === FAILED ? ms : known + SMOOTHING * (ms - known))
+  }
+
+  /**
+   * The target's last attempt failed. It has no time to average, but it must not pass for unmeasured,
+   * which goes first: a target that never answers would then take every request first. It goes last
+   * until it answers again.
+   */
+  failed(key: string): void {
+    this.#set(key, FAILED)
+  }
+
+  #set(key: string, average: number): void {
     this.#averages.delete(key)
-    this.#averages.set(key, known === undefined ? ms : known + SMOOTHING * (ms - known))
+    this.#averages.set(key, average)
     if (this.#averages.size > MAX_TRACKED) this.#averages.delete(this.#averages.keys().next().value!)
   }
 

@@ -884,6 +884,35 @@ export function keyPoolScenarios(world: World): void {
     for (let i = 0; i < 4; i++) expect(await ask(`fast ${i}`)).toBe('anthropic')
   })
 
+  it('key pool: with the latency strategy a key that keeps failing goes last, not first as if unmeasured', async () => {
+    world.mock.reset()
+    // One key's every call fails with a 500; the other answers. No breaker to hide the order.
+    const fault = await startFaultServer((request, res) => {
+      const failing = String(request.headers.authorization).includes('failing')
+      writeFixed(res, failing ? 500 : 200, failing ? '{}' : openaiCompletion('fine'))
+    })
+    onTestFinished(() => fault.close())
+    const url = await world.start({
+      providers: {
+        openai: {
+          apiKeys: ['sk-pool-failing-0123456789', 'sk-pool-working-0123456789'],
+          baseURL: `${fault.url}/v1`,
+        },
+      },
+      balance: { strategy: 'latency', explore: 0 },
+      breaker: false,
+    })
+    for (let i = 0; i < 6; i++) {
+      expect((await send(`${url}/ai/openai/chat/completions`, { body: chat(`ask ${i}`) })).status).toBe(200)
+    }
+    // Each key was unmeasured once, so the failing one was tried first at most once.
+    const failed = fault.requests.filter((request) =>
+      String(request.headers.authorization).includes('failing'),
+    )
+    expect(failed).toHaveLength(1)
+    expect(fault.requests).toHaveLength(7)
+  })
+
   it("deployments: a caller's own key goes to the provider the request names, never to the deployment drawn", async () => {
     world.mock.reset()
     const url = await world.start({

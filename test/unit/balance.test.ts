@@ -45,6 +45,21 @@ describe('balancedOrder', () => {
     expect(balancedOrder(pool, latency, book, () => 0.05)).toEqual(['a', 'b'])
   })
 
+  it('by latency: a target whose last attempt failed goes after the measured, until it answers again', () => {
+    const book = new LatencyBook()
+    const latency = { strategy: 'latency', explore: 0 } as const
+    book.observe('ka', 50)
+    book.failed('kb')
+    expect(balancedOrder(pool, latency, book, () => 0.5)).toEqual(['a', 'b'])
+    book.failed('ka')
+    book.observe('kb', 900)
+    expect(balancedOrder(pool, latency, book, () => 0.5)).toEqual(['b', 'a'])
+    // An answer after the failure starts its average afresh.
+    book.observe('ka', 40)
+    expect(book.average('ka')).toBe(40)
+    expect(balancedOrder(pool, latency, book, () => 0.5)).toEqual(['a', 'b'])
+  })
+
   it('leaves a single item alone', () => {
     expect(balancedOrder([pool[0]!], { strategy: 'weighted', explore: 0 }, new LatencyBook())).toEqual(['a'])
   })
