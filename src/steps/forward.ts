@@ -142,7 +142,8 @@ export function forward(options: ForwardOptions = {}): Step {
         continue
       }
       if (last !== undefined) discard(last.failure)
-      const outcome = await tryTarget(ctx, settings, target, run, checked)
+      const keyStandsBy = isOtherKey(target, targets[index + 1])
+      const outcome = await tryTarget(ctx, settings, target, run, checked, keyStandsBy)
       if (outcome.ok) {
         const answering = answer(ctx, target, outcome.response)
         const answered = answering instanceof Promise ? await answering : answering
@@ -183,6 +184,19 @@ function checkTarget(
 ): MaybePromise<BreakerState> {
   const { breakers } = settings
   return breakers === undefined ? CLOSED : checkBreaker(ctx, breakers, target)
+}
+
+/**
+ * Whether `next` is another key of `target`'s key pool: the same request (one body, provider and step)
+ * sent with another key (see `attachStoredKeys`).
+ */
+function isOtherKey(target: UpstreamTarget, next: UpstreamTarget | undefined): boolean {
+  return (
+    next !== undefined &&
+    next.body === target.body &&
+    next.provider === target.provider &&
+    next.step === target.step
+  )
 }
 
 /** A target skipped for its open breaker: logged and told as such; its failure, should nothing else answer. */
@@ -300,7 +314,7 @@ async function continueOn(
         skipOpen(ctx, attempt, checked.retryInMs)
         break
       }
-      const tried = await tryTarget(ctx, settings, attempt, run, checked)
+      const tried = await tryTarget(ctx, settings, attempt, run, checked, false)
       const outcome = tried.ok && !(tried.response.body instanceof Readable) ? notStreamed() : tried
       if (outcome.ok) {
         const response = await answer(ctx, attempt, outcome.response)
@@ -378,6 +392,7 @@ async function tryTarget(
   target: UpstreamTarget,
   { deadlineAt, waited }: Run,
   checked: BreakerState,
+  keyStandsBy: boolean,
 ): Promise<Outcome> {
   const policy = retryPolicy(options.retries, target.policy)
   const { breakers } = options
@@ -435,6 +450,8 @@ async function tryTarget(
     const durationMs = performance.now() - sentAt
     const failed: TargetFailure = { ok: false, failure, failureClass, attempts: attempt, durationMs }
     if (!retried || attempt >= budget) return failed
+    // A 429 is the key's own limit: another key of the pool is asked at once, not this one after a wait.
+    if (keyStandsBy && failureClass === 'rate_limited') return failed
     const delay = retryDelay(policy, attempt, retryAfter)
     if (delay === undefined || waited.ms + delay > policy.maxWaitMs) return failed
     if (performance.now() + delay >= deadlineAt) return failed

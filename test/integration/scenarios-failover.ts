@@ -817,6 +817,39 @@ export function keyPoolScenarios(world: World): void {
     expect(first.text).not.toContain('sk-pool')
   })
 
+  it('key pool: a 429 moves on to the next key at once, even when the request allows more attempts', async () => {
+    world.mock.reset()
+    const fault = await startFaultServer((request, res) => {
+      if (String(request.headers.authorization).includes('limited')) {
+        writeFixed(res, 429, '{}', { 'content-type': 'application/json', 'retry-after': '1' })
+      } else writeFixed(res, 200, openaiCompletion('fine'))
+    })
+    onTestFinished(() => fault.close())
+    const url = await world.start({
+      providers: {
+        openai: {
+          apiKeys: ['sk-pool-limited-0123456789', 'sk-pool-free-0123456789'],
+          baseURL: `${fault.url}/v1`,
+        },
+      },
+      // Both keys unmeasured, in their order: the limited one is asked first.
+      balance: { strategy: 'latency', explore: 0 },
+    })
+    const seen = watch(world)
+    const res = await send(`${url}/ai/openai/chat/completions`, {
+      headers: { 'cf-aig-max-attempts': '3' },
+      body: chat('one'),
+    })
+    expect(res.status).toBe(200)
+    expect(fault.requests.map((request) => request.headers.authorization)).toEqual([
+      'Bearer sk-pool-limited-0123456789',
+      'Bearer sk-pool-free-0123456789',
+    ])
+    expect(seen.retries).toEqual([
+      expect.objectContaining({ action: 'fallback', failureClass: 'rate_limited', delayMs: 0 }),
+    ])
+  })
+
   it('key pool: requests spread over the keys by weight', async () => {
     world.mock.reset()
     const url = await world.start({
