@@ -68,12 +68,20 @@ export function reportAttempt(
     call = () => store.success(breakerKey(target), policy, now)
   } else {
     if (result.failureClass === undefined || !breakers.counts.has(result.failureClass)) return
-    call = () => store.failure(breakerKey(target), policy, now, result.retryAfterMs)
+    const openForMs =
+      result.retryAfterMs === undefined ? undefined : Math.min(result.retryAfterMs, MAX_RETRY_AFTER_OPEN_MS)
+    call = () => store.failure(breakerKey(target), policy, now, openForMs)
   }
   Promise.resolve(callStore(call, breakers.storeTimeoutMs)).catch((error: unknown) => {
     reportStoreError(ctx, 'breaker', result.ok ? 'success' : 'failure', error)
   })
 }
+
+/**
+ * The longest a provider's `Retry-After` opens a breaker for. A provider may ask for days (or send a number
+ * no clock reaches); past this, one request an hour probes the target, and an answer asking again reopens it.
+ */
+const MAX_RETRY_AFTER_OPEN_MS = 60 * 60 * 1000
 
 // Digests of the credentials seen last, so a breaker per key costs no SHA-256 per request.
 const recentTags = new Map<string, string>()

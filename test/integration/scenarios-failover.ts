@@ -709,6 +709,24 @@ export function breakerScenarios(world: World): void {
     expect(world.mock.calls.filter((call) => call.path === CHAT_PATH)).toHaveLength(1)
   })
 
+  it('breaker: a Retry-After of days opens the breaker for an hour at most, then one request probes', async () => {
+    world.mock.reset()
+    let now = 1_700_000_000_000
+    world.mock.enqueue({ status: 429, retryAfter: '99999999999999999999' }, {})
+    const url = await world.start({ now: () => now, breaker: { failures: 5 } })
+    expect((await send(`${url}${COMPAT}`, { body: chain('limited') })).headers['cf-aig-provider']).toBe(
+      'anthropic',
+    )
+    now += 60 * 60 * 1000 - 1
+    expect((await send(`${url}${COMPAT}`, { body: chain('open') })).headers['cf-aig-provider']).toBe(
+      'anthropic',
+    )
+    now += 2
+    expect((await send(`${url}${COMPAT}`, { body: chain('probe') })).headers['cf-aig-provider']).toBe(
+      'openai',
+    )
+  })
+
   it('breaker: a lone target is still tried when open, unless whenAllOpen is refuse: then 503 with Retry-After', async () => {
     world.mock.reset()
     world.mock.enqueue({ status: 503 }, { status: 503 })
